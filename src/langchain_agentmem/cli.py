@@ -1,0 +1,119 @@
+"""The ``agentmem`` command line: migrate and inspect a memory database.
+
+Every command takes ``--url`` (else ``AGENTMEM_URL``, else the local SQLite default) and
+``--schema``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from .engine import Engine, connect
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def database_options(func: F) -> F:
+    func = click.option("--schema", default="agent_mem", show_default=True, help="Postgres schema of the tables.")(func)
+    func = click.option("--url", envvar="AGENTMEM_URL", help="Database URL (postgresql://..., sqlite:///file.db). Default: $AGENTMEM_URL, else the local SQLite file.")(func)
+    return func
+
+
+def open_engine(url: str | None, schema: str) -> Engine:
+    """Connect, turning bad URLs and unreachable servers into clean CLI errors."""
+    try:
+        return connect(url, schema=schema)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--url") from exc
+
+
+def run(action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except ConnectionError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+@click.version_option(package_name="langchain-agentmem")
+def main() -> None:
+    """Agent memory for LangChain and LangGraph on Postgres or SQLite."""
+
+
+@main.command()
+@database_options
+def migrate(url: str | None, schema: str) -> None:
+    """Create or upgrade the memory tables (idempotent).
+
+    Example:
+
+        agentmem migrate --url sqlite:///memory.sqlite3
+    """
+    engine = open_engine(url, schema)
+    with engine:
+        applied = run(engine.migrate)
+        version = engine.schema_version()
+    if applied:
+        click.echo(f"applied {', '.join(str(v) for v in applied)}; schema version {version}")
+    else:
+        click.echo(f"up to date; schema version {version}")
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    """Rows per table of the shared schema (migrated tables only)."""
+    if engine.dialect.name == "postgres":
+        list_query = (
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+            "AND table_type = 'BASE TABLE' ORDER BY table_name"
+        )
+        params: tuple[Any, ...] = (engine.schema,)
+    else:
+        list_query = (
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+            "AND name NOT LIKE '%\\_fts%' ESCAPE '\\' ORDER BY name"
+        )
+        params = ()
+    counts: dict[str, int] = {}
+    with engine.transaction(readonly=True) as tx:
+        names = [r[0] for r in tx.fetchall(list_query, params)]
+        for name in names:
+            # Names come from the catalog and are quoted by the dialect.
+            query = "SELECT count(*) FROM " + engine.dialect.table(name)
+            row = tx.conn.execute(query).fetchone()
+            counts[name] = int(row[0])
+    return counts
+
+
+@main.command()
+@database_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def status(url: str | None, schema: str, as_json: bool) -> None:
+    """Show the applied schema version and the rows in each table.
+
+    Example:
+
+        agentmem status --url postgresql://localhost/mydb
+    """
+    engine = open_engine(url, schema)
+    with engine:
+        version = run(engine.schema_version)
+        counts = table_counts(engine) if version else {}
+    if as_json:
+        click.echo(json.dumps({"url": repr(engine), "schema_version": version, "tables": counts}))
+        return
+    click.echo(f"{engine!r}\nschema version: {version}")
+    if not version:
+        click.echo("no tables yet: run `agentmem migrate`")
+    for name, count in counts.items():
+        click.echo(f"  {name:<28} {count:>10}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
