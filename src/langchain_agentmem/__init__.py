@@ -11,10 +11,12 @@ Example:
 
 from .chat_history import ChatMessageHistory, SessionInfo
 from .engine import Engine, PoolConfig, connect
+from .vectorstore import MemoryVectorStore
 
 __all__ = [
     "ChatMessageHistory",
     "Engine",
+    "MemoryVectorStore",
     "PoolConfig",
     "SessionInfo",
     "connect",
