@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import uuid
@@ -91,6 +92,9 @@ class _Hit:
         return Document(id=decode_key(self.id), page_content=content, metadata=metadata)
 
 
+_STRICT = json.JSONEncoder(ensure_ascii=True, allow_nan=False, default=str)
+
+
 def _clean_json(value: Any) -> Any:
     """``value`` with NUL and lone surrogates replaced in every string (keys too)."""
     if isinstance(value, str):
@@ -108,7 +112,11 @@ def _row(doc_id: str, text: str, metadata: Mapping[str, Any]) -> tuple[str, str,
         raise TypeError(f"expected str texts, got {type(text).__name__}: {text!r:.80}")
     if not isinstance(metadata, Mapping):
         raise TypeError(f"expected dict metadata, got {type(metadata).__name__}: {metadata!r:.80}")
-    metadata = loads(dumps(dict(metadata)))  # what a reader gets back: plain JSON values
+    try:
+        # What a reader gets back: plain JSON values (NaN and infinity are not JSON).
+        metadata = loads(_STRICT.encode(dict(metadata)))
+    except ValueError as exc:
+        raise ValueError(f"metadata must be JSON-serializable without NaN or infinity: {exc}") from exc
     content = clean_text(text)
     clean_meta = _clean_json(metadata)
     exact = None
@@ -155,7 +163,7 @@ def _fts_tokens(query: str) -> list[str]:
 def _rrf(legs: Sequence[Sequence[_Hit]], k: int, rrf_k: int, weights: Sequence[float]) -> list[tuple[_Hit, float]]:
     scores: dict[str, float] = {}
     first: dict[str, _Hit] = {}
-    for leg, weight in zip(legs, weights):
+    for leg, weight in zip(legs, weights, strict=True):
         for rank, hit in enumerate(leg, start=1):
             scores[hit.id] = scores.get(hit.id, 0.0) + weight / (rrf_k + rank)
             first.setdefault(hit.id, hit)
@@ -308,8 +316,9 @@ class _PgOps(_Ops):
     def upsert(self, coll: _Collection, uid: str, rows: list[tuple[Any, ...]], matrix: np.ndarray) -> Plan:
         yield ("execute", "SET LOCAL client_min_messages = warning", [])
         yield ("execute", self._STAGE, [])
-        for start in range(0, len(rows), _COPY_BATCH):
-            batch = [(*rows[i], matrix[i]) for i in range(start, min(start + _COPY_BATCH, len(rows)))]
+        size = self.s.batch_size
+        for start in range(0, len(rows), size):
+            batch = [(*rows[i], matrix[i]) for i in range(start, min(start + size, len(rows)))]
             yield ("copy", self._COPY, batch)
             yield ("execute", self._MERGE, [uid, coll.collection_id])
             yield ("execute", "TRUNCATE agentmem_vector_stage", [])
@@ -561,6 +570,8 @@ class MemoryVectorStore(VectorStore):
         max_scan_tuples: Postgres: ``hnsw.max_scan_tuples`` for iterative scans
             (default 50,000).
         legacy_ef_search: ``ef_search`` used without iterative scans (default 200).
+        batch_size: Postgres: rows per binary ``COPY`` batch when adding (default 5,000);
+            all batches of one call commit together.
 
     Example:
         >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -588,6 +599,7 @@ class MemoryVectorStore(VectorStore):
         iterative_scan: Literal["auto", "strict_order", "relaxed_order", "off"] = "auto",
         max_scan_tuples: int = 50_000,
         legacy_ef_search: int = 200,
+        batch_size: int = _COPY_BATCH,
     ) -> None:
         if not isinstance(engine, Engine):
             raise TypeError(f"expected an Engine from langchain_agentmem.connect(), got {type(engine).__name__}")
@@ -601,7 +613,7 @@ class MemoryVectorStore(VectorStore):
             )
         for name, value, low in (
             ("m", m, 2), ("ef_construction", ef_construction, 4), ("exact_search_threshold", exact_search_threshold, 0),
-            ("max_scan_tuples", max_scan_tuples, 1), ("legacy_ef_search", legacy_ef_search, 1),
+            ("max_scan_tuples", max_scan_tuples, 1), ("legacy_ef_search", legacy_ef_search, 1), ("batch_size", batch_size, 1),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
@@ -621,6 +633,7 @@ class MemoryVectorStore(VectorStore):
         self.iterative_scan = iterative_scan
         self.max_scan_tuples = max_scan_tuples
         self.legacy_ef_search = legacy_ef_search
+        self.batch_size = batch_size
         self._ops: _Ops = _PgOps(self) if isinstance(engine.dialect, PostgresDialect) else _SQLiteOps(self)
         self._coll: _Collection | None = None
         self._server_version: tuple[int, ...] | None = None
@@ -696,7 +709,7 @@ class MemoryVectorStore(VectorStore):
         for i in out_ids:
             if not isinstance(i, str):
                 raise TypeError(f"ids must be strings, got {type(i).__name__}: {i!r}")
-        rows = [_row(i, t, (metadatas[n] if metadatas else None) or {}) for n, (i, t) in enumerate(zip(out_ids, texts))]
+        rows = [_row(i, t, (metadatas[n] if metadatas else None) or {}) for n, (i, t) in enumerate(zip(out_ids, texts, strict=True))]
         return texts, rows, out_ids
 
     @staticmethod
