@@ -371,3 +371,36 @@ def test_hnsw_settings_recorded(engine: Engine) -> None:
     assert store.similarity_search("1", k=1, ef_search=200)
     with pytest.raises(ValueError, match="ef_search"):
         store.similarity_search("1", ef_search=0)
+
+
+def _has_hnsw(engine: Engine, backend: str) -> bool:
+    if backend != "postgres":
+        return False
+    with engine.transaction(readonly=True) as tx:
+        row = tx.fetchone(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = ? AND indexname LIKE 'vectors_c%%_hnsw'",
+            [engine.schema],
+        )
+    return bool(row and row[0])
+
+
+def test_deferred_index_then_create_index(engine: Engine, backend: str) -> None:
+    store = MemoryVectorStore(engine, AxisEmbeddings(), collection="bulk", defer_index=True, exact_search_threshold=0)
+    store.add_texts([str(i % 8) for i in range(50)], [{"i": i} for i in range(50)], ids=[str(i) for i in range(50)])
+    assert not _has_hnsw(engine, backend)
+    before = [d.id for d in store.similarity_search("3", k=5, filter={"i": {"$lt": 30}})]
+    assert store.create_index() is (backend == "postgres")
+    assert _has_hnsw(engine, backend) is (backend == "postgres")
+    assert store.create_index() is (backend == "postgres")  # idempotent
+    after = [d.id for d in store.similarity_search("3", k=5, filter={"i": {"$lt": 30}})]
+    for found in (before, after):
+        assert len(found) == 5
+        assert sorted(found[:4]) == ["11", "19", "27", "3"]  # type: ignore[type-var]
+
+
+async def test_deferred_index_async(aengine: Engine, backend: str) -> None:
+    store = MemoryVectorStore(aengine, AxisEmbeddings(), collection="bulk", defer_index=True)
+    assert await store.acreate_index() is False  # no collection yet
+    await store.aadd_texts(["1", "2"], ids=["a", "b"])
+    assert await store.acreate_index() is (backend == "postgres")
+    assert [d.id for d in await store.asimilarity_search("2", k=1)] == ["b"]
