@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -146,10 +147,24 @@ def bench_agentmem(url: str, data: dict[str, Any], users: int) -> dict[str, Any]
         return [str(d.id) for d in docs]
 
     search(data["queries"][0], 0, "unscoped")  # warm up connections and caches
+    if os.environ.get("AGENTMEM_BENCH_EXPLAIN"):
+        explain(engine, allstore, data["queries"][0])
     for kind in ("unscoped", "scoped", "filtered"):
         out[kind] = run_queries(search, data, kind)
     engine.close()
     return out
+
+
+def explain(engine: Any, store: MemoryVectorStore, q: np.ndarray) -> None:
+    """Print the plans of the indexed search (AGENTMEM_BENCH_EXPLAIN=1)."""
+    coll = store._coll
+    for fsql, fparams in (("1 = 1", []), ("v.metadata @> ?::jsonb", ['{"rare": true}'])):
+        step = store._ops._indexed(coll, store._uid, q, 10, fsql, fparams, False)  # type: ignore[attr-defined]
+        with engine.transaction(store._uid) as tx:
+            tx.execute("SELECT set_config('hnsw.ef_search', '80', true), set_config('plan_cache_mode', 'force_custom_plan', true)")
+            tx.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
+            rows = tx.fetchall("EXPLAIN ANALYZE " + step[1], step[2])
+        print("\n".join(r[0][:120] for r in rows), file=sys.stderr)
 
 
 def bench_pgvectorstore(url: str, data: dict[str, Any]) -> dict[str, Any]:

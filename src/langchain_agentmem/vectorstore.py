@@ -376,15 +376,20 @@ class _PgOps(_Ops):
             coll.dims > _VECTOR_INDEX_MAX and (s._server_version or (0, 0, 0)) < (0, 7, 0)
         )
         threshold = s.exact_search_threshold
-        if has_index:
+        if not has_index:
+            small = True
+        elif s._large_scope:
+            # Counted above the threshold before: scopes rarely shrink, and if this one
+            # did, the indexed path below still answers in full (exact fallback).
+            small = False
+        else:
             row = yield (
                 "fetchone",
                 "SELECT count(*) FROM (SELECT 1 FROM {vectors} WHERE user_id = ? AND collection_id = ? LIMIT ?) s",
                 [uid, coll.collection_id, threshold + 1],
             )
             small = int(row[0]) <= threshold
-        else:
-            small = True
+            s._large_scope = not small
         if small:
             rows = yield self._exact(coll, uid, q, k, fsql, fparams, with_embeddings)
             return rows
@@ -656,6 +661,7 @@ class MemoryVectorStore(VectorStore):
         self._ops: _Ops = _PgOps(self) if isinstance(engine.dialect, PostgresDialect) else _SQLiteOps(self)
         self._coll: _Collection | None = None
         self._server_version: tuple[int, ...] | None = None
+        self._large_scope = False  # this store's scope was seen above exact_search_threshold
 
     def __repr__(self) -> str:
         return f"MemoryVectorStore(collection={self.collection!r}, user_id={self.user_id!r}, distance={self.distance!r})"
