@@ -10,10 +10,13 @@ Example:
 """
 
 from .chat_history import ChatMessageHistory, SessionInfo
+from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
 
 __all__ = [
+    "ByteStore",
     "ChatMessageHistory",
+    "DocumentStore",
     "Engine",
     "PoolConfig",
     "SessionInfo",

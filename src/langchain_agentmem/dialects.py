@@ -120,6 +120,14 @@ class Dialect:
             return value
         return datetime.fromisoformat(value)
 
+    def starts_with(self, column: str) -> str:
+        """A condition: ``column`` starts with the parameter(s) of :meth:`starts_with_params`,
+        compared literally and case-sensitively, using the column's index."""
+        raise NotImplementedError
+
+    def starts_with_params(self, prefix: str) -> list[Any]:
+        raise NotImplementedError
+
     def like_escape(self, prefix: str) -> str:
         r"""A LIKE pattern matching strings that start with ``prefix`` literally; use with
         ``LIKE ? ESCAPE '\'``.
@@ -157,6 +165,13 @@ class PostgresDialect(Dialect):
     def unnest_params(self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> list[Any]:
         return [list(col) for col in zip(*rows)] if rows else [[] for _ in columns]
 
+    def starts_with(self, column: str) -> str:
+        # Byte-wise LIKE on a COLLATE "C" column can use the btree index.
+        return check_identifier(column, "column") + " LIKE ? ESCAPE '\\'"
+
+    def starts_with_params(self, prefix: str) -> list[Any]:
+        return [self.like_escape(prefix)]
+
 
 class SQLiteDialect(Dialect):
     """SQLite (stdlib ``sqlite3``). One database: the schema name is not used."""
@@ -182,3 +197,11 @@ class SQLiteDialect(Dialect):
         from ._json import dumps
 
         return [dumps([list(r) for r in rows])]
+
+    def starts_with(self, column: str) -> str:
+        # SQLite's LIKE ignores ASCII case: a range start for the index, then an exact test.
+        col = check_identifier(column, "column")
+        return f"({col} >= ? AND substr({col}, 1, ?) = ?)"
+
+    def starts_with_params(self, prefix: str) -> list[Any]:
+        return [prefix, len(prefix), prefix]
