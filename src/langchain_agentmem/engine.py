@@ -120,7 +120,7 @@ class Engine:
     def __init__(self, url: str, *, schema: str = "agent_mem", config: PoolConfig | None = None) -> None:
         self.url = url
         self.config: PoolConfig = config or PoolConfig()
-        scheme = urlsplit(url).scheme if "://" in url else ""
+        scheme = urlsplit(url).scheme
         self.dialect: Dialect
         if scheme in ("postgresql", "postgres"):
             self.dialect = PostgresDialect(check_identifier(schema, "schema"))
