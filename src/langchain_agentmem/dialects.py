@@ -6,6 +6,8 @@ Queries in this package are written once, in a neutral form:
   ``jsonb_exists`` and friends instead),
 * ``{name}`` is a table of the shared schema, quoted and schema-qualified by the dialect,
 * ``{now}`` is the current time as stored in timestamp columns,
+* ``{bparam}`` is a placeholder whose value is sent in binary (Postgres ``%b``; large arrays
+  dump much faster that way), ``?`` on SQLite,
 * ``%`` is a literal percent sign.
 
 :meth:`Dialect.render` turns such a template into the SQL text of one backend. Table names
@@ -62,8 +64,11 @@ class Dialect:
 
     name: str = ""
 
-    #: Fragments a template may name like a table: ``{now}``.
+    #: Fragments a template may name like a table: ``{now}``, ``{bparam}``.
     fragments: dict[str, str] = {}
+    #: Whether a ``WITH`` clause may hold INSERT/UPDATE ... RETURNING (one statement where
+    #: otherwise two are needed).
+    supports_dml_cte: bool = False
 
     def __init__(self, schema: str = "agent_mem") -> None:
         self.schema = check_identifier(schema, "schema")
@@ -144,7 +149,8 @@ class PostgresDialect(Dialect):
     """PostgreSQL (psycopg 3). Placeholders become ``%s`` and tables ``"schema"."table"``."""
 
     name = "postgres"
-    fragments = {"now": "now()"}
+    fragments = {"now": "now()", "bparam": "%b"}
+    supports_dml_cte = True
 
     def table(self, name: str) -> str:
         return pgsql.Identifier(self.schema, name).as_string(None)
@@ -158,7 +164,7 @@ class PostgresDialect(Dialect):
     _PG_TYPES = {"text": "text[]", "bigint": "bigint[]", "double": "float8[]", "json": "json[]"}
 
     def unnest(self, columns: Sequence[tuple[str, str]]) -> str:
-        casts = ", ".join(f"?::{self._PG_TYPES[t]}" for _, t in columns)
+        casts = ", ".join(f"{{bparam}}::{self._PG_TYPES[t]}" for _, t in columns)
         names = ", ".join(check_identifier(n, "column") for n, _ in columns)
         return f"unnest({casts}) WITH ORDINALITY AS m({names}, ord)"
 
@@ -177,7 +183,7 @@ class SQLiteDialect(Dialect):
     """SQLite (stdlib ``sqlite3``). One database: the schema name is not used."""
 
     name = "sqlite"
-    fragments = {"now": "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"}
+    fragments = {"now": "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')", "bparam": "?"}
 
     def table(self, name: str) -> str:
         return self.quote(name)

@@ -144,7 +144,7 @@ class Engine:
     # -- transactions ---------------------------------------------------------------
     @contextlib.contextmanager
     def transaction(
-        self, user_id: str | None = None, *, readonly: bool = False, pipeline: bool = False
+        self, user_id: str | None = None, *, readonly: bool = False, pipeline: bool = False, single: bool = False
     ) -> Iterator[Transaction]:
         """Run statements for one tenant in one transaction (committed on success).
 
@@ -156,16 +156,18 @@ class Engine:
                 the write lock.
             pipeline: Postgres: send the statements in pipeline mode (one round trip for
                 a block of writes). Ignored on SQLite.
+            single: the block runs one statement, atomic by itself: on Postgres it runs
+                without BEGIN/COMMIT (one round trip instead of three).
         """
-        with self._backend.transaction(self.dialect, user_id, readonly, pipeline) as tx:
+        with self._backend.transaction(self.dialect, user_id, readonly or single, pipeline, write=not readonly) as tx:
             yield tx
 
     @contextlib.asynccontextmanager
     async def atransaction(
-        self, user_id: str | None = None, *, readonly: bool = False, pipeline: bool = False
+        self, user_id: str | None = None, *, readonly: bool = False, pipeline: bool = False, single: bool = False
     ) -> AsyncIterator[AsyncTransaction]:
         """Async form of :meth:`transaction`."""
-        async with self._backend.atransaction(self.dialect, user_id, readonly, pipeline) as tx:
+        async with self._backend.atransaction(self.dialect, user_id, readonly or single, pipeline, write=not readonly) as tx:
             yield tx
 
     # -- migrations -----------------------------------------------------------------
@@ -349,10 +351,12 @@ class AsyncTransaction:
 
 
 class _Backend:
-    def transaction(self, dialect: Dialect, user_id: str | None, readonly: bool, pipeline: bool) -> contextlib.AbstractContextManager[Transaction]:
+    # ``implicit``: no explicit transaction is needed (read-only, or one atomic statement);
+    # ``write``: the block writes (SQLite takes its write lock).
+    def transaction(self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool) -> contextlib.AbstractContextManager[Transaction]:
         raise NotImplementedError
 
-    def atransaction(self, dialect: Dialect, user_id: str | None, readonly: bool, pipeline: bool) -> contextlib.AbstractAsyncContextManager[AsyncTransaction]:
+    def atransaction(self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool) -> contextlib.AbstractAsyncContextManager[AsyncTransaction]:
         raise NotImplementedError
 
     def after_migrate(self) -> None:
@@ -482,10 +486,10 @@ class _PostgresBackend(_Backend):
             conn.execute("SELECT set_config('agent_mem.user_id', %s, true)", (user_id,))
 
     @contextlib.contextmanager
-    def transaction(self, dialect: Dialect, user_id: str | None, readonly: bool, pipeline: bool) -> Iterator[Transaction]:
+    def transaction(self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool) -> Iterator[Transaction]:
         rls = bool(self.config.get("row_level_security"))
         with self.pool().connection() as conn:
-            if readonly and not rls:
+            if implicit and not rls:
                 yield Transaction(conn, dialect, user_id)
                 return
             pipe = conn.pipeline() if pipeline else contextlib.nullcontext()
@@ -494,11 +498,11 @@ class _PostgresBackend(_Backend):
                 yield Transaction(conn, dialect, user_id)
 
     @contextlib.asynccontextmanager
-    async def atransaction(self, dialect: Dialect, user_id: str | None, readonly: bool, pipeline: bool) -> AsyncIterator[AsyncTransaction]:
+    async def atransaction(self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool) -> AsyncIterator[AsyncTransaction]:
         rls = bool(self.config.get("row_level_security"))
         pool = await self.apool()
         async with pool.connection() as conn:
-            if readonly and not rls:
+            if implicit and not rls:
                 yield AsyncTransaction(conn, dialect, user_id, threaded=False)
                 return
             pipe = conn.pipeline() if pipeline else contextlib.nullcontext()
@@ -622,7 +626,8 @@ class _SQLiteBackend(_Backend):
             conn.execute("COMMIT" if ok else "ROLLBACK")
 
     @contextlib.contextmanager
-    def transaction(self, dialect: Dialect, user_id: str | None, readonly: bool, pipeline: bool) -> Iterator[Transaction]:
+    def transaction(self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool) -> Iterator[Transaction]:
+        readonly = not write
         locked = False
         if not readonly and not self._write_lock.acquire(timeout=self.timeout):
             raise TimeoutError(f"no SQLite write lock within {self.timeout} s")
@@ -663,7 +668,8 @@ class _SQLiteBackend(_Backend):
             delay = min(delay * 2, 0.01)
 
     @contextlib.asynccontextmanager
-    async def atransaction(self, dialect: Dialect, user_id: str | None, readonly: bool, pipeline: bool) -> AsyncIterator[AsyncTransaction]:
+    async def atransaction(self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool) -> AsyncIterator[AsyncTransaction]:
+        readonly = not write
         if not readonly:
             await self._await_lock()
         try:
