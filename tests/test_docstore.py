@@ -58,7 +58,19 @@ class TestByteStoreAsync(BaseStoreAsyncTests[bytes]):
         return b"foo", b"bar", b"buzz"
 
 
-KEYS = ["50%_off", "50%x", "5000", "a_b", "axb", "back\\slash", "back\\\\double", "Case", "case", "nul\x00key", "nul"]
+KEYS = [
+    "50%_off",
+    "50%x",
+    "5000",
+    "a_b",
+    "axb",
+    "back\\slash",
+    "back\\\\double",
+    "Case",
+    "case",
+    "nul\x00key",
+    "nul",
+]
 
 
 def test_prefixes_match_literally(engine: Engine) -> None:
@@ -134,8 +146,13 @@ def test_parent_document_retriever_uses_it_as_docstore(engine: Engine) -> None:
         child_splitter=CharacterTextSplitter(separator=" ", chunk_size=20, chunk_overlap=0),
     )
     parents = [
-        Document("The cat sat on the mat and purred loudly all afternoon.", metadata={"src": "cats"}),
-        Document("Postgres stores rows in heap pages and indexes them with btrees.", metadata={"src": "db"}),
+        Document(
+            "The cat sat on the mat and purred loudly all afternoon.", metadata={"src": "cats"}
+        ),
+        Document(
+            "Postgres stores rows in heap pages and indexes them with btrees.",
+            metadata={"src": "db"},
+        ),
     ]
     retriever.add_documents(parents, ids=["cats", "db"])
     assert sorted(docstore.yield_keys()) == ["cats", "db"]

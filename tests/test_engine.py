@@ -42,7 +42,9 @@ def test_sqlite_file_persists_across_engines(tmp_path: Path) -> None:
             assert tx.fetchone("PRAGMA busy_timeout")[0] >= 1000
 
 
-def test_url_from_environment_then_default_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_url_from_environment_then_default_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("AGENTMEM_URL", f"sqlite:///{tmp_path / 'env.db'}")
     assert connect().url.endswith("env.db")
     monkeypatch.delenv("AGENTMEM_URL")
@@ -105,7 +107,9 @@ def test_postgres_pool_settings_and_other_schema(postgres_url: str) -> None:
         assert pool.max_size == 3
         with engine.transaction(readonly=True) as tx:
             assert tx.conn.prepare_threshold is None
-            rows = tx.fetchall("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", (schema,))
+            rows = tx.fetchall(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", (schema,)
+            )
         assert {"sessions", "events", "documents", "schema_version"} <= {r[0] for r in rows}
     assert engine.raw_backend._pool is None  # closed by `with`
 
@@ -177,13 +181,25 @@ engine.close()
 """
 
 
-def test_four_processes_migrate_one_empty_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    url = request.getfixturevalue("postgres_url") if backend == "postgres" else f"sqlite:///{tmp_path / 'm.db'}"
+def test_four_processes_migrate_one_empty_database(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = (
+        request.getfixturevalue("postgres_url")
+        if backend == "postgres"
+        else f"sqlite:///{tmp_path / 'm.db'}"
+    )
     schema = fresh_schema()
     go = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     procs = [
-        subprocess.Popen([sys.executable, "-c", _MIGRATE_SCRIPT, url, schema, str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        subprocess.Popen(
+            [sys.executable, "-c", _MIGRATE_SCRIPT, url, schema, str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         for _ in range(4)
     ]
     go.touch()
@@ -204,7 +220,18 @@ def test_four_processes_migrate_one_empty_database(backend: str, request: pytest
 
 def test_the_wheel_ships_the_sql_files(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
@@ -212,5 +239,8 @@ def test_the_wheel_ships_the_sql_files(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for dialect in ("postgres", "sqlite"):
         for migration in load_migrations(dialect):
-            assert f"langchain_agentmem/sql/{dialect}/{migration.version:04d}_{migration.name}.sql" in names
+            assert (
+                f"langchain_agentmem/sql/{dialect}/{migration.version:04d}_{migration.name}.sql"
+                in names
+            )
     assert "langchain_agentmem/py.typed" in names

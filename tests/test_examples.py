@@ -23,7 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_quickstart(env: dict[str, str]) -> str:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "quickstart.py")], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -51,21 +55,30 @@ def test_quickstart_on_postgres(postgres_url: str, quickstart_env: dict[str, str
         engine.migrate()
         with engine.transaction() as tx:
             tx.execute("DELETE FROM {events} WHERE user_id = 'alice' AND session_id = 'quickstart'")
-            tx.execute("DELETE FROM {sessions} WHERE user_id = 'alice' AND session_id = 'quickstart'")
+            tx.execute(
+                "DELETE FROM {sessions} WHERE user_id = 'alice' AND session_id = 'quickstart'"
+            )
             tx.execute("DELETE FROM {documents} WHERE user_id = 'alice' AND namespace = 'notes'")
     run_quickstart(env)
     assert "Welcome back: this is run 2." in run_quickstart(env)
 
 
-def test_notebook_explores_the_quickstart_database(quickstart_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebook_explores_the_quickstart_database(
+    quickstart_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_quickstart(quickstart_env)
     run_quickstart(quickstart_env)
     monkeypatch.setenv("AGENTMEM_HOME", quickstart_env["AGENTMEM_HOME"])
     monkeypatch.delenv("AGENTMEM_URL", raising=False)
     notebook = nbformat.read(ROOT / "notebooks" / "01_explore.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
     text = "\n".join(
-        out.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+        out.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
     )
     assert re.search(r"alice\s+quickstart\s+agent=quickstart\s+events=4", text)
     assert "human: Remember that run 2 happened" in text
@@ -87,7 +100,9 @@ def test_cli_migrate_and_status(tmp_path: Path) -> None:
 def test_cli_on_postgres_with_another_schema(postgres_url: str) -> None:
     schema = fresh_schema()
     runner = CliRunner()
-    assert runner.invoke(main, ["migrate", "--url", postgres_url, "--schema", schema]).exit_code == 0
+    assert (
+        runner.invoke(main, ["migrate", "--url", postgres_url, "--schema", schema]).exit_code == 0
+    )
     result = runner.invoke(main, ["status", "--url", postgres_url, "--schema", schema])
     assert result.exit_code == 0
     assert re.search(r"sessions\s+0", result.output)

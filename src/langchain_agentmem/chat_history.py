@@ -81,7 +81,11 @@ def message_json(message: BaseMessage) -> str:
 
 
 def append_queries(
-    dialect: Dialect, user_id: str, session_id: str, agent_name: str | None, messages: Sequence[BaseMessage]
+    dialect: Dialect,
+    user_id: str,
+    session_id: str,
+    agent_name: str | None,
+    messages: Sequence[BaseMessage],
 ) -> list[Query]:
     """Reserve ``len(messages)`` seqs on the session row (creating it if needed), then insert
     the events numbered from the reserved range. The row lock taken by the reservation
@@ -104,9 +108,17 @@ def append_queries(
     )
     insert_params = [n, *dialect.unnest_params(_COLUMNS, rows)]
     if dialect.supports_dml_cte:
-        query = "WITH r AS (" + reserve + " RETURNING user_id, session_id, last_seq) " + insert.replace("{from_reserved}", "r")
+        query = (
+            "WITH r AS ("
+            + reserve
+            + " RETURNING user_id, session_id, last_seq) "
+            + insert.replace("{from_reserved}", "r")
+        )
         return [(query, reserve_params + insert_params)]
-    insert = insert.replace("{from_reserved}", "{sessions} r") + " WHERE r.user_id = ? AND r.session_id = ?"
+    insert = (
+        insert.replace("{from_reserved}", "{sessions} r")
+        + " WHERE r.user_id = ? AND r.session_id = ?"
+    )
     return [(reserve, reserve_params), (insert, [*insert_params, user_id, session_id])]
 
 
@@ -190,7 +202,14 @@ class ChatMessageHistory(BaseChatMessageHistory):
         agent_name: recorded on the ``sessions`` row.
     """
 
-    def __init__(self, engine: Engine, session_id: str, *, user_id: str = "default", agent_name: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        session_id: str,
+        *,
+        user_id: str = "default",
+        agent_name: str | None = None,
+    ) -> None:
         self.engine = engine
         self.session_id = session_id
         self.user_id = user_id
@@ -227,8 +246,12 @@ class ChatMessageHistory(BaseChatMessageHistory):
         messages = _check_messages(messages)
         if not messages:
             return
-        queries = append_queries(self.engine.dialect, self._uid, self._sid, self.agent_name, messages)
-        with self.engine.transaction(self._uid, pipeline=len(queries) > 1, single=len(queries) == 1) as tx:
+        queries = append_queries(
+            self.engine.dialect, self._uid, self._sid, self.agent_name, messages
+        )
+        with self.engine.transaction(
+            self._uid, pipeline=len(queries) > 1, single=len(queries) == 1
+        ) as tx:
             for query, params in queries:
                 tx.execute(query, params)
 
@@ -237,8 +260,12 @@ class ChatMessageHistory(BaseChatMessageHistory):
         messages = _check_messages(messages)
         if not messages:
             return
-        queries = append_queries(self.engine.dialect, self._uid, self._sid, self.agent_name, messages)
-        async with self.engine.atransaction(self._uid, pipeline=len(queries) > 1, single=len(queries) == 1) as tx:
+        queries = append_queries(
+            self.engine.dialect, self._uid, self._sid, self.agent_name, messages
+        )
+        async with self.engine.atransaction(
+            self._uid, pipeline=len(queries) > 1, single=len(queries) == 1
+        ) as tx:
             for query, params in queries:
                 await tx.execute(query, params)
 
@@ -256,7 +283,9 @@ class ChatMessageHistory(BaseChatMessageHistory):
 
     # -- sessions ----------------------------------------------------------------------
     @staticmethod
-    def list_sessions(engine: Engine, user_id: str = "default", *, limit: int | None = None) -> list[SessionInfo]:
+    def list_sessions(
+        engine: Engine, user_id: str = "default", *, limit: int | None = None
+    ) -> list[SessionInfo]:
         """The sessions of ``user_id``, most recently active first."""
         _check_limit(limit)
         query, params = sessions_query(encode_key(user_id), limit)
@@ -265,7 +294,9 @@ class ChatMessageHistory(BaseChatMessageHistory):
         return [_session(engine.dialect, r) for r in rows]
 
     @staticmethod
-    async def alist_sessions(engine: Engine, user_id: str = "default", *, limit: int | None = None) -> list[SessionInfo]:
+    async def alist_sessions(
+        engine: Engine, user_id: str = "default", *, limit: int | None = None
+    ) -> list[SessionInfo]:
         """Async form of :meth:`list_sessions`."""
         _check_limit(limit)
         query, params = sessions_query(encode_key(user_id), limit)
@@ -292,5 +323,7 @@ def _check_messages(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     messages = list(messages)
     for m in messages:
         if not isinstance(m, BaseMessage):
-            raise TypeError(f"expected LangChain messages (BaseMessage), got {type(m).__name__}: {m!r:.80}")
+            raise TypeError(
+                f"expected LangChain messages (BaseMessage), got {type(m).__name__}: {m!r:.80}"
+            )
     return messages

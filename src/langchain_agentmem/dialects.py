@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import re
 import string
-from datetime import datetime
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from psycopg import sql as pgsql
@@ -116,7 +116,9 @@ class Dialect:
         """
         raise NotImplementedError
 
-    def unnest_params(self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> list[Any]:
+    def unnest_params(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    ) -> list[Any]:
         raise NotImplementedError
 
     def to_datetime(self, value: Any) -> datetime | None:
@@ -168,8 +170,10 @@ class PostgresDialect(Dialect):
         names = ", ".join(check_identifier(n, "column") for n, _ in columns)
         return f"unnest({casts}) WITH ORDINALITY AS m({names}, ord)"
 
-    def unnest_params(self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> list[Any]:
-        return [list(col) for col in zip(*rows)] if rows else [[] for _ in columns]
+    def unnest_params(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    ) -> list[Any]:
+        return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in columns]
 
     def starts_with(self, column: str) -> str:
         # Byte-wise LIKE on a COLLATE "C" column can use the btree index.
@@ -193,13 +197,15 @@ class SQLiteDialect(Dialect):
 
     def unnest(self, columns: Sequence[tuple[str, str]]) -> str:
         parts = []
-        for i, (name, typ) in enumerate(columns):
+        for i, (name, _type) in enumerate(columns):
             check_identifier(name, "column")
             # json_extract returns SQL values: text, integer, real, NULL.
             parts.append(f"json_extract(value, '$[{i}]') AS {name}")
-        return "(SELECT key + 1 AS ord, " + ", ".join(parts) + " FROM json_each(?)) AS m"
+        return "(SELECT key + 1 AS ord, " + ", ".join(parts) + " FROM json_each(?)) AS m"  # noqa: S608 (checked names)
 
-    def unnest_params(self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> list[Any]:
+    def unnest_params(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    ) -> list[Any]:
         from ._json import dumps
 
         return [dumps([list(r) for r in rows])]

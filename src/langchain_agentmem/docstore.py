@@ -45,9 +45,11 @@ _KEYS = [("key", "text")]
 # -- query builders (pure) ------------------------------------------------------------
 
 
-def get_query(dialect: Dialect, user_id: str, namespace: str, kind: str, keys: Sequence[str]) -> Query:
+def get_query(
+    dialect: Dialect, user_id: str, namespace: str, kind: str, keys: Sequence[str]
+) -> Query:
     return (
-        "SELECT d.key, d.value, d.document FROM {documents} d WHERE d.user_id = ? AND d.namespace = ? "
+        "SELECT d.key, d.value, d.document FROM {documents} d WHERE d.user_id = ? AND d.namespace = ? "  # noqa: S608 (dialect fragment)
         "AND d.kind = ? AND d.key IN (SELECT m.key FROM " + dialect.unnest(_KEYS) + ")",
         [user_id, namespace, kind, *dialect.unnest_params(_KEYS, [(k,) for k in keys])],
     )
@@ -63,13 +65,15 @@ def set_query() -> str:
 
 def delete_query(dialect: Dialect, user_id: str, namespace: str, keys: Sequence[str]) -> Query:
     return (
-        "DELETE FROM {documents} WHERE user_id = ? AND namespace = ? "
+        "DELETE FROM {documents} WHERE user_id = ? AND namespace = ? "  # noqa: S608 (dialect fragment)
         "AND key IN (SELECT m.key FROM " + dialect.unnest(_KEYS) + ")",
         [user_id, namespace, *dialect.unnest_params(_KEYS, [(k,) for k in keys])],
     )
 
 
-def keys_query(dialect: Dialect, user_id: str, namespace: str, kind: str, prefix: str | None) -> Query:
+def keys_query(
+    dialect: Dialect, user_id: str, namespace: str, kind: str, prefix: str | None
+) -> Query:
     query = "SELECT key FROM {documents} WHERE user_id = ? AND namespace = ? AND kind = ?"
     params: list[Any] = [user_id, namespace, kind]
     if prefix:
@@ -86,7 +90,9 @@ class _KeyValueStore(BaseStore[str, V], Generic[V]):
 
     kind: str = ""
 
-    def __init__(self, engine: Engine, namespace: str = "default", *, user_id: str = "default") -> None:
+    def __init__(
+        self, engine: Engine, namespace: str = "default", *, user_id: str = "default"
+    ) -> None:
         self.engine = engine
         self.namespace = namespace
         self.user_id = user_id
@@ -116,7 +122,9 @@ class _KeyValueStore(BaseStore[str, V], Generic[V]):
         keys = list(keys)
         if not keys:
             return []
-        query, params = get_query(self.engine.dialect, self._uid, self._ns, self.kind, [encode_key(k) for k in keys])
+        query, params = get_query(
+            self.engine.dialect, self._uid, self._ns, self.kind, [encode_key(k) for k in keys]
+        )
         with self.engine.transaction(self._uid, readonly=True) as tx:
             rows = tx.fetchall(query, params)
         return self._ordered(keys, rows)
@@ -151,7 +159,9 @@ class _KeyValueStore(BaseStore[str, V], Generic[V]):
         keys = list(keys)
         if not keys:
             return []
-        query, params = get_query(self.engine.dialect, self._uid, self._ns, self.kind, [encode_key(k) for k in keys])
+        query, params = get_query(
+            self.engine.dialect, self._uid, self._ns, self.kind, [encode_key(k) for k in keys]
+        )
         async with self.engine.atransaction(self._uid, readonly=True) as tx:
             rows = await tx.fetchall(query, params)
         return self._ordered(keys, rows)
@@ -205,7 +215,9 @@ class DocumentStore(_KeyValueStore[Document]):
 
     def _decode(self, value: Any, document: Any) -> Document:
         data = loads(document)
-        return Document(page_content=data["page_content"], metadata=data["metadata"], id=data.get("id"))
+        return Document(
+            page_content=data["page_content"], metadata=data["metadata"], id=data.get("id")
+        )
 
 
 class ByteStore(_KeyValueStore[bytes]):

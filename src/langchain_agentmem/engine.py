@@ -117,7 +117,9 @@ def _parse_sqlite(url: str) -> str | None:
 class Engine:
     """Pools, the dialect, migrations and the tenant transaction. See :func:`connect`."""
 
-    def __init__(self, url: str, *, schema: str = "agent_mem", config: PoolConfig | None = None) -> None:
+    def __init__(
+        self, url: str, *, schema: str = "agent_mem", config: PoolConfig | None = None
+    ) -> None:
         self.url = url
         self.config: PoolConfig = config or PoolConfig()
         scheme = urlsplit(url).scheme
@@ -144,7 +146,12 @@ class Engine:
     # -- transactions ---------------------------------------------------------------
     @contextlib.contextmanager
     def transaction(
-        self, user_id: str | None = None, *, readonly: bool = False, pipeline: bool = False, single: bool = False
+        self,
+        user_id: str | None = None,
+        *,
+        readonly: bool = False,
+        pipeline: bool = False,
+        single: bool = False,
     ) -> Iterator[Transaction]:
         """Run statements for one tenant in one transaction (committed on success).
 
@@ -159,15 +166,24 @@ class Engine:
             single: the block runs one statement, atomic by itself: on Postgres it runs
                 without BEGIN/COMMIT (one round trip instead of three).
         """
-        with self._backend.transaction(self.dialect, user_id, readonly or single, pipeline, write=not readonly) as tx:
+        with self._backend.transaction(
+            self.dialect, user_id, readonly or single, pipeline, write=not readonly
+        ) as tx:
             yield tx
 
     @contextlib.asynccontextmanager
     async def atransaction(
-        self, user_id: str | None = None, *, readonly: bool = False, pipeline: bool = False, single: bool = False
+        self,
+        user_id: str | None = None,
+        *,
+        readonly: bool = False,
+        pipeline: bool = False,
+        single: bool = False,
     ) -> AsyncIterator[AsyncTransaction]:
         """Async form of :meth:`transaction`."""
-        async with self._backend.atransaction(self.dialect, user_id, readonly or single, pipeline, write=not readonly) as tx:
+        async with self._backend.atransaction(
+            self.dialect, user_id, readonly or single, pipeline, write=not readonly
+        ) as tx:
             yield tx
 
     # -- migrations -----------------------------------------------------------------
@@ -264,7 +280,9 @@ class Transaction:
             with self.conn.cursor() as cur:
                 cur.executemany(text, rows)
 
-    def iterate(self, query: str, params: Params = (), *, size: int = 200) -> Iterator[tuple[Any, ...]]:
+    def iterate(
+        self, query: str, params: Params = (), *, size: int = 200
+    ) -> Iterator[tuple[Any, ...]]:
         """Yield rows as they are read, ``size`` at a time."""
         if isinstance(self.dialect, SQLiteDialect):
             cur = self.conn.execute(self.dialect.render(query), params)
@@ -321,7 +339,9 @@ class AsyncTransaction:
             async with self.conn.cursor() as cur:
                 await cur.executemany(text, rows)
 
-    async def iterate(self, query: str, params: Params = (), *, size: int = 200) -> AsyncIterator[tuple[Any, ...]]:
+    async def iterate(
+        self, query: str, params: Params = (), *, size: int = 200
+    ) -> AsyncIterator[tuple[Any, ...]]:
         text = self.dialect.render(query)
         if self._threaded:
             cur = await asyncio.to_thread(self.conn.execute, text, params)
@@ -353,10 +373,14 @@ class AsyncTransaction:
 class _Backend:
     # ``implicit``: no explicit transaction is needed (read-only, or one atomic statement);
     # ``write``: the block writes (SQLite takes its write lock).
-    def transaction(self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool) -> contextlib.AbstractContextManager[Transaction]:
+    def transaction(
+        self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
+    ) -> contextlib.AbstractContextManager[Transaction]:
         raise NotImplementedError
 
-    def atransaction(self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool) -> contextlib.AbstractAsyncContextManager[AsyncTransaction]:
+    def atransaction(
+        self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
+    ) -> contextlib.AbstractAsyncContextManager[AsyncTransaction]:
         raise NotImplementedError
 
     def after_migrate(self) -> None:
@@ -413,18 +437,26 @@ class _PostgresBackend(_Backend):
         import psycopg
 
         try:
-            psycopg.connect(self.url, connect_timeout=max(1, int(min(self.config.get("timeout", 30.0), 10)))).close()
+            psycopg.connect(
+                self.url, connect_timeout=max(1, int(min(self.config.get("timeout", 30.0), 10)))
+            ).close()
         except psycopg.Error as exc:
-            raise ConnectionError(f"cannot connect to Postgres at {_redact(self.url)}: {exc}".strip()) from exc
+            raise ConnectionError(
+                f"cannot connect to Postgres at {_redact(self.url)}: {exc}".strip()
+            ) from exc
 
     async def _aprobe(self) -> None:
         import psycopg
 
         try:
-            conn = await psycopg.AsyncConnection.connect(self.url, connect_timeout=max(1, int(min(self.config.get("timeout", 30.0), 10))))
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, connect_timeout=max(1, int(min(self.config.get("timeout", 30.0), 10)))
+            )
             await conn.close()
         except psycopg.Error as exc:
-            raise ConnectionError(f"cannot connect to Postgres at {_redact(self.url)}: {exc}".strip()) from exc
+            raise ConnectionError(
+                f"cannot connect to Postgres at {_redact(self.url)}: {exc}".strip()
+            ) from exc
 
     def pool(self) -> Any:
         if self._pool is None:
@@ -478,7 +510,9 @@ class _PostgresBackend(_Backend):
             except Exception as exc:
                 self._apools.pop(loop, None)
                 await pool.close()
-                raise ConnectionError(f"cannot connect to Postgres at {_redact(self.url)}: {exc}") from exc
+                raise ConnectionError(
+                    f"cannot connect to Postgres at {_redact(self.url)}: {exc}"
+                ) from exc
         return pool
 
     def _set_tenant(self, conn: Any, user_id: str | None) -> None:
@@ -486,7 +520,9 @@ class _PostgresBackend(_Backend):
             conn.execute("SELECT set_config('agent_mem.user_id', %s, true)", (user_id,))
 
     @contextlib.contextmanager
-    def transaction(self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool) -> Iterator[Transaction]:
+    def transaction(
+        self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
+    ) -> Iterator[Transaction]:
         rls = bool(self.config.get("row_level_security"))
         with self.pool().connection() as conn:
             if implicit and not rls:
@@ -498,7 +534,9 @@ class _PostgresBackend(_Backend):
                 yield Transaction(conn, dialect, user_id)
 
     @contextlib.asynccontextmanager
-    async def atransaction(self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool) -> AsyncIterator[AsyncTransaction]:
+    async def atransaction(
+        self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
+    ) -> AsyncIterator[AsyncTransaction]:
         rls = bool(self.config.get("row_level_security"))
         pool = await self.apool()
         async with pool.connection() as conn:
@@ -508,7 +546,9 @@ class _PostgresBackend(_Backend):
             pipe = conn.pipeline() if pipeline else contextlib.nullcontext()
             async with pipe, conn.transaction():
                 if rls and user_id is not None:
-                    await conn.execute("SELECT set_config('agent_mem.user_id', %s, true)", (user_id,))
+                    await conn.execute(
+                        "SELECT set_config('agent_mem.user_id', %s, true)", (user_id,)
+                    )
                 yield AsyncTransaction(conn, dialect, user_id, threaded=False)
 
     def after_migrate(self) -> None:
@@ -626,7 +666,9 @@ class _SQLiteBackend(_Backend):
             conn.execute("COMMIT" if ok else "ROLLBACK")
 
     @contextlib.contextmanager
-    def transaction(self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool) -> Iterator[Transaction]:
+    def transaction(
+        self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
+    ) -> Iterator[Transaction]:
         readonly = not write
         locked = False
         if not readonly and not self._write_lock.acquire(timeout=self.timeout):
@@ -668,7 +710,9 @@ class _SQLiteBackend(_Backend):
             delay = min(delay * 2, 0.01)
 
     @contextlib.asynccontextmanager
-    async def atransaction(self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool) -> AsyncIterator[AsyncTransaction]:
+    async def atransaction(
+        self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
+    ) -> AsyncIterator[AsyncTransaction]:
         readonly = not write
         if not readonly:
             await self._await_lock()
