@@ -12,12 +12,14 @@ Example:
 from .chat_history import ChatMessageHistory, SessionInfo
 from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
+from .vectorstore import MemoryVectorStore
 
 __all__ = [
     "ByteStore",
     "ChatMessageHistory",
     "DocumentStore",
     "Engine",
+    "MemoryVectorStore",
     "PoolConfig",
     "SessionInfo",
     "connect",
