@@ -10,10 +10,12 @@ Example:
 """
 
 from .chat_history import ChatMessageHistory, SessionInfo
+from .checkpoint import CheckpointSaver
 from .engine import Engine, PoolConfig, connect
 
 __all__ = [
     "ChatMessageHistory",
+    "CheckpointSaver",
     "Engine",
     "PoolConfig",
     "SessionInfo",
