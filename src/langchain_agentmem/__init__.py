@@ -10,6 +10,7 @@ Example:
 """
 
 from .chat_history import ChatMessageHistory, SessionInfo
+from .checkpoint import CheckpointSaver
 from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
 from .vectorstore import MemoryVectorStore
@@ -18,6 +19,7 @@ __all__ = [
     "ByteStore",
     "ChatMessageHistory",
     "DocumentStore",
+    "CheckpointSaver",
     "Engine",
     "MemoryVectorStore",
     "PoolConfig",

@@ -146,6 +146,37 @@ class Dialect:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return escaped + "%"
 
+    # -- JSON, time and vectors (LangGraph checkpointer and store) --------------------
+    def json_entries(self, expr: str, key: str, alias: str) -> str:
+        """A FROM item ``alias(key, value)`` over the members of the JSON object at
+        ``expr``'s top-level ``key`` (``expr``, ``key`` and ``alias`` are code, never user
+        input); compare ``CAST(alias.value AS TEXT)``, which is the member's text for
+        strings and its JSON text for numbers."""
+        raise NotImplementedError
+
+    def json_field_equals(self, column: str, key: str, value: Any) -> tuple[str, list[Any]] | None:
+        """A predicate (and its parameters) that holds when JSON ``column``'s top-level
+        ``key`` equals ``value``; may also hold for some values that differ (callers
+        re-check exactly), ``None`` when the backend cannot express it for this key."""
+        raise NotImplementedError
+
+    def now_plus_minutes(self, expr: str) -> str:
+        """The timestamp ``expr`` minutes from now (NULL when ``expr`` is NULL)."""
+        raise NotImplementedError
+
+    def from_datetime(self, value: datetime) -> Any:
+        """A timestamp parameter as this backend stores it."""
+        return value
+
+    def vector_param(self, values: Sequence[float]) -> Any:
+        """An embedding as a query parameter for a vector column."""
+        raise NotImplementedError
+
+    def cosine_distance(self, column: str) -> str | None:
+        """SQL computing the cosine distance of vector ``column`` to one ``?`` parameter
+        (a :meth:`vector_param`), or ``None`` when vectors are compared in Python."""
+        return None
+
 
 class PostgresDialect(Dialect):
     """PostgreSQL (psycopg 3). Placeholders become ``%s`` and tables ``"schema"."table"``."""
@@ -182,6 +213,27 @@ class PostgresDialect(Dialect):
     def starts_with_params(self, prefix: str) -> list[Any]:
         return [self.like_escape(prefix)]
 
+    def json_entries(self, expr: str, key: str, alias: str) -> str:
+        check_identifier(key, "JSON key")
+        check_identifier(alias, "alias")
+        return f"json_each_text({expr} -> '{key}') AS {alias}"
+
+    def json_field_equals(self, column: str, key: str, value: Any) -> tuple[str, list[Any]] | None:
+        from ._json import dumps
+
+        return f"{column} -> ? = CAST(? AS jsonb)", [key, dumps(value)]
+
+    def now_plus_minutes(self, expr: str) -> str:
+        return f"(now() + {expr} * interval '1 minute')"
+
+    def vector_param(self, values: Sequence[float]) -> Any:
+        from pgvector import Vector
+
+        return Vector(list(values))
+
+    def cosine_distance(self, column: str) -> str | None:
+        return f"({column} <=> ?)"
+
 
 class SQLiteDialect(Dialect):
     """SQLite (stdlib ``sqlite3``). One database: the schema name is not used."""
@@ -217,3 +269,31 @@ class SQLiteDialect(Dialect):
 
     def starts_with_params(self, prefix: str) -> list[Any]:
         return [prefix, len(prefix), prefix]
+
+    def json_entries(self, expr: str, key: str, alias: str) -> str:
+        check_identifier(key, "JSON key")
+        check_identifier(alias, "alias")
+        return f"json_each({expr}, '$.{key}') AS {alias}"
+
+    def json_field_equals(self, column: str, key: str, value: Any) -> tuple[str, list[Any]] | None:
+        from ._json import dumps
+
+        if '"' in key or "\\" in key:
+            return None
+        return f"json_extract({column}, ?) IS json_extract(?, '$.v')", [
+            '$."' + key + '"',
+            dumps({"v": value}),
+        ]
+
+    def now_plus_minutes(self, expr: str) -> str:
+        return f"strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '+' || ({expr} * 60.0) || ' seconds')"
+
+    def from_datetime(self, value: datetime) -> Any:
+        from datetime import timezone
+
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+00:00"
+
+    def vector_param(self, values: Sequence[float]) -> Any:
+        from array import array
+
+        return array("f", values).tobytes()
