@@ -11,12 +11,15 @@ Example:
 
 from .chat_history import ChatMessageHistory, SessionInfo
 from .engine import Engine, PoolConfig, connect
+from .summary import SessionSummary, SummaryMemory
 
 __all__ = [
     "ChatMessageHistory",
     "Engine",
     "PoolConfig",
     "SessionInfo",
+    "SessionSummary",
+    "SummaryMemory",
     "connect",
 ]
 
