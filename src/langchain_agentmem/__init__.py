@@ -11,11 +11,15 @@ Example:
 
 from .chat_history import ChatMessageHistory, SessionInfo
 from .engine import Engine, PoolConfig, connect
+from .entities import Entity, EntityMemory, EntityStore
 from .summary import SessionSummary, SummaryMemory
 
 __all__ = [
     "ChatMessageHistory",
     "Engine",
+    "Entity",
+    "EntityMemory",
+    "EntityStore",
     "PoolConfig",
     "SessionInfo",
     "SessionSummary",
