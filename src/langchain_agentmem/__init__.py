@@ -13,17 +13,24 @@ from .chat_history import ChatMessageHistory, SessionInfo
 from .checkpoint import CheckpointSaver
 from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
+from .entities import Entity, EntityMemory, EntityStore
+from .summary import SessionSummary, SummaryMemory
 from .vectorstore import MemoryVectorStore
 
 __all__ = [
     "ByteStore",
     "ChatMessageHistory",
-    "DocumentStore",
     "CheckpointSaver",
+    "DocumentStore",
     "Engine",
+    "Entity",
+    "EntityMemory",
+    "EntityStore",
     "MemoryVectorStore",
     "PoolConfig",
     "SessionInfo",
+    "SessionSummary",
+    "SummaryMemory",
     "connect",
 ]
 

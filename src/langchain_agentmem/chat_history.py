@@ -137,6 +137,16 @@ def read_query(user_id: str, session_id: str, limit: int | None) -> Query:
     )
 
 
+def read_after_query(user_id: str, session_id: str, after_seq: int) -> Query:
+    """``(seq, payload)`` of the messages with ``seq > after_seq``, in order (used by
+    :class:`~.summary.SummaryMemory` to read what is not summarized yet)."""
+    return (
+        "SELECT seq, payload FROM {events} WHERE user_id = ? AND session_id = ? AND kind = 'message' "
+        "AND seq > ? ORDER BY seq",
+        [user_id, session_id, after_seq],
+    )
+
+
 def clear_queries(user_id: str, session_id: str) -> list[Query]:
     # The session row first: it waits for writers holding it, so the event delete that
     # follows sees their committed rows.
