@@ -14,6 +14,7 @@ from .checkpoint import CheckpointSaver
 from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
+from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
 from .summary import SessionSummary, SummaryMemory
 from .vectorstore import MemoryVectorStore
 
@@ -22,14 +23,19 @@ __all__ = [
     "ChatMessageHistory",
     "CheckpointSaver",
     "DocumentStore",
+    "Edge",
     "Engine",
     "Entity",
     "EntityMemory",
     "EntityStore",
+    "GraphMemory",
+    "KnowledgeTriple",
     "MemoryVectorStore",
+    "Node",
     "PoolConfig",
     "SessionInfo",
     "SessionSummary",
+    "Subgraph",
     "SummaryMemory",
     "connect",
 ]

@@ -79,7 +79,11 @@ def run(engine: Engine, user_id: str, plan: Plan[T]) -> T:
         out: list[Any] = []
         with engine.transaction(user_id, readonly=step.readonly) as tx:
             for stmt in step.statements:
-                out.append(tx.fetchall(stmt.sql, stmt.params) if stmt.fetch else tx.execute(stmt.sql, stmt.params))
+                out.append(
+                    tx.fetchall(stmt.sql, stmt.params)
+                    if stmt.fetch
+                    else tx.execute(stmt.sql, stmt.params)
+                )
         result = out
 
 
@@ -97,5 +101,9 @@ async def arun(engine: Engine, user_id: str, plan: Plan[T]) -> T:
         out: list[Any] = []
         async with engine.atransaction(user_id, readonly=step.readonly) as tx:
             for stmt in step.statements:
-                out.append(await tx.fetchall(stmt.sql, stmt.params) if stmt.fetch else await tx.execute(stmt.sql, stmt.params))
+                out.append(
+                    await tx.fetchall(stmt.sql, stmt.params)
+                    if stmt.fetch
+                    else await tx.execute(stmt.sql, stmt.params)
+                )
         result = out

@@ -77,7 +77,10 @@ DEFAULT_SUMMARY_PROMPT = ChatPromptTemplate.from_messages(
             "the new summary only, as plain text. Keep names, facts, preferences, decisions "
             "and open questions; drop small talk.",
         ),
-        ("human", "Current summary:\n{summary}\n\nNew lines of conversation:\n{new_lines}\n\nNew summary:"),
+        (
+            "human",
+            "Current summary:\n{summary}\n\nNew lines of conversation:\n{new_lines}\n\nNew summary:",
+        ),
     ]
 )
 
@@ -113,7 +116,9 @@ def state_query(user_id: str, session_id: str) -> Query:
     )
 
 
-def save_query(user_id: str, session_id: str, summary: str, folded: int, last_seq: int, expected_seq: int) -> Query:
+def save_query(
+    user_id: str, session_id: str, summary: str, folded: int, last_seq: int, expected_seq: int
+) -> Query:
     """Store the new summary, unless another writer moved ``last_seq`` on since we read
     it (then nothing changes: its summary already covers these messages)."""
     return (
@@ -126,7 +131,10 @@ def save_query(user_id: str, session_id: str, summary: str, folded: int, last_se
 
 
 def delete_query(user_id: str, session_id: str) -> Query:
-    return ("DELETE FROM {conversation_summaries} WHERE user_id = ? AND session_id = ?", [user_id, session_id])
+    return (
+        "DELETE FROM {conversation_summaries} WHERE user_id = ? AND session_id = ?",
+        [user_id, session_id],
+    )
 
 
 def list_query(user_id: str, limit: int | None, exclude: str | None) -> Query:
@@ -148,7 +156,11 @@ def list_query(user_id: str, limit: int | None, exclude: str | None) -> Query:
 # -- the cut (pure) -------------------------------------------------------------------
 
 
-def safe_cut(messages: Sequence[BaseMessage], max_tokens: int, counter: TokenCounter = count_tokens_approximately) -> int:
+def safe_cut(
+    messages: Sequence[BaseMessage],
+    max_tokens: int,
+    counter: TokenCounter = count_tokens_approximately,
+) -> int:
     """How many of the oldest ``messages`` to fold into the summary so that the rest fit
     in ``max_tokens``, without separating tool calls from their results.
 
@@ -274,10 +286,14 @@ class SummaryMemory(BaseChatMessageHistory):
         self.token_counter: TokenCounter = token_counter or count_tokens_approximately
         self.prompt = prompt or DEFAULT_SUMMARY_PROMPT
         self.auto_prune = auto_prune
-        self.history = ChatMessageHistory(engine, session_id, user_id=user_id, agent_name=agent_name)
+        self.history = ChatMessageHistory(
+            engine, session_id, user_id=user_id, agent_name=agent_name
+        )
         self._uid = encode_key(user_id)
         self._sid = encode_key(session_id)
-        self._chain: Runnable[Any, str] = self.prompt | llm | RunnableLambda(lambda out: text_of(out).strip())
+        self._chain: Runnable[Any, str] = (
+            self.prompt | llm | RunnableLambda(lambda out: text_of(out).strip())
+        )
 
     # -- plans (shared by the sync and async methods) ----------------------------------
     def _read_plan(self) -> Plan[_State]:
@@ -290,8 +306,13 @@ class SummaryMemory(BaseChatMessageHistory):
         if cut == 0:
             return False
         folded = state.messages[:cut]
-        summary = yield Model(self._chain, {"summary": state.summary or "(none yet)", "new_lines": get_buffer_string(folded)})
-        query, params = save_query(self._uid, self._sid, summary, cut, state.seqs[cut - 1], state.last_seq)
+        summary = yield Model(
+            self._chain,
+            {"summary": state.summary or "(none yet)", "new_lines": get_buffer_string(folded)},
+        )
+        query, params = save_query(
+            self._uid, self._sid, summary, cut, state.seqs[cut - 1], state.last_seq
+        )
         (changed,) = yield Sql([Stmt(query, params)])
         return bool(changed)
 
@@ -356,10 +377,14 @@ class SummaryMemory(BaseChatMessageHistory):
         return await arun(self.engine, self._uid, self._prune_plan())
 
     def _clear_statements(self) -> list[Stmt]:
-        return [Stmt(*delete_query(self._uid, self._sid)), *(Stmt(q, p) for q, p in clear_queries(self._uid, self._sid))]
+        return [
+            Stmt(*delete_query(self._uid, self._sid)),
+            *(Stmt(q, p) for q, p in clear_queries(self._uid, self._sid)),
+        ]
 
     def clear(self) -> None:
         """Delete the session's messages and its summary."""
+
         def plan() -> Plan[None]:
             yield Sql(self._clear_statements())
 
@@ -367,6 +392,7 @@ class SummaryMemory(BaseChatMessageHistory):
 
     async def aclear(self) -> None:
         """Async form of :meth:`clear`."""
+
         def plan() -> Plan[None]:
             yield Sql(self._clear_statements())
 
@@ -375,7 +401,11 @@ class SummaryMemory(BaseChatMessageHistory):
     # -- other sessions ----------------------------------------------------------------
     @staticmethod
     def list_summaries(
-        engine: Engine, user_id: str = "default", *, limit: int | None = None, exclude: str | None = None
+        engine: Engine,
+        user_id: str = "default",
+        *,
+        limit: int | None = None,
+        exclude: str | None = None,
     ) -> list[SessionSummary]:
         """Summaries of ``user_id``'s sessions, most recently updated first (``exclude``:
         a session id to leave out, e.g. the current one).
@@ -394,7 +424,11 @@ class SummaryMemory(BaseChatMessageHistory):
 
     @staticmethod
     async def alist_summaries(
-        engine: Engine, user_id: str = "default", *, limit: int | None = None, exclude: str | None = None
+        engine: Engine,
+        user_id: str = "default",
+        *,
+        limit: int | None = None,
+        exclude: str | None = None,
     ) -> list[SessionSummary]:
         """Async form of :meth:`list_summaries`."""
         query, params = _list_args(user_id, limit, exclude)
@@ -410,7 +444,9 @@ class SummaryMemory(BaseChatMessageHistory):
 def _list_args(user_id: str, limit: int | None, exclude: str | None) -> Query:
     if limit is not None:
         _check_positive("limit", limit)
-    return list_query(encode_key(user_id), limit, encode_key(exclude) if exclude is not None else None)
+    return list_query(
+        encode_key(user_id), limit, encode_key(exclude) if exclude is not None else None
+    )
 
 
 def _summary(dialect: Dialect, row: tuple[Any, ...]) -> SessionSummary:
