@@ -30,6 +30,7 @@ __all__ = [
     "EntityStore",
     "GraphMemory",
     "KnowledgeTriple",
+    "MemoryMiddleware",
     "MemoryVectorStore",
     "Node",
     "PoolConfig",
@@ -41,3 +42,13 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # MemoryMiddleware needs the ``langchain`` package (extra ``agents``): import it lazily
+    # so that ``import langchain_agentmem`` works without it.
+    if name == "MemoryMiddleware":
+        from .middleware import MemoryMiddleware
+
+        return MemoryMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
