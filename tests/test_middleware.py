@@ -4,6 +4,10 @@ writes each turn back; sync and async agents, both backends."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,3 +169,27 @@ def test_middleware_through_openai_cassette(engine: Engine) -> None:
         )
     assert out["messages"][-1].content == "Bob lives in Lyon."
     assert GraphMemory(engine, user_id="alice").facts_text("bob") == "Bob lives in Lyon"
+
+
+def test_remember_user_example_runs(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, str(root / "examples" / "remember_user.py"), str(tmp_path / "m.sqlite3")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "I don't know you yet." in out  # Monday: nothing known
+    assert (
+        "- Bob (person; also: Bobby): Alice's brother; lives in Lyon; plays chess." in out
+    )  # Tuesday: remembered
+    assert "Bob lives in Lyon [closed]" in out and "Bob lives in Berlin [open]" in out
+    assert "path Alice -> chess: Alice -> Bob -> chess" in out
+    assert "memory-writer model calls: 6 for 2 turns" in out

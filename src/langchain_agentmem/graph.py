@@ -220,7 +220,7 @@ def edges_among_query(
     keyset = dialect.unnest(cols)
     return (
         _EDGE_SELECT + f"WHERE e.user_id = ? AND e.graph = ? AND {_VALID} "  # noqa: S608
-        f"AND e.source IN (SELECT m.k FROM {keyset}) AND e.target IN (SELECT m.k FROM {keyset}) ORDER BY e.valid_from, e.id",
+        f"AND e.source IN (SELECT m.k FROM {keyset}) AND e.target IN (SELECT m.k FROM {keyset}) ORDER BY e.valid_from, e.source, e.relation, e.target, e.id",
         [
             user_id,
             graph,
@@ -279,7 +279,7 @@ def facts_query(user_id: str, graph: str, key: str, at: Any | None, limit: int |
     if at is not None:
         query += f"AND {_VALID} "
         params += [at, at]
-    query += "ORDER BY e.valid_from, e.id"
+    query += "ORDER BY e.valid_from, e.source, e.relation, e.target, e.id"
     if limit is not None:
         query += " LIMIT ?"
         params.append(limit)
@@ -289,7 +289,7 @@ def facts_query(user_id: str, graph: str, key: str, at: Any | None, limit: int |
 def all_edges_query(user_id: str, graph: str, at: Any) -> Query:
     return (
         _EDGE_SELECT
-        + f"WHERE e.user_id = ? AND e.graph = ? AND {_VALID} ORDER BY e.valid_from, e.id",
+        + f"WHERE e.user_id = ? AND e.graph = ? AND {_VALID} ORDER BY e.valid_from, e.source, e.relation, e.target, e.id",
         [user_id, graph, at, at],
     )
 
