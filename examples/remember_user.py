@@ -7,7 +7,7 @@ Runs on SQLite with no API key. THE MODELS HERE ARE FAKES, said plainly:
   would know;
 * the model that writes memories is LangChain's ``FakeListChatModel`` answering the
   extraction and summary prompts with canned JSON/text, in the order the middleware asks
-  (entities, graph facts, session summary).
+  (entities + graph facts in one call, then the session summary).
 
 Swap both for a real chat model (e.g. ``ChatOpenAI(model="gpt-4o-mini")``) and the same code
 runs for real: the prompts ask for exactly the JSON the fakes return.
@@ -68,18 +68,18 @@ class CallCounter(BaseCallbackHandler):
 
 # What the memory-writing fake answers, call by call (a real model would produce these).
 CANNED = [
-    # session 1, turn 1: entities (one call for all of them), graph facts, session summary
+    # session 1, turn 1: entities and graph facts in ONE call, then the session summary
     '{"entities": [{"name": "Bob", "type": "person", "aliases": ["Bobby"], '
     '"summary": "Alice\'s brother; lives in Lyon; plays chess."}, '
-    '{"name": "Lyon", "type": "place", "aliases": [], "summary": "City in France where Bob lives."}]}',
-    '{"triples": [{"subject": "Alice", "relation": "sister_of", "object": "Bob"}, '
+    '{"name": "Lyon", "type": "place", "aliases": [], "summary": "City in France where Bob lives."}], '
+    '"triples": [{"subject": "Alice", "relation": "sister_of", "object": "Bob"}, '
     '{"subject": "Bob", "relation": "lives_in", "object": "Lyon"}, '
     '{"subject": "Bob", "relation": "plays", "object": "chess"}]}',
     "Alice introduced her brother Bob (Bobby), who lives in Lyon and plays chess.",
     # session 2, turn 1: Bob moved; the graph closes the Lyon edge instead of deleting it
     '{"entities": [{"name": "Bob", "type": "person", "aliases": [], '
-    '"summary": "Alice\'s brother; moved from Lyon to Berlin; plays chess."}]}',
-    '{"triples": [{"subject": "Bob", "relation": "lives_in", "object": "Berlin"}]}',
+    '"summary": "Alice\'s brother; moved from Lyon to Berlin; plays chess."}], '
+    '"triples": [{"subject": "Bob", "relation": "lives_in", "object": "Berlin"}]}',
     "Alice said Bob moved to Berlin.",
 ]
 
@@ -136,7 +136,7 @@ def main() -> None:
         for s in SummaryMemory.list_summaries(engine, "alice"):
             print(f"summary of {s.session_id}: {s.summary}")
     print(
-        f"\nmemory-writer model calls: {counter.calls} for 2 turns (entities + graph facts + session summary each)"
+        f"\nmemory-writer model calls: {counter.calls} for 2 turns (each turn: one for entities + graph facts, one for the session summary)"
     )
 
 

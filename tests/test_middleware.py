@@ -24,6 +24,22 @@ from cassettes import openai_cassette
 
 def memory_answers(prompt: str) -> str:
     """What the memory-writing model answers, by the prompt it gets."""
+    if "long-term memory of an AI assistant" in prompt:
+        if "Bob" in prompt:
+            return json.dumps(
+                {
+                    "entities": [
+                        {
+                            "name": "Bob",
+                            "type": "person",
+                            "aliases": ["Bobby"],
+                            "summary": "Alice's brother, lives in Lyon.",
+                        }
+                    ],
+                    "triples": [{"subject": "Bob", "relation": "lives_in", "object": "Lyon"}],
+                }
+            )
+        return json.dumps({"entities": [], "triples": []})
     if "keep notes about the entities" in prompt:
         if "Bob" in prompt:
             return json.dumps(
@@ -65,8 +81,8 @@ def test_agent_remembers_the_user_across_sessions(engine: Engine) -> None:
         {"configurable": {"thread_id": "monday"}},
         context={"user_id": "alice"},
     )
-    # One call for entities, one for graph facts, one for the session summary (over budget).
-    assert len(writer.calls) == 3
+    # One call for entities and graph facts together, one for the session summary (over budget).
+    assert len(writer.calls) == 2
     assert (
         EntityMemory(engine, user_id="alice").get("bobby").summary
         == "Alice's brother, lives in Lyon."
@@ -120,13 +136,48 @@ def test_read_only_without_llm_and_vector_recall(engine: Engine) -> None:
         MemoryMiddleware(engine, llm="gpt-4o")  # type: ignore[arg-type]
 
 
+def test_separate_extraction_sync(engine: Engine) -> None:
+    writer = ScriptedChatModel(responses=memory_answers)
+    mw = MemoryMiddleware(engine, llm=writer, combined_extraction=False, session_summaries=False)
+    create_agent(ScriptedChatModel(responses=["ok"]), middleware=[mw]).invoke(
+        {"messages": [("user", "Bob lives in Lyon")]}
+    )
+    assert len(writer.calls) == 2
+    assert GraphMemory(engine).facts_text("bobby") == ""  # graph nodes know no entity aliases
+    assert GraphMemory(engine).facts_text("bob") == "Bob lives in Lyon"
+    assert EntityMemory(engine).get("bobby") is not None
+
+
+async def test_async_combined(aengine: Engine) -> None:
+    writer = ScriptedChatModel(responses=memory_answers)
+    agent = create_agent(
+        ScriptedChatModel(responses=["ok"]),
+        middleware=[MemoryMiddleware(aengine, llm=writer, user_id="u")],
+    )
+    await agent.ainvoke(
+        {"messages": [("user", "Bob lives in Lyon")]}, {"configurable": {"thread_id": "t"}}
+    )
+    assert len(writer.calls) == 1  # under the summary budget: one call for the turn
+    assert await GraphMemory(aengine, user_id="u").afacts_text("Bob") == "Bob lives in Lyon"
+    assert (await EntityMemory(aengine, user_id="u").aget("Bobby")) is not None
+    assert [
+        m.content for m in await ChatMessageHistory(aengine, "t", user_id="u").aget_messages()
+    ] == ["Bob lives in Lyon", "ok"]
+
+
 async def test_async_agent(aengine: Engine) -> None:
     writer = ScriptedChatModel(responses=memory_answers)
     model = ScriptedChatModel(responses=["Noted!", "In Lyon."])
     agent = create_agent(
         model,
         middleware=[
-            MemoryMiddleware(aengine, llm=writer, user_id="alice", session_summaries=False)
+            MemoryMiddleware(
+                aengine,
+                llm=writer,
+                user_id="alice",
+                session_summaries=False,
+                combined_extraction=False,
+            )
         ],
     )
     await agent.ainvoke({"messages": [("user", "My brother Bob lives in Lyon.")]})
@@ -192,4 +243,4 @@ def test_remember_user_example_runs(tmp_path: Path) -> None:
     )  # Tuesday: remembered
     assert "Bob lives in Lyon [closed]" in out and "Bob lives in Berlin [open]" in out
     assert "path Alice -> chess: Alice -> Bob -> chess" in out
-    assert "memory-writer model calls: 6 for 2 turns" in out
+    assert "memory-writer model calls: 4 for 2 turns" in out

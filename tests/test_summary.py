@@ -112,6 +112,22 @@ def test_default_token_counter_and_default_budget(engine: Engine) -> None:
     assert [m.type for m in memory.messages] == ["system", "ai"]
 
 
+def test_prune_to_a_low_water_mark_makes_fewer_calls(engine: Engine) -> None:
+    legacy_like = ScriptedChatModel(responses=lambda prompt: "s")
+    lower = ScriptedChatModel(responses=lambda prompt: "s")
+    a = SummaryMemory(engine, legacy_like, "a", max_token_limit=6, token_counter=count)
+    b = SummaryMemory(engine, lower, "b", max_token_limit=6, token_counter=count, prune_to=2)
+    for i in range(10):
+        a.add_messages(turn(i))
+        b.add_messages(turn(i))
+        assert len(a.messages) - 1 <= 6 and len(b.messages) - 1 <= 6
+    assert len(legacy_like.calls) == 7  # every turn once over budget
+    assert len(lower.calls) == 3  # every third turn
+    assert [m.content for m in b.messages[1:]][-2:] == ["question 9", "answer 9"]
+    with pytest.raises(ValueError, match="prune_to"):
+        SummaryMemory(engine, lower, "c", prune_to=-5)
+
+
 def test_cut_never_separates_tool_calls_from_results(engine: Engine) -> None:
     llm = ScriptedChatModel(responses=["summary A", "summary B"])
     memory = SummaryMemory(engine, llm, "s", max_token_limit=3, token_counter=count)

@@ -5,8 +5,8 @@ model request's system message (not to the agent state): the entities and graph 
 the latest user message mentions (found by name and alias, no model call), the summaries
 of the user's earlier sessions, and optionally what a vector store recalls. After the
 agent finishes a turn, it writes the turn to the memories it is configured with: entity
-summaries (one model call), graph facts (one model call), and the session's running
-summary (a model call only when the session outgrows its token budget).
+summaries and graph facts (ONE model call for both), and the session's running summary (a
+model call only when the session outgrows its token budget).
 
 The user comes from the run's context (``context={"user_id": ...}`` or an object with a
 ``user_id`` attribute), else the middleware's ``user_id``; the session is the run's
@@ -34,13 +34,77 @@ from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
 from langchain_core.vectorstores import VectorStore
+from pydantic import BaseModel
 
+from ._llm import structured
+from ._run import Model, Plan, arun, run
 from .engine import Engine
-from .entities import Entity, EntityMemory, format_entities
-from .graph import Edge, GraphMemory
+from .entities import (
+    Entity,
+    EntityMemory,
+    ExtractedEntity,
+    _set_plan,
+    _text_of_turn,
+    format_entities,
+)
+from .graph import Edge, ExtractedTriple, GraphMemory
 from .summary import SessionSummary, SummaryMemory
 
 __all__ = ["MemoryMiddleware", "format_memory"]
+
+
+TURN_SYSTEM_PROMPT = (
+    "You keep the long-term memory of an AI assistant about its user, from a conversation "
+    "between a human (the user) and the AI. From the conversation turn, return two lists.\n"
+    "entities: every entity the turn mentions (people, places, organizations, products, pets, "
+    "events, ...; not the user or the AI themselves) with name (canonical), type (or null), "
+    "aliases (other names used for it; may be empty) and summary: the UPDATED summary of what "
+    "is known about it, i.e. its known summary (if any) plus the new facts of this turn.\n"
+    "triples: every fact stated, as subject, relation, object; canonical names; refer to the "
+    'human as "User"; relations are short snake_case verb phrases (lives_in, works_at, likes).\n'
+    'Answer with JSON only: {"entities": [{"name": "...", "type": "...", "aliases": ["..."], '
+    '"summary": "..."}], "triples": [{"subject": "...", "relation": "...", "object": "..."}]}.'
+)
+
+
+class TurnExtraction(BaseModel):
+    """Entities and facts of one turn, from one model call."""
+
+    entities: list[ExtractedEntity]
+    triples: list[ExtractedTriple]
+
+
+def _write_plan(
+    extract: Runnable[Any, TurnExtraction],
+    ents: EntityMemory,
+    kg: GraphMemory,
+    turn: Sequence[BaseMessage],
+    session: str,
+) -> Plan[None]:
+    """One model call for both memories: known entities are read first (no model call),
+    then the answer is written to the entity and the graph tables."""
+    text = _text_of_turn(turn)
+    known = yield from ents._relevant_plan(text, ents.max_known)
+    prompt = [
+        SystemMessage(TURN_SYSTEM_PROMPT),
+        HumanMessage(
+            "Known entities mentioned in this turn:\n"
+            + (format_entities(known) or "(none)")
+            + "\n\nConversation turn:\n"
+            + text
+        ),
+    ]
+    answer: TurnExtraction = yield Model(extract, prompt)
+    items = [
+        (e.name, e.type, e.summary.strip(), e.aliases) for e in answer.entities if e.name.strip()
+    ]
+    yield from _set_plan(ents.engine.dialect, ents._uid, ents._system, items)
+    triples = [
+        (t.subject, t.relation, t.object)
+        for t in answer.triples
+        if t.subject.strip() and t.relation.strip() and t.object.strip()
+    ]
+    yield from kg._add_plan(triples, 1.0, None, None, session, None)
 
 
 def format_memory(
@@ -109,6 +173,8 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         vectorstore: optional LangChain vector store; its ``k`` best matches for the user's
             message are added ("vector recall"). It is used as given (scope it per user).
         entity_system, graph_name: namespaces of the entity and graph memories.
+        combined_extraction: with both entities and graph on, extract both from a turn
+            in ONE model call (default True); False: one call each.
 
     Example:
         >>> from langchain_agentmem import connect
@@ -135,6 +201,7 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         summary_token_limit: int = 2000,
         entity_system: str = "default",
         graph_name: str = "default",
+        combined_extraction: bool = True,
     ) -> None:
         super().__init__()
         if vectorstore is not None and not isinstance(vectorstore, VectorStore):
@@ -158,6 +225,10 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         self.summary_token_limit = summary_token_limit
         self.entity_system = entity_system
         self.graph_name = graph_name
+        self.combined_extraction = combined_extraction
+        self._extract: Runnable[Any, TurnExtraction] | None = (
+            structured(llm, TurnExtraction) if llm is not None else None
+        )
 
     # -- who and where ------------------------------------------------------------------
     def _user(self, runtime: Any) -> str:
@@ -287,10 +358,18 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         if not turn or self.llm is None:
             return None
         ents, kg, summary = self._memories(runtime)
-        if self.use_entities:
-            ents.update(turn)
-        if self.use_graph:
-            kg.add_text(turn, session_id=self._session(runtime))
+        if self._combined():
+            assert self._extract is not None
+            run(
+                self.engine,
+                ents._uid,
+                _write_plan(self._extract, ents, kg, turn, self._session(runtime)),
+            )
+        else:
+            if self.use_entities:
+                ents.update(turn)
+            if self.use_graph:
+                kg.add_text(turn, session_id=self._session(runtime))
         if summary is not None:
             summary.add_messages(turn)
         return None
@@ -300,10 +379,26 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         if not turn or self.llm is None:
             return None
         ents, kg, summary = self._memories(runtime)
-        if self.use_entities:
-            await ents.aupdate(turn)
-        if self.use_graph:
-            await kg.aadd_text(turn, session_id=self._session(runtime))
+        if self._combined():
+            assert self._extract is not None
+            await arun(
+                self.engine,
+                ents._uid,
+                _write_plan(self._extract, ents, kg, turn, self._session(runtime)),
+            )
+        else:
+            if self.use_entities:
+                await ents.aupdate(turn)
+            if self.use_graph:
+                await kg.aadd_text(turn, session_id=self._session(runtime))
         if summary is not None:
             await summary.aadd_messages(turn)
         return None
+
+    def _combined(self) -> bool:
+        return (
+            self.combined_extraction
+            and self.use_entities
+            and self.use_graph
+            and self._extract is not None
+        )

@@ -137,12 +137,15 @@ def delete_query(user_id: str, session_id: str) -> Query:
     )
 
 
-def list_query(user_id: str, limit: int | None, exclude: str | None) -> Query:
+def list_query(user_id: str, limit: int | None, exclude: str | None, only: str | None = None) -> Query:
     query = (
         "SELECT user_id, session_id, CAST(summary AS text), message_count, last_seq, created_at, updated_at "
         "FROM {conversation_summaries} WHERE user_id = ?"
     )
     params: list[Any] = [user_id]
+    if only is not None:
+        query += " AND session_id = ?"
+        params.append(only)
     if exclude is not None:
         query += " AND session_id <> ?"
         params.append(exclude)
@@ -160,9 +163,11 @@ def safe_cut(
     messages: Sequence[BaseMessage],
     max_tokens: int,
     counter: TokenCounter = count_tokens_approximately,
+    target: int | None = None,
 ) -> int:
     """How many of the oldest ``messages`` to fold into the summary so that the rest fit
-    in ``max_tokens``, without separating tool calls from their results.
+    in ``target`` tokens (default ``max_tokens``) once they exceed ``max_tokens``, without
+    separating tool calls from their results.
 
     A cut at ``i`` (fold ``messages[:i]``, keep ``messages[i:]``) is safe when every tool
     call requested before ``i`` has its result before ``i`` and ``messages[i]`` is not a
@@ -185,6 +190,7 @@ def safe_cut(
         suffix[i] = suffix[i + 1] + sizes[i]
     if suffix[0] <= max_tokens:
         return 0
+    goal = max_tokens if target is None else min(target, max_tokens)
     safe = [False] * (n + 1)
     open_ids: set[str] = set()
     for i, m in enumerate(messages):
@@ -198,7 +204,7 @@ def safe_cut(
     for i in range(1, n + 1):
         if safe[i]:
             best = i
-            if suffix[i] <= max_tokens:
+            if suffix[i] <= goal:
                 return i
     return best
 
@@ -252,6 +258,11 @@ class SummaryMemory(BaseChatMessageHistory):
             (default :data:`DEFAULT_SUMMARY_PROMPT`).
         auto_prune: summarize on :meth:`add_messages` (default True); else call
             :meth:`prune` yourself.
+        prune_to: when the recent messages outgrow ``max_token_limit``, fold until they
+            fit in this many tokens (default ``max_token_limit``, as the legacy class
+            does). A lower mark, e.g. half the budget, makes a summary call every few
+            turns instead of on almost every turn once the budget is reached.
+        agent_name: recorded on the ``sessions`` row.
 
     Example:
         >>> from langchain_core.language_models.fake_chat_models import FakeListChatModel
@@ -274,6 +285,7 @@ class SummaryMemory(BaseChatMessageHistory):
         token_counter: TokenCounter | None = None,
         prompt: ChatPromptTemplate | None = None,
         auto_prune: bool = True,
+        prune_to: int | None = None,
         agent_name: str | None = None,
     ) -> None:
         if not isinstance(llm, (BaseLanguageModel, Runnable)):
@@ -283,6 +295,7 @@ class SummaryMemory(BaseChatMessageHistory):
         self.session_id = session_id
         self.user_id = user_id
         self.max_token_limit = _check_positive("max_token_limit", max_token_limit)
+        self.prune_to = _check_positive("prune_to", prune_to) if prune_to is not None else None
         self.token_counter: TokenCounter = token_counter or count_tokens_approximately
         self.prompt = prompt or DEFAULT_SUMMARY_PROMPT
         self.auto_prune = auto_prune
@@ -302,7 +315,7 @@ class SummaryMemory(BaseChatMessageHistory):
 
     def _prune_plan(self) -> Plan[bool]:
         state = yield from self._read_plan()
-        cut = safe_cut(state.messages, self.max_token_limit, self.token_counter)
+        cut = safe_cut(state.messages, self.max_token_limit, self.token_counter, self.prune_to)
         if cut == 0:
             return False
         folded = state.messages[:cut]
@@ -334,17 +347,17 @@ class SummaryMemory(BaseChatMessageHistory):
 
     def get_summary(self) -> SessionSummary | None:
         """This session's summary row, or None before anything was summarized."""
-        for s in self.list_summaries(self.engine, self.user_id):
-            if s.session_id == self.session_id:
-                return s
-        return None
+        query, params = list_query(self._uid, None, None, self._sid)
+        with self.engine.transaction(self._uid, readonly=True) as tx:
+            rows = tx.fetchall(query, params)
+        return _summary(self.engine.dialect, rows[0]) if rows else None
 
     async def aget_summary(self) -> SessionSummary | None:
         """Async form of :meth:`get_summary`."""
-        for s in await self.alist_summaries(self.engine, self.user_id):
-            if s.session_id == self.session_id:
-                return s
-        return None
+        query, params = list_query(self._uid, None, None, self._sid)
+        async with self.engine.atransaction(self._uid, readonly=True) as tx:
+            rows = await tx.fetchall(query, params)
+        return _summary(self.engine.dialect, rows[0]) if rows else None
 
     @property
     def moving_summary_buffer(self) -> str:
