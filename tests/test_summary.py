@@ -227,6 +227,33 @@ def test_bad_arguments(engine: Engine) -> None:
     assert memory.messages == []
 
 
+@pytest.mark.filterwarnings("ignore::langchain_core._api.deprecation.LangChainDeprecationWarning")
+def test_drops_in_where_a_chat_history_goes(engine: Engine) -> None:
+    from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+    from langchain_core.runnables.history import RunnableWithMessageHistory
+
+    summarizer = ScriptedChatModel(responses=lambda prompt: "summary so far")
+    chat = ScriptedChatModel(responses=lambda prompt: "reply")
+    prompt = ChatPromptTemplate.from_messages(
+        [MessagesPlaceholder("history"), ("human", "{input}")]
+    )
+    chain = RunnableWithMessageHistory(
+        prompt | chat,
+        lambda sid: SummaryMemory(engine, summarizer, sid, max_token_limit=2, token_counter=count),
+        input_messages_key="input",
+        history_messages_key="history",
+    )
+    for i in range(3):
+        chain.invoke({"input": f"q{i}"}, config={"configurable": {"session_id": "s"}})
+    assert [(m.type, m.content) for m in chat.calls[-1]] == [
+        ("system", "summary so far"),
+        ("human", "q1"),
+        ("ai", "reply"),
+        ("human", "q2"),
+    ]
+    assert len(summarizer.calls) == 2
+
+
 # -- async --------------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig
 
 from .engine import Engine
 
@@ -58,7 +58,7 @@ class Model:
 
     runnable: Runnable[Any, Any]
     input: Any
-    config: dict[str, Any] = field(default_factory=dict)
+    config: RunnableConfig = field(default_factory=RunnableConfig)
 
 
 Step = Sql | Model

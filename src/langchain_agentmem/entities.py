@@ -351,7 +351,7 @@ def _text_of_turn(turn: str | Sequence[BaseMessage]) -> str:
     if isinstance(turn, str):
         return turn
     if isinstance(turn, Sequence) and all(isinstance(m, BaseMessage) for m in turn):
-        return get_buffer_string(list(turn))
+        return get_buffer_string([m for m in turn if isinstance(m, BaseMessage)])
     raise TypeError(
         f"expected a turn as str or a list of messages, got {type(turn).__name__}: {turn!r:.80}"
     )
@@ -587,7 +587,7 @@ class EntityStore(_EntityStoreBase):  # type: ignore[misc,valid-type]
         entity_system: str = "default",
         **kwargs: Any,
     ) -> None:
-        super().__init__(engine=engine, user_id=user_id, entity_system=entity_system, **kwargs)
+        super().__init__(engine=engine, user_id=user_id, entity_system=entity_system, **kwargs)  # type: ignore[call-arg]
         self._memory = EntityMemory(engine, None, user_id=user_id, entity_system=entity_system)
 
     def get(self, key: str, default: str | None = None) -> str | None:

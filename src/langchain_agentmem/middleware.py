@@ -347,7 +347,7 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
 
     # -- after the agent ----------------------------------------------------------------
     def _turn(self, state: AgentState) -> list[BaseMessage]:
-        messages = list(state.get("messages", []))
+        messages: list[BaseMessage] = list(state.get("messages", []))
         i = _last_human(messages)
         if i is None or not any(isinstance(m, AIMessage) for m in messages[i:]):
             return []
