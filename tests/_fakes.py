@@ -22,13 +22,17 @@ class ScriptedChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "scripted-test-model"
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         self.calls.append(list(messages))
         if callable(self.responses):
             text = self.responses("\n".join(m.text for m in messages))
         else:
             if not self.responses:
-                raise AssertionError(f"unexpected model call #{len(self.calls)}: {messages[-1].text[:200]!r}")
+                raise AssertionError(
+                    f"unexpected model call #{len(self.calls)}: {messages[-1].text[:200]!r}"
+                )
             text = self.responses.pop(0)
         return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
 

@@ -14,7 +14,13 @@ from langchain_agentmem import ChatMessageHistory, Engine, EntityMemory, EntityS
 
 
 def answer(*entities: tuple[str, str | None, list[str], str]) -> str:
-    return json.dumps({"entities": [{"name": n, "type": t, "aliases": a, "summary": s} for n, t, a, s in entities]})
+    return json.dumps(
+        {
+            "entities": [
+                {"name": n, "type": t, "aliases": a, "summary": s} for n, t, a, s in entities
+            ]
+        }
+    )
 
 
 def test_one_model_call_per_turn_whatever_the_number_of_entities(engine: Engine) -> None:
@@ -28,7 +34,12 @@ def test_one_model_call_per_turn_whatever_the_number_of_entities(engine: Engine)
         ]
     )
     memory = EntityMemory(engine, llm, user_id="alice")
-    written = memory.update([HumanMessage("My brother Bobby lives in Lyon and works at ACME Corp."), AIMessage("Noted!")])
+    written = memory.update(
+        [
+            HumanMessage("My brother Bobby lives in Lyon and works at ACME Corp."),
+            AIMessage("Noted!"),
+        ]
+    )
     assert len(llm.calls) == 1
     assert sorted(e.name for e in written) == ["Acme", "Bob", "Lyon"]
     assert "Bobby lives in Lyon" in llm.prompt()
@@ -92,10 +103,15 @@ def test_set_get_delete_clear_and_isolation(engine: Engine) -> None:
 
 def test_exact_text_and_bad_input(engine: Engine) -> None:
     memory = EntityMemory(engine, user_id="u\x00")
-    odd = "nul\x00, surrogate \ud800, quote \""
+    odd = 'nul\x00, surrogate \ud800, quote "'
     memory.set("Zoë \ud800", odd, aliases=["z\x00"])
     got = memory.get("ZOË \ud800")
-    assert got is not None and got.summary == odd and got.name == "Zoë \ud800" and got.aliases == ["z\x00"]
+    assert (
+        got is not None
+        and got.summary == odd
+        and got.name == "Zoë \ud800"
+        and got.aliases == ["z\x00"]
+    )
     with pytest.raises(ValueError, match="non-empty name"):
         memory.set("  ", "x")
     with pytest.raises(TypeError, match="summary"):
@@ -142,7 +158,9 @@ def test_drops_into_legacy_conversation_entity_memory(engine: Engine) -> None:
     llm = ScriptedChatModel(responses=["Bob", "Bob is Alice's brother who lives in Lyon."])
     store = EntityStore(engine, user_id="alice")
     legacy = ConversationEntityMemory(
-        llm=llm, entity_store=store, chat_memory=ChatMessageHistory(engine, "legacy", user_id="alice")
+        llm=llm,
+        entity_store=store,
+        chat_memory=ChatMessageHistory(engine, "legacy", user_id="alice"),
     )
     legacy.load_memory_variables({"input": "My brother Bob lives in Lyon."})
     legacy.save_context({"input": "My brother Bob lives in Lyon."}, {"output": "Got it."})
@@ -157,7 +175,13 @@ def test_drops_into_legacy_conversation_entity_memory(engine: Engine) -> None:
 
 
 async def test_async_forms(aengine: Engine) -> None:
-    llm = ScriptedChatModel(responses=[answer(("Bob", "person", ["Bobby"], "Alice's brother."), ("Lyon", "place", [], "A city."))])
+    llm = ScriptedChatModel(
+        responses=[
+            answer(
+                ("Bob", "person", ["Bobby"], "Alice's brother."), ("Lyon", "place", [], "A city.")
+            )
+        ]
+    )
     memory = EntityMemory(aengine, llm, user_id="alice")
     written = await memory.aupdate("Bobby lives in Lyon")
     assert len(written) == 2 and len(llm.calls) == 1
@@ -184,15 +208,26 @@ def entity_responder(request: dict[str, Any]) -> dict[str, Any]:
     assert request["response_format"]["type"] == "json_schema"
     prompt = request["messages"][-1]["content"]
     if "Bobby" in prompt:
-        return {"content": answer(("Bob", "person", ["Bobby"], "Alice's brother; lives in Lyon; plays chess."))}
-    return {"content": answer(("Bob", "person", [], "Alice's brother; lives in Lyon."), ("Lyon", "place", [], "City in France where Bob lives."))}
+        return {
+            "content": answer(
+                ("Bob", "person", ["Bobby"], "Alice's brother; lives in Lyon; plays chess.")
+            )
+        }
+    return {
+        "content": answer(
+            ("Bob", "person", [], "Alice's brother; lives in Lyon."),
+            ("Lyon", "place", [], "City in France where Bob lives."),
+        )
+    }
 
 
 def test_entities_through_openai_cassette(engine: Engine) -> None:
     from langchain_openai import ChatOpenAI
 
     with openai_cassette("entity_memory", entity_responder) as kw:
-        memory = EntityMemory(engine, ChatOpenAI(model="gpt-4o-mini", temperature=0, **kw), user_id="alice")
+        memory = EntityMemory(
+            engine, ChatOpenAI(model="gpt-4o-mini", temperature=0, **kw), user_id="alice"
+        )
         memory.update([HumanMessage("My brother Bob lives in Lyon."), AIMessage("Lyon is lovely!")])
         memory.update([HumanMessage("Bobby started playing chess."), AIMessage("Great hobby.")])
     assert {e.key for e in memory.list_entities()} == {"bob", "lyon"}

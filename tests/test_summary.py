@@ -46,7 +46,12 @@ def test_under_budget_keeps_everything_without_a_model_call(engine: Engine) -> N
     llm = ScriptedChatModel()
     memory = SummaryMemory(engine, llm, "s", user_id="u", max_token_limit=10, token_counter=count)
     memory.add_messages(turn(1) + turn(2))
-    assert [m.content for m in memory.messages] == ["question 1", "answer 1", "question 2", "answer 2"]
+    assert [m.content for m in memory.messages] == [
+        "question 1",
+        "answer 1",
+        "question 2",
+        "answer 2",
+    ]
     assert llm.calls == []
     assert memory.get_summary() is None
     assert memory.moving_summary_buffer == ""
@@ -72,15 +77,25 @@ def test_folds_oldest_messages_incrementally(engine: Engine) -> None:
     assert "question 4" not in second
     assert [m.content for m in memory.messages] == ["S2: asked 1 to 4", "question 4", "answer 4"]
     info = memory.get_summary()
-    assert info is not None and info.message_count == 6 and info.last_seq == 6 and info.summary == "S2: asked 1 to 4"
+    assert (
+        info is not None
+        and info.message_count == 6
+        and info.last_seq == 6
+        and info.summary == "S2: asked 1 to 4"
+    )
     # The full log is still there for a plain chat history.
     assert len(ChatMessageHistory(engine, "s", user_id="u").messages) == 8
 
 
 def test_restart_costs_no_model_call(engine: Engine) -> None:
-    SummaryMemory(engine, ScriptedChatModel(responses=["the summary"]), "s", user_id="u", max_token_limit=2, token_counter=count).add_messages(
-        turn(1) + turn(2)
-    )
+    SummaryMemory(
+        engine,
+        ScriptedChatModel(responses=["the summary"]),
+        "s",
+        user_id="u",
+        max_token_limit=2,
+        token_counter=count,
+    ).add_messages(turn(1) + turn(2))
     silent = ScriptedChatModel()  # fails on any call
     again = SummaryMemory(engine, silent, "s", user_id="u", max_token_limit=2, token_counter=count)
     assert [m.content for m in again.messages] == ["the summary", "question 2", "answer 2"]
@@ -129,19 +144,40 @@ def test_pending_tool_call_is_not_folded_without_its_results(engine: Engine) -> 
 
 def test_list_summaries_of_earlier_sessions(engine: Engine) -> None:
     for sid, text in [("mon", "Monday: talked about Paris"), ("tue", "Tuesday: talked about Rome")]:
-        SummaryMemory(engine, ScriptedChatModel(responses=[text]), sid, user_id="alice", max_token_limit=0, token_counter=count).add_messages(turn(1))
-    SummaryMemory(engine, ScriptedChatModel(responses=["bob's"]), "mon", user_id="bob", max_token_limit=0, token_counter=count).add_messages(turn(1))
+        SummaryMemory(
+            engine,
+            ScriptedChatModel(responses=[text]),
+            sid,
+            user_id="alice",
+            max_token_limit=0,
+            token_counter=count,
+        ).add_messages(turn(1))
+    SummaryMemory(
+        engine,
+        ScriptedChatModel(responses=["bob's"]),
+        "mon",
+        user_id="bob",
+        max_token_limit=0,
+        token_counter=count,
+    ).add_messages(turn(1))
     got = SummaryMemory.list_summaries(engine, "alice")
-    assert {s.session_id: s.summary for s in got} == {"mon": "Monday: talked about Paris", "tue": "Tuesday: talked about Rome"}
+    assert {s.session_id: s.summary for s in got} == {
+        "mon": "Monday: talked about Paris",
+        "tue": "Tuesday: talked about Rome",
+    }
     assert all(s.message_count == 2 and s.user_id == "alice" for s in got)
-    assert [s.session_id for s in SummaryMemory.list_summaries(engine, "alice", exclude="tue")] == ["mon"]
+    assert [s.session_id for s in SummaryMemory.list_summaries(engine, "alice", exclude="tue")] == [
+        "mon"
+    ]
     assert len(SummaryMemory.list_summaries(engine, "alice", limit=1)) == 1
     with pytest.raises(ValueError, match="limit"):
         SummaryMemory.list_summaries(engine, "alice", limit=-1)
 
 
 def test_clear_removes_messages_and_summary(engine: Engine) -> None:
-    memory = SummaryMemory(engine, ScriptedChatModel(responses=["s"]), "s", max_token_limit=1, token_counter=count)
+    memory = SummaryMemory(
+        engine, ScriptedChatModel(responses=["s"]), "s", max_token_limit=1, token_counter=count
+    )
     memory.add_messages(turn(1))
     memory.clear()
     assert memory.messages == []
@@ -149,8 +185,15 @@ def test_clear_removes_messages_and_summary(engine: Engine) -> None:
 
 
 def test_exact_text_round_trips(engine: Engine) -> None:
-    odd = "nul\x00 and \ud800 surrogate, quote \" and backslash \\"
-    memory = SummaryMemory(engine, ScriptedChatModel(responses=[odd]), "s\x00id", user_id="u\\", max_token_limit=1, token_counter=count)
+    odd = 'nul\x00 and \ud800 surrogate, quote " and backslash \\'
+    memory = SummaryMemory(
+        engine,
+        ScriptedChatModel(responses=[odd]),
+        "s\x00id",
+        user_id="u\\",
+        max_token_limit=1,
+        token_counter=count,
+    )
     memory.add_messages([HumanMessage(odd), AIMessage("ok")])
     assert memory.messages == [SystemMessage(odd), AIMessage("ok")]
     assert SummaryMemory.list_summaries(engine, "u\\")[0].session_id == "s\x00id"
@@ -175,12 +218,16 @@ async def test_async_fold_restart_list_and_clear(aengine: Engine) -> None:
     memory = SummaryMemory(aengine, llm, "s", user_id="u", max_token_limit=2, token_counter=count)
     await memory.aadd_messages(turn(1) + turn(2))
     assert [m.content for m in await memory.aget_messages()] == ["S1", "question 2", "answer 2"]
-    await memory.aadd_messages([HumanMessage("q3"), call("t"), ToolMessage("r", tool_call_id="t"), AIMessage("a3")])
+    await memory.aadd_messages(
+        [HumanMessage("q3"), call("t"), ToolMessage("r", tool_call_id="t"), AIMessage("a3")]
+    )
     assert len(llm.calls) == 2
     kept = await memory.aget_messages()
     assert kept[0].content == "S2"
     assert_tool_safe(kept[1:])
-    again = SummaryMemory(aengine, ScriptedChatModel(), "s", user_id="u", max_token_limit=2, token_counter=count)
+    again = SummaryMemory(
+        aengine, ScriptedChatModel(), "s", user_id="u", max_token_limit=2, token_counter=count
+    )
     assert await again.aget_messages() == kept
     assert await again.aprune() is False
     info = await again.aget_summary()
@@ -243,8 +290,17 @@ def test_summary_through_openai_cassette(engine: Engine) -> None:
     with openai_cassette("summary_memory", summary_responder) as kw:
         llm = ChatOpenAI(model="gpt-4o-mini", temperature=0, **kw)
         memory = SummaryMemory(engine, llm, "trip", user_id="alice", max_token_limit=30)
-        memory.add_messages([HumanMessage("Hi, I'm Alice. I live in Paris and I love cycling along the Seine on weekends."), AIMessage("Nice to meet you, Alice!")])
-        memory.add_messages([HumanMessage("Any tips for a ride?"), AIMessage("Try the Canal Saint-Martin.")])
+        memory.add_messages(
+            [
+                HumanMessage(
+                    "Hi, I'm Alice. I live in Paris and I love cycling along the Seine on weekends."
+                ),
+                AIMessage("Nice to meet you, Alice!"),
+            ]
+        )
+        memory.add_messages(
+            [HumanMessage("Any tips for a ride?"), AIMessage("Try the Canal Saint-Martin.")]
+        )
     msgs = memory.messages
     assert msgs[0] == SystemMessage("The user, Alice, lives in Paris and likes cycling.")
     assert msgs[-1].content == "Try the Canal Saint-Martin."
