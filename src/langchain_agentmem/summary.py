@@ -137,7 +137,9 @@ def delete_query(user_id: str, session_id: str) -> Query:
     )
 
 
-def list_query(user_id: str, limit: int | None, exclude: str | None, only: str | None = None) -> Query:
+def list_query(
+    user_id: str, limit: int | None, exclude: str | None, only: str | None = None
+) -> Query:
     query = (
         "SELECT user_id, session_id, CAST(summary AS text), message_count, last_seq, created_at, updated_at "
         "FROM {conversation_summaries} WHERE user_id = ?"
