@@ -177,6 +177,42 @@ def entity_bench(db: str, turns: int, k: int) -> None:
     row("prompt characters sent", ours_llm.prompt_chars, legacy_llm.prompt_chars)
 
 
+def store_bench(db: str, n: int) -> None:
+    """EntityStore beside langchain-classic's SQLiteEntityStore: the same get/set calls
+    ConversationEntityMemory makes, on SQLite files in the same folder."""
+    import time
+
+    from langchain_classic.memory.entity import SQLiteEntityStore
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        legacy = SQLiteEntityStore(session_id="bench", db_file=db + ".legacy")
+    with connect(f"sqlite:///{db}") as engine:
+        engine.migrate()
+        ours = EntityStore(engine, user_id="bench")
+
+        def timed(fn: Any) -> float:
+            t = time.perf_counter()
+            for i in range(n):
+                fn(i)
+            return (time.perf_counter() - t) / n * 1e6
+
+        results = {}
+        for name, store in [("agentmem", ours), ("legacy", legacy)]:
+            results[name] = (
+                timed(lambda i, s=store: s.set(f"Entity {i}", f"summary {i}")),
+                timed(lambda i, s=store: s.get(f"entity {i}" if s is ours else f"Entity {i}")),
+            )
+    print(f"\n## entity store ({n} entities, SQLite file, microseconds per call)")
+    print(f"{'':38}{'agentmem':>12}{'legacy':>12}{'ratio':>8}")
+    row("set (new entity)", results["agentmem"][0], results["legacy"][0])
+    row("get", results["agentmem"][1], results["legacy"][1])
+    print(
+        "(agentmem resolves names and aliases case-insensitively and keeps both in one transaction;"
+    )
+    print(" the legacy store is an exact-key table per session)")
+
+
 def row(label: str, ours: float, legacy: float) -> None:
     ratio = f"{ours / legacy:.2f}" if legacy else "-"
     fmt = (lambda v: f"{v:.2f}") if isinstance(ours, float) or isinstance(legacy, float) else str
@@ -188,10 +224,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--entities", type=int, default=3)
+    parser.add_argument("--store-ops", type=int, default=500)
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="agentmem-llm-bench-"))
     summary_bench(str(folder / "summary.sqlite3"), args.turns)
     entity_bench(str(folder / "entities.sqlite3"), args.turns, args.entities)
+    store_bench(str(folder / "store.sqlite3"), args.store_ops)
     print(
         "\n## knowledge graph (from the source, not measured: langchain-community is not installed)\n"
         "ConversationKGMemory: 2 model calls per turn (entities in load_memory_variables, triples in save_context).\n"

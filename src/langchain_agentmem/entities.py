@@ -270,14 +270,20 @@ def _resolve_plan(
     return {decode_key(a): decode_key(k) for a, k in rows}
 
 
-def _get_plan(dialect: Dialect, uid: str, system: str, name: str) -> Plan[Entity | None]:
-    resolved = yield from _resolve_plan(dialect, uid, system, [name])
-    key = resolved.get(normalize(name))
-    if key is None:
-        return None
-    (rows,) = yield Sql(
-        [Stmt(*get_query(dialect, uid, system, [encode_key(key)]), fetch=True)], readonly=True
+def named_query(user_id: str, system: str, alias: str) -> Query:
+    """The entity a normalized name or alias refers to: one indexed join."""
+    return (
+        _SELECT  # noqa: S608
+        + "JOIN {entity_aliases} a ON a.user_id = e.user_id AND a.kind = 'entity' "
+        "AND a.space = e.entity_system AND a.key = e.key "
+        "WHERE a.user_id = ? AND a.space = ? AND a.alias = ? AND e.user_id = ? AND e.entity_system = ?",
+        [user_id, system, alias, user_id, system],
     )
+
+
+def _get_plan(dialect: Dialect, uid: str, system: str, name: str) -> Plan[Entity | None]:
+    query, params = named_query(uid, system, encode_key(normalize(name)))
+    (rows,) = yield Sql([Stmt(query, params, fetch=True)], readonly=True)
     return _entity(dialect, rows[0]) if rows else None
 
 
