@@ -286,6 +286,36 @@ def facts_query(user_id: str, graph: str, key: str, at: Any | None, limit: int |
     return query, params
 
 
+def mentioned_facts_query(
+    dialect: Dialect, user_id: str, graph: str, names: Sequence[str], at: Any, limit: int | None
+) -> Query:
+    """Edges valid at ``at`` touching a node any of ``names`` (normalized, encoded) names."""
+    cols = [("alias", "text")]
+    query = (
+        "WITH k AS (SELECT a.key FROM {entity_aliases} a WHERE a.user_id = ? AND a.kind = 'node' "  # noqa: S608
+        "AND a.space = ? AND a.alias IN (SELECT m.alias FROM "
+        + dialect.unnest(cols)
+        + ")) "
+        + _EDGE_SELECT
+        + f"WHERE e.user_id = ? AND e.graph = ? AND {_VALID} "  # noqa: S608
+        "AND (e.source IN (SELECT key FROM k) OR e.target IN (SELECT key FROM k)) "
+        "ORDER BY e.valid_from, e.source, e.relation, e.target, e.id"
+    )
+    params: list[Any] = [
+        user_id,
+        graph,
+        *dialect.unnest_params(cols, [(n,) for n in names]),
+        user_id,
+        graph,
+        at,
+        at,
+    ]
+    if limit is not None:
+        query += " LIMIT ?"
+        params.append(limit)
+    return query, params
+
+
 def all_edges_query(user_id: str, graph: str, at: Any) -> Query:
     return (
         _EDGE_SELECT
@@ -710,15 +740,14 @@ class GraphMemory:
         names = candidate_names(text)
         if not names:
             return []
-        q = resolve_query(
-            self._dialect, self._uid, self._graph, [encode_key(n) for n in names], kind="node"
+        if limit is not None:
+            _check_int(limit, "limit")
+        at = self._ts(_check_time(as_of, "as_of"))
+        q = mentioned_facts_query(
+            self._dialect, self._uid, self._graph, [encode_key(n) for n in names], at, limit
         )
         (rows,) = yield Sql([Stmt(*q, fetch=True)], readonly=True)
-        out: dict[str, Edge] = {}
-        for key in sorted({decode_key(k) for _, k in rows}):
-            for e in (yield from self._facts_plan(key, as_of, False, limit)):
-                out.setdefault(e.id, e)
-        return list(out.values())[:limit] if limit is not None else list(out.values())
+        return [_edge(self._dialect, r) for r in rows]
 
     def _export_plan(self, as_of: datetime | None) -> Plan[tuple[list[Node], list[Edge]]]:
         at = self._ts(_check_time(as_of, "as_of"))
