@@ -10,7 +10,7 @@ import pytest
 from _fakes import ScriptedChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 
-from langchain_agentmem import Engine, GraphMemory, KnowledgeTriple
+from langchain_agentmem import ChatMessageHistory, Engine, GraphMemory, KnowledgeTriple
 
 from cassettes import openai_cassette
 
@@ -173,6 +173,34 @@ def test_add_text_with_a_model_and_legacy_methods(engine: Engine) -> None:
     assert [e.as_text() for e in kg.relevant_facts("tell me about sam")] == ["Sam friend of User"]
 
 
+def test_legacy_methods_see_the_recent_conversation(engine: Engine) -> None:
+    history = ChatMessageHistory(engine, "chat", user_id="alice")
+    history.add_messages(
+        [
+            HumanMessage("say hi to sam"),
+            AIMessage("who is sam"),
+            HumanMessage("sam is a friend"),
+            AIMessage("okay"),
+        ]
+    )
+    llm = ScriptedChatModel(
+        responses=[json.dumps({"entities": ["Sam"]}), triples(("Sam", "favorite color", "red"))]
+    )
+    kg = GraphMemory(engine, llm, user_id="alice", chat_history=history, k=1)
+    assert kg.get_current_entities("what's her favorite color?") == ["Sam"]
+    prompt = llm.prompt()
+    assert (
+        "Human: sam is a friend\nAI: okay" in prompt and "say hi to sam" not in prompt
+    )  # last k=1 exchange
+    assert prompt.endswith("Extract from this text only:\nwhat's her favorite color?")
+    assert kg.get_knowledge_triplets("her favorite color is red") == [
+        KnowledgeTriple("Sam", "favorite color", "red")
+    ]
+    assert "sam is a friend" in llm.prompt()
+    with pytest.raises(TypeError, match="chat_history"):
+        GraphMemory(engine, llm, chat_history=["not a history"])  # type: ignore[arg-type]
+
+
 def test_isolation_delete_clear_and_bad_input(engine: Engine) -> None:
     a = GraphMemory(engine, user_id="alice")
     b = GraphMemory(engine, user_id="bob")
@@ -223,7 +251,9 @@ async def test_async_forms(aengine: Engine) -> None:
             json.dumps({"entities": ["Ann"]}),
         ]
     )
-    kg = GraphMemory(aengine, llm, user_id="ann")
+    history = ChatMessageHistory(aengine, "chat", user_id="ann")
+    await history.aadd_messages([HumanMessage("I'm Ann"), AIMessage("Hi Ann")])
+    kg = GraphMemory(aengine, llm, user_id="ann", chat_history=history)
     await kg.aadd_text("I'm Ann, I live in Oslo", at=day(0))
     await kg.aadd_triple("Ann", "lives_in", "Bergen", at=day(5))
     await kg.aadd_triples([("Bergen", "in", "Norway"), ("Oslo", "in", "Norway")], at=day(5))
@@ -238,6 +268,7 @@ async def test_async_forms(aengine: Engine) -> None:
         KnowledgeTriple("Ann", "likes", "ski")
     ]
     assert await kg.aget_current_entities("Ann?") == ["Ann"]
+    assert "Human: I'm Ann\nAI: Hi Ann" in llm.prompt()
     assert await kg.aadd_alias("Ann", "Annie") is True
     assert [e.target_name for e in await kg.arelevant_facts("where is annie now")] == ["Bergen"]
     await kg.adelete_node("Oslo")

@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, NamedTuple
 
+from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.language_models import BaseLanguageModel
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, get_buffer_string
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, Field
 
@@ -452,6 +453,9 @@ class GraphMemory:
         graph: a namespace of graphs (e.g. one per agent).
         single_valued: relations (normalized, e.g. ``lives_in``) a subject has one value
             of at a time (default :data:`DEFAULT_SINGLE_VALUED`).
+        chat_history, k: as in ``ConversationKGMemory``: the last ``k`` exchanges of
+            ``chat_history`` go with :meth:`get_knowledge_triplets` and
+            :meth:`get_current_entities`, so "her" or "he" can be resolved.
 
     Example:
         >>> from langchain_agentmem import connect
@@ -472,12 +476,20 @@ class GraphMemory:
         user_id: str = "default",
         graph: str = "default",
         single_valued: Iterable[str] = DEFAULT_SINGLE_VALUED,
+        chat_history: BaseChatMessageHistory | None = None,
+        k: int = 2,
     ) -> None:
         self.engine = engine
         self.llm = llm
         self.user_id = user_id
         self.graph = graph
         self.single_valued = frozenset(normalize_relation(r) for r in single_valued)
+        if chat_history is not None and not isinstance(chat_history, BaseChatMessageHistory):
+            raise TypeError(
+                f"chat_history must be a BaseChatMessageHistory, got {type(chat_history).__name__}"
+            )
+        self.chat_history = chat_history
+        self.k = _check_int(k, "k")
         self._uid = encode_key(user_id)
         self._graph = encode_key(graph)
         self._triples: Runnable[Any, TripleExtraction] | None = (
@@ -631,10 +643,12 @@ class GraphMemory:
         )
         return {decode_key(k): loads(n) for k, n in rows}
 
-    def _extract_plan(self, text: str | Sequence[BaseMessage]) -> Plan[list[KnowledgeTriple]]:
+    def _extract_plan(
+        self, text: str | Sequence[BaseMessage], context: str = ""
+    ) -> Plan[list[KnowledgeTriple]]:
         if self._triples is None:
             raise ValueError("extracting triples needs an llm: GraphMemory(engine, llm, ...)")
-        body = _text_of_turn(text)
+        body = _with_context(_text_of_turn(text), context)
         answer: TripleExtraction = yield Model(
             self._triples, [SystemMessage(TRIPLE_SYSTEM_PROMPT), HumanMessage(body)]
         )
@@ -655,11 +669,12 @@ class GraphMemory:
         edges = yield from self._add_plan(triples, 1.0, None, at, session_id, seq)
         return edges
 
-    def _entities_plan(self, text: str) -> Plan[list[str]]:
+    def _entities_plan(self, text: str, context: str = "") -> Plan[list[str]]:
         if self._names is None:
             raise ValueError("get_current_entities needs an llm: GraphMemory(engine, llm, ...)")
+        body = _with_context(_text_of_turn(text), context)
         answer: EntityNames = yield Model(
-            self._names, [SystemMessage(ENTITY_SYSTEM_PROMPT), HumanMessage(_text_of_turn(text))]
+            self._names, [SystemMessage(ENTITY_SYSTEM_PROMPT), HumanMessage(body)]
         )
         return [n.strip() for n in answer.entities if n.strip()]
 
@@ -1044,22 +1059,44 @@ class GraphMemory:
     def get_knowledge_triplets(self, input_string: str) -> list[KnowledgeTriple]:
         """The triples the model finds in ``input_string`` (one call; not stored, as in
         the legacy class: use :meth:`add_text` to store them)."""
-        return run(self.engine, self._uid, self._extract_plan(input_string))
+        return run(self.engine, self._uid, self._extract_plan(input_string, self._context()))
 
     async def aget_knowledge_triplets(self, input_string: str) -> list[KnowledgeTriple]:
         """Async form of :meth:`get_knowledge_triplets`."""
-        return await arun(self.engine, self._uid, self._extract_plan(input_string))
+        return await arun(
+            self.engine, self._uid, self._extract_plan(input_string, await self._acontext())
+        )
 
     def get_current_entities(self, input_string: str) -> list[str]:
         """The entity names the model finds in ``input_string`` (one call)."""
-        return run(self.engine, self._uid, self._entities_plan(input_string))
+        return run(self.engine, self._uid, self._entities_plan(input_string, self._context()))
 
     async def aget_current_entities(self, input_string: str) -> list[str]:
         """Async form of :meth:`get_current_entities`."""
-        return await arun(self.engine, self._uid, self._entities_plan(input_string))
+        return await arun(
+            self.engine, self._uid, self._entities_plan(input_string, await self._acontext())
+        )
+
+    def _context(self) -> str:
+        if self.chat_history is None or self.k == 0:
+            return ""
+        return get_buffer_string(self.chat_history.messages[-2 * self.k :])
+
+    async def _acontext(self) -> str:
+        if self.chat_history is None or self.k == 0:
+            return ""
+        return get_buffer_string((await self.chat_history.aget_messages())[-2 * self.k :])
 
     def __repr__(self) -> str:
         return f"GraphMemory(user_id={self.user_id!r}, graph={self.graph!r})"
+
+
+def _with_context(body: str, context: str) -> str:
+    """The text to extract from, after the recent conversation (for coreference: "her",
+    "he") when there is one, as the legacy ConversationKGMemory prompts do."""
+    if not context:
+        return body
+    return f"Conversation history (for reference only):\n{context}\n\nExtract from this text only:\n{body}"
 
 
 def write_alias(dialect: Dialect, user_id: str, graph: str, alias: str, key: str) -> Query:
