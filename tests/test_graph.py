@@ -264,6 +264,7 @@ async def test_async_forms(aengine: Engine) -> None:
     assert names(await kg.ashortest_path("Ann", "Oslo", as_of=day(1))) == ["Ann", "Oslo"]
     assert len((await kg.asubgraph("Norway")).edges) == 2
     assert (await kg.ato_networkx()).number_of_edges() == 3
+    assert len(await kg.aedges()) == 3 and len(await kg.aedges(as_of=day(1))) == 1
     assert await kg.aget_knowledge_triplets("Ann likes ski") == [
         KnowledgeTriple("Ann", "likes", "ski")
     ]

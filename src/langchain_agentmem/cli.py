@@ -121,5 +121,104 @@ def status(url: str | None, schema: str, as_json: bool) -> None:
         click.echo(f"  {name:<28} {count:>10}")
 
 
+@main.command()
+@database_options
+@click.argument("user_id")
+@click.argument("name", required=False)
+@click.option("--entity-system", default="default", show_default=True, help="Entity namespace.")
+@click.option(
+    "--graph", "graph_name", default="default", show_default=True, help="Graph namespace."
+)
+@click.option(
+    "--as-of", "as_of", default=None, help="ISO time with zone for graph facts (default: now)."
+)
+@click.option("--limit", default=20, show_default=True, help="Most rows per section.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def recall(
+    url: str | None,
+    schema: str,
+    user_id: str,
+    name: str | None,
+    entity_system: str,
+    graph_name: str,
+    as_of: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Show what is remembered about USER_ID: session summaries, entities and graph facts
+    (about NAME only, when given). Reads only; no model is called.
+
+    Example:
+
+        agentmem recall alice Bob --as-of 2025-01-01T00:00:00+00:00
+    """
+    from datetime import datetime
+
+    from .entities import EntityMemory
+    from .graph import GraphMemory
+    from .summary import SummaryMemory
+
+    when = None
+    if as_of is not None:
+        try:
+            when = datetime.fromisoformat(as_of)
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"expected an ISO time like 2025-01-01T00:00:00+00:00, got {as_of!r}",
+                param_hint="--as-of",
+            ) from exc
+        if when.tzinfo is None:
+            raise click.BadParameter(
+                f"expected a time with a zone (e.g. +00:00), got {as_of!r}", param_hint="--as-of"
+            )
+    engine = open_engine(url, schema)
+    with engine:
+        entities = EntityMemory(engine, user_id=user_id, entity_system=entity_system)
+        kg = GraphMemory(engine, user_id=user_id, graph=graph_name)
+        summaries = run(lambda: SummaryMemory.list_summaries(engine, user_id, limit=limit))
+        if name is None:
+            found = run(lambda: entities.list_entities(limit=limit))
+            facts = run(lambda: kg.edges(as_of=when))[:limit]
+        else:
+            one = run(lambda: entities.get(name))
+            found = [one] if one is not None else []
+            # An entity alias ("Bobby") also finds the graph node of the entity's name.
+            node = one.name if one is not None else name
+            facts = run(lambda: kg.facts(node, as_of=when, limit=limit))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "summaries": [
+                        {
+                            "session_id": x.session_id,
+                            "summary": x.summary,
+                            "message_count": x.message_count,
+                        }
+                        for x in summaries
+                    ],
+                    "entities": [
+                        {"name": e.name, "type": e.type, "aliases": e.aliases, "summary": e.summary}
+                        for e in found
+                    ],
+                    "facts": [
+                        {"subject": e.source_name, "relation": e.relation, "object": e.target_name}
+                        for e in facts
+                    ],
+                }
+            )
+        )
+        return
+    click.echo(f"sessions summarized: {len(summaries)}")
+    for x in summaries:
+        click.echo(f"  [{x.session_id}] {x.summary}")
+    click.echo(f"entities: {len(found)}")
+    for e in found:
+        click.echo(f"  {e.name}: {e.summary}")
+    click.echo(f"facts: {len(facts)}")
+    for e in facts:
+        click.echo(f"  {e.as_text()}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1046,6 +1046,14 @@ class GraphMemory:
         """Async form of :meth:`relevant_facts`."""
         return await arun(self.engine, self._uid, self._relevant_plan(text, as_of, limit))
 
+    def edges(self, *, as_of: datetime | None = None) -> list[Edge]:
+        """Every edge valid now (or ``as_of``), oldest first."""
+        return run(self.engine, self._uid, self._export_plan(as_of))[1]
+
+    async def aedges(self, *, as_of: datetime | None = None) -> list[Edge]:
+        """Async form of :meth:`edges`."""
+        return (await arun(self.engine, self._uid, self._export_plan(as_of)))[1]
+
     def to_networkx(self, *, as_of: datetime | None = None) -> Any:
         """The graph valid now (or ``as_of``) as a ``networkx.MultiDiGraph`` (nodes keyed
         by normalized name, edges keyed by id); needs ``pip install networkx``."""
