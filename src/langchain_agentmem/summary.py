@@ -332,7 +332,7 @@ class SummaryMemory(BaseChatMessageHistory):
         return bool(changed)
 
     def _messages(self, state: _State) -> list[BaseMessage]:
-        if state.summary is None:
+        if not state.summary:
             return state.messages
         return [SystemMessage(content=state.summary), *state.messages]
 
