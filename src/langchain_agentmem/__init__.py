@@ -12,11 +12,13 @@ Example:
 from .chat_history import ChatMessageHistory, SessionInfo
 from .checkpoint import CheckpointSaver
 from .engine import Engine, PoolConfig, connect
+from .store import LangGraphStore
 
 __all__ = [
     "ChatMessageHistory",
     "CheckpointSaver",
     "Engine",
+    "LangGraphStore",
     "PoolConfig",
     "SessionInfo",
     "connect",
