@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import re
 import string
-from datetime import datetime
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from psycopg import sql as pgsql
