@@ -18,9 +18,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
+from test_store import HashedEmbeddings
 
 from langchain_agentmem import CheckpointSaver, Engine, LangGraphStore
-from test_store import HashedEmbeddings
 
 
 class ScriptedModel(FakeMessagesListChatModel):
