@@ -11,16 +11,28 @@ Example:
 
 from .chat_history import ChatMessageHistory, SessionInfo
 from .checkpoint import CheckpointSaver
+from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
+from .entities import Entity, EntityMemory, EntityStore
 from .store import LangGraphStore
+from .summary import SessionSummary, SummaryMemory
+from .vectorstore import MemoryVectorStore
 
 __all__ = [
+    "ByteStore",
     "ChatMessageHistory",
     "CheckpointSaver",
+    "DocumentStore",
     "Engine",
+    "Entity",
+    "EntityMemory",
+    "EntityStore",
     "LangGraphStore",
+    "MemoryVectorStore",
     "PoolConfig",
     "SessionInfo",
+    "SessionSummary",
+    "SummaryMemory",
     "connect",
 ]
 

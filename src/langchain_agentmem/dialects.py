@@ -6,6 +6,8 @@ Queries in this package are written once, in a neutral form:
   ``jsonb_exists`` and friends instead),
 * ``{name}`` is a table of the shared schema, quoted and schema-qualified by the dialect,
 * ``{now}`` is the current time as stored in timestamp columns,
+* ``{bparam}`` is a placeholder whose value is sent in binary (Postgres ``%b``; large arrays
+  dump much faster that way), ``?`` on SQLite,
 * ``%`` is a literal percent sign.
 
 :meth:`Dialect.render` turns such a template into the SQL text of one backend. Table names
@@ -62,8 +64,11 @@ class Dialect:
 
     name: str = ""
 
-    #: Fragments a template may name like a table: ``{now}``.
+    #: Fragments a template may name like a table: ``{now}``, ``{bparam}``.
     fragments: dict[str, str] = {}
+    #: Whether a ``WITH`` clause may hold INSERT/UPDATE ... RETURNING (one statement where
+    #: otherwise two are needed).
+    supports_dml_cte: bool = False
 
     def __init__(self, schema: str = "agent_mem") -> None:
         self.schema = check_identifier(schema, "schema")
@@ -111,7 +116,9 @@ class Dialect:
         """
         raise NotImplementedError
 
-    def unnest_params(self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> list[Any]:
+    def unnest_params(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    ) -> list[Any]:
         raise NotImplementedError
 
     def to_datetime(self, value: Any) -> datetime | None:
@@ -119,6 +126,14 @@ class Dialect:
         if value is None or isinstance(value, datetime):
             return value
         return datetime.fromisoformat(value)
+
+    def starts_with(self, column: str) -> str:
+        """A condition: ``column`` starts with the parameter(s) of :meth:`starts_with_params`,
+        compared literally and case-sensitively, using the column's index."""
+        raise NotImplementedError
+
+    def starts_with_params(self, prefix: str) -> list[Any]:
+        raise NotImplementedError
 
     def like_escape(self, prefix: str) -> str:
         r"""A LIKE pattern matching strings that start with ``prefix`` literally; use with
@@ -167,7 +182,8 @@ class PostgresDialect(Dialect):
     """PostgreSQL (psycopg 3). Placeholders become ``%s`` and tables ``"schema"."table"``."""
 
     name = "postgres"
-    fragments = {"now": "now()"}
+    fragments = {"now": "now()", "bparam": "%b"}
+    supports_dml_cte = True
 
     def table(self, name: str) -> str:
         return pgsql.Identifier(self.schema, name).as_string(None)
@@ -181,12 +197,21 @@ class PostgresDialect(Dialect):
     _PG_TYPES = {"text": "text[]", "bigint": "bigint[]", "double": "float8[]", "json": "json[]"}
 
     def unnest(self, columns: Sequence[tuple[str, str]]) -> str:
-        casts = ", ".join(f"?::{self._PG_TYPES[t]}" for _, t in columns)
+        casts = ", ".join(f"{{bparam}}::{self._PG_TYPES[t]}" for _, t in columns)
         names = ", ".join(check_identifier(n, "column") for n, _ in columns)
         return f"unnest({casts}) WITH ORDINALITY AS m({names}, ord)"
 
-    def unnest_params(self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> list[Any]:
-        return [list(col) for col in zip(*rows)] if rows else [[] for _ in columns]
+    def unnest_params(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    ) -> list[Any]:
+        return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in columns]
+
+    def starts_with(self, column: str) -> str:
+        # Byte-wise LIKE on a COLLATE "C" column can use the btree index.
+        return check_identifier(column, "column") + " LIKE ? ESCAPE '\\'"
+
+    def starts_with_params(self, prefix: str) -> list[Any]:
+        return [self.like_escape(prefix)]
 
     def json_entries(self, expr: str, key: str, alias: str) -> str:
         check_identifier(key, "JSON key")
@@ -214,7 +239,7 @@ class SQLiteDialect(Dialect):
     """SQLite (stdlib ``sqlite3``). One database: the schema name is not used."""
 
     name = "sqlite"
-    fragments = {"now": "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"}
+    fragments = {"now": "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')", "bparam": "?"}
 
     def table(self, name: str) -> str:
         return self.quote(name)
@@ -224,16 +249,26 @@ class SQLiteDialect(Dialect):
 
     def unnest(self, columns: Sequence[tuple[str, str]]) -> str:
         parts = []
-        for i, (name, typ) in enumerate(columns):
+        for i, (name, _type) in enumerate(columns):
             check_identifier(name, "column")
             # json_extract returns SQL values: text, integer, real, NULL.
             parts.append(f"json_extract(value, '$[{i}]') AS {name}")
-        return "(SELECT key + 1 AS ord, " + ", ".join(parts) + " FROM json_each(?)) AS m"
+        return "(SELECT key + 1 AS ord, " + ", ".join(parts) + " FROM json_each(?)) AS m"  # noqa: S608 (checked names)
 
-    def unnest_params(self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> list[Any]:
+    def unnest_params(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    ) -> list[Any]:
         from ._json import dumps
 
         return [dumps([list(r) for r in rows])]
+
+    def starts_with(self, column: str) -> str:
+        # SQLite's LIKE ignores ASCII case: a range start for the index, then an exact test.
+        col = check_identifier(column, "column")
+        return f"({col} >= ? AND substr({col}, 1, ?) = ?)"
+
+    def starts_with_params(self, prefix: str) -> list[Any]:
+        return [prefix, len(prefix), prefix]
 
     def json_entries(self, expr: str, key: str, alias: str) -> str:
         check_identifier(key, "JSON key")
@@ -245,7 +280,10 @@ class SQLiteDialect(Dialect):
 
         if '"' in key or "\\" in key:
             return None
-        return f"json_extract({column}, ?) IS json_extract(?, '$.v')", ['$."' + key + '"', dumps({"v": value})]
+        return f"json_extract({column}, ?) IS json_extract(?, '$.v')", [
+            '$."' + key + '"',
+            dumps({"v": value}),
+        ]
 
     def now_plus_minutes(self, expr: str) -> str:
         return f"strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '+' || ({expr} * 60.0) || ' seconds')"
