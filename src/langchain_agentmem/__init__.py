@@ -14,6 +14,7 @@ from .checkpoint import CheckpointSaver
 from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
+from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
 from .vectorstore import MemoryVectorStore
 
@@ -26,6 +27,7 @@ __all__ = [
     "Entity",
     "EntityMemory",
     "EntityStore",
+    "LangGraphStore",
     "MemoryVectorStore",
     "PoolConfig",
     "SessionInfo",
