@@ -15,6 +15,7 @@ from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
 from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
+from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
 from .vectorstore import MemoryVectorStore
 
@@ -30,6 +31,7 @@ __all__ = [
     "EntityStore",
     "GraphMemory",
     "KnowledgeTriple",
+    "LangGraphStore",
     "MemoryMiddleware",
     "MemoryVectorStore",
     "Node",

@@ -448,6 +448,10 @@ def users_query() -> Query:
     return "SELECT DISTINCT user_id FROM {checkpoints} ORDER BY user_id", []
 
 
+def threads_query(uid: str) -> Query:
+    return "SELECT DISTINCT thread_id FROM {checkpoints} WHERE user_id = ? ORDER BY thread_id", [uid]
+
+
 # -- decoding --------------------------------------------------------------------------
 
 
@@ -742,6 +746,12 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         with self.engine.transaction(readonly=True) as tx:
             return [decode_key(r[0]) for r in tx.fetchall(*users_query())]
 
+    def list_threads(self, *, user_id: str | None = None) -> list[str]:
+        """The thread ids of a tenant (default the saver's) that have checkpoints."""
+        uid = self._uid(user_id)
+        with self.engine.transaction(uid, readonly=True) as tx:
+            return [decode_key(r[0]) for r in tx.fetchall(*threads_query(uid))]
+
     # -- async ---------------------------------------------------------------------------
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Async form of :meth:`get_tuple`."""
@@ -850,6 +860,12 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         uid = self._uid(user_id)
         async with self.engine.atransaction(uid) as tx:
             return int(await arun(tx, prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest)))
+
+    async def alist_threads(self, *, user_id: str | None = None) -> list[str]:
+        """Async form of :meth:`list_threads`."""
+        uid = self._uid(user_id)
+        async with self.engine.atransaction(uid, readonly=True) as tx:
+            return [decode_key(r[0]) for r in await tx.fetchall(*threads_query(uid))]
 
     async def alist_users(self) -> list[str]:
         """Async form of :meth:`list_users`."""

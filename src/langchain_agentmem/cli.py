@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import click
@@ -152,8 +153,6 @@ def recall(
 
         agentmem recall alice Bob --as-of 2025-01-01T00:00:00+00:00
     """
-    from datetime import datetime
-
     from .entities import EntityMemory
     from .graph import GraphMemory
     from .summary import SummaryMemory
@@ -218,6 +217,70 @@ def recall(
     click.echo(f"facts: {len(facts)}")
     for e in facts:
         click.echo(f"  {e.as_text()}")
+
+
+_DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` as a ``timedelta``.
+
+    Example:
+        >>> parse_duration("36h")
+        datetime.timedelta(days=1, seconds=43200)
+    """
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in _DURATION or not text[:-1].isdigit():
+        raise click.BadParameter(f"expected a number and a unit (s, m, h, d, w) such as 30d, got {text!r}")
+    return timedelta(seconds=int(text[:-1]) * _DURATION[text[-1]])
+
+
+@main.command()
+@database_options
+@click.option("--older-than", help="Delete checkpoints saved longer ago than this: 30d, 12h, 90m, 2w.")
+@click.option(
+    "--keep-latest/--no-keep-latest",
+    default=True,
+    show_default=True,
+    help="With --older-than: never delete the newest checkpoint of a thread (its current state).",
+)
+@click.option("--thread", "threads", multiple=True, help="Only these threads (repeatable; without --older-than).")
+@click.option("--user", "users", multiple=True, help="Only these tenants (repeatable). Default: every tenant.")
+def prune(
+    url: str | None, schema: str, older_than: str | None, keep_latest: bool, threads: tuple[str, ...], users: tuple[str, ...]
+) -> None:
+    """Remove old LangGraph checkpoints: by age, or all but each thread's latest.
+
+    Without --older-than every thread (or each --thread) keeps only its newest checkpoint
+    per namespace, with that checkpoint's pending writes. Channel values no remaining
+    checkpoint uses are deleted too.
+
+    Example:
+
+        agentmem prune --older-than 30d --url postgresql://localhost/mydb
+
+        agentmem prune --user alice --thread support-42 --url sqlite:///memory.sqlite3
+    """
+    from .checkpoint import CheckpointSaver
+
+    age = parse_duration(older_than) if older_than else None
+    if age is not None and threads:
+        raise click.UsageError("--thread prunes to the latest checkpoint; it does not combine with --older-than")
+    if age is None and not keep_latest:
+        raise click.UsageError("--no-keep-latest needs --older-than")
+    engine = open_engine(url, schema)
+    with engine:
+        saver = CheckpointSaver(engine)
+        tenants = list(users) or run(saver.list_users)
+        deleted = 0
+        cutoff = datetime.now(timezone.utc) - age if age is not None else None
+        for user in tenants:
+            if cutoff is not None:
+                deleted += run(lambda u=user, c=cutoff: saver.prune_before(c, keep_latest=keep_latest, user_id=u))
+            else:
+                ids = list(threads) or saver.list_threads(user_id=user)
+                deleted += run(lambda u=user, t=ids: saver.prune(t, strategy="keep_latest", user_id=u))
+    click.echo(f"deleted {deleted} checkpoint{'s' if deleted != 1 else ''} of {len(tenants)} tenant{'s' if len(tenants) != 1 else ''}")
 
 
 if __name__ == "__main__":  # pragma: no cover

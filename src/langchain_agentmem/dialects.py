@@ -227,7 +227,7 @@ class PostgresDialect(Dialect):
         return f"(now() + {expr} * interval '1 minute')"
 
     def vector_param(self, values: Sequence[float]) -> Any:
-        from pgvector import Vector
+        from pgvector.utils import Vector
 
         return Vector(list(values))
 
