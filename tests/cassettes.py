@@ -58,7 +58,13 @@ def _vcr(mode: str) -> vcr.VCR:
         cassette_library_dir=str(CASSETTES),
         record_mode=mode,
         match_on=["method", "path", "json_body"],
-        filter_headers=["authorization", "api-key", "openai-organization", "openai-project", "cookie"],
+        filter_headers=[
+            "authorization",
+            "api-key",
+            "openai-organization",
+            "openai-project",
+            "cookie",
+        ],
         before_record_response=_scrub_response,
         decode_compressed_response=True,
     )
@@ -85,7 +91,9 @@ def openai_cassette(name: str, responder: Responder | None = None) -> Iterator[d
             yield {"base_url": "https://api.openai.com/v1", "api_key": key}
         return
     if not (CASSETTES / f"{name}.yaml").exists():
-        raise FileNotFoundError(f"cassette {name}.yaml missing: record it with AGENTMEM_RECORD=local (see tests/cassettes/README.md)")
+        raise FileNotFoundError(
+            f"cassette {name}.yaml missing: record it with AGENTMEM_RECORD=local (see tests/cassettes/README.md)"
+        )
     recorder = _vcr("none")
     recorder.register_matcher("json_body", _body_json)
     with recorder.use_cassette(f"{name}.yaml"):

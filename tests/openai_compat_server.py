@@ -85,7 +85,15 @@ class OpenAICompatServer:
                 elif self.path.endswith("/chat/completions"):
                     payload = server._chat(body)
                 else:
-                    self._send(404, {"error": {"message": f"unknown path {self.path}", "type": "invalid_request_error"}})
+                    self._send(
+                        404,
+                        {
+                            "error": {
+                                "message": f"unknown path {self.path}",
+                                "type": "invalid_request_error",
+                            }
+                        },
+                    )
                     return
                 self._send(200, payload)
 
@@ -110,7 +118,9 @@ class OpenAICompatServer:
     # -- endpoints -------------------------------------------------------------------
     def _embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         inputs = body.get("input")
-        if isinstance(inputs, str) or (isinstance(inputs, list) and inputs and isinstance(inputs[0], int)):
+        if isinstance(inputs, str) or (
+            isinstance(inputs, list) and inputs and isinstance(inputs[0], int)
+        ):
             inputs = [inputs]
         dims = int(body.get("dimensions") or 1536)
         data = []
@@ -132,26 +142,41 @@ class OpenAICompatServer:
 
     def _chat(self, body: dict[str, Any]) -> dict[str, Any]:
         reply = self.responder(body)
-        message: dict[str, Any] = {"role": "assistant", "content": reply.get("content"), "refusal": None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": reply.get("content"),
+            "refusal": None,
+        }
         finish = "stop"
         if reply.get("tool_calls"):
             message["tool_calls"] = [
                 {
                     "id": call.get("id") or "call_" + uuid.uuid4().hex[:24],
                     "type": "function",
-                    "function": {"name": call["name"], "arguments": json.dumps(call.get("arguments", {}))},
+                    "function": {
+                        "name": call["name"],
+                        "arguments": json.dumps(call.get("arguments", {})),
+                    },
                 }
                 for call in reply["tool_calls"]
             ]
             finish = "tool_calls"
-        prompt = sum(len(_WORD.findall(str(m.get("content") or ""))) for m in body.get("messages", []))
+        prompt = sum(
+            len(_WORD.findall(str(m.get("content") or ""))) for m in body.get("messages", [])
+        )
         completion = len(_WORD.findall(str(reply.get("content") or "")))
         return {
             "id": "chatcmpl-" + uuid.uuid4().hex[:24],
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "gpt-4o-mini"),
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+            ],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
             "system_fingerprint": "agentmem-test-server",
         }

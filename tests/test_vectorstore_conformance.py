@@ -14,6 +14,8 @@ from langchain_agentmem import Engine, MemoryVectorStore
 class TestMemoryVectorStoreConformance(VectorStoreIntegrationTests):
     @pytest.fixture
     def vectorstore(self, engine: Engine) -> Iterator[VectorStore]:  # type: ignore[override]
-        store = MemoryVectorStore(engine, self.get_embeddings(), collection="conformance", user_id="u1")
+        store = MemoryVectorStore(
+            engine, self.get_embeddings(), collection="conformance", user_id="u1"
+        )
         yield store
         store.delete(filter={})

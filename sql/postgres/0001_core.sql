@@ -2,7 +2,8 @@
 -- documents. Applied with search_path set to the target schema, then public.
 -- Every table starts its primary key with user_id (the tenant).
 -- Keys (user_id, session_id, namespace, key) hold any string: the package escapes NUL and
--- lone surrogates in them (see langchain_agentmem/_keys.py); payloads are exact JSON text.
+-- lone surrogates in them (see langchain_agentmem/_keys.py); payloads are exact JSON text
+-- (text, not json/jsonb: no NUL problem, no re-validation on every insert; cast to json to query).
 
 CREATE TABLE sessions (
     user_id          text        NOT NULL,
@@ -23,7 +24,7 @@ CREATE TABLE events (
     role       text        NOT NULL,
     kind       text        NOT NULL DEFAULT 'message',
     content    text        NOT NULL DEFAULT '',
-    payload    json        NOT NULL,
+    payload    text        NOT NULL, -- exact JSON of the message (json-castable)
     importance real,
     tags       text[]      NOT NULL DEFAULT '{}',
     created_at timestamptz NOT NULL DEFAULT now(),

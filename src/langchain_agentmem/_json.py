@@ -21,12 +21,13 @@ from typing import Any
 __all__ = ["dumps", "loads", "clean_text"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
-_ascii_encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str)
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ascii_encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 
 
 def dumps(value: Any) -> str:
-    """Serialize ``value`` to compact JSON text that any database text column accepts."""
+    """Serialize ``value`` to compact JSON text that any database text column accepts.
+    Values JSON cannot represent raise ``TypeError`` (nothing is silently converted)."""
     text = _encoder.encode(value)
     try:
         text.encode("utf-8")

@@ -28,7 +28,18 @@ from datetime import datetime
 from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
-from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+    message_to_dict,
+    messages_from_dict,
+)
+from pydantic_core import PydanticSerializationError
 
 from ._json import clean_text, dumps, loads
 from ._keys import decode_key, encode_key
@@ -39,7 +50,7 @@ __all__ = ["ChatMessageHistory", "SessionInfo"]
 
 Query = tuple[str, list[Any]]
 
-_COLUMNS = [("role", "text"), ("content", "text"), ("payload", "json")]
+_COLUMNS = [("role", "text"), ("content", "text"), ("payload", "text")]
 
 
 @dataclass(frozen=True)
@@ -58,27 +69,56 @@ class SessionInfo:
 # -- query builders (pure) ------------------------------------------------------------
 
 
+def message_json(message: BaseMessage) -> str:
+    """``message_to_dict(message)`` as JSON text, serialized by pydantic-core (3x faster
+    than ``json.dumps``); messages it cannot encode (lone surrogates) take the exact
+    :func:`~._json.dumps` path, and values JSON cannot hold raise ``TypeError``."""
+    try:
+        return '{"type":' + dumps(message.type) + ',"data":' + message.model_dump_json() + "}"
+    except PydanticSerializationError:
+        return dumps(message_to_dict(message))
+
+
 def append_queries(
-    dialect: Dialect, user_id: str, session_id: str, agent_name: str | None, messages: Sequence[BaseMessage]
+    dialect: Dialect,
+    user_id: str,
+    session_id: str,
+    agent_name: str | None,
+    messages: Sequence[BaseMessage],
 ) -> list[Query]:
-    """Two statements: reserve ``len(messages)`` seqs on the session row, then insert the
-    events numbered from the reserved range (read back inside the same transaction)."""
-    rows = [(m.type, clean_text(m.text), dumps(message_to_dict(m))) for m in messages]
+    """Reserve ``len(messages)`` seqs on the session row (creating it if needed), then insert
+    the events numbered from the reserved range. The row lock taken by the reservation
+    serializes writers of one session until they commit, so batches never interleave.
+
+    Where the dialect allows INSERT ... RETURNING inside WITH (Postgres) this is one
+    statement (one round trip); elsewhere two, run in one transaction."""
+    rows = [(m.type, clean_text(m.text), message_json(m)) for m in messages]
     n = len(rows)
     reserve = (
         "INSERT INTO {sessions} AS s (user_id, session_id, agent_name, last_seq) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (user_id, session_id) DO UPDATE SET last_seq = s.last_seq + excluded.last_seq, "
         "last_activity_at = {now}, agent_name = coalesce(excluded.agent_name, s.agent_name)"
     )
+    reserve_params: list[Any] = [user_id, session_id, agent_name, n]
     insert = (
         "INSERT INTO {events} (user_id, session_id, seq, role, kind, content, payload) "
-        "SELECT s.user_id, s.session_id, s.last_seq - ? + m.ord, m.role, 'message', m.content, m.payload "
-        "FROM {sessions} s, " + dialect.unnest(_COLUMNS) + " WHERE s.user_id = ? AND s.session_id = ?"
+        "SELECT r.user_id, r.session_id, r.last_seq - ? + m.ord, m.role, 'message', m.content, m.payload "
+        "FROM {from_reserved}, " + dialect.unnest(_COLUMNS)
     )
-    return [
-        (reserve, [user_id, session_id, agent_name, n]),
-        (insert, [n, *dialect.unnest_params(_COLUMNS, rows), user_id, session_id]),
-    ]
+    insert_params = [n, *dialect.unnest_params(_COLUMNS, rows)]
+    if dialect.supports_dml_cte:
+        query = (
+            "WITH r AS ("
+            + reserve
+            + " RETURNING user_id, session_id, last_seq) "
+            + insert.replace("{from_reserved}", "r")
+        )
+        return [(query, reserve_params + insert_params)]
+    insert = (
+        insert.replace("{from_reserved}", "{sessions} r")
+        + " WHERE r.user_id = ? AND r.session_id = ?"
+    )
+    return [(reserve, reserve_params), (insert, [*insert_params, user_id, session_id])]
 
 
 def read_query(user_id: str, session_id: str, limit: int | None) -> Query:
@@ -93,6 +133,16 @@ def read_query(user_id: str, session_id: str, limit: int | None) -> Query:
         "SELECT payload FROM {events} WHERE user_id = ? AND session_id = ? AND kind = 'message' "
         "ORDER BY seq DESC LIMIT ?",
         [user_id, session_id, limit],
+    )
+
+
+def read_after_query(user_id: str, session_id: str, after_seq: int) -> Query:
+    """``(seq, payload)`` of the messages with ``seq > after_seq``, in order (used by
+    :class:`~.summary.SummaryMemory` to read what is not summarized yet)."""
+    return (
+        "SELECT seq, payload FROM {events} WHERE user_id = ? AND session_id = ? AND kind = 'message' "
+        "AND seq > ? ORDER BY seq",
+        [user_id, session_id, after_seq],
     )
 
 
@@ -115,11 +165,35 @@ def sessions_query(user_id: str, limit: int | None) -> Query:
     return query + " LIMIT ?", [user_id, limit]
 
 
+_CLASSES: dict[str, type[BaseMessage]] = {
+    "human": HumanMessage,
+    "ai": AIMessage,
+    "system": SystemMessage,
+    "tool": ToolMessage,
+    "chat": ChatMessage,
+    "function": FunctionMessage,
+}
+
+
+def message_from_json(payload: str) -> BaseMessage:
+    """Inverse of :func:`message_json`.
+
+    Payloads are written by this package from validated messages (``model_dump`` output,
+    every field present), so the common message types are rebuilt with pydantic's
+    ``model_construct`` (no second validation, about 1.4x faster than
+    ``messages_from_dict``); other types go through ``messages_from_dict``."""
+    data = loads(payload)
+    cls = _CLASSES.get(data.get("type"))
+    if cls is not None:
+        return cls.model_construct(**data["data"])
+    return messages_from_dict([data])[0]
+
+
 def _decode(rows: list[tuple[Any, ...]], newest_first: bool) -> list[BaseMessage]:
-    payloads = [loads(r[0]) for r in rows]
+    messages = [message_from_json(r[0]) for r in rows]
     if newest_first:
-        payloads.reverse()
-    return messages_from_dict(payloads)
+        messages.reverse()
+    return messages
 
 
 def _check_limit(limit: int | None) -> None:
@@ -138,7 +212,14 @@ class ChatMessageHistory(BaseChatMessageHistory):
         agent_name: recorded on the ``sessions`` row.
     """
 
-    def __init__(self, engine: Engine, session_id: str, *, user_id: str = "default", agent_name: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        session_id: str,
+        *,
+        user_id: str = "default",
+        agent_name: str | None = None,
+    ) -> None:
         self.engine = engine
         self.session_id = session_id
         self.user_id = user_id
@@ -175,8 +256,12 @@ class ChatMessageHistory(BaseChatMessageHistory):
         messages = _check_messages(messages)
         if not messages:
             return
-        queries = append_queries(self.engine.dialect, self._uid, self._sid, self.agent_name, messages)
-        with self.engine.transaction(self._uid, pipeline=True) as tx:
+        queries = append_queries(
+            self.engine.dialect, self._uid, self._sid, self.agent_name, messages
+        )
+        with self.engine.transaction(
+            self._uid, pipeline=len(queries) > 1, single=len(queries) == 1
+        ) as tx:
             for query, params in queries:
                 tx.execute(query, params)
 
@@ -185,8 +270,12 @@ class ChatMessageHistory(BaseChatMessageHistory):
         messages = _check_messages(messages)
         if not messages:
             return
-        queries = append_queries(self.engine.dialect, self._uid, self._sid, self.agent_name, messages)
-        async with self.engine.atransaction(self._uid, pipeline=True) as tx:
+        queries = append_queries(
+            self.engine.dialect, self._uid, self._sid, self.agent_name, messages
+        )
+        async with self.engine.atransaction(
+            self._uid, pipeline=len(queries) > 1, single=len(queries) == 1
+        ) as tx:
             for query, params in queries:
                 await tx.execute(query, params)
 
@@ -204,7 +293,9 @@ class ChatMessageHistory(BaseChatMessageHistory):
 
     # -- sessions ----------------------------------------------------------------------
     @staticmethod
-    def list_sessions(engine: Engine, user_id: str = "default", *, limit: int | None = None) -> list[SessionInfo]:
+    def list_sessions(
+        engine: Engine, user_id: str = "default", *, limit: int | None = None
+    ) -> list[SessionInfo]:
         """The sessions of ``user_id``, most recently active first."""
         _check_limit(limit)
         query, params = sessions_query(encode_key(user_id), limit)
@@ -213,7 +304,9 @@ class ChatMessageHistory(BaseChatMessageHistory):
         return [_session(engine.dialect, r) for r in rows]
 
     @staticmethod
-    async def alist_sessions(engine: Engine, user_id: str = "default", *, limit: int | None = None) -> list[SessionInfo]:
+    async def alist_sessions(
+        engine: Engine, user_id: str = "default", *, limit: int | None = None
+    ) -> list[SessionInfo]:
         """Async form of :meth:`list_sessions`."""
         _check_limit(limit)
         query, params = sessions_query(encode_key(user_id), limit)
@@ -240,5 +333,7 @@ def _check_messages(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     messages = list(messages)
     for m in messages:
         if not isinstance(m, BaseMessage):
-            raise TypeError(f"expected LangChain messages (BaseMessage), got {type(m).__name__}: {m!r:.80}")
+            raise TypeError(
+                f"expected LangChain messages (BaseMessage), got {type(m).__name__}: {m!r:.80}"
+            )
     return messages

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import click
@@ -21,8 +22,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def database_options(func: F) -> F:
-    func = click.option("--schema", default="agent_mem", show_default=True, help="Postgres schema of the tables.")(func)
-    func = click.option("--url", envvar="AGENTMEM_URL", help="Database URL (postgresql://..., sqlite:///file.db). Default: $AGENTMEM_URL, else the local SQLite file.")(func)
+    func = click.option(
+        "--schema", default="agent_mem", show_default=True, help="Postgres schema of the tables."
+    )(func)
+    func = click.option(
+        "--url",
+        envvar="AGENTMEM_URL",
+        help="Database URL (postgresql://..., sqlite:///file.db). Default: $AGENTMEM_URL, else the local SQLite file.",
+    )(func)
     return func
 
 
@@ -85,7 +92,7 @@ def table_counts(engine: Engine) -> dict[str, int]:
         names = [r[0] for r in tx.fetchall(list_query, params)]
         for name in names:
             # Names come from the catalog and are quoted by the dialect.
-            query = "SELECT count(*) FROM " + engine.dialect.table(name)
+            query = "SELECT count(*) FROM " + engine.dialect.table(name)  # noqa: S608 (quoted identifier)
             row = tx.conn.execute(query).fetchone()
             counts[name] = int(row[0])
     return counts
@@ -113,6 +120,167 @@ def status(url: str | None, schema: str, as_json: bool) -> None:
         click.echo("no tables yet: run `agentmem migrate`")
     for name, count in counts.items():
         click.echo(f"  {name:<28} {count:>10}")
+
+
+@main.command()
+@database_options
+@click.argument("user_id")
+@click.argument("name", required=False)
+@click.option("--entity-system", default="default", show_default=True, help="Entity namespace.")
+@click.option(
+    "--graph", "graph_name", default="default", show_default=True, help="Graph namespace."
+)
+@click.option(
+    "--as-of", "as_of", default=None, help="ISO time with zone for graph facts (default: now)."
+)
+@click.option("--limit", default=20, show_default=True, help="Most rows per section.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def recall(
+    url: str | None,
+    schema: str,
+    user_id: str,
+    name: str | None,
+    entity_system: str,
+    graph_name: str,
+    as_of: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Show what is remembered about USER_ID: session summaries, entities and graph facts
+    (about NAME only, when given). Reads only; no model is called.
+
+    Example:
+
+        agentmem recall alice Bob --as-of 2025-01-01T00:00:00+00:00
+    """
+    from .entities import EntityMemory
+    from .graph import GraphMemory
+    from .summary import SummaryMemory
+
+    when = None
+    if as_of is not None:
+        try:
+            when = datetime.fromisoformat(as_of)
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"expected an ISO time like 2025-01-01T00:00:00+00:00, got {as_of!r}",
+                param_hint="--as-of",
+            ) from exc
+        if when.tzinfo is None:
+            raise click.BadParameter(
+                f"expected a time with a zone (e.g. +00:00), got {as_of!r}", param_hint="--as-of"
+            )
+    engine = open_engine(url, schema)
+    with engine:
+        entities = EntityMemory(engine, user_id=user_id, entity_system=entity_system)
+        kg = GraphMemory(engine, user_id=user_id, graph=graph_name)
+        summaries = run(lambda: SummaryMemory.list_summaries(engine, user_id, limit=limit))
+        if name is None:
+            found = run(lambda: entities.list_entities(limit=limit))
+            facts = run(lambda: kg.edges(as_of=when))[:limit]
+        else:
+            one = run(lambda: entities.get(name))
+            found = [one] if one is not None else []
+            # An entity alias ("Bobby") also finds the graph node of the entity's name.
+            node = one.name if one is not None else name
+            facts = run(lambda: kg.facts(node, as_of=when, limit=limit))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "summaries": [
+                        {
+                            "session_id": x.session_id,
+                            "summary": x.summary,
+                            "message_count": x.message_count,
+                        }
+                        for x in summaries
+                    ],
+                    "entities": [
+                        {"name": e.name, "type": e.type, "aliases": e.aliases, "summary": e.summary}
+                        for e in found
+                    ],
+                    "facts": [
+                        {"subject": e.source_name, "relation": e.relation, "object": e.target_name}
+                        for e in facts
+                    ],
+                }
+            )
+        )
+        return
+    click.echo(f"sessions summarized: {len(summaries)}")
+    for x in summaries:
+        click.echo(f"  [{x.session_id}] {x.summary}")
+    click.echo(f"entities: {len(found)}")
+    for e in found:
+        click.echo(f"  {e.name}: {e.summary}")
+    click.echo(f"facts: {len(facts)}")
+    for e in facts:
+        click.echo(f"  {e.as_text()}")
+
+
+_DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` as a ``timedelta``.
+
+    Example:
+        >>> parse_duration("36h")
+        datetime.timedelta(days=1, seconds=43200)
+    """
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in _DURATION or not text[:-1].isdigit():
+        raise click.BadParameter(f"expected a number and a unit (s, m, h, d, w) such as 30d, got {text!r}")
+    return timedelta(seconds=int(text[:-1]) * _DURATION[text[-1]])
+
+
+@main.command()
+@database_options
+@click.option("--older-than", help="Delete checkpoints saved longer ago than this: 30d, 12h, 90m, 2w.")
+@click.option(
+    "--keep-latest/--no-keep-latest",
+    default=True,
+    show_default=True,
+    help="With --older-than: never delete the newest checkpoint of a thread (its current state).",
+)
+@click.option("--thread", "threads", multiple=True, help="Only these threads (repeatable; without --older-than).")
+@click.option("--user", "users", multiple=True, help="Only these tenants (repeatable). Default: every tenant.")
+def prune(
+    url: str | None, schema: str, older_than: str | None, keep_latest: bool, threads: tuple[str, ...], users: tuple[str, ...]
+) -> None:
+    """Remove old LangGraph checkpoints: by age, or all but each thread's latest.
+
+    Without --older-than every thread (or each --thread) keeps only its newest checkpoint
+    per namespace, with that checkpoint's pending writes. Channel values no remaining
+    checkpoint uses are deleted too.
+
+    Example:
+
+        agentmem prune --older-than 30d --url postgresql://localhost/mydb
+
+        agentmem prune --user alice --thread support-42 --url sqlite:///memory.sqlite3
+    """
+    from .checkpoint import CheckpointSaver
+
+    age = parse_duration(older_than) if older_than else None
+    if age is not None and threads:
+        raise click.UsageError("--thread prunes to the latest checkpoint; it does not combine with --older-than")
+    if age is None and not keep_latest:
+        raise click.UsageError("--no-keep-latest needs --older-than")
+    engine = open_engine(url, schema)
+    with engine:
+        saver = CheckpointSaver(engine)
+        tenants = list(users) or run(saver.list_users)
+        deleted = 0
+        cutoff = datetime.now(timezone.utc) - age if age is not None else None
+        for user in tenants:
+            if cutoff is not None:
+                deleted += run(lambda u=user, c=cutoff: saver.prune_before(c, keep_latest=keep_latest, user_id=u))
+            else:
+                ids = list(threads) or saver.list_threads(user_id=user)
+                deleted += run(lambda u=user, t=ids: saver.prune(t, strategy="keep_latest", user_id=u))
+    click.echo(f"deleted {deleted} checkpoint{'s' if deleted != 1 else ''} of {len(tenants)} tenant{'s' if len(tenants) != 1 else ''}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,8 @@ Queries in this package are written once, in a neutral form:
   ``jsonb_exists`` and friends instead),
 * ``{name}`` is a table of the shared schema, quoted and schema-qualified by the dialect,
 * ``{now}`` is the current time as stored in timestamp columns,
+* ``{bparam}`` is a placeholder whose value is sent in binary (Postgres ``%b``; large arrays
+  dump much faster that way), ``?`` on SQLite,
 * ``%`` is a literal percent sign.
 
 :meth:`Dialect.render` turns such a template into the SQL text of one backend. Table names
@@ -23,8 +25,8 @@ from __future__ import annotations
 
 import re
 import string
-from datetime import datetime
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from psycopg import sql as pgsql
@@ -62,8 +64,11 @@ class Dialect:
 
     name: str = ""
 
-    #: Fragments a template may name like a table: ``{now}``.
+    #: Fragments a template may name like a table: ``{now}``, ``{bparam}``.
     fragments: dict[str, str] = {}
+    #: Whether a ``WITH`` clause may hold INSERT/UPDATE ... RETURNING (one statement where
+    #: otherwise two are needed).
+    supports_dml_cte: bool = False
 
     def __init__(self, schema: str = "agent_mem") -> None:
         self.schema = check_identifier(schema, "schema")
@@ -111,7 +116,9 @@ class Dialect:
         """
         raise NotImplementedError
 
-    def unnest_params(self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> list[Any]:
+    def unnest_params(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    ) -> list[Any]:
         raise NotImplementedError
 
     def to_datetime(self, value: Any) -> datetime | None:
@@ -119,6 +126,14 @@ class Dialect:
         if value is None or isinstance(value, datetime):
             return value
         return datetime.fromisoformat(value)
+
+    def starts_with(self, column: str) -> str:
+        """A condition: ``column`` starts with the parameter(s) of :meth:`starts_with_params`,
+        compared literally and case-sensitively, using the column's index."""
+        raise NotImplementedError
+
+    def starts_with_params(self, prefix: str) -> list[Any]:
+        raise NotImplementedError
 
     def like_escape(self, prefix: str) -> str:
         r"""A LIKE pattern matching strings that start with ``prefix`` literally; use with
@@ -131,12 +146,44 @@ class Dialect:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return escaped + "%"
 
+    # -- JSON, time and vectors (LangGraph checkpointer and store) --------------------
+    def json_entries(self, expr: str, key: str, alias: str) -> str:
+        """A FROM item ``alias(key, value)`` over the members of the JSON object at
+        ``expr``'s top-level ``key`` (``expr``, ``key`` and ``alias`` are code, never user
+        input); compare ``CAST(alias.value AS TEXT)``, which is the member's text for
+        strings and its JSON text for numbers."""
+        raise NotImplementedError
+
+    def json_field_equals(self, column: str, key: str, value: Any) -> tuple[str, list[Any]] | None:
+        """A predicate (and its parameters) that holds when JSON ``column``'s top-level
+        ``key`` equals ``value``; may also hold for some values that differ (callers
+        re-check exactly), ``None`` when the backend cannot express it for this key."""
+        raise NotImplementedError
+
+    def now_plus_minutes(self, expr: str) -> str:
+        """The timestamp ``expr`` minutes from now (NULL when ``expr`` is NULL)."""
+        raise NotImplementedError
+
+    def from_datetime(self, value: datetime) -> Any:
+        """A timestamp parameter as this backend stores it."""
+        return value
+
+    def vector_param(self, values: Sequence[float]) -> Any:
+        """An embedding as a query parameter for a vector column."""
+        raise NotImplementedError
+
+    def cosine_distance(self, column: str) -> str | None:
+        """SQL computing the cosine distance of vector ``column`` to one ``?`` parameter
+        (a :meth:`vector_param`), or ``None`` when vectors are compared in Python."""
+        return None
+
 
 class PostgresDialect(Dialect):
     """PostgreSQL (psycopg 3). Placeholders become ``%s`` and tables ``"schema"."table"``."""
 
     name = "postgres"
-    fragments = {"now": "now()"}
+    fragments = {"now": "now()", "bparam": "%b"}
+    supports_dml_cte = True
 
     def table(self, name: str) -> str:
         return pgsql.Identifier(self.schema, name).as_string(None)
@@ -150,19 +197,49 @@ class PostgresDialect(Dialect):
     _PG_TYPES = {"text": "text[]", "bigint": "bigint[]", "double": "float8[]", "json": "json[]"}
 
     def unnest(self, columns: Sequence[tuple[str, str]]) -> str:
-        casts = ", ".join(f"?::{self._PG_TYPES[t]}" for _, t in columns)
+        casts = ", ".join(f"{{bparam}}::{self._PG_TYPES[t]}" for _, t in columns)
         names = ", ".join(check_identifier(n, "column") for n, _ in columns)
         return f"unnest({casts}) WITH ORDINALITY AS m({names}, ord)"
 
-    def unnest_params(self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> list[Any]:
-        return [list(col) for col in zip(*rows)] if rows else [[] for _ in columns]
+    def unnest_params(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    ) -> list[Any]:
+        return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in columns]
+
+    def starts_with(self, column: str) -> str:
+        # Byte-wise LIKE on a COLLATE "C" column can use the btree index.
+        return check_identifier(column, "column") + " LIKE ? ESCAPE '\\'"
+
+    def starts_with_params(self, prefix: str) -> list[Any]:
+        return [self.like_escape(prefix)]
+
+    def json_entries(self, expr: str, key: str, alias: str) -> str:
+        check_identifier(key, "JSON key")
+        check_identifier(alias, "alias")
+        return f"json_each_text({expr} -> '{key}') AS {alias}"
+
+    def json_field_equals(self, column: str, key: str, value: Any) -> tuple[str, list[Any]] | None:
+        from ._json import dumps
+
+        return f"{column} -> ? = CAST(? AS jsonb)", [key, dumps(value)]
+
+    def now_plus_minutes(self, expr: str) -> str:
+        return f"(now() + {expr} * interval '1 minute')"
+
+    def vector_param(self, values: Sequence[float]) -> Any:
+        from pgvector.utils import Vector
+
+        return Vector(list(values))
+
+    def cosine_distance(self, column: str) -> str | None:
+        return f"({column} <=> ?)"
 
 
 class SQLiteDialect(Dialect):
     """SQLite (stdlib ``sqlite3``). One database: the schema name is not used."""
 
     name = "sqlite"
-    fragments = {"now": "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"}
+    fragments = {"now": "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')", "bparam": "?"}
 
     def table(self, name: str) -> str:
         return self.quote(name)
@@ -172,13 +249,51 @@ class SQLiteDialect(Dialect):
 
     def unnest(self, columns: Sequence[tuple[str, str]]) -> str:
         parts = []
-        for i, (name, typ) in enumerate(columns):
+        for i, (name, _type) in enumerate(columns):
             check_identifier(name, "column")
             # json_extract returns SQL values: text, integer, real, NULL.
             parts.append(f"json_extract(value, '$[{i}]') AS {name}")
-        return "(SELECT key + 1 AS ord, " + ", ".join(parts) + " FROM json_each(?)) AS m"
+        return "(SELECT key + 1 AS ord, " + ", ".join(parts) + " FROM json_each(?)) AS m"  # noqa: S608 (checked names)
 
-    def unnest_params(self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> list[Any]:
+    def unnest_params(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    ) -> list[Any]:
         from ._json import dumps
 
         return [dumps([list(r) for r in rows])]
+
+    def starts_with(self, column: str) -> str:
+        # SQLite's LIKE ignores ASCII case: a range start for the index, then an exact test.
+        col = check_identifier(column, "column")
+        return f"({col} >= ? AND substr({col}, 1, ?) = ?)"
+
+    def starts_with_params(self, prefix: str) -> list[Any]:
+        return [prefix, len(prefix), prefix]
+
+    def json_entries(self, expr: str, key: str, alias: str) -> str:
+        check_identifier(key, "JSON key")
+        check_identifier(alias, "alias")
+        return f"json_each({expr}, '$.{key}') AS {alias}"
+
+    def json_field_equals(self, column: str, key: str, value: Any) -> tuple[str, list[Any]] | None:
+        from ._json import dumps
+
+        if '"' in key or "\\" in key:
+            return None
+        return f"json_extract({column}, ?) IS json_extract(?, '$.v')", [
+            '$."' + key + '"',
+            dumps({"v": value}),
+        ]
+
+    def now_plus_minutes(self, expr: str) -> str:
+        return f"strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '+' || ({expr} * 60.0) || ' seconds')"
+
+    def from_datetime(self, value: datetime) -> Any:
+        from datetime import timezone
+
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+00:00"
+
+    def vector_param(self, values: Sequence[float]) -> Any:
+        from array import array
+
+        return array("f", values).tobytes()

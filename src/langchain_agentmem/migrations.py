@@ -24,7 +24,14 @@ from psycopg import sql as pgsql
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["Migration", "load_migrations", "migrate", "amigrate", "current_version", "split_sqlite_script"]
+__all__ = [
+    "Migration",
+    "load_migrations",
+    "migrate",
+    "amigrate",
+    "current_version",
+    "split_sqlite_script",
+]
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 #: One advisory lock for every schema: CREATE EXTENSION is database-wide.
@@ -84,7 +91,9 @@ def split_sqlite_script(script: str) -> list[str]:
                 statements.append(piece)
             current = ""
     if not _only_comments(current):
-        raise ValueError(f"incomplete SQL statement at the end of the script: {current.strip()[:80]!r}")
+        raise ValueError(
+            f"incomplete SQL statement at the end of the script: {current.strip()[:80]!r}"
+        )
     return [s.strip() for s in statements if not _only_comments(s)]
 
 
@@ -126,7 +135,10 @@ def _pg_steps(schema: str, migration: Migration) -> list[tuple[Any, tuple[Any, .
     return [
         (_pg("SET LOCAL search_path TO {schema}, public", schema), None),
         (migration.sql, None),
-        (_pg("INSERT INTO {schema}.schema_version (version, name) VALUES (%s, %s)", schema), (migration.version, migration.name)),
+        (
+            _pg("INSERT INTO {schema}.schema_version (version, name) VALUES (%s, %s)", schema),
+            (migration.version, migration.name),
+        ),
     ]
 
 
@@ -150,7 +162,9 @@ def migrate(engine: Engine) -> list[int]:
                     conn.execute(query, params)
             else:
                 conn.execute(_SQLITE_BOOTSTRAP)
-                if conn.execute("SELECT 1 FROM schema_version WHERE version = ?", (migration.version,)).fetchone():
+                if conn.execute(
+                    "SELECT 1 FROM schema_version WHERE version = ?", (migration.version,)
+                ).fetchone():
                     continue
                 for statement in split_sqlite_script(migration.sql):
                     conn.execute(statement)
@@ -200,7 +214,9 @@ def current_version(engine: Engine) -> int:
             row = tx.fetchone(query)
     else:
         with engine.transaction(readonly=True) as tx:
-            row = tx.fetchone("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+            row = tx.fetchone(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            )
             if not row or not row[0]:
                 return 0
             row = tx.fetchone("SELECT max(version) FROM {schema_version}")

@@ -1,0 +1,168 @@
+"""Transactions and the backend interface: what every backend gives the engine.
+
+A :class:`Transaction` (or :class:`AsyncTransaction`) runs query templates (see
+:mod:`~langchain_agentmem.dialects`) on one connection; a backend (``_postgres``,
+``_sqlite``) opens connections and decides where a transaction starts and ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from .dialects import Dialect, SQLiteDialect
+
+__all__ = ["AsyncTransaction", "Backend", "Transaction", "redact"]
+
+Params = Sequence[Any]
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(":" + parts.password + "@", ":***@", 1)
+    return url
+
+
+class Transaction:
+    """Statements of one tenant transaction. Queries are templates (see
+    :mod:`~.dialects`); rows come back as tuples."""
+
+    def __init__(self, conn: Any, dialect: Dialect, user_id: str | None) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.user_id = user_id
+
+    def execute(self, query: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        cur = self.conn.execute(self.dialect.render(query), params)
+        return cur.rowcount
+
+    def fetchall(self, query: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        return list(self.conn.execute(self.dialect.render(query), params).fetchall())
+
+    def fetchone(self, query: str, params: Params = ()) -> tuple[Any, ...] | None:
+        row = self.conn.execute(self.dialect.render(query), params).fetchone()
+        return tuple(row) if row is not None else None
+
+    def executemany(self, query: str, rows: Sequence[Params]) -> None:
+        text = self.dialect.render(query)
+        if isinstance(self.dialect, SQLiteDialect):
+            self.conn.executemany(text, rows)
+        else:
+            with self.conn.cursor() as cur:
+                cur.executemany(text, rows)
+
+    def iterate(
+        self, query: str, params: Params = (), *, size: int = 200
+    ) -> Iterator[tuple[Any, ...]]:
+        """Yield rows as they are read, ``size`` at a time."""
+        if isinstance(self.dialect, SQLiteDialect):
+            cur = self.conn.execute(self.dialect.render(query), params)
+        else:
+            cur = self.conn.cursor()
+            cur.execute(self.dialect.render(query), params)
+        try:
+            while True:
+                rows = cur.fetchmany(size)
+                if not rows:
+                    return
+                yield from rows
+        finally:
+            cur.close()
+
+
+class AsyncTransaction:
+    """Async form of :class:`Transaction`."""
+
+    def __init__(self, conn: Any, dialect: Dialect, user_id: str | None, *, threaded: bool) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.user_id = user_id
+        self._threaded = threaded  # SQLite: run each call in a worker thread
+
+    async def execute(self, query: str, params: Params = ()) -> int:
+        text = self.dialect.render(query)
+        if self._threaded:
+            return await asyncio.to_thread(lambda: self.conn.execute(text, params).rowcount)
+        cur = await self.conn.execute(text, params)
+        return cur.rowcount
+
+    async def fetchall(self, query: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        text = self.dialect.render(query)
+        if self._threaded:
+            return await asyncio.to_thread(lambda: list(self.conn.execute(text, params).fetchall()))
+        cur = await self.conn.execute(text, params)
+        return list(await cur.fetchall())
+
+    async def fetchone(self, query: str, params: Params = ()) -> tuple[Any, ...] | None:
+        text = self.dialect.render(query)
+        if self._threaded:
+            row = await asyncio.to_thread(lambda: self.conn.execute(text, params).fetchone())
+        else:
+            cur = await self.conn.execute(text, params)
+            row = await cur.fetchone()
+        return tuple(row) if row is not None else None
+
+    async def executemany(self, query: str, rows: Sequence[Params]) -> None:
+        text = self.dialect.render(query)
+        if self._threaded:
+            await asyncio.to_thread(self.conn.executemany, text, rows)
+        else:
+            async with self.conn.cursor() as cur:
+                await cur.executemany(text, rows)
+
+    async def iterate(
+        self, query: str, params: Params = (), *, size: int = 200
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        text = self.dialect.render(query)
+        if self._threaded:
+            cur = await asyncio.to_thread(self.conn.execute, text, params)
+            try:
+                while True:
+                    rows = await asyncio.to_thread(cur.fetchmany, size)
+                    if not rows:
+                        return
+                    for row in rows:
+                        yield row
+            finally:
+                cur.close()
+        else:
+            async with self.conn.cursor() as cur:
+                await cur.execute(text, params)
+                while True:
+                    rows = await cur.fetchmany(size)
+                    if not rows:
+                        return
+                    for row in rows:
+                        yield row
+
+
+class Backend:
+    # ``implicit``: no explicit transaction is needed (read-only, or one atomic statement);
+    # ``write``: the block writes (SQLite takes its write lock).
+    def transaction(
+        self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
+    ) -> contextlib.AbstractContextManager[Transaction]:
+        raise NotImplementedError
+
+    def atransaction(
+        self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
+    ) -> contextlib.AbstractAsyncContextManager[AsyncTransaction]:
+        raise NotImplementedError
+
+    def after_migrate(self) -> None:
+        pass
+
+    async def aafter_migrate(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        self.close()

@@ -1,0 +1,878 @@
+"""LangGraph checkpointer on the shared schema: :class:`CheckpointSaver`.
+
+One class with the sync and the async interface of LangGraph's ``BaseCheckpointSaver``,
+on Postgres and SQLite. A checkpoint row holds the checkpoint without its channel values;
+each channel value is stored once per version in ``checkpoint_blobs`` (a checkpoint that
+did not change a channel points at the blob an earlier one stored). Pending writes live in
+``checkpoint_writes`` and come back in LangGraph's order (task path, task id, index).
+
+Every call takes its own connection from the engine's pool: one saver shared by many
+concurrent graphs runs their calls in parallel. A ``user_id`` in the config's
+``configurable`` (else the saver's ``user_id``) scopes every row to that tenant.
+
+Example:
+    >>> from langgraph.graph import START, StateGraph
+    >>> from typing_extensions import TypedDict
+    >>> from langchain_agentmem import CheckpointSaver, connect
+    >>> engine = connect("sqlite://"); _ = engine.migrate()
+    >>> class State(TypedDict):
+    ...     count: int
+    >>> builder = StateGraph(State)
+    >>> _ = builder.add_node("inc", lambda s: {"count": s["count"] + 1})
+    >>> _ = builder.add_edge(START, "inc")
+    >>> graph = builder.compile(checkpointer=CheckpointSaver(engine))
+    >>> config = {"configurable": {"thread_id": "t1"}}
+    >>> graph.invoke({"count": 1}, config)["count"]
+    2
+    >>> graph.get_state(config).values
+    {'count': 2}
+"""
+
+# Queries are composed of constants and dialect fragments only; every value is a parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_id,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from ._json import clean_text, dumps, loads
+from ._keys import decode_key, encode_key
+from ._steps import Steps, arun, run
+from .dialects import Dialect
+from .engine import Engine
+
+__all__ = ["CheckpointSaver"]
+
+Query = tuple[str, list[Any]]
+
+#: Checkpoints read per round trip by ``list``.
+PAGE_SIZE = 100
+PRUNE_STRATEGIES = ("keep_latest", "delete")
+
+
+# -- values ----------------------------------------------------------------------------
+
+
+def version_text(version: Any) -> str:
+    """The stored form of a channel version: the text SQL gets from the JSON member.
+
+    Example:
+        >>> version_text(3), version_text("00000002.5"), version_text(1.5)
+        ('3', '00000002.5', '1.5')
+    """
+    if isinstance(version, str):
+        return version
+    if isinstance(version, bool) or not isinstance(version, (int, float)):
+        raise TypeError(f"expected a channel version of type str, int or float, got {type(version).__name__}: {version!r}")
+    return repr(version)
+
+
+def clean_json(value: Any) -> Any:
+    """A copy of a JSON value that Postgres ``jsonb`` accepts (NUL and lone surrogates in
+    strings and keys replaced); see :func:`~._json.clean_text`."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_json(v) for v in value]
+    return value
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON values that, unlike ``==``, keeps ``True`` apart from ``1``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+def metadata_matches(metadata: dict[str, Any], filter: dict[str, Any] | None) -> bool:
+    """Whether every ``filter`` key is in ``metadata`` with an equal value."""
+    if not filter:
+        return True
+    return all(k in metadata and json_equal(metadata[k], v) for k, v in filter.items())
+
+
+class _Scope:
+    """Who and where: the tenant, thread and namespace of a config, as stored."""
+
+    __slots__ = ("uid", "tid", "ns", "user_id", "explicit_user")
+
+    def __init__(self, config: RunnableConfig | None, default_user: str) -> None:
+        conf = (config or {}).get("configurable") or {}
+        user = conf.get("user_id")
+        self.explicit_user = user is not None and user != default_user
+        self.user_id = default_user if user is None else user
+        if not isinstance(self.user_id, str):
+            raise TypeError(f"configurable user_id must be a str, got {type(self.user_id).__name__}: {self.user_id!r}")
+        self.uid = encode_key(self.user_id)
+        thread = conf.get("thread_id")
+        self.tid = None if thread is None else encode_key(str(thread))
+        ns = conf.get("checkpoint_ns")
+        self.ns = None if ns is None else encode_key(ns)
+
+    def thread(self) -> str:
+        if self.tid is None:
+            raise ValueError('config["configurable"]["thread_id"] is required, got a config without one')
+        return self.tid
+
+
+# -- query builders (pure) -------------------------------------------------------------
+
+
+def select_query(dialect: Dialect, uid: str, where: Sequence[str], params: Sequence[Any], limit: int) -> Query:
+    """Up to ``limit`` checkpoints (newest first) matching ``where``, with the blobs of
+    their channel versions and their pending writes, in one statement.
+
+    Rows are ``(kind, thread_id, checkpoint_ns, a, b, c, d, e, n, blob)``: kind 0 is a
+    checkpoint (a=id, b=parent id, c=checkpoint JSON, d=metadata JSON), kind 1 a blob
+    (a=channel, b=version, c=type), kind 2 a write (a=checkpoint id, b=task id,
+    c=channel, d=type, e=task path, n=index).
+    """
+    entries = dialect.json_entries("p.checkpoint", "channel_versions", "j")
+    conditions = "".join(" AND " + w for w in where)
+    query = (
+        "WITH page AS (SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, "
+        "metadata, metadata_exact FROM {checkpoints} WHERE user_id = ?" + conditions + " "
+        "ORDER BY checkpoint_id DESC, thread_id DESC, checkpoint_ns DESC LIMIT ?) "
+        # The writes come first: every column of theirs has a type, which the NULLs of
+        # the other two parts take on Postgres.
+        "SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.channel, w.type, "
+        "w.task_path, w.idx, w.blob FROM page p JOIN {checkpoint_writes} w ON w.user_id = ? "
+        "AND w.thread_id = p.thread_id AND w.checkpoint_ns = p.checkpoint_ns AND w.checkpoint_id = p.checkpoint_id "
+        "UNION ALL SELECT 0, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, CAST(checkpoint AS TEXT), "
+        "coalesce(CAST(metadata_exact AS TEXT), CAST(metadata AS TEXT)), NULL, NULL, NULL FROM page "
+        "UNION ALL SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, NULL, NULL, NULL, b.blob "
+        "FROM (SELECT DISTINCT p.thread_id, p.checkpoint_ns, j.key AS channel, CAST(j.value AS TEXT) AS version "
+        "FROM page p, " + entries + ") r JOIN {checkpoint_blobs} b ON b.user_id = ? AND b.thread_id = r.thread_id "
+        "AND b.checkpoint_ns = r.checkpoint_ns AND b.channel = r.channel AND b.version = r.version"
+    )
+    return query, [uid, *params, limit, uid, uid]
+
+
+def get_query(dialect: Dialect, scope: _Scope, checkpoint_id: str | None) -> Query:
+    where = ["thread_id = ?", "checkpoint_ns = ?"]
+    params: list[Any] = [scope.thread(), scope.ns or ""]
+    if checkpoint_id:
+        where.append("checkpoint_id = ?")
+        params.append(checkpoint_id)
+    return select_query(dialect, scope.uid, where, params, 1)
+
+
+def list_conditions(
+    dialect: Dialect, scope: _Scope, config: RunnableConfig | None, filter: dict[str, Any] | None, before: RunnableConfig | None
+) -> tuple[list[str], list[Any], bool]:
+    """WHERE conditions of ``list`` (without paging) and whether one namespace of one
+    thread is listed."""
+    where: list[str] = []
+    params: list[Any] = []
+    if scope.tid is not None:
+        where.append("thread_id = ?")
+        params.append(scope.tid)
+    if scope.ns is not None:
+        where.append("checkpoint_ns = ?")
+        params.append(scope.ns)
+    if config is not None and (checkpoint_id := get_checkpoint_id(config)):
+        where.append("checkpoint_id = ?")
+        params.append(checkpoint_id)
+    if before is not None and (before_id := get_checkpoint_id(before)):
+        where.append("checkpoint_id < ?")
+        params.append(before_id)
+    for key, value in (filter or {}).items():
+        if not isinstance(key, str):
+            raise TypeError(f"metadata filter keys must be str, got {type(key).__name__}: {key!r}")
+        predicate = dialect.json_field_equals("metadata", clean_text(key), clean_json(value))
+        if predicate is not None:
+            where.append(predicate[0])
+            params.extend(predicate[1])
+    return where, params, scope.tid is not None and scope.ns is not None
+
+
+def after_condition(single: bool, last: tuple[str, str, str]) -> tuple[str, list[Any]]:
+    """Keyset paging: rows after ``last`` = (checkpoint_id, thread_id, checkpoint_ns)."""
+    if single:
+        return "checkpoint_id < ?", [last[0]]
+    return "(checkpoint_id, thread_id, checkpoint_ns) < (?, ?, ?)", list(last)
+
+
+def _values(n: int, width: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return ", ".join([row] * n)
+
+
+def put_queries(
+    dialect: Dialect,
+    scope: _Scope,
+    parent_id: str | None,
+    checkpoint: dict[str, Any],
+    metadata: dict[str, Any],
+    blobs: Sequence[tuple[str, str, str, bytes | None]],
+) -> list[Query]:
+    """Insert the new blobs (kept if already there) and upsert the checkpoint row."""
+    uid, tid, ns = scope.uid, scope.thread(), scope.ns or ""
+    queries: list[Query] = []
+    if blobs:
+        params: list[Any] = []
+        for channel, version, type_, data in blobs:
+            params.extend((uid, tid, ns, channel, version, type_, data))
+        queries.append(
+            (
+                "INSERT INTO {checkpoint_blobs} (user_id, thread_id, checkpoint_ns, channel, version, type, blob) "
+                "VALUES " + _values(len(blobs), 7) + " ON CONFLICT (user_id, thread_id, checkpoint_ns, channel, version) DO NOTHING",
+                params,
+            )
+        )
+    exact = dumps(metadata)
+    cleaned = dumps(clean_json(metadata))
+    run_id = metadata.get("run_id")
+    queries.append(
+        (
+            "INSERT INTO {checkpoints} (user_id, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, "
+            "checkpoint, metadata, metadata_exact) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (user_id, thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET "
+            "parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, "
+            "checkpoint = excluded.checkpoint, metadata = excluded.metadata, metadata_exact = excluded.metadata_exact",
+            [
+                uid,
+                tid,
+                ns,
+                checkpoint["id"],
+                parent_id,
+                clean_text(run_id) if isinstance(run_id, str) else None,
+                dumps(checkpoint),
+                cleaned,
+                None if cleaned == exact else exact,
+            ],
+        )
+    )
+    return queries
+
+
+def put_writes_query(
+    scope: _Scope, checkpoint_id: str, task_id: str, task_path: str, rows: Sequence[tuple[int, str, str, bytes]]
+) -> Query:
+    """Insert writes; those of LangGraph's special channels (errors, interrupts...)
+    replace an earlier one at the same index, the others are kept if already there."""
+    uid, tid, ns = scope.uid, scope.thread(), scope.ns or ""
+    params: list[Any] = []
+    for idx, channel, type_, data in rows:
+        params.extend((uid, tid, ns, checkpoint_id, task_id, idx, channel, type_, data, task_path))
+    upsert = all(channel in WRITES_IDX_MAP for _, channel, _, _ in rows)
+    conflict = (
+        "DO UPDATE SET channel = excluded.channel, type = excluded.type, blob = excluded.blob, task_path = excluded.task_path"
+        if upsert
+        else "DO NOTHING"
+    )
+    return (
+        "INSERT INTO {checkpoint_writes} (user_id, thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, "
+        "blob, task_path) VALUES " + _values(len(rows), 10) + " "
+        "ON CONFLICT (user_id, thread_id, checkpoint_ns, checkpoint_id, task_id, idx) " + conflict,
+        params,
+    )
+
+
+_TABLES = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
+
+
+def delete_thread_queries(uid: str, tid: str) -> list[Query]:
+    return [("DELETE FROM {" + t + "} WHERE user_id = ? AND thread_id = ?", [uid, tid]) for t in _TABLES]
+
+
+def copy_thread_queries(uid: str, source: str, target: str) -> list[Query]:
+    """Copy every checkpoint, blob and write of ``source`` to ``target`` (rows the
+    target already has are kept)."""
+    return [
+        (
+            "INSERT INTO {checkpoints} (user_id, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, "
+            "checkpoint, metadata, metadata_exact, created_at) SELECT user_id, ?, checkpoint_ns, checkpoint_id, "
+            "parent_checkpoint_id, run_id, checkpoint, metadata, metadata_exact, created_at FROM {checkpoints} "
+            "WHERE user_id = ? AND thread_id = ? ON CONFLICT DO NOTHING",
+            [target, uid, source],
+        ),
+        (
+            "INSERT INTO {checkpoint_blobs} (user_id, thread_id, checkpoint_ns, channel, version, type, blob) "
+            "SELECT user_id, ?, checkpoint_ns, channel, version, type, blob FROM {checkpoint_blobs} "
+            "WHERE user_id = ? AND thread_id = ? ON CONFLICT DO NOTHING",
+            [target, uid, source],
+        ),
+        (
+            "INSERT INTO {checkpoint_writes} (user_id, thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, "
+            "type, blob, task_path) SELECT user_id, ?, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, "
+            "task_path FROM {checkpoint_writes} WHERE user_id = ? AND thread_id = ? ON CONFLICT DO NOTHING",
+            [target, uid, source],
+        ),
+    ]
+
+
+# -- multi-step operations (run by _steps.run / arun) ----------------------------------
+
+
+def gc_blobs_steps(dialect: Dialect, uid: str, tid: str, ns: str) -> Steps:
+    """Delete the blobs of one thread namespace that no remaining checkpoint uses."""
+    entries = dialect.json_entries("c.checkpoint", "channel_versions", "j")
+    used = yield (
+        "SELECT DISTINCT j.key, CAST(j.value AS TEXT) FROM {checkpoints} c, " + entries + " "
+        "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ?",
+        [uid, tid, ns],
+        True,
+    )
+    stored = yield (
+        "SELECT channel, version FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ?",
+        [uid, tid, ns],
+        True,
+    )
+    keep = {(r[0], r[1]) for r in used}
+    garbage = [(r[0], r[1]) for r in stored if (r[0], r[1]) not in keep]
+    if garbage:
+        cols = [("channel", "text"), ("version", "text")]
+        yield (
+            "DELETE FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? "
+            "AND (channel, version) IN (SELECT channel, version FROM " + dialect.unnest(cols) + ")",
+            [uid, tid, ns, *dialect.unnest_params(cols, garbage)],
+            False,
+        )
+    return len(garbage)
+
+
+def delete_checkpoints_steps(dialect: Dialect, uid: str, keys: Sequence[tuple[str, str, str]]) -> Steps:
+    """Delete the checkpoints ``keys`` = (thread_id, checkpoint_ns, checkpoint_id), their
+    writes, and the blobs no remaining checkpoint uses. Returns how many were deleted."""
+    if not keys:
+        return 0
+    cols = [("tid", "text"), ("ns", "text"), ("cid", "text")]
+    for table in ("checkpoint_writes", "checkpoints"):
+        yield (
+            "DELETE FROM {" + table + "} WHERE user_id = ? AND (thread_id, checkpoint_ns, checkpoint_id) IN "
+            "(SELECT tid, ns, cid FROM " + dialect.unnest(cols) + ")",
+            [uid, *dialect.unnest_params(cols, list(keys))],
+            False,
+        )
+    for tid, ns in sorted({(k[0], k[1]) for k in keys}):
+        yield from gc_blobs_steps(dialect, uid, tid, ns)
+    return len(keys)
+
+
+def delete_for_runs_steps(dialect: Dialect, uid: str, run_ids: Sequence[str]) -> Steps:
+    cols = [("run_id", "text")]
+    rows = yield (
+        "SELECT thread_id, checkpoint_ns, checkpoint_id FROM {checkpoints} WHERE user_id = ? AND run_id IN "
+        "(SELECT run_id FROM " + dialect.unnest(cols) + ")",
+        [uid, *dialect.unnest_params(cols, [(clean_text(r),) for r in run_ids])],
+        True,
+    )
+    return (yield from delete_checkpoints_steps(dialect, uid, [tuple(r) for r in rows]))  # type: ignore[misc]
+
+
+def keep_latest_steps(dialect: Dialect, uid: str, tid: str) -> Steps:
+    """Keep only the newest checkpoint of each namespace of one thread (and its writes)."""
+    heads = yield (
+        "SELECT checkpoint_ns, max(checkpoint_id) FROM {checkpoints} WHERE user_id = ? AND thread_id = ? GROUP BY checkpoint_ns",
+        [uid, tid],
+        True,
+    )
+    deleted = 0
+    for ns, head in heads:
+        # Only older rows go: a run may save writes of a newer checkpoint meanwhile.
+        yield (
+            "DELETE FROM {checkpoint_writes} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? AND checkpoint_id < ?",
+            [uid, tid, ns, head],
+            False,
+        )
+        gone = yield (
+            "DELETE FROM {checkpoints} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? AND checkpoint_id < ? "
+            "RETURNING checkpoint_id",
+            [uid, tid, ns, head],
+            True,
+        )
+        deleted += len(gone)
+        yield (
+            "UPDATE {checkpoints} SET parent_checkpoint_id = NULL WHERE user_id = ? AND thread_id = ? "
+            "AND checkpoint_ns = ? AND checkpoint_id = ?",
+            [uid, tid, ns, head],
+            False,
+        )
+        if gone:
+            yield from gc_blobs_steps(dialect, uid, tid, ns)
+    return deleted
+
+
+def prune_steps(dialect: Dialect, uid: str, thread_ids: Sequence[str], strategy: str) -> Steps:
+    deleted = 0
+    for tid in thread_ids:
+        if strategy == "delete":
+            rows = yield ("SELECT count(*) FROM {checkpoints} WHERE user_id = ? AND thread_id = ?", [uid, tid], True)
+            deleted += int(rows[0][0])
+            for query, params in delete_thread_queries(uid, tid):
+                yield query, params, False
+        else:
+            deleted += yield from keep_latest_steps(dialect, uid, tid)
+    return deleted
+
+
+def prune_before_steps(dialect: Dialect, uid: str, cutoff: datetime, keep_latest: bool) -> Steps:
+    """Delete the checkpoints created before ``cutoff``; with ``keep_latest`` never the
+    newest checkpoint of a thread namespace."""
+    query = "SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id FROM {checkpoints} c WHERE c.user_id = ? AND c.created_at < ?"
+    if keep_latest:
+        query += (
+            " AND EXISTS (SELECT 1 FROM {checkpoints} n WHERE n.user_id = c.user_id AND n.thread_id = c.thread_id "
+            "AND n.checkpoint_ns = c.checkpoint_ns AND n.checkpoint_id > c.checkpoint_id)"
+        )
+    rows = yield query, [uid, dialect.from_datetime(cutoff)], True
+    return (yield from delete_checkpoints_steps(dialect, uid, [tuple(r) for r in rows]))  # type: ignore[misc]
+
+
+def users_query() -> Query:
+    return "SELECT DISTINCT user_id FROM {checkpoints} ORDER BY user_id", []
+
+
+def threads_query(uid: str) -> Query:
+    return "SELECT DISTINCT thread_id FROM {checkpoints} WHERE user_id = ? ORDER BY thread_id", [uid]
+
+
+# -- decoding --------------------------------------------------------------------------
+
+
+def decode_rows(
+    serde: SerializerProtocol, rows: Sequence[tuple[Any, ...]], scope: _Scope
+) -> list[tuple[tuple[str, str, str], CheckpointTuple, dict[str, Any]]]:
+    """The checkpoints of :func:`select_query` rows, newest first, each with its paging
+    key and its exact metadata."""
+    heads: list[tuple[Any, ...]] = []
+    blobs: dict[tuple[str, str, str, str], tuple[str, bytes | None]] = {}
+    writes: dict[tuple[str, str, str], list[tuple[str, str, int, str, str, bytes]]] = {}
+    for r in rows:
+        kind = r[0]
+        if kind == 0:
+            heads.append(r)
+        elif kind == 1:
+            blobs[(r[1], r[2], r[3], r[4])] = (r[5], r[9])
+        else:
+            writes.setdefault((r[1], r[2], r[3]), []).append((r[7] or "", r[4], int(r[8]), r[5], r[6], bytes(r[9])))
+    heads.sort(key=lambda h: (h[3], h[1], h[2]), reverse=True)
+    out = []
+    for h in heads:
+        tid, ns, cid, parent = h[1], h[2], h[3], h[4]
+        checkpoint = loads(h[5])
+        values: dict[str, Any] = {}
+        for channel, version in checkpoint.get("channel_versions", {}).items():
+            blob = blobs.get((tid, ns, channel, version_text(version)))
+            if blob is not None and blob[0] != "empty":
+                values[channel] = serde.loads_typed((blob[0], bytes(blob[1]) if blob[1] is not None else b""))
+        checkpoint["channel_values"] = values
+        metadata = loads(h[6])
+        pending = sorted(writes.get((tid, ns, cid), ()), key=lambda w: (w[0], w[1], w[2]))
+        out.append(
+            (
+                (cid, tid, ns),
+                CheckpointTuple(
+                    config=_config(scope, tid, ns, cid),
+                    checkpoint=checkpoint,
+                    metadata=metadata,
+                    parent_config=_config(scope, tid, ns, parent) if parent else None,
+                    pending_writes=[(w[1], w[3], serde.loads_typed((w[4], w[5]))) for w in pending],
+                ),
+                metadata,
+            )
+        )
+    return out
+
+
+def _config(scope: _Scope, tid: str, ns: str, cid: str) -> RunnableConfig:
+    conf: dict[str, Any] = {"thread_id": decode_key(tid), "checkpoint_ns": decode_key(ns), "checkpoint_id": cid}
+    if scope.explicit_user:
+        conf["user_id"] = scope.user_id
+    return {"configurable": conf}
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy not in PRUNE_STRATEGIES:
+        raise ValueError(f"unknown prune strategy {strategy!r}: expected one of {', '.join(PRUNE_STRATEGIES)}")
+
+
+def _thread_keys(thread_ids: Sequence[str]) -> list[str]:
+    if isinstance(thread_ids, str):
+        raise TypeError(f"expected a sequence of thread ids, got the str {thread_ids!r}")
+    return [encode_key(str(t)) for t in thread_ids]
+
+
+class CheckpointSaver(BaseCheckpointSaver[str]):
+    """A LangGraph checkpointer on the shared schema (Postgres or SQLite), sync and async.
+
+    Args:
+        engine: from :func:`langchain_agentmem.connect`, migrated.
+        user_id: the tenant of calls whose config has no ``configurable.user_id`` and of
+            :meth:`delete_thread`, :meth:`copy_thread`, :meth:`prune` and
+            :meth:`delete_for_runs` called without ``user_id``.
+        serde: how channel values and writes become bytes (default LangGraph's
+            ``JsonPlusSerializer``; an ``EncryptedSerializer`` encrypts them at rest).
+
+    Example:
+        >>> from langchain_agentmem import connect
+        >>> saver = CheckpointSaver(connect("sqlite://"))
+        >>> _ = saver.engine.migrate()
+        >>> saver.get_tuple({"configurable": {"thread_id": "nobody"}}) is None
+        True
+    """
+
+    def __init__(self, engine: Engine, *, user_id: str = "default", serde: SerializerProtocol | None = None) -> None:
+        if not isinstance(engine, Engine):
+            raise TypeError(f"expected an Engine from langchain_agentmem.connect(), got {type(engine).__name__}")
+        if not isinstance(user_id, str):
+            raise TypeError(f"user_id must be a str, got {type(user_id).__name__}: {user_id!r}")
+        super().__init__(serde=serde)
+        self.engine = engine
+        self.user_id = user_id
+
+    def __repr__(self) -> str:
+        return f"CheckpointSaver({self.engine!r}, user_id={self.user_id!r})"
+
+    # -- helpers -------------------------------------------------------------------------
+    def _scope(self, config: RunnableConfig | None) -> _Scope:
+        return _Scope(config, self.user_id)
+
+    def _uid(self, user_id: str | None) -> str:
+        return encode_key(self.user_id if user_id is None else user_id)
+
+    def get_next_version(self, current: str | int | float | None, channel: None) -> str:
+        """Versions sort as text and carry a random fraction, so that two forks of one
+        checkpoint never give different values the same version."""
+        if current is None:
+            current_v = 0
+        elif isinstance(current, (int, float)):
+            current_v = int(current)
+        else:
+            current_v = int(current.split(".")[0])
+        return f"{current_v + 1:032}.{random.random():016}"
+
+    def _put_args(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
+    ) -> tuple[list[Query], RunnableConfig]:
+        scope = self._scope(config)
+        scope.thread()
+        if scope.ns is None:
+            scope.ns = ""
+        stored = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+        values = checkpoint["channel_values"]
+        blobs = []
+        for channel, version in new_versions.items():
+            if channel in values:
+                type_, data = self.serde.dumps_typed(values[channel])
+                blobs.append((channel, version_text(version), type_, data))
+            else:
+                blobs.append((channel, version_text(version), "empty", None))
+        md = dict(get_serializable_checkpoint_metadata(config, metadata))
+        queries = put_queries(self.engine.dialect, scope, get_checkpoint_id(config), stored, md, blobs)
+        conf = config["configurable"]
+        next_conf: dict[str, Any] = {
+            "thread_id": conf["thread_id"],
+            "checkpoint_ns": conf.get("checkpoint_ns", ""),
+            "checkpoint_id": checkpoint["id"],
+        }
+        if "user_id" in conf:
+            next_conf["user_id"] = conf["user_id"]
+        return queries, {"configurable": next_conf}
+
+    def _writes_args(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
+    ) -> Query | None:
+        scope = self._scope(config)
+        if scope.ns is None:
+            scope.ns = ""
+        checkpoint_id = get_checkpoint_id(config)
+        if not checkpoint_id:
+            raise ValueError('put_writes needs config["configurable"]["checkpoint_id"], got a config without one')
+        rows: dict[int, tuple[int, str, str, bytes]] = {}
+        for i, (channel, value) in enumerate(writes):
+            idx = WRITES_IDX_MAP.get(channel, i)
+            type_, data = self.serde.dumps_typed(value)
+            rows[idx] = (idx, channel, type_, data)
+        if not rows:
+            return None
+        return put_writes_query(scope, checkpoint_id, task_id, task_path, list(rows.values()))
+
+    # -- sync ----------------------------------------------------------------------------
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint ``config`` names (``checkpoint_id``), else the thread's latest
+        in ``checkpoint_ns`` (default ``""``); ``None`` if there is none."""
+        scope = self._scope(config)
+        query, params = get_query(self.engine.dialect, scope, get_checkpoint_id(config))
+        with self.engine.transaction(scope.uid, readonly=True) as tx:
+            rows = tx.fetchall(query, params)
+        found = decode_rows(self.serde, rows, scope)
+        return found[0][1] if found else None
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Checkpoints newest first, read a page at a time as they are consumed.
+
+        Args:
+            config: ``thread_id`` (else every thread of the tenant), ``checkpoint_ns``
+                (else every namespace), ``checkpoint_id`` (that one only).
+            filter: metadata keys and the values they must equal.
+            before: only checkpoints older than this config's ``checkpoint_id``.
+            limit: at most this many.
+        """
+        _check_limit(limit)
+        scope = self._scope(config)
+        where, params, single = list_conditions(self.engine.dialect, scope, config, filter, before)
+        remaining = limit
+        last: tuple[str, str, str] | None = None
+        while remaining is None or remaining > 0:
+            page = PAGE_SIZE if remaining is None or filter else min(remaining, PAGE_SIZE)
+            w, p = list(where), list(params)
+            if last is not None:
+                cond, cparams = after_condition(single, last)
+                w.append(cond)
+                p.extend(cparams)
+            query, qparams = select_query(self.engine.dialect, scope.uid, w, p, page)
+            with self.engine.transaction(scope.uid, readonly=True) as tx:
+                rows = tx.fetchall(query, qparams)
+            found = decode_rows(self.serde, rows, scope)
+            for _key, tup, metadata in found:
+                if metadata_matches(metadata, filter):
+                    yield tup
+                    if remaining is not None:
+                        remaining -= 1
+                        if remaining <= 0:
+                            return
+            if len(found) < page:
+                return
+            last = found[-1][0]
+
+    def put(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
+    ) -> RunnableConfig:
+        """Save a checkpoint; only the channels in ``new_versions`` store a blob."""
+        queries, next_config = self._put_args(config, checkpoint, metadata, new_versions)
+        uid = queries[-1][1][0]
+        with self.engine.transaction(uid, pipeline=True) as tx:
+            for query, params in queries:
+                tx.execute(query, params)
+        return next_config
+
+    def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = "") -> None:
+        """Save the writes of one task, linked to the checkpoint ``config`` names."""
+        query = self._writes_args(config, writes, task_id, task_path)
+        if query is None:
+            return
+        with self.engine.transaction(query[1][0], pipeline=True) as tx:
+            tx.execute(*query)
+
+    def delete_thread(self, thread_id: str, *, user_id: str | None = None) -> None:
+        """Delete every checkpoint, blob and write of a thread (of ``user_id``, default the
+        saver's)."""
+        uid = self._uid(user_id)
+        with self.engine.transaction(uid, pipeline=True) as tx:
+            for query, params in delete_thread_queries(uid, encode_key(str(thread_id))):
+                tx.execute(query, params)
+
+    def delete_for_runs(self, run_ids: Sequence[str], *, user_id: str | None = None) -> None:
+        """Delete the checkpoints the runs ``run_ids`` saved, with their writes and the
+        blobs nothing else uses."""
+        if isinstance(run_ids, str):
+            raise TypeError(f"expected a sequence of run ids, got the str {run_ids!r}")
+        run_ids = [str(r) for r in run_ids]
+        if not run_ids:
+            return
+        uid = self._uid(user_id)
+        with self.engine.transaction(uid) as tx:
+            run(tx, delete_for_runs_steps(self.engine.dialect, uid, run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str, *, user_id: str | None = None) -> None:
+        """Copy every checkpoint, blob and write of one thread to another (a fork of the
+        whole history)."""
+        uid = self._uid(user_id)
+        with self.engine.transaction(uid) as tx:
+            for query, params in copy_thread_queries(uid, encode_key(str(source_thread_id)), encode_key(str(target_thread_id))):
+                tx.execute(query, params)
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", user_id: str | None = None) -> int:
+        """Prune threads: ``"keep_latest"`` keeps the newest checkpoint of each namespace
+        (and its pending writes), ``"delete"`` removes everything. Returns the number of
+        checkpoints deleted."""
+        _check_strategy(strategy)
+        uid = self._uid(user_id)
+        tids = _thread_keys(thread_ids)
+        if not tids:
+            return 0
+        with self.engine.transaction(uid) as tx:
+            return int(run(tx, prune_steps(self.engine.dialect, uid, tids, strategy)))
+
+    def prune_before(self, cutoff: datetime, *, keep_latest: bool = True, user_id: str | None = None) -> int:
+        """Delete the tenant's checkpoints saved before ``cutoff`` (an aware datetime);
+        with ``keep_latest`` each thread namespace keeps its newest one. Returns the number
+        deleted."""
+        _check_cutoff(cutoff)
+        uid = self._uid(user_id)
+        with self.engine.transaction(uid) as tx:
+            return int(run(tx, prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest)))
+
+    def list_users(self) -> list[str]:
+        """Every tenant with checkpoints (for maintenance such as ``agentmem prune``)."""
+        with self.engine.transaction(readonly=True) as tx:
+            return [decode_key(r[0]) for r in tx.fetchall(*users_query())]
+
+    def list_threads(self, *, user_id: str | None = None) -> list[str]:
+        """The thread ids of a tenant (default the saver's) that have checkpoints."""
+        uid = self._uid(user_id)
+        with self.engine.transaction(uid, readonly=True) as tx:
+            return [decode_key(r[0]) for r in tx.fetchall(*threads_query(uid))]
+
+    # -- async ---------------------------------------------------------------------------
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Async form of :meth:`get_tuple`."""
+        scope = self._scope(config)
+        query, params = get_query(self.engine.dialect, scope, get_checkpoint_id(config))
+        async with self.engine.atransaction(scope.uid, readonly=True) as tx:
+            rows = await tx.fetchall(query, params)
+        found = decode_rows(self.serde, rows, scope)
+        return found[0][1] if found else None
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Async form of :meth:`list`."""
+        _check_limit(limit)
+        scope = self._scope(config)
+        where, params, single = list_conditions(self.engine.dialect, scope, config, filter, before)
+        remaining = limit
+        last: tuple[str, str, str] | None = None
+        while remaining is None or remaining > 0:
+            page = PAGE_SIZE if remaining is None or filter else min(remaining, PAGE_SIZE)
+            w, p = list(where), list(params)
+            if last is not None:
+                cond, cparams = after_condition(single, last)
+                w.append(cond)
+                p.extend(cparams)
+            query, qparams = select_query(self.engine.dialect, scope.uid, w, p, page)
+            async with self.engine.atransaction(scope.uid, readonly=True) as tx:
+                rows = await tx.fetchall(query, qparams)
+            found = decode_rows(self.serde, rows, scope)
+            for _key, tup, metadata in found:
+                if metadata_matches(metadata, filter):
+                    yield tup
+                    if remaining is not None:
+                        remaining -= 1
+                        if remaining <= 0:
+                            return
+            if len(found) < page:
+                return
+            last = found[-1][0]
+
+    async def aput(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
+    ) -> RunnableConfig:
+        """Async form of :meth:`put`."""
+        queries, next_config = self._put_args(config, checkpoint, metadata, new_versions)
+        uid = queries[-1][1][0]
+        async with self.engine.atransaction(uid, pipeline=True) as tx:
+            for query, params in queries:
+                await tx.execute(query, params)
+        return next_config
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        """Async form of :meth:`put_writes`."""
+        query = self._writes_args(config, writes, task_id, task_path)
+        if query is None:
+            return
+        async with self.engine.atransaction(query[1][0], pipeline=True) as tx:
+            await tx.execute(*query)
+
+    async def adelete_thread(self, thread_id: str, *, user_id: str | None = None) -> None:
+        """Async form of :meth:`delete_thread`."""
+        uid = self._uid(user_id)
+        async with self.engine.atransaction(uid, pipeline=True) as tx:
+            for query, params in delete_thread_queries(uid, encode_key(str(thread_id))):
+                await tx.execute(query, params)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str], *, user_id: str | None = None) -> None:
+        """Async form of :meth:`delete_for_runs`."""
+        if isinstance(run_ids, str):
+            raise TypeError(f"expected a sequence of run ids, got the str {run_ids!r}")
+        run_ids = [str(r) for r in run_ids]
+        if not run_ids:
+            return
+        uid = self._uid(user_id)
+        async with self.engine.atransaction(uid) as tx:
+            await arun(tx, delete_for_runs_steps(self.engine.dialect, uid, run_ids))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str, *, user_id: str | None = None) -> None:
+        """Async form of :meth:`copy_thread`."""
+        uid = self._uid(user_id)
+        async with self.engine.atransaction(uid) as tx:
+            for query, params in copy_thread_queries(uid, encode_key(str(source_thread_id)), encode_key(str(target_thread_id))):
+                await tx.execute(query, params)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", user_id: str | None = None) -> int:
+        """Async form of :meth:`prune`."""
+        _check_strategy(strategy)
+        uid = self._uid(user_id)
+        tids = _thread_keys(thread_ids)
+        if not tids:
+            return 0
+        async with self.engine.atransaction(uid) as tx:
+            return int(await arun(tx, prune_steps(self.engine.dialect, uid, tids, strategy)))
+
+    async def aprune_before(self, cutoff: datetime, *, keep_latest: bool = True, user_id: str | None = None) -> int:
+        """Async form of :meth:`prune_before`."""
+        _check_cutoff(cutoff)
+        uid = self._uid(user_id)
+        async with self.engine.atransaction(uid) as tx:
+            return int(await arun(tx, prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest)))
+
+    async def alist_threads(self, *, user_id: str | None = None) -> list[str]:
+        """Async form of :meth:`list_threads`."""
+        uid = self._uid(user_id)
+        async with self.engine.atransaction(uid, readonly=True) as tx:
+            return [decode_key(r[0]) for r in await tx.fetchall(*threads_query(uid))]
+
+    async def alist_users(self) -> list[str]:
+        """Async form of :meth:`list_users`."""
+        async with self.engine.atransaction(readonly=True) as tx:
+            return [decode_key(r[0]) for r in await tx.fetchall(*users_query())]
+
+
+def _check_cutoff(cutoff: datetime) -> None:
+    if not isinstance(cutoff, datetime) or cutoff.tzinfo is None:
+        raise TypeError(f"cutoff must be a timezone-aware datetime, got {cutoff!r}")

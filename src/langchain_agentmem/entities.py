@@ -1,0 +1,645 @@
+"""Entity memory: what the conversation says about people, places and things.
+
+* :class:`EntityMemory` extracts the entities of a conversation turn and updates their
+  summaries in ONE model call per turn, however many entities the turn mentions (the
+  legacy ``ConversationEntityMemory`` makes one call to find them, then one per entity).
+  The known entities the turn mentions are found first without a model (by name and
+  alias), and their summaries go into that one call.
+* An entity is stored once per ``(user_id, entity_system, key)`` where ``key`` is the
+  normalized name (case-folded, spaces collapsed); every name and alias is recorded in
+  ``entity_aliases``, so "Bob", "bob" and a known alias ("Bobby") land on one row.
+* :meth:`EntityMemory.relevant` returns the known entities a text mentions (no model call).
+* :class:`EntityStore` implements langchain-classic's ``BaseEntityStore`` (``get``,
+  ``set``, ``delete``, ``exists``, ``clear``) on the same tables, so it drops into
+  ``ConversationEntityMemory(entity_store=...)``.
+
+Example:
+    >>> from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    >>> from langchain_agentmem import connect
+    >>> engine = connect("sqlite://"); _ = engine.migrate()
+    >>> llm = FakeListChatModel(responses=['{"entities": [{"name": "Bob", "type": "person", '
+    ...     '"aliases": ["Bobby"], "summary": "Bob is Alice\\'s brother; he lives in Lyon."}]}'])
+    >>> memory = EntityMemory(engine, llm, user_id="alice")
+    >>> [e.name for e in memory.update("My brother Bob (we call him Bobby) lives in Lyon.")]
+    ['Bob']
+    >>> [e.summary for e in memory.relevant("what does bobby do?")]
+    ["Bob is Alice's brother; he lives in Lyon."]
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from langchain_core.language_models import BaseLanguageModel
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, get_buffer_string
+from langchain_core.runnables import Runnable
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from ._json import dumps, loads
+from ._keys import decode_key, encode_key
+from ._llm import structured
+from ._names import candidate_names, normalize
+from ._run import Model, Plan, Sql, Stmt, arun, run
+from .dialects import Dialect
+from .engine import Engine
+
+try:  # langchain-classic is optional: EntityStore subclasses its BaseEntityStore when present.
+    from langchain_classic.memory.entity import BaseEntityStore as _EntityStoreBase
+except ImportError:  # pragma: no cover - exercised only without langchain-classic
+    _EntityStoreBase = BaseModel  # type: ignore[assignment,misc]
+
+__all__ = ["Entity", "EntityMemory", "EntityStore", "format_entities"]
+
+Query = tuple[str, list[Any]]
+
+ENTITY_SYSTEM_PROMPT = (
+    "You keep notes about the entities (people, places, organizations, products, pets, "
+    "events, ...) that come up in a conversation between a human (the user) and an AI. "
+    "For every entity the conversation turn mentions, return: name (its canonical name), "
+    "type (person, place, organization, ... or null), aliases (other names used for it: "
+    "nicknames, short forms; may be empty), and summary: the UPDATED summary of what is "
+    "known about it, i.e. its known summary (if any) plus the new facts of this turn, in a "
+    "few sentences. Do not list the user or the AI themselves. "
+    'Answer with JSON only: {"entities": [{"name": "...", "type": "...", "aliases": ["..."], '
+    '"summary": "..."}]}, or {"entities": []} when the turn mentions none.'
+)
+
+
+class ExtractedEntity(BaseModel):
+    """One entity as the model returns it."""
+
+    name: str = Field(description="canonical name of the entity")
+    type: str | None = Field(description="person, place, organization, ... or null")
+    aliases: list[str] = Field(description="other names used for the entity")
+    summary: str = Field(description="updated summary: what is known plus what this turn adds")
+
+
+class EntityExtraction(BaseModel):
+    """The model's answer for one turn."""
+
+    entities: list[ExtractedEntity]
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One row of ``entities``."""
+
+    name: str
+    key: str
+    """The normalized name the row is stored under."""
+    type: str | None
+    summary: str
+    aliases: list[str] = field(default_factory=list)
+    updated_at: datetime | None = None
+
+
+def format_entities(entities: Iterable[Entity]) -> str:
+    """Entities as prompt text, one line each.
+
+    Example:
+        >>> format_entities([Entity("Bob", "bob", "person", "Lives in Lyon.", ["Bobby"])])
+        '- Bob (person; also: Bobby): Lives in Lyon.'
+    """
+    lines = []
+    for e in entities:
+        tags = [e.type] if e.type else []
+        if e.aliases:
+            tags.append("also: " + ", ".join(e.aliases))
+        head = f"{e.name} ({'; '.join(tags)})" if tags else e.name
+        lines.append(f"- {head}: {e.summary}")
+    return "\n".join(lines)
+
+
+# -- query builders (pure) ------------------------------------------------------------
+# Templates are literals; the only fragment spliced in is ``dialect.unnest(...)``, built from
+# fixed, checked column names (hence the ``noqa: S608``). Values always go as parameters.
+
+_SELECT = (
+    "SELECT e.key, CAST(e.name AS text), e.type, CAST(e.summary AS text), CAST(e.aliases AS text), e.updated_at "
+    "FROM {entities} e "
+)
+
+
+def resolve_query(
+    dialect: Dialect, user_id: str, space: str, names: Sequence[str], kind: str = "entity"
+) -> Query:
+    """``(alias, key)`` for each of ``names`` (normalized, encoded) that is known."""
+    cols = [("alias", "text")]
+    return (
+        "SELECT alias, key FROM {entity_aliases} WHERE user_id = ? AND kind = ? AND space = ? "  # noqa: S608
+        "AND alias IN (SELECT m.alias FROM " + dialect.unnest(cols) + ")",
+        [user_id, kind, space, *dialect.unnest_params(cols, [(n,) for n in names])],
+    )
+
+
+def get_query(dialect: Dialect, user_id: str, system: str, keys: Sequence[str]) -> Query:
+    cols = [("key", "text")]
+    return (
+        _SELECT  # noqa: S608
+        + "WHERE e.user_id = ? AND e.entity_system = ? AND e.key IN (SELECT m.key FROM "
+        + dialect.unnest(cols)
+        + ")",
+        [user_id, system, *dialect.unnest_params(cols, [(k,) for k in keys])],
+    )
+
+
+def mentioned_query(
+    dialect: Dialect, user_id: str, system: str, names: Sequence[str], limit: int | None
+) -> Query:
+    """Entities any of whose names or aliases is in ``names``, most recently updated first."""
+    cols = [("alias", "text")]
+    query = (
+        _SELECT  # noqa: S608
+        + "WHERE e.user_id = ? AND e.entity_system = ? AND e.key IN (SELECT a.key FROM {entity_aliases} a "
+        "WHERE a.user_id = ? AND a.kind = 'entity' AND a.space = ? AND a.alias IN (SELECT m.alias FROM "
+        + dialect.unnest(cols)
+        + ")) ORDER BY e.updated_at DESC, e.key"
+    )
+    params = [user_id, system, user_id, system, *dialect.unnest_params(cols, [(n,) for n in names])]
+    if limit is not None:
+        query += " LIMIT ?"
+        params.append(limit)
+    return query, params
+
+
+def list_query(user_id: str, system: str, limit: int | None) -> Query:
+    query = (
+        _SELECT + "WHERE e.user_id = ? AND e.entity_system = ? ORDER BY e.updated_at DESC, e.key"
+    )
+    if limit is None:
+        return query, [user_id, system]
+    return query + " LIMIT ?", [user_id, system, limit]
+
+
+_ENTITY_COLS = [
+    ("key", "text"),
+    ("name", "json"),
+    ("type", "text"),
+    ("summary", "json"),
+    ("aliases", "json"),
+]
+_ALIAS_COLS = [("alias", "text"), ("key", "text")]
+
+
+def upsert_statements(
+    dialect: Dialect, user_id: str, system: str, entities: Sequence[Entity], kind: str = "entity"
+) -> list[Stmt]:
+    """Insert or update ``entities`` (one statement) and record their names and aliases
+    (one statement; an alias already taken by another entity keeps its entity).
+    ``WHERE true``: SQLite needs it to parse ``INSERT ... SELECT ... ON CONFLICT``."""
+    rows = [
+        (encode_key(e.key), dumps(e.name), e.type, dumps(e.summary), dumps(e.aliases))
+        for e in entities
+    ]
+    alias_rows = []
+    for e in entities:
+        for alias in {e.key, *(normalize(a) for a in [e.name, *e.aliases])}:
+            alias_rows.append((encode_key(alias), encode_key(e.key)))
+    upsert = (
+        "INSERT INTO {entities} AS t (user_id, entity_system, key, name, type, summary, aliases) "  # noqa: S608
+        "SELECT ?, ?, m.key, m.name, m.type, m.summary, m.aliases FROM "
+        + dialect.unnest(_ENTITY_COLS)
+        + " "
+        "WHERE true ON CONFLICT (user_id, entity_system, key) DO UPDATE SET type = coalesce(excluded.type, t.type), "
+        "summary = excluded.summary, aliases = excluded.aliases, updated_at = {now}"
+    )
+    aliases = (
+        "INSERT INTO {entity_aliases} (user_id, kind, space, alias, key) SELECT ?, ?, ?, m.alias, m.key FROM "  # noqa: S608
+        + dialect.unnest(_ALIAS_COLS)
+        + " WHERE true ON CONFLICT (user_id, kind, space, alias) DO NOTHING"
+    )
+    return [
+        Stmt(upsert, [user_id, system, *dialect.unnest_params(_ENTITY_COLS, rows)]),
+        Stmt(aliases, [user_id, kind, system, *dialect.unnest_params(_ALIAS_COLS, alias_rows)]),
+    ]
+
+
+def delete_statements(user_id: str, system: str, key: str | None) -> list[Stmt]:
+    """Delete one entity (``key``) or all of the entity system (``key=None``)."""
+    if key is None:
+        return [
+            Stmt(
+                "DELETE FROM {entity_aliases} WHERE user_id = ? AND kind = 'entity' AND space = ?",
+                [user_id, system],
+            ),
+            Stmt(
+                "DELETE FROM {entities} WHERE user_id = ? AND entity_system = ?", [user_id, system]
+            ),
+        ]
+    return [
+        Stmt(
+            "DELETE FROM {entity_aliases} WHERE user_id = ? AND kind = 'entity' AND space = ? AND key = ?",
+            [user_id, system, key],
+        ),
+        Stmt(
+            "DELETE FROM {entities} WHERE user_id = ? AND entity_system = ? AND key = ?",
+            [user_id, system, key],
+        ),
+    ]
+
+
+def _entity(dialect: Dialect, row: tuple[Any, ...]) -> Entity:
+    return Entity(
+        key=decode_key(row[0]),
+        name=loads(row[1]),
+        type=row[2],
+        summary=loads(row[3]),
+        aliases=list(loads(row[4])),
+        updated_at=dialect.to_datetime(row[5]),
+    )
+
+
+# -- plans shared by the memory and the store ---------------------------------------------
+
+
+def _resolve_plan(
+    dialect: Dialect, uid: str, system: str, names: Sequence[str]
+) -> Plan[dict[str, str]]:
+    """Normalized name -> key of the entity it names, for the known ones."""
+    keys = sorted({normalize(n) for n in names})
+    if not keys:
+        return {}
+    (rows,) = yield Sql(
+        [Stmt(*resolve_query(dialect, uid, system, [encode_key(k) for k in keys]), fetch=True)],
+        readonly=True,
+    )
+    return {decode_key(a): decode_key(k) for a, k in rows}
+
+
+def named_query(user_id: str, system: str, alias: str) -> Query:
+    """The entity a normalized name or alias refers to: one indexed join."""
+    return (
+        _SELECT  # noqa: S608
+        + "JOIN {entity_aliases} a ON a.user_id = e.user_id AND a.kind = 'entity' "
+        "AND a.space = e.entity_system AND a.key = e.key "
+        "WHERE a.user_id = ? AND a.space = ? AND a.alias = ? AND e.user_id = ? AND e.entity_system = ?",
+        [user_id, system, alias, user_id, system],
+    )
+
+
+def _get_plan(dialect: Dialect, uid: str, system: str, name: str) -> Plan[Entity | None]:
+    query, params = named_query(uid, system, encode_key(normalize(name)))
+    (rows,) = yield Sql([Stmt(query, params, fetch=True)], readonly=True)
+    return _entity(dialect, rows[0]) if rows else None
+
+
+def _merge(
+    existing: Entity | None,
+    key: str,
+    name: str,
+    type_: str | None,
+    summary: str,
+    aliases: Iterable[str],
+) -> Entity:
+    names = [] if existing is None else list(existing.aliases)
+    display = existing.name if existing is not None else name
+    seen = {normalize(display), *(normalize(a) for a in names)}
+    for alias in [name, *aliases]:
+        if alias and alias.strip() and normalize(alias) not in seen:
+            seen.add(normalize(alias))
+            names.append(alias.strip())
+    return Entity(
+        name=display,
+        key=key,
+        type=type_ or (existing.type if existing else None),
+        summary=summary,
+        aliases=names,
+    )
+
+
+def _set_plan(
+    dialect: Dialect,
+    uid: str,
+    system: str,
+    items: Sequence[tuple[str, str | None, str, Sequence[str]]],
+) -> Plan[list[Entity]]:
+    """Upsert ``(name, type, summary, aliases)`` items, resolving names and aliases to
+    known entities first; items naming one entity are merged."""
+    all_names = [n for name, _, _, aliases in items for n in [name, *aliases] if n and n.strip()]
+    resolved = yield from _resolve_plan(dialect, uid, system, all_names)
+    keys: list[str] = []
+    for name, _, _, aliases in items:
+        found = next(
+            (
+                resolved[normalize(n)]
+                for n in [name, *aliases]
+                if n and n.strip() and normalize(n) in resolved
+            ),
+            None,
+        )
+        keys.append(found or normalize(name))
+    existing: dict[str, Entity] = {}
+    if keys:
+        (rows,) = yield Sql(
+            [
+                Stmt(
+                    *get_query(dialect, uid, system, [encode_key(k) for k in set(keys)]), fetch=True
+                )
+            ],
+            readonly=True,
+        )
+        existing = {e.key: e for e in (_entity(dialect, r) for r in rows)}
+    merged: dict[str, Entity] = {}
+    for key, (name, type_, summary, aliases) in zip(keys, items, strict=True):
+        merged[key] = _merge(
+            merged.get(key) or existing.get(key), key, name.strip(), type_, summary, aliases
+        )
+    if merged:
+        yield Sql(upsert_statements(dialect, uid, system, list(merged.values())))
+    return list(merged.values())
+
+
+def _text_of_turn(turn: str | Sequence[BaseMessage]) -> str:
+    if isinstance(turn, str):
+        return turn
+    if isinstance(turn, Sequence) and all(isinstance(m, BaseMessage) for m in turn):
+        return get_buffer_string([m for m in turn if isinstance(m, BaseMessage)])
+    raise TypeError(
+        f"expected a turn as str or a list of messages, got {type(turn).__name__}: {turn!r:.80}"
+    )
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
+
+
+# -- EntityMemory -----------------------------------------------------------------------
+
+
+class EntityMemory:
+    """Entities of a user's conversations, their summaries updated by a model.
+
+    Args:
+        engine: from :func:`langchain_agentmem.connect`, migrated.
+        llm: any LangChain chat model; models with ``with_structured_output`` answer in
+            JSON schema mode, others are parsed from their JSON text.
+        user_id: the tenant.
+        entity_system: a namespace of entities (e.g. one per agent or application).
+        max_known: how many known entities (mentioned in the turn) go into the prompt.
+
+    Example:
+        >>> from langchain_core.language_models.fake_chat_models import FakeListChatModel
+        >>> from langchain_agentmem import connect
+        >>> engine = connect("sqlite://"); _ = engine.migrate()
+        >>> memory = EntityMemory(engine, FakeListChatModel(responses=['{"entities": []}']))
+        >>> memory.set("Paris", "Capital of France.", type="place")
+        Entity(name='Paris', key='paris', type='place', summary='Capital of France.', aliases=[], updated_at=None)
+        >>> memory.get("PARIS").summary
+        'Capital of France.'
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        llm: BaseLanguageModel[Any] | Runnable[Any, Any] | None = None,
+        *,
+        user_id: str = "default",
+        entity_system: str = "default",
+        max_known: int = 20,
+    ) -> None:
+        self.engine = engine
+        self.llm = llm
+        self.user_id = user_id
+        self.entity_system = entity_system
+        self.max_known = max_known
+        self._uid = encode_key(user_id)
+        self._system = encode_key(entity_system)
+        self._extract: Runnable[Any, EntityExtraction] | None = (
+            structured(llm, EntityExtraction) if llm is not None else None
+        )
+
+    @property
+    def _dialect(self) -> Dialect:
+        return self.engine.dialect
+
+    # -- plans --------------------------------------------------------------------------
+    def _relevant_plan(self, text: str, limit: int | None) -> Plan[list[Entity]]:
+        if not isinstance(text, str):
+            raise TypeError(f"expected text as str, got {type(text).__name__}")
+        _check_limit(limit)
+        names = candidate_names(text)
+        if not names:
+            return []
+        query, params = mentioned_query(
+            self._dialect, self._uid, self._system, [encode_key(n) for n in names], limit
+        )
+        (rows,) = yield Sql([Stmt(query, params, fetch=True)], readonly=True)
+        return [_entity(self._dialect, r) for r in rows]
+
+    def _update_plan(self, turn: str | Sequence[BaseMessage]) -> Plan[list[Entity]]:
+        if self._extract is None:
+            raise ValueError("EntityMemory.update needs an llm: EntityMemory(engine, llm, ...)")
+        text = _text_of_turn(turn)
+        known = yield from self._relevant_plan(text, self.max_known)
+        prompt = [
+            SystemMessage(ENTITY_SYSTEM_PROMPT),
+            HumanMessage(
+                "Known entities mentioned in this turn:\n"
+                + (format_entities(known) or "(none)")
+                + "\n\nConversation turn:\n"
+                + text
+            ),
+        ]
+        answer: EntityExtraction = yield Model(self._extract, prompt)
+        items = [
+            (e.name, e.type, e.summary.strip(), e.aliases)
+            for e in answer.entities
+            if e.name and e.name.strip()
+        ]
+        updated = yield from _set_plan(self._dialect, self._uid, self._system, items)
+        return updated
+
+    def _list_plan(self, limit: int | None) -> Plan[list[Entity]]:
+        _check_limit(limit)
+        (rows,) = yield Sql(
+            [Stmt(*list_query(self._uid, self._system, limit), fetch=True)], readonly=True
+        )
+        return [_entity(self._dialect, r) for r in rows]
+
+    def _delete_plan(self, name: str | None) -> Plan[bool]:
+        if name is None:
+            results = yield Sql(delete_statements(self._uid, self._system, None))
+            return bool(results[1])
+        resolved = yield from _resolve_plan(self._dialect, self._uid, self._system, [name])
+        key = resolved.get(normalize(name))
+        if key is None:
+            return False
+        results = yield Sql(delete_statements(self._uid, self._system, encode_key(key)))
+        return bool(results[1])
+
+    def _set(
+        self, name: str, summary: str, type: str | None, aliases: Sequence[str]
+    ) -> Plan[Entity]:
+        if not isinstance(summary, str):
+            raise TypeError(f"expected summary as str, got {type_name(summary)}")
+        if isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases):
+            raise TypeError(f"expected aliases as a list of str, got {aliases!r:.80}")
+        normalize(name)
+        (entity,) = yield from _set_plan(
+            self._dialect, self._uid, self._system, [(name, type, summary, list(aliases))]
+        )
+        return entity
+
+    # -- public API -----------------------------------------------------------------------
+    def update(self, turn: str | Sequence[BaseMessage]) -> list[Entity]:
+        """Extract the entities of one conversation turn (text, or its messages) and update
+        their summaries: one model call. Returns the entities written."""
+        return run(self.engine, self._uid, self._update_plan(turn))
+
+    async def aupdate(self, turn: str | Sequence[BaseMessage]) -> list[Entity]:
+        """Async form of :meth:`update`."""
+        return await arun(self.engine, self._uid, self._update_plan(turn))
+
+    def relevant(self, text: str, *, limit: int | None = 10) -> list[Entity]:
+        """Known entities that ``text`` mentions by name or alias (no model call), most
+        recently updated first."""
+        return run(self.engine, self._uid, self._relevant_plan(text, limit))
+
+    async def arelevant(self, text: str, *, limit: int | None = 10) -> list[Entity]:
+        """Async form of :meth:`relevant`."""
+        return await arun(self.engine, self._uid, self._relevant_plan(text, limit))
+
+    def get(self, name: str) -> Entity | None:
+        """The entity ``name`` (or an alias of it) refers to."""
+        return run(self.engine, self._uid, _get_plan(self._dialect, self._uid, self._system, name))
+
+    async def aget(self, name: str) -> Entity | None:
+        """Async form of :meth:`get`."""
+        return await arun(
+            self.engine, self._uid, _get_plan(self._dialect, self._uid, self._system, name)
+        )
+
+    def set(
+        self, name: str, summary: str, *, type: str | None = None, aliases: Sequence[str] = ()
+    ) -> Entity:  # noqa: A002
+        """Write an entity's summary by hand (merging with the entity a name or alias
+        already refers to)."""
+        return run(self.engine, self._uid, self._set(name, summary, type, aliases))
+
+    async def aset(
+        self, name: str, summary: str, *, type: str | None = None, aliases: Sequence[str] = ()
+    ) -> Entity:  # noqa: A002
+        """Async form of :meth:`set`."""
+        return await arun(self.engine, self._uid, self._set(name, summary, type, aliases))
+
+    def list_entities(self, *, limit: int | None = None) -> builtins.list[Entity]:
+        """All entities of this user and entity system, most recently updated first."""
+        return run(self.engine, self._uid, self._list_plan(limit))
+
+    async def alist_entities(self, *, limit: int | None = None) -> builtins.list[Entity]:
+        """Async form of :meth:`list_entities`."""
+        return await arun(self.engine, self._uid, self._list_plan(limit))
+
+    def delete(self, name: str) -> bool:
+        """Delete the entity ``name`` refers to (and its aliases); False if unknown."""
+        return run(self.engine, self._uid, self._delete_plan(name))
+
+    async def adelete(self, name: str) -> bool:
+        """Async form of :meth:`delete`."""
+        return await arun(self.engine, self._uid, self._delete_plan(name))
+
+    def clear(self) -> None:
+        """Delete every entity of this user and entity system."""
+        run(self.engine, self._uid, self._delete_plan(None))
+
+    async def aclear(self) -> None:
+        """Async form of :meth:`clear`."""
+        await arun(self.engine, self._uid, self._delete_plan(None))
+
+    def __repr__(self) -> str:
+        return f"EntityMemory(user_id={self.user_id!r}, entity_system={self.entity_system!r})"
+
+
+def type_name(value: Any) -> str:
+    return f"{type(value).__name__}: {value!r:.80}"
+
+
+# -- EntityStore --------------------------------------------------------------------------
+
+
+class EntityStore(_EntityStoreBase):  # type: ignore[misc,valid-type]
+    """langchain-classic's ``BaseEntityStore`` on the ``entities`` table: entity name ->
+    summary. Names resolve like :class:`EntityMemory` (case, spacing, aliases), so the
+    legacy ``ConversationEntityMemory`` and :class:`EntityMemory` share entities.
+
+    ``set(key, None)`` or ``set(key, "")`` deletes the entity (as the Redis store does).
+
+    Example:
+        >>> from langchain_agentmem import connect
+        >>> engine = connect("sqlite://"); _ = engine.migrate()
+        >>> store = EntityStore(engine, user_id="alice")
+        >>> store.set("Bob", "Alice's brother.")
+        >>> store.get("bob"), store.exists("BOB"), store.get("Carol", "unknown")
+        ("Alice's brother.", True, 'unknown')
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    engine: Any
+    user_id: str = "default"
+    entity_system: str = "default"
+    _memory: EntityMemory = PrivateAttr()
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        user_id: str = "default",
+        entity_system: str = "default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(engine=engine, user_id=user_id, entity_system=entity_system, **kwargs)  # type: ignore[call-arg]
+        self._memory = EntityMemory(engine, None, user_id=user_id, entity_system=entity_system)
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """The summary of entity ``key``, else ``default``."""
+        entity = self._memory.get(key)
+        return entity.summary if entity is not None else default
+
+    async def aget(self, key: str, default: str | None = None) -> str | None:
+        """Async form of :meth:`get`."""
+        entity = await self._memory.aget(key)
+        return entity.summary if entity is not None else default
+
+    def set(self, key: str, value: str | None) -> None:
+        """Store ``value`` as the summary of entity ``key`` (None or "" deletes it)."""
+        if not value:
+            self._memory.delete(key)
+        else:
+            self._memory.set(key, value)
+
+    async def aset(self, key: str, value: str | None) -> None:
+        """Async form of :meth:`set`."""
+        if not value:
+            await self._memory.adelete(key)
+        else:
+            await self._memory.aset(key, value)
+
+    def delete(self, key: str) -> None:
+        """Delete entity ``key`` (nothing happens if it is unknown)."""
+        self._memory.delete(key)
+
+    async def adelete(self, key: str) -> None:
+        """Async form of :meth:`delete`."""
+        await self._memory.adelete(key)
+
+    def exists(self, key: str) -> bool:
+        """Whether entity ``key`` (or an alias of it) is stored."""
+        return self._memory.get(key) is not None
+
+    async def aexists(self, key: str) -> bool:
+        """Async form of :meth:`exists`."""
+        return await self._memory.aget(key) is not None
+
+    def clear(self) -> None:
+        """Delete every entity of this user and entity system."""
+        self._memory.clear()
+
+    async def aclear(self) -> None:
+        """Async form of :meth:`clear`."""
+        await self._memory.aclear()

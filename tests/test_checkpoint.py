@@ -1,0 +1,400 @@
+"""CheckpointSaver: LangGraph's conformance suite, graphs that use it, and its extras, on
+SQLite and Postgres, sync and async."""
+
+from __future__ import annotations
+
+import operator
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any
+
+import pytest
+from conftest import make_engine
+from langgraph.checkpoint.conformance import checkpointer_test, validate
+from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
+from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
+from typing_extensions import TypedDict
+
+from langchain_agentmem import CheckpointSaver, Engine, connect
+from langchain_agentmem.checkpoint import version_text
+
+# -- conformance -----------------------------------------------------------------------
+
+
+async def test_conformance_suite_passes_every_capability(aengine: Engine) -> None:
+    @checkpointer_test(name=f"agentmem-{aengine.dialect.name}")
+    async def factory():  # type: ignore[no-untyped-def]
+        yield CheckpointSaver(aengine)
+
+    report = await validate(factory)
+    failures = {name: r.failures for name, r in report.results.items() if r.passed is not True}
+    assert failures == {}
+    assert {name for name, r in report.results.items() if r.detected} == {c.value for c in ALL_CAPABILITIES}
+    assert report.conformance_level() == "FULL"
+
+
+# -- graphs ----------------------------------------------------------------------------
+
+
+class Chat(TypedDict):
+    messages: Annotated[list[str], operator.add]
+    note: str
+
+
+def chat_graph(saver: CheckpointSaver) -> Any:
+    builder = StateGraph(Chat)
+    builder.add_node("a", lambda s: {"messages": [f"a{len(s['messages'])}"]})
+    builder.add_node("b", lambda s: {"messages": [f"b{len(s['messages'])}"]})
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+    return builder.compile(checkpointer=saver)
+
+
+def cfg(thread: str, **extra: Any) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread, **extra}}
+
+
+def test_graph_keeps_state_across_invocations_and_savers(engine: Engine) -> None:
+    graph = chat_graph(CheckpointSaver(engine))
+    graph.invoke({"messages": ["hi"], "note": "x"}, cfg("t"))
+    out = graph.invoke({"messages": ["again"]}, cfg("t"))
+    assert out["messages"] == ["hi", "a1", "b2", "again", "a4", "b5"]
+    # A new saver (as after a restart) reads the same state.
+    fresh = chat_graph(CheckpointSaver(engine))
+    assert fresh.get_state(cfg("t")).values == {"messages": out["messages"], "note": "x"}
+    assert fresh.get_state(cfg("other")).values == {}
+
+
+async def test_graph_async(aengine: Engine) -> None:
+    graph = chat_graph(CheckpointSaver(aengine))
+    await graph.ainvoke({"messages": ["hi"], "note": "x"}, cfg("t"))
+    out = await graph.ainvoke({"messages": ["again"]}, cfg("t"))
+    assert out["messages"] == ["hi", "a1", "b2", "again", "a4", "b5"]
+    history = [s async for s in graph.aget_state_history(cfg("t"))]
+    assert [s.metadata["step"] for s in history] == [6, 5, 4, 3, 2, 1, 0, -1]
+    assert history[-1].parent_config is None and history[0].values["messages"] == out["messages"]
+
+
+def test_channel_values_are_stored_once_per_version(engine: Engine) -> None:
+    saver = CheckpointSaver(engine)
+    graph = chat_graph(saver)
+    graph.invoke({"messages": ["hi"], "note": "constant"}, cfg("t"))
+    for i in range(4):
+        graph.invoke({"messages": [f"m{i}"]}, cfg("t"))
+    with engine.transaction(readonly=True) as tx:
+        notes = tx.fetchone("SELECT count(*) FROM {checkpoint_blobs} WHERE channel = 'note'")
+        checkpoints = tx.fetchone("SELECT count(*) FROM {checkpoints}")
+    assert checkpoints is not None and checkpoints[0] == 20
+    # "note" was written once: one blob, referenced by every later checkpoint.
+    assert notes == (1,)
+    assert all(s.values["note"] == "constant" for s in graph.get_state_history(cfg("t")) if s.metadata["step"] >= 0)
+
+
+class Approval(TypedDict):
+    request: str
+    answer: str
+
+
+def approval_graph(saver: CheckpointSaver) -> Any:
+    def ask(state: Approval) -> dict[str, str]:
+        return {"answer": interrupt({"question": f"approve {state['request']}?"})}
+
+    builder = StateGraph(Approval)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "ask")
+    return builder.compile(checkpointer=saver)
+
+
+def test_interrupt_and_resume(engine: Engine) -> None:
+    graph = approval_graph(CheckpointSaver(engine))
+    first = graph.invoke({"request": "refund"}, cfg("t"))
+    assert first["__interrupt__"][0].value == {"question": "approve refund?"}
+    # The interrupt survives a restart: a new saver resumes it.
+    graph = approval_graph(CheckpointSaver(engine))
+    assert graph.get_state(cfg("t")).next == ("ask",)
+    assert graph.invoke(Command(resume="yes"), cfg("t")) == {"request": "refund", "answer": "yes"}
+
+
+async def test_interrupt_and_resume_async(aengine: Engine) -> None:
+    graph = approval_graph(CheckpointSaver(aengine))
+    first = await graph.ainvoke({"request": "refund"}, cfg("t"))
+    assert first["__interrupt__"][0].value == {"question": "approve refund?"}
+    assert await graph.ainvoke(Command(resume="no"), cfg("t")) == {"request": "refund", "answer": "no"}
+
+
+def test_time_travel_and_fork(engine: Engine) -> None:
+    graph = chat_graph(CheckpointSaver(engine))
+    graph.invoke({"messages": ["one"], "note": ""}, cfg("t"))
+    graph.invoke({"messages": ["two"]}, cfg("t"))
+    history = list(graph.get_state_history(cfg("t")))
+    after_first = next(s for s in history if s.metadata["step"] == 2)
+    assert after_first.values["messages"] == ["one", "a1", "b2"] and after_first.next == ()
+    # Fork: change the past state, then continue from there.
+    forked = graph.update_state(after_first.config, {"messages": ["edited"]})
+    out = graph.invoke({"messages": ["three"]}, forked)
+    assert out["messages"] == ["one", "a1", "b2", "edited", "three", "a5", "b6"]
+    # The original branch is intact.
+    assert graph.get_state(history[0].config).values["messages"] == ["one", "a1", "b2", "two", "a4", "b5"]
+    # Replay from an old checkpoint re-runs from there.
+    replay = graph.invoke(None, after_first.config)
+    assert replay["messages"] == ["one", "a1", "b2"]
+
+
+class Outer(TypedDict):
+    log: Annotated[list[str], operator.add]
+
+
+def subgraph_graph(saver: CheckpointSaver) -> Any:
+    def inner_node(state: Outer) -> dict[str, list[str]]:
+        answer = interrupt("inner?")
+        return {"log": [f"inner:{answer}"]}
+
+    inner = StateGraph(Outer)
+    inner.add_node("inner_node", inner_node)
+    inner.add_edge(START, "inner_node")
+    outer = StateGraph(Outer)
+    outer.add_node("sub", inner.compile())
+    outer.add_node("after", lambda s: {"log": ["after"]})
+    outer.add_edge(START, "sub")
+    outer.add_edge("sub", "after")
+    return outer.compile(checkpointer=saver)
+
+
+def test_subgraph_namespaces_interrupt_and_resume(engine: Engine) -> None:
+    saver = CheckpointSaver(engine)
+    graph = subgraph_graph(saver)
+    graph.invoke({"log": ["start"]}, cfg("t"))
+    state = graph.get_state(cfg("t"), subgraphs=True)
+    assert state.tasks[0].state.values == {"log": ["start"]}
+    namespaces = {t.config["configurable"]["checkpoint_ns"] for t in saver.list(cfg("t"))}
+    assert "" in namespaces and any(ns.startswith("sub:") for ns in namespaces)
+    # The same result as LangGraph's own in-memory saver.
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    reference = subgraph_graph(InMemorySaver())  # type: ignore[arg-type]
+    reference.invoke({"log": ["start"]}, cfg("t"))
+    expected = reference.invoke(Command(resume="ok"), cfg("t"))
+    assert graph.invoke(Command(resume="ok"), cfg("t")) == expected
+    assert expected["log"][-2:] == ["inner:ok", "after"]
+
+
+def test_encrypted_serializer_round_trips_and_hides_values(engine: Engine) -> None:
+    serde = EncryptedSerializer.from_pycryptodome_aes(key=b"0123456789abcdef")
+    graph = chat_graph(CheckpointSaver(engine, serde=serde))
+    out = graph.invoke({"messages": ["top secret"], "note": "classified"}, cfg("t"))
+    assert out["messages"][0] == "top secret"
+    with engine.transaction(readonly=True) as tx:
+        blobs = [bytes(r[0]) for r in tx.fetchall("SELECT blob FROM {checkpoint_blobs} WHERE blob IS NOT NULL")]
+    assert blobs and not any(b"secret" in b or b"classified" in b for b in blobs)
+    # Without the key the values cannot be read back as plain data.
+    assert chat_graph(CheckpointSaver(engine, serde=serde)).get_state(cfg("t")).values["note"] == "classified"
+
+
+def test_user_id_in_configurable_scopes_rows(engine: Engine) -> None:
+    graph = chat_graph(CheckpointSaver(engine))
+    graph.invoke({"messages": ["alice"], "note": ""}, cfg("shared", user_id="alice"))
+    graph.invoke({"messages": ["bob"], "note": ""}, cfg("shared", user_id="bob"))
+    assert graph.get_state(cfg("shared", user_id="alice")).values["messages"][0] == "alice"
+    assert graph.get_state(cfg("shared", user_id="bob")).values["messages"][0] == "bob"
+    assert graph.get_state(cfg("shared")).values == {}
+    with engine.transaction(readonly=True) as tx:
+        users = {r[0] for r in tx.fetchall("SELECT DISTINCT user_id FROM {checkpoints}")}
+    assert users == {"alice", "bob"}
+    saver = CheckpointSaver(engine)
+    saver.delete_thread("shared", user_id="alice")
+    assert graph.get_state(cfg("shared", user_id="alice")).values == {}
+    assert graph.get_state(cfg("shared", user_id="bob")).values["messages"][0] == "bob"
+    assert sorted(saver.list_users()) == ["bob"]
+
+
+def test_concurrent_graphs_share_one_saver(engine: Engine) -> None:
+    graph = chat_graph(CheckpointSaver(engine))
+
+    def work(i: int) -> list[str]:
+        for j in range(3):
+            out = graph.invoke({"messages": [f"{i}-{j}"], "note": ""}, cfg(f"t{i}"))
+        return out["messages"]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(8)))
+    for i, messages in enumerate(results):
+        assert messages[0] == f"{i}-0" and len(messages) == 9
+
+
+def test_pgbouncer_mode_without_prepared_statements(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> None:
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
+    eng = make_engine(backend, url, tmp_path, prepare_threshold=None)
+    eng.migrate()
+    try:
+        graph = chat_graph(CheckpointSaver(eng))
+        for i in range(8):  # beyond the default prepare threshold
+            out = graph.invoke({"messages": [str(i)], "note": ""}, cfg("t"))
+        assert len(out["messages"]) == 24
+    finally:
+        eng.close()
+
+
+# -- list ------------------------------------------------------------------------------
+
+
+def put_chain(saver: CheckpointSaver, thread: str, n: int, **metadata: Any) -> list[dict[str, Any]]:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    configs = []
+    parent = cfg(thread, checkpoint_ns="")
+    for i in range(n):
+        cp = empty_checkpoint()
+        cp["channel_values"] = {"i": i}
+        cp["channel_versions"] = {"i": saver.get_next_version(None if i == 0 else str(i), None)}
+        parent = saver.put(parent, cp, {"source": "loop", "step": i, **metadata}, cp["channel_versions"])
+        configs.append(parent)
+    return configs
+
+
+def test_list_pages_through_long_histories_in_order(engine: Engine) -> None:
+    saver = CheckpointSaver(engine)
+    configs = put_chain(saver, "long", 230)
+    listed = saver.list(cfg("long"))
+    first = next(listed)  # a generator: nothing beyond the first page is read yet
+    rest = list(listed)
+    ids = [first.config["configurable"]["checkpoint_id"]] + [t.config["configurable"]["checkpoint_id"] for t in rest]
+    assert ids == [c["configurable"]["checkpoint_id"] for c in reversed(configs)]
+    assert [t.checkpoint["channel_values"]["i"] for t in rest[:3]] == [228, 227, 226]
+    assert len(list(saver.list(cfg("long"), limit=150))) == 150
+    assert len(list(saver.list(cfg("long"), before=configs[200], limit=500))) == 200
+    assert [t.metadata["step"] for t in saver.list(cfg("long"), filter={"step": 5})] == [5]
+
+
+async def test_alist_filters_with_exact_json_values(aengine: Engine) -> None:
+    saver = CheckpointSaver(aengine)
+    put_chain(saver, "f", 1, flag=True, nested={"k": [1, 2], "s": "a\x00b"})
+    put_chain(saver, "g", 1, flag=1, nested={"k": [1, 2, 3], "s": "a\x00c"})
+    async def threads(**flt: Any) -> list[str]:
+        return [t.config["configurable"]["thread_id"] async for t in saver.alist(None, filter=flt)]
+
+    assert await threads(flag=True) == ["f"]
+    assert await threads(flag=1) == ["g"]
+    assert await threads(nested={"k": [1, 2], "s": "a\x00b"}) == ["f"]
+    assert await threads(nested={"k": [1, 2]}) == []  # equality, not containment
+    assert sorted(await threads(source="loop")) == ["f", "g"]
+    tup = await saver.aget_tuple(cfg("f", checkpoint_ns=""))
+    assert tup is not None and tup.metadata["nested"]["s"] == "a\x00b"
+
+
+# -- maintenance -----------------------------------------------------------------------
+
+
+def blob_count(engine: Engine, thread: str) -> int:
+    with engine.transaction(readonly=True) as tx:
+        row = tx.fetchone("SELECT count(*) FROM {checkpoint_blobs} WHERE thread_id = ?", (thread,))
+    assert row is not None
+    return int(row[0])
+
+
+def test_prune_keep_latest_and_delete_free_blobs(engine: Engine) -> None:
+    saver = CheckpointSaver(engine)
+    graph = chat_graph(saver)
+    for i in range(3):
+        graph.invoke({"messages": [str(i)], "note": "n"}, cfg("p"))
+    before = graph.get_state(cfg("p")).values
+    assert blob_count(engine, "p") > 2
+    assert saver.prune(["p"]) == 11
+    assert [t.checkpoint["channel_values"] for t in saver.list(cfg("p"))] != []
+    assert graph.get_state(cfg("p")).values == before
+    assert len(list(saver.list(cfg("p")))) == 1
+    kept = saver.get_tuple(cfg("p"))
+    assert kept is not None and blob_count(engine, "p") == len(kept.checkpoint["channel_versions"])
+    assert saver.prune(["p"], strategy="delete") == 1
+    assert blob_count(engine, "p") == 0 and list(saver.list(cfg("p"))) == []
+    with pytest.raises(ValueError, match="unknown prune strategy 'all'"):
+        saver.prune(["p"], strategy="all")
+    with pytest.raises(TypeError, match="sequence of thread ids"):
+        saver.prune("p")
+
+
+async def test_aprune_before_keeps_latest(aengine: Engine) -> None:
+    saver = CheckpointSaver(aengine)
+    graph = chat_graph(saver)
+    await graph.ainvoke({"messages": ["x"], "note": ""}, cfg("old"))
+    await graph.ainvoke({"messages": ["y"], "note": ""}, cfg("old2"))
+    future = datetime.now(timezone.utc) + timedelta(minutes=1)
+    past = datetime.now(timezone.utc) - timedelta(days=1)
+    assert await saver.aprune_before(past) == 0
+    assert await saver.aprune_before(future) == 6  # 4 per thread, the latest of each kept
+    for thread in ("old", "old2"):
+        assert len([t async for t in saver.alist(cfg(thread))]) == 1
+    assert (await graph.aget_state(cfg("old"))).values["messages"] == ["x", "a1", "b2"]
+    assert await saver.aprune_before(future, keep_latest=False) == 2
+    assert [t async for t in saver.alist(None)] == []
+    with pytest.raises(TypeError, match="timezone-aware"):
+        await saver.aprune_before(datetime.now())
+
+
+def test_delete_for_runs_and_copy_thread_sync(engine: Engine) -> None:
+    saver = CheckpointSaver(engine)
+    configs = put_chain(saver, "src", 3, run_id="r1") + put_chain(saver, "src", 2, run_id="r2")
+    saver.copy_thread("src", "dst")
+    assert [t.checkpoint["id"] for t in saver.list(cfg("dst"))] == [t.checkpoint["id"] for t in saver.list(cfg("src"))]
+    saver.delete_for_runs(["r1"])
+    assert {t.metadata["run_id"] for t in saver.list(cfg("src"))} == {"r2"}
+    # A copy keeps the run ids of its checkpoints: deleting a run deletes its copies too.
+    assert {t.metadata["run_id"] for t in saver.list(cfg("dst"))} == {"r2"}
+    assert saver.get_tuple(configs[0]) is None
+    with pytest.raises(TypeError, match="sequence of run ids"):
+        saver.delete_for_runs("r2")
+
+
+async def test_async_maintenance_forms(aengine: Engine) -> None:
+    saver = CheckpointSaver(aengine)
+    put_chain(saver, "a", 2, run_id="r")
+    await saver.acopy_thread("a", "b")
+    assert len([t async for t in saver.alist(cfg("b"))]) == 2
+    assert await saver.aprune(["b"]) == 1
+    await saver.adelete_for_runs(["r"])
+    assert [t async for t in saver.alist(cfg("a"))] == []
+    await saver.adelete_thread("b")
+    assert await saver.aget_tuple(cfg("b")) is None
+    assert await saver.alist_users() == []
+
+
+# -- input checks and values -----------------------------------------------------------
+
+
+def test_bad_input_is_refused_clearly(engine: Engine) -> None:
+    with pytest.raises(TypeError, match="expected an Engine"):
+        CheckpointSaver("sqlite://")  # type: ignore[arg-type]
+    saver = CheckpointSaver(engine)
+    with pytest.raises(ValueError, match="thread_id"):
+        saver.get_tuple({"configurable": {}})
+    with pytest.raises(TypeError, match="user_id must be a str"):
+        saver.get_tuple(cfg("t", user_id=7))
+    with pytest.raises(ValueError, match="limit"):
+        list(saver.list(cfg("t"), limit=-1))
+    with pytest.raises(ValueError, match="checkpoint_id"):
+        saver.put_writes(cfg("t"), [("ch", 1)], "task")
+
+
+def test_any_thread_id_and_namespace_round_trip(engine: Engine) -> None:
+    saver = CheckpointSaver(engine)
+    weird = "th\x00read\\\ud800" + str(uuid.uuid4())
+    graph = chat_graph(saver)
+    graph.invoke({"messages": ["m"], "note": ""}, cfg(weird))
+    tup = saver.get_tuple(cfg(weird))
+    assert tup is not None and tup.config["configurable"]["thread_id"] == weird
+    assert version_text(2) == "2"
+    with pytest.raises(TypeError, match="channel version"):
+        version_text(None)
+
+
+def test_connect_url_engine_independent_of_fixture(tmp_path: Any) -> None:
+    # A checkpointer on a file survives closing and reopening the engine.
+    url = f"sqlite:///{tmp_path / 'cp.sqlite3'}"
+    with connect(url) as eng:
+        eng.migrate()
+        chat_graph(CheckpointSaver(eng)).invoke({"messages": ["keep"], "note": ""}, cfg("t"))
+    with connect(url) as eng:
+        assert chat_graph(CheckpointSaver(eng)).get_state(cfg("t")).values["messages"][0] == "keep"
