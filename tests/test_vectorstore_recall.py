@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import make_engine
 
 from langchain_agentmem import Engine, MemoryVectorStore
 from langchain_agentmem.vectorstore import _distances
+
+from conftest import make_engine
 
 DIMS = 24
 SMALL_USERS = 100
@@ -48,11 +49,16 @@ def _dataset() -> dict[str, Any]:
     n = SMALL_USERS * SMALL_ROWS + LARGE_ROWS
     labels = rng.integers(0, len(centers), size=n)
     vecs = (centers[labels] + 0.35 * rng.normal(size=(n, DIMS))).astype(np.float32)
-    users = [f"user{i % SMALL_USERS}" for i in range(SMALL_USERS * SMALL_ROWS)] + ["large"] * LARGE_ROWS
+    users = [f"user{i % SMALL_USERS}" for i in range(SMALL_USERS * SMALL_ROWS)] + [
+        "large"
+    ] * LARGE_ROWS
     rare = np.zeros(n, dtype=bool)
     large_idx = np.arange(SMALL_USERS * SMALL_ROWS, n)
     rare[rng.choice(large_idx, size=LARGE_ROWS // 100, replace=False)] = True
-    queries = (centers[rng.integers(0, len(centers), size=QUERIES)] + 0.35 * rng.normal(size=(QUERIES, DIMS))).astype(np.float32)
+    queries = (
+        centers[rng.integers(0, len(centers), size=QUERIES)]
+        + 0.35 * rng.normal(size=(QUERIES, DIMS))
+    ).astype(np.float32)
     return {"vecs": vecs, "users": np.array(users), "rare": rare, "queries": queries}
 
 
@@ -93,7 +99,9 @@ def _recall(store: MemoryVectorStore, user: str, rare_only: bool) -> float:
 
 
 @pytest.fixture(scope="module")
-def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Engine]]:
+def loaded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Engine]]:
     engines: dict[str, Engine] = {}
     sqlite = make_engine("sqlite", "", tmp_path_factory.mktemp("recall"))
     postgres = make_engine("postgres", request.getfixturevalue("postgres_url"), Path())
@@ -117,14 +125,22 @@ MODES: dict[str, dict[str, Any]] = {
 SCOPES = [("user7", False), ("large", True), ("large", False)]
 
 
-@pytest.mark.parametrize(("user", "rare_only"), SCOPES, ids=["user_1pct", "filter_1pct_of_user", "half_of_rows"])
+@pytest.mark.parametrize(
+    ("user", "rare_only"), SCOPES, ids=["user_1pct", "filter_1pct_of_user", "half_of_rows"]
+)
 @pytest.mark.parametrize("mode", list(MODES))
-def test_scoped_recall_postgres(loaded: dict[str, Engine], mode: str, user: str, rare_only: bool) -> None:
-    store = MemoryVectorStore(loaded["postgres"], _NoEmbeddings(), collection="recall", user_id=user, **MODES[mode])  # type: ignore[arg-type]
+def test_scoped_recall_postgres(
+    loaded: dict[str, Engine], mode: str, user: str, rare_only: bool
+) -> None:
+    store = MemoryVectorStore(
+        loaded["postgres"], _NoEmbeddings(), collection="recall", user_id=user, **MODES[mode]
+    )  # type: ignore[arg-type]
     assert _recall(store, user, rare_only) >= 0.99
 
 
-@pytest.mark.parametrize(("user", "rare_only"), SCOPES, ids=["user_1pct", "filter_1pct_of_user", "half_of_rows"])
+@pytest.mark.parametrize(
+    ("user", "rare_only"), SCOPES, ids=["user_1pct", "filter_1pct_of_user", "half_of_rows"]
+)
 def test_scoped_recall_sqlite(loaded: dict[str, Engine], user: str, rare_only: bool) -> None:
     store = MemoryVectorStore(loaded["sqlite"], _NoEmbeddings(), collection="recall", user_id=user)  # type: ignore[arg-type]
     assert _recall(store, user, rare_only) == 1.0
@@ -132,7 +148,13 @@ def test_scoped_recall_sqlite(loaded: dict[str, Engine], user: str, rare_only: b
 
 @pytest.mark.parametrize("backend_name", ["sqlite", "postgres"])
 async def test_scoped_recall_async(loaded: dict[str, Engine], backend_name: str) -> None:
-    store = MemoryVectorStore(loaded[backend_name], _NoEmbeddings(), collection="recall", user_id="large", exact_search_threshold=0)  # type: ignore[arg-type]
+    store = MemoryVectorStore(
+        loaded[backend_name],
+        _NoEmbeddings(),
+        collection="recall",
+        user_id="large",
+        exact_search_threshold=0,
+    )  # type: ignore[arg-type]
     hits = 0
     for q in DATA["queries"]:
         got = await store.asimilarity_search_by_vector(q.tolist(), k=K, filter={"rare": True})
@@ -145,7 +167,9 @@ def test_postgres_uses_the_hnsw_index_for_large_scopes(loaded: dict[str, Engine]
     """The plan the indexed path sends really is an HNSW index scan (so the recall above
     measured the index, not a sequential scan)."""
     engine = loaded["postgres"]
-    store = MemoryVectorStore(engine, _NoEmbeddings(), collection="recall", user_id="large", exact_search_threshold=0)  # type: ignore[arg-type]
+    store = MemoryVectorStore(
+        engine, _NoEmbeddings(), collection="recall", user_id="large", exact_search_threshold=0
+    )  # type: ignore[arg-type]
     store.similarity_search_by_vector(DATA["queries"][0].tolist(), k=K)
     coll = store._coll
     assert coll is not None
@@ -161,7 +185,9 @@ def test_postgres_uses_the_hnsw_index_for_large_scopes(loaded: dict[str, Engine]
 
 @pytest.fixture(scope="module")
 def old_pgvector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    pgserver = pytest.importorskip("pgserver", reason="pgserver wheel (pgvector 0.6.2) not installed")
+    pgserver = pytest.importorskip(
+        "pgserver", reason="pgserver wheel (pgvector 0.6.2) not installed"
+    )
     if os.environ.get("AGENTMEM_SKIP_PGSERVER"):
         pytest.skip("AGENTMEM_SKIP_PGSERVER is set")
     import warnings
@@ -179,10 +205,20 @@ def old_pgvector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     server.cleanup()
 
 
-@pytest.mark.parametrize(("user", "rare_only"), SCOPES, ids=["user_1pct", "filter_1pct_of_user", "half_of_rows"])
+@pytest.mark.parametrize(
+    ("user", "rare_only"), SCOPES, ids=["user_1pct", "filter_1pct_of_user", "half_of_rows"]
+)
 @pytest.mark.parametrize("threshold", [1000, 0], ids=["default", "hnsw"])
-def test_scoped_recall_old_pgvector(old_pgvector: Engine, threshold: int, user: str, rare_only: bool) -> None:
-    store = MemoryVectorStore(old_pgvector, _NoEmbeddings(), collection="recall", user_id=user, exact_search_threshold=threshold)  # type: ignore[arg-type]
+def test_scoped_recall_old_pgvector(
+    old_pgvector: Engine, threshold: int, user: str, rare_only: bool
+) -> None:
+    store = MemoryVectorStore(
+        old_pgvector,
+        _NoEmbeddings(),
+        collection="recall",
+        user_id=user,
+        exact_search_threshold=threshold,
+    )  # type: ignore[arg-type]
     version = store._collection(None) and store._server_version
     assert version is not None and version < (0, 8, 0)
     assert store._iterative_mode() is None
@@ -190,7 +226,13 @@ def test_scoped_recall_old_pgvector(old_pgvector: Engine, threshold: int, user: 
 
 
 def test_old_pgvector_async(old_pgvector: Engine) -> None:
-    store = MemoryVectorStore(old_pgvector, _NoEmbeddings(), collection="recall", user_id="user3", exact_search_threshold=0)  # type: ignore[arg-type]
+    store = MemoryVectorStore(
+        old_pgvector,
+        _NoEmbeddings(),
+        collection="recall",
+        user_id="user3",
+        exact_search_threshold=0,
+    )  # type: ignore[arg-type]
 
     async def run() -> list[str]:
         try:

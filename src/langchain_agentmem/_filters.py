@@ -221,7 +221,9 @@ def _clause(key: Any, value: Any, js: JsonSQL) -> Fragment:
         sql, params = _doc(value, js)
         return f"(NOT coalesce({sql}, FALSE))", params
     if key.startswith("$"):
-        raise ValueError(f"unknown filter operator {key!r}: expected a field name, $and, $or or $not")
+        raise ValueError(
+            f"unknown filter operator {key!r}: expected a field name, $and, $or or $not"
+        )
     parts = _field_path(key)
     p = js.path(parts)
     if isinstance(value, Mapping):
@@ -292,7 +294,11 @@ def _compare(kind: str, sql_op: str, value: Any, p: Any, js: JsonSQL) -> Fragmen
     if kind == "number":
         t_sql, t_params = js.is_number(p)
         v_sql, v_params = js.number(p)
-        return f"({t_sql} AND {v_sql} {sql_op} {js.number_param(value)})", [*t_params, *v_params, value]
+        return f"({t_sql} AND {v_sql} {sql_op} {js.number_param(value)})", [
+            *t_params,
+            *v_params,
+            value,
+        ]
     t_sql, t_params = js.is_string(p)
     v_sql, v_params = js.string(p)
     return f"({t_sql} AND {v_sql} {sql_op} ?)", [*t_params, *v_params, value]
@@ -313,11 +319,15 @@ def _operator(key: str, op: str, arg: Any, p: Any, js: JsonSQL) -> Fragment:
         lo = _scalar_kind(key, op, arg[0], ("number", "string"))
         hi = _scalar_kind(key, op, arg[1], ("number", "string"))
         if lo != hi:
-            raise ValueError(f"field {key!r}: $between bounds must both be numbers or both strings, got {arg!r:.80}")
+            raise ValueError(
+                f"field {key!r}: $between bounds must both be numbers or both strings, got {arg!r:.80}"
+            )
         return _join("AND", [_compare(lo, ">=", arg[0], p, js), _compare(lo, "<=", arg[1], p, js)])
     if op in ("$in", "$nin"):
         if not isinstance(arg, (list, tuple, set, frozenset)):
-            raise ValueError(f"field {key!r}: {op} expects a list of values, got {type(arg).__name__}: {arg!r:.80}")
+            raise ValueError(
+                f"field {key!r}: {op} expects a list of values, got {type(arg).__name__}: {arg!r:.80}"
+            )
         if not arg:
             sql, params = "1 = 0", []
         else:
@@ -333,7 +343,9 @@ def _operator(key: str, op: str, arg: Any, p: Any, js: JsonSQL) -> Fragment:
         return (sql, params) if arg else (f"(NOT {sql})", params)
     if op in ("$like", "$ilike"):
         if not isinstance(arg, str):
-            raise ValueError(f"field {key!r}: {op} expects a string pattern, got {type(arg).__name__}: {arg!r:.80}")
+            raise ValueError(
+                f"field {key!r}: {op} expects a string pattern, got {type(arg).__name__}: {arg!r:.80}"
+            )
         t_sql, t_params = js.is_string(p)
         v_sql, v_params = js.string(p)
         l_sql, l_params = js.like(v_sql, arg, op == "$ilike")

@@ -119,7 +119,9 @@ def _row(doc_id: str, text: str, metadata: Mapping[str, Any]) -> tuple[str, str,
         # What a reader gets back: plain JSON values (NaN and infinity are not JSON).
         metadata = loads(_STRICT.encode(dict(metadata)))
     except ValueError as exc:
-        raise ValueError(f"metadata must be JSON-serializable without NaN or infinity: {exc}") from exc
+        raise ValueError(
+            f"metadata must be JSON-serializable without NaN or infinity: {exc}"
+        ) from exc
     content = clean_text(text)
     clean_meta = _clean_json(metadata)
     exact = None
@@ -163,7 +165,9 @@ def _fts_tokens(query: str) -> list[str]:
     return [t.lower() for t in re.findall(r"[^\W_]+", query)]
 
 
-def _rrf(legs: Sequence[Sequence[_Hit]], k: int, rrf_k: int, weights: Sequence[float]) -> list[tuple[_Hit, float]]:
+def _rrf(
+    legs: Sequence[Sequence[_Hit]], k: int, rrf_k: int, weights: Sequence[float]
+) -> list[tuple[_Hit, float]]:
     scores: dict[str, float] = {}
     first: dict[str, _Hit] = {}
     for leg, weight in zip(legs, weights, strict=True):
@@ -194,7 +198,11 @@ class _Ops:
             "SELECT collection_id, dims, distance FROM {vector_collections} WHERE name = ?",
             [self.s.collection],
         )
-        return None if row is None else _Collection(int(row[0]), self.s.collection, int(row[1]), str(row[2]))
+        return (
+            None
+            if row is None
+            else _Collection(int(row[0]), self.s.collection, int(row[1]), str(row[2]))
+        )
 
     def create(self, dims: int) -> Plan:
         s = self.s
@@ -216,11 +224,15 @@ class _Ops:
         yield  # pragma: no cover
 
     # -- writes -----------------------------------------------------------------------
-    def upsert(self, coll: _Collection, uid: str, rows: list[tuple[Any, ...]], matrix: np.ndarray) -> Plan:
+    def upsert(
+        self, coll: _Collection, uid: str, rows: list[tuple[Any, ...]], matrix: np.ndarray
+    ) -> Plan:
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def delete(self, coll: _Collection, uid: str, ids: list[str] | None, filter: Mapping[str, Any] | None) -> Plan:
+    def delete(
+        self, coll: _Collection, uid: str, ids: list[str] | None, filter: Mapping[str, Any] | None
+    ) -> Plan:
         fsql, fparams = compile_filter(filter, self.json)
         query = "DELETE FROM {vectors} AS v WHERE v.user_id = ? AND v.collection_id = ? AND " + fsql  # noqa: S608 (fixed fragments; values are parameters)
         params: list[Any] = [uid, coll.collection_id, *fparams]
@@ -236,20 +248,39 @@ class _Ops:
         rows = yield (
             "fetchall",
             "SELECT v.id, v.content, v.metadata, v.exact FROM {vectors} v WHERE v.user_id = ? AND "  # noqa: S608 (fixed fragments; values are parameters)
-            "v.collection_id = ? AND v.id IN (SELECT m.id FROM " + self.s.engine.dialect.unnest(cols) + ")",
-            [uid, coll.collection_id, *self.s.engine.dialect.unnest_params(cols, [(i,) for i in ids])],
+            "v.collection_id = ? AND v.id IN (SELECT m.id FROM "
+            + self.s.engine.dialect.unnest(cols)
+            + ")",
+            [
+                uid,
+                coll.collection_id,
+                *self.s.engine.dialect.unnest_params(cols, [(i,) for i in ids]),
+            ],
         )
         return [_Hit(r[0], r[1], r[2], r[3], 0.0) for r in rows]
 
     # -- reads ------------------------------------------------------------------------
     def search(
-        self, coll: _Collection, uid: str, q: np.ndarray, k: int, filter: Mapping[str, Any] | None,
-        with_embeddings: bool, ef_search: int | None,
+        self,
+        coll: _Collection,
+        uid: str,
+        q: np.ndarray,
+        k: int,
+        filter: Mapping[str, Any] | None,
+        with_embeddings: bool,
+        ef_search: int | None,
     ) -> Plan:
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def text_search(self, coll: _Collection, uid: str, tokens: list[str], k: int, filter: Mapping[str, Any] | None) -> Plan:
+    def text_search(
+        self,
+        coll: _Collection,
+        uid: str,
+        tokens: list[str],
+        k: int,
+        filter: Mapping[str, Any] | None,
+    ) -> Plan:
         raise NotImplementedError
         yield  # pragma: no cover
 
@@ -285,7 +316,9 @@ class _PgOps(_Ops):
 
     def create_index(self, coll: _Collection, maintenance_work_mem: str | None) -> Plan:
         version = self.s._server_version or (0, 0, 0)
-        if coll.dims > _HALFVEC_INDEX_MAX or (coll.dims > _VECTOR_INDEX_MAX and version < (0, 7, 0)):
+        if coll.dims > _HALFVEC_INDEX_MAX or (
+            coll.dims > _VECTOR_INDEX_MAX and version < (0, 7, 0)
+        ):
             return False  # too large for HNSW (halfvec needs pgvector 0.7): exact search only
         cast = self._cast(coll)
         opclass = cast.split("(")[0] + "_" + _PG_OPCLASS[coll.distance]
@@ -296,7 +329,11 @@ class _PgOps(_Ops):
         )
         m, ef_construction = int(row[0]), int(row[1])
         if maintenance_work_mem is not None:
-            yield ("execute", "SELECT set_config('maintenance_work_mem', ?, true)", [maintenance_work_mem])
+            yield (
+                "execute",
+                "SELECT set_config('maintenance_work_mem', ?, true)",
+                [maintenance_work_mem],
+            )
         # Every value below is an integer from the catalogue or a fixed word: nothing a
         # user typed reaches this statement.
         yield (
@@ -325,7 +362,9 @@ class _PgOps(_Ops):
         "updated_at = now()"
     )
 
-    def upsert(self, coll: _Collection, uid: str, rows: list[tuple[Any, ...]], matrix: np.ndarray) -> Plan:
+    def upsert(
+        self, coll: _Collection, uid: str, rows: list[tuple[Any, ...]], matrix: np.ndarray
+    ) -> Plan:
         yield ("execute", "SET LOCAL client_min_messages = warning", [])
         yield ("execute", self._STAGE, [])
         size = self.s.batch_size
@@ -344,31 +383,58 @@ class _PgOps(_Ops):
             "FROM {vectors} v "
         )
 
-    def _exact(self, coll: _Collection, uid: str, q: np.ndarray, k: int, fsql: str, fparams: list[Any], with_embeddings: bool) -> Step:
+    def _exact(
+        self,
+        coll: _Collection,
+        uid: str,
+        q: np.ndarray,
+        k: int,
+        fsql: str,
+        fparams: list[Any],
+        with_embeddings: bool,
+    ) -> Step:
         # Ordering by the plain column (not the indexed cast expression) cannot use the
         # HNSW index: this plan is exact.
         return (
             "fetchall",
             self._select(coll, with_embeddings)
-            + "WHERE v.user_id = ? AND v.collection_id = ? AND " + fsql + " ORDER BY d, v.id LIMIT ?",
+            + "WHERE v.user_id = ? AND v.collection_id = ? AND "
+            + fsql
+            + " ORDER BY d, v.id LIMIT ?",
             [q, uid, coll.collection_id, *fparams, k],
         )
 
-    def _indexed(self, coll: _Collection, uid: str, q: np.ndarray, k: int, fsql: str, fparams: list[Any], with_embeddings: bool) -> Step:
+    def _indexed(
+        self,
+        coll: _Collection,
+        uid: str,
+        q: np.ndarray,
+        k: int,
+        fsql: str,
+        fparams: list[Any],
+        with_embeddings: bool,
+    ) -> Step:
         op = _PG_OPERATOR[coll.distance]
         cast = self._cast(coll)
         # collection_id as a literal so that the partial index matches any plan.
         return (
             "fetchall",
             self._select(coll, with_embeddings)
-            + f"WHERE v.collection_id = {int(coll.collection_id)} AND v.user_id = ? AND " + fsql
+            + f"WHERE v.collection_id = {int(coll.collection_id)} AND v.user_id = ? AND "
+            + fsql
             + f" ORDER BY (v.embedding::{cast}) {op} (?::vector)::{cast} LIMIT ?",
             [q, uid, *fparams, q, k],
         )
 
     def search(
-        self, coll: _Collection, uid: str, q: np.ndarray, k: int, filter: Mapping[str, Any] | None,
-        with_embeddings: bool, ef_search: int | None,
+        self,
+        coll: _Collection,
+        uid: str,
+        q: np.ndarray,
+        k: int,
+        filter: Mapping[str, Any] | None,
+        with_embeddings: bool,
+        ef_search: int | None,
     ) -> Plan:
         s = self.s
         fsql, fparams = compile_filter(filter, self.json)
@@ -417,13 +483,21 @@ class _PgOps(_Ops):
             rows = yield self._exact(coll, uid, q, k, fsql, fparams, with_embeddings)
         return rows
 
-    def text_search(self, coll: _Collection, uid: str, tokens: list[str], k: int, filter: Mapping[str, Any] | None) -> Plan:
+    def text_search(
+        self,
+        coll: _Collection,
+        uid: str,
+        tokens: list[str],
+        k: int,
+        filter: Mapping[str, Any] | None,
+    ) -> Plan:
         fsql, fparams = compile_filter(filter, self.json)
         rows = yield (
             "fetchall",
             "SELECT v.id, v.content, v.metadata, v.exact, ts_rank_cd(v.tsv, tq) AS r "
             "FROM {vectors} v, to_tsquery('simple', ?) tq "
-            "WHERE v.user_id = ? AND v.collection_id = ? AND v.tsv @@ tq AND " + fsql
+            "WHERE v.user_id = ? AND v.collection_id = ? AND v.tsv @@ tq AND "
+            + fsql
             + " ORDER BY r DESC, v.id LIMIT ?",
             [" | ".join(tokens), uid, coll.collection_id, *fparams, k],
         )
@@ -433,7 +507,9 @@ class _PgOps(_Ops):
 class _SQLiteOps(_Ops):
     json = SQLiteJson()
 
-    def upsert(self, coll: _Collection, uid: str, rows: list[tuple[Any, ...]], matrix: np.ndarray) -> Plan:
+    def upsert(
+        self, coll: _Collection, uid: str, rows: list[tuple[Any, ...]], matrix: np.ndarray
+    ) -> Plan:
         blobs = matrix.astype("<f4", copy=False)
         yield (
             "executemany",
@@ -446,18 +522,27 @@ class _SQLiteOps(_Ops):
         return len(rows)
 
     def search(
-        self, coll: _Collection, uid: str, q: np.ndarray, k: int, filter: Mapping[str, Any] | None,
-        with_embeddings: bool, ef_search: int | None,
+        self,
+        coll: _Collection,
+        uid: str,
+        q: np.ndarray,
+        k: int,
+        filter: Mapping[str, Any] | None,
+        with_embeddings: bool,
+        ef_search: int | None,
     ) -> Plan:
         fsql, fparams = compile_filter(filter, self.json)
         cand = yield (
             "fetchall",
-            "SELECT v.rowid, v.embedding FROM {vectors} v WHERE v.user_id = ? AND v.collection_id = ? AND " + fsql,  # noqa: S608 (fixed fragments; values are parameters)
+            "SELECT v.rowid, v.embedding FROM {vectors} v "  # noqa: S608 (fixed fragments; values are parameters)
+            "WHERE v.user_id = ? AND v.collection_id = ? AND " + fsql,
             [uid, coll.collection_id, *fparams],
         )
         if not cand:
             return []
-        matrix = np.frombuffer(b"".join(r[1] for r in cand), dtype="<f4").reshape(len(cand), coll.dims)
+        matrix = np.frombuffer(b"".join(r[1] for r in cand), dtype="<f4").reshape(
+            len(cand), coll.dims
+        )
         dist = _distances(matrix, q, coll.distance)
         top = _top_k(dist, k)
         rowids = [int(cand[i][0]) for i in top]
@@ -473,17 +558,27 @@ class _SQLiteOps(_Ops):
         for i in top:
             r = by_rowid[int(cand[i][0])]
             vec = np.frombuffer(r[5], dtype="<f4") if with_embeddings else None
-            out.append((r[1], r[2], r[3], r[4], float(dist[i]), *([vec] if with_embeddings else [])))
+            out.append(
+                (r[1], r[2], r[3], r[4], float(dist[i]), *([vec] if with_embeddings else []))
+            )
         return out
 
-    def text_search(self, coll: _Collection, uid: str, tokens: list[str], k: int, filter: Mapping[str, Any] | None) -> Plan:
+    def text_search(
+        self,
+        coll: _Collection,
+        uid: str,
+        tokens: list[str],
+        k: int,
+        filter: Mapping[str, Any] | None,
+    ) -> Plan:
         fsql, fparams = compile_filter(filter, self.json)
         match = " OR ".join(f'"{t}"' for t in tokens)
         rows = yield (
             "fetchall",
             "SELECT v.id, v.content, v.metadata, v.exact, bm25({vectors_fts}) AS r "
             "FROM {vectors_fts} JOIN {vectors} v ON v.rowid = {vectors_fts}.rowid "
-            "WHERE {vectors_fts} MATCH ? AND v.user_id = ? AND v.collection_id = ? AND " + fsql
+            "WHERE {vectors_fts} MATCH ? AND v.user_id = ? AND v.collection_id = ? AND "
+            + fsql
             + " ORDER BY r, v.id LIMIT ?",
             [match, uid, coll.collection_id, *fparams, k],
         )
@@ -558,7 +653,7 @@ def _hits(rows: Sequence[Sequence[Any]], with_embeddings: bool) -> list[_Hit]:
         hits.append(_Hit(r[0], r[1], r[2], r[3], float(r[4]), emb))
     # Postgres' indexed plan orders by the indexed (possibly half-precision) expression;
     # report in the order of the exact distances returned.
-    hits.sort(key=lambda h: (math.inf if math.isnan(h.distance) else h.distance))
+    hits.sort(key=lambda h: math.inf if math.isnan(h.distance) else h.distance)
     return hits
 
 
@@ -625,9 +720,13 @@ class MemoryVectorStore(VectorStore):
         defer_index: bool = False,
     ) -> None:
         if not isinstance(engine, Engine):
-            raise TypeError(f"expected an Engine from langchain_agentmem.connect(), got {type(engine).__name__}")
+            raise TypeError(
+                f"expected an Engine from langchain_agentmem.connect(), got {type(engine).__name__}"
+            )
         if distance not in _DISTANCES:
-            raise ValueError(f"unknown distance {distance!r}: expected one of {', '.join(_DISTANCES)}")
+            raise ValueError(
+                f"unknown distance {distance!r}: expected one of {', '.join(_DISTANCES)}"
+            )
         if not isinstance(collection, str) or not collection:
             raise ValueError(f"collection must be a non-empty str, got {collection!r}")
         if iterative_scan not in ("auto", "strict_order", "relaxed_order", "off"):
@@ -635,8 +734,12 @@ class MemoryVectorStore(VectorStore):
                 f"unknown iterative_scan {iterative_scan!r}: expected auto, strict_order, relaxed_order or off"
             )
         for name, value, low in (
-            ("m", m, 2), ("ef_construction", ef_construction, 4), ("exact_search_threshold", exact_search_threshold, 0),
-            ("max_scan_tuples", max_scan_tuples, 1), ("legacy_ef_search", legacy_ef_search, 1), ("batch_size", batch_size, 1),
+            ("m", m, 2),
+            ("ef_construction", ef_construction, 4),
+            ("exact_search_threshold", exact_search_threshold, 0),
+            ("max_scan_tuples", max_scan_tuples, 1),
+            ("legacy_ef_search", legacy_ef_search, 1),
+            ("batch_size", batch_size, 1),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
@@ -658,7 +761,9 @@ class MemoryVectorStore(VectorStore):
         self.legacy_ef_search = legacy_ef_search
         self.batch_size = batch_size
         self.defer_index = bool(defer_index)
-        self._ops: _Ops = _PgOps(self) if isinstance(engine.dialect, PostgresDialect) else _SQLiteOps(self)
+        self._ops: _Ops = (
+            _PgOps(self) if isinstance(engine.dialect, PostgresDialect) else _SQLiteOps(self)
+        )
         self._coll: _Collection | None = None
         self._server_version: tuple[int, ...] | None = None
         self._large_scope = False  # this store's scope was seen above exact_search_threshold
@@ -721,24 +826,34 @@ class MemoryVectorStore(VectorStore):
 
     # -- writes -----------------------------------------------------------------------------
     def _prepare(
-        self, texts: Iterable[str], metadatas: Sequence[Mapping[str, Any] | None] | None, ids: Sequence[str | None] | None
+        self,
+        texts: Iterable[str],
+        metadatas: Sequence[Mapping[str, Any] | None] | None,
+        ids: Sequence[str | None] | None,
     ) -> tuple[list[str], list[tuple[Any, ...]], list[str]]:
         if isinstance(texts, str):
             raise TypeError("texts must be a list of strings, got a single str")
         texts = list(texts)
         if metadatas is not None and len(metadatas) != len(texts):
-            raise ValueError(f"expected {len(texts)} metadatas (one per text), got {len(metadatas)}")
+            raise ValueError(
+                f"expected {len(texts)} metadatas (one per text), got {len(metadatas)}"
+            )
         if ids is not None and len(ids) != len(texts):
             raise ValueError(f"expected {len(texts)} ids (one per text), got {len(ids)}")
         out_ids = [i if i is not None else str(uuid.uuid4()) for i in (ids or [None] * len(texts))]
         for i in out_ids:
             if not isinstance(i, str):
                 raise TypeError(f"ids must be strings, got {type(i).__name__}: {i!r}")
-        rows = [_row(i, t, (metadatas[n] if metadatas else None) or {}) for n, (i, t) in enumerate(zip(out_ids, texts, strict=True))]
+        rows = [
+            _row(i, t, (metadatas[n] if metadatas else None) or {})
+            for n, (i, t) in enumerate(zip(out_ids, texts, strict=True))
+        ]
         return texts, rows, out_ids
 
     @staticmethod
-    def _dedupe(rows: list[tuple[Any, ...]], matrix: np.ndarray) -> tuple[list[tuple[Any, ...]], np.ndarray]:
+    def _dedupe(
+        rows: list[tuple[Any, ...]], matrix: np.ndarray
+    ) -> tuple[list[tuple[Any, ...]], np.ndarray]:
         last = {r[0]: n for n, r in enumerate(rows)}
         if len(last) == len(rows):
             return rows, matrix
@@ -774,7 +889,9 @@ class MemoryVectorStore(VectorStore):
         vectors = self._embeddings.embed_documents(texts)
         return self._add_rows(rows, vectors, out_ids)
 
-    def _add_rows(self, rows: list[tuple[Any, ...]], vectors: Sequence[Sequence[float]], out_ids: list[str]) -> list[str]:
+    def _add_rows(
+        self, rows: list[tuple[Any, ...]], vectors: Sequence[Sequence[float]], out_ids: list[str]
+    ) -> list[str]:
         coll = self._coll
         matrix = _as_matrix(vectors, coll.dims if coll else None, "text")
         coll = self._collection(matrix.shape[1])
@@ -831,7 +948,9 @@ class MemoryVectorStore(VectorStore):
         """
         _, rows, out_ids = self._prepare(texts, metadatas, ids)
         if len(embeddings) != len(rows):
-            raise ValueError(f"expected {len(rows)} embeddings (one per text), got {len(embeddings)}")
+            raise ValueError(
+                f"expected {len(rows)} embeddings (one per text), got {len(embeddings)}"
+            )
         if not rows:
             return []
         return self._add_rows(rows, embeddings, out_ids)
@@ -847,7 +966,9 @@ class MemoryVectorStore(VectorStore):
         """Async form of :meth:`add_embeddings`."""
         _, rows, out_ids = self._prepare(texts, metadatas, ids)
         if len(embeddings) != len(rows):
-            raise ValueError(f"expected {len(rows)} embeddings (one per text), got {len(embeddings)}")
+            raise ValueError(
+                f"expected {len(rows)} embeddings (one per text), got {len(embeddings)}"
+            )
         if not rows:
             return []
         coll = self._coll
@@ -946,8 +1067,13 @@ class MemoryVectorStore(VectorStore):
         return _as_matrix([embedding], coll.dims, "query")[0]
 
     def _search_hits(
-        self, embedding: Sequence[float], k: int, filter: Mapping[str, Any] | None, *,
-        with_embeddings: bool = False, ef_search: int | None = None,
+        self,
+        embedding: Sequence[float],
+        k: int,
+        filter: Mapping[str, Any] | None,
+        *,
+        with_embeddings: bool = False,
+        ef_search: int | None = None,
     ) -> list[_Hit]:
         _check_k(k)
         compile_filter(filter, self._ops.json)  # malformed filters fail even on empty stores
@@ -959,13 +1085,20 @@ class MemoryVectorStore(VectorStore):
         if k == 0:
             return []
         plan = self._ops.search(coll, self._uid, q, k, filter, with_embeddings, ef_search)
-        with self.engine.transaction(self._uid, readonly=self._ops.search_readonly, pipeline=True) as tx:
+        with self.engine.transaction(
+            self._uid, readonly=self._ops.search_readonly, pipeline=True
+        ) as tx:
             rows = _run(tx, plan)
         return _hits(rows, with_embeddings)
 
     async def _asearch_hits(
-        self, embedding: Sequence[float], k: int, filter: Mapping[str, Any] | None, *,
-        with_embeddings: bool = False, ef_search: int | None = None,
+        self,
+        embedding: Sequence[float],
+        k: int,
+        filter: Mapping[str, Any] | None,
+        *,
+        with_embeddings: bool = False,
+        ef_search: int | None = None,
     ) -> list[_Hit]:
         _check_k(k)
         compile_filter(filter, self._ops.json)
@@ -977,7 +1110,9 @@ class MemoryVectorStore(VectorStore):
         if k == 0:
             return []
         plan = self._ops.search(coll, self._uid, q, k, filter, with_embeddings, ef_search)
-        async with self.engine.atransaction(self._uid, readonly=self._ops.search_readonly, pipeline=True) as tx:
+        async with self.engine.atransaction(
+            self._uid, readonly=self._ops.search_readonly, pipeline=True
+        ) as tx:
             rows = await _arun(tx, plan)
         return _hits(rows, with_embeddings)
 
@@ -992,7 +1127,10 @@ class MemoryVectorStore(VectorStore):
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[Document]:
         """Async form of :meth:`similarity_search`."""
-        return [d for d, _ in await self.asimilarity_search_with_score(query, k, filter=filter, **kwargs)]
+        return [
+            d
+            for d, _ in await self.asimilarity_search_with_score(query, k, filter=filter, **kwargs)
+        ]
 
     def similarity_search_with_score(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
@@ -1002,7 +1140,9 @@ class MemoryVectorStore(VectorStore):
         _check_k(k)
         compile_filter(filter, self._ops.json)
         embedding = self._embeddings.embed_query(query)
-        return self.similarity_search_with_score_by_vector(embedding, k, filter=filter, ef_search=ef_search)
+        return self.similarity_search_with_score_by_vector(
+            embedding, k, filter=filter, ef_search=ef_search
+        )
 
     async def asimilarity_search_with_score(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
@@ -1012,10 +1152,16 @@ class MemoryVectorStore(VectorStore):
         _check_k(k)
         compile_filter(filter, self._ops.json)
         embedding = await self._embeddings.aembed_query(query)
-        return await self.asimilarity_search_with_score_by_vector(embedding, k, filter=filter, ef_search=ef_search)
+        return await self.asimilarity_search_with_score_by_vector(
+            embedding, k, filter=filter, ef_search=ef_search
+        )
 
     def similarity_search_with_score_by_vector(
-        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        embedding: list[float],
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Like :meth:`similarity_search_with_score`, for an embedding."""
         ef_search = _search_kwargs(kwargs)
@@ -1023,7 +1169,11 @@ class MemoryVectorStore(VectorStore):
         return [(h.document(), h.distance) for h in hits]
 
     async def asimilarity_search_with_score_by_vector(
-        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        embedding: list[float],
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Async form of :meth:`similarity_search_with_score_by_vector`."""
         ef_search = _search_kwargs(kwargs)
@@ -1031,62 +1181,112 @@ class MemoryVectorStore(VectorStore):
         return [(h.document(), h.distance) for h in hits]
 
     def similarity_search_by_vector(
-        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        embedding: list[float],
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[Document]:
         """The ``k`` documents closest to ``embedding``."""
-        return [d for d, _ in self.similarity_search_with_score_by_vector(embedding, k, filter, **kwargs)]
+        return [
+            d
+            for d, _ in self.similarity_search_with_score_by_vector(embedding, k, filter, **kwargs)
+        ]
 
     async def asimilarity_search_by_vector(
-        self, embedding: list[float], k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        embedding: list[float],
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[Document]:
         """Async form of :meth:`similarity_search_by_vector`."""
-        return [d for d, _ in await self.asimilarity_search_with_score_by_vector(embedding, k, filter, **kwargs)]
+        return [
+            d
+            for d, _ in await self.asimilarity_search_with_score_by_vector(
+                embedding, k, filter, **kwargs
+            )
+        ]
 
     def max_marginal_relevance_search(
-        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
-        filter: dict[str, Any] | None = None, **kwargs: Any,
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[Document]:
         """``k`` documents relevant to ``query`` yet diverse, picked from the ``fetch_k``
         closest (maximal marginal relevance)."""
         _check_k(k)
         _check_k(fetch_k, "fetch_k")
         embedding = self._embeddings.embed_query(query)
-        return self.max_marginal_relevance_search_by_vector(embedding, k, fetch_k, lambda_mult, filter, **kwargs)
+        return self.max_marginal_relevance_search_by_vector(
+            embedding, k, fetch_k, lambda_mult, filter, **kwargs
+        )
 
     async def amax_marginal_relevance_search(
-        self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
-        filter: dict[str, Any] | None = None, **kwargs: Any,
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[Document]:
         """Async form of :meth:`max_marginal_relevance_search`."""
         _check_k(k)
         _check_k(fetch_k, "fetch_k")
         embedding = await self._embeddings.aembed_query(query)
-        return await self.amax_marginal_relevance_search_by_vector(embedding, k, fetch_k, lambda_mult, filter, **kwargs)
+        return await self.amax_marginal_relevance_search_by_vector(
+            embedding, k, fetch_k, lambda_mult, filter, **kwargs
+        )
 
     def max_marginal_relevance_search_by_vector(
-        self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
-        filter: dict[str, Any] | None = None, **kwargs: Any,
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[Document]:
         """Maximal marginal relevance for an embedding."""
         ef_search = _search_kwargs(kwargs)
         _check_mmr(k, fetch_k, lambda_mult)
-        hits = self._search_hits(embedding, max(fetch_k, k), filter, with_embeddings=True, ef_search=ef_search)
+        hits = self._search_hits(
+            embedding, max(fetch_k, k), filter, with_embeddings=True, ef_search=ef_search
+        )
         return _mmr(embedding, hits, k, lambda_mult)
 
     async def amax_marginal_relevance_search_by_vector(
-        self, embedding: list[float], k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
-        filter: dict[str, Any] | None = None, **kwargs: Any,
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[Document]:
         """Async form of :meth:`max_marginal_relevance_search_by_vector`."""
         ef_search = _search_kwargs(kwargs)
         _check_mmr(k, fetch_k, lambda_mult)
-        hits = await self._asearch_hits(embedding, max(fetch_k, k), filter, with_embeddings=True, ef_search=ef_search)
+        hits = await self._asearch_hits(
+            embedding, max(fetch_k, k), filter, with_embeddings=True, ef_search=ef_search
+        )
         return _mmr(embedding, hits, k, lambda_mult)
 
     # -- hybrid -----------------------------------------------------------------------------
     def hybrid_search_with_score(
-        self, query: str, k: int = 4, *, filter: dict[str, Any] | None = None, fetch_k: int = 20,
-        rrf_k: int = 60, weights: tuple[float, float] = (1.0, 1.0),
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        filter: dict[str, Any] | None = None,
+        fetch_k: int = 20,
+        rrf_k: int = 60,
+        weights: tuple[float, float] = (1.0, 1.0),
     ) -> list[tuple[Document, float]]:
         """Dense and full-text search fused by reciprocal rank: each of the two result
         lists (``fetch_k`` long) adds ``weight / (rrf_k + rank)`` to a document's score.
@@ -1116,8 +1316,14 @@ class MemoryVectorStore(VectorStore):
         return [(h.document(), s) for h, s in _rrf([dense, text], k, rrf_k, weights)]
 
     async def ahybrid_search_with_score(
-        self, query: str, k: int = 4, *, filter: dict[str, Any] | None = None, fetch_k: int = 20,
-        rrf_k: int = 60, weights: tuple[float, float] = (1.0, 1.0),
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        filter: dict[str, Any] | None = None,
+        fetch_k: int = 20,
+        rrf_k: int = 60,
+        weights: tuple[float, float] = (1.0, 1.0),
     ) -> list[tuple[Document, float]]:
         """Async form of :meth:`hybrid_search_with_score`."""
         _check_hybrid(k, fetch_k, rrf_k, weights)
@@ -1129,7 +1335,9 @@ class MemoryVectorStore(VectorStore):
         text: list[_Hit] = []
         if coll is not None and tokens and fetch_k:
             async with self.engine.atransaction(self._uid, readonly=True) as tx:
-                rows = await _arun(tx, self._ops.text_search(coll, self._uid, tokens, fetch_k, filter))
+                rows = await _arun(
+                    tx, self._ops.text_search(coll, self._uid, tokens, fetch_k, filter)
+                )
             text = [_Hit(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
         return [(h.document(), s) for h, s in _rrf([dense, text], k, rrf_k, weights)]
 
@@ -1164,7 +1372,9 @@ class MemoryVectorStore(VectorStore):
             'hi'
         """
         if engine is None:
-            raise TypeError("from_texts() needs engine=: an Engine from langchain_agentmem.connect()")
+            raise TypeError(
+                "from_texts() needs engine=: an Engine from langchain_agentmem.connect()"
+            )
         store = cls(engine, embedding, **kwargs)
         store.add_texts(texts, metadatas, ids=ids)
         return store
@@ -1182,7 +1392,9 @@ class MemoryVectorStore(VectorStore):
     ) -> MemoryVectorStore:
         """Async form of :meth:`from_texts`."""
         if engine is None:
-            raise TypeError("afrom_texts() needs engine=: an Engine from langchain_agentmem.connect()")
+            raise TypeError(
+                "afrom_texts() needs engine=: an Engine from langchain_agentmem.connect()"
+            )
         store = cls(engine, embedding, **kwargs)
         await store.aadd_texts(texts, metadatas, ids=ids)
         return store
@@ -1190,7 +1402,9 @@ class MemoryVectorStore(VectorStore):
 
 def _no_kwargs(kwargs: Mapping[str, Any], where: str) -> None:
     if kwargs:
-        raise TypeError(f"{where}() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
+        raise TypeError(
+            f"{where}() got unexpected keyword argument(s): {', '.join(sorted(kwargs))}"
+        )
 
 
 def _search_kwargs(kwargs: dict[str, Any]) -> int | None:
@@ -1203,7 +1417,9 @@ def _search_kwargs(kwargs: dict[str, Any]) -> int | None:
     return ef_search
 
 
-def _delete_args(ids: Sequence[str] | None, kwargs: dict[str, Any]) -> tuple[list[str] | None, Mapping[str, Any] | None]:
+def _delete_args(
+    ids: Sequence[str] | None, kwargs: dict[str, Any]
+) -> tuple[list[str] | None, Mapping[str, Any] | None]:
     filter = kwargs.pop("filter", None)
     _no_kwargs(kwargs, "delete")
     if ids is None and filter is None:
@@ -1235,11 +1451,16 @@ def _check_mmr(k: int, fetch_k: int, lambda_mult: float) -> None:
         raise ValueError(f"lambda_mult must be a number from 0 to 1, got {lambda_mult!r}")
 
 
-def _mmr(embedding: Sequence[float], hits: list[_Hit], k: int, lambda_mult: float) -> list[Document]:
+def _mmr(
+    embedding: Sequence[float], hits: list[_Hit], k: int, lambda_mult: float
+) -> list[Document]:
     if not hits or k == 0:
         return []
     chosen = maximal_marginal_relevance(
-        np.asarray(embedding, dtype=np.float32), [h.embedding for h in hits], lambda_mult=lambda_mult, k=k
+        np.asarray(embedding, dtype=np.float32),
+        [h.embedding for h in hits],
+        lambda_mult=lambda_mult,
+        k=k,
     )
     return [hits[i].document() for i in chosen]
 
