@@ -242,3 +242,19 @@ def test_old_pgvector_async(old_pgvector: Engine) -> None:
             await old_pgvector.aclose()
 
     assert asyncio.run(run()) == _truth("user3", DATA["queries"][1], False)
+
+
+def test_old_pgvector_ignores_requested_iterative_scan(old_pgvector: Engine) -> None:
+    """Asking for iterative scans on pgvector < 0.8 falls back to the legacy path instead
+    of failing on the unknown setting."""
+    store = MemoryVectorStore(
+        old_pgvector,
+        _NoEmbeddings(),  # type: ignore[arg-type]
+        collection="recall",
+        user_id="large",
+        exact_search_threshold=0,
+        iterative_scan="strict_order",
+    )
+    q = DATA["queries"][2]
+    got = [d.id for d in store.similarity_search_by_vector(q.tolist(), k=K, filter={"rare": True})]
+    assert got == _truth("large", q, True)

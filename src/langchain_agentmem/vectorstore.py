@@ -783,11 +783,9 @@ class MemoryVectorStore(VectorStore):
         return self._max_inner_product_relevance_score_fn
 
     def _iterative_mode(self) -> str | None:
-        if self.iterative_scan == "off":
-            return None
-        if self.iterative_scan != "auto":
-            return self.iterative_scan
-        return "strict_order" if (self._server_version or (0, 0, 0)) >= (0, 8, 0) else None
+        if self.iterative_scan == "off" or (self._server_version or (0, 0, 0)) < (0, 8, 0):
+            return None  # iterative index scans came with pgvector 0.8
+        return "strict_order" if self.iterative_scan == "auto" else self.iterative_scan
 
     # -- collection -----------------------------------------------------------------------
     def _check_collection(self, coll: _Collection | None) -> _Collection | None:
