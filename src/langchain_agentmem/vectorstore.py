@@ -136,7 +136,9 @@ def _check_k(k: Any, name: str = "k") -> int:
     return k
 
 
-def _as_matrix(vectors: Sequence[Sequence[float]], dims: int | None, what: str) -> np.ndarray:
+def _as_matrix(
+    vectors: Sequence[Sequence[float]] | np.ndarray, dims: int | None, what: str
+) -> np.ndarray:
     arrays = [np.asarray(v, dtype=np.float32) for v in vectors]
     for i, a in enumerate(arrays):
         if a.ndim != 1:
