@@ -11,11 +11,15 @@ true top ``k`` within that scope and the metadata filter:
   still yields ``k`` rows; on older pgvector (or ``iterative_scan="off"``) the index is
   read with a raised ``ef_search`` and, when the scope or the filter left fewer than
   ``k`` rows, the search is repeated exactly. Either way the answer is never short.
+  Equality conditions of a filter are also served by a GIN index on the metadata, so
+  the planner can answer a selective filter from its few matching rows.
 * **SQLite**: exact search (numpy) over the rows of the scope that pass the filter.
 
 Writes go in one transaction per call (a failing batch leaves nothing behind); on
 Postgres rows travel through binary ``COPY`` into a staging table and are upserted from
-there, batch by batch. Adding an existing id replaces it.
+there, batch by batch. Adding an existing id replaces it. For a first large load,
+``defer_index=True`` and :meth:`MemoryVectorStore.create_index` afterwards build the HNSW
+index once instead of row by row.
 
 Example:
     >>> from langchain_core.embeddings import DeterministicFakeEmbedding
