@@ -118,9 +118,17 @@ def loaded(
 
 MODES: dict[str, dict[str, Any]] = {
     "default": {},
-    "hnsw_strict": {"exact_search_threshold": 0, "iterative_scan": "strict_order"},
-    "hnsw_relaxed": {"exact_search_threshold": 0, "iterative_scan": "relaxed_order"},
-    "hnsw_legacy": {"exact_search_threshold": 0, "iterative_scan": "off"},
+    "hnsw_strict": {
+        "exact_search_threshold": 0,
+        "hnsw_min_share": 0,
+        "iterative_scan": "strict_order",
+    },
+    "hnsw_relaxed": {
+        "exact_search_threshold": 0,
+        "hnsw_min_share": 0,
+        "iterative_scan": "relaxed_order",
+    },
+    "hnsw_legacy": {"exact_search_threshold": 0, "hnsw_min_share": 0, "iterative_scan": "off"},
 }
 SCOPES = [("user7", False), ("large", True), ("large", False)]
 
@@ -258,3 +266,31 @@ def test_old_pgvector_ignores_requested_iterative_scan(old_pgvector: Engine) -> 
     q = DATA["queries"][2]
     got = [d.id for d in store.similarity_search_by_vector(q.tolist(), k=K, filter={"rare": True})]
     assert got == _truth("large", q, True)
+
+
+@pytest.mark.parametrize("backend_name", ["sqlite", "postgres"])
+@pytest.mark.parametrize("kind", ["range", "like"])
+def test_selective_non_equality_filter_recall(
+    loaded: dict[str, Engine], backend_name: str, kind: str
+) -> None:
+    """A range or pattern filter keeping 60 of the large user's 6,000 rows (0.5% of the
+    collection; no index serves it): the default store searches it exactly, since the
+    HNSW graph under so selective a filter misses neighbours (forcing the HNSW plan with
+    iterative scans here measured recall@10 of 0.89 to 0.98 at ef_search 80 and 400)."""
+    first = SMALL_USERS * SMALL_ROWS
+    store = MemoryVectorStore(
+        loaded[backend_name],
+        _NoEmbeddings(),  # type: ignore[arg-type]
+        collection="recall",
+        user_id="large",
+        exact_search_threshold=10,
+    )
+    if kind == "range":
+        filter: dict[str, Any] = {"n": {"$gte": first, "$lt": first + 60}}
+    else:
+        filter = {"n": {"$between": [first, first + 59]}, "rare": {"$exists": True}}
+    idx = np.arange(first, first + 60)
+    for q in DATA["queries"]:
+        got = [d.id for d in store.similarity_search_by_vector(q.tolist(), k=K, filter=filter)]
+        d = _distances(DATA["vecs"][idx], q, "cosine")
+        assert got == [str(i) for i in idx[np.argsort(d)[:K]]]

@@ -450,18 +450,34 @@ class _PgOps(_Ops):
         threshold = s.exact_search_threshold
         if not has_index:
             small = True
-        elif s._large_scope:
-            # Counted above the threshold before: scopes rarely shrink, and if this one
-            # did, the indexed path below still answers in full (exact fallback).
+        elif s._large_scope and filter is None:
+            # Counted before: scopes rarely shrink, and if this one did, the indexed path
+            # below still answers in full (exact fallback).
             small = False
         else:
+            # An HNSW graph searched under a filter that keeps a small share of the
+            # collection misses true neighbours, iterative scans or not: the scope (with
+            # its filter) must hold at least `hnsw_min_share` of the collection, and more
+            # than exact_search_threshold rows, before the index is used.
             row = yield (
                 "fetchone",
-                "SELECT count(*) FROM (SELECT 1 FROM {vectors} WHERE user_id = ? AND collection_id = ? LIMIT ?) s",
-                [uid, coll.collection_id, threshold + 1],
+                # The collection's size: its index's row count (set by index builds and
+                # VACUUM), else the whole table's (larger: more exact searches, never fewer).
+                "SELECT greatest(coalesce((SELECT CASE WHEN reltuples > 0 THEN reltuples END "
+                "FROM pg_class WHERE oid = to_regclass(?)), "
+                "(SELECT reltuples FROM pg_class WHERE oid = to_regclass(?)), 0), 0)",
+                [f'"{s.engine.schema}".{self.index_name(coll)}', f'"{s.engine.schema}".vectors'],
             )
-            small = int(row[0]) <= threshold
-            s._large_scope = not small
+            limit = max(threshold, math.ceil(float(row[0]) * s.hnsw_min_share))
+            row = yield (
+                "fetchone",
+                "SELECT count(*) FROM (SELECT 1 FROM {vectors} v WHERE v.user_id = ? "  # noqa: S608 (fixed fragments; values are parameters)
+                "AND v.collection_id = ? AND " + fsql + " LIMIT ?) s",
+                [uid, coll.collection_id, *fparams, limit + 1],
+            )
+            small = int(row[0]) <= limit
+            if filter is None:
+                s._large_scope = not small
         if small:
             rows = yield self._exact(coll, uid, q, k, fsql, fparams, with_embeddings)
             return rows
@@ -681,8 +697,12 @@ class MemoryVectorStore(VectorStore):
         ef_construction: HNSW ``ef_construction`` for a new collection (default 64).
         ef_search: HNSW ``ef_search`` per query (default 80, at least ``k``);
             each search method also takes ``ef_search=``.
-        exact_search_threshold: Postgres: a scope with at most this many rows is
-            searched exactly (default 1,000).
+        exact_search_threshold: Postgres: a scope (with its filter) of at most this many
+            rows is searched exactly (default 1,000).
+        hnsw_min_share: Postgres: a scope (with its filter) that holds less than this
+            share of the collection's rows is searched exactly too (default 0.1): an
+            HNSW graph searched under a very selective filter misses true neighbours,
+            with iterative scans as well (measured: recall@10 0.89 to 0.98 at 0.5%).
         iterative_scan: Postgres: ``"auto"`` (pgvector 0.8+ uses ``strict_order``
             iterative index scans), ``"strict_order"``, ``"relaxed_order"``, or ``"off"``
             (the path for pgvector older than 0.8: a raised ``ef_search``, then exact
@@ -724,6 +744,7 @@ class MemoryVectorStore(VectorStore):
         legacy_ef_search: int = 200,
         batch_size: int = _COPY_BATCH,
         defer_index: bool = False,
+        hnsw_min_share: float = 0.1,
     ) -> None:
         if not isinstance(engine, Engine):
             raise TypeError(
@@ -767,6 +788,9 @@ class MemoryVectorStore(VectorStore):
         self.legacy_ef_search = legacy_ef_search
         self.batch_size = batch_size
         self.defer_index = bool(defer_index)
+        if not isinstance(hnsw_min_share, (int, float)) or not 0.0 <= hnsw_min_share <= 1.0:
+            raise ValueError(f"hnsw_min_share must be a number from 0 to 1, got {hnsw_min_share!r}")
+        self.hnsw_min_share = float(hnsw_min_share)
         self._ops: _Ops = (
             _PgOps(self) if isinstance(engine.dialect, PostgresDialect) else _SQLiteOps(self)
         )
