@@ -53,6 +53,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from ._json import clean_text, dumps, loads
 from ._keys import decode_key, encode_key
+from ._serde import MemoLoader
 from ._steps import Steps, arun, run
 from .dialects import Dialect
 from .engine import Engine
@@ -456,10 +457,10 @@ def threads_query(uid: str) -> Query:
 
 
 def decode_rows(
-    serde: SerializerProtocol, rows: Sequence[tuple[Any, ...]], scope: _Scope
+    loader: MemoLoader, rows: Sequence[tuple[Any, ...]], scope: _Scope
 ) -> list[tuple[tuple[str, str, str], CheckpointTuple, dict[str, Any]]]:
     """The checkpoints of :func:`select_query` rows, newest first, each with its paging
-    key and its exact metadata."""
+    key and its exact metadata (values loaded through ``loader``)."""
     heads: list[tuple[Any, ...]] = []
     blobs: dict[tuple[str, str, str, str], tuple[str, bytes | None]] = {}
     writes: dict[tuple[str, str, str], list[tuple[str, str, int, str, str, bytes]]] = {}
@@ -480,7 +481,7 @@ def decode_rows(
         for channel, version in checkpoint.get("channel_versions", {}).items():
             blob = blobs.get((tid, ns, channel, version_text(version)))
             if blob is not None and blob[0] != "empty":
-                values[channel] = serde.loads_typed((blob[0], bytes(blob[1]) if blob[1] is not None else b""))
+                values[channel] = loader.loads(blob[0], bytes(blob[1]) if blob[1] is not None else None)
         checkpoint["channel_values"] = values
         metadata = loads(h[6])
         pending = sorted(writes.get((tid, ns, cid), ()), key=lambda w: (w[0], w[1], w[2]))
@@ -492,7 +493,7 @@ def decode_rows(
                     checkpoint=checkpoint,
                     metadata=metadata,
                     parent_config=_config(scope, tid, ns, parent) if parent else None,
-                    pending_writes=[(w[1], w[3], serde.loads_typed((w[4], w[5]))) for w in pending],
+                    pending_writes=[(w[1], w[3], loader.loads(w[4], w[5])) for w in pending],
                 ),
                 metadata,
             )
@@ -626,7 +627,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         query, params = get_query(self.engine.dialect, scope, get_checkpoint_id(config))
         with self.engine.transaction(scope.uid, readonly=True) as tx:
             rows = tx.fetchall(query, params)
-        found = decode_rows(self.serde, rows, scope)
+        found = decode_rows(MemoLoader(self.serde), rows, scope)
         return found[0][1] if found else None
 
     def list(
@@ -650,6 +651,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         scope = self._scope(config)
         where, params, single = list_conditions(self.engine.dialect, scope, config, filter, before)
         remaining = limit
+        loader = MemoLoader(self.serde)
         last: tuple[str, str, str] | None = None
         while remaining is None or remaining > 0:
             page = PAGE_SIZE if remaining is None or filter else min(remaining, PAGE_SIZE)
@@ -661,7 +663,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             query, qparams = select_query(self.engine.dialect, scope.uid, w, p, page)
             with self.engine.transaction(scope.uid, readonly=True) as tx:
                 rows = tx.fetchall(query, qparams)
-            found = decode_rows(self.serde, rows, scope)
+            found = decode_rows(loader, rows, scope)
             for _key, tup, metadata in found:
                 if metadata_matches(metadata, filter):
                     yield tup
@@ -679,7 +681,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """Save a checkpoint; only the channels in ``new_versions`` store a blob."""
         queries, next_config = self._put_args(config, checkpoint, metadata, new_versions)
         uid = queries[-1][1][0]
-        with self.engine.transaction(uid, pipeline=True) as tx:
+        # One pipeline without BEGIN: Postgres runs the statements before its Sync as one
+        # implicit transaction (both or neither), in one round trip.
+        with self.engine.transaction(uid, pipeline=True, single=True) as tx:
             for query, params in queries:
                 tx.execute(query, params)
         return next_config
@@ -689,14 +693,14 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         query = self._writes_args(config, writes, task_id, task_path)
         if query is None:
             return
-        with self.engine.transaction(query[1][0], pipeline=True) as tx:
+        with self.engine.transaction(query[1][0], single=True) as tx:
             tx.execute(*query)
 
     def delete_thread(self, thread_id: str, *, user_id: str | None = None) -> None:
         """Delete every checkpoint, blob and write of a thread (of ``user_id``, default the
         saver's)."""
         uid = self._uid(user_id)
-        with self.engine.transaction(uid, pipeline=True) as tx:
+        with self.engine.transaction(uid, pipeline=True, single=True) as tx:
             for query, params in delete_thread_queries(uid, encode_key(str(thread_id))):
                 tx.execute(query, params)
 
@@ -759,7 +763,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         query, params = get_query(self.engine.dialect, scope, get_checkpoint_id(config))
         async with self.engine.atransaction(scope.uid, readonly=True) as tx:
             rows = await tx.fetchall(query, params)
-        found = decode_rows(self.serde, rows, scope)
+        found = decode_rows(MemoLoader(self.serde), rows, scope)
         return found[0][1] if found else None
 
     async def alist(
@@ -775,6 +779,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         scope = self._scope(config)
         where, params, single = list_conditions(self.engine.dialect, scope, config, filter, before)
         remaining = limit
+        loader = MemoLoader(self.serde)
         last: tuple[str, str, str] | None = None
         while remaining is None or remaining > 0:
             page = PAGE_SIZE if remaining is None or filter else min(remaining, PAGE_SIZE)
@@ -786,7 +791,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             query, qparams = select_query(self.engine.dialect, scope.uid, w, p, page)
             async with self.engine.atransaction(scope.uid, readonly=True) as tx:
                 rows = await tx.fetchall(query, qparams)
-            found = decode_rows(self.serde, rows, scope)
+            found = decode_rows(loader, rows, scope)
             for _key, tup, metadata in found:
                 if metadata_matches(metadata, filter):
                     yield tup
@@ -804,7 +809,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """Async form of :meth:`put`."""
         queries, next_config = self._put_args(config, checkpoint, metadata, new_versions)
         uid = queries[-1][1][0]
-        async with self.engine.atransaction(uid, pipeline=True) as tx:
+        async with self.engine.atransaction(uid, pipeline=True, single=True) as tx:
             for query, params in queries:
                 await tx.execute(query, params)
         return next_config
@@ -816,13 +821,13 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         query = self._writes_args(config, writes, task_id, task_path)
         if query is None:
             return
-        async with self.engine.atransaction(query[1][0], pipeline=True) as tx:
+        async with self.engine.atransaction(query[1][0], single=True) as tx:
             await tx.execute(*query)
 
     async def adelete_thread(self, thread_id: str, *, user_id: str | None = None) -> None:
         """Async form of :meth:`delete_thread`."""
         uid = self._uid(user_id)
-        async with self.engine.atransaction(uid, pipeline=True) as tx:
+        async with self.engine.atransaction(uid, pipeline=True, single=True) as tx:
             for query, params in delete_thread_queries(uid, encode_key(str(thread_id))):
                 await tx.execute(query, params)
 
