@@ -316,6 +316,15 @@ def test_prune_keep_latest_and_delete_free_blobs(engine: Engine) -> None:
         saver.prune("p")
 
 
+def test_keep_latest_refuses_delta_channel_threads(engine: Engine) -> None:
+    saver = CheckpointSaver(engine)
+    put_chain(saver, "delta", 2, counters_since_delta_snapshot={"messages": [1, 1]})
+    with pytest.raises(NotImplementedError, match="DeltaChannel"):
+        saver.prune(["delta"])
+    assert len(list(saver.list(cfg("delta")))) == 2
+    assert saver.prune(["delta"], strategy="delete") == 2
+
+
 async def test_aprune_before_keeps_latest(aengine: Engine) -> None:
     saver = CheckpointSaver(aengine)
     graph = chat_graph(saver)
@@ -388,6 +397,16 @@ def test_any_thread_id_and_namespace_round_trip(engine: Engine) -> None:
     assert version_text(2) == "2"
     with pytest.raises(TypeError, match="channel version"):
         version_text(None)
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    from langchain_agentmem import _serde, _steps, checkpoint, store
+
+    for module in (checkpoint, store, _serde, _steps):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
 
 
 def test_connect_url_engine_independent_of_fixture(tmp_path: Any) -> None:

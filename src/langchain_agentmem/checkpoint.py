@@ -65,6 +65,8 @@ Query = tuple[str, list[Any]]
 #: Checkpoints read per round trip by ``list``.
 PAGE_SIZE = 100
 PRUNE_STRATEGIES = ("keep_latest", "delete")
+#: Metadata keys of threads whose graphs use LangGraph's DeltaChannel.
+DELTA_KEYS = frozenset({"counters_since_delta_snapshot", "delta_writes_versioned"})
 
 
 # -- values ----------------------------------------------------------------------------
@@ -389,12 +391,19 @@ def delete_for_runs_steps(dialect: Dialect, uid: str, run_ids: Sequence[str]) ->
 def keep_latest_steps(dialect: Dialect, uid: str, tid: str) -> Steps:
     """Keep only the newest checkpoint of each namespace of one thread (and its writes)."""
     heads = yield (
-        "SELECT checkpoint_ns, max(checkpoint_id) FROM {checkpoints} WHERE user_id = ? AND thread_id = ? GROUP BY checkpoint_ns",
-        [uid, tid],
+        "SELECT checkpoint_ns, checkpoint_id, CAST(metadata AS TEXT) FROM {checkpoints} WHERE user_id = ? AND thread_id = ? "
+        "AND (checkpoint_ns, checkpoint_id) IN (SELECT checkpoint_ns, max(checkpoint_id) FROM {checkpoints} "
+        "WHERE user_id = ? AND thread_id = ? GROUP BY checkpoint_ns)",
+        [uid, tid, uid, tid],
         True,
     )
+    for _, _, metadata in heads:
+        if DELTA_KEYS & loads(metadata).keys():
+            # A DeltaChannel rebuilds its value from ancestors' writes: dropping them
+            # would silently empty it (see BaseCheckpointSaver.prune).
+            raise NotImplementedError(f"keep_latest cannot prune thread {decode_key(tid)!r}: it uses a DeltaChannel")
     deleted = 0
-    for ns, head in heads:
+    for ns, head, _ in heads:
         # Only older rows go: a run may save writes of a newer checkpoint meanwhile.
         yield (
             "DELETE FROM {checkpoint_writes} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? AND checkpoint_id < ?",
