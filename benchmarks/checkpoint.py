@@ -184,7 +184,7 @@ def main() -> None:
     # -- 1. invocations on one thread, interleaved so that no saver gets a quieter machine
     samples: dict[str, list[float]] = {name: [] for name in graphs}
     thread = f"main-{run_id}"
-    for name, graph in graphs.items():
+    for graph in graphs.values():
         invocations(graph, f"warm-{run_id}", 3)
     chunk = 10
     for start in range(0, n, chunk):
@@ -216,7 +216,7 @@ def main() -> None:
     top_up = max(0, history_total // per_invocation - n)
     for name in ("PostgresSaver", "agentmem Postgres", "SqliteSaver", "agentmem SQLite"):
         invocations(graphs[name], thread, top_up)
-    print(f"\n3. get_state_history over the thread's checkpoints (p50 of 5 reads)")
+    print("\n3. get_state_history over the thread's checkpoints (p50 of 5 reads)")
     hist = {}
     for name in ("PostgresSaver", "agentmem Postgres", "SqliteSaver", "agentmem SQLite"):
         ms, count = history_ms(graphs[name], thread, 5)

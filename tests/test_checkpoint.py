@@ -10,7 +10,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 import pytest
-from conftest import make_engine
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
@@ -20,6 +19,8 @@ from typing_extensions import TypedDict
 
 from langchain_agentmem import CheckpointSaver, Engine, connect
 from langchain_agentmem.checkpoint import version_text
+
+from conftest import make_engine
 
 # -- conformance -----------------------------------------------------------------------
 
