@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 from _fakes import ScriptedChatModel
-from cassettes import openai_cassette
 from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_agentmem import ChatMessageHistory, Engine, EntityMemory, EntityStore
+
+from cassettes import openai_cassette
 
 
 def answer(*entities: tuple[str, str | None, list[str], str]) -> str:

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 from _fakes import ScriptedChatModel
-from cassettes import openai_cassette
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from langchain_agentmem import ChatMessageHistory, Engine, SummaryMemory
 from langchain_agentmem.summary import safe_cut
+
+from cassettes import openai_cassette
 
 
 def count(messages: Any) -> int:
@@ -109,6 +110,22 @@ def test_default_token_counter_and_default_budget(engine: Engine) -> None:
     memory.add_messages([HumanMessage("word " * 50), AIMessage("short answer")])
     assert len(llm.calls) == 1
     assert [m.type for m in memory.messages] == ["system", "ai"]
+
+
+def test_prune_to_a_low_water_mark_makes_fewer_calls(engine: Engine) -> None:
+    legacy_like = ScriptedChatModel(responses=lambda prompt: "s")
+    lower = ScriptedChatModel(responses=lambda prompt: "s")
+    a = SummaryMemory(engine, legacy_like, "a", max_token_limit=6, token_counter=count)
+    b = SummaryMemory(engine, lower, "b", max_token_limit=6, token_counter=count, prune_to=2)
+    for i in range(10):
+        a.add_messages(turn(i))
+        b.add_messages(turn(i))
+        assert len(a.messages) - 1 <= 6 and len(b.messages) - 1 <= 6
+    assert len(legacy_like.calls) == 7  # every turn once over budget
+    assert len(lower.calls) == 3  # every third turn
+    assert [m.content for m in b.messages[1:]][-2:] == ["question 9", "answer 9"]
+    with pytest.raises(ValueError, match="prune_to"):
+        SummaryMemory(engine, lower, "c", prune_to=-5)
 
 
 def test_cut_never_separates_tool_calls_from_results(engine: Engine) -> None:
@@ -208,6 +225,33 @@ def test_bad_arguments(engine: Engine) -> None:
     with pytest.raises(TypeError, match="BaseMessage"):
         memory.add_messages(["not a message"])  # type: ignore[list-item]
     assert memory.messages == []
+
+
+@pytest.mark.filterwarnings("ignore::langchain_core._api.deprecation.LangChainDeprecationWarning")
+def test_drops_in_where_a_chat_history_goes(engine: Engine) -> None:
+    from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+    from langchain_core.runnables.history import RunnableWithMessageHistory
+
+    summarizer = ScriptedChatModel(responses=lambda prompt: "summary so far")
+    chat = ScriptedChatModel(responses=lambda prompt: "reply")
+    prompt = ChatPromptTemplate.from_messages(
+        [MessagesPlaceholder("history"), ("human", "{input}")]
+    )
+    chain = RunnableWithMessageHistory(
+        prompt | chat,
+        lambda sid: SummaryMemory(engine, summarizer, sid, max_token_limit=2, token_counter=count),
+        input_messages_key="input",
+        history_messages_key="history",
+    )
+    for i in range(3):
+        chain.invoke({"input": f"q{i}"}, config={"configurable": {"session_id": "s"}})
+    assert [(m.type, m.content) for m in chat.calls[-1]] == [
+        ("system", "summary so far"),
+        ("human", "q1"),
+        ("ai", "reply"),
+        ("human", "q2"),
+    ]
+    assert len(summarizer.calls) == 2
 
 
 # -- async --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from .checkpoint import CheckpointSaver
 from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
+from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
 from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
 from .vectorstore import MemoryVectorStore
@@ -23,17 +24,33 @@ __all__ = [
     "ChatMessageHistory",
     "CheckpointSaver",
     "DocumentStore",
+    "Edge",
     "Engine",
     "Entity",
     "EntityMemory",
     "EntityStore",
+    "GraphMemory",
+    "KnowledgeTriple",
     "LangGraphStore",
+    "MemoryMiddleware",
     "MemoryVectorStore",
+    "Node",
     "PoolConfig",
     "SessionInfo",
     "SessionSummary",
+    "Subgraph",
     "SummaryMemory",
     "connect",
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # MemoryMiddleware needs the ``langchain`` package (extra ``agents``): import it lazily
+    # so that ``import langchain_agentmem`` works without it.
+    if name == "MemoryMiddleware":
+        from .middleware import MemoryMiddleware
+
+        return MemoryMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,9 +29,12 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
+
+from ._json import clean_text
 
 __all__ = ["JsonSQL", "PostgresJson", "SQLiteJson", "compile_filter"]
 
@@ -70,6 +73,11 @@ class JsonSQL:
     def number_param(self, value: float | int) -> str:
         return "?"
 
+    def eq_hint(self, p: Any, value: Any) -> Fragment | None:
+        """An extra condition equivalent to equality with a scalar that an index can
+        serve, or None."""
+        return None
+
     def string(self, p: Any) -> Fragment:
         """The value as text compared by code point (where :meth:`is_string` holds)."""
         raise NotImplementedError
@@ -105,6 +113,14 @@ class PostgresJson(JsonSQL):
 
     def number_param(self, value: float | int) -> str:
         return "to_jsonb(?::numeric)"
+
+    def eq_hint(self, p: Any, value: Any) -> Fragment | None:
+        # Containment of a scalar at a path is equality (numbers by value); the GIN
+        # (jsonb_path_ops) index on metadata serves it.
+        doc: Any = value
+        for part in reversed(p):
+            doc = {part: doc}
+        return "v.metadata @> ?::jsonb", [json.dumps(doc, ensure_ascii=False)]
 
     def string(self, p: Any) -> Fragment:
         return '((v.metadata #>> ?::text[]) COLLATE "C")', [p]
@@ -254,16 +270,25 @@ def _scalar_kind(key: str, op: str, value: Any, allowed: tuple[str, ...]) -> str
     return kind
 
 
-def _eq(key: str, op: str, value: Any, p: Any, js: JsonSQL) -> Fragment:
+def _eq(key: str, op: str, value: Any, p: Any, js: JsonSQL, hint: bool = True) -> Fragment:
     kind = _scalar_kind(key, op, value, ("number", "string", "bool", "null"))
+    if kind == "string":
+        value = clean_text(value)  # as stored
     if kind == "bool":
-        return js.is_bool(p, value)
-    if kind == "null":
-        return js.is_null(p)
-    return _compare(kind, "=", value, p, js)
+        frag = js.is_bool(p, value)
+    elif kind == "null":
+        frag = js.is_null(p)
+    else:
+        frag = _compare(kind, "=", value, p, js)
+    extra = js.eq_hint(p, value) if hint else None
+    if extra is None:
+        return frag
+    return f"({extra[0]} AND {frag[0]})", [*extra[1], *frag[1]]
 
 
 def _compare(kind: str, sql_op: str, value: Any, p: Any, js: JsonSQL) -> Fragment:
+    if kind == "string":
+        value = clean_text(value)
     if kind == "number":
         t_sql, t_params = js.is_number(p)
         v_sql, v_params = js.number(p)
@@ -277,7 +302,7 @@ def _operator(key: str, op: str, arg: Any, p: Any, js: JsonSQL) -> Fragment:
     if op == "$eq":
         return _eq(key, op, arg, p, js)
     if op == "$ne":
-        sql, params = _eq(key, op, arg, p, js)
+        sql, params = _eq(key, op, arg, p, js, hint=False)
         return f"(NOT coalesce({sql}, FALSE))", params
     if op in _COMPARE:
         kind = _scalar_kind(key, op, arg, ("number", "string"))
@@ -296,7 +321,7 @@ def _operator(key: str, op: str, arg: Any, p: Any, js: JsonSQL) -> Fragment:
         if not arg:
             sql, params = "1 = 0", []
         else:
-            sql, params = _join("OR", [_eq(key, op, v, p, js) for v in arg])
+            sql, params = _join("OR", [_eq(key, op, v, p, js, hint=op == "$in") for v in arg])
             sql = f"({sql})" if len(arg) > 1 else sql
         if op == "$nin":
             return f"(NOT coalesce({sql}, FALSE))", params

@@ -41,14 +41,20 @@ def parse_json(schema: type[M], output: Any) -> M:
     text = _FENCE.sub("", text_of(output).strip())
     start, end = text.find("{"), text.rfind("}")
     if start < 0 or end < start:
-        raise ValueError(f"expected a JSON object for {schema.__name__} from the model, got {text[:200]!r}")
+        raise ValueError(
+            f"expected a JSON object for {schema.__name__} from the model, got {text[:200]!r}"
+        )
     try:
         return schema.model_validate(json.loads(text[start : end + 1]))
     except ValueError as exc:
-        raise ValueError(f"model answer does not match {schema.__name__}: {exc}; answer was {text[:200]!r}") from exc
+        raise ValueError(
+            f"model answer does not match {schema.__name__}: {exc}; answer was {text[:200]!r}"
+        ) from exc
 
 
-def structured(llm: BaseLanguageModel[Any] | Runnable[Any, Any], schema: type[M]) -> Runnable[list[BaseMessage], M]:
+def structured(
+    llm: BaseLanguageModel[Any] | Runnable[Any, Any], schema: type[M]
+) -> Runnable[list[BaseMessage], M]:
     """A runnable from messages to a ``schema`` instance, one model call per invocation."""
     if not isinstance(llm, (BaseLanguageModel, Runnable)):
         raise TypeError(f"expected a LangChain chat model, got {type(llm).__name__}")

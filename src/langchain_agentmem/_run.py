@@ -27,7 +27,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig
 
 from .engine import Engine
 
@@ -58,7 +58,7 @@ class Model:
 
     runnable: Runnable[Any, Any]
     input: Any
-    config: dict[str, Any] = field(default_factory=dict)
+    config: RunnableConfig = field(default_factory=RunnableConfig)
 
 
 Step = Sql | Model
@@ -79,7 +79,11 @@ def run(engine: Engine, user_id: str, plan: Plan[T]) -> T:
         out: list[Any] = []
         with engine.transaction(user_id, readonly=step.readonly) as tx:
             for stmt in step.statements:
-                out.append(tx.fetchall(stmt.sql, stmt.params) if stmt.fetch else tx.execute(stmt.sql, stmt.params))
+                out.append(
+                    tx.fetchall(stmt.sql, stmt.params)
+                    if stmt.fetch
+                    else tx.execute(stmt.sql, stmt.params)
+                )
         result = out
 
 
@@ -97,5 +101,9 @@ async def arun(engine: Engine, user_id: str, plan: Plan[T]) -> T:
         out: list[Any] = []
         async with engine.atransaction(user_id, readonly=step.readonly) as tx:
             for stmt in step.statements:
-                out.append(await tx.fetchall(stmt.sql, stmt.params) if stmt.fetch else await tx.execute(stmt.sql, stmt.params))
+                out.append(
+                    await tx.fetchall(stmt.sql, stmt.params)
+                    if stmt.fetch
+                    else await tx.execute(stmt.sql, stmt.params)
+                )
         result = out

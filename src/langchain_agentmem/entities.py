@@ -124,7 +124,9 @@ _SELECT = (
 )
 
 
-def resolve_query(dialect: Dialect, user_id: str, space: str, names: Sequence[str], kind: str = "entity") -> Query:
+def resolve_query(
+    dialect: Dialect, user_id: str, space: str, names: Sequence[str], kind: str = "entity"
+) -> Query:
     """``(alias, key)`` for each of ``names`` (normalized, encoded) that is known."""
     cols = [("alias", "text")]
     return (
@@ -137,16 +139,22 @@ def resolve_query(dialect: Dialect, user_id: str, space: str, names: Sequence[st
 def get_query(dialect: Dialect, user_id: str, system: str, keys: Sequence[str]) -> Query:
     cols = [("key", "text")]
     return (
-        _SELECT + "WHERE e.user_id = ? AND e.entity_system = ? AND e.key IN (SELECT m.key FROM " + dialect.unnest(cols) + ")",  # noqa: S608
+        _SELECT  # noqa: S608
+        + "WHERE e.user_id = ? AND e.entity_system = ? AND e.key IN (SELECT m.key FROM "
+        + dialect.unnest(cols)
+        + ")",
         [user_id, system, *dialect.unnest_params(cols, [(k,) for k in keys])],
     )
 
 
-def mentioned_query(dialect: Dialect, user_id: str, system: str, names: Sequence[str], limit: int | None) -> Query:
+def mentioned_query(
+    dialect: Dialect, user_id: str, system: str, names: Sequence[str], limit: int | None
+) -> Query:
     """Entities any of whose names or aliases is in ``names``, most recently updated first."""
     cols = [("alias", "text")]
     query = (
-        _SELECT + "WHERE e.user_id = ? AND e.entity_system = ? AND e.key IN (SELECT a.key FROM {entity_aliases} a "  # noqa: S608
+        _SELECT  # noqa: S608
+        + "WHERE e.user_id = ? AND e.entity_system = ? AND e.key IN (SELECT a.key FROM {entity_aliases} a "
         "WHERE a.user_id = ? AND a.kind = 'entity' AND a.space = ? AND a.alias IN (SELECT m.alias FROM "
         + dialect.unnest(cols)
         + ")) ORDER BY e.updated_at DESC, e.key"
@@ -159,17 +167,27 @@ def mentioned_query(dialect: Dialect, user_id: str, system: str, names: Sequence
 
 
 def list_query(user_id: str, system: str, limit: int | None) -> Query:
-    query = _SELECT + "WHERE e.user_id = ? AND e.entity_system = ? ORDER BY e.updated_at DESC, e.key"
+    query = (
+        _SELECT + "WHERE e.user_id = ? AND e.entity_system = ? ORDER BY e.updated_at DESC, e.key"
+    )
     if limit is None:
         return query, [user_id, system]
     return query + " LIMIT ?", [user_id, system, limit]
 
 
-_ENTITY_COLS = [("key", "text"), ("name", "json"), ("type", "text"), ("summary", "json"), ("aliases", "json")]
+_ENTITY_COLS = [
+    ("key", "text"),
+    ("name", "json"),
+    ("type", "text"),
+    ("summary", "json"),
+    ("aliases", "json"),
+]
 _ALIAS_COLS = [("alias", "text"), ("key", "text")]
 
 
-def upsert_statements(dialect: Dialect, user_id: str, system: str, entities: Sequence[Entity], kind: str = "entity") -> list[Stmt]:
+def upsert_statements(
+    dialect: Dialect, user_id: str, system: str, entities: Sequence[Entity], kind: str = "entity"
+) -> list[Stmt]:
     """Insert or update ``entities`` (one statement) and record their names and aliases
     (one statement; an alias already taken by another entity keeps its entity).
     ``WHERE true``: SQLite needs it to parse ``INSERT ... SELECT ... ON CONFLICT``."""
@@ -183,7 +201,9 @@ def upsert_statements(dialect: Dialect, user_id: str, system: str, entities: Seq
             alias_rows.append((encode_key(alias), encode_key(e.key)))
     upsert = (
         "INSERT INTO {entities} AS t (user_id, entity_system, key, name, type, summary, aliases) "  # noqa: S608
-        "SELECT ?, ?, m.key, m.name, m.type, m.summary, m.aliases FROM " + dialect.unnest(_ENTITY_COLS) + " "
+        "SELECT ?, ?, m.key, m.name, m.type, m.summary, m.aliases FROM "
+        + dialect.unnest(_ENTITY_COLS)
+        + " "
         "WHERE true ON CONFLICT (user_id, entity_system, key) DO UPDATE SET type = coalesce(excluded.type, t.type), "
         "summary = excluded.summary, aliases = excluded.aliases, updated_at = {now}"
     )
@@ -202,12 +222,23 @@ def delete_statements(user_id: str, system: str, key: str | None) -> list[Stmt]:
     """Delete one entity (``key``) or all of the entity system (``key=None``)."""
     if key is None:
         return [
-            Stmt("DELETE FROM {entity_aliases} WHERE user_id = ? AND kind = 'entity' AND space = ?", [user_id, system]),
-            Stmt("DELETE FROM {entities} WHERE user_id = ? AND entity_system = ?", [user_id, system]),
+            Stmt(
+                "DELETE FROM {entity_aliases} WHERE user_id = ? AND kind = 'entity' AND space = ?",
+                [user_id, system],
+            ),
+            Stmt(
+                "DELETE FROM {entities} WHERE user_id = ? AND entity_system = ?", [user_id, system]
+            ),
         ]
     return [
-        Stmt("DELETE FROM {entity_aliases} WHERE user_id = ? AND kind = 'entity' AND space = ? AND key = ?", [user_id, system, key]),
-        Stmt("DELETE FROM {entities} WHERE user_id = ? AND entity_system = ? AND key = ?", [user_id, system, key]),
+        Stmt(
+            "DELETE FROM {entity_aliases} WHERE user_id = ? AND kind = 'entity' AND space = ? AND key = ?",
+            [user_id, system, key],
+        ),
+        Stmt(
+            "DELETE FROM {entities} WHERE user_id = ? AND entity_system = ? AND key = ?",
+            [user_id, system, key],
+        ),
     ]
 
 
@@ -225,12 +256,17 @@ def _entity(dialect: Dialect, row: tuple[Any, ...]) -> Entity:
 # -- plans shared by the memory and the store ---------------------------------------------
 
 
-def _resolve_plan(dialect: Dialect, uid: str, system: str, names: Sequence[str]) -> Plan[dict[str, str]]:
+def _resolve_plan(
+    dialect: Dialect, uid: str, system: str, names: Sequence[str]
+) -> Plan[dict[str, str]]:
     """Normalized name -> key of the entity it names, for the known ones."""
     keys = sorted({normalize(n) for n in names})
     if not keys:
         return {}
-    (rows,) = yield Sql([Stmt(*resolve_query(dialect, uid, system, [encode_key(k) for k in keys]), fetch=True)], readonly=True)
+    (rows,) = yield Sql(
+        [Stmt(*resolve_query(dialect, uid, system, [encode_key(k) for k in keys]), fetch=True)],
+        readonly=True,
+    )
     return {decode_key(a): decode_key(k) for a, k in rows}
 
 
@@ -239,11 +275,20 @@ def _get_plan(dialect: Dialect, uid: str, system: str, name: str) -> Plan[Entity
     key = resolved.get(normalize(name))
     if key is None:
         return None
-    (rows,) = yield Sql([Stmt(*get_query(dialect, uid, system, [encode_key(key)]), fetch=True)], readonly=True)
+    (rows,) = yield Sql(
+        [Stmt(*get_query(dialect, uid, system, [encode_key(key)]), fetch=True)], readonly=True
+    )
     return _entity(dialect, rows[0]) if rows else None
 
 
-def _merge(existing: Entity | None, key: str, name: str, type_: str | None, summary: str, aliases: Iterable[str]) -> Entity:
+def _merge(
+    existing: Entity | None,
+    key: str,
+    name: str,
+    type_: str | None,
+    summary: str,
+    aliases: Iterable[str],
+) -> Entity:
     names = [] if existing is None else list(existing.aliases)
     display = existing.name if existing is not None else name
     seen = {normalize(display), *(normalize(a) for a in names)}
@@ -261,7 +306,10 @@ def _merge(existing: Entity | None, key: str, name: str, type_: str | None, summ
 
 
 def _set_plan(
-    dialect: Dialect, uid: str, system: str, items: Sequence[tuple[str, str | None, str, Sequence[str]]]
+    dialect: Dialect,
+    uid: str,
+    system: str,
+    items: Sequence[tuple[str, str | None, str, Sequence[str]]],
 ) -> Plan[list[Entity]]:
     """Upsert ``(name, type, summary, aliases)`` items, resolving names and aliases to
     known entities first; items naming one entity are merged."""
@@ -269,15 +317,31 @@ def _set_plan(
     resolved = yield from _resolve_plan(dialect, uid, system, all_names)
     keys: list[str] = []
     for name, _, _, aliases in items:
-        found = next((resolved[normalize(n)] for n in [name, *aliases] if n and n.strip() and normalize(n) in resolved), None)
+        found = next(
+            (
+                resolved[normalize(n)]
+                for n in [name, *aliases]
+                if n and n.strip() and normalize(n) in resolved
+            ),
+            None,
+        )
         keys.append(found or normalize(name))
     existing: dict[str, Entity] = {}
     if keys:
-        (rows,) = yield Sql([Stmt(*get_query(dialect, uid, system, [encode_key(k) for k in set(keys)]), fetch=True)], readonly=True)
+        (rows,) = yield Sql(
+            [
+                Stmt(
+                    *get_query(dialect, uid, system, [encode_key(k) for k in set(keys)]), fetch=True
+                )
+            ],
+            readonly=True,
+        )
         existing = {e.key: e for e in (_entity(dialect, r) for r in rows)}
     merged: dict[str, Entity] = {}
     for key, (name, type_, summary, aliases) in zip(keys, items, strict=True):
-        merged[key] = _merge(merged.get(key) or existing.get(key), key, name.strip(), type_, summary, aliases)
+        merged[key] = _merge(
+            merged.get(key) or existing.get(key), key, name.strip(), type_, summary, aliases
+        )
     if merged:
         yield Sql(upsert_statements(dialect, uid, system, list(merged.values())))
     return list(merged.values())
@@ -287,8 +351,10 @@ def _text_of_turn(turn: str | Sequence[BaseMessage]) -> str:
     if isinstance(turn, str):
         return turn
     if isinstance(turn, Sequence) and all(isinstance(m, BaseMessage) for m in turn):
-        return get_buffer_string(list(turn))
-    raise TypeError(f"expected a turn as str or a list of messages, got {type(turn).__name__}: {turn!r:.80}")
+        return get_buffer_string([m for m in turn if isinstance(m, BaseMessage)])
+    raise TypeError(
+        f"expected a turn as str or a list of messages, got {type(turn).__name__}: {turn!r:.80}"
+    )
 
 
 def _check_limit(limit: int | None) -> None:
@@ -337,7 +403,9 @@ class EntityMemory:
         self.max_known = max_known
         self._uid = encode_key(user_id)
         self._system = encode_key(entity_system)
-        self._extract: Runnable[Any, EntityExtraction] | None = structured(llm, EntityExtraction) if llm is not None else None
+        self._extract: Runnable[Any, EntityExtraction] | None = (
+            structured(llm, EntityExtraction) if llm is not None else None
+        )
 
     @property
     def _dialect(self) -> Dialect:
@@ -351,7 +419,9 @@ class EntityMemory:
         names = candidate_names(text)
         if not names:
             return []
-        query, params = mentioned_query(self._dialect, self._uid, self._system, [encode_key(n) for n in names], limit)
+        query, params = mentioned_query(
+            self._dialect, self._uid, self._system, [encode_key(n) for n in names], limit
+        )
         (rows,) = yield Sql([Stmt(query, params, fetch=True)], readonly=True)
         return [_entity(self._dialect, r) for r in rows]
 
@@ -370,13 +440,19 @@ class EntityMemory:
             ),
         ]
         answer: EntityExtraction = yield Model(self._extract, prompt)
-        items = [(e.name, e.type, e.summary.strip(), e.aliases) for e in answer.entities if e.name and e.name.strip()]
+        items = [
+            (e.name, e.type, e.summary.strip(), e.aliases)
+            for e in answer.entities
+            if e.name and e.name.strip()
+        ]
         updated = yield from _set_plan(self._dialect, self._uid, self._system, items)
         return updated
 
     def _list_plan(self, limit: int | None) -> Plan[list[Entity]]:
         _check_limit(limit)
-        (rows,) = yield Sql([Stmt(*list_query(self._uid, self._system, limit), fetch=True)], readonly=True)
+        (rows,) = yield Sql(
+            [Stmt(*list_query(self._uid, self._system, limit), fetch=True)], readonly=True
+        )
         return [_entity(self._dialect, r) for r in rows]
 
     def _delete_plan(self, name: str | None) -> Plan[bool]:
@@ -390,13 +466,17 @@ class EntityMemory:
         results = yield Sql(delete_statements(self._uid, self._system, encode_key(key)))
         return bool(results[1])
 
-    def _set(self, name: str, summary: str, type: str | None, aliases: Sequence[str]) -> Plan[Entity]:
+    def _set(
+        self, name: str, summary: str, type: str | None, aliases: Sequence[str]
+    ) -> Plan[Entity]:
         if not isinstance(summary, str):
             raise TypeError(f"expected summary as str, got {type_name(summary)}")
         if isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases):
             raise TypeError(f"expected aliases as a list of str, got {aliases!r:.80}")
         normalize(name)
-        (entity,) = yield from _set_plan(self._dialect, self._uid, self._system, [(name, type, summary, list(aliases))])
+        (entity,) = yield from _set_plan(
+            self._dialect, self._uid, self._system, [(name, type, summary, list(aliases))]
+        )
         return entity
 
     # -- public API -----------------------------------------------------------------------
@@ -424,14 +504,20 @@ class EntityMemory:
 
     async def aget(self, name: str) -> Entity | None:
         """Async form of :meth:`get`."""
-        return await arun(self.engine, self._uid, _get_plan(self._dialect, self._uid, self._system, name))
+        return await arun(
+            self.engine, self._uid, _get_plan(self._dialect, self._uid, self._system, name)
+        )
 
-    def set(self, name: str, summary: str, *, type: str | None = None, aliases: Sequence[str] = ()) -> Entity:  # noqa: A002
+    def set(
+        self, name: str, summary: str, *, type: str | None = None, aliases: Sequence[str] = ()
+    ) -> Entity:  # noqa: A002
         """Write an entity's summary by hand (merging with the entity a name or alias
         already refers to)."""
         return run(self.engine, self._uid, self._set(name, summary, type, aliases))
 
-    async def aset(self, name: str, summary: str, *, type: str | None = None, aliases: Sequence[str] = ()) -> Entity:  # noqa: A002
+    async def aset(
+        self, name: str, summary: str, *, type: str | None = None, aliases: Sequence[str] = ()
+    ) -> Entity:  # noqa: A002
         """Async form of :meth:`set`."""
         return await arun(self.engine, self._uid, self._set(name, summary, type, aliases))
 
@@ -493,8 +579,15 @@ class EntityStore(_EntityStoreBase):  # type: ignore[misc,valid-type]
     entity_system: str = "default"
     _memory: EntityMemory = PrivateAttr()
 
-    def __init__(self, engine: Engine, *, user_id: str = "default", entity_system: str = "default", **kwargs: Any) -> None:
-        super().__init__(engine=engine, user_id=user_id, entity_system=entity_system, **kwargs)
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        user_id: str = "default",
+        entity_system: str = "default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(engine=engine, user_id=user_id, entity_system=entity_system, **kwargs)  # type: ignore[call-arg]
         self._memory = EntityMemory(engine, None, user_id=user_id, entity_system=entity_system)
 
     def get(self, key: str, default: str | None = None) -> str | None:

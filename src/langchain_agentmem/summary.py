@@ -77,7 +77,10 @@ DEFAULT_SUMMARY_PROMPT = ChatPromptTemplate.from_messages(
             "the new summary only, as plain text. Keep names, facts, preferences, decisions "
             "and open questions; drop small talk.",
         ),
-        ("human", "Current summary:\n{summary}\n\nNew lines of conversation:\n{new_lines}\n\nNew summary:"),
+        (
+            "human",
+            "Current summary:\n{summary}\n\nNew lines of conversation:\n{new_lines}\n\nNew summary:",
+        ),
     ]
 )
 
@@ -113,7 +116,9 @@ def state_query(user_id: str, session_id: str) -> Query:
     )
 
 
-def save_query(user_id: str, session_id: str, summary: str, folded: int, last_seq: int, expected_seq: int) -> Query:
+def save_query(
+    user_id: str, session_id: str, summary: str, folded: int, last_seq: int, expected_seq: int
+) -> Query:
     """Store the new summary, unless another writer moved ``last_seq`` on since we read
     it (then nothing changes: its summary already covers these messages)."""
     return (
@@ -126,15 +131,21 @@ def save_query(user_id: str, session_id: str, summary: str, folded: int, last_se
 
 
 def delete_query(user_id: str, session_id: str) -> Query:
-    return ("DELETE FROM {conversation_summaries} WHERE user_id = ? AND session_id = ?", [user_id, session_id])
+    return (
+        "DELETE FROM {conversation_summaries} WHERE user_id = ? AND session_id = ?",
+        [user_id, session_id],
+    )
 
 
-def list_query(user_id: str, limit: int | None, exclude: str | None) -> Query:
+def list_query(user_id: str, limit: int | None, exclude: str | None, only: str | None = None) -> Query:
     query = (
         "SELECT user_id, session_id, CAST(summary AS text), message_count, last_seq, created_at, updated_at "
         "FROM {conversation_summaries} WHERE user_id = ?"
     )
     params: list[Any] = [user_id]
+    if only is not None:
+        query += " AND session_id = ?"
+        params.append(only)
     if exclude is not None:
         query += " AND session_id <> ?"
         params.append(exclude)
@@ -148,9 +159,15 @@ def list_query(user_id: str, limit: int | None, exclude: str | None) -> Query:
 # -- the cut (pure) -------------------------------------------------------------------
 
 
-def safe_cut(messages: Sequence[BaseMessage], max_tokens: int, counter: TokenCounter = count_tokens_approximately) -> int:
+def safe_cut(
+    messages: Sequence[BaseMessage],
+    max_tokens: int,
+    counter: TokenCounter = count_tokens_approximately,
+    target: int | None = None,
+) -> int:
     """How many of the oldest ``messages`` to fold into the summary so that the rest fit
-    in ``max_tokens``, without separating tool calls from their results.
+    in ``target`` tokens (default ``max_tokens``) once they exceed ``max_tokens``, without
+    separating tool calls from their results.
 
     A cut at ``i`` (fold ``messages[:i]``, keep ``messages[i:]``) is safe when every tool
     call requested before ``i`` has its result before ``i`` and ``messages[i]`` is not a
@@ -173,6 +190,7 @@ def safe_cut(messages: Sequence[BaseMessage], max_tokens: int, counter: TokenCou
         suffix[i] = suffix[i + 1] + sizes[i]
     if suffix[0] <= max_tokens:
         return 0
+    goal = max_tokens if target is None else min(target, max_tokens)
     safe = [False] * (n + 1)
     open_ids: set[str] = set()
     for i, m in enumerate(messages):
@@ -186,7 +204,7 @@ def safe_cut(messages: Sequence[BaseMessage], max_tokens: int, counter: TokenCou
     for i in range(1, n + 1):
         if safe[i]:
             best = i
-            if suffix[i] <= max_tokens:
+            if suffix[i] <= goal:
                 return i
     return best
 
@@ -240,6 +258,11 @@ class SummaryMemory(BaseChatMessageHistory):
             (default :data:`DEFAULT_SUMMARY_PROMPT`).
         auto_prune: summarize on :meth:`add_messages` (default True); else call
             :meth:`prune` yourself.
+        prune_to: when the recent messages outgrow ``max_token_limit``, fold until they
+            fit in this many tokens (default ``max_token_limit``, as the legacy class
+            does). A lower mark, e.g. half the budget, makes a summary call every few
+            turns instead of on almost every turn once the budget is reached.
+        agent_name: recorded on the ``sessions`` row.
 
     Example:
         >>> from langchain_core.language_models.fake_chat_models import FakeListChatModel
@@ -262,6 +285,7 @@ class SummaryMemory(BaseChatMessageHistory):
         token_counter: TokenCounter | None = None,
         prompt: ChatPromptTemplate | None = None,
         auto_prune: bool = True,
+        prune_to: int | None = None,
         agent_name: str | None = None,
     ) -> None:
         if not isinstance(llm, (BaseLanguageModel, Runnable)):
@@ -271,13 +295,18 @@ class SummaryMemory(BaseChatMessageHistory):
         self.session_id = session_id
         self.user_id = user_id
         self.max_token_limit = _check_positive("max_token_limit", max_token_limit)
+        self.prune_to = _check_positive("prune_to", prune_to) if prune_to is not None else None
         self.token_counter: TokenCounter = token_counter or count_tokens_approximately
         self.prompt = prompt or DEFAULT_SUMMARY_PROMPT
         self.auto_prune = auto_prune
-        self.history = ChatMessageHistory(engine, session_id, user_id=user_id, agent_name=agent_name)
+        self.history = ChatMessageHistory(
+            engine, session_id, user_id=user_id, agent_name=agent_name
+        )
         self._uid = encode_key(user_id)
         self._sid = encode_key(session_id)
-        self._chain: Runnable[Any, str] = self.prompt | llm | RunnableLambda(lambda out: text_of(out).strip())
+        self._chain: Runnable[Any, str] = (
+            self.prompt | llm | RunnableLambda(lambda out: text_of(out).strip())
+        )
 
     # -- plans (shared by the sync and async methods) ----------------------------------
     def _read_plan(self) -> Plan[_State]:
@@ -286,12 +315,17 @@ class SummaryMemory(BaseChatMessageHistory):
 
     def _prune_plan(self) -> Plan[bool]:
         state = yield from self._read_plan()
-        cut = safe_cut(state.messages, self.max_token_limit, self.token_counter)
+        cut = safe_cut(state.messages, self.max_token_limit, self.token_counter, self.prune_to)
         if cut == 0:
             return False
         folded = state.messages[:cut]
-        summary = yield Model(self._chain, {"summary": state.summary or "(none yet)", "new_lines": get_buffer_string(folded)})
-        query, params = save_query(self._uid, self._sid, summary, cut, state.seqs[cut - 1], state.last_seq)
+        summary = yield Model(
+            self._chain,
+            {"summary": state.summary or "(none yet)", "new_lines": get_buffer_string(folded)},
+        )
+        query, params = save_query(
+            self._uid, self._sid, summary, cut, state.seqs[cut - 1], state.last_seq
+        )
         (changed,) = yield Sql([Stmt(query, params)])
         return bool(changed)
 
@@ -313,17 +347,17 @@ class SummaryMemory(BaseChatMessageHistory):
 
     def get_summary(self) -> SessionSummary | None:
         """This session's summary row, or None before anything was summarized."""
-        for s in self.list_summaries(self.engine, self.user_id):
-            if s.session_id == self.session_id:
-                return s
-        return None
+        query, params = list_query(self._uid, None, None, self._sid)
+        with self.engine.transaction(self._uid, readonly=True) as tx:
+            rows = tx.fetchall(query, params)
+        return _summary(self.engine.dialect, rows[0]) if rows else None
 
     async def aget_summary(self) -> SessionSummary | None:
         """Async form of :meth:`get_summary`."""
-        for s in await self.alist_summaries(self.engine, self.user_id):
-            if s.session_id == self.session_id:
-                return s
-        return None
+        query, params = list_query(self._uid, None, None, self._sid)
+        async with self.engine.atransaction(self._uid, readonly=True) as tx:
+            rows = await tx.fetchall(query, params)
+        return _summary(self.engine.dialect, rows[0]) if rows else None
 
     @property
     def moving_summary_buffer(self) -> str:
@@ -356,10 +390,14 @@ class SummaryMemory(BaseChatMessageHistory):
         return await arun(self.engine, self._uid, self._prune_plan())
 
     def _clear_statements(self) -> list[Stmt]:
-        return [Stmt(*delete_query(self._uid, self._sid)), *(Stmt(q, p) for q, p in clear_queries(self._uid, self._sid))]
+        return [
+            Stmt(*delete_query(self._uid, self._sid)),
+            *(Stmt(q, p) for q, p in clear_queries(self._uid, self._sid)),
+        ]
 
     def clear(self) -> None:
         """Delete the session's messages and its summary."""
+
         def plan() -> Plan[None]:
             yield Sql(self._clear_statements())
 
@@ -367,6 +405,7 @@ class SummaryMemory(BaseChatMessageHistory):
 
     async def aclear(self) -> None:
         """Async form of :meth:`clear`."""
+
         def plan() -> Plan[None]:
             yield Sql(self._clear_statements())
 
@@ -375,7 +414,11 @@ class SummaryMemory(BaseChatMessageHistory):
     # -- other sessions ----------------------------------------------------------------
     @staticmethod
     def list_summaries(
-        engine: Engine, user_id: str = "default", *, limit: int | None = None, exclude: str | None = None
+        engine: Engine,
+        user_id: str = "default",
+        *,
+        limit: int | None = None,
+        exclude: str | None = None,
     ) -> list[SessionSummary]:
         """Summaries of ``user_id``'s sessions, most recently updated first (``exclude``:
         a session id to leave out, e.g. the current one).
@@ -394,7 +437,11 @@ class SummaryMemory(BaseChatMessageHistory):
 
     @staticmethod
     async def alist_summaries(
-        engine: Engine, user_id: str = "default", *, limit: int | None = None, exclude: str | None = None
+        engine: Engine,
+        user_id: str = "default",
+        *,
+        limit: int | None = None,
+        exclude: str | None = None,
     ) -> list[SessionSummary]:
         """Async form of :meth:`list_summaries`."""
         query, params = _list_args(user_id, limit, exclude)
@@ -410,7 +457,9 @@ class SummaryMemory(BaseChatMessageHistory):
 def _list_args(user_id: str, limit: int | None, exclude: str | None) -> Query:
     if limit is not None:
         _check_positive("limit", limit)
-    return list_query(encode_key(user_id), limit, encode_key(exclude) if exclude is not None else None)
+    return list_query(
+        encode_key(user_id), limit, encode_key(exclude) if exclude is not None else None
+    )
 
 
 def _summary(dialect: Dialect, row: tuple[Any, ...]) -> SessionSummary:

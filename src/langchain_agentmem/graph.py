@@ -1,0 +1,1067 @@
+"""Knowledge-graph memory: facts as edges between entities, with time.
+
+* Nodes (``graph_nodes``) are deduplicated like entities: one per normalized name, and
+  every name and alias resolves through ``entity_aliases`` ("Bob", "bob", "Bobby").
+* Edges (``graph_edges``) carry a relation, a weight, properties, the session and ``seq``
+  of the event they came from, and a validity interval ``[valid_from, valid_to)``.
+* Time-aware: a new fact on a *single-valued* relation (``lives_in``, ``works_at``, ...)
+  closes the subject's open edge for that relation (``valid_to``) instead of deleting it.
+  Queries answer "now" by default and "as of" a given time with ``as_of=``.
+* Queries run as recursive SQL on both backends: :meth:`GraphMemory.neighbors` to depth
+  n, :meth:`GraphMemory.subgraph`, :meth:`GraphMemory.shortest_path`,
+  :meth:`GraphMemory.facts` / :meth:`GraphMemory.facts_text` for prompts, and
+  :meth:`GraphMemory.to_networkx`.
+* With a model, :meth:`GraphMemory.add_text` extracts triples in one call; the
+  ``ConversationKGMemory`` methods ``get_knowledge_triplets`` and ``get_current_entities``
+  behave like the legacy ones (one model call each).
+
+Example:
+    >>> from datetime import datetime, timezone
+    >>> from langchain_agentmem import connect
+    >>> engine = connect("sqlite://"); _ = engine.migrate()
+    >>> kg = GraphMemory(engine, user_id="alice")
+    >>> t1, t2 = datetime(2024, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 1, tzinfo=timezone.utc)
+    >>> _ = kg.add_triple("Alice", "lives in", "Paris", at=t1)
+    >>> _ = kg.add_triple("Alice", "lives_in", "Rome", at=t2)     # closes the Paris edge
+    >>> kg.facts_text("alice")
+    'Alice lives in Rome'
+    >>> kg.facts_text("alice", as_of=datetime(2024, 6, 1, tzinfo=timezone.utc))
+    'Alice lives in Paris'
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal, NamedTuple
+
+from langchain_core.language_models import BaseLanguageModel
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable
+from pydantic import BaseModel, Field
+
+from ._json import dumps, loads
+from ._keys import decode_key, encode_key
+from ._llm import structured
+from ._names import candidate_names, normalize, normalize_relation
+from ._run import Model, Plan, Sql, Stmt, arun, run
+from .dialects import Dialect
+from .engine import Engine
+from .entities import _text_of_turn, resolve_query
+
+__all__ = [
+    "DEFAULT_SINGLE_VALUED",
+    "Edge",
+    "GraphMemory",
+    "KnowledgeTriple",
+    "Node",
+    "Subgraph",
+]
+
+Query = tuple[str, list[Any]]
+Direction = Literal["out", "in", "both"]
+
+#: Relations a subject has one value of at a time: a new value closes the old edge.
+DEFAULT_SINGLE_VALUED = frozenset(
+    {
+        "lives_in",
+        "works_at",
+        "works_for",
+        "employed_by",
+        "married_to",
+        "spouse",
+        "age",
+        "located_in",
+        "job_title",
+        "has_job_title",
+        "current_city",
+        "favorite_color",
+        "status",
+    }
+)
+
+TRIPLE_SYSTEM_PROMPT = (
+    "You extract a knowledge graph from a conversation between a human (the user) and an "
+    "AI. Return every fact stated as a triple: subject, relation, object. Use the canonical "
+    'name of each entity; refer to the human as "User". Relations are short lower-case '
+    "verb phrases in snake_case (lives_in, works_at, likes, is_a, brother_of). Only facts "
+    "stated or clearly implied; none from questions. "
+    'Answer with JSON only: {"triples": [{"subject": "...", "relation": "...", "object": "..."}]}, '
+    'or {"triples": []} when there are none.'
+)
+
+ENTITY_SYSTEM_PROMPT = (
+    "List the proper nouns and named entities (people, places, organizations, things) that "
+    "the text mentions, as they are written. "
+    'Answer with JSON only: {"entities": ["..."]}, or {"entities": []} when there are none.'
+)
+
+
+class KnowledgeTriple(NamedTuple):
+    """A fact, field-compatible with langchain-community's ``KnowledgeTriple``."""
+
+    subject: str
+    predicate: str
+    object_: str
+
+
+class ExtractedTriple(BaseModel):
+    subject: str = Field(description="canonical name of the subject entity")
+    relation: str = Field(description="snake_case relation, e.g. lives_in")
+    object: str = Field(description="canonical name of the object entity or value")
+
+
+class TripleExtraction(BaseModel):
+    triples: list[ExtractedTriple]
+
+
+class EntityNames(BaseModel):
+    entities: list[str]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One row of ``graph_nodes``."""
+
+    key: str
+    name: str
+    type: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One row of ``graph_edges``, with the display names of its ends."""
+
+    id: str
+    source: str
+    relation: str
+    target: str
+    source_name: str
+    target_name: str
+    weight: float = 1.0
+    properties: dict[str, Any] = field(default_factory=dict)
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    source_session: str | None = None
+    source_seq: int | None = None
+
+    def as_text(self) -> str:
+        """``"Alice lives in Rome"``."""
+        return f"{self.source_name} {self.relation.replace('_', ' ')} {self.target_name}"
+
+    def as_triple(self) -> KnowledgeTriple:
+        return KnowledgeTriple(self.source_name, self.relation, self.target_name)
+
+
+@dataclass(frozen=True)
+class Subgraph:
+    """Nodes around a center (with their distance) and the edges between them."""
+
+    nodes: list[tuple[Node, int]]
+    edges: list[Edge]
+
+
+# -- query builders (pure) ------------------------------------------------------------
+# Templates are literals; only fixed fragments (dialect.unnest, the direction join) are
+# spliced in (hence ``noqa: S608``); values are always parameters.
+
+_VALID = "e.valid_from <= ? AND (e.valid_to IS NULL OR e.valid_to > ?)"
+
+_EDGE_SELECT = (
+    "SELECT e.id, e.source, e.relation, e.target, CAST(s.name AS text), CAST(t.name AS text), e.weight, "
+    "CAST(e.properties AS text), e.valid_from, e.valid_to, e.source_session, e.source_seq "
+    "FROM {graph_edges} e "
+    "JOIN {graph_nodes} s ON s.user_id = e.user_id AND s.graph = e.graph AND s.key = e.source "
+    "JOIN {graph_nodes} t ON t.user_id = e.user_id AND t.graph = e.graph AND t.key = e.target "
+)
+
+_STEP = {
+    "out": ("e.source = w.node", "e.target"),
+    "in": ("e.target = w.node", "e.source"),
+    "both": (
+        "(e.source = w.node OR e.target = w.node)",
+        "CASE WHEN e.source = w.node THEN e.target ELSE e.source END",
+    ),
+}
+
+
+def _walk_cte(direction: Direction) -> str:
+    join, nxt = _STEP[direction]
+    return (
+        "WITH RECURSIVE walk(node, depth) AS (SELECT n.key, 0 FROM {graph_nodes} n "  # noqa: S608
+        "WHERE n.user_id = ? AND n.graph = ? AND n.key = ? UNION "
+        f"SELECT {nxt}, w.depth + 1 FROM walk w JOIN {{graph_edges}} e ON e.user_id = ? AND e.graph = ? AND {join} "
+        f"WHERE w.depth < ? AND {_VALID}) "
+    )
+
+
+def neighbors_query(
+    user_id: str, graph: str, key: str, depth: int, at: Any, direction: Direction
+) -> Query:
+    """Nodes within ``depth`` hops of ``key`` (itself at 0) with their distance. The walk
+    starts from the node row (not a parameter) so that, on Postgres, both terms of the
+    recursive query have the ``"C"`` collation of the key columns."""
+    return (
+        _walk_cte(direction)  # noqa: S608
+        + "SELECT n.key, CAST(n.name AS text), n.type, CAST(n.properties AS text), d.depth "
+        "FROM (SELECT node, min(depth) AS depth FROM walk GROUP BY node) d "
+        "JOIN {graph_nodes} n ON n.user_id = ? AND n.graph = ? AND n.key = d.node ORDER BY d.depth, n.key",
+        [user_id, graph, key, user_id, graph, depth, at, at, user_id, graph],
+    )
+
+
+def edges_among_query(
+    dialect: Dialect, user_id: str, graph: str, keys: Sequence[str], at: Any
+) -> Query:
+    cols = [("k", "text")]
+    keyset = dialect.unnest(cols)
+    return (
+        _EDGE_SELECT + f"WHERE e.user_id = ? AND e.graph = ? AND {_VALID} "  # noqa: S608
+        f"AND e.source IN (SELECT m.k FROM {keyset}) AND e.target IN (SELECT m.k FROM {keyset}) ORDER BY e.valid_from, e.source, e.relation, e.target, e.id",
+        [
+            user_id,
+            graph,
+            at,
+            at,
+            *dialect.unnest_params(cols, [(k,) for k in keys]),
+            *dialect.unnest_params(cols, [(k,) for k in keys]),
+        ],
+    )
+
+
+def path_query(user_id: str, graph: str, start: str, goal: str, max_depth: int, at: Any) -> Query:
+    """The shortest path from ``start`` to ``goal`` (edges in either direction) as a
+    path string ``SEP key SEP key ... SEP``; keys never contain SEP (``\\x1f``, which
+    normalization removes as whitespace). Paths do not revisit a node."""
+    sep = "\x1f"
+    nxt = "x.nxt"
+    esc = f"replace(replace(replace({nxt}, '\\', '\\\\'), '%', '\\%'), '_', '\\_')"
+    return (
+        "WITH RECURSIVE hop(a, nxt) AS ("  # noqa: S608
+        f"SELECT e.source, e.target FROM {{graph_edges}} e WHERE e.user_id = ? AND e.graph = ? AND {_VALID} "
+        f"UNION ALL SELECT e.target, e.source FROM {{graph_edges}} e WHERE e.user_id = ? AND e.graph = ? AND {_VALID}), "
+        "walk(node, depth, path) AS (SELECT n.key, 0, ? || n.key || ? FROM {graph_nodes} n "
+        "WHERE n.user_id = ? AND n.graph = ? AND n.key = ? UNION ALL "
+        f"SELECT {nxt}, w.depth + 1, w.path || {nxt} || ? FROM walk w JOIN hop x ON x.a = w.node "
+        f"WHERE w.depth < ? AND w.node <> ? AND w.path NOT LIKE '%' || ? || {esc} || ? || '%' ESCAPE '\\') "
+        "SELECT path FROM walk WHERE node = ? ORDER BY depth, path LIMIT 1",
+        [
+            user_id,
+            graph,
+            at,
+            at,
+            user_id,
+            graph,
+            at,
+            at,
+            sep,
+            sep,
+            user_id,
+            graph,
+            start,
+            sep,
+            max_depth,
+            goal,
+            sep,
+            sep,
+            goal,
+        ],
+    )
+
+
+def facts_query(user_id: str, graph: str, key: str, at: Any | None, limit: int | None) -> Query:
+    """Edges touching ``key``: valid at ``at``, or all of them (history) for ``at=None``."""
+    query = _EDGE_SELECT + "WHERE e.user_id = ? AND e.graph = ? AND (e.source = ? OR e.target = ?) "
+    params: list[Any] = [user_id, graph, key, key]
+    if at is not None:
+        query += f"AND {_VALID} "
+        params += [at, at]
+    query += "ORDER BY e.valid_from, e.source, e.relation, e.target, e.id"
+    if limit is not None:
+        query += " LIMIT ?"
+        params.append(limit)
+    return query, params
+
+
+def all_edges_query(user_id: str, graph: str, at: Any) -> Query:
+    return (
+        _EDGE_SELECT
+        + f"WHERE e.user_id = ? AND e.graph = ? AND {_VALID} ORDER BY e.valid_from, e.source, e.relation, e.target, e.id",
+        [user_id, graph, at, at],
+    )
+
+
+def all_nodes_query(user_id: str, graph: str) -> Query:
+    return (
+        "SELECT key, CAST(name AS text), type, CAST(properties AS text) FROM {graph_nodes} WHERE user_id = ? AND graph = ? ORDER BY key",
+        [user_id, graph],
+    )
+
+
+def open_edges_query(dialect: Dialect, user_id: str, graph: str, sources: Sequence[str]) -> Query:
+    cols = [("k", "text")]
+    return (
+        "SELECT id, source, relation, target FROM {graph_edges} WHERE user_id = ? AND graph = ? "  # noqa: S608
+        "AND valid_to IS NULL AND source IN (SELECT m.k FROM " + dialect.unnest(cols) + ")",
+        [user_id, graph, *dialect.unnest_params(cols, [(s,) for s in sources])],
+    )
+
+
+_NODE_COLS = [("key", "text"), ("name", "json"), ("type", "text")]
+_ALIAS_COLS = [("alias", "text"), ("key", "text")]
+_EDGE_COLS = [
+    ("id", "text"),
+    ("source", "text"),
+    ("relation", "text"),
+    ("target", "text"),
+    ("weight", "double"),
+    ("properties", "json"),
+]
+
+
+def write_statements(
+    dialect: Dialect,
+    user_id: str,
+    graph: str,
+    nodes: Sequence[tuple[str, str, str | None]],
+    edges: Sequence[tuple[str, str, str, str, float, str]],
+    close_ids: Sequence[str],
+    at: Any,
+    session: str | None,
+    seq: int | None,
+) -> list[Stmt]:
+    """Upsert nodes (+ their name as alias), close replaced edges at ``at``, insert new
+    edges valid from ``at``; all in one transaction. ``WHERE true`` lets SQLite parse
+    ``INSERT ... SELECT ... ON CONFLICT``."""
+    out = [
+        Stmt(
+            "INSERT INTO {graph_nodes} AS g (user_id, graph, key, name, type) SELECT ?, ?, m.key, m.name, m.type FROM "  # noqa: S608
+            + dialect.unnest(_NODE_COLS)
+            + " WHERE true ON CONFLICT (user_id, graph, key) DO UPDATE SET type = coalesce(g.type, excluded.type)",
+            [user_id, graph, *dialect.unnest_params(_NODE_COLS, nodes)],
+        ),
+        Stmt(
+            "INSERT INTO {entity_aliases} (user_id, kind, space, alias, key) SELECT ?, 'node', ?, m.alias, m.key FROM "  # noqa: S608
+            + dialect.unnest(_ALIAS_COLS)
+            + " WHERE true ON CONFLICT (user_id, kind, space, alias) DO NOTHING",
+            [user_id, graph, *dialect.unnest_params(_ALIAS_COLS, [(k, k) for k, _, _ in nodes])],
+        ),
+    ]
+    if close_ids:
+        cols = [("id", "text")]
+        out.append(
+            Stmt(
+                "UPDATE {graph_edges} SET valid_to = ? WHERE user_id = ? AND graph = ? AND valid_to IS NULL "  # noqa: S608
+                "AND id IN (SELECT m.id FROM " + dialect.unnest(cols) + ")",
+                [at, user_id, graph, *dialect.unnest_params(cols, [(i,) for i in close_ids])],
+            )
+        )
+    if edges:
+        out.append(
+            Stmt(
+                "INSERT INTO {graph_edges} (user_id, graph, id, source, relation, target, weight, properties, "  # noqa: S608
+                "valid_from, source_session, source_seq) SELECT ?, ?, m.id, m.source, m.relation, m.target, m.weight, "
+                "m.properties, ?, ?, ? FROM " + dialect.unnest(_EDGE_COLS),
+                [user_id, graph, at, session, seq, *dialect.unnest_params(_EDGE_COLS, edges)],
+            )
+        )
+    return out
+
+
+def _node(row: tuple[Any, ...]) -> Node:
+    return Node(
+        key=decode_key(row[0]), name=loads(row[1]), type=row[2], properties=loads(row[3]) or {}
+    )
+
+
+def _edge(dialect: Dialect, row: tuple[Any, ...]) -> Edge:
+    return Edge(
+        id=row[0],
+        source=decode_key(row[1]),
+        relation=decode_key(row[2]),
+        target=decode_key(row[3]),
+        source_name=loads(row[4]),
+        target_name=loads(row[5]),
+        weight=float(row[6]),
+        properties=loads(row[7]) or {},
+        valid_from=dialect.to_datetime(row[8]),
+        valid_to=dialect.to_datetime(row[9]),
+        source_session=decode_key(row[10]) if row[10] is not None else None,
+        source_seq=int(row[11]) if row[11] is not None else None,
+    )
+
+
+def _check_time(value: datetime | None, what: str) -> datetime:
+    if value is None:
+        return datetime.now(timezone.utc)
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValueError(f"{what} must be a timezone-aware datetime, got {value!r}")
+    return value
+
+
+def _check_int(value: Any, what: str, low: int = 0) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{what} must be an int >= {low}, got {value!r}")
+    return value
+
+
+TripleLike = KnowledgeTriple | tuple[str, str, str] | Sequence[str]
+
+
+class GraphMemory:
+    """A user's knowledge graph.
+
+    Args:
+        engine: from :func:`langchain_agentmem.connect`, migrated.
+        llm: optional chat model, for :meth:`add_text`, :meth:`get_knowledge_triplets`
+            and :meth:`get_current_entities`.
+        user_id: the tenant.
+        graph: a namespace of graphs (e.g. one per agent).
+        single_valued: relations (normalized, e.g. ``lives_in``) a subject has one value
+            of at a time (default :data:`DEFAULT_SINGLE_VALUED`).
+
+    Example:
+        >>> from langchain_agentmem import connect
+        >>> engine = connect("sqlite://"); _ = engine.migrate()
+        >>> kg = GraphMemory(engine)
+        >>> _ = kg.add_triples([("Alice", "knows", "Bob"), ("Bob", "knows", "Carol")])
+        >>> [n.name for n in kg.shortest_path("alice", "carol")]
+        ['Alice', 'Bob', 'Carol']
+        >>> [(n.name, d) for n, d in kg.neighbors("Alice", depth=2)]
+        [('Alice', 0), ('Bob', 1), ('Carol', 2)]
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        llm: BaseLanguageModel[Any] | Runnable[Any, Any] | None = None,
+        *,
+        user_id: str = "default",
+        graph: str = "default",
+        single_valued: Iterable[str] = DEFAULT_SINGLE_VALUED,
+    ) -> None:
+        self.engine = engine
+        self.llm = llm
+        self.user_id = user_id
+        self.graph = graph
+        self.single_valued = frozenset(normalize_relation(r) for r in single_valued)
+        self._uid = encode_key(user_id)
+        self._graph = encode_key(graph)
+        self._triples: Runnable[Any, TripleExtraction] | None = (
+            structured(llm, TripleExtraction) if llm is not None else None
+        )
+        self._names: Runnable[Any, EntityNames] | None = (
+            structured(llm, EntityNames) if llm is not None else None
+        )
+
+    @property
+    def _dialect(self) -> Dialect:
+        return self.engine.dialect
+
+    def _ts(self, value: datetime) -> Any:
+        return self._dialect.from_datetime(value)
+
+    # -- plans --------------------------------------------------------------------------
+    def _resolve(self, names: Sequence[str]) -> Plan[dict[str, str]]:
+        keys = sorted({normalize(n) for n in names})
+        if not keys:
+            return {}
+        q = resolve_query(
+            self._dialect, self._uid, self._graph, [encode_key(k) for k in keys], kind="node"
+        )
+        (rows,) = yield Sql([Stmt(*q, fetch=True)], readonly=True)
+        found = {decode_key(a): decode_key(k) for a, k in rows}
+        return {k: found.get(k, k) for k in keys}
+
+    def _key_of(self, name: str) -> Plan[str]:
+        resolved = yield from self._resolve([name])
+        return resolved[normalize(name)]
+
+    def _add_plan(
+        self,
+        triples: Sequence[TripleLike],
+        weight: float,
+        properties: dict[str, Any] | None,
+        at: datetime | None,
+        session_id: str | None,
+        seq: int | None,
+    ) -> Plan[list[Edge]]:
+        when = _check_time(at, "at")
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+            raise TypeError(f"weight must be a number, got {weight!r}")
+        if properties is not None and not isinstance(properties, dict):
+            raise TypeError(f"properties must be a dict, got {type(properties).__name__}")
+        if seq is not None:
+            _check_int(seq, "seq")
+        parsed: list[tuple[str, str, str]] = []
+        for t in triples:
+            if isinstance(t, str) or len(t) != 3 or not all(isinstance(x, str) for x in t):
+                raise TypeError(
+                    f"expected a (subject, relation, object) triple of str, got {t!r:.80}"
+                )
+            s, r, o = t
+            normalize(s), normalize(o)
+            parsed.append((s.strip(), normalize_relation(r), o.strip()))
+        if not parsed:
+            return []
+        keys = yield from self._resolve([n for s, _, o in parsed for n in (s, o)])
+        names: dict[str, str] = {}
+        for s, _, o in parsed:
+            names.setdefault(keys[normalize(s)], s)
+            names.setdefault(keys[normalize(o)], o)
+        sources = sorted({keys[normalize(s)] for s, _, _ in parsed})
+        (open_rows,) = yield Sql(
+            [
+                Stmt(
+                    *open_edges_query(
+                        self._dialect, self._uid, self._graph, [encode_key(k) for k in sources]
+                    ),
+                    fetch=True,
+                )
+            ],
+            readonly=True,
+        )
+        open_edges = [
+            (r[0], decode_key(r[1]), decode_key(r[2]), decode_key(r[3])) for r in open_rows
+        ]
+        close: list[str] = []
+        new: dict[tuple[str, str, str], str] = {}
+        props = dumps(properties or {})
+        for s, r, o in parsed:
+            sk, ok = keys[normalize(s)], keys[normalize(o)]
+            existing = [e for e in open_edges if e[1] == sk and e[2] == r and e[0] not in close]
+            if any(e[3] == ok for e in existing) or (sk, r, ok) in new:
+                continue  # already true: keep the original edge and its valid_from
+            if r in self.single_valued:
+                close.extend(e[0] for e in existing)
+                for triple in [t for t in new if t[0] == sk and t[1] == r]:
+                    del new[triple]  # a later fact in the same batch wins
+            new[(sk, r, ok)] = uuid.uuid4().hex
+        node_rows = [(encode_key(k), dumps(n), None) for k, n in names.items()]
+        edge_rows = [
+            (i, encode_key(s), encode_key(r), encode_key(o), float(weight), props)
+            for (s, r, o), i in new.items()
+        ]
+        session = encode_key(session_id) if session_id is not None else None
+        yield Sql(
+            write_statements(
+                self._dialect,
+                self._uid,
+                self._graph,
+                node_rows,
+                edge_rows,
+                close,
+                self._ts(when),
+                session,
+                seq,
+            )
+        )
+        stored_names = yield from self._names_of(list(names))
+        return [
+            Edge(
+                id=i,
+                source=s,
+                relation=r,
+                target=o,
+                source_name=stored_names.get(s, names[s]),
+                target_name=stored_names.get(o, names[o]),
+                weight=float(weight),
+                properties=properties or {},
+                valid_from=when,
+                valid_to=None,
+                source_session=session_id,
+                source_seq=seq,
+            )
+            for (s, r, o), i in new.items()
+        ]
+
+    def _names_of(self, keys: Sequence[str]) -> Plan[dict[str, str]]:
+        cols = [("k", "text")]
+        d = self._dialect
+        q = (
+            "SELECT key, CAST(name AS text) FROM {graph_nodes} WHERE user_id = ? AND graph = ? "  # noqa: S608
+            "AND key IN (SELECT m.k FROM " + d.unnest(cols) + ")"
+        )
+        (rows,) = yield Sql(
+            [
+                Stmt(
+                    q,
+                    [
+                        self._uid,
+                        self._graph,
+                        *d.unnest_params(cols, [(encode_key(k),) for k in keys]),
+                    ],
+                    fetch=True,
+                )
+            ],
+            readonly=True,
+        )
+        return {decode_key(k): loads(n) for k, n in rows}
+
+    def _extract_plan(self, text: str | Sequence[BaseMessage]) -> Plan[list[KnowledgeTriple]]:
+        if self._triples is None:
+            raise ValueError("extracting triples needs an llm: GraphMemory(engine, llm, ...)")
+        body = _text_of_turn(text)
+        answer: TripleExtraction = yield Model(
+            self._triples, [SystemMessage(TRIPLE_SYSTEM_PROMPT), HumanMessage(body)]
+        )
+        return [
+            KnowledgeTriple(t.subject.strip(), t.relation.strip(), t.object.strip())
+            for t in answer.triples
+            if t.subject.strip() and t.relation.strip() and t.object.strip()
+        ]
+
+    def _add_text_plan(
+        self,
+        text: str | Sequence[BaseMessage],
+        session_id: str | None,
+        seq: int | None,
+        at: datetime | None,
+    ) -> Plan[list[Edge]]:
+        triples = yield from self._extract_plan(text)
+        edges = yield from self._add_plan(triples, 1.0, None, at, session_id, seq)
+        return edges
+
+    def _entities_plan(self, text: str) -> Plan[list[str]]:
+        if self._names is None:
+            raise ValueError("get_current_entities needs an llm: GraphMemory(engine, llm, ...)")
+        answer: EntityNames = yield Model(
+            self._names, [SystemMessage(ENTITY_SYSTEM_PROMPT), HumanMessage(_text_of_turn(text))]
+        )
+        return [n.strip() for n in answer.entities if n.strip()]
+
+    def _neighbors_plan(
+        self, name: str, depth: int, as_of: datetime | None, direction: Direction
+    ) -> Plan[list[tuple[Node, int]]]:
+        _check_int(depth, "depth")
+        if direction not in _STEP:
+            raise ValueError(f"direction must be 'out', 'in' or 'both', got {direction!r}")
+        at = self._ts(_check_time(as_of, "as_of"))
+        key = yield from self._key_of(name)
+        (rows,) = yield Sql(
+            [
+                Stmt(
+                    *neighbors_query(self._uid, self._graph, encode_key(key), depth, at, direction),
+                    fetch=True,
+                )
+            ],
+            readonly=True,
+        )
+        return [(_node(r), int(r[4])) for r in rows]
+
+    def _subgraph_plan(self, name: str, depth: int, as_of: datetime | None) -> Plan[Subgraph]:
+        nodes = yield from self._neighbors_plan(name, depth, as_of, "both")
+        if not nodes:
+            return Subgraph([], [])
+        at = self._ts(_check_time(as_of, "as_of"))
+        q = edges_among_query(
+            self._dialect, self._uid, self._graph, [encode_key(n.key) for n, _ in nodes], at
+        )
+        (rows,) = yield Sql([Stmt(*q, fetch=True)], readonly=True)
+        return Subgraph(nodes, [_edge(self._dialect, r) for r in rows])
+
+    def _path_plan(
+        self, a: str, b: str, max_depth: int, as_of: datetime | None
+    ) -> Plan[list[Node] | None]:
+        _check_int(max_depth, "max_depth")
+        at = self._ts(_check_time(as_of, "as_of"))
+        keys = yield from self._resolve([a, b])
+        start, goal = keys[normalize(a)], keys[normalize(b)]
+        (rows,) = yield Sql(
+            [
+                Stmt(
+                    *path_query(
+                        self._uid, self._graph, encode_key(start), encode_key(goal), max_depth, at
+                    ),
+                    fetch=True,
+                )
+            ],
+            readonly=True,
+        )
+        if not rows:
+            return None
+        path = [decode_key(k) for k in rows[0][0].split("\x1f") if k]
+        found = yield from self._names_of(path)
+        if len(found) != len(set(path)):
+            return None  # an end that is not a node
+        return [Node(key=k, name=found[k]) for k in path]
+
+    def _facts_plan(
+        self, name: str, as_of: datetime | None, history: bool, limit: int | None
+    ) -> Plan[list[Edge]]:
+        if limit is not None:
+            _check_int(limit, "limit")
+        at = None if history else self._ts(_check_time(as_of, "as_of"))
+        key = yield from self._key_of(name)
+        (rows,) = yield Sql(
+            [Stmt(*facts_query(self._uid, self._graph, encode_key(key), at, limit), fetch=True)],
+            readonly=True,
+        )
+        return [_edge(self._dialect, r) for r in rows]
+
+    def _relevant_plan(
+        self, text: str, as_of: datetime | None, limit: int | None
+    ) -> Plan[list[Edge]]:
+        if not isinstance(text, str):
+            raise TypeError(f"expected text as str, got {type(text).__name__}")
+        names = candidate_names(text)
+        if not names:
+            return []
+        q = resolve_query(
+            self._dialect, self._uid, self._graph, [encode_key(n) for n in names], kind="node"
+        )
+        (rows,) = yield Sql([Stmt(*q, fetch=True)], readonly=True)
+        out: dict[str, Edge] = {}
+        for key in sorted({decode_key(k) for _, k in rows}):
+            for e in (yield from self._facts_plan(key, as_of, False, limit)):
+                out.setdefault(e.id, e)
+        return list(out.values())[:limit] if limit is not None else list(out.values())
+
+    def _export_plan(self, as_of: datetime | None) -> Plan[tuple[list[Node], list[Edge]]]:
+        at = self._ts(_check_time(as_of, "as_of"))
+        nodes, edges = yield Sql(
+            [
+                Stmt(*all_nodes_query(self._uid, self._graph), fetch=True),
+                Stmt(*all_edges_query(self._uid, self._graph, at), fetch=True),
+            ],
+            readonly=True,
+        )
+        return [_node(r) for r in nodes], [_edge(self._dialect, r) for r in edges]
+
+    def _alias_plan(self, name: str, alias: str) -> Plan[bool]:
+        key = yield from self._key_of(name)
+        exists = yield from self._names_of([key])
+        if key not in exists:
+            raise KeyError(f"no node named {name!r} in graph {self.graph!r}")
+        d = self._dialect
+        (n,) = yield Sql(
+            [
+                Stmt(
+                    *write_alias(
+                        d, self._uid, self._graph, encode_key(normalize(alias)), encode_key(key)
+                    )
+                )
+            ]
+        )
+        return bool(n)
+
+    def _delete_plan(self, name: str | None) -> Plan[None]:
+        if name is None:
+            yield Sql(
+                [
+                    Stmt(
+                        "DELETE FROM {graph_edges} WHERE user_id = ? AND graph = ?",
+                        [self._uid, self._graph],
+                    ),
+                    Stmt(
+                        "DELETE FROM {graph_nodes} WHERE user_id = ? AND graph = ?",
+                        [self._uid, self._graph],
+                    ),
+                    Stmt(
+                        "DELETE FROM {entity_aliases} WHERE user_id = ? AND kind = 'node' AND space = ?",
+                        [self._uid, self._graph],
+                    ),
+                ]
+            )
+            return
+        key = encode_key((yield from self._key_of(name)))
+        yield Sql(
+            [
+                Stmt(
+                    "DELETE FROM {graph_edges} WHERE user_id = ? AND graph = ? AND (source = ? OR target = ?)",
+                    [self._uid, self._graph, key, key],
+                ),
+                Stmt(
+                    "DELETE FROM {graph_nodes} WHERE user_id = ? AND graph = ? AND key = ?",
+                    [self._uid, self._graph, key],
+                ),
+                Stmt(
+                    "DELETE FROM {entity_aliases} WHERE user_id = ? AND kind = 'node' AND space = ? AND key = ?",
+                    [self._uid, self._graph, key],
+                ),
+            ]
+        )
+
+    # -- writes -------------------------------------------------------------------------
+    def add_triple(
+        self,
+        subject: str,
+        relation: str,
+        object: str,  # noqa: A002
+        *,
+        weight: float = 1.0,
+        properties: dict[str, Any] | None = None,
+        at: datetime | None = None,
+        session_id: str | None = None,
+        seq: int | None = None,
+    ) -> list[Edge]:
+        """Add one fact; returns the edge created ([] when the same fact is already true).
+        On a single-valued relation, the subject's other open edge is closed at ``at``
+        (default now). ``session_id``/``seq`` record the event the fact came from."""
+        return self.add_triples(
+            [(subject, relation, object)],
+            weight=weight,
+            properties=properties,
+            at=at,
+            session_id=session_id,
+            seq=seq,
+        )
+
+    async def aadd_triple(
+        self,
+        subject: str,
+        relation: str,
+        object: str,  # noqa: A002
+        *,
+        weight: float = 1.0,
+        properties: dict[str, Any] | None = None,
+        at: datetime | None = None,
+        session_id: str | None = None,
+        seq: int | None = None,
+    ) -> list[Edge]:
+        """Async form of :meth:`add_triple`."""
+        return await self.aadd_triples(
+            [(subject, relation, object)],
+            weight=weight,
+            properties=properties,
+            at=at,
+            session_id=session_id,
+            seq=seq,
+        )
+
+    def add_triples(
+        self,
+        triples: Sequence[TripleLike],
+        *,
+        weight: float = 1.0,
+        properties: dict[str, Any] | None = None,
+        at: datetime | None = None,
+        session_id: str | None = None,
+        seq: int | None = None,
+    ) -> list[Edge]:
+        """Add many facts in one transaction (see :meth:`add_triple`)."""
+        return run(
+            self.engine, self._uid, self._add_plan(triples, weight, properties, at, session_id, seq)
+        )
+
+    async def aadd_triples(
+        self,
+        triples: Sequence[TripleLike],
+        *,
+        weight: float = 1.0,
+        properties: dict[str, Any] | None = None,
+        at: datetime | None = None,
+        session_id: str | None = None,
+        seq: int | None = None,
+    ) -> list[Edge]:
+        """Async form of :meth:`add_triples`."""
+        return await arun(
+            self.engine, self._uid, self._add_plan(triples, weight, properties, at, session_id, seq)
+        )
+
+    def add_text(
+        self,
+        text: str | Sequence[BaseMessage],
+        *,
+        session_id: str | None = None,
+        seq: int | None = None,
+        at: datetime | None = None,
+    ) -> list[Edge]:
+        """Extract the facts of ``text`` (or a turn's messages) with the model (one call)
+        and add them."""
+        return run(self.engine, self._uid, self._add_text_plan(text, session_id, seq, at))
+
+    async def aadd_text(
+        self,
+        text: str | Sequence[BaseMessage],
+        *,
+        session_id: str | None = None,
+        seq: int | None = None,
+        at: datetime | None = None,
+    ) -> list[Edge]:
+        """Async form of :meth:`add_text`."""
+        return await arun(self.engine, self._uid, self._add_text_plan(text, session_id, seq, at))
+
+    def add_alias(self, name: str, alias: str) -> bool:
+        """Make ``alias`` resolve to the node ``name`` names; False if the alias already
+        names a node."""
+        return run(self.engine, self._uid, self._alias_plan(name, alias))
+
+    async def aadd_alias(self, name: str, alias: str) -> bool:
+        """Async form of :meth:`add_alias`."""
+        return await arun(self.engine, self._uid, self._alias_plan(name, alias))
+
+    def delete_node(self, name: str) -> None:
+        """Delete a node, its edges (history included) and its aliases."""
+        run(self.engine, self._uid, self._delete_plan(name))
+
+    async def adelete_node(self, name: str) -> None:
+        """Async form of :meth:`delete_node`."""
+        await arun(self.engine, self._uid, self._delete_plan(name))
+
+    def clear(self) -> None:
+        """Delete the whole graph of this user."""
+        run(self.engine, self._uid, self._delete_plan(None))
+
+    async def aclear(self) -> None:
+        """Async form of :meth:`clear`."""
+        await arun(self.engine, self._uid, self._delete_plan(None))
+
+    # -- reads --------------------------------------------------------------------------
+    def neighbors(
+        self,
+        name: str,
+        depth: int = 1,
+        *,
+        as_of: datetime | None = None,
+        direction: Direction = "both",
+    ) -> list[tuple[Node, int]]:
+        """Nodes within ``depth`` hops of ``name`` (itself at distance 0), nearest first,
+        following edges valid now (or ``as_of``); ``direction``: ``out``, ``in``, ``both``."""
+        return run(self.engine, self._uid, self._neighbors_plan(name, depth, as_of, direction))
+
+    async def aneighbors(
+        self,
+        name: str,
+        depth: int = 1,
+        *,
+        as_of: datetime | None = None,
+        direction: Direction = "both",
+    ) -> list[tuple[Node, int]]:
+        """Async form of :meth:`neighbors`."""
+        return await arun(
+            self.engine, self._uid, self._neighbors_plan(name, depth, as_of, direction)
+        )
+
+    def subgraph(self, name: str, depth: int = 1, *, as_of: datetime | None = None) -> Subgraph:
+        """The nodes within ``depth`` hops of ``name`` and the edges between them."""
+        return run(self.engine, self._uid, self._subgraph_plan(name, depth, as_of))
+
+    async def asubgraph(
+        self, name: str, depth: int = 1, *, as_of: datetime | None = None
+    ) -> Subgraph:
+        """Async form of :meth:`subgraph`."""
+        return await arun(self.engine, self._uid, self._subgraph_plan(name, depth, as_of))
+
+    def shortest_path(
+        self, a: str, b: str, *, max_depth: int = 6, as_of: datetime | None = None
+    ) -> list[Node] | None:
+        """A shortest path from ``a`` to ``b`` (edges either way), as nodes; None if
+        there is none within ``max_depth`` hops."""
+        return run(self.engine, self._uid, self._path_plan(a, b, max_depth, as_of))
+
+    async def ashortest_path(
+        self, a: str, b: str, *, max_depth: int = 6, as_of: datetime | None = None
+    ) -> list[Node] | None:
+        """Async form of :meth:`shortest_path`."""
+        return await arun(self.engine, self._uid, self._path_plan(a, b, max_depth, as_of))
+
+    def facts(
+        self,
+        name: str,
+        *,
+        as_of: datetime | None = None,
+        history: bool = False,
+        limit: int | None = None,
+    ) -> list[Edge]:
+        """Edges touching ``name`` valid now (or ``as_of``); ``history=True``: all of
+        them, closed ones included, oldest first."""
+        return run(self.engine, self._uid, self._facts_plan(name, as_of, history, limit))
+
+    async def afacts(
+        self,
+        name: str,
+        *,
+        as_of: datetime | None = None,
+        history: bool = False,
+        limit: int | None = None,
+    ) -> list[Edge]:
+        """Async form of :meth:`facts`."""
+        return await arun(self.engine, self._uid, self._facts_plan(name, as_of, history, limit))
+
+    def facts_text(self, name: str, *, as_of: datetime | None = None) -> str:
+        """The facts about ``name`` as lines of text for a prompt."""
+        return "\n".join(e.as_text() for e in self.facts(name, as_of=as_of))
+
+    async def afacts_text(self, name: str, *, as_of: datetime | None = None) -> str:
+        """Async form of :meth:`facts_text`."""
+        return "\n".join(e.as_text() for e in await self.afacts(name, as_of=as_of))
+
+    def relevant_facts(
+        self, text: str, *, as_of: datetime | None = None, limit: int | None = 20
+    ) -> list[Edge]:
+        """Facts about the nodes ``text`` mentions by name or alias (no model call)."""
+        return run(self.engine, self._uid, self._relevant_plan(text, as_of, limit))
+
+    async def arelevant_facts(
+        self, text: str, *, as_of: datetime | None = None, limit: int | None = 20
+    ) -> list[Edge]:
+        """Async form of :meth:`relevant_facts`."""
+        return await arun(self.engine, self._uid, self._relevant_plan(text, as_of, limit))
+
+    def to_networkx(self, *, as_of: datetime | None = None) -> Any:
+        """The graph valid now (or ``as_of``) as a ``networkx.MultiDiGraph`` (nodes keyed
+        by normalized name, edges keyed by id); needs ``pip install networkx``."""
+        return _to_networkx(*run(self.engine, self._uid, self._export_plan(as_of)))
+
+    async def ato_networkx(self, *, as_of: datetime | None = None) -> Any:
+        """Async form of :meth:`to_networkx`."""
+        return _to_networkx(*await arun(self.engine, self._uid, self._export_plan(as_of)))
+
+    # -- ConversationKGMemory compatibility -------------------------------------------------
+    def get_knowledge_triplets(self, input_string: str) -> list[KnowledgeTriple]:
+        """The triples the model finds in ``input_string`` (one call; not stored, as in
+        the legacy class: use :meth:`add_text` to store them)."""
+        return run(self.engine, self._uid, self._extract_plan(input_string))
+
+    async def aget_knowledge_triplets(self, input_string: str) -> list[KnowledgeTriple]:
+        """Async form of :meth:`get_knowledge_triplets`."""
+        return await arun(self.engine, self._uid, self._extract_plan(input_string))
+
+    def get_current_entities(self, input_string: str) -> list[str]:
+        """The entity names the model finds in ``input_string`` (one call)."""
+        return run(self.engine, self._uid, self._entities_plan(input_string))
+
+    async def aget_current_entities(self, input_string: str) -> list[str]:
+        """Async form of :meth:`get_current_entities`."""
+        return await arun(self.engine, self._uid, self._entities_plan(input_string))
+
+    def __repr__(self) -> str:
+        return f"GraphMemory(user_id={self.user_id!r}, graph={self.graph!r})"
+
+
+def write_alias(dialect: Dialect, user_id: str, graph: str, alias: str, key: str) -> Query:
+    return (
+        "INSERT INTO {entity_aliases} (user_id, kind, space, alias, key) VALUES (?, 'node', ?, ?, ?) "
+        "ON CONFLICT (user_id, kind, space, alias) DO NOTHING",
+        [user_id, graph, alias, key],
+    )
+
+
+def _to_networkx(nodes: list[Node], edges: list[Edge]) -> Any:
+    try:
+        import networkx as nx
+    except ImportError as exc:  # pragma: no cover - networkx is in the test extra
+        raise ImportError(
+            "to_networkx needs networkx: pip install 'langchain-agentmem[graph]'"
+        ) from exc
+    g = nx.MultiDiGraph()
+    for n in nodes:
+        g.add_node(n.key, name=n.name, type=n.type, **n.properties)
+    for e in edges:
+        g.add_edge(
+            e.source,
+            e.target,
+            key=e.id,
+            relation=e.relation,
+            weight=e.weight,
+            valid_from=e.valid_from,
+            valid_to=e.valid_to,
+            source_session=e.source_session,
+            source_seq=e.source_seq,
+            **e.properties,
+        )
+    return g

@@ -1,0 +1,404 @@
+"""Memory for LangChain 1.x agents: ``create_agent(..., middleware=[MemoryMiddleware(...)])``.
+
+Before each model call, :class:`MemoryMiddleware` adds what is known about the user to the
+model request's system message (not to the agent state): the entities and graph facts
+the latest user message mentions (found by name and alias, no model call), the summaries
+of the user's earlier sessions, and optionally what a vector store recalls. After the
+agent finishes a turn, it writes the turn to the memories it is configured with: entity
+summaries and graph facts (ONE model call for both), and the session's running summary (a
+model call only when the session outgrows its token budget).
+
+The user comes from the run's context (``context={"user_id": ...}`` or an object with a
+``user_id`` attribute), else the middleware's ``user_id``; the session is the run's
+``thread_id``, else ``session_id``.
+
+Example:
+    >>> from langchain.agents import create_agent
+    >>> from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    >>> from langchain_agentmem import EntityMemory, connect
+    >>> engine = connect("sqlite://"); _ = engine.migrate()
+    >>> _ = EntityMemory(engine, user_id="alice").set("Bob", "Alice's brother, lives in Lyon.")
+    >>> agent = create_agent(FakeListChatModel(responses=["He lives in Lyon."]),
+    ...                      middleware=[MemoryMiddleware(engine, user_id="alice")])
+    >>> agent.invoke({"messages": [("user", "Where does Bob live?")]})["messages"][-1].content
+    'He lives in Lyon.'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
+from langchain_core.language_models import BaseLanguageModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable
+from langchain_core.vectorstores import VectorStore
+from pydantic import BaseModel
+
+from ._llm import structured
+from ._run import Model, Plan, arun, run
+from .engine import Engine
+from .entities import (
+    Entity,
+    EntityMemory,
+    ExtractedEntity,
+    _set_plan,
+    _text_of_turn,
+    format_entities,
+)
+from .graph import Edge, ExtractedTriple, GraphMemory
+from .summary import SessionSummary, SummaryMemory
+
+__all__ = ["MemoryMiddleware", "format_memory"]
+
+
+TURN_SYSTEM_PROMPT = (
+    "You keep the long-term memory of an AI assistant about its user, from a conversation "
+    "between a human (the user) and the AI. From the conversation turn, return two lists.\n"
+    "entities: every entity the turn mentions (people, places, organizations, products, pets, "
+    "events, ...; not the user or the AI themselves) with name (canonical), type (or null), "
+    "aliases (other names used for it; may be empty) and summary: the UPDATED summary of what "
+    "is known about it, i.e. its known summary (if any) plus the new facts of this turn.\n"
+    "triples: every fact stated, as subject, relation, object; canonical names; refer to the "
+    'human as "User"; relations are short snake_case verb phrases (lives_in, works_at, likes).\n'
+    'Answer with JSON only: {"entities": [{"name": "...", "type": "...", "aliases": ["..."], '
+    '"summary": "..."}], "triples": [{"subject": "...", "relation": "...", "object": "..."}]}.'
+)
+
+
+class TurnExtraction(BaseModel):
+    """Entities and facts of one turn, from one model call."""
+
+    entities: list[ExtractedEntity]
+    triples: list[ExtractedTriple]
+
+
+def _write_plan(
+    extract: Runnable[Any, TurnExtraction],
+    ents: EntityMemory,
+    kg: GraphMemory,
+    turn: Sequence[BaseMessage],
+    session: str,
+) -> Plan[None]:
+    """One model call for both memories: known entities are read first (no model call),
+    then the answer is written to the entity and the graph tables."""
+    text = _text_of_turn(turn)
+    known = yield from ents._relevant_plan(text, ents.max_known)
+    prompt = [
+        SystemMessage(TURN_SYSTEM_PROMPT),
+        HumanMessage(
+            "Known entities mentioned in this turn:\n"
+            + (format_entities(known) or "(none)")
+            + "\n\nConversation turn:\n"
+            + text
+        ),
+    ]
+    answer: TurnExtraction = yield Model(extract, prompt)
+    items = [
+        (e.name, e.type, e.summary.strip(), e.aliases) for e in answer.entities if e.name.strip()
+    ]
+    yield from _set_plan(ents.engine.dialect, ents._uid, ents._system, items)
+    triples = [
+        (t.subject, t.relation, t.object)
+        for t in answer.triples
+        if t.subject.strip() and t.relation.strip() and t.object.strip()
+    ]
+    yield from kg._add_plan(triples, 1.0, None, None, session, None)
+
+
+def format_memory(
+    entities: Sequence[Entity],
+    facts: Sequence[Edge],
+    summaries: Sequence[SessionSummary],
+    recalled: Sequence[str] = (),
+) -> str:
+    """The memory block added to the system message ("" when nothing is known).
+
+    Example:
+        >>> print(format_memory([Entity("Bob", "bob", None, "Alice's brother.")], [], []))
+        What you remember about this user (from earlier conversations):
+        Entities:
+        - Bob: Alice's brother.
+    """
+    parts = []
+    if entities:
+        parts.append("Entities:\n" + format_entities(entities))
+    if facts:
+        parts.append("Facts:\n" + "\n".join(f"- {e.as_text()}" for e in facts))
+    if summaries:
+        parts.append("Earlier sessions:\n" + "\n".join(f"- {s.summary}" for s in summaries))
+    if recalled:
+        parts.append("Related memories:\n" + "\n".join(f"- {r}" for r in recalled))
+    if not parts:
+        return ""
+    return "What you remember about this user (from earlier conversations):\n" + "\n".join(parts)
+
+
+def _last_human(messages: Sequence[BaseMessage]) -> int | None:
+    for i in range(len(messages) - 1, -1, -1):
+        if isinstance(messages[i], HumanMessage):
+            return i
+    return None
+
+
+def _graph_query(text: str, entities: Sequence[Entity]) -> str:
+    """The text to find graph nodes by: the message plus the canonical names of the
+    entities it mentions (so an entity alias such as "Bobby" also finds Bob's facts)."""
+    return "\n".join([text, *(e.name for e in entities)])
+
+
+def _with_memory(system: SystemMessage | None, block: str) -> SystemMessage:
+    if system is None:
+        return SystemMessage(block)
+    if isinstance(system.content, str):
+        return SystemMessage(system.content + "\n\n" + block if system.content else block)
+    return SystemMessage([*system.content, {"type": "text", "text": block}])
+
+
+class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
+    """Reads memories into the model request and writes each finished turn back.
+
+    Args:
+        engine: from :func:`langchain_agentmem.connect`, migrated.
+        llm: the chat model that writes memories (entity summaries, graph facts, session
+            summaries); without it the middleware only reads.
+        user_id: the user when the run's context does not name one.
+        session_id: the session when the run has no ``thread_id``.
+        entities: read and write :class:`~.entities.EntityMemory`.
+        graph: read and write :class:`~.graph.GraphMemory`.
+        session_summaries: read the summaries of the user's earlier sessions (at most
+            ``max_summaries``) and keep this session's summary with
+            :class:`~.summary.SummaryMemory` (budget ``summary_token_limit``).
+        vectorstore: optional LangChain vector store; its ``k`` best matches for the user's
+            message are added ("vector recall"). It is used as given (scope it per user).
+        entity_system, graph_name: namespaces of the entity and graph memories.
+        combined_extraction: with both entities and graph on, extract both from a turn
+            in ONE model call (default True); False: one call each.
+
+    Example:
+        >>> from langchain_agentmem import connect
+        >>> mw = MemoryMiddleware(connect("sqlite://"), user_id="alice", graph=False)
+        >>> mw.name
+        'MemoryMiddleware'
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        llm: BaseLanguageModel[Any] | Runnable[Any, Any] | None = None,
+        user_id: str = "default",
+        session_id: str = "default",
+        entities: bool = True,
+        graph: bool = True,
+        session_summaries: bool = True,
+        vectorstore: VectorStore | None = None,
+        k: int = 4,
+        max_entities: int = 10,
+        max_facts: int = 20,
+        max_summaries: int = 3,
+        summary_token_limit: int = 2000,
+        entity_system: str = "default",
+        graph_name: str = "default",
+        combined_extraction: bool = True,
+    ) -> None:
+        super().__init__()
+        if vectorstore is not None and not isinstance(vectorstore, VectorStore):
+            raise TypeError(
+                f"vectorstore must be a LangChain VectorStore, got {type(vectorstore).__name__}"
+            )
+        if llm is not None and not isinstance(llm, (BaseLanguageModel, Runnable)):
+            raise TypeError(f"llm must be a LangChain chat model, got {type(llm).__name__}")
+        self.engine = engine
+        self.llm = llm
+        self.user_id = user_id
+        self.session_id = session_id
+        self.use_entities = entities
+        self.use_graph = graph
+        self.use_summaries = session_summaries
+        self.vectorstore = vectorstore
+        self.k = k
+        self.max_entities = max_entities
+        self.max_facts = max_facts
+        self.max_summaries = max_summaries
+        self.summary_token_limit = summary_token_limit
+        self.entity_system = entity_system
+        self.graph_name = graph_name
+        self.combined_extraction = combined_extraction
+        self._extract: Runnable[Any, TurnExtraction] | None = (
+            structured(llm, TurnExtraction) if llm is not None else None
+        )
+
+    # -- who and where ------------------------------------------------------------------
+    def _user(self, runtime: Any) -> str:
+        context = getattr(runtime, "context", None)
+        if isinstance(context, dict) and isinstance(context.get("user_id"), str):
+            return str(context["user_id"])
+        value = getattr(context, "user_id", None)
+        return value if isinstance(value, str) else self.user_id
+
+    def _session(self, runtime: Any) -> str:
+        info = getattr(runtime, "execution_info", None)
+        thread = getattr(info, "thread_id", None)
+        if isinstance(thread, str) and thread:
+            return thread
+        try:
+            from langgraph.config import get_config
+
+            thread = get_config().get("configurable", {}).get("thread_id")
+        except RuntimeError:
+            thread = None
+        return str(thread) if thread else self.session_id
+
+    def _memories(self, runtime: Any) -> tuple[EntityMemory, GraphMemory, SummaryMemory | None]:
+        user = self._user(runtime)
+        summary = None
+        if self.use_summaries and self.llm is not None:
+            summary = SummaryMemory(
+                self.engine,
+                self.llm,
+                self._session(runtime),
+                user_id=user,
+                max_token_limit=self.summary_token_limit,
+            )
+        return (
+            EntityMemory(self.engine, self.llm, user_id=user, entity_system=self.entity_system),
+            GraphMemory(self.engine, self.llm, user_id=user, graph=self.graph_name),
+            summary,
+        )
+
+    # -- before the model ---------------------------------------------------------------
+    def _query(self, request: ModelRequest) -> str | None:
+        i = _last_human(request.messages)
+        return request.messages[i].text if i is not None else None
+
+    def _block(self, request: ModelRequest) -> str:
+        text = self._query(request)
+        if text is None:
+            return ""
+        ents, kg, _ = self._memories(request.runtime)
+        entities = ents.relevant(text, limit=self.max_entities) if self.use_entities else []
+        facts = (
+            kg.relevant_facts(_graph_query(text, entities), limit=self.max_facts)
+            if self.use_graph
+            else []
+        )
+        summaries = (
+            SummaryMemory.list_summaries(
+                self.engine,
+                self._user(request.runtime),
+                limit=self.max_summaries,
+                exclude=self._session(request.runtime),
+            )
+            if self.use_summaries
+            else []
+        )
+        recalled = (
+            [d.page_content for d in self.vectorstore.similarity_search(text, k=self.k)]
+            if self.vectorstore
+            else []
+        )
+        return format_memory(entities, facts, summaries, recalled)
+
+    async def _ablock(self, request: ModelRequest) -> str:
+        text = self._query(request)
+        if text is None:
+            return ""
+        ents, kg, _ = self._memories(request.runtime)
+        entities = await ents.arelevant(text, limit=self.max_entities) if self.use_entities else []
+        facts = (
+            await kg.arelevant_facts(_graph_query(text, entities), limit=self.max_facts)
+            if self.use_graph
+            else []
+        )
+        summaries = (
+            await SummaryMemory.alist_summaries(
+                self.engine,
+                self._user(request.runtime),
+                limit=self.max_summaries,
+                exclude=self._session(request.runtime),
+            )
+            if self.use_summaries
+            else []
+        )
+        recalled = (
+            [d.page_content for d in await self.vectorstore.asimilarity_search(text, k=self.k)]
+            if self.vectorstore
+            else []
+        )
+        return format_memory(entities, facts, summaries, recalled)
+
+    def wrap_model_call(
+        self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
+    ) -> ModelResponse:
+        block = self._block(request)
+        if block:
+            request = request.override(system_message=_with_memory(request.system_message, block))
+        return handler(request)
+
+    async def awrap_model_call(
+        self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[ModelResponse]]
+    ) -> ModelResponse:
+        block = await self._ablock(request)
+        if block:
+            request = request.override(system_message=_with_memory(request.system_message, block))
+        return await handler(request)
+
+    # -- after the agent ----------------------------------------------------------------
+    def _turn(self, state: AgentState) -> list[BaseMessage]:
+        messages: list[BaseMessage] = list(state.get("messages", []))
+        i = _last_human(messages)
+        if i is None or not any(isinstance(m, AIMessage) for m in messages[i:]):
+            return []
+        return messages[i:]
+
+    def after_agent(self, state: AgentState, runtime: Any) -> dict[str, Any] | None:
+        turn = self._turn(state)
+        if not turn or self.llm is None:
+            return None
+        ents, kg, summary = self._memories(runtime)
+        if self._combined():
+            assert self._extract is not None
+            run(
+                self.engine,
+                ents._uid,
+                _write_plan(self._extract, ents, kg, turn, self._session(runtime)),
+            )
+        else:
+            if self.use_entities:
+                ents.update(turn)
+            if self.use_graph:
+                kg.add_text(turn, session_id=self._session(runtime))
+        if summary is not None:
+            summary.add_messages(turn)
+        return None
+
+    async def aafter_agent(self, state: AgentState, runtime: Any) -> dict[str, Any] | None:
+        turn = self._turn(state)
+        if not turn or self.llm is None:
+            return None
+        ents, kg, summary = self._memories(runtime)
+        if self._combined():
+            assert self._extract is not None
+            await arun(
+                self.engine,
+                ents._uid,
+                _write_plan(self._extract, ents, kg, turn, self._session(runtime)),
+            )
+        else:
+            if self.use_entities:
+                await ents.aupdate(turn)
+            if self.use_graph:
+                await kg.aadd_text(turn, session_id=self._session(runtime))
+        if summary is not None:
+            await summary.aadd_messages(turn)
+        return None
+
+    def _combined(self) -> bool:
+        return (
+            self.combined_extraction
+            and self.use_entities
+            and self.use_graph
+            and self._extract is not None
+        )
