@@ -22,8 +22,9 @@ list are fetched by a second query.
 Example:
     >>> from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
     >>> serde = JsonPlusSerializer()
-    >>> parts = element_bytes(serde, [1, "two", [3]])
-    >>> array_header(3) + b"".join(parts) == serde.dumps_typed([1, "two", [3]])[1]
+    >>> value = [1, "two", [3], {"four": 4.0}]
+    >>> parts = element_bytes(serde, value)
+    >>> array_header(4) + b"".join(parts) == serde.dumps_typed(value)[1]
     True
 """
 
