@@ -65,7 +65,8 @@ class MemoLoader:
             obj = self._cache[key]
         except KeyError:
             obj = self._cache[key] = self._hook(code, data)
-            return obj
+        # Always a copy: the cached object itself is never handed out, so a caller that
+        # reassigns a field of one checkpoint's value cannot change another's.
         if isinstance(obj, BaseModel):
             return _copy_model(obj)
         try:
