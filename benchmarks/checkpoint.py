@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer invocations")
     args = parser.parse_args()
     n, history_total, conc_threads, per_thread = (30, 200, 4, 5) if args.quick else (200, 1000, 16, 25)
-    per_invocation = 4  # checkpoints per invocation: the input and one per node
+    per_invocation = 5  # checkpoints per invocation: the input, the start and one per node
 
     url = server_url()
     tmp = Path(tempfile.mkdtemp(prefix="agentmem-cp-bench-"))

@@ -522,3 +522,17 @@ def test_chunks_compare_bytes_so_in_place_edits_are_kept(engine: Engine) -> None
         stored = tup.checkpoint["channel_values"]["items"]
         assert stored[2] == ({"n": 2} if step == 0 else {"n": 100 + step - 1})
         assert len(stored) == 6 + step
+
+
+def test_listing_pauses_gc_only_while_it_builds_values(engine: Engine) -> None:
+    import gc
+
+    saver = CheckpointSaver(engine)
+    put_chain(saver, "gc", 3)
+    assert gc.isenabled()
+    assert len(list(saver.list(cfg("gc")))) == 3 and gc.isenabled()
+    gc.disable()
+    try:
+        assert saver.get_tuple(cfg("gc")) is not None and not gc.isenabled()
+    finally:
+        gc.enable()

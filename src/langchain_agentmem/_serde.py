@@ -14,7 +14,11 @@ any other serializer, including ``EncryptedSerializer``, loads as usual.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import gc
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import ormsgpack
@@ -22,7 +26,35 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel
 
-__all__ = ["MemoLoader"]
+__all__ = ["MemoLoader", "paused_gc"]
+
+_gc_lock = threading.Lock()
+_gc_users = 0
+_gc_was_enabled = False
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a page of checkpoints is built.
+
+    Loading a thread's history allocates many objects that all survive (its messages),
+    which makes the collector run over and over, with nothing to free: about 60% of the
+    time of a listing. Nested and concurrent uses share one pause; the collector is
+    enabled again only if it was enabled before the first one.
+    """
+    global _gc_users, _gc_was_enabled
+    with _gc_lock:
+        if _gc_users == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_users += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_users -= 1
+            if _gc_users == 0 and _gc_was_enabled:
+                gc.enable()
 
 _set = object.__setattr__
 

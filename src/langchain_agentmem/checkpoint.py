@@ -63,7 +63,7 @@ from ._chunks import (
 )
 from ._json import clean_text, dumps, loads
 from ._keys import decode_key, encode_key
-from ._serde import MemoLoader
+from ._serde import MemoLoader, paused_gc
 from ._steps import Steps, arun, run
 from .dialects import Dialect
 from .engine import Engine
@@ -744,7 +744,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             rows = tx.fetchall(query, params)
             if missing := missing_chunks(rows):
                 rows += tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
-        found = decode_rows(MemoLoader(self.serde), rows, scope)
+        with paused_gc():
+            found = decode_rows(MemoLoader(self.serde), rows, scope)
         return found[0][1] if found else None
 
     def list(
@@ -782,7 +783,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
                 rows = tx.fetchall(query, qparams)
                 if missing := missing_chunks(rows):
                     rows += tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
-            found = decode_rows(loader, rows, scope)
+            with paused_gc():
+                found = decode_rows(loader, rows, scope)
             for _key, tup, metadata in found:
                 if metadata_matches(metadata, filter):
                     yield tup
@@ -895,7 +897,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             rows = await tx.fetchall(query, params)
             if missing := missing_chunks(rows):
                 rows += await tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
-        found = decode_rows(MemoLoader(self.serde), rows, scope)
+        with paused_gc():
+            found = decode_rows(MemoLoader(self.serde), rows, scope)
         return found[0][1] if found else None
 
     async def alist(
@@ -925,7 +928,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
                 rows = await tx.fetchall(query, qparams)
                 if missing := missing_chunks(rows):
                     rows += await tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
-            found = decode_rows(loader, rows, scope)
+            with paused_gc():
+                found = decode_rows(loader, rows, scope)
             for _key, tup, metadata in found:
                 if metadata_matches(metadata, filter):
                     yield tup
