@@ -84,10 +84,11 @@ class MemoLoader:
         True
     """
 
-    def __init__(self, serde: SerializerProtocol) -> None:
+    def __init__(self, serde: SerializerProtocol, *, memo: bool = True) -> None:
         self.serde = serde
         self._hook: Any = None
-        if isinstance(serde, JsonPlusSerializer) and type(serde).loads_typed is JsonPlusSerializer.loads_typed:
+        # One checkpoint (get_tuple) shares nothing with itself: load it plainly.
+        if memo and isinstance(serde, JsonPlusSerializer) and type(serde).loads_typed is JsonPlusSerializer.loads_typed:
             self._hook = serde._unpack_ext_hook
         self._cache: dict[tuple[int, bytes], Any] = {}
 

@@ -745,7 +745,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             if missing := missing_chunks(rows):
                 rows += tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
         with paused_gc():
-            found = decode_rows(MemoLoader(self.serde), rows, scope)
+            found = decode_rows(MemoLoader(self.serde, memo=False), rows, scope)
         return found[0][1] if found else None
 
     def list(
@@ -898,7 +898,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             if missing := missing_chunks(rows):
                 rows += await tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
         with paused_gc():
-            found = decode_rows(MemoLoader(self.serde), rows, scope)
+            found = decode_rows(MemoLoader(self.serde, memo=False), rows, scope)
         return found[0][1] if found else None
 
     async def alist(
