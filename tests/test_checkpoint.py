@@ -10,7 +10,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 import pytest
-from conftest import make_engine
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
@@ -19,7 +18,10 @@ from langgraph.types import Command, interrupt
 from typing_extensions import TypedDict
 
 from langchain_agentmem import CheckpointSaver, Engine, connect
+from langchain_agentmem._chunks import parse_chunk_type
 from langchain_agentmem.checkpoint import version_text
+
+from conftest import make_engine
 
 # -- conformance -----------------------------------------------------------------------
 
@@ -307,13 +309,33 @@ def test_prune_keep_latest_and_delete_free_blobs(engine: Engine) -> None:
     assert graph.get_state(cfg("p")).values == before
     assert len(list(saver.list(cfg("p")))) == 1
     kept = saver.get_tuple(cfg("p"))
-    assert kept is not None and blob_count(engine, "p") == len(kept.checkpoint["channel_versions"])
+    assert kept is not None
+    # What stays: one blob per channel of the kept checkpoint, plus the earlier chunks
+    # of its message list.
+    with engine.transaction(readonly=True) as tx:
+        row = tx.fetchone(
+            "SELECT type FROM {checkpoint_blobs} WHERE thread_id = 'p' AND channel = 'messages' AND version = ?",
+            (kept.checkpoint["channel_versions"]["messages"],),
+        )
+    assert row is not None and row[0].startswith("chunk:")
+    earlier = parse_chunk_type(row[0])[2]
+    assert blob_count(engine, "p") == len(kept.checkpoint["channel_versions"]) + len(earlier)
+    assert chat_graph(CheckpointSaver(engine)).get_state(cfg("p")).values == before  # no cache: all read back
     assert saver.prune(["p"], strategy="delete") == 1
     assert blob_count(engine, "p") == 0 and list(saver.list(cfg("p"))) == []
     with pytest.raises(ValueError, match="unknown prune strategy 'all'"):
         saver.prune(["p"], strategy="all")
     with pytest.raises(TypeError, match="sequence of thread ids"):
         saver.prune("p")
+
+
+def test_keep_latest_refuses_delta_channel_threads(engine: Engine) -> None:
+    saver = CheckpointSaver(engine)
+    put_chain(saver, "delta", 2, counters_since_delta_snapshot={"messages": [1, 1]})
+    with pytest.raises(NotImplementedError, match="DeltaChannel"):
+        saver.prune(["delta"])
+    assert len(list(saver.list(cfg("delta")))) == 2
+    assert saver.prune(["delta"], strategy="delete") == 2
 
 
 async def test_aprune_before_keeps_latest(aengine: Engine) -> None:
@@ -390,6 +412,16 @@ def test_any_thread_id_and_namespace_round_trip(engine: Engine) -> None:
         version_text(None)
 
 
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    from langchain_agentmem import _chunks, _serde, _steps, checkpoint, store
+
+    for module in (checkpoint, store, _serde, _steps, _chunks):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
 def test_connect_url_engine_independent_of_fixture(tmp_path: Any) -> None:
     # A checkpointer on a file survives closing and reopening the engine.
     url = f"sqlite:///{tmp_path / 'cp.sqlite3'}"
@@ -398,3 +430,109 @@ def test_connect_url_engine_independent_of_fixture(tmp_path: Any) -> None:
         chat_graph(CheckpointSaver(eng)).invoke({"messages": ["keep"], "note": ""}, cfg("t"))
     with connect(url) as eng:
         assert chat_graph(CheckpointSaver(eng)).get_state(cfg("t")).values["messages"][0] == "keep"
+
+
+# -- growing lists are stored as chunks ------------------------------------------------
+
+
+class Notes(TypedDict):
+    messages: Annotated[list[str], operator.add]
+    note: str
+
+
+def notes_graph(saver: Any) -> Any:
+    def talk(state: Notes) -> dict[str, Any]:
+        return {"messages": [f"reply {len(state['messages'])}"]}
+
+    def edit(state: Notes) -> dict[str, Any]:
+        return {"note": f"seen {len(state['messages'])}"}
+
+    builder = StateGraph(Notes)
+    builder.add_node("talk", talk)
+    builder.add_node("edit", edit)
+    builder.add_edge(START, "talk")
+    builder.add_edge("talk", "edit")
+    return builder.compile(checkpointer=saver)
+
+
+def history_values(graph: Any, thread: str) -> list[Any]:
+    return [(s.values, s.next, s.metadata["step"]) for s in graph.get_state_history(cfg(thread))]
+
+
+def test_chunked_lists_read_back_like_in_memory_saver(engine: Engine) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    reference = notes_graph(InMemorySaver())
+    for i in range(8):
+        # A new saver every other invocation: its chunk cache starts empty.
+        saver = CheckpointSaver(engine) if i % 2 == 0 else saver  # noqa: F821
+        graph = notes_graph(saver)
+        for g in (graph, reference):
+            g.invoke({"messages": [f"user {i}"], "note": ""}, cfg("n"))
+    for g in (notes_graph(CheckpointSaver(engine)), reference):
+        past = next(s for s in g.get_state_history(cfg("n")) if s.metadata["step"] == 4)
+        g.invoke({"messages": ["fork"]}, g.update_state(past.config, {"note": "forked"}))
+    ours = notes_graph(CheckpointSaver(engine))
+    assert history_values(ours, "n") == history_values(reference, "n")
+
+
+def test_chunks_store_a_growing_list_in_linear_space(engine: Engine) -> None:
+    def stored_bytes(thread: str) -> int:
+        with engine.transaction(readonly=True) as tx:
+            row = tx.fetchone(
+                "SELECT sum(length(blob)) FROM {checkpoint_blobs} WHERE thread_id = ? AND channel = 'messages'", (thread,)
+            )
+        assert row is not None
+        return int(row[0])
+
+    chunked, whole = notes_graph(CheckpointSaver(engine)), notes_graph(CheckpointSaver(engine, chunk_cache_size=0))
+    for i in range(40):
+        for graph, thread in ((chunked, "chunked"), (whole, "whole")):
+            graph.invoke({"messages": [f"message number {i} " * 5], "note": ""}, cfg(thread))
+    assert chunked.get_state(cfg("chunked")).values == whole.get_state(cfg("whole")).values
+    assert stored_bytes("chunked") * 4 < stored_bytes("whole")
+
+
+async def test_chunks_written_async_read_by_a_fresh_saver(aengine: Engine) -> None:
+    graph = notes_graph(CheckpointSaver(aengine))
+    for i in range(6):
+        await graph.ainvoke({"messages": [f"m{i}"], "note": ""}, cfg("a"))
+    fresh = notes_graph(CheckpointSaver(aengine))
+    state = await fresh.aget_state(cfg("a"))
+    assert len(state.values["messages"]) == 12 and state.values["messages"][1] == "reply 1"
+    assert len([s async for s in fresh.aget_state_history(cfg("a"))]) == 24
+
+
+def test_chunks_compare_bytes_so_in_place_edits_are_kept(engine: Engine) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    saver = CheckpointSaver(engine)
+    items: list[Any] = [{"n": i} for i in range(6)]
+    config = cfg("edit", checkpoint_ns="")
+    for step in range(3):
+        cp = empty_checkpoint()
+        version = saver.get_next_version(None if step == 0 else config["configurable"].get("v"), None)
+        cp["channel_values"] = {"items": items}
+        cp["channel_versions"] = {"items": version}
+        config = saver.put(config, cp, {"step": step}, {"items": version})
+        config["configurable"]["v"] = version
+        items[2]["n"] = 100 + step  # edited in place after being saved
+        items = [*items, {"n": 10 + step}]
+    for step, tup in enumerate(reversed(list(saver.list(cfg("edit"))))):
+        stored = tup.checkpoint["channel_values"]["items"]
+        assert stored[2] == ({"n": 2} if step == 0 else {"n": 100 + step - 1})
+        assert len(stored) == 6 + step
+
+
+def test_listing_pauses_gc_only_while_it_builds_values(engine: Engine) -> None:
+    import gc
+
+    saver = CheckpointSaver(engine)
+    put_chain(saver, "gc", 3)
+    assert gc.isenabled()
+    assert len(list(saver.list(cfg("gc")))) == 3 and gc.isenabled()
+    gc.disable()
+    try:
+        assert saver.get_tuple(cfg("gc")) is not None and not gc.isenabled()
+    finally:
+        gc.enable()

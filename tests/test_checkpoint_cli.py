@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from test_checkpoint import cfg, chat_graph, put_chain
 
 from langchain_agentmem import CheckpointSaver, Engine
 from langchain_agentmem.cli import main
-from test_checkpoint import cfg, chat_graph, put_chain
 
 
 def cli_args(engine: Engine) -> list[str]:

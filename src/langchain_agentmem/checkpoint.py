@@ -51,8 +51,19 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from ._chunks import (
+    ChunkCache,
+    array_header,
+    chunk_type,
+    chunkable,
+    element_bytes,
+    is_chunk,
+    parse_chunk_type,
+    plan_chunks,
+)
 from ._json import clean_text, dumps, loads
 from ._keys import decode_key, encode_key
+from ._serde import MemoLoader, paused_gc
 from ._steps import Steps, arun, run
 from .dialects import Dialect
 from .engine import Engine
@@ -64,6 +75,10 @@ Query = tuple[str, list[Any]]
 #: Checkpoints read per round trip by ``list``.
 PAGE_SIZE = 100
 PRUNE_STRATEGIES = ("keep_latest", "delete")
+#: Key of the stored checkpoint listing the earlier chunks of its chunked channels.
+CHUNKS_KEY = "agentmem_chunks"
+#: Metadata keys of threads whose graphs use LangGraph's DeltaChannel.
+DELTA_KEYS = frozenset({"counters_since_delta_snapshot", "delta_writes_versioned"})
 
 
 # -- values ----------------------------------------------------------------------------
@@ -152,6 +167,7 @@ def select_query(dialect: Dialect, uid: str, where: Sequence[str], params: Seque
     c=channel, d=type, e=task path, n=index).
     """
     entries = dialect.json_entries("p.checkpoint", "channel_versions", "j")
+    chunks = dialect.json_entries("p.checkpoint", CHUNKS_KEY, "k")
     conditions = "".join(" AND " + w for w in where)
     query = (
         "WITH page AS (SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, "
@@ -165,8 +181,9 @@ def select_query(dialect: Dialect, uid: str, where: Sequence[str], params: Seque
         "UNION ALL SELECT 0, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, CAST(checkpoint AS TEXT), "
         "coalesce(CAST(metadata_exact AS TEXT), CAST(metadata AS TEXT)), NULL, NULL, NULL FROM page "
         "UNION ALL SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, NULL, NULL, NULL, b.blob "
-        "FROM (SELECT DISTINCT p.thread_id, p.checkpoint_ns, j.key AS channel, CAST(j.value AS TEXT) AS version "
-        "FROM page p, " + entries + ") r JOIN {checkpoint_blobs} b ON b.user_id = ? AND b.thread_id = r.thread_id "
+        "FROM (SELECT p.thread_id, p.checkpoint_ns, j.key AS channel, CAST(j.value AS TEXT) AS version "
+        "FROM page p, " + entries + " UNION SELECT p.thread_id, p.checkpoint_ns, CAST(k.value AS TEXT), k.key "
+        "FROM page p, " + chunks + ") r JOIN {checkpoint_blobs} b ON b.user_id = ? AND b.thread_id = r.thread_id "
         "AND b.checkpoint_ns = r.checkpoint_ns AND b.channel = r.channel AND b.version = r.version"
     )
     return query, [uid, *params, limit, uid, uid]
@@ -179,6 +196,34 @@ def get_query(dialect: Dialect, scope: _Scope, checkpoint_id: str | None) -> Que
         where.append("checkpoint_id = ?")
         params.append(checkpoint_id)
     return select_query(dialect, scope.uid, where, params, 1)
+
+
+def missing_chunks(rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, str, str, str]]:
+    """Keys (thread, namespace, channel, version) of earlier chunks that the blobs in
+    :func:`select_query` rows need and the rows do not have."""
+    present = {(r[1], r[2], r[3], r[4]) for r in rows if r[0] == 1}
+    missing: set[tuple[str, str, str, str]] = set()
+    for r in rows:
+        if r[0] == 1 and is_chunk(r[5]):
+            for version in parse_chunk_type(r[5])[2]:
+                key = (r[1], r[2], r[3], version)
+                if key not in present:
+                    missing.add(key)
+    return sorted(missing)
+
+
+_BLOB_KEY_COLS = [("tid", "text"), ("ns", "text"), ("ch", "text"), ("v", "text")]
+
+
+def chunks_query(dialect: Dialect, uid: str, keys: Sequence[tuple[str, str, str, str]]) -> Query:
+    """The blobs ``keys``, as kind-1 rows of :func:`select_query`."""
+    return (
+        "SELECT 1, thread_id, checkpoint_ns, channel, version, type, NULL, NULL, NULL, blob FROM {checkpoint_blobs} "
+        "WHERE user_id = ? AND (thread_id, checkpoint_ns, channel, version) IN (SELECT tid, ns, ch, v FROM "
+        + dialect.unnest(_BLOB_KEY_COLS)
+        + ")",
+        [uid, *dialect.unnest_params(_BLOB_KEY_COLS, keys)],
+    )
 
 
 def list_conditions(
@@ -339,11 +384,15 @@ def gc_blobs_steps(dialect: Dialect, uid: str, tid: str, ns: str) -> Steps:
         True,
     )
     stored = yield (
-        "SELECT channel, version FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ?",
+        "SELECT channel, version, type FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ?",
         [uid, tid, ns],
         True,
     )
     keep = {(r[0], r[1]) for r in used}
+    # A chunk keeps the chunks before it.
+    for channel, version, type_ in stored:
+        if (channel, version) in keep and is_chunk(type_):
+            keep.update((channel, v) for v in parse_chunk_type(type_)[2])
     garbage = [(r[0], r[1]) for r in stored if (r[0], r[1]) not in keep]
     if garbage:
         cols = [("channel", "text"), ("version", "text")]
@@ -388,12 +437,19 @@ def delete_for_runs_steps(dialect: Dialect, uid: str, run_ids: Sequence[str]) ->
 def keep_latest_steps(dialect: Dialect, uid: str, tid: str) -> Steps:
     """Keep only the newest checkpoint of each namespace of one thread (and its writes)."""
     heads = yield (
-        "SELECT checkpoint_ns, max(checkpoint_id) FROM {checkpoints} WHERE user_id = ? AND thread_id = ? GROUP BY checkpoint_ns",
-        [uid, tid],
+        "SELECT checkpoint_ns, checkpoint_id, CAST(metadata AS TEXT) FROM {checkpoints} WHERE user_id = ? AND thread_id = ? "
+        "AND (checkpoint_ns, checkpoint_id) IN (SELECT checkpoint_ns, max(checkpoint_id) FROM {checkpoints} "
+        "WHERE user_id = ? AND thread_id = ? GROUP BY checkpoint_ns)",
+        [uid, tid, uid, tid],
         True,
     )
+    for _, _, metadata in heads:
+        if DELTA_KEYS & loads(metadata).keys():
+            # A DeltaChannel rebuilds its value from ancestors' writes: dropping them
+            # would silently empty it (see BaseCheckpointSaver.prune).
+            raise NotImplementedError(f"keep_latest cannot prune thread {decode_key(tid)!r}: it uses a DeltaChannel")
     deleted = 0
-    for ns, head in heads:
+    for ns, head, _ in heads:
         # Only older rows go: a run may save writes of a newer checkpoint meanwhile.
         yield (
             "DELETE FROM {checkpoint_writes} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? AND checkpoint_id < ?",
@@ -456,10 +512,10 @@ def threads_query(uid: str) -> Query:
 
 
 def decode_rows(
-    serde: SerializerProtocol, rows: Sequence[tuple[Any, ...]], scope: _Scope
+    loader: MemoLoader, rows: Sequence[tuple[Any, ...]], scope: _Scope
 ) -> list[tuple[tuple[str, str, str], CheckpointTuple, dict[str, Any]]]:
     """The checkpoints of :func:`select_query` rows, newest first, each with its paging
-    key and its exact metadata."""
+    key and its exact metadata (values loaded through ``loader``)."""
     heads: list[tuple[Any, ...]] = []
     blobs: dict[tuple[str, str, str, str], tuple[str, bytes | None]] = {}
     writes: dict[tuple[str, str, str], list[tuple[str, str, int, str, str, bytes]]] = {}
@@ -476,11 +532,16 @@ def decode_rows(
     for h in heads:
         tid, ns, cid, parent = h[1], h[2], h[3], h[4]
         checkpoint = loads(h[5])
+        checkpoint.pop(CHUNKS_KEY, None)
         values: dict[str, Any] = {}
         for channel, version in checkpoint.get("channel_versions", {}).items():
             blob = blobs.get((tid, ns, channel, version_text(version)))
-            if blob is not None and blob[0] != "empty":
-                values[channel] = serde.loads_typed((blob[0], bytes(blob[1]) if blob[1] is not None else b""))
+            if blob is None or blob[0] == "empty":
+                continue
+            if is_chunk(blob[0]):
+                values[channel] = loader.loads("msgpack", _assemble(blobs, tid, ns, channel, blob))
+            else:
+                values[channel] = loader.loads(blob[0], bytes(blob[1]) if blob[1] is not None else None)
         checkpoint["channel_values"] = values
         metadata = loads(h[6])
         pending = sorted(writes.get((tid, ns, cid), ()), key=lambda w: (w[0], w[1], w[2]))
@@ -492,12 +553,32 @@ def decode_rows(
                     checkpoint=checkpoint,
                     metadata=metadata,
                     parent_config=_config(scope, tid, ns, parent) if parent else None,
-                    pending_writes=[(w[1], w[3], serde.loads_typed((w[4], w[5]))) for w in pending],
+                    pending_writes=[(w[1], w[3], loader.loads(w[4], w[5])) for w in pending],
                 ),
                 metadata,
             )
         )
     return out
+
+
+def _assemble(
+    blobs: dict[tuple[str, str, str, str], tuple[str, bytes | None]], tid: str, ns: str, channel: str, last: tuple[str, bytes | None]
+) -> bytes:
+    """The msgpack bytes of a chunked list: one array header over its chunks' elements."""
+    _, count, earlier = parse_chunk_type(last[0])
+    parts = []
+    total = count
+    for version in earlier:
+        chunk = blobs.get((tid, ns, channel, version))
+        if chunk is None:
+            raise RuntimeError(
+                f"channel {channel!r} of thread {decode_key(tid)!r} misses its stored chunk {version!r}: "
+                "was the thread pruned or deleted while a run wrote to it?"
+            )
+        total += parse_chunk_type(chunk[0])[1]
+        parts.append(bytes(chunk[1] or b""))
+    parts.append(bytes(last[1] or b""))
+    return array_header(total) + b"".join(parts)
 
 
 def _config(scope: _Scope, tid: str, ns: str, cid: str) -> RunnableConfig:
@@ -533,6 +614,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             :meth:`delete_for_runs` called without ``user_id``.
         serde: how channel values and writes become bytes (default LangGraph's
             ``JsonPlusSerializer``; an ``EncryptedSerializer`` encrypts them at rest).
+        chunk_cache_size: thread channels whose last written list (e.g. messages) is
+            remembered, so that the next version stores only the elements it adds
+            (see ``_chunks.py``); 0 stores every version whole.
 
     Example:
         >>> from langchain_agentmem import connect
@@ -542,14 +626,24 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         True
     """
 
-    def __init__(self, engine: Engine, *, user_id: str = "default", serde: SerializerProtocol | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        user_id: str = "default",
+        serde: SerializerProtocol | None = None,
+        chunk_cache_size: int = 1024,
+    ) -> None:
         if not isinstance(engine, Engine):
             raise TypeError(f"expected an Engine from langchain_agentmem.connect(), got {type(engine).__name__}")
         if not isinstance(user_id, str):
             raise TypeError(f"user_id must be a str, got {type(user_id).__name__}: {user_id!r}")
+        if not isinstance(chunk_cache_size, int) or chunk_cache_size < 0:
+            raise ValueError(f"chunk_cache_size must be a non-negative int, got {chunk_cache_size!r}")
         super().__init__(serde=serde)
         self.engine = engine
         self.user_id = user_id
+        self._chunks = ChunkCache(chunk_cache_size)
 
     def __repr__(self) -> str:
         return f"CheckpointSaver({self.engine!r}, user_id={self.user_id!r})"
@@ -574,20 +668,42 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
 
     def _put_args(
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
-    ) -> tuple[list[Query], RunnableConfig]:
+    ) -> tuple[list[Query], RunnableConfig, list[tuple[Any, Any]]]:
         scope = self._scope(config)
-        scope.thread()
+        tid = scope.thread()
         if scope.ns is None:
             scope.ns = ""
-        stored = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+        stored: dict[str, Any] = {k: v for k, v in checkpoint.items() if k != "channel_values"}
         values = checkpoint["channel_values"]
+        chunked = self._chunks.size > 0 and chunkable(self.serde)
+        earlier: dict[str, str] = {}  # version of an earlier chunk -> its channel
+        updates: list[tuple[Any, Any]] = []
         blobs = []
         for channel, version in new_versions.items():
-            if channel in values:
+            vt = version_text(version)
+            if channel not in values:
+                blobs.append((channel, vt, "empty", None))
+                continue
+            elements = element_bytes(self.serde, values[channel]) if chunked else None
+            if elements is None:
                 type_, data = self.serde.dumps_typed(values[channel])
-                blobs.append((channel, version_text(version), type_, data))
-            else:
-                blobs.append((channel, version_text(version), "empty", None))
+                blobs.append((channel, vt, type_, data))
+                continue
+            key = (scope.uid, tid, scope.ns, channel)
+            chain, new = plan_chunks(self._chunks.get(key), vt, elements)
+            if new is not None:
+                blobs.append((channel, vt, chunk_type(new, chain), b"".join(new.elements)))
+            earlier.update((c.version, channel) for c in chain[:-1])
+            updates.append((key, chain))
+        if chunked:
+            # Unchanged channels: list their earlier chunks too when this process knows them.
+            for channel, version in checkpoint["channel_versions"].items():
+                if channel not in new_versions:
+                    known = self._chunks.get((scope.uid, tid, scope.ns, channel))
+                    if known and known[-1].version == version_text(version):
+                        earlier.update((c.version, channel) for c in known[:-1])
+        if earlier:
+            stored[CHUNKS_KEY] = earlier
         md = dict(get_serializable_checkpoint_metadata(config, metadata))
         queries = put_queries(self.engine.dialect, scope, get_checkpoint_id(config), stored, md, blobs)
         conf = config["configurable"]
@@ -598,7 +714,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         }
         if "user_id" in conf:
             next_conf["user_id"] = conf["user_id"]
-        return queries, {"configurable": next_conf}
+        return queries, {"configurable": next_conf}, updates
 
     def _writes_args(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
@@ -626,7 +742,10 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         query, params = get_query(self.engine.dialect, scope, get_checkpoint_id(config))
         with self.engine.transaction(scope.uid, readonly=True) as tx:
             rows = tx.fetchall(query, params)
-        found = decode_rows(self.serde, rows, scope)
+            if missing := missing_chunks(rows):
+                rows += tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
+        with paused_gc():
+            found = decode_rows(MemoLoader(self.serde, memo=False), rows, scope)
         return found[0][1] if found else None
 
     def list(
@@ -650,6 +769,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         scope = self._scope(config)
         where, params, single = list_conditions(self.engine.dialect, scope, config, filter, before)
         remaining = limit
+        loader = MemoLoader(self.serde)
         last: tuple[str, str, str] | None = None
         while remaining is None or remaining > 0:
             page = PAGE_SIZE if remaining is None or filter else min(remaining, PAGE_SIZE)
@@ -661,7 +781,10 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             query, qparams = select_query(self.engine.dialect, scope.uid, w, p, page)
             with self.engine.transaction(scope.uid, readonly=True) as tx:
                 rows = tx.fetchall(query, qparams)
-            found = decode_rows(self.serde, rows, scope)
+                if missing := missing_chunks(rows):
+                    rows += tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
+            with paused_gc():
+                found = decode_rows(loader, rows, scope)
             for _key, tup, metadata in found:
                 if metadata_matches(metadata, filter):
                     yield tup
@@ -677,11 +800,15 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
     ) -> RunnableConfig:
         """Save a checkpoint; only the channels in ``new_versions`` store a blob."""
-        queries, next_config = self._put_args(config, checkpoint, metadata, new_versions)
+        queries, next_config, updates = self._put_args(config, checkpoint, metadata, new_versions)
         uid = queries[-1][1][0]
-        with self.engine.transaction(uid, pipeline=True) as tx:
+        # One pipeline without BEGIN: Postgres runs the statements before its Sync as one
+        # implicit transaction (both or neither), in one round trip.
+        with self.engine.transaction(uid, pipeline=True, single=True) as tx:
             for query, params in queries:
                 tx.execute(query, params)
+        for key, chain in updates:
+            self._chunks.put(key, chain)
         return next_config
 
     def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = "") -> None:
@@ -689,16 +816,17 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         query = self._writes_args(config, writes, task_id, task_path)
         if query is None:
             return
-        with self.engine.transaction(query[1][0], pipeline=True) as tx:
+        with self.engine.transaction(query[1][0], single=True) as tx:
             tx.execute(*query)
 
     def delete_thread(self, thread_id: str, *, user_id: str | None = None) -> None:
         """Delete every checkpoint, blob and write of a thread (of ``user_id``, default the
         saver's)."""
-        uid = self._uid(user_id)
-        with self.engine.transaction(uid, pipeline=True) as tx:
-            for query, params in delete_thread_queries(uid, encode_key(str(thread_id))):
+        uid, tid = self._uid(user_id), encode_key(str(thread_id))
+        with self.engine.transaction(uid, pipeline=True, single=True) as tx:
+            for query, params in delete_thread_queries(uid, tid):
                 tx.execute(query, params)
+        self._chunks.forget(uid, tid)
 
     def delete_for_runs(self, run_ids: Sequence[str], *, user_id: str | None = None) -> None:
         """Delete the checkpoints the runs ``run_ids`` saved, with their writes and the
@@ -711,6 +839,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         uid = self._uid(user_id)
         with self.engine.transaction(uid) as tx:
             run(tx, delete_for_runs_steps(self.engine.dialect, uid, run_ids))
+        self._chunks.forget(uid)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str, *, user_id: str | None = None) -> None:
         """Copy every checkpoint, blob and write of one thread to another (a fork of the
@@ -729,8 +858,12 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         tids = _thread_keys(thread_ids)
         if not tids:
             return 0
-        with self.engine.transaction(uid) as tx:
-            return int(run(tx, prune_steps(self.engine.dialect, uid, tids, strategy)))
+        try:
+            with self.engine.transaction(uid) as tx:
+                return int(run(tx, prune_steps(self.engine.dialect, uid, tids, strategy)))
+        finally:
+            for tid in tids:
+                self._chunks.forget(uid, tid)
 
     def prune_before(self, cutoff: datetime, *, keep_latest: bool = True, user_id: str | None = None) -> int:
         """Delete the tenant's checkpoints saved before ``cutoff`` (an aware datetime);
@@ -738,8 +871,11 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         deleted."""
         _check_cutoff(cutoff)
         uid = self._uid(user_id)
-        with self.engine.transaction(uid) as tx:
-            return int(run(tx, prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest)))
+        try:
+            with self.engine.transaction(uid) as tx:
+                return int(run(tx, prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest)))
+        finally:
+            self._chunks.forget(uid)
 
     def list_users(self) -> list[str]:
         """Every tenant with checkpoints (for maintenance such as ``agentmem prune``)."""
@@ -759,7 +895,10 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         query, params = get_query(self.engine.dialect, scope, get_checkpoint_id(config))
         async with self.engine.atransaction(scope.uid, readonly=True) as tx:
             rows = await tx.fetchall(query, params)
-        found = decode_rows(self.serde, rows, scope)
+            if missing := missing_chunks(rows):
+                rows += await tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
+        with paused_gc():
+            found = decode_rows(MemoLoader(self.serde, memo=False), rows, scope)
         return found[0][1] if found else None
 
     async def alist(
@@ -775,6 +914,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         scope = self._scope(config)
         where, params, single = list_conditions(self.engine.dialect, scope, config, filter, before)
         remaining = limit
+        loader = MemoLoader(self.serde)
         last: tuple[str, str, str] | None = None
         while remaining is None or remaining > 0:
             page = PAGE_SIZE if remaining is None or filter else min(remaining, PAGE_SIZE)
@@ -786,7 +926,10 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             query, qparams = select_query(self.engine.dialect, scope.uid, w, p, page)
             async with self.engine.atransaction(scope.uid, readonly=True) as tx:
                 rows = await tx.fetchall(query, qparams)
-            found = decode_rows(self.serde, rows, scope)
+                if missing := missing_chunks(rows):
+                    rows += await tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
+            with paused_gc():
+                found = decode_rows(loader, rows, scope)
             for _key, tup, metadata in found:
                 if metadata_matches(metadata, filter):
                     yield tup
@@ -802,11 +945,13 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
     ) -> RunnableConfig:
         """Async form of :meth:`put`."""
-        queries, next_config = self._put_args(config, checkpoint, metadata, new_versions)
+        queries, next_config, updates = self._put_args(config, checkpoint, metadata, new_versions)
         uid = queries[-1][1][0]
-        async with self.engine.atransaction(uid, pipeline=True) as tx:
+        async with self.engine.atransaction(uid, pipeline=True, single=True) as tx:
             for query, params in queries:
                 await tx.execute(query, params)
+        for key, chain in updates:
+            self._chunks.put(key, chain)
         return next_config
 
     async def aput_writes(
@@ -816,15 +961,16 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         query = self._writes_args(config, writes, task_id, task_path)
         if query is None:
             return
-        async with self.engine.atransaction(query[1][0], pipeline=True) as tx:
+        async with self.engine.atransaction(query[1][0], single=True) as tx:
             await tx.execute(*query)
 
     async def adelete_thread(self, thread_id: str, *, user_id: str | None = None) -> None:
         """Async form of :meth:`delete_thread`."""
-        uid = self._uid(user_id)
-        async with self.engine.atransaction(uid, pipeline=True) as tx:
-            for query, params in delete_thread_queries(uid, encode_key(str(thread_id))):
+        uid, tid = self._uid(user_id), encode_key(str(thread_id))
+        async with self.engine.atransaction(uid, pipeline=True, single=True) as tx:
+            for query, params in delete_thread_queries(uid, tid):
                 await tx.execute(query, params)
+        self._chunks.forget(uid, tid)
 
     async def adelete_for_runs(self, run_ids: Sequence[str], *, user_id: str | None = None) -> None:
         """Async form of :meth:`delete_for_runs`."""
@@ -836,6 +982,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         uid = self._uid(user_id)
         async with self.engine.atransaction(uid) as tx:
             await arun(tx, delete_for_runs_steps(self.engine.dialect, uid, run_ids))
+        self._chunks.forget(uid)
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str, *, user_id: str | None = None) -> None:
         """Async form of :meth:`copy_thread`."""
@@ -851,15 +998,22 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         tids = _thread_keys(thread_ids)
         if not tids:
             return 0
-        async with self.engine.atransaction(uid) as tx:
-            return int(await arun(tx, prune_steps(self.engine.dialect, uid, tids, strategy)))
+        try:
+            async with self.engine.atransaction(uid) as tx:
+                return int(await arun(tx, prune_steps(self.engine.dialect, uid, tids, strategy)))
+        finally:
+            for tid in tids:
+                self._chunks.forget(uid, tid)
 
     async def aprune_before(self, cutoff: datetime, *, keep_latest: bool = True, user_id: str | None = None) -> int:
         """Async form of :meth:`prune_before`."""
         _check_cutoff(cutoff)
         uid = self._uid(user_id)
-        async with self.engine.atransaction(uid) as tx:
-            return int(await arun(tx, prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest)))
+        try:
+            async with self.engine.atransaction(uid) as tx:
+                return int(await arun(tx, prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest)))
+        finally:
+            self._chunks.forget(uid)
 
     async def alist_threads(self, *, user_id: str | None = None) -> list[str]:
         """Async form of :meth:`list_threads`."""

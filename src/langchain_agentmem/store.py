@@ -561,12 +561,12 @@ class LangGraphStore(BaseStore):
 
     def _refresh(self, keys: list[tuple[str, str]]) -> None:
         if keys:
-            with self.engine.transaction(self._uid, pipeline=True) as tx:
+            with self.engine.transaction(self._uid, single=True) as tx:
                 tx.execute(*refresh_query(self.engine.dialect, self._uid, keys))
 
     async def _arefresh(self, keys: list[tuple[str, str]]) -> None:
         if keys:
-            async with self.engine.atransaction(self._uid, pipeline=True) as tx:
+            async with self.engine.atransaction(self._uid, single=True) as tx:
                 await tx.execute(*refresh_query(self.engine.dialect, self._uid, keys))
 
     # -- put -----------------------------------------------------------------------------
@@ -611,7 +611,8 @@ class LangGraphStore(BaseStore):
         queries, insert = put_queries(
             self.engine.dialect, self._uid, deletes, upserts, reindex, [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)]
         )
-        with self.engine.transaction(self._uid, pipeline=True) as tx:
+        # One pipeline without BEGIN: Postgres runs it as one implicit transaction.
+        with self.engine.transaction(self._uid, pipeline=True, single=True) as tx:
             for query in queries:
                 tx.execute(*query)
             if insert is not None:
@@ -627,7 +628,7 @@ class LangGraphStore(BaseStore):
         queries, insert = put_queries(
             self.engine.dialect, self._uid, deletes, upserts, reindex, [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)]
         )
-        async with self.engine.atransaction(self._uid, pipeline=True) as tx:
+        async with self.engine.atransaction(self._uid, pipeline=True, single=True) as tx:
             for query in queries:
                 await tx.execute(*query)
             if insert is not None:
@@ -719,12 +720,12 @@ class LangGraphStore(BaseStore):
     def sweep_ttl(self, *, all_users: bool = False) -> int:
         """Delete expired items (of this store's tenant, or of every tenant); return how
         many."""
-        with self.engine.transaction(self._uid) as tx:
+        with self.engine.transaction(self._uid, single=True) as tx:
             return tx.execute(*sweep_query(None if all_users else self._uid))
 
     async def asweep_ttl(self, *, all_users: bool = False) -> int:
         """Async form of :meth:`sweep_ttl`."""
-        async with self.engine.atransaction(self._uid) as tx:
+        async with self.engine.atransaction(self._uid, single=True) as tx:
             return await tx.execute(*sweep_query(None if all_users else self._uid))
 
     def start_ttl_sweeper(self, sweep_interval_minutes: float | None = None) -> concurrent.futures.Future[None]:

