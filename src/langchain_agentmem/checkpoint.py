@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import builtins
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
@@ -678,7 +679,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         chunked = self._chunks.size > 0 and chunkable(self.serde)
         earlier: dict[str, str] = {}  # version of an earlier chunk -> its channel
         updates: list[tuple[Any, Any]] = []
-        blobs = []
+        blobs: list[tuple[str, str, str, bytes | None]] = []
         for channel, version in new_versions.items():
             vt = version_text(version)
             if channel not in values:
@@ -849,7 +850,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             for query, params in copy_thread_queries(uid, encode_key(str(source_thread_id)), encode_key(str(target_thread_id))):
                 tx.execute(query, params)
 
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", user_id: str | None = None) -> int:
+    def prune(  # type: ignore[override]  # also returns how many were deleted
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", user_id: str | None = None
+    ) -> int:
         """Prune threads: ``"keep_latest"`` keeps the newest checkpoint of each namespace
         (and its pending writes), ``"delete"`` removes everything. Returns the number of
         checkpoints deleted."""
@@ -877,12 +880,12 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         finally:
             self._chunks.forget(uid)
 
-    def list_users(self) -> list[str]:
+    def list_users(self) -> builtins.list[str]:
         """Every tenant with checkpoints (for maintenance such as ``agentmem prune``)."""
         with self.engine.transaction(readonly=True) as tx:
             return [decode_key(r[0]) for r in tx.fetchall(*users_query())]
 
-    def list_threads(self, *, user_id: str | None = None) -> list[str]:
+    def list_threads(self, *, user_id: str | None = None) -> builtins.list[str]:
         """The thread ids of a tenant (default the saver's) that have checkpoints."""
         uid = self._uid(user_id)
         with self.engine.transaction(uid, readonly=True) as tx:
@@ -991,7 +994,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             for query, params in copy_thread_queries(uid, encode_key(str(source_thread_id)), encode_key(str(target_thread_id))):
                 await tx.execute(query, params)
 
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", user_id: str | None = None) -> int:
+    async def aprune(  # type: ignore[override]  # also returns how many were deleted
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", user_id: str | None = None
+    ) -> int:
         """Async form of :meth:`prune`."""
         _check_strategy(strategy)
         uid = self._uid(user_id)
@@ -1015,13 +1020,13 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         finally:
             self._chunks.forget(uid)
 
-    async def alist_threads(self, *, user_id: str | None = None) -> list[str]:
+    async def alist_threads(self, *, user_id: str | None = None) -> builtins.list[str]:
         """Async form of :meth:`list_threads`."""
         uid = self._uid(user_id)
         async with self.engine.atransaction(uid, readonly=True) as tx:
             return [decode_key(r[0]) for r in await tx.fetchall(*threads_query(uid))]
 
-    async def alist_users(self) -> list[str]:
+    async def alist_users(self) -> builtins.list[str]:
         """Async form of :meth:`list_users`."""
         async with self.engine.atransaction(readonly=True) as tx:
             return [decode_key(r[0]) for r in await tx.fetchall(*users_query())]
