@@ -227,7 +227,10 @@ class PostgresDialect(Dialect):
         return f"(now() + {expr} * interval '1 minute')"
 
     def vector_param(self, values: Sequence[float]) -> Any:
-        from pgvector.utils import Vector
+        try:
+            from pgvector import Vector  # pgvector-python 0.4+
+        except ImportError:  # 0.2 and 0.3 (langchain-postgres pins pgvector < 0.4)
+            from pgvector.utils import Vector
 
         return Vector(list(values))
 
