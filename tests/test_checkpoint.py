@@ -227,6 +227,22 @@ def test_concurrent_graphs_share_one_saver(engine: Engine) -> None:
         assert messages[0] == f"{i}-0" and len(messages) == 9
 
 
+async def test_concurrent_async_graphs_share_one_saver(aengine: Engine) -> None:
+    import asyncio
+
+    graph = chat_graph(CheckpointSaver(aengine))
+
+    async def work(i: int) -> list[str]:
+        for j in range(3):
+            out = await graph.ainvoke({"messages": [f"{i}-{j}"], "note": ""}, cfg(f"t{i}"))
+        return out["messages"]
+
+    results = await asyncio.gather(*(work(i) for i in range(12)))
+    for i, messages in enumerate(results):
+        assert messages[0] == f"{i}-0" and len(messages) == 9
+    assert len([t async for t in graph.checkpointer.alist(None)]) == 12 * 12
+
+
 def test_pgbouncer_mode_without_prepared_statements(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> None:
     url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
     eng = make_engine(backend, url, tmp_path, prepare_threshold=None)
