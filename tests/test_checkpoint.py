@@ -552,3 +552,41 @@ def test_listing_pauses_gc_only_while_it_builds_values(engine: Engine) -> None:
         assert saver.get_tuple(cfg("gc")) is not None and not gc.isenabled()
     finally:
         gc.enable()
+
+
+async def test_checkpoint_that_does_not_list_its_chunks_reads_them_too(aengine: Engine) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    import langchain_agentmem.checkpoint as module
+
+    writer = CheckpointSaver(aengine)
+    items: list[Any] = []
+    config: Any = cfg("quiet", checkpoint_ns="")
+    version = None
+    for step in range(4):
+        items = [*items, *({"n": step * 10 + k} for k in range(5))]
+        version = writer.get_next_version(version, None)
+        cp = empty_checkpoint()
+        cp["channel_values"] = {"items": items}
+        cp["channel_versions"] = {"items": version}
+        config = await writer.aput(config, cp, {"step": step}, {"items": version})
+    # Another process (a new saver: nothing cached) saves a checkpoint that keeps the
+    # list as it is; it cannot list the list's chunks.
+    cp = empty_checkpoint()
+    cp["channel_values"] = {"items": items, "flag": True}
+    cp["channel_versions"] = {"items": version, "flag": "1"}
+    await CheckpointSaver(aengine).aput(config, cp, {"step": 4}, {"flag": "1"})
+    fetched: list[int] = []
+    original = module.chunks_query
+
+    def counting(dialect: Any, uid: str, keys: Any) -> Any:
+        fetched.append(len(keys))
+        return original(dialect, uid, keys)
+
+    module.chunks_query = counting
+    try:
+        tup = await CheckpointSaver(aengine).aget_tuple(cfg("quiet"))
+    finally:
+        module.chunks_query = original
+    assert fetched and fetched[0] >= 1  # the second query ran
+    assert tup is not None and tup.checkpoint["channel_values"] == {"items": items, "flag": True}

@@ -158,6 +158,12 @@ class _Scope:
 # -- query builders (pure) -------------------------------------------------------------
 
 
+_BLOB_MATCH = (
+    "b.user_id = ? AND b.thread_id = r.thread_id AND b.checkpoint_ns = r.checkpoint_ns "
+    "AND b.channel = r.channel AND b.version = r.version"
+)
+
+
 def select_query(dialect: Dialect, uid: str, where: Sequence[str], params: Sequence[Any], limit: int) -> Query:
     """Up to ``limit`` checkpoints (newest first) matching ``where``, with the blobs of
     their channel versions and their pending writes, in one statement.
@@ -181,13 +187,16 @@ def select_query(dialect: Dialect, uid: str, where: Sequence[str], params: Seque
         "AND w.thread_id = p.thread_id AND w.checkpoint_ns = p.checkpoint_ns AND w.checkpoint_id = p.checkpoint_id "
         "UNION ALL SELECT 0, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, CAST(checkpoint AS TEXT), "
         "coalesce(CAST(metadata_exact AS TEXT), CAST(metadata AS TEXT)), NULL, NULL, NULL FROM page "
-        "UNION ALL SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, NULL, NULL, NULL, b.blob "
+        # Blobs by primary key, one lookup per reference (correlated subqueries: a join
+        # may be planned as a scan of every blob of the tenant).
+        "UNION ALL SELECT 1, r.thread_id, r.checkpoint_ns, r.channel, r.version, "
+        "(SELECT b.type FROM {checkpoint_blobs} b WHERE " + _BLOB_MATCH + "), NULL, NULL, NULL, "
+        "(SELECT b.blob FROM {checkpoint_blobs} b WHERE " + _BLOB_MATCH + ") "
         "FROM (SELECT p.thread_id, p.checkpoint_ns, j.key AS channel, CAST(j.value AS TEXT) AS version "
         "FROM page p, " + entries + " UNION SELECT p.thread_id, p.checkpoint_ns, CAST(k.value AS TEXT), k.key "
-        "FROM page p, " + chunks + ") r JOIN {checkpoint_blobs} b ON b.user_id = ? AND b.thread_id = r.thread_id "
-        "AND b.checkpoint_ns = r.checkpoint_ns AND b.channel = r.channel AND b.version = r.version"
+        "FROM page p, " + chunks + ") r"
     )
-    return query, [uid, *params, limit, uid, uid]
+    return query, [uid, *params, limit, uid, uid, uid]
 
 
 def get_query(dialect: Dialect, scope: _Scope, checkpoint_id: str | None) -> Query:
@@ -202,7 +211,7 @@ def get_query(dialect: Dialect, scope: _Scope, checkpoint_id: str | None) -> Que
 def missing_chunks(rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, str, str, str]]:
     """Keys (thread, namespace, channel, version) of earlier chunks that the blobs in
     :func:`select_query` rows need and the rows do not have."""
-    present = {(r[1], r[2], r[3], r[4]) for r in rows if r[0] == 1}
+    present = {(r[1], r[2], r[3], r[4]) for r in rows if r[0] == 1 and r[5] is not None}
     missing: set[tuple[str, str, str, str]] = set()
     for r in rows:
         if r[0] == 1 and is_chunk(r[5]):
@@ -218,12 +227,11 @@ _BLOB_KEY_COLS = [("tid", "text"), ("ns", "text"), ("ch", "text"), ("v", "text")
 
 def chunks_query(dialect: Dialect, uid: str, keys: Sequence[tuple[str, str, str, str]]) -> Query:
     """The blobs ``keys``, as kind-1 rows of :func:`select_query`."""
+    match = "b.user_id = ? AND b.thread_id = m.tid AND b.checkpoint_ns = m.ns AND b.channel = m.ch AND b.version = m.v"
     return (
-        "SELECT 1, thread_id, checkpoint_ns, channel, version, type, NULL, NULL, NULL, blob FROM {checkpoint_blobs} "
-        "WHERE user_id = ? AND (thread_id, checkpoint_ns, channel, version) IN (SELECT tid, ns, ch, v FROM "
-        + dialect.unnest(_BLOB_KEY_COLS)
-        + ")",
-        [uid, *dialect.unnest_params(_BLOB_KEY_COLS, keys)],
+        "SELECT 1, m.tid, m.ns, m.ch, m.v, (SELECT b.type FROM {checkpoint_blobs} b WHERE " + match + "), NULL, NULL, "
+        "NULL, (SELECT b.blob FROM {checkpoint_blobs} b WHERE " + match + ") FROM " + dialect.unnest(_BLOB_KEY_COLS),
+        [uid, uid, *dialect.unnest_params(_BLOB_KEY_COLS, keys)],
     )
 
 
@@ -525,7 +533,8 @@ def decode_rows(
         if kind == 0:
             heads.append(r)
         elif kind == 1:
-            blobs[(r[1], r[2], r[3], r[4])] = (r[5], r[9])
+            if r[5] is not None:  # NULL: a reference without a stored blob
+                blobs[(r[1], r[2], r[3], r[4])] = (r[5], r[9])
         else:
             writes.setdefault((r[1], r[2], r[3]), []).append((r[7] or "", r[4], int(r[8]), r[5], r[6], bytes(r[9])))
     heads.sort(key=lambda h: (h[3], h[1], h[2]), reverse=True)
