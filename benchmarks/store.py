@@ -73,9 +73,13 @@ def put_rate(store: object, n: int, *, batch: bool) -> float:
 
 
 def main() -> None:
+    global DIMS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--dims", type=int, default=64, help="embedding size (default 64)")
+    parser.add_argument("--skip-puts", action="store_true", help="only the search part")
     args = parser.parse_args()
+    DIMS = args.dims
     singles, batched, users, per_user, queries = (300, 2000, 20, 50, 20) if args.quick else (2000, 10000, 100, 200, 100)
 
     url = server_url()
@@ -105,7 +109,7 @@ def main() -> None:
     # -- 1. puts ---------------------------------------------------------------------------
     print("\n1. Put throughput, items/s (anchor: PostgresStore 803 items/s)")
     rates = {}
-    for label, store_o, store_t, n, batch in [
+    for label, store_o, store_t, n, batch in [] if args.skip_puts else [
         ("one put per call, no index", ours_plain, theirs_plain, singles, False),
         ("batch of 500, no index", ours_plain, theirs_plain, batched, True),
         ("one put per call, embedded", ours, theirs, singles, False),
@@ -117,7 +121,7 @@ def main() -> None:
         print(f"   {label:<30} agentmem {o:>8.0f}   PostgresStore {t:>8.0f}   ratio {o / t:>5.2f}x")
 
     # -- 2. scoped semantic search ------------------------------------------------------------
-    print(f"\n2. Scoped semantic search: {users * per_user} items over {users} user namespaces, {queries} queries")
+    print(f"\n2. Scoped semantic search: {users * per_user} items over {users} user namespaces, {DIMS} dims, {queries} queries")
     items = [((f"user{u}", "memories"), f"m{j}", {"text": f"user {u} memory {j}"}) for u in range(users) for j in range(per_user)]
     for store in (ours, theirs):
         for lo in range(0, len(items), 1000):

@@ -227,6 +227,22 @@ def test_concurrent_graphs_share_one_saver(engine: Engine) -> None:
         assert messages[0] == f"{i}-0" and len(messages) == 9
 
 
+async def test_concurrent_async_graphs_share_one_saver(aengine: Engine) -> None:
+    import asyncio
+
+    graph = chat_graph(CheckpointSaver(aengine))
+
+    async def work(i: int) -> list[str]:
+        for j in range(3):
+            out = await graph.ainvoke({"messages": [f"{i}-{j}"], "note": ""}, cfg(f"t{i}"))
+        return out["messages"]
+
+    results = await asyncio.gather(*(work(i) for i in range(12)))
+    for i, messages in enumerate(results):
+        assert messages[0] == f"{i}-0" and len(messages) == 9
+    assert len([t async for t in graph.checkpointer.alist(None)]) == 12 * 12
+
+
 def test_pgbouncer_mode_without_prepared_statements(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> None:
     url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
     eng = make_engine(backend, url, tmp_path, prepare_threshold=None)
@@ -536,3 +552,41 @@ def test_listing_pauses_gc_only_while_it_builds_values(engine: Engine) -> None:
         assert saver.get_tuple(cfg("gc")) is not None and not gc.isenabled()
     finally:
         gc.enable()
+
+
+async def test_checkpoint_that_does_not_list_its_chunks_reads_them_too(aengine: Engine) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    import langchain_agentmem.checkpoint as module
+
+    writer = CheckpointSaver(aengine)
+    items: list[Any] = []
+    config: Any = cfg("quiet", checkpoint_ns="")
+    version = None
+    for step in range(4):
+        items = [*items, *({"n": step * 10 + k} for k in range(5))]
+        version = writer.get_next_version(version, None)
+        cp = empty_checkpoint()
+        cp["channel_values"] = {"items": items}
+        cp["channel_versions"] = {"items": version}
+        config = await writer.aput(config, cp, {"step": step}, {"items": version})
+    # Another process (a new saver: nothing cached) saves a checkpoint that keeps the
+    # list as it is; it cannot list the list's chunks.
+    cp = empty_checkpoint()
+    cp["channel_values"] = {"items": items, "flag": True}
+    cp["channel_versions"] = {"items": version, "flag": "1"}
+    await CheckpointSaver(aengine).aput(config, cp, {"step": 4}, {"flag": "1"})
+    fetched: list[int] = []
+    original = module.chunks_query
+
+    def counting(dialect: Any, uid: str, keys: Any) -> Any:
+        fetched.append(len(keys))
+        return original(dialect, uid, keys)
+
+    module.chunks_query = counting
+    try:
+        tup = await CheckpointSaver(aengine).aget_tuple(cfg("quiet"))
+    finally:
+        module.chunks_query = original
+    assert fetched and fetched[0] >= 1  # the second query ran
+    assert tup is not None and tup.checkpoint["channel_values"] == {"items": items, "flag": True}

@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import builtins
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
@@ -157,6 +158,12 @@ class _Scope:
 # -- query builders (pure) -------------------------------------------------------------
 
 
+_BLOB_MATCH = (
+    "b.user_id = ? AND b.thread_id = r.thread_id AND b.checkpoint_ns = r.checkpoint_ns "
+    "AND b.channel = r.channel AND b.version = r.version"
+)
+
+
 def select_query(dialect: Dialect, uid: str, where: Sequence[str], params: Sequence[Any], limit: int) -> Query:
     """Up to ``limit`` checkpoints (newest first) matching ``where``, with the blobs of
     their channel versions and their pending writes, in one statement.
@@ -180,13 +187,16 @@ def select_query(dialect: Dialect, uid: str, where: Sequence[str], params: Seque
         "AND w.thread_id = p.thread_id AND w.checkpoint_ns = p.checkpoint_ns AND w.checkpoint_id = p.checkpoint_id "
         "UNION ALL SELECT 0, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, CAST(checkpoint AS TEXT), "
         "coalesce(CAST(metadata_exact AS TEXT), CAST(metadata AS TEXT)), NULL, NULL, NULL FROM page "
-        "UNION ALL SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, NULL, NULL, NULL, b.blob "
+        # Blobs by primary key, one lookup per reference (correlated subqueries: a join
+        # may be planned as a scan of every blob of the tenant).
+        "UNION ALL SELECT 1, r.thread_id, r.checkpoint_ns, r.channel, r.version, "
+        "(SELECT b.type FROM {checkpoint_blobs} b WHERE " + _BLOB_MATCH + "), NULL, NULL, NULL, "
+        "(SELECT b.blob FROM {checkpoint_blobs} b WHERE " + _BLOB_MATCH + ") "
         "FROM (SELECT p.thread_id, p.checkpoint_ns, j.key AS channel, CAST(j.value AS TEXT) AS version "
         "FROM page p, " + entries + " UNION SELECT p.thread_id, p.checkpoint_ns, CAST(k.value AS TEXT), k.key "
-        "FROM page p, " + chunks + ") r JOIN {checkpoint_blobs} b ON b.user_id = ? AND b.thread_id = r.thread_id "
-        "AND b.checkpoint_ns = r.checkpoint_ns AND b.channel = r.channel AND b.version = r.version"
+        "FROM page p, " + chunks + ") r"
     )
-    return query, [uid, *params, limit, uid, uid]
+    return query, [uid, *params, limit, uid, uid, uid]
 
 
 def get_query(dialect: Dialect, scope: _Scope, checkpoint_id: str | None) -> Query:
@@ -201,7 +211,7 @@ def get_query(dialect: Dialect, scope: _Scope, checkpoint_id: str | None) -> Que
 def missing_chunks(rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, str, str, str]]:
     """Keys (thread, namespace, channel, version) of earlier chunks that the blobs in
     :func:`select_query` rows need and the rows do not have."""
-    present = {(r[1], r[2], r[3], r[4]) for r in rows if r[0] == 1}
+    present = {(r[1], r[2], r[3], r[4]) for r in rows if r[0] == 1 and r[5] is not None}
     missing: set[tuple[str, str, str, str]] = set()
     for r in rows:
         if r[0] == 1 and is_chunk(r[5]):
@@ -217,12 +227,11 @@ _BLOB_KEY_COLS = [("tid", "text"), ("ns", "text"), ("ch", "text"), ("v", "text")
 
 def chunks_query(dialect: Dialect, uid: str, keys: Sequence[tuple[str, str, str, str]]) -> Query:
     """The blobs ``keys``, as kind-1 rows of :func:`select_query`."""
+    match = "b.user_id = ? AND b.thread_id = m.tid AND b.checkpoint_ns = m.ns AND b.channel = m.ch AND b.version = m.v"
     return (
-        "SELECT 1, thread_id, checkpoint_ns, channel, version, type, NULL, NULL, NULL, blob FROM {checkpoint_blobs} "
-        "WHERE user_id = ? AND (thread_id, checkpoint_ns, channel, version) IN (SELECT tid, ns, ch, v FROM "
-        + dialect.unnest(_BLOB_KEY_COLS)
-        + ")",
-        [uid, *dialect.unnest_params(_BLOB_KEY_COLS, keys)],
+        "SELECT 1, m.tid, m.ns, m.ch, m.v, (SELECT b.type FROM {checkpoint_blobs} b WHERE " + match + "), NULL, NULL, "
+        "NULL, (SELECT b.blob FROM {checkpoint_blobs} b WHERE " + match + ") FROM " + dialect.unnest(_BLOB_KEY_COLS),
+        [uid, uid, *dialect.unnest_params(_BLOB_KEY_COLS, keys)],
     )
 
 
@@ -524,7 +533,8 @@ def decode_rows(
         if kind == 0:
             heads.append(r)
         elif kind == 1:
-            blobs[(r[1], r[2], r[3], r[4])] = (r[5], r[9])
+            if r[5] is not None:  # NULL: a reference without a stored blob
+                blobs[(r[1], r[2], r[3], r[4])] = (r[5], r[9])
         else:
             writes.setdefault((r[1], r[2], r[3]), []).append((r[7] or "", r[4], int(r[8]), r[5], r[6], bytes(r[9])))
     heads.sort(key=lambda h: (h[3], h[1], h[2]), reverse=True)
@@ -678,7 +688,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         chunked = self._chunks.size > 0 and chunkable(self.serde)
         earlier: dict[str, str] = {}  # version of an earlier chunk -> its channel
         updates: list[tuple[Any, Any]] = []
-        blobs = []
+        blobs: list[tuple[str, str, str, bytes | None]] = []
         for channel, version in new_versions.items():
             vt = version_text(version)
             if channel not in values:
@@ -849,7 +859,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             for query, params in copy_thread_queries(uid, encode_key(str(source_thread_id)), encode_key(str(target_thread_id))):
                 tx.execute(query, params)
 
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", user_id: str | None = None) -> int:
+    def prune(  # type: ignore[override]  # also returns how many were deleted
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", user_id: str | None = None
+    ) -> int:
         """Prune threads: ``"keep_latest"`` keeps the newest checkpoint of each namespace
         (and its pending writes), ``"delete"`` removes everything. Returns the number of
         checkpoints deleted."""
@@ -877,12 +889,12 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         finally:
             self._chunks.forget(uid)
 
-    def list_users(self) -> list[str]:
+    def list_users(self) -> builtins.list[str]:
         """Every tenant with checkpoints (for maintenance such as ``agentmem prune``)."""
         with self.engine.transaction(readonly=True) as tx:
             return [decode_key(r[0]) for r in tx.fetchall(*users_query())]
 
-    def list_threads(self, *, user_id: str | None = None) -> list[str]:
+    def list_threads(self, *, user_id: str | None = None) -> builtins.list[str]:
         """The thread ids of a tenant (default the saver's) that have checkpoints."""
         uid = self._uid(user_id)
         with self.engine.transaction(uid, readonly=True) as tx:
@@ -991,7 +1003,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             for query, params in copy_thread_queries(uid, encode_key(str(source_thread_id)), encode_key(str(target_thread_id))):
                 await tx.execute(query, params)
 
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", user_id: str | None = None) -> int:
+    async def aprune(  # type: ignore[override]  # also returns how many were deleted
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", user_id: str | None = None
+    ) -> int:
         """Async form of :meth:`prune`."""
         _check_strategy(strategy)
         uid = self._uid(user_id)
@@ -1015,13 +1029,13 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         finally:
             self._chunks.forget(uid)
 
-    async def alist_threads(self, *, user_id: str | None = None) -> list[str]:
+    async def alist_threads(self, *, user_id: str | None = None) -> builtins.list[str]:
         """Async form of :meth:`list_threads`."""
         uid = self._uid(user_id)
         async with self.engine.atransaction(uid, readonly=True) as tx:
             return [decode_key(r[0]) for r in await tx.fetchall(*threads_query(uid))]
 
-    async def alist_users(self) -> list[str]:
+    async def alist_users(self) -> builtins.list[str]:
         """Async form of :meth:`list_users`."""
         async with self.engine.atransaction(readonly=True) as tx:
             return [decode_key(r[0]) for r in await tx.fetchall(*users_query())]
