@@ -39,19 +39,15 @@ class SQLiteBackend(Backend):
     def _new_connection(self) -> Any:
         import sqlite3
 
-        if self.path is None:
-            conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        else:
+        target = ":memory:"
+        if self.path is not None:
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                str(Path(self.path).expanduser()),
-                check_same_thread=False,
-                isolation_level=None,
-                timeout=self.timeout,
-            )
+            target = str(Path(self.path).expanduser())
+        # ``timeout`` is SQLite's busy timeout: how long a writer waits for another process.
+        conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=self.timeout)
+        if self.path is not None:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 

@@ -49,6 +49,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
+from psycopg import sql as pgsql
 
 from ._filters import JsonSQL, PostgresJson, SQLiteJson, compile_filter
 from ._json import clean_text, dumps, loads
@@ -340,15 +341,22 @@ class _PgOps(_Ops):
                 "SELECT set_config('maintenance_work_mem', ?, true)",
                 [maintenance_work_mem],
             )
-        # Every value below is an integer from the catalogue or a fixed word: nothing a
-        # user typed reaches this statement.
-        yield (
-            "execute",
-            f"CREATE INDEX IF NOT EXISTS {self.index_name(coll)} ON {{vectors}} USING hnsw "  # noqa: S608
-            f"((embedding::{cast}) {opclass}) WITH (m = {m}, ef_construction = {ef_construction}) "
-            f"WHERE collection_id = {int(coll.collection_id)}",
-            [],
+        # DDL takes no parameters: compose it with psycopg.sql (identifiers quoted, integers
+        # as literals; the cast and operator class come from fixed tables).
+        ddl = pgsql.SQL(
+            "CREATE INDEX IF NOT EXISTS {index} ON {table} USING hnsw (({column}::{cast}) {opclass}) "
+            "WITH (m = {m}, ef_construction = {ef}) WHERE collection_id = {cid}"
+        ).format(
+            index=pgsql.Identifier(self.index_name(coll)),
+            table=pgsql.Identifier(self.s.engine.schema, "vectors"),
+            column=pgsql.Identifier("embedding"),
+            cast=pgsql.SQL(cast),
+            opclass=pgsql.SQL(opclass),
+            m=pgsql.Literal(int(m)),
+            ef=pgsql.Literal(int(ef_construction)),
+            cid=pgsql.Literal(int(coll.collection_id)),
         )
+        yield ("execute", ddl.as_string(None), [])
         return True
 
     _STAGE = (
