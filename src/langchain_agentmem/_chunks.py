@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,11 +80,18 @@ def chunkable(serde: SerializerProtocol) -> bool:
     return isinstance(serde, JsonPlusSerializer) and type(serde).dumps_typed is JsonPlusSerializer.dumps_typed
 
 
-def element_bytes(serde: SerializerProtocol, value: Any) -> list[bytes] | None:
+def element_bytes(
+    serde: SerializerProtocol,
+    value: Any,
+    encode_list: Callable[[SerializerProtocol, list[Any]], list[bytes] | None] | None = None,
+) -> list[bytes] | None:
     """The msgpack encoding of each element of a list value, or ``None`` when the value
-    is not a list of at least ``MIN_ELEMENTS`` elements that all encode as msgpack."""
+    is not a list of at least ``MIN_ELEMENTS`` elements that all encode as msgpack.
+    ``encode_list(serde, value)`` does the encoding when given (a memo)."""
     if type(value) is not list or len(value) < MIN_ELEMENTS:
         return None
+    if encode_list is not None:
+        return encode_list(serde, value)
     out = []
     for element in value:
         type_, data = serde.dumps_typed(element)

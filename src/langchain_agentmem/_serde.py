@@ -1,22 +1,20 @@
-"""Faster loading of many checkpoints that share values.
+"""Faster writing and reading of checkpoints that share values.
 
 The channel values of consecutive checkpoints mostly repeat: a message list grows by a
-message or two per step, yet each version is a whole serialized list, and rebuilding every
-message (a pydantic model) dominates reading a thread's history. :class:`MemoLoader`
-loads values with the saver's own serializer, but builds each distinct serialized object
-(a msgpack extension: a message, a document, a date...) once per listing and hands out
-shallow copies afterwards, so every checkpoint still gets its own objects at the top level.
-
-Only LangGraph's ``JsonPlusSerializer`` (and subclasses that keep its ``loads_typed``) is
-sped up this way, through its own extension hook (so its allow-list applies unchanged);
-any other serializer, including ``EncryptedSerializer``, loads as usual.
+message or two per step, yet each version is the whole list again, so a saver that
+serializes every message at every step and rebuilds every message (a pydantic model) at
+every read spends most of a graph's time there (LangGraph's own savers do). A
+:class:`ValueMemo` per saver remembers each message's encoding by the object (checked
+against a copy of its fields, so an edit in place is never lost) and builds each distinct
+encoded message once, handing out independent copies; :class:`MemoLoader` reads values
+through it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import gc
+import marshal
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +24,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel
 
-__all__ = ["MemoLoader", "paused_gc"]
+__all__ = ["MemoLoader", "ValueMemo", "ext_bytes", "paused_gc", "plain_copy"]
 
 _gc_lock = threading.Lock()
 _gc_users = 0
@@ -58,54 +56,262 @@ def paused_gc() -> Iterator[None]:
 
 _set = object.__setattr__
 
+#: Immutable leaf types of a "plain" value tree (see :func:`plain_copy`).
+_ATOMS = frozenset({str, int, float, bool, type(None), bytes})
+#: Returned by :func:`plain_copy` for a tree holding anything else.
+NOT_PLAIN: Any = object()
 
-def _copy_model(obj: BaseModel) -> BaseModel:
-    """What ``obj.model_copy()`` does (a shallow copy), without its Python overhead."""
-    new = obj.__class__.__new__(obj.__class__)
-    _set(new, "__dict__", obj.__dict__.copy())
-    _set(new, "__pydantic_fields_set__", set(obj.__pydantic_fields_set__))
+
+def plain_copy(value: Any) -> Any:
+    """A copy of a tree of dicts, lists and tuples over immutable leaves (str, numbers,
+    bool, None, bytes) that shares no container with ``value``; :data:`NOT_PLAIN` when
+    the tree holds anything else (whose in-place changes a copy could not isolate).
+
+    Example:
+        >>> tree = {"a": [1, {"b": "c"}], "d": (None,)}
+        >>> copy_ = plain_copy(tree)
+        >>> copy_ == tree, copy_["a"] is tree["a"], copy_["a"][1] is tree["a"][1]
+        (True, False, False)
+        >>> plain_copy({"when": object()}) is NOT_PLAIN
+        True
+    """
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) not in _ATOMS:
+                return NOT_PLAIN
+            item = item if type(item) in _ATOMS else plain_copy(item)
+            if item is NOT_PLAIN:
+                return NOT_PLAIN
+            out[key] = item
+        return out
+    if kind is list or kind is tuple:
+        items = []
+        for item in value:
+            item = item if type(item) in _ATOMS else plain_copy(item)
+            if item is NOT_PLAIN:
+                return NOT_PLAIN
+            items.append(item)
+        return items if kind is list else tuple(items)
+    return NOT_PLAIN
+
+
+def _model_state(obj: BaseModel) -> tuple[Any, Any] | None:
+    """Plain copies of what a model's serialization depends on (its fields and extras),
+    or ``None`` when they are not plain."""
+    fields = plain_copy(obj.__dict__)
     extra = obj.__pydantic_extra__
-    _set(new, "__pydantic_extra__", None if extra is None else dict(extra))
-    private = obj.__pydantic_private__
-    _set(new, "__pydantic_private__", None if private is None else dict(private))
-    return new
+    extra = None if extra is None else plain_copy(extra)
+    if fields is NOT_PLAIN or extra is NOT_PLAIN:
+        return None
+    return fields, extra
 
 
-class MemoLoader:
-    """``loads_typed`` for one listing, remembering extension objects by their bytes.
+def _copier(value: Any) -> Any:
+    """A function returning a new plain copy of the (plain) container ``value``."""
+    if not value:
+        return type(value) if type(value) is not tuple else tuple
+    frozen = marshal.dumps(value)  # marshal rebuilds plain trees in C
+    return lambda: marshal.loads(frozen)
+
+
+class _Proto:
+    """A model built from stored bytes, never handed out, and how to copy it fast."""
+
+    __slots__ = ("obj", "state", "fields", "extra", "ext")
+
+    def __init__(self, obj: BaseModel, state: tuple[Any, Any], ext: bytes) -> None:
+        self.obj, self.state, self.ext = obj, state, ext
+        self.fields = [(k, _copier(v)) for k, v in state[0].items() if type(v) not in _ATOMS]
+        self.extra = None if state[1] is None else _copier(state[1])
+
+    def copy(self) -> BaseModel:
+        """A new model equal to the prototype that shares no mutable container with it."""
+        proto = self.obj
+        new = proto.__class__.__new__(proto.__class__)
+        fields = self.state[0].copy()
+        for key, copier in self.fields:
+            fields[key] = copier()
+        _set(new, "__dict__", fields)
+        _set(new, "__pydantic_fields_set__", set(proto.__pydantic_fields_set__))
+        _set(new, "__pydantic_extra__", None if self.extra is None else self.extra())
+        private = proto.__pydantic_private__
+        _set(new, "__pydantic_private__", None if private is None else dict(private))
+        return new
+
+
+def ext_bytes(code: int, data: bytes) -> bytes:
+    """The msgpack encoding of an extension value (what ``ormsgpack.Ext(code, data)``
+    packs to).
+
+    Example:
+        >>> all(ext_bytes(5, b"x" * n) == ormsgpack.packb(ormsgpack.Ext(5, b"x" * n))
+        ...     for n in (1, 2, 3, 4, 8, 16, 17, 255, 256, 65535, 65536))
+        True
+    """
+    n = len(data)
+    fixed = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}.get(n)
+    if fixed is not None:
+        head = bytes([fixed, code])
+    elif n < 1 << 8:
+        head = bytes([0xC7, n, code])
+    elif n < 1 << 16:
+        head = b"\xc8" + n.to_bytes(2, "big") + bytes([code])
+    else:
+        head = b"\xc9" + n.to_bytes(4, "big") + bytes([code])
+    return head + data
+
+
+class ValueMemo:
+    """What one saver remembers of the values it wrote and read, so that a growing
+    message list is not serialized and rebuilt whole at every step.
+
+    * ``encode``: the msgpack encoding of a pydantic model (a message) by the object's
+      identity, reused only while the object's fields still equal a plain copy taken when
+      it was encoded: an edit in place (``msg.content = ...``,
+      ``msg.additional_kwargs["k"] = v``) is seen and encodes again. Not seen: a value
+      replaced by an equal one of another type (``1`` by ``1.0`` or ``True``).
+    * decoding: each extension object (a message) is built once from its bytes; every
+      reader gets its own copy that shares no container with the cached one, so changing
+      a value read never changes what the next read returns. A copy handed out is
+      remembered with its bytes, so writing it back unchanged encodes nothing.
+
+    Only models whose fields are plain trees (dicts, lists, str, numbers, None) take
+    part; anything else is encoded and built every time. Both caches hold at most
+    ``max_bytes`` of encodings each, oldest dropped first.
 
     Example:
         >>> from langchain_core.messages import AIMessage
         >>> serde = JsonPlusSerializer()
-        >>> loader = MemoLoader(serde)
+        >>> memo = ValueMemo(1 << 20)
+        >>> msg = AIMessage("hi")
+        >>> memo.encode(serde, msg) == serde.dumps_typed(msg)
+        True
+        >>> msg.content = "edited"
+        >>> memo.encode(serde, msg) == serde.dumps_typed(msg)
+        True
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        # id(obj) -> (obj, its plain state when encoded, encoding)
+        self._encoded: dict[int, tuple[Any, tuple[Any, Any], bytes]] = {}
+        self._encoded_bytes = 0
+        # (ext code, ext data) -> (prototype never handed out, its plain state)
+        self._built: dict[tuple[int, bytes], _Proto] = {}
+        self._built_bytes = 0
+
+    def encode(self, serde: SerializerProtocol, value: Any) -> tuple[str, bytes]:
+        """``serde.dumps_typed(value)``, from memory when ``value`` is a model this memo
+        encoded (or handed out) and has not changed since."""
+        if self.max_bytes <= 0 or not isinstance(value, BaseModel):
+            return serde.dumps_typed(value)
+        entry = self._encoded.get(id(value))
+        if entry is not None and entry[0] is value:
+            state = entry[1]
+            if value.__dict__ == state[0] and value.__pydantic_extra__ == state[1]:
+                return "msgpack", entry[2]
+        type_, data = serde.dumps_typed(value)
+        if type_ == "msgpack":
+            state_now = _model_state(value)
+            if state_now is not None:
+                self._remember(value, state_now, data)
+        return type_, data
+
+    def encode_list(self, serde: SerializerProtocol, values: list[Any]) -> list[bytes] | None:
+        """The msgpack encoding of each element of ``values`` (as :meth:`encode`, in one
+        loop), or ``None`` when one of them does not encode as msgpack."""
+        out = []
+        get = self._encoded.get
+        memo = self.max_bytes > 0
+        for value in values:
+            if memo and isinstance(value, BaseModel):
+                entry = get(id(value))
+                if (
+                    entry is not None
+                    and entry[0] is value
+                    and value.__dict__ == entry[1][0]
+                    and value.__pydantic_extra__ == entry[1][1]
+                ):
+                    out.append(entry[2])
+                    continue
+                type_, data = self.encode(serde, value)
+            else:
+                type_, data = serde.dumps_typed(value)
+            if type_ != "msgpack":
+                return None
+            out.append(data)
+        return out
+
+    def _remember(self, obj: Any, state: tuple[Any, Any], data: bytes) -> None:
+        with self._lock:
+            old = self._encoded.pop(id(obj), None)
+            if old is not None:
+                self._encoded_bytes -= len(old[2])
+            self._encoded[id(obj)] = (obj, state, data)
+            self._encoded_bytes += len(data)
+            while self._encoded_bytes > self.max_bytes and self._encoded:
+                self._encoded_bytes -= len(self._encoded.pop(next(iter(self._encoded)))[2])
+
+    def build(self, hook: Any, code: int, data: bytes, *, remember: bool) -> Any:
+        """The object of one msgpack extension, built by ``hook`` once and copied after;
+        with ``remember`` the copy's encoding is remembered for :meth:`encode`."""
+        if self.max_bytes <= 0:
+            return hook(code, data)
+        key = (code, data)
+        proto = self._built.get(key)
+        if proto is None:
+            obj = hook(code, data)
+            state = _model_state(obj) if isinstance(obj, BaseModel) else None
+            if state is None:
+                return obj
+            proto = _Proto(obj, state, ext_bytes(code, data))
+            with self._lock:
+                if key not in self._built:
+                    self._built[key] = proto
+                    self._built_bytes += len(data)
+                    while self._built_bytes > self.max_bytes and self._built:
+                        oldest = next(iter(self._built))
+                        del self._built[oldest]
+                        self._built_bytes -= len(oldest[1])
+        new = proto.copy()
+        if remember:
+            self._remember(new, proto.state, proto.ext)
+        return new
+
+
+class MemoLoader:
+    """``loads_typed`` that builds each extension object (a message) through a
+    :class:`ValueMemo`: once per distinct encoding, then as independent copies.
+
+    Only LangGraph's ``JsonPlusSerializer`` (and subclasses that keep its ``loads_typed``)
+    is sped up this way, through its own extension hook (so its allow-list applies
+    unchanged); any other serializer, including ``EncryptedSerializer``, loads as usual.
+
+    Example:
+        >>> from langchain_core.messages import AIMessage
+        >>> serde = JsonPlusSerializer()
+        >>> loader = MemoLoader(serde, ValueMemo(1 << 20))
         >>> one = loader.loads(*serde.dumps_typed([AIMessage("hi")]))
         >>> two = loader.loads(*serde.dumps_typed([AIMessage("hi"), AIMessage("yo")]))
         >>> one[0] == two[0] and one[0] is not two[0]
         True
     """
 
-    def __init__(self, serde: SerializerProtocol, *, memo: bool = True) -> None:
+    def __init__(self, serde: SerializerProtocol, memo: ValueMemo, *, remember: bool = False) -> None:
         self.serde = serde
+        self.memo = memo
+        self.remember = remember
         self._hook: Any = None
-        # One checkpoint (get_tuple) shares nothing with itself: load it plainly.
-        if memo and isinstance(serde, JsonPlusSerializer) and type(serde).loads_typed is JsonPlusSerializer.loads_typed:
+        if isinstance(serde, JsonPlusSerializer) and type(serde).loads_typed is JsonPlusSerializer.loads_typed:
             self._hook = serde._unpack_ext_hook
-        self._cache: dict[tuple[int, bytes], Any] = {}
 
     def _ext(self, code: int, data: bytes) -> Any:
-        key = (code, data)
-        try:
-            obj = self._cache[key]
-        except KeyError:
-            obj = self._cache[key] = self._hook(code, data)
-        # Always a copy: the cached object itself is never handed out, so a caller that
-        # reassigns a field of one checkpoint's value cannot change another's.
-        if isinstance(obj, BaseModel):
-            return _copy_model(obj)
-        try:
-            return copy.copy(obj)
-        except Exception:  # an object that cannot be copied: build it again
-            return self._hook(code, data)
+        return self.memo.build(self._hook, code, data, remember=self.remember)
 
     def loads(self, type_: str, data: bytes | None) -> Any:
         if self._hook is not None and type_ == "msgpack" and data is not None:

@@ -64,7 +64,7 @@ from ._chunks import (
 )
 from ._json import clean_text, dumps, loads
 from ._keys import decode_key, encode_key
-from ._serde import MemoLoader, paused_gc
+from ._serde import MemoLoader, ValueMemo, paused_gc
 from ._steps import Steps, arun, run
 from .dialects import Dialect
 from .engine import Engine
@@ -284,7 +284,9 @@ def put_queries(
     metadata: dict[str, Any],
     blobs: Sequence[tuple[str, str, str, bytes | None]],
 ) -> list[Query]:
-    """Insert the new blobs (kept if already there) and upsert the checkpoint row."""
+    """Insert the new blobs (kept if already there) and upsert the checkpoint row: one
+    statement on Postgres (the blobs in a data-modifying CTE, so one round trip and
+    atomic without BEGIN/COMMIT), two on SQLite (run in one transaction)."""
     uid, tid, ns = scope.uid, scope.thread(), scope.ns or ""
     queries: list[Query] = []
     if blobs:
@@ -321,6 +323,9 @@ def put_queries(
             ],
         )
     )
+    if len(queries) == 2 and dialect.supports_dml_cte:
+        (blob_sql, blob_params), (cp_sql, cp_params) = queries
+        return [("WITH b AS (" + blob_sql + ") " + cp_sql, [*blob_params, *cp_params])]
     return queries
 
 
@@ -627,6 +632,11 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         chunk_cache_size: thread channels whose last written list (e.g. messages) is
             remembered, so that the next version stores only the elements it adds
             (see ``_chunks.py``); 0 stores every version whole.
+        value_cache_bytes: at most this many bytes of encoded messages are remembered
+            twice over: encodings by message object, so that a message written at the
+            last step is not serialized again, and messages built from stored bytes, so
+            that a read copies them instead of validating them again (see ``_serde.py``;
+            LangGraph's default serializer only). 0 remembers nothing.
 
     Example:
         >>> from langchain_agentmem import connect
@@ -643,6 +653,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         user_id: str = "default",
         serde: SerializerProtocol | None = None,
         chunk_cache_size: int = 1024,
+        value_cache_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         if not isinstance(engine, Engine):
             raise TypeError(f"expected an Engine from langchain_agentmem.connect(), got {type(engine).__name__}")
@@ -653,7 +664,10 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         super().__init__(serde=serde)
         self.engine = engine
         self.user_id = user_id
+        if not isinstance(value_cache_bytes, int) or value_cache_bytes < 0:
+            raise ValueError(f"value_cache_bytes must be a non-negative int, got {value_cache_bytes!r}")
         self._chunks = ChunkCache(chunk_cache_size)
+        self._memo = ValueMemo(value_cache_bytes if chunkable(self.serde) else 0)
 
     def __repr__(self) -> str:
         return f"CheckpointSaver({self.engine!r}, user_id={self.user_id!r})"
@@ -694,7 +708,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             if channel not in values:
                 blobs.append((channel, vt, "empty", None))
                 continue
-            elements = element_bytes(self.serde, values[channel]) if chunked else None
+            elements = element_bytes(self.serde, values[channel], self._memo.encode_list) if chunked else None
             if elements is None:
                 type_, data = self.serde.dumps_typed(values[channel])
                 blobs.append((channel, vt, type_, data))
@@ -755,7 +769,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             if missing := missing_chunks(rows):
                 rows += tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
         with paused_gc():
-            found = decode_rows(MemoLoader(self.serde, memo=False), rows, scope)
+            found = decode_rows(MemoLoader(self.serde, self._memo, remember=True), rows, scope)
         return found[0][1] if found else None
 
     def list(
@@ -779,7 +793,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         scope = self._scope(config)
         where, params, single = list_conditions(self.engine.dialect, scope, config, filter, before)
         remaining = limit
-        loader = MemoLoader(self.serde)
+        loader = MemoLoader(self.serde, self._memo)
         last: tuple[str, str, str] | None = None
         while remaining is None or remaining > 0:
             page = PAGE_SIZE if remaining is None or filter else min(remaining, PAGE_SIZE)
@@ -812,9 +826,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """Save a checkpoint; only the channels in ``new_versions`` store a blob."""
         queries, next_config, updates = self._put_args(config, checkpoint, metadata, new_versions)
         uid = queries[-1][1][0]
-        # One pipeline without BEGIN: Postgres runs the statements before its Sync as one
-        # implicit transaction (both or neither), in one round trip.
-        with self.engine.transaction(uid, pipeline=True, single=True) as tx:
+        # Postgres: one statement, atomic by itself, one round trip (see put_queries).
+        with self.engine.transaction(uid, single=len(queries) == 1) as tx:
             for query, params in queries:
                 tx.execute(query, params)
         for key, chain in updates:
@@ -910,7 +923,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             if missing := missing_chunks(rows):
                 rows += await tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
         with paused_gc():
-            found = decode_rows(MemoLoader(self.serde, memo=False), rows, scope)
+            found = decode_rows(MemoLoader(self.serde, self._memo, remember=True), rows, scope)
         return found[0][1] if found else None
 
     async def alist(
@@ -926,7 +939,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         scope = self._scope(config)
         where, params, single = list_conditions(self.engine.dialect, scope, config, filter, before)
         remaining = limit
-        loader = MemoLoader(self.serde)
+        loader = MemoLoader(self.serde, self._memo)
         last: tuple[str, str, str] | None = None
         while remaining is None or remaining > 0:
             page = PAGE_SIZE if remaining is None or filter else min(remaining, PAGE_SIZE)
@@ -959,7 +972,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """Async form of :meth:`put`."""
         queries, next_config, updates = self._put_args(config, checkpoint, metadata, new_versions)
         uid = queries[-1][1][0]
-        async with self.engine.atransaction(uid, pipeline=True, single=True) as tx:
+        async with self.engine.atransaction(uid, single=len(queries) == 1) as tx:
             for query, params in queries:
                 await tx.execute(query, params)
         for key, chain in updates:
