@@ -99,6 +99,19 @@ def plain_copy(value: Any) -> Any:
     return NOT_PLAIN
 
 
+_model_types: dict[type, bool] = {}
+
+
+def _is_model(cls: type) -> bool:
+    """``issubclass(cls, BaseModel)``, remembered (pydantic's ``isinstance`` check runs
+    Python code on every call)."""
+    try:
+        return _model_types[cls]
+    except KeyError:
+        result = _model_types[cls] = issubclass(cls, BaseModel)
+        return result
+
+
 def _model_state(obj: BaseModel) -> tuple[Any, Any] | None:
     """Plain copies of what a model's serialization depends on (its fields and extras),
     or ``None`` when they are not plain."""
@@ -121,25 +134,25 @@ def _copier(value: Any) -> Any:
 class _Proto:
     """A model built from stored bytes, never handed out, and how to copy it fast."""
 
-    __slots__ = ("obj", "state", "fields", "extra", "ext")
+    __slots__ = ("cls", "ext", "extra", "fields", "fields_set", "private", "state")
 
     def __init__(self, obj: BaseModel, state: tuple[Any, Any], ext: bytes) -> None:
-        self.obj, self.state, self.ext = obj, state, ext
+        self.cls, self.state, self.ext = obj.__class__, state, ext
         self.fields = [(k, _copier(v)) for k, v in state[0].items() if type(v) not in _ATOMS]
         self.extra = None if state[1] is None else _copier(state[1])
+        self.fields_set = frozenset(obj.__pydantic_fields_set__)
+        self.private = obj.__pydantic_private__
 
     def copy(self) -> BaseModel:
         """A new model equal to the prototype that shares no mutable container with it."""
-        proto = self.obj
-        new = proto.__class__.__new__(proto.__class__)
+        new = self.cls.__new__(self.cls)
         fields = self.state[0].copy()
         for key, copier in self.fields:
             fields[key] = copier()
         _set(new, "__dict__", fields)
-        _set(new, "__pydantic_fields_set__", set(proto.__pydantic_fields_set__))
+        _set(new, "__pydantic_fields_set__", set(self.fields_set))
         _set(new, "__pydantic_extra__", None if self.extra is None else self.extra())
-        private = proto.__pydantic_private__
-        _set(new, "__pydantic_private__", None if private is None else dict(private))
+        _set(new, "__pydantic_private__", None if self.private is None else dict(self.private))
         return new
 
 
@@ -208,7 +221,7 @@ class ValueMemo:
     def encode(self, serde: SerializerProtocol, value: Any) -> tuple[str, bytes]:
         """``serde.dumps_typed(value)``, from memory when ``value`` is a model this memo
         encoded (or handed out) and has not changed since."""
-        if self.max_bytes <= 0 or not isinstance(value, BaseModel):
+        if self.max_bytes <= 0 or not _is_model(type(value)):
             return serde.dumps_typed(value)
         entry = self._encoded.get(id(value))
         if entry is not None and entry[0] is value:
@@ -229,7 +242,7 @@ class ValueMemo:
         get = self._encoded.get
         memo = self.max_bytes > 0
         for value in values:
-            if memo and isinstance(value, BaseModel):
+            if memo and _is_model(type(value)):
                 entry = get(id(value))
                 if (
                     entry is not None
@@ -257,9 +270,21 @@ class ValueMemo:
             while self._encoded_bytes > self.max_bytes and self._encoded:
                 self._encoded_bytes -= len(self._encoded.pop(next(iter(self._encoded)))[2])
 
-    def build(self, hook: Any, code: int, data: bytes, *, remember: bool) -> Any:
+    def _remember_new(self, items: list[tuple[Any, tuple[Any, Any], bytes]]) -> None:
+        """Remember the encodings of objects just built (so not remembered yet: an entry
+        holds its object, whose id no other object can take while it lives)."""
+        with self._lock:
+            encoded = self._encoded
+            for item in items:
+                encoded[id(item[0])] = item
+                self._encoded_bytes += len(item[2])
+            while self._encoded_bytes > self.max_bytes and encoded:
+                self._encoded_bytes -= len(encoded.pop(next(iter(encoded)))[2])
+
+    def build(self, hook: Any, code: int, data: bytes, handed: list[Any] | None = None) -> Any:
         """The object of one msgpack extension, built by ``hook`` once and copied after;
-        with ``remember`` the copy's encoding is remembered for :meth:`encode`."""
+        a copy is added to ``handed`` with its state and encoding, for
+        :meth:`_remember_new`."""
         if self.max_bytes <= 0:
             return hook(code, data)
         key = (code, data)
@@ -279,8 +304,8 @@ class ValueMemo:
                         del self._built[oldest]
                         self._built_bytes -= len(oldest[1])
         new = proto.copy()
-        if remember:
-            self._remember(new, proto.state, proto.ext)
+        if handed is not None:
+            handed.append((new, proto.state, proto.ext))
         return new
 
 
@@ -310,10 +335,14 @@ class MemoLoader:
         if isinstance(serde, JsonPlusSerializer) and type(serde).loads_typed is JsonPlusSerializer.loads_typed:
             self._hook = serde._unpack_ext_hook
 
-    def _ext(self, code: int, data: bytes) -> Any:
-        return self.memo.build(self._hook, code, data, remember=self.remember)
-
     def loads(self, type_: str, data: bytes | None) -> Any:
         if self._hook is not None and type_ == "msgpack" and data is not None:
-            return ormsgpack.unpackb(data, ext_hook=self._ext, option=ormsgpack.OPT_NON_STR_KEYS)
+            build, hook = self.memo.build, self._hook
+            if not self.remember:
+                return ormsgpack.unpackb(data, ext_hook=lambda c, d: build(hook, c, d), option=ormsgpack.OPT_NON_STR_KEYS)
+            handed: list[Any] = []
+            value = ormsgpack.unpackb(data, ext_hook=lambda c, d: build(hook, c, d, handed), option=ormsgpack.OPT_NON_STR_KEYS)
+            if handed:
+                self.memo._remember_new(handed)
+            return value
         return self.serde.loads_typed((type_, data if data is not None else b""))
