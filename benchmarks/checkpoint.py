@@ -7,7 +7,10 @@ invoked N times on one thread (default 200, as in the issue). Reported:
 * p50 and mean milliseconds per invocation, per saver;
 * ``get_state_history`` over 1,000 checkpoints (the thread is topped up to 1,000);
 * throughput with 16 threads sharing one saver (each thread its own conversation);
-* bytes stored after the run (Postgres: table sizes; SQLite: the database file).
+* bytes stored after the run (Postgres: table sizes; SQLite: the database file);
+* the same 16 threads with the database a network hop away (a proxy process adds
+  ``--hop-ms`` each way, default 0.5: about 1.3 ms round trip here), where
+  PostgresSaver's one lock around every call makes its threads wait in turn.
 
     pip install -e ".[test,bench]"
     python benchmarks/checkpoint.py            # add --quick for a smoke run
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
+from _latency import delayed_url, measure_rtt_ms
 from _server import server_url
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
@@ -129,7 +133,8 @@ def sqlite_bytes(path: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer invocations")
-    parser.add_argument("--sections", default="1234", help="which sections to run, e.g. 4 (1 is always run: it fills the thread)")
+    parser.add_argument("--sections", default="12345", help="which sections to run, e.g. 4 (1 is always run: it fills the thread)")
+    parser.add_argument("--hop-ms", type=float, default=0.5, help="section 5: delay added each way by the proxy")
     args = parser.parse_args()
     n, history_total, conc_threads, per_thread = (30, 200, 4, 5) if args.quick else (200, 1000, 16, 25)
     per_invocation = 5  # checkpoints per invocation: the input, the start and one per node
@@ -201,6 +206,8 @@ def main() -> None:
         report_history(graphs, thread, n, history_total, per_invocation)
     if "4" in args.sections:
         report_concurrency(graphs, conc_threads, per_thread)
+    if "5" in args.sections:
+        report_hop(url, ours_schema, theirs_schema, args.hop_ms, conc_threads, per_thread)
     their_pool.close()
     sqlite_conn.close()
     engine.close()
@@ -231,8 +238,8 @@ def report_history(graphs: dict[str, Any], thread: str, n: int, history_total: i
     print(f"   SqliteSaver / agentmem:   {hist['SqliteSaver'] / hist['agentmem SQLite']:.2f}x faster")
 
 
-def report_concurrency(graphs: dict[str, Any], conc_threads: int, per_thread: int) -> None:
-    print(f"\n4. {conc_threads} threads sharing one saver, {per_thread} invocations each: invocations per second")
+def report_concurrency(graphs: dict[str, Any], conc_threads: int, per_thread: int, title: str = "4.") -> None:
+    print(f"\n{title} {conc_threads} threads sharing one saver, {per_thread} invocations each: invocations per second")
     rounds: dict[str, list[float]] = {"PostgresSaver": [], "agentmem Postgres": []}
     for _ in range(3):  # alternating rounds: this figure moves with the machine's load
         for name in rounds:
@@ -241,6 +248,26 @@ def report_concurrency(graphs: dict[str, Any], conc_threads: int, per_thread: in
         print(f"   {name:<20} median {statistics.median(values):>7.1f}/s  rounds {', '.join(f'{v:.1f}' for v in values)}")
     ratio = statistics.median(rounds["agentmem Postgres"]) / statistics.median(rounds["PostgresSaver"])
     print(f"   agentmem / PostgresSaver: {ratio:.2f}x (goal >= 4x)")
+
+
+def report_hop(url: str, ours_schema: str, theirs_schema: str, hop_ms: float, conc_threads: int, per_thread: int) -> None:
+    with delayed_url(url, hop_ms) as far:
+        rtt = measure_rtt_ms(far)
+        engine = connect(far, schema=ours_schema, max_size=int(__import__("os").environ.get("POOLMAX", 20)))
+        pool = ConnectionPool(
+            far,
+            min_size=1,
+            max_size=20,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "options": f"-c search_path={theirs_schema}"},
+            open=True,
+        )
+        graphs = {"PostgresSaver": build(PostgresSaver(pool)), "agentmem Postgres": build(CheckpointSaver(engine))}  # type: ignore[arg-type]
+        for name, graph in graphs.items():
+            samples = invocations(graph, f"hop-{name}-{uuid.uuid4().hex[:6]}", 20)
+            print(f"   {name}: p50 {statistics.median(samples):.2f} ms per invocation on one thread (short conversation)")
+        report_concurrency(graphs, conc_threads, per_thread, f"5. Network hop of {hop_ms} ms each way (SELECT 1 round trip {rtt:.2f} ms):")
+        pool.close()
+        engine.close()
 
 
 if __name__ == "__main__":
