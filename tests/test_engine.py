@@ -114,6 +114,23 @@ def test_postgres_pool_settings_and_other_schema(postgres_url: str) -> None:
     assert engine.raw_backend._pool is None  # closed by `with`
 
 
+def test_prepare_every_statement_still_migrates(postgres_url: str) -> None:
+    # prepare_threshold=0 prepares every statement; a migration file holds many.
+    with connect(postgres_url, schema=fresh_schema(), prepare_threshold=0) as engine:
+        assert engine.migrate()
+        history = ChatMessageHistory(engine, "s")
+        history.add_messages([HumanMessage("prepared")])
+        assert [m.content for m in history.messages] == ["prepared"]
+
+
+async def test_prepare_every_statement_still_migrates_async(postgres_url: str) -> None:
+    async with connect(postgres_url, schema=fresh_schema(), prepare_threshold=0) as engine:
+        assert await engine.amigrate()
+        history = ChatMessageHistory(engine, "s")
+        await history.aadd_messages([HumanMessage("prepared")])
+        assert [m.content for m in await history.aget_messages()] == ["prepared"]
+
+
 async def test_async_context_manager_closes_pools(postgres_url: str) -> None:
     async with connect(postgres_url, schema=fresh_schema()) as engine:
         await engine.amigrate()

@@ -159,7 +159,7 @@ def migrate(engine: Engine) -> list[int]:
                 if row is not None:
                     continue
                 for query, params in _pg_steps(engine.schema, migration):
-                    conn.execute(query, params)
+                    conn.execute(query, params, prepare=False)
             else:
                 conn.execute(_SQLITE_BOOTSTRAP)
                 if conn.execute(
@@ -196,7 +196,7 @@ async def amigrate(engine: Engine) -> list[int]:
             if await cur.fetchone() is not None:
                 continue
             for query, params in _pg_steps(engine.schema, migration):
-                await conn.execute(query, params)
+                await conn.execute(query, params, prepare=False)
         applied.append(migration.version)
     return applied
 
