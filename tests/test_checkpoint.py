@@ -10,10 +10,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 import pytest
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
 from langgraph.types import Command, interrupt
 from typing_extensions import TypedDict
 
@@ -590,3 +592,113 @@ async def test_checkpoint_that_does_not_list_its_chunks_reads_them_too(aengine: 
         module.chunks_query = original
     assert fetched and fetched[0] >= 1  # the second query ran
     assert tup is not None and tup.checkpoint["channel_values"] == {"items": items, "flag": True}
+
+
+# -- messages remembered between steps (ValueMemo) -------------------------------------
+
+
+class Convo(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def convo_graph(saver: Any, edit: str | None = None) -> Any:
+    """Each invocation: a reply, then a note that (with ``edit``) also edits the first
+    message in place, the way careless node code does it: the saver has written that
+    message object before and must see that it changed."""
+
+    def reply(state: Convo) -> dict[str, Any]:
+        return {"messages": [AIMessage(f"reply {len(state['messages'])}", id=f"r{len(state['messages'])}")]}
+
+    def editor(state: Convo) -> dict[str, Any]:
+        first = state["messages"][0]
+        if edit == "content":
+            first.content = f"{first.content}+"
+        elif edit == "nested":
+            first.additional_kwargs.setdefault("seen", []).append(len(state["messages"]))
+        return {"messages": [AIMessage("noted", id=f"n{len(state['messages'])}")]}
+
+    builder = StateGraph(Convo)
+    builder.add_node("reply", reply)
+    builder.add_node("editor", editor)
+    builder.add_edge(START, "reply")
+    builder.add_edge("reply", "editor")
+    return builder.compile(checkpointer=saver)
+
+
+def message_history(graph: Any, thread: str) -> list[Any]:
+    return [
+        ([m.model_dump() for m in s.values.get("messages", [])], s.metadata["step"])
+        for s in graph.get_state_history(cfg(thread))
+    ]
+
+
+@pytest.mark.parametrize("edit", ["content", "nested", None])
+@pytest.mark.parametrize("cache_bytes", [64 * 1024 * 1024, 2000, 0])
+def test_messages_edited_in_place_are_saved_like_in_memory_saver(engine: Engine, edit: str | None, cache_bytes: int) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    ours = convo_graph(CheckpointSaver(engine, value_cache_bytes=cache_bytes), edit)
+    reference = convo_graph(InMemorySaver(), edit)
+    for i in range(6):
+        for graph in (ours, reference):
+            # durability="sync": each checkpoint is saved before the next step edits.
+            graph.invoke({"messages": [HumanMessage(f"user {i}", id=f"u{i}")]}, cfg("e"), durability="sync")
+    # Read by a new saver, as after a restart: what was stored, not what is in memory.
+    stored = message_history(convo_graph(CheckpointSaver(engine)), "e")
+    assert stored == message_history(reference, "e")
+    first = convo_graph(CheckpointSaver(engine)).get_state(cfg("e")).values["messages"][0]
+    if edit == "content":
+        assert first.content == "user 0" + "+" * 6
+    elif edit == "nested":
+        assert first.additional_kwargs == {"seen": [2, 5, 8, 11, 14, 17]}
+
+
+async def test_messages_edited_in_place_are_saved_async(aengine: Engine) -> None:
+    graph = convo_graph(CheckpointSaver(aengine), "nested")
+    for i in range(4):
+        await graph.ainvoke({"messages": [HumanMessage(f"user {i}")]}, cfg("ae"), durability="sync")
+    state = await convo_graph(CheckpointSaver(aengine)).aget_state(cfg("ae"))
+    assert state.values["messages"][0].additional_kwargs == {"seen": [2, 5, 8, 11]}
+    assert len(state.values["messages"]) == 12
+
+
+def test_messages_read_are_independent_copies(engine: Engine) -> None:
+    saver = CheckpointSaver(engine)
+    graph = convo_graph(saver)
+    for i in range(5):
+        graph.invoke({"messages": [HumanMessage(f"user {i}")]}, cfg("c"))
+    first = saver.get_tuple(cfg("c"))
+    assert first is not None
+    messages = first.checkpoint["channel_values"]["messages"]
+    messages[0].content = "changed"
+    messages[1].additional_kwargs["x"] = 1
+    messages[1].response_metadata["y"] = [1]
+    second = saver.get_tuple(cfg("c"))
+    assert second is not None
+    again = second.checkpoint["channel_values"]["messages"]
+    assert again[0].content == "user 0"
+    assert again[1].additional_kwargs == {} and again[1].response_metadata == {}
+    fresh = CheckpointSaver(engine).get_tuple(cfg("c"))
+    assert fresh is not None and fresh.checkpoint["channel_values"]["messages"] == again
+    # Each listed checkpoint has its own objects too.
+    listed = [t.checkpoint["channel_values"].get("messages") for t in saver.list(cfg("c"), limit=3)]
+    assert listed[0] is not None and listed[1] is not None
+    listed[1][0].additional_kwargs["z"] = True
+    assert listed[0][0].additional_kwargs == {}
+
+
+async def test_messages_read_are_independent_copies_async(aengine: Engine) -> None:
+    saver = CheckpointSaver(aengine)
+    graph = convo_graph(saver)
+    for i in range(5):
+        await graph.ainvoke({"messages": [HumanMessage(f"user {i}")]}, cfg("c"))
+    first = await saver.aget_tuple(cfg("c"))
+    assert first is not None
+    first.checkpoint["channel_values"]["messages"][3].content = "changed"
+    second = await saver.aget_tuple(cfg("c"))
+    assert second is not None and second.checkpoint["channel_values"]["messages"][3].content == "user 1"
+
+
+def test_value_cache_bytes_is_checked(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="value_cache_bytes"):
+        CheckpointSaver(engine, value_cache_bytes=-1)
