@@ -22,6 +22,7 @@ directory (default server settings, the same for both packages).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sqlite3
 import statistics
 import tempfile
@@ -37,10 +38,11 @@ from _server import server_url
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from typing_extensions import TypedDict
 
 from langchain_agentmem import CheckpointSaver, connect
@@ -113,6 +115,21 @@ def concurrent_throughput(graph: Any, threads: int, per_thread: int) -> float:
     if errors:
         raise errors[0]
     return threads * per_thread / elapsed
+
+
+async def async_throughput(graph: Any, tasks: int, per_task: int) -> float:
+    """Invocations per second with ``tasks`` coroutines on one event loop sharing one
+    graph (one saver), as in a web server."""
+    tag = uuid.uuid4().hex[:6]
+
+    async def work(k: int) -> None:
+        config = {"configurable": {"thread_id": f"aconc-{tag}-{k}"}}
+        for i in range(per_task):
+            await graph.ainvoke({"messages": [HumanMessage(f"question {i}")]}, config)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(work(k) for k in range(tasks)))
+    return tasks * per_task / (time.perf_counter() - start)
 
 
 def pg_bytes(url: str, schema: str, tables: list[str]) -> int:
@@ -206,6 +223,7 @@ def main() -> None:
         report_history(graphs, thread, n, history_total, per_invocation)
     if "4" in args.sections:
         report_concurrency(graphs, conc_threads, per_thread)
+        asyncio.run(report_async(url, ours_schema, theirs_schema, conc_threads, per_thread, "4b."))
     if "5" in args.sections:
         report_hop(url, ours_schema, theirs_schema, args.hop_ms, conc_threads, per_thread)
     their_pool.close()
@@ -253,21 +271,38 @@ def report_concurrency(graphs: dict[str, Any], conc_threads: int, per_thread: in
 def report_hop(url: str, ours_schema: str, theirs_schema: str, hop_ms: float, conc_threads: int, per_thread: int) -> None:
     with delayed_url(url, hop_ms) as far:
         rtt = measure_rtt_ms(far)
-        engine = connect(far, schema=ours_schema, max_size=int(__import__("os").environ.get("POOLMAX", 20)))
-        pool = ConnectionPool(
-            far,
-            min_size=1,
-            max_size=20,
-            kwargs={"autocommit": True, "prepare_threshold": 0, "options": f"-c search_path={theirs_schema}"},
-            open=True,
-        )
+        engine = connect(far, schema=ours_schema, max_size=64)
+        pool = ConnectionPool(far, min_size=1, max_size=64, kwargs=_their_kwargs(theirs_schema), open=True)
         graphs = {"PostgresSaver": build(PostgresSaver(pool)), "agentmem Postgres": build(CheckpointSaver(engine))}  # type: ignore[arg-type]
+        title = f"5. Network hop of {hop_ms} ms each way (SELECT 1 round trip {rtt:.2f} ms, pools of 64):"
+        print(f"\n{title}")
         for name, graph in graphs.items():
             samples = invocations(graph, f"hop-{name}-{uuid.uuid4().hex[:6]}", 20)
             print(f"   {name}: p50 {statistics.median(samples):.2f} ms per invocation on one thread (short conversation)")
-        report_concurrency(graphs, conc_threads, per_thread, f"5. Network hop of {hop_ms} ms each way (SELECT 1 round trip {rtt:.2f} ms):")
+        report_concurrency(graphs, conc_threads, per_thread, "5a.")
+        asyncio.run(report_async(far, ours_schema, theirs_schema, conc_threads, per_thread, "5b."))
         pool.close()
         engine.close()
+
+
+def _their_kwargs(schema: str) -> dict[str, Any]:
+    return {"autocommit": True, "prepare_threshold": 0, "options": f"-c search_path={schema}"}
+
+
+async def report_async(url: str, ours_schema: str, theirs_schema: str, tasks: int, per_task: int, title: str) -> None:
+    print(f"\n{title} {tasks} coroutines on one event loop sharing one async saver, {per_task} invocations each: invocations per second")
+    engine = connect(url, schema=ours_schema, max_size=64)
+    async with AsyncConnectionPool(url, min_size=1, max_size=64, kwargs=_their_kwargs(theirs_schema)) as pool:
+        graphs = {"AsyncPostgresSaver": build(AsyncPostgresSaver(pool)), "agentmem Postgres": build(CheckpointSaver(engine))}  # type: ignore[arg-type]
+        rounds: dict[str, list[float]] = {name: [] for name in graphs}
+        for _ in range(3):
+            for name, graph in graphs.items():
+                rounds[name].append(await async_throughput(graph, tasks, per_task))
+    await engine.aclose()
+    for name, values in rounds.items():
+        print(f"   {name:<20} median {statistics.median(values):>7.1f}/s  rounds {', '.join(f'{v:.1f}' for v in values)}")
+    ratio = statistics.median(rounds["agentmem Postgres"]) / statistics.median(rounds["AsyncPostgresSaver"])
+    print(f"   agentmem / AsyncPostgresSaver: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

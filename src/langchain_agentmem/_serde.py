@@ -16,6 +16,7 @@ import contextlib
 import gc
 import marshal
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -131,6 +132,16 @@ def _copier(value: Any) -> Any:
     return lambda: marshal.loads(frozen)
 
 
+class _Ref(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference that knows the id its object had."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, obj: Any, callback: Any) -> None:
+        super().__init__(obj, callback)  # (the callback is taken by weakref.ref.__new__)
+        self.key = id(obj)
+
+
 class _Proto:
     """A model built from stored bytes, never handed out, and how to copy it fast."""
 
@@ -211,10 +222,14 @@ class ValueMemo:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        # id(obj) -> (obj, its plain state when encoded, encoding)
-        self._encoded: dict[int, tuple[Any, tuple[Any, Any], bytes]] = {}
+        # References whose objects died, removed at the next _remember (a weak reference's
+        # callback may run in any garbage collection, even under the lock: it only appends).
+        self._dead: list[_Ref] = []
+        # id(obj) -> (weak reference to obj, its plain state when encoded, encoding). An
+        # entry goes when its object dies: it never keeps a message alive.
+        self._encoded: dict[int, tuple[_Ref, tuple[Any, Any], bytes]] = {}
         self._encoded_bytes = 0
-        # (ext code, ext data) -> (prototype never handed out, its plain state)
+        # (ext code, ext data) -> how to copy the object it builds
         self._built: dict[tuple[int, bytes], _Proto] = {}
         self._built_bytes = 0
 
@@ -224,7 +239,7 @@ class ValueMemo:
         if self.max_bytes <= 0 or not _is_model(type(value)):
             return serde.dumps_typed(value)
         entry = self._encoded.get(id(value))
-        if entry is not None and entry[0] is value:
+        if entry is not None and entry[0]() is value:
             state = entry[1]
             if value.__dict__ == state[0] and value.__pydantic_extra__ == state[1]:
                 return "msgpack", entry[2]
@@ -232,7 +247,7 @@ class ValueMemo:
         if type_ == "msgpack":
             state_now = _model_state(value)
             if state_now is not None:
-                self._remember(value, state_now, data)
+                self._remember([(value, state_now, data)])
         return type_, data
 
     def encode_list(self, serde: SerializerProtocol, values: list[Any]) -> list[bytes] | None:
@@ -246,7 +261,7 @@ class ValueMemo:
                 entry = get(id(value))
                 if (
                     entry is not None
-                    and entry[0] is value
+                    and entry[0]() is value
                     and value.__dict__ == entry[1][0]
                     and value.__pydantic_extra__ == entry[1][1]
                 ):
@@ -260,41 +275,43 @@ class ValueMemo:
             out.append(data)
         return out
 
-    def _remember(self, obj: Any, state: tuple[Any, Any], data: bytes) -> None:
-        with self._lock:
-            old = self._encoded.pop(id(obj), None)
-            if old is not None:
-                self._encoded_bytes -= len(old[2])
-            self._encoded[id(obj)] = (obj, state, data)
-            self._encoded_bytes += len(data)
-            while self._encoded_bytes > self.max_bytes and self._encoded:
-                self._encoded_bytes -= len(self._encoded.pop(next(iter(self._encoded)))[2])
-
-    def _remember_new(self, items: list[tuple[Any, tuple[Any, Any], bytes]]) -> None:
-        """Remember the encodings of objects just built (so not remembered yet: an entry
-        holds its object, whose id no other object can take while it lives)."""
+    def _remember(self, items: list[tuple[Any, tuple[Any, Any], bytes]]) -> None:
+        """Remember ``(object, state, encoding)`` items, oldest entries dropped first."""
+        try:
+            refs = [(_Ref(obj, self._dead.append), state, data) for obj, state, data in items]
+        except TypeError:  # a model without weak references: not remembered
+            return
         with self._lock:
             encoded = self._encoded
-            for item in items:
-                encoded[id(item[0])] = item
-                self._encoded_bytes += len(item[2])
+            while self._dead:
+                dead = self._dead.pop()
+                entry = encoded.get(dead.key)
+                if entry is not None and entry[0] is dead:
+                    del encoded[dead.key]
+                    self._encoded_bytes -= len(entry[2])
+            for ref, state, data in refs:
+                old = encoded.pop(ref.key, None)
+                if old is not None:
+                    self._encoded_bytes -= len(old[2])
+                encoded[ref.key] = (ref, state, data)
+                self._encoded_bytes += len(data)
             while self._encoded_bytes > self.max_bytes and encoded:
                 self._encoded_bytes -= len(encoded.pop(next(iter(encoded)))[2])
 
     def build(self, hook: Any, code: int, data: bytes, handed: list[Any] | None = None) -> Any:
         """The object of one msgpack extension, built by ``hook`` once and copied after;
         a copy is added to ``handed`` with its state and encoding, for
-        :meth:`_remember_new`."""
+        :meth:`_remember`."""
         if self.max_bytes <= 0:
             return hook(code, data)
         key = (code, data)
         proto = self._built.get(key)
         if proto is None:
             obj = hook(code, data)
-            state = _model_state(obj) if isinstance(obj, BaseModel) else None
-            if state is None:
+            if not isinstance(obj, BaseModel) or _model_state(obj) is None:
                 return obj
-            proto = _Proto(obj, state, ext_bytes(code, data))
+            # The object built is never handed out: its own fields are the state.
+            proto = _Proto(obj, (obj.__dict__, obj.__pydantic_extra__), ext_bytes(code, data))
             with self._lock:
                 if key not in self._built:
                     self._built[key] = proto
@@ -343,6 +360,6 @@ class MemoLoader:
             handed: list[Any] = []
             value = ormsgpack.unpackb(data, ext_hook=lambda c, d: build(hook, c, d, handed), option=ormsgpack.OPT_NON_STR_KEYS)
             if handed:
-                self.memo._remember_new(handed)
+                self.memo._remember(handed)
             return value
         return self.serde.loads_typed((type_, data if data is not None else b""))
