@@ -8,9 +8,9 @@ invoked N times on one thread (default 200, as in the issue). Reported:
 * ``get_state_history`` over 1,000 checkpoints (the thread is topped up to 1,000);
 * throughput with 16 threads sharing one saver (each thread its own conversation);
 * bytes stored after the run (Postgres: table sizes; SQLite: the database file);
-* the same 16 threads with the database a network hop away (a proxy process adds
-  ``--hop-ms`` each way, default 0.5: about 1.3 ms round trip here), where
-  PostgresSaver's one lock around every call makes its threads wait in turn.
+* the same 16 threads, and 16 coroutines on one event loop (AsyncPostgresSaver), with
+  the database a network hop away (a proxy process adds ``--hop-ms`` each way, default
+  0.5, 1 and 2 ms), where LangGraph's one lock around every call makes them wait in turn.
 
     pip install -e ".[test,bench]"
     python benchmarks/checkpoint.py            # add --quick for a smoke run
@@ -151,7 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer invocations")
     parser.add_argument("--sections", default="12345", help="which sections to run, e.g. 4 (1 is always run: it fills the thread)")
-    parser.add_argument("--hop-ms", type=float, default=0.5, help="section 5: delay added each way by the proxy")
+    parser.add_argument("--hop-ms", default="0.5,1,2", help="section 5: delays added each way by the proxy, comma-separated")
     args = parser.parse_args()
     n, history_total, conc_threads, per_thread = (30, 200, 4, 5) if args.quick else (200, 1000, 16, 25)
     per_invocation = 5  # checkpoints per invocation: the input, the start and one per node
@@ -225,7 +225,8 @@ def main() -> None:
         report_concurrency(graphs, conc_threads, per_thread)
         asyncio.run(report_async(url, ours_schema, theirs_schema, conc_threads, per_thread, "4b."))
     if "5" in args.sections:
-        report_hop(url, ours_schema, theirs_schema, args.hop_ms, conc_threads, per_thread)
+        for hop in args.hop_ms.split(","):
+            report_hop(url, ours_schema, theirs_schema, float(hop), conc_threads, per_thread)
     their_pool.close()
     sqlite_conn.close()
     engine.close()

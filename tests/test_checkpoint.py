@@ -702,3 +702,23 @@ async def test_messages_read_are_independent_copies_async(aengine: Engine) -> No
 def test_value_cache_bytes_is_checked(engine: Engine) -> None:
     with pytest.raises(ValueError, match="value_cache_bytes"):
         CheckpointSaver(engine, value_cache_bytes=-1)
+
+
+def test_value_memo_keeps_no_message_alive() -> None:
+    import gc
+    import weakref
+
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    from langchain_agentmem._serde import ValueMemo
+
+    serde, memo = JsonPlusSerializer(), ValueMemo(1 << 20)
+    message = AIMessage("remembered while alive")
+    encoding = memo.encode(serde, message)
+    assert memo.encode(serde, message) == encoding == serde.dumps_typed(message)
+    alive = weakref.ref(message)
+    del message
+    gc.collect()
+    assert alive() is None
+    memo.encode(serde, AIMessage("another"))  # drops the entries of dead messages
+    assert len(memo._encoded) == 1

@@ -131,6 +131,31 @@ async def test_prepare_every_statement_still_migrates_async(postgres_url: str) -
         assert [m.content for m in await history.aget_messages()] == ["prepared"]
 
 
+async def test_many_first_async_uses_at_once_open_one_pool(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import psycopg_pool
+
+    opened: list[object] = []
+
+    class CountingPool(psycopg_pool.AsyncConnectionPool):
+        async def open(self, *args: object, **kwargs: object) -> None:
+            opened.append(self)
+            await super().open(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(psycopg_pool, "AsyncConnectionPool", CountingPool)
+    async with connect(postgres_url, schema=fresh_schema()) as engine:
+        await engine.amigrate()
+        opened.clear()
+        histories = [ChatMessageHistory(engine, f"s{i}") for i in range(20)]
+        await asyncio.gather(*(h.aadd_messages([HumanMessage("first")]) for h in histories))
+        assert len(opened) == 1
+        for history in histories:
+            assert [m.content for m in await history.aget_messages()] == ["first"]
+
+
 async def test_async_context_manager_closes_pools(postgres_url: str) -> None:
     async with connect(postgres_url, schema=fresh_schema()) as engine:
         await engine.amigrate()

@@ -27,6 +27,7 @@ class PostgresBackend(Backend):
         self._lock = threading.Lock()
         self._pool: Any = None
         self._apools: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._apool_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
     def _kwargs(self) -> dict[str, Any]:
         return {
@@ -109,11 +110,21 @@ class PostgresBackend(Backend):
     async def apool(self) -> Any:
         loop = asyncio.get_running_loop()
         pool = self._apools.get(loop)
-        if pool is None:
+        if pool is not None:
+            return pool
+        with self._lock:
+            for old in [lp for lp in self._apool_locks if lp.is_closed()]:
+                # Its loop is gone, and its sockets died with it.
+                self._apool_locks.pop(old, None)
+                self._apools.pop(old, None)
+            creating = self._apool_locks.setdefault(loop, asyncio.Lock())
+        # One pool per loop, however many coroutines ask for it first at the same time.
+        async with creating:
+            pool = self._apools.get(loop)
+            if pool is not None:
+                return pool
             from psycopg_pool import AsyncConnectionPool
 
-            for old in [lp for lp in self._apools if lp.is_closed()]:
-                del self._apools[old]  # its loop is gone; its sockets died with it
             await self._aprobe()
             pool = AsyncConnectionPool(
                 self.url,
@@ -125,15 +136,14 @@ class PostgresBackend(Backend):
                 open=False,
                 name="agentmem-async",
             )
-            self._apools[loop] = pool
             try:
                 await pool.open(wait=True, timeout=self.config.get("timeout", 30.0))
             except Exception as exc:
-                self._apools.pop(loop, None)
                 await pool.close()
                 raise ConnectionError(
                     f"cannot connect to Postgres at {redact(self.url)}: {exc}"
                 ) from exc
+            self._apools[loop] = pool
         return pool
 
     def _set_tenant(self, conn: Any, user_id: str | None) -> None:
