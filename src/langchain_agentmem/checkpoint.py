@@ -846,7 +846,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """Delete every checkpoint, blob and write of a thread (of ``user_id``, default the
         saver's)."""
         uid, tid = self._uid(user_id), encode_key(str(thread_id))
-        with self.engine.transaction(uid, pipeline=True, single=True) as tx:
+        with self.engine.transaction(uid, pipeline=True) as tx:
             for query, params in delete_thread_queries(uid, tid):
                 tx.execute(query, params)
         self._chunks.forget(uid, tid)
@@ -992,7 +992,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
     async def adelete_thread(self, thread_id: str, *, user_id: str | None = None) -> None:
         """Async form of :meth:`delete_thread`."""
         uid, tid = self._uid(user_id), encode_key(str(thread_id))
-        async with self.engine.atransaction(uid, pipeline=True, single=True) as tx:
+        async with self.engine.atransaction(uid, pipeline=True) as tx:
             for query, params in delete_thread_queries(uid, tid):
                 await tx.execute(query, params)
         self._chunks.forget(uid, tid)

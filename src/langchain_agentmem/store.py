@@ -611,8 +611,9 @@ class LangGraphStore(BaseStore):
         queries, insert = put_queries(
             self.engine.dialect, self._uid, deletes, upserts, reindex, [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)]
         )
-        # One pipeline without BEGIN: Postgres runs it as one implicit transaction.
-        with self.engine.transaction(self._uid, pipeline=True, single=True) as tx:
+        # One statement runs alone; more run in one transaction, pipelined (one round trip).
+        single = len(queries) + (insert is not None) == 1
+        with self.engine.transaction(self._uid, pipeline=True, single=single) as tx:
             for query in queries:
                 tx.execute(*query)
             if insert is not None:
@@ -628,7 +629,8 @@ class LangGraphStore(BaseStore):
         queries, insert = put_queries(
             self.engine.dialect, self._uid, deletes, upserts, reindex, [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)]
         )
-        async with self.engine.atransaction(self._uid, pipeline=True, single=True) as tx:
+        single = len(queries) + (insert is not None) == 1
+        async with self.engine.atransaction(self._uid, pipeline=True, single=single) as tx:
             for query in queries:
                 await tx.execute(*query)
             if insert is not None:
