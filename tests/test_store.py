@@ -243,6 +243,24 @@ def test_wrong_embedding_size_is_refused(engine: Engine) -> None:
     assert store.get(("x",), "k") is None
 
 
+def test_non_finite_embeddings_are_refused_and_keep_the_old_item(engine: Engine) -> None:
+    store = LangGraphStore(engine, index=index(8))
+    store.put(("x",), "k", {"text": "first"})
+    broken = LangGraphStore(engine, index={"dims": 8, "embed": lambda texts: [[float("nan")] * 8 for _ in texts], "fields": ["text"]})
+    with pytest.raises(ValueError, match="finite"):
+        broken.put(("x",), "k", {"text": "second"})
+    item = store.get(("x",), "k")
+    assert item is not None and item.value == {"text": "first"}
+    assert [h.key for h in store.search(("x",), query="first")] == ["k"]
+
+
+async def test_non_finite_embeddings_are_refused_async(aengine: Engine) -> None:
+    broken = LangGraphStore(aengine, index={"dims": 4, "embed": lambda texts: [[float("inf")] * 4 for _ in texts], "fields": ["text"]})
+    with pytest.raises(ValueError, match="finite"):
+        await broken.aput(("x",), "k", {"text": "second"})
+    assert await broken.aget(("x",), "k") is None
+
+
 # -- TTL -------------------------------------------------------------------------------
 
 

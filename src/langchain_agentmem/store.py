@@ -600,6 +600,8 @@ class LangGraphStore(BaseStore):
         for v in vectors:
             if len(v) != self._cfg.dims:
                 raise ValueError(f"expected embeddings of {self._cfg.dims} dimensions (index dims), got {len(v)}")
+            if not all(math.isfinite(x) for x in v):
+                raise ValueError("embeddings must be finite numbers (no NaN or infinity)")
 
     def _put(self, group: list[tuple[int, PutOp]]) -> None:
         deletes, upserts, reindex, texts = self._put_plan(group)
