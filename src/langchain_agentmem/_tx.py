@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -56,6 +56,14 @@ class Transaction:
         else:
             with self.conn.cursor() as cur:
                 cur.executemany(text, rows)
+
+    def copy_rows(self, query: str, types: Sequence[str], rows: Iterable[Params]) -> None:
+        """Postgres only: a binary ``COPY ... FROM STDIN`` of ``rows``, whose columns have
+        the Postgres ``types`` (the fastest way to load many rows)."""
+        with self.conn.cursor() as cur, cur.copy(self.dialect.render(query)) as copy:
+            copy.set_types(list(types))
+            for row in rows:
+                copy.write_row(row)
 
     def iterate(
         self, query: str, params: Params = (), *, size: int = 200
@@ -115,6 +123,13 @@ class AsyncTransaction:
         else:
             async with self.conn.cursor() as cur:
                 await cur.executemany(text, rows)
+
+    async def copy_rows(self, query: str, types: Sequence[str], rows: Iterable[Params]) -> None:
+        """Async form of :meth:`Transaction.copy_rows`."""
+        async with self.conn.cursor() as cur, cur.copy(self.dialect.render(query)) as copy:
+            copy.set_types(list(types))
+            for row in rows:
+                await copy.write_row(row)
 
     async def iterate(
         self, query: str, params: Params = (), *, size: int = 200

@@ -69,6 +69,8 @@ class Dialect:
     #: Whether a ``WITH`` clause may hold INSERT/UPDATE ... RETURNING (one statement where
     #: otherwise two are needed).
     supports_dml_cte: bool = False
+    #: Rows can be loaded by binary ``COPY`` (``Transaction.copy_rows``).
+    supports_copy: bool = False
 
     def __init__(self, schema: str = "agent_mem") -> None:
         self.schema = check_identifier(schema, "schema")
@@ -184,6 +186,7 @@ class PostgresDialect(Dialect):
     name = "postgres"
     fragments = {"now": "now()", "bparam": "%b"}
     supports_dml_cte = True
+    supports_copy = True
 
     def table(self, name: str) -> str:
         return pgsql.Identifier(self.schema, name).as_string(None)

@@ -43,6 +43,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from langgraph.store.base import (
     BaseStore,
     GetOp,
@@ -292,9 +293,10 @@ def put_queries(
     upserts: Sequence[tuple[str, str, str, float | None]],
     reindex: Sequence[tuple[str, str]],
     vectors: Sequence[tuple[str, str, str, Sequence[float]]],
-) -> tuple[list[Query], Query | None]:
+) -> tuple[list[Query], list[tuple[str, str, str, str, Sequence[float]]]]:
     """Statements of a batch of puts: deletes, one upsert of every item, the removal of
-    the vectors of re-indexed items; and the vector insert (for ``executemany``)."""
+    the vectors of re-indexed items; and the rows of the new vectors (see
+    :data:`VECTOR_COPY`)."""
     queries: list[Query] = []
     if deletes:
         queries.append(
@@ -325,13 +327,14 @@ def put_queries(
                 [uid, *dialect.unnest_params(_KEY_COLS, reindex)],
             )
         )
-    insert: Query | None = None
-    if vectors:
-        insert = (
-            "INSERT INTO {store_vectors} (user_id, namespace, key, field, embedding) VALUES (?, ?, ?, ?, ?)",
-            [[uid, ns, k, field, dialect.vector_param(vec)] for ns, k, field, vec in vectors],
-        )
-    return queries, insert
+    return queries, [(uid, ns, k, field, vec) for ns, k, field, vec in vectors]
+
+
+#: The vectors of a batch of puts (the batch's old vectors were deleted first, in the
+#: same transaction): loaded by binary COPY on Postgres, inserted row by row on SQLite.
+VECTOR_COPY = "COPY {store_vectors} (user_id, namespace, key, field, embedding) FROM STDIN (FORMAT BINARY)"
+VECTOR_COPY_TYPES = ("text", "text", "text", "text", "vector")
+VECTOR_INSERT = "INSERT INTO {store_vectors} (user_id, namespace, key, field, embedding) VALUES (?, ?, ?, ?, ?)"
 
 
 def search_query(dialect: Dialect, uid: str, prefix: Sequence[str], omit_expired: bool, limit: int) -> Query:
@@ -610,16 +613,21 @@ class LangGraphStore(BaseStore):
             assert self._embeddings is not None
             vectors = self._embeddings.embed_documents([t[3] for t in texts])
             self._check_vectors(vectors, len(texts))
-        queries, insert = put_queries(
+        queries, rows = put_queries(
             self.engine.dialect, self._uid, deletes, upserts, reindex, [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)]
         )
-        # One statement runs alone; more run in one transaction, pipelined (one round trip).
-        single = len(queries) + (insert is not None) == 1
-        with self.engine.transaction(self._uid, pipeline=True, single=single) as tx:
+        # One statement runs alone; more run in one transaction, pipelined (one round trip)
+        # unless vectors go in by COPY (Postgres: COPY cannot be pipelined).
+        dialect = self.engine.dialect
+        copy = bool(rows) and dialect.supports_copy
+        single = len(queries) + bool(rows) == 1
+        with self.engine.transaction(self._uid, pipeline=not copy, single=single) as tx:
             for query in queries:
                 tx.execute(*query)
-            if insert is not None:
-                tx.executemany(*insert)
+            if copy:
+                tx.copy_rows(VECTOR_COPY, VECTOR_COPY_TYPES, [(*r[:4], np.asarray(r[4], dtype=np.float32)) for r in rows])
+            elif rows:
+                tx.executemany(VECTOR_INSERT, [(*r[:4], dialect.vector_param(r[4])) for r in rows])
 
     async def _aput(self, group: list[tuple[int, PutOp]]) -> None:
         deletes, upserts, reindex, texts = self._put_plan(group)
@@ -628,15 +636,19 @@ class LangGraphStore(BaseStore):
             assert self._embeddings is not None
             vectors = await self._embeddings.aembed_documents([t[3] for t in texts])
             self._check_vectors(vectors, len(texts))
-        queries, insert = put_queries(
+        queries, rows = put_queries(
             self.engine.dialect, self._uid, deletes, upserts, reindex, [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)]
         )
-        single = len(queries) + (insert is not None) == 1
-        async with self.engine.atransaction(self._uid, pipeline=True, single=single) as tx:
+        dialect = self.engine.dialect
+        copy = bool(rows) and dialect.supports_copy
+        single = len(queries) + bool(rows) == 1
+        async with self.engine.atransaction(self._uid, pipeline=not copy, single=single) as tx:
             for query in queries:
                 await tx.execute(*query)
-            if insert is not None:
-                await tx.executemany(*insert)
+            if copy:
+                await tx.copy_rows(VECTOR_COPY, VECTOR_COPY_TYPES, [(*r[:4], np.asarray(r[4], dtype=np.float32)) for r in rows])
+            elif rows:
+                await tx.executemany(VECTOR_INSERT, [(*r[:4], dialect.vector_param(r[4])) for r in rows])
 
     # -- search --------------------------------------------------------------------------
     def _batch_size(self, op: SearchOp, attempt: int) -> int:

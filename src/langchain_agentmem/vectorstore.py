@@ -67,6 +67,8 @@ _PG_OPCLASS = {"cosine": "cosine_ops", "l2": "l2_ops", "inner_product": "ip_ops"
 _VECTOR_INDEX_MAX = 2000
 _HALFVEC_INDEX_MAX = 4000
 _COPY_BATCH = 5000
+#: Column types of the rows copied into the staging table.
+_STAGE_TYPES = ("text", "text", "text", "text", "vector")
 #: hnsw.ef_search when none is given: pgvector's default of 40 misses about 1% of the true
 #: top 10 on clustered 384-dim data; 80 keeps recall@10 above 0.99.
 _DEFAULT_EF_SEARCH = 80
@@ -643,10 +645,7 @@ def _run(tx: Any, plan: Plan) -> Any:
         while True:
             method, query, params = step
             if method == "copy":
-                with tx.conn.cursor() as cur, cur.copy(query) as copy:
-                    copy.set_types(["text", "text", "text", "text", "vector"])
-                    for row in params:
-                        copy.write_row(row)
+                tx.copy_rows(query, _STAGE_TYPES, params)
                 result = None
             else:
                 result = getattr(tx, method)(query, params)
@@ -662,10 +661,7 @@ async def _arun(tx: Any, plan: Plan) -> Any:
         while True:
             method, query, params = step
             if method == "copy":
-                async with tx.conn.cursor() as cur, cur.copy(query) as copy:
-                    copy.set_types(["text", "text", "text", "text", "vector"])
-                    for row in params:
-                        await copy.write_row(row)
+                await tx.copy_rows(query, _STAGE_TYPES, params)
                 result = None
             else:
                 result = await getattr(tx, method)(query, params)
