@@ -115,6 +115,8 @@ def main() -> None:
     for store in (ours, theirs):
         for lo in range(0, len(items), 1000):
             store.batch([PutOp(ns, key, value) for ns, key, value in items[lo : lo + 1000]])
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")  # table statistics, as autovacuum keeps them: plans as in production
     vectors = {(ns[0], key): np.asarray(emb.embed_query(value["text"])) for ns, key, value in items}
     rng = np.random.default_rng(7)
     recalls: dict[str, list[float]] = {"agentmem": [], "PostgresStore": []}

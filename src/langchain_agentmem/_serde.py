@@ -132,16 +132,6 @@ def _copier(value: Any) -> Any:
     return lambda: marshal.loads(frozen)
 
 
-class _Ref(weakref.ref):  # type: ignore[type-arg]
-    """A weak reference that knows the id its object had."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, obj: Any, callback: Any) -> None:
-        super().__init__(obj, callback)  # (the callback is taken by weakref.ref.__new__)
-        self.key = id(obj)
-
-
 class _Proto:
     """A model built from stored bytes, never handed out, and how to copy it fast."""
 
@@ -189,6 +179,10 @@ def ext_bytes(code: int, data: bytes) -> bytes:
     return head + data
 
 
+#: ValueMemo drops the entries of dead messages once it holds at least this many.
+_SWEEP_MIN = 4096
+
+
 class ValueMemo:
     """What one saver remembers of the values it wrote and read, so that a growing
     message list is not serialized and rebuilt whole at every step.
@@ -222,13 +216,13 @@ class ValueMemo:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        # References whose objects died, removed at the next _remember (a weak reference's
-        # callback may run in any garbage collection, even under the lock: it only appends).
-        self._dead: list[_Ref] = []
         # id(obj) -> (weak reference to obj, its plain state when encoded, encoding). An
-        # entry goes when its object dies: it never keeps a message alive.
-        self._encoded: dict[int, tuple[_Ref, tuple[Any, Any], bytes]] = {}
+        # entry never keeps a message alive; entries of dead messages (whose ids a new
+        # object may take: the reference tells) are dropped whenever the entries have
+        # doubled since the last time, and oldest first with the others.
+        self._encoded: dict[int, tuple[weakref.ref[Any], tuple[Any, Any], bytes]] = {}
         self._encoded_bytes = 0
+        self._sweep_at = _SWEEP_MIN  # entries counted when dead ones are next dropped
         # (ext code, ext data) -> how to copy the object it builds
         self._built: dict[tuple[int, bytes], _Proto] = {}
         self._built_bytes = 0
@@ -255,9 +249,10 @@ class ValueMemo:
         loop), or ``None`` when one of them does not encode as msgpack."""
         out = []
         get = self._encoded.get
-        memo = self.max_bytes > 0
+        models = _model_types if self.max_bytes > 0 else {}
         for value in values:
-            if memo and _is_model(type(value)):
+            cls = type(value)
+            if models.get(cls) or (cls not in models and models is _model_types and _is_model(cls)):
                 entry = get(id(value))
                 if (
                     entry is not None
@@ -278,25 +273,26 @@ class ValueMemo:
     def _remember(self, items: list[tuple[Any, tuple[Any, Any], bytes]]) -> None:
         """Remember ``(object, state, encoding)`` items, oldest entries dropped first."""
         try:
-            refs = [(_Ref(obj, self._dead.append), state, data) for obj, state, data in items]
+            entries = [(id(obj), (weakref.ref(obj), state, data)) for obj, state, data in items]
         except TypeError:  # a model without weak references: not remembered
             return
         with self._lock:
             encoded = self._encoded
-            while self._dead:
-                dead = self._dead.pop()
-                entry = encoded.get(dead.key)
-                if entry is not None and entry[0] is dead:
-                    del encoded[dead.key]
-                    self._encoded_bytes -= len(entry[2])
-            for ref, state, data in refs:
-                old = encoded.pop(ref.key, None)
+            size = self._encoded_bytes
+            for key, entry in entries:
+                old = encoded.pop(key, None)
                 if old is not None:
-                    self._encoded_bytes -= len(old[2])
-                encoded[ref.key] = (ref, state, data)
-                self._encoded_bytes += len(data)
-            while self._encoded_bytes > self.max_bytes and encoded:
-                self._encoded_bytes -= len(encoded.pop(next(iter(encoded)))[2])
+                    size -= len(old[2])
+                encoded[key] = entry
+                size += len(entry[2])
+            if len(encoded) >= self._sweep_at:  # drop the entries of dead messages
+                live = {key: entry for key, entry in encoded.items() if entry[0]() is not None}
+                self._encoded = encoded = live
+                size = sum(len(entry[2]) for entry in live.values())
+                self._sweep_at = max(_SWEEP_MIN, 2 * len(live))
+            while size > self.max_bytes and encoded:
+                size -= len(encoded.pop(next(iter(encoded)))[2])
+            self._encoded_bytes = size
 
     def build(self, hook: Any, code: int, data: bytes, handed: list[Any] | None = None) -> Any:
         """The object of one msgpack extension, built by ``hook`` once and copied after;
