@@ -181,6 +181,8 @@ def ext_bytes(code: int, data: bytes) -> bytes:
 
 #: ValueMemo drops the entries of dead messages once it holds at least this many.
 _SWEEP_MIN = 4096
+#: Lists (thread channels) whose last encoding ValueMemo.encode_list keeps.
+_LAST_LISTS = 256
 
 
 class ValueMemo:
@@ -223,6 +225,8 @@ class ValueMemo:
         self._encoded: dict[int, tuple[weakref.ref[Any], tuple[Any, Any], bytes]] = {}
         self._encoded_bytes = 0
         self._sweep_at = _SWEEP_MIN  # entries counted when dead ones are next dropped
+        # key -> the last list encode_list encoded under it (see there)
+        self._last: dict[Any, tuple[list[Any], ...]] = {}
         # (ext code, ext data) -> how to copy the object it builds
         self._built: dict[tuple[int, bytes], _Proto] = {}
         self._built_bytes = 0
@@ -232,25 +236,50 @@ class ValueMemo:
         encoded (or handed out) and has not changed since."""
         if self.max_bytes <= 0 or not _is_model(type(value)):
             return serde.dumps_typed(value)
+        type_, data, _ = self._encode_model(serde, value)
+        return type_, data
+
+    def _encode_model(self, serde: SerializerProtocol, value: Any) -> tuple[str, bytes, tuple[Any, Any] | None]:
         entry = self._encoded.get(id(value))
         if entry is not None and entry[0]() is value:
             state = entry[1]
             if value.__dict__ == state[0] and value.__pydantic_extra__ == state[1]:
-                return "msgpack", entry[2]
+                return "msgpack", entry[2], state
         type_, data = serde.dumps_typed(value)
-        if type_ == "msgpack":
-            state_now = _model_state(value)
-            if state_now is not None:
-                self._remember([(value, state_now, data)])
-        return type_, data
+        state_now = _model_state(value) if type_ == "msgpack" else None
+        if state_now is not None:
+            self._remember([(value, state_now, data)])
+        return type_, data, state_now
 
-    def encode_list(self, serde: SerializerProtocol, values: list[Any]) -> list[bytes] | None:
-        """The msgpack encoding of each element of ``values`` (as :meth:`encode`, in one
-        loop), or ``None`` when one of them does not encode as msgpack."""
-        out = []
+    def encode_list(self, serde: SerializerProtocol, values: list[Any], key: Any = None) -> list[bytes] | None:
+        """The msgpack encoding of each element of ``values`` (as :meth:`encode`), or
+        ``None`` when one of them does not encode as msgpack.
+
+        With ``key`` (a thread's channel), the list last encoded under that key is kept
+        (ids, types and field copies of its models): a new version that starts with the
+        same, unchanged objects, which is how LangGraph's message lists grow, checks them
+        with a few list comparisons in C instead of one by one.
+        """
+        if self.max_bytes <= 0:
+            key = None
+        last = self._last.get(key) if key is not None else None
+        n = 0
+        if last is not None:
+            ids, types, fields, extras, encodings = last
+            n = min(len(ids), len(values))
+            head = values[:n]
+            if not (
+                [id(v) for v in head] == ids[:n]
+                and [type(v) for v in head] == types[:n]
+                and [v.__dict__ for v in head] == fields[:n]
+                and [v.__pydantic_extra__ for v in head] == extras[:n]
+            ):
+                n = 0
+        out: list[bytes] = []
+        states: list[tuple[Any, Any]] | None = [] if key is not None else None
         get = self._encoded.get
         models = _model_types if self.max_bytes > 0 else {}
-        for value in values:
+        for value in values[n:] if n else values:
             cls = type(value)
             if models.get(cls) or (cls not in models and models is _model_types and _is_model(cls)):
                 entry = get(id(value))
@@ -261,14 +290,52 @@ class ValueMemo:
                     and value.__pydantic_extra__ == entry[1][1]
                 ):
                     out.append(entry[2])
+                    if states is not None:
+                        states.append(entry[1])
                     continue
-                type_, data = self.encode(serde, value)
+                type_, data, state = self._encode_model(serde, value)
             else:
                 type_, data = serde.dumps_typed(value)
+                state = None
             if type_ != "msgpack":
                 return None
             out.append(data)
-        return out
+            if states is not None:
+                if state is None:
+                    states = None
+                else:
+                    states.append(state)
+        if key is not None:
+            self._keep_last(key, values, n, last, out, states)
+        return out if not n else [*last[4][:n], *out]  # type: ignore[index]
+
+    def _keep_last(
+        self,
+        key: Any,
+        values: list[Any],
+        n: int,
+        last: tuple[list[Any], ...] | None,
+        out: list[bytes],
+        states: list[tuple[Any, Any]] | None,
+    ) -> None:
+        if states is None:  # not all plain models: nothing to compare next time
+            self._last.pop(key, None)
+            return
+        tail = values[n:]
+        entry = (
+            [id(v) for v in tail],
+            [type(v) for v in tail],
+            [s[0] for s in states],
+            [s[1] for s in states],
+            out,
+        )
+        if n and last is not None:
+            entry = tuple(old[:n] + new for old, new in zip(last, entry, strict=True))  # type: ignore[assignment]
+        with self._lock:
+            self._last.pop(key, None)
+            self._last[key] = entry
+            while len(self._last) > _LAST_LISTS:
+                del self._last[next(iter(self._last))]
 
     def _remember(self, items: list[tuple[Any, tuple[Any, Any], bytes]]) -> None:
         """Remember ``(object, state, encoding)`` items, oldest entries dropped first."""

@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import builtins
+import functools
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
@@ -708,12 +709,13 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             if channel not in values:
                 blobs.append((channel, vt, "empty", None))
                 continue
-            elements = element_bytes(self.serde, values[channel], self._memo.encode_list) if chunked else None
+            key = (scope.uid, tid, scope.ns, channel)
+            encode = functools.partial(self._memo.encode_list, key=key)
+            elements = element_bytes(self.serde, values[channel], encode) if chunked else None
             if elements is None:
                 type_, data = self.serde.dumps_typed(values[channel])
                 blobs.append((channel, vt, type_, data))
                 continue
-            key = (scope.uid, tid, scope.ns, channel)
             chain, new = plan_chunks(self._chunks.get(key), vt, elements)
             if new is not None:
                 blobs.append((channel, vt, chunk_type(new, chain), b"".join(new.elements)))
