@@ -725,3 +725,30 @@ def test_value_memo_keeps_no_message_alive() -> None:
     for i in range(10_000):  # entries of dead messages are dropped as they pile up
         memo.encode(serde, AIMessage(f"short-lived {i}"))
     assert len(memo._encoded) < 8_200
+
+
+def test_messages_removed_and_replaced_by_id_are_saved_like_in_memory_saver(engine: Engine) -> None:
+    from langchain_core.messages import RemoveMessage
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    def reply(state: Convo) -> dict[str, Any]:
+        n = len(state["messages"])
+        update: list[Any] = [AIMessage(f"reply {n}", id=f"r{n}")]
+        if n % 3 == 0:
+            update.append(RemoveMessage(id=state["messages"][1].id))  # drop an early message
+        if n % 4 == 1:
+            first = state["messages"][0]  # replace one by id: same place, new object
+            update.append(HumanMessage(f"{first.content} (revised)", id=first.id))
+        return {"messages": update}
+
+    def graph(saver: Any) -> Any:
+        builder = StateGraph(Convo)
+        builder.add_node("reply", reply)
+        builder.add_edge(START, "reply")
+        return builder.compile(checkpointer=saver)
+
+    ours, reference = graph(CheckpointSaver(engine)), graph(InMemorySaver())
+    for i in range(12):
+        for g in (ours, reference):
+            g.invoke({"messages": [HumanMessage(f"user {i}", id=f"u{i}")]}, cfg("rm"), durability="sync")
+    assert message_history(graph(CheckpointSaver(engine)), "rm") == message_history(reference, "rm")
