@@ -243,6 +243,26 @@ def test_wrong_embedding_size_is_refused(engine: Engine) -> None:
     assert store.get(("x",), "k") is None
 
 
+def test_large_batches_of_embedded_puts_index_every_item(engine: Engine) -> None:
+    # 100 vectors per batch: Postgres loads them by binary COPY.
+    store = LangGraphStore(engine, index=index(16))
+    store.batch([PutOp(("bulk",), f"k{i}", {"text": f"alpha number {i}"}) for i in range(100)])
+    store.batch([PutOp(("bulk",), f"k{i}", {"text": f"omega number {i}"}) for i in range(0, 100, 2)])
+    hits = store.search(("bulk",), query="omega number 42", limit=100)
+    assert len(hits) == 100 and hits[0].key == "k42"
+    assert store.get(("bulk",), "k42").value == {"text": "omega number 42"}  # type: ignore[union-attr]
+    with engine.transaction(readonly=True) as tx:
+        assert tx.fetchone("SELECT count(*) FROM {store_vectors}") == (100,)
+
+
+async def test_large_batches_of_embedded_puts_async(aengine: Engine) -> None:
+    store = LangGraphStore(aengine, index=index(16))
+    await store.abatch([PutOp(("bulk",), f"k{i}", {"text": f"alpha number {i}"}) for i in range(100)])
+    await store.abatch([PutOp(("bulk",), f"k{i}", {"text": f"omega number {i}"}) for i in range(0, 100, 2)])
+    hits = await store.asearch(("bulk",), query="omega number 42", limit=100)
+    assert len(hits) == 100 and hits[0].key == "k42"
+
+
 def test_non_finite_embeddings_are_refused_and_keep_the_old_item(engine: Engine) -> None:
     store = LangGraphStore(engine, index=index(8))
     store.put(("x",), "k", {"text": "first"})

@@ -331,9 +331,12 @@ def put_queries(
 
 
 #: The vectors of a batch of puts (the batch's old vectors were deleted first, in the
-#: same transaction): loaded by binary COPY on Postgres, inserted row by row on SQLite.
+#: same transaction): loaded by binary COPY on Postgres when there are many, else
+#: inserted row by row.
 VECTOR_COPY = "COPY {store_vectors} (user_id, namespace, key, field, embedding) FROM STDIN (FORMAT BINARY)"
 VECTOR_COPY_TYPES = ("text", "text", "text", "text", "vector")
+#: Fewer vectors go in by one pipelined INSERT each, in the put's single round trip.
+COPY_MIN_ROWS = 32
 VECTOR_INSERT = "INSERT INTO {store_vectors} (user_id, namespace, key, field, embedding) VALUES (?, ?, ?, ?, ?)"
 
 
@@ -619,7 +622,7 @@ class LangGraphStore(BaseStore):
         # One statement runs alone; more run in one transaction, pipelined (one round trip)
         # unless vectors go in by COPY (Postgres: COPY cannot be pipelined).
         dialect = self.engine.dialect
-        copy = bool(rows) and dialect.supports_copy
+        copy = len(rows) >= COPY_MIN_ROWS and dialect.supports_copy
         single = len(queries) + bool(rows) == 1
         with self.engine.transaction(self._uid, pipeline=not copy, single=single) as tx:
             for query in queries:
@@ -640,7 +643,7 @@ class LangGraphStore(BaseStore):
             self.engine.dialect, self._uid, deletes, upserts, reindex, [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)]
         )
         dialect = self.engine.dialect
-        copy = bool(rows) and dialect.supports_copy
+        copy = len(rows) >= COPY_MIN_ROWS and dialect.supports_copy
         single = len(queries) + bool(rows) == 1
         async with self.engine.atransaction(self._uid, pipeline=not copy, single=single) as tx:
             for query in queries:
