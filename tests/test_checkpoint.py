@@ -465,11 +465,17 @@ def notes_graph(saver: Any) -> Any:
     def edit(state: Notes) -> dict[str, Any]:
         return {"note": f"seen {len(state['messages'])}"}
 
-    builder = StateGraph(Notes)
-    builder.add_node("talk", talk)
-    builder.add_node("edit", edit)
-    builder.add_edge(START, "talk")
-    builder.add_edge("talk", "edit")
+    return chain_graph(Notes, saver, talk, edit)
+
+
+def chain_graph(state: Any, saver: Any, *nodes: Any) -> Any:
+    """A graph of ``state`` that runs ``nodes`` one after the other."""
+    builder = StateGraph(state)
+    previous = START
+    for node in nodes:
+        builder.add_node(node.__name__, node)
+        builder.add_edge(previous, node.__name__)
+        previous = node.__name__
     return builder.compile(checkpointer=saver)
 
 
@@ -617,12 +623,7 @@ def convo_graph(saver: Any, edit: str | None = None) -> Any:
             first.additional_kwargs.setdefault("seen", []).append(len(state["messages"]))
         return {"messages": [AIMessage("noted", id=f"n{len(state['messages'])}")]}
 
-    builder = StateGraph(Convo)
-    builder.add_node("reply", reply)
-    builder.add_node("editor", editor)
-    builder.add_edge(START, "reply")
-    builder.add_edge("reply", "editor")
-    return builder.compile(checkpointer=saver)
+    return chain_graph(Convo, saver, reply, editor)
 
 
 def message_history(graph: Any, thread: str) -> list[Any]:
@@ -742,10 +743,7 @@ def test_messages_removed_and_replaced_by_id_are_saved_like_in_memory_saver(engi
         return {"messages": update}
 
     def graph(saver: Any) -> Any:
-        builder = StateGraph(Convo)
-        builder.add_node("reply", reply)
-        builder.add_edge(START, "reply")
-        return builder.compile(checkpointer=saver)
+        return chain_graph(Convo, saver, reply)
 
     ours, reference = graph(CheckpointSaver(engine)), graph(InMemorySaver())
     for i in range(12):
