@@ -43,7 +43,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from langgraph.store.base import (
     BaseStore,
     GetOp,
@@ -628,7 +627,7 @@ class LangGraphStore(BaseStore):
             for query in queries:
                 tx.execute(*query)
             if copy:
-                tx.copy_rows(VECTOR_COPY, VECTOR_COPY_TYPES, [(*r[:4], np.asarray(r[4], dtype=np.float32)) for r in rows])
+                tx.copy_rows(VECTOR_COPY, VECTOR_COPY_TYPES, [(*r[:4], dialect.vector_param(r[4])) for r in rows])
             elif rows:
                 tx.executemany(VECTOR_INSERT, [(*r[:4], dialect.vector_param(r[4])) for r in rows])
 
@@ -649,7 +648,7 @@ class LangGraphStore(BaseStore):
             for query in queries:
                 await tx.execute(*query)
             if copy:
-                await tx.copy_rows(VECTOR_COPY, VECTOR_COPY_TYPES, [(*r[:4], np.asarray(r[4], dtype=np.float32)) for r in rows])
+                await tx.copy_rows(VECTOR_COPY, VECTOR_COPY_TYPES, [(*r[:4], dialect.vector_param(r[4])) for r in rows])
             elif rows:
                 await tx.executemany(VECTOR_INSERT, [(*r[:4], dialect.vector_param(r[4])) for r in rows])
 
