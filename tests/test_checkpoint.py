@@ -750,3 +750,52 @@ def test_messages_removed_and_replaced_by_id_are_saved_like_in_memory_saver(engi
         for g in (ours, reference):
             g.invoke({"messages": [HumanMessage(f"user {i}", id=f"u{i}")]}, cfg("rm"), durability="sync")
     assert message_history(graph(CheckpointSaver(engine)), "rm") == message_history(reference, "rm")
+
+
+def grow_list(saver: CheckpointSaver, thread: str, steps: int) -> tuple[Any, list[Any], Any]:
+    """Save ``steps`` versions of a list that grows by 5 items (stored as chunks)."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    items: list[Any] = []
+    config: Any = cfg(thread, checkpoint_ns="")
+    version = None
+    for step in range(steps):
+        items = [*items, *({"n": step * 10 + k} for k in range(5))]
+        version = saver.get_next_version(version, None)
+        cp = empty_checkpoint()
+        cp["channel_values"] = {"items": items}
+        cp["channel_versions"] = {"items": version}
+        config = saver.put(config, cp, {"step": step}, {"items": version})
+    return config, items, version
+
+
+def test_thread_deleted_while_a_graph_writes_to_it_stays_readable(engine: Engine) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    writer = CheckpointSaver(engine)
+    config, items, version = grow_list(writer, "race", 4)
+    CheckpointSaver(engine).delete_thread("race")  # another process: the writer does not know
+    items = [*items, {"n": 99}]
+    version = writer.get_next_version(version, None)
+    cp = empty_checkpoint()
+    cp["channel_values"] = {"items": items}
+    cp["channel_versions"] = {"items": version}
+    writer.put(config, cp, {"step": 4}, {"items": version})  # its earlier chunks are gone
+    got = CheckpointSaver(engine).get_tuple(cfg("race"))
+    assert got is not None and got.checkpoint["channel_values"]["items"] == items
+
+
+async def test_thread_deleted_while_a_graph_writes_to_it_stays_readable_async(aengine: Engine) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    writer = CheckpointSaver(aengine)
+    config, items, version = grow_list(writer, "race", 4)
+    await CheckpointSaver(aengine).adelete_thread("race")
+    items = [*items, {"n": 99}]
+    version = writer.get_next_version(version, None)
+    cp = empty_checkpoint()
+    cp["channel_values"] = {"items": items}
+    cp["channel_versions"] = {"items": version}
+    await writer.aput(config, cp, {"step": 4}, {"items": version})
+    got = await CheckpointSaver(aengine).aget_tuple(cfg("race"))
+    assert got is not None and got.checkpoint["channel_values"]["items"] == items

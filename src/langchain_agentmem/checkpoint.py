@@ -277,57 +277,97 @@ def _values(n: int, width: int) -> str:
     return ", ".join([row] * n)
 
 
-def put_queries(
+_CHECKPOINT_COLS = (
+    "user_id, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, checkpoint, metadata, metadata_exact"
+)
+_CHECKPOINT_UPSERT = (
+    " ON CONFLICT (user_id, thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET "
+    "parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, "
+    "checkpoint = excluded.checkpoint, metadata = excluded.metadata, metadata_exact = excluded.metadata_exact"
+)
+_BLOB_COLS = "user_id, thread_id, checkpoint_ns, channel, version, type, blob"
+_BLOB_KEEP = " ON CONFLICT (user_id, thread_id, checkpoint_ns, channel, version) DO NOTHING"
+_CHUNK_COLS = [("ch", "text"), ("v", "text")]
+
+
+def put_steps(
     dialect: Dialect,
     scope: _Scope,
     parent_id: str | None,
     checkpoint: dict[str, Any],
     metadata: dict[str, Any],
     blobs: Sequence[tuple[str, str, str, bytes | None]],
-) -> list[Query]:
-    """Insert the new blobs (kept if already there) and upsert the checkpoint row: one
-    statement on Postgres (the blobs in a data-modifying CTE, so one round trip and
-    atomic without BEGIN/COMMIT), two on SQLite (run in one transaction)."""
+    earlier: Sequence[tuple[str, str]],
+) -> Steps:
+    """Insert the new blobs (kept if already there) and upsert the checkpoint row; return
+    whether they were written. They are not when one of the ``earlier`` chunks (channel,
+    version) the checkpoint builds on is gone: a prune or a delete of the thread, from
+    another process, took it while a graph was running; the caller then writes its lists
+    whole. Postgres: one statement (one round trip, atomic without BEGIN/COMMIT) that
+    locks the chunks it found against deletion; SQLite: in the caller's transaction."""
     uid, tid, ns = scope.uid, scope.thread(), scope.ns or ""
-    queries: list[Query] = []
-    if blobs:
-        params: list[Any] = []
-        for channel, version, type_, data in blobs:
-            params.extend((uid, tid, ns, channel, version, type_, data))
-        queries.append(
-            (
-                "INSERT INTO {checkpoint_blobs} (user_id, thread_id, checkpoint_ns, channel, version, type, blob) "
-                "VALUES " + _values(len(blobs), 7) + " ON CONFLICT (user_id, thread_id, checkpoint_ns, channel, version) DO NOTHING",
-                params,
-            )
-        )
+    blob_params: list[Any] = []
+    for channel, version, type_, data in blobs:
+        blob_params.extend((uid, tid, ns, channel, version, type_, data))
     exact = dumps(metadata)
     cleaned = dumps(clean_json(metadata))
     run_id = metadata.get("run_id")
-    queries.append(
-        (
-            "INSERT INTO {checkpoints} (user_id, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, "
-            "checkpoint, metadata, metadata_exact) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (user_id, thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET "
-            "parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, "
-            "checkpoint = excluded.checkpoint, metadata = excluded.metadata, metadata_exact = excluded.metadata_exact",
-            [
-                uid,
-                tid,
-                ns,
-                checkpoint["id"],
-                parent_id,
-                clean_text(run_id) if isinstance(run_id, str) else None,
-                dumps(checkpoint),
-                cleaned,
-                None if cleaned == exact else exact,
-            ],
-        )
+    cp_params = [
+        uid,
+        tid,
+        ns,
+        checkpoint["id"],
+        parent_id,
+        clean_text(run_id) if isinstance(run_id, str) else None,
+        dumps(checkpoint),
+        cleaned,
+        None if cleaned == exact else exact,
+    ]
+    wanted = sorted(set(earlier))
+    # Each chunk by its primary key (a join may be planned as a scan of the thread's blobs).
+    lookup = (
+        "SELECT 1 FROM {checkpoint_blobs} b WHERE b.user_id = ? AND b.thread_id = ? AND b.checkpoint_ns = ? "
+        "AND b.channel = m.ch AND b.version = m.v"
     )
-    if len(queries) == 2 and dialect.supports_dml_cte:
-        (blob_sql, blob_params), (cp_sql, cp_params) = queries
-        return [("WITH b AS (" + blob_sql + ") " + cp_sql, [*blob_params, *cp_params])]
-    return queries
+    if not dialect.supports_dml_cte:
+        if wanted:
+            found = yield (
+                "SELECT count(*) FROM " + dialect.unnest(_CHUNK_COLS) + " WHERE EXISTS (" + lookup + ")",
+                [*dialect.unnest_params(_CHUNK_COLS, wanted), uid, tid, ns],
+                True,
+            )
+            if found[0][0] != len(wanted):
+                return False
+        if blobs:
+            yield "INSERT INTO {checkpoint_blobs} (" + _BLOB_COLS + ") VALUES " + _values(len(blobs), 7) + _BLOB_KEEP, blob_params, False
+        yield "INSERT INTO {checkpoints} (" + _CHECKPOINT_COLS + ") VALUES " + _values(1, 9) + _CHECKPOINT_UPSERT, cp_params, False
+        return True
+    if not wanted:
+        query = "INSERT INTO {checkpoints} (" + _CHECKPOINT_COLS + ") VALUES " + _values(1, 9) + _CHECKPOINT_UPSERT + " RETURNING 1"
+        params = cp_params
+        if blobs:
+            blob_sql = "INSERT INTO {checkpoint_blobs} (" + _BLOB_COLS + ") VALUES " + _values(len(blobs), 7) + _BLOB_KEEP
+            query, params = "WITH b AS (" + blob_sql + ") " + query, [*blob_params, *cp_params]
+        return bool((yield query, params, True))
+    # The chunks found are locked (FOR KEY SHARE) until this statement commits: a delete
+    # waits for it, or it waits for the delete and then does not find them.
+    query = (
+        "WITH found AS (SELECT 1 FROM " + dialect.unnest(_CHUNK_COLS) + " CROSS JOIN LATERAL (" + lookup + " FOR KEY SHARE) k), "
+        "ok AS (SELECT count(*) = ? AS ok FROM found) "
+    )
+    params = [*dialect.unnest_params(_CHUNK_COLS, wanted), uid, tid, ns, len(wanted)]
+    if blobs:
+        row = "(?, ?, ?, ?, ?, ?, CAST(? AS bytea))"
+        query += (
+            ", b AS (INSERT INTO {checkpoint_blobs} (" + _BLOB_COLS + ") SELECT * FROM (VALUES "
+            + ", ".join([row] * len(blobs)) + ") AS v(" + _BLOB_COLS + ") WHERE (SELECT ok FROM ok)" + _BLOB_KEEP + ") "
+        )
+        params += blob_params
+    query += (
+        "INSERT INTO {checkpoints} (" + _CHECKPOINT_COLS + ") SELECT ?, ?, ?, ?, ?, ?, CAST(? AS json), CAST(? AS jsonb), "
+        "CAST(? AS json) WHERE (SELECT ok FROM ok)" + _CHECKPOINT_UPSERT + " RETURNING 1"
+    )
+    return bool((yield query, [*params, *cp_params], True))
 
 
 def put_writes_query(
@@ -693,7 +733,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
 
     def _put_args(
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
-    ) -> tuple[list[Query], RunnableConfig, list[tuple[Any, Any]]]:
+    ) -> tuple[Steps, RunnableConfig, list[tuple[Any, Any]]]:
         scope = self._scope(config)
         tid = scope.thread()
         if scope.ns is None:
@@ -731,7 +771,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         if earlier:
             stored[CHUNKS_KEY] = earlier
         md = dict(get_serializable_checkpoint_metadata(config, metadata))
-        queries = put_queries(self.engine.dialect, scope, get_checkpoint_id(config), stored, md, blobs)
+        pairs = [(channel, version) for version, channel in earlier.items()]
+        steps = put_steps(self.engine.dialect, scope, get_checkpoint_id(config), stored, md, blobs, pairs)
         conf = config["configurable"]
         next_conf: dict[str, Any] = {
             "thread_id": conf["thread_id"],
@@ -740,7 +781,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         }
         if "user_id" in conf:
             next_conf["user_id"] = conf["user_id"]
-        return queries, {"configurable": next_conf}, updates
+        return steps, {"configurable": next_conf}, updates
 
     def _writes_args(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
@@ -826,12 +867,16 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
     ) -> RunnableConfig:
         """Save a checkpoint; only the channels in ``new_versions`` store a blob."""
-        queries, next_config, updates = self._put_args(config, checkpoint, metadata, new_versions)
-        uid = queries[-1][1][0]
-        # Postgres: one statement, atomic by itself, one round trip (see put_queries).
-        with self.engine.transaction(uid, single=len(queries) == 1) as tx:
-            for query, params in queries:
-                tx.execute(query, params)
+        scope = self._scope(config)
+        single = self.engine.dialect.supports_dml_cte  # Postgres: one statement (see put_steps)
+        for _ in range(2):
+            steps, next_config, updates = self._put_args(config, checkpoint, metadata, new_versions)
+            with self.engine.transaction(scope.uid, single=single) as tx:
+                written = run(tx, steps)
+            if written:
+                break
+            # An earlier chunk was pruned or deleted meanwhile: write the lists whole.
+            self._chunks.forget(scope.uid, scope.thread())
         for key, chain in updates:
             self._chunks.put(key, chain)
         return next_config
@@ -972,11 +1017,15 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
     ) -> RunnableConfig:
         """Async form of :meth:`put`."""
-        queries, next_config, updates = self._put_args(config, checkpoint, metadata, new_versions)
-        uid = queries[-1][1][0]
-        async with self.engine.atransaction(uid, single=len(queries) == 1) as tx:
-            for query, params in queries:
-                await tx.execute(query, params)
+        scope = self._scope(config)
+        single = self.engine.dialect.supports_dml_cte
+        for _ in range(2):
+            steps, next_config, updates = self._put_args(config, checkpoint, metadata, new_versions)
+            async with self.engine.atransaction(scope.uid, single=single) as tx:
+                written = await arun(tx, steps)
+            if written:
+                break
+            self._chunks.forget(scope.uid, scope.thread())
         for key, chain in updates:
             self._chunks.put(key, chain)
         return next_config
