@@ -23,7 +23,7 @@ from langchain_agentmem import CheckpointSaver, Engine, connect
 from langchain_agentmem._chunks import parse_chunk_type
 from langchain_agentmem.checkpoint import version_text
 
-from conftest import make_engine
+from conftest import fresh_schema, make_engine
 
 # -- conformance -----------------------------------------------------------------------
 
@@ -799,3 +799,58 @@ async def test_thread_deleted_while_a_graph_writes_to_it_stays_readable_async(ae
     await writer.aput(config, cp, {"step": 4}, {"items": version})
     got = await CheckpointSaver(aengine).aget_tuple(cfg("race"))
     assert got is not None and got.checkpoint["channel_values"]["items"] == items
+
+
+def test_prune_keeps_the_chunks_a_concurrent_put_builds_on(postgres_url: str) -> None:
+    # A put that builds on a thread's chunks holds them (FOR KEY SHARE) until it commits;
+    # a prune running meanwhile must wait, then see the new checkpoint and keep them.
+    import threading
+    import time
+
+    import psycopg
+    from psycopg import sql
+
+    from langchain_agentmem._keys import encode_key
+
+    with connect(postgres_url, schema=fresh_schema()) as engine:
+        engine.migrate()
+        saver = CheckpointSaver(engine)
+        _, items, _ = grow_list(saver, "busy", 4)
+        tid = encode_key("busy")
+        def q(text: str) -> sql.Composed:
+            return sql.SQL(text).format(schema=sql.Identifier(engine.schema))
+
+        with psycopg.connect(postgres_url) as put_conn:  # the put in flight
+            put_conn.execute(q("SELECT 1 FROM {schema}.checkpoint_blobs WHERE thread_id = %s FOR KEY SHARE"), (tid,))
+            head = put_conn.execute(
+                q("SELECT checkpoint_id FROM {schema}.checkpoints WHERE thread_id = %s ORDER BY checkpoint_id DESC LIMIT 1"),
+                (tid,),
+            ).fetchone()
+            assert head is not None
+            pruned: list[int] = []
+            prune = threading.Thread(
+                target=lambda: pruned.append(saver.prune_before(datetime.now(timezone.utc) + timedelta(hours=1), keep_latest=False))
+            )
+            prune.start()
+            waited = 0.0
+            while not put_conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ).fetchone()[0]:  # type: ignore[index]
+                time.sleep(0.02)
+                waited += 0.02
+                assert waited < 20, "the prune never waited for the put's lock"
+            # The put's checkpoint: the head's, under a new id (it lists the same chunks).
+            put_conn.execute(
+                q(
+                    "INSERT INTO {schema}.checkpoints (user_id, thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata) "
+                    "SELECT user_id, thread_id, checkpoint_ns, 'z-new', checkpoint, metadata FROM {schema}.checkpoints "
+                    "WHERE thread_id = %s AND checkpoint_id = %s"
+                ),
+                (tid, head[0]),
+            )
+            put_conn.commit()
+            prune.join(timeout=20)
+        assert pruned == [4]
+        got = saver.get_tuple(cfg("busy", checkpoint_id="z-new"))
+        assert got is not None and got.checkpoint["channel_values"]["items"] == items
+

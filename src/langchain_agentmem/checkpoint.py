@@ -449,8 +449,29 @@ def gc_blobs_steps(dialect: Dialect, uid: str, tid: str, ns: str) -> Steps:
         if (channel, version) in keep and is_chunk(type_):
             keep.update((channel, v) for v in parse_chunk_type(type_)[2])
     garbage = [(r[0], r[1]) for r in stored if (r[0], r[1]) not in keep]
+    cols = [("channel", "text"), ("version", "text")]
+    if garbage and dialect.supports_dml_cte:
+        # Postgres: a put running now may build on one of these (it holds it FOR KEY
+        # SHARE until it commits). Lock them, then look again at what the checkpoints
+        # use, the chunks they list included: that sees such a put's checkpoint.
+        yield (
+            "SELECT 1 FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? "
+            "AND (channel, version) IN (SELECT channel, version FROM " + dialect.unnest(cols) + ") FOR UPDATE",
+            [uid, tid, ns, *dialect.unnest_params(cols, garbage)],
+            True,
+        )
+        chunks = dialect.json_entries("c.checkpoint", CHUNKS_KEY, "k")
+        now_used = yield (
+            "SELECT j.key, CAST(j.value AS TEXT) FROM {checkpoints} c, " + entries + " "
+            "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ? UNION "
+            "SELECT CAST(k.value AS TEXT), k.key FROM {checkpoints} c, " + chunks + " "
+            "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ?",
+            [uid, tid, ns, uid, tid, ns],
+            True,
+        )
+        still = {(r[0], r[1]) for r in now_used}
+        garbage = [g for g in garbage if g not in still]
     if garbage:
-        cols = [("channel", "text"), ("version", "text")]
         yield (
             "DELETE FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? "
             "AND (channel, version) IN (SELECT channel, version FROM " + dialect.unnest(cols) + ")",
