@@ -55,6 +55,7 @@ def paused_gc() -> Iterator[None]:
             if _gc_users == 0 and _gc_was_enabled:
                 gc.enable()
 
+
 _set = object.__setattr__
 
 #: Immutable leaf types of a "plain" value tree (see :func:`plain_copy`).
