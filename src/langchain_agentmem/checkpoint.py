@@ -298,17 +298,13 @@ def put_steps(
     metadata: dict[str, Any],
     blobs: Sequence[tuple[str, str, str, bytes | None]],
     earlier: Sequence[tuple[str, str]],
-    latest: Sequence[tuple[str, str]] = (),
 ) -> Steps:
     """Insert the new blobs (kept if already there) and upsert the checkpoint row; return
     whether they were written. They are not when one of the ``earlier`` chunks (channel,
     version) the checkpoint builds on is gone: a prune or a delete of the thread, from
     another process, took it while a graph was running; the caller then writes its lists
     whole. Postgres: one statement (one round trip, atomic without BEGIN/COMMIT) that
-    locks the ``latest`` of those chunks (the last earlier chunk of each list) until it
-    commits: a prune that would delete it waits and then sees this checkpoint (see
-    :func:`gc_blobs_steps`; a chunk is only ever deleted with the ones after it, so one
-    lock per list is enough). SQLite: in the caller's transaction (writers take turns)."""
+    locks the chunks it found against deletion; SQLite: in the caller's transaction."""
     uid, tid, ns = scope.uid, scope.thread(), scope.ns or ""
     blob_params: list[Any] = []
     for channel, version, type_, data in blobs:
@@ -355,26 +351,11 @@ def put_steps(
         return bool((yield query, params, True))
     # The chunks found are locked (FOR KEY SHARE) until this statement commits: a delete
     # waits for it, or it waits for the delete and then does not find them.
-    held = sorted(set(latest))
     query = (
-        # LATERAL ... LIMIT 1: one primary-key lookup per chunk (an EXISTS may be planned
-        # as a hash join over every blob of the thread).
-        "WITH found AS (SELECT count(*) AS n FROM " + dialect.unnest(_CHUNK_COLS) + " CROSS JOIN LATERAL (" + lookup + " LIMIT 1) k), "
-        "held AS (SELECT count(*) AS n FROM " + dialect.unnest(_CHUNK_COLS) + " CROSS JOIN LATERAL (" + lookup + " FOR KEY SHARE) k), "
-        "ok AS (SELECT (SELECT n FROM found) = ? AND (SELECT n FROM held) = ? AS ok) "
+        "WITH found AS (SELECT 1 FROM " + dialect.unnest(_CHUNK_COLS) + " CROSS JOIN LATERAL (" + lookup + " FOR KEY SHARE) k), "
+        "ok AS (SELECT count(*) = ? AS ok FROM found) "
     )
-    params = [
-        *dialect.unnest_params(_CHUNK_COLS, wanted),
-        uid,
-        tid,
-        ns,
-        *dialect.unnest_params(_CHUNK_COLS, held),
-        uid,
-        tid,
-        ns,
-        len(wanted),
-        len(held),
-    ]
+    params = [*dialect.unnest_params(_CHUNK_COLS, wanted), uid, tid, ns, len(wanted)]
     if blobs:
         row = "(?, ?, ?, ?, ?, ?, CAST(? AS bytea))"
         query += (
@@ -782,7 +763,6 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         values = checkpoint["channel_values"]
         chunked = self._chunks.size > 0 and chunkable(self.serde)
         earlier: dict[str, str] = {}  # version of an earlier chunk -> its channel
-        latest: list[tuple[str, str]] = []  # (channel, version) of each list's last earlier chunk
         updates: list[tuple[Any, Any]] = []
         blobs: list[tuple[str, str, str, bytes | None]] = []
         for channel, version in new_versions.items():
@@ -801,8 +781,6 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             if new is not None:
                 blobs.append((channel, vt, chunk_type(new, chain), b"".join(new.elements)))
             earlier.update((c.version, channel) for c in chain[:-1])
-            if len(chain) > 1:
-                latest.append((channel, chain[-2].version))
             updates.append((key, chain))
         if chunked:
             # Unchanged channels: list their earlier chunks too when this process knows them.
@@ -811,13 +789,11 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
                     known = self._chunks.get((scope.uid, tid, scope.ns, channel))
                     if known and known[-1].version == version_text(version):
                         earlier.update((c.version, channel) for c in known[:-1])
-                        if len(known) > 1:
-                            latest.append((channel, known[-2].version))
         if earlier:
             stored[CHUNKS_KEY] = earlier
         md = dict(get_serializable_checkpoint_metadata(config, metadata))
         pairs = [(channel, version) for version, channel in earlier.items()]
-        steps = put_steps(self.engine.dialect, scope, get_checkpoint_id(config), stored, md, blobs, pairs, latest)
+        steps = put_steps(self.engine.dialect, scope, get_checkpoint_id(config), stored, md, blobs, pairs)
         conf = config["configurable"]
         next_conf: dict[str, Any] = {
             "thread_id": conf["thread_id"],
