@@ -278,22 +278,9 @@ class ValueMemo:
                 n = 0
         out: list[bytes] = []
         states: list[tuple[Any, Any]] | None = [] if key is not None else None
-        get = self._encoded.get
-        models = _model_types if self.max_bytes > 0 else {}
+        memo = self.max_bytes > 0
         for value in values[n:] if n else values:
-            cls = type(value)
-            if models.get(cls) or (cls not in models and models is _model_types and _is_model(cls)):
-                entry = get(id(value))
-                if (
-                    entry is not None
-                    and entry[0]() is value
-                    and value.__dict__ == entry[1][0]
-                    and value.__pydantic_extra__ == entry[1][1]
-                ):
-                    out.append(entry[2])
-                    if states is not None:
-                        states.append(entry[1])
-                    continue
+            if memo and _is_model(type(value)):
                 type_, data, state = self._encode_model(serde, value)
             else:
                 type_, data = serde.dumps_typed(value)
@@ -372,10 +359,10 @@ class ValueMemo:
         proto = self._built.get(key)
         if proto is None:
             obj = hook(code, data)
-            if not isinstance(obj, BaseModel) or _model_state(obj) is None:
+            state = _model_state(obj) if _is_model(type(obj)) else None
+            if state is None:
                 return obj
-            # The object built is never handed out: its own fields are the state.
-            proto = _Proto(obj, (obj.__dict__, obj.__pydantic_extra__), ext_bytes(code, data))
+            proto = _Proto(obj, state, ext_bytes(code, data))
             with self._lock:
                 if key not in self._built:
                     self._built[key] = proto

@@ -342,13 +342,6 @@ def put_steps(
             yield "INSERT INTO {checkpoint_blobs} (" + _BLOB_COLS + ") VALUES " + _values(len(blobs), 7) + _BLOB_KEEP, blob_params, False
         yield "INSERT INTO {checkpoints} (" + _CHECKPOINT_COLS + ") VALUES " + _values(1, 9) + _CHECKPOINT_UPSERT, cp_params, False
         return True
-    if not wanted:
-        query = "INSERT INTO {checkpoints} (" + _CHECKPOINT_COLS + ") VALUES " + _values(1, 9) + _CHECKPOINT_UPSERT + " RETURNING 1"
-        params = cp_params
-        if blobs:
-            blob_sql = "INSERT INTO {checkpoint_blobs} (" + _BLOB_COLS + ") VALUES " + _values(len(blobs), 7) + _BLOB_KEEP
-            query, params = "WITH b AS (" + blob_sql + ") " + query, [*blob_params, *cp_params]
-        return bool((yield query, params, True))
     # The chunks found are locked (FOR KEY SHARE) until this statement commits: a delete
     # waits for it, or it waits for the delete and then does not find them.
     query = (
@@ -429,15 +422,23 @@ def copy_thread_queries(uid: str, source: str, target: str) -> list[Query]:
 # -- multi-step operations (run by _steps.run / arun) ----------------------------------
 
 
+def used_blobs_query(dialect: Dialect, uid: str, tid: str, ns: str) -> Query:
+    """(channel, version) of every blob the checkpoints of one thread namespace use:
+    their channel versions and the earlier chunks they list."""
+    entries = dialect.json_entries("c.checkpoint", "channel_versions", "j")
+    chunks = dialect.json_entries("c.checkpoint", CHUNKS_KEY, "k")
+    return (
+        "SELECT j.key, CAST(j.value AS TEXT) FROM {checkpoints} c, " + entries + " "
+        "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ? UNION "
+        "SELECT CAST(k.value AS TEXT), k.key FROM {checkpoints} c, " + chunks + " "
+        "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ?",
+        [uid, tid, ns, uid, tid, ns],
+    )
+
+
 def gc_blobs_steps(dialect: Dialect, uid: str, tid: str, ns: str) -> Steps:
     """Delete the blobs of one thread namespace that no remaining checkpoint uses."""
-    entries = dialect.json_entries("c.checkpoint", "channel_versions", "j")
-    used = yield (
-        "SELECT DISTINCT j.key, CAST(j.value AS TEXT) FROM {checkpoints} c, " + entries + " "
-        "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ?",
-        [uid, tid, ns],
-        True,
-    )
+    used = yield (*used_blobs_query(dialect, uid, tid, ns), True)
     stored = yield (
         "SELECT channel, version, type FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ?",
         [uid, tid, ns],
@@ -460,15 +461,7 @@ def gc_blobs_steps(dialect: Dialect, uid: str, tid: str, ns: str) -> Steps:
             [uid, tid, ns, *dialect.unnest_params(cols, garbage)],
             True,
         )
-        chunks = dialect.json_entries("c.checkpoint", CHUNKS_KEY, "k")
-        now_used = yield (
-            "SELECT j.key, CAST(j.value AS TEXT) FROM {checkpoints} c, " + entries + " "
-            "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ? UNION "
-            "SELECT CAST(k.value AS TEXT), k.key FROM {checkpoints} c, " + chunks + " "
-            "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ?",
-            [uid, tid, ns, uid, tid, ns],
-            True,
-        )
+        now_used = yield (*used_blobs_query(dialect, uid, tid, ns), True)
         still = {(r[0], r[1]) for r in now_used}
         garbage = [g for g in garbage if g not in still]
     if garbage:

@@ -292,7 +292,7 @@ def put_queries(
     upserts: Sequence[tuple[str, str, str, float | None]],
     reindex: Sequence[tuple[str, str]],
     vectors: Sequence[tuple[str, str, str, Sequence[float]]],
-) -> tuple[list[Query], list[tuple[str, str, str, str, Sequence[float]]]]:
+) -> tuple[list[Query], list[tuple[str, str, str, str, Any]]]:
     """Statements of a batch of puts: deletes, one upsert of every item, the removal of
     the vectors of re-indexed items; and the rows of the new vectors (see
     :data:`VECTOR_COPY`)."""
@@ -326,7 +326,16 @@ def put_queries(
                 [uid, *dialect.unnest_params(_KEY_COLS, reindex)],
             )
         )
-    return queries, [(uid, ns, k, field, vec) for ns, k, field, vec in vectors]
+    return queries, [(uid, ns, k, field, dialect.vector_param(vec)) for ns, k, field, vec in vectors]
+
+
+def put_mode(dialect: Dialect, queries: Sequence[Query], vector_rows: Sequence[Any]) -> tuple[bool, bool]:
+    """How a batch of puts runs: ``(copy, single)``. ``copy``: the vectors go in by binary
+    COPY (Postgres, from :data:`COPY_MIN_ROWS`; COPY cannot be pipelined), else by one
+    pipelined INSERT each. ``single``: one statement, run alone; more run in one
+    transaction (one round trip when pipelined)."""
+    copy = len(vector_rows) >= COPY_MIN_ROWS and dialect.supports_copy
+    return copy, len(queries) + bool(vector_rows) == 1
 
 
 #: The vectors of a batch of puts (the batch's old vectors were deleted first, in the
@@ -334,7 +343,7 @@ def put_queries(
 #: inserted row by row.
 VECTOR_COPY = "COPY {store_vectors} (user_id, namespace, key, field, embedding) FROM STDIN (FORMAT BINARY)"
 VECTOR_COPY_TYPES = ("text", "text", "text", "text", "vector")
-#: Fewer vectors go in by one pipelined INSERT each, in the put's single round trip.
+#: Fewer vectors go in by one pipelined INSERT each (see :func:`put_mode`).
 COPY_MIN_ROWS = 32
 VECTOR_INSERT = "INSERT INTO {store_vectors} (user_id, namespace, key, field, embedding) VALUES (?, ?, ?, ?, ?)"
 
@@ -618,18 +627,14 @@ class LangGraphStore(BaseStore):
         queries, rows = put_queries(
             self.engine.dialect, self._uid, deletes, upserts, reindex, [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)]
         )
-        # One statement runs alone; more run in one transaction, pipelined (one round trip)
-        # unless vectors go in by COPY (Postgres: COPY cannot be pipelined).
-        dialect = self.engine.dialect
-        copy = len(rows) >= COPY_MIN_ROWS and dialect.supports_copy
-        single = len(queries) + bool(rows) == 1
+        copy, single = put_mode(self.engine.dialect, queries, rows)
         with self.engine.transaction(self._uid, pipeline=not copy, single=single) as tx:
             for query in queries:
                 tx.execute(*query)
             if copy:
-                tx.copy_rows(VECTOR_COPY, VECTOR_COPY_TYPES, [(*r[:4], dialect.vector_param(r[4])) for r in rows])
+                tx.copy_rows(VECTOR_COPY, VECTOR_COPY_TYPES, rows)
             elif rows:
-                tx.executemany(VECTOR_INSERT, [(*r[:4], dialect.vector_param(r[4])) for r in rows])
+                tx.executemany(VECTOR_INSERT, rows)
 
     async def _aput(self, group: list[tuple[int, PutOp]]) -> None:
         deletes, upserts, reindex, texts = self._put_plan(group)
@@ -641,16 +646,14 @@ class LangGraphStore(BaseStore):
         queries, rows = put_queries(
             self.engine.dialect, self._uid, deletes, upserts, reindex, [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)]
         )
-        dialect = self.engine.dialect
-        copy = len(rows) >= COPY_MIN_ROWS and dialect.supports_copy
-        single = len(queries) + bool(rows) == 1
+        copy, single = put_mode(self.engine.dialect, queries, rows)
         async with self.engine.atransaction(self._uid, pipeline=not copy, single=single) as tx:
             for query in queries:
                 await tx.execute(*query)
             if copy:
-                await tx.copy_rows(VECTOR_COPY, VECTOR_COPY_TYPES, [(*r[:4], dialect.vector_param(r[4])) for r in rows])
+                await tx.copy_rows(VECTOR_COPY, VECTOR_COPY_TYPES, rows)
             elif rows:
-                await tx.executemany(VECTOR_INSERT, [(*r[:4], dialect.vector_param(r[4])) for r in rows])
+                await tx.executemany(VECTOR_INSERT, rows)
 
     # -- search --------------------------------------------------------------------------
     def _batch_size(self, op: SearchOp, attempt: int) -> int:
