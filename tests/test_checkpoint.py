@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import pytest
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
@@ -854,3 +855,58 @@ def test_prune_keeps_the_chunks_a_concurrent_put_builds_on(postgres_url: str) ->
         got = saver.get_tuple(cfg("busy", checkpoint_id="z-new"))
         assert got is not None and got.checkpoint["channel_values"]["items"] == items
 
+
+
+# -- LangGraph's DeltaChannel (beta): values rebuilt from ancestors' writes --------------
+
+
+def _extend(state: list[str], writes: Any) -> list[str]:
+    return state + [item for write in writes for item in write]
+
+
+class Deltas(TypedDict):
+    log: Annotated[list[str], DeltaChannel(_extend, snapshot_frequency=3)]
+    messages: Annotated[list[str], operator.add]
+
+
+def deltas_graph(saver: Any) -> Any:
+    def first(state: Deltas) -> dict[str, Any]:
+        return {"log": [f"first saw {len(state['log'])}"], "messages": ["a"]}
+
+    def second(state: Deltas) -> dict[str, Any]:
+        return {"log": [f"second saw {len(state['log'])}"]}
+
+    return chain_graph(Deltas, saver, first, second)
+
+
+def test_delta_channel_graph_reads_back_like_in_memory_saver(engine: Engine) -> None:
+    """A DeltaChannel stores a snapshot every few updates and otherwise nothing: reading
+    it walks the ancestors' writes, through a fresh saver too, and forks replay their own
+    branch."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    reference, ours = deltas_graph(InMemorySaver()), deltas_graph(CheckpointSaver(engine))
+    for i in range(7):
+        for g in (ours, reference):
+            g.invoke({"log": [f"user {i}"], "messages": [f"u{i}"]}, cfg("d"))
+    fresh = deltas_graph(CheckpointSaver(engine))
+    assert fresh.get_state(cfg("d")).values == reference.get_state(cfg("d")).values
+    assert len(fresh.get_state(cfg("d")).values["log"]) == 21
+    for g in (fresh, reference):
+        past = next(s for s in g.get_state_history(cfg("d")) if s.metadata["step"] == 7)
+        g.invoke({"log": ["fork"]}, g.update_state(past.config, {"messages": ["edited"]}))
+    assert history_values(fresh, "d") == history_values(reference, "d")
+
+
+async def test_delta_channel_graph_async(aengine: Engine) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    reference, ours = deltas_graph(InMemorySaver()), deltas_graph(CheckpointSaver(aengine))
+    for i in range(5):
+        for g in (ours, reference):
+            await g.ainvoke({"log": [f"user {i}"], "messages": [f"u{i}"]}, cfg("d"))
+    fresh = deltas_graph(CheckpointSaver(aengine))
+    assert (await fresh.aget_state(cfg("d"))).values == (await reference.aget_state(cfg("d"))).values
+    ours_history = [(s.values, s.next) async for s in fresh.aget_state_history(cfg("d"))]
+    theirs_history = [(s.values, s.next) async for s in reference.aget_state_history(cfg("d"))]
+    assert ours_history == theirs_history and len(ours_history) == 20
