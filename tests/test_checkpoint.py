@@ -434,9 +434,9 @@ def test_any_thread_id_and_namespace_round_trip(engine: Engine) -> None:
 def test_docstring_examples_run() -> None:
     import doctest
 
-    from langchain_agentmem import _chunks, _serde, _steps, checkpoint, store
+    from langchain_agentmem import _chunks, _delta, _serde, _steps, checkpoint, store
 
-    for module in (checkpoint, store, _serde, _steps, _chunks):
+    for module in (checkpoint, store, _serde, _steps, _chunks, _delta):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 
@@ -910,3 +910,48 @@ async def test_delta_channel_graph_async(aengine: Engine) -> None:
     ours_history = [(s.values, s.next) async for s in fresh.aget_state_history(cfg("d"))]
     theirs_history = [(s.values, s.next) async for s in reference.aget_state_history(cfg("d"))]
     assert ours_history == theirs_history and len(ours_history) == 20
+
+
+@pytest.mark.parametrize("page", [200, 2])
+def test_delta_channel_history_equals_langgraphs_walk(engine: Engine, page: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For every checkpoint of a thread with a fork, in pages of 200 or 2 ancestors: the
+    same writes in the same order and the same seed as LangGraph's generic walk (one
+    get_tuple per ancestor)."""
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    from langchain_agentmem import _delta
+
+    monkeypatch.setattr(_delta, "PAGE", page)
+    saver = CheckpointSaver(engine)
+    graph = deltas_graph(saver)
+    for i in range(5):
+        graph.invoke({"log": [f"user {i}"], "messages": [f"u{i}"]}, cfg("d"))
+    past = next(s for s in graph.get_state_history(cfg("d")) if s.metadata["step"] == 5)
+    graph.invoke({"log": ["fork"]}, graph.update_state(past.config, {"messages": ["edited"]}))
+    channels = ["log", "messages", "nowhere"]
+    configs = [t.config for t in saver.list(cfg("d"))]
+    assert len(configs) == 25
+    for config in [*configs, cfg("d"), cfg("d", checkpoint_id="unknown"), cfg("elsewhere")]:
+        ours = saver.get_delta_channel_history(config=config, channels=channels)
+        theirs = BaseCheckpointSaver.get_delta_channel_history(saver, config=config, channels=channels)
+        assert ours == theirs
+    walked = saver.get_delta_channel_history(config=configs[1], channels=["log"])["log"]
+    assert walked["writes"] and "seed" in walked
+    assert saver.get_delta_channel_history(config=configs[0], channels=[]) == {}
+
+
+async def test_adelta_channel_history_equals_langgraphs_walk(aengine: Engine) -> None:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    saver = CheckpointSaver(aengine)
+    graph = deltas_graph(saver)
+    for i in range(4):
+        await graph.ainvoke({"log": [f"user {i}"], "messages": [f"u{i}"]}, cfg("d", user_id="ann"))
+    configs = [t.config async for t in saver.alist(cfg("d", user_id="ann"))]
+    assert len(configs) == 16
+    for config in [*configs, cfg("d", user_id="ann"), cfg("d")]:
+        ours = await saver.aget_delta_channel_history(config=config, channels=["log", "messages"])
+        theirs = await BaseCheckpointSaver.aget_delta_channel_history(saver, config=config, channels=["log", "messages"])
+        assert ours == theirs
+    # Another tenant's thread of the same name has no history.
+    assert (await saver.aget_delta_channel_history(config=cfg("d"), channels=["log"])) == {"log": {"writes": []}}

@@ -36,7 +36,7 @@ from __future__ import annotations
 import builtins
 import functools
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +48,7 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
     get_checkpoint_id,
     get_serializable_checkpoint_metadata,
 )
@@ -63,6 +64,7 @@ from ._chunks import (
     parse_chunk_type,
     plan_chunks,
 )
+from ._delta import delta_walk_steps
 from ._json import clean_text, dumps, loads
 from ._keys import decode_key, encode_key
 from ._serde import MemoLoader, ValueMemo, paused_gc
@@ -815,7 +817,48 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             return None
         return put_writes_query(scope, checkpoint_id, task_id, task_path, list(rows.values()))
 
+    def _delta_args(self, config: RunnableConfig, channels: Sequence[str]) -> tuple[_Scope, Steps]:
+        scope = self._scope(config)
+        steps = delta_walk_steps(
+            self.engine.dialect, scope.uid, scope.thread(), scope.ns or "", get_checkpoint_id(config), list(channels)
+        )
+        return scope, steps
+
+    def _delta_history(
+        self, walked: dict[str, Any], seeds: Mapping[str, CheckpointTuple | None]
+    ) -> dict[str, DeltaChannelHistory]:
+        loader = MemoLoader(self.serde, self._memo)
+        out: dict[str, DeltaChannelHistory] = {}
+        for channel, (writes, seed_id) in walked.items():
+            entry: DeltaChannelHistory = {
+                "writes": [(w[1], channel, loader.loads(w[3], bytes(w[4]))) for w in writes]
+            }
+            seed = seeds.get(seed_id) if seed_id else None
+            if seed is not None and channel in seed.checkpoint["channel_values"]:
+                entry["seed"] = seed.checkpoint["channel_values"][channel]
+            out[channel] = entry
+        return out
+
     # -- sync ----------------------------------------------------------------------------
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """What LangGraph rebuilds a ``DeltaChannel`` (beta) from: per channel, the
+        writes of the ancestors of the checkpoint ``config`` names down to the nearest one
+        that stores a value (``seed``). Same result as LangGraph's generic walk, read a
+        page of ancestors per statement (see ``_delta.py``)."""
+        if not channels:
+            return {}
+        scope, steps = self._delta_args(config, channels)
+        with self.engine.transaction(scope.uid, readonly=True) as tx:
+            walked = run(tx, steps)
+        conf = config["configurable"]
+        seeds = {
+            cid: self.get_tuple({"configurable": {**conf, "checkpoint_id": cid}})
+            for cid in {seed for _, seed in walked.values() if seed}
+        }
+        return self._delta_history(walked, seeds)
+
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names (``checkpoint_id``), else the thread's latest
         in ``checkpoint_ns`` (default ``""``); ``None`` if there is none."""
@@ -975,6 +1018,22 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             return [decode_key(r[0]) for r in tx.fetchall(*threads_query(uid))]
 
     # -- async ---------------------------------------------------------------------------
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Async form of :meth:`get_delta_channel_history`."""
+        if not channels:
+            return {}
+        scope, steps = self._delta_args(config, channels)
+        async with self.engine.atransaction(scope.uid, readonly=True) as tx:
+            walked = await arun(tx, steps)
+        conf = config["configurable"]
+        seeds = {
+            cid: await self.aget_tuple({"configurable": {**conf, "checkpoint_id": cid}})
+            for cid in {seed for _, seed in walked.values() if seed}
+        }
+        return self._delta_history(walked, seeds)
+
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Async form of :meth:`get_tuple`."""
         scope = self._scope(config)
