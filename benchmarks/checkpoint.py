@@ -10,6 +10,9 @@ invoked N times on one thread (default 200, as in the issue). Reported:
   InMemorySaver and a saver that keeps only the latest checkpoint object (LangGraph's own
   cost) in the same rounds: what this machine allows any saver in this process;
 * bytes stored after the run (Postgres: table sizes; SQLite: the database file);
+* a graph whose message list is a ``DeltaChannel`` (section 6): ms per invocation, and
+  ``get_delta_channel_history`` from the thread's latest checkpoint, beside LangGraph's
+  generic walk (one ``get_tuple`` per ancestor) on this package's saver;
 * the same 16 threads, and 16 coroutines on one event loop (AsyncPostgresSaver), with
   the database a network hop away (a proxy process adds ``--hop-ms`` each way, default
   0.5, 1 and 2 ms), where LangGraph's one lock around every call makes them wait in turn.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sqlite3
 import statistics
 import tempfile
@@ -39,6 +43,7 @@ import psycopg
 from _latency import delayed_url, measure_rtt_ms
 from _server import server_url
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.postgres import PostgresSaver
@@ -59,14 +64,19 @@ class State(TypedDict):
     turn: int
 
 
-def build(saver: Any) -> Any:
+class DeltaState(TypedDict):
+    messages: Annotated[list[AnyMessage], DeltaChannel(lambda state, writes: add_messages(state, [m for w in writes for m in w]))]
+    turn: int
+
+
+def build(saver: Any, state: Any = State) -> Any:
     def node(name: str) -> Any:
-        def run(state: State) -> dict[str, Any]:
+        def run(state: Any) -> dict[str, Any]:
             return {"messages": [AIMessage(f"{name}: {TEXT}")], "turn": state.get("turn", 0) + 1}
 
         return run
 
-    builder = StateGraph(State)
+    builder = StateGraph(state)
     for name in ("plan", "act", "reply"):
         builder.add_node(name, node(name))
     builder.add_edge(START, "plan")
@@ -178,7 +188,7 @@ def sqlite_bytes(path: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer invocations")
-    parser.add_argument("--sections", default="12345", help="which sections to run, e.g. 4 (1 is always run: it fills the thread)")
+    parser.add_argument("--sections", default="123456", help="which sections to run, e.g. 4 (1 is always run: it fills the thread)")
     parser.add_argument("--hop-ms", default="0.5,1,2", help="section 5: delays added each way by the proxy, comma-separated")
     args = parser.parse_args()
     n, history_total, conc_threads, per_thread = (30, 200, 4, 5) if args.quick else (200, 1000, 16, 25)
@@ -253,6 +263,8 @@ def main() -> None:
         bounds = {"InMemorySaver": graphs["InMemorySaver"], "LatestOnlySaver": build(LatestOnlySaver())}
         report_concurrency(graphs, conc_threads, per_thread, bounds=bounds)
         asyncio.run(report_async(url, ours_schema, theirs_schema, conc_threads, per_thread, "4b."))
+    if "6" in args.sections:
+        report_delta(savers, 30 if args.quick else 60)
     if "5" in args.sections:
         for hop in args.hop_ms.split(","):
             report_hop(url, ours_schema, theirs_schema, float(hop), conc_threads, per_thread)
@@ -320,6 +332,51 @@ def report_hop(url: str, ours_schema: str, theirs_schema: str, hop_ms: float, co
         asyncio.run(report_async(far, ours_schema, theirs_schema, conc_threads, per_thread, "5b."))
         pool.close()
         engine.close()
+
+
+def report_delta(savers: dict[str, Any], n: int) -> None:
+    """A DeltaChannel stores a snapshot every 100 updates and otherwise nothing; every
+    read of a checkpoint without one walks up to the last snapshot."""
+    names = ["PostgresSaver", "agentmem Postgres", "SqliteSaver", "agentmem SQLite"]
+    graphs = {name: build(savers[name], DeltaState) for name in names}
+    thread = f"delta-{uuid.uuid4().hex[:6]}"
+    config = {"configurable": {"thread_id": thread}}
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for start in range(0, n, 10):
+        for name, graph in graphs.items():
+            samples[name] += invocations_on(graph, thread, range(start, min(n, start + 10)))
+    walks: dict[str, float] = {}
+    latest = {name: savers[name].get_tuple(config).config for name in names}
+    runs = [(name, savers[name].get_delta_channel_history, latest[name]) for name in names]
+    for name in ("agentmem Postgres", "agentmem SQLite"):
+        generic = functools.partial(BaseCheckpointSaver.get_delta_channel_history, savers[name])
+        runs.append((f"{name} (generic walk)", generic, latest[name]))
+    for name, walk, at in runs:
+        times = []
+        for _ in range(7):
+            t0 = time.perf_counter()
+            walk(config=at, channels=["messages"])
+            times.append((time.perf_counter() - t0) * 1000)
+        walks[name] = statistics.median(times)
+    depth = len(savers["agentmem Postgres"].get_delta_channel_history(config=latest["agentmem Postgres"], channels=["messages"])["messages"]["writes"])
+    print(f"\n6. DeltaChannel message list (snapshot every 100 updates), {n} invocations on one thread")
+    print(f"   {'saver':<32} {'p50 ms/invocation':>18} {'history read ms':>16}")
+    for name, _, _ in runs:
+        p50 = f"{statistics.median(samples[name]):.2f}" if name in samples else ""
+        print(f"   {name:<32} {p50:>18} {walks[name]:>16.2f}")
+    print(f"   (the latest checkpoint replays {depth} writes since the last snapshot)")
+    print(f"   agentmem Postgres / PostgresSaver per invocation: {statistics.median(samples['agentmem Postgres']) / statistics.median(samples['PostgresSaver']):.2f}x, history read {walks['agentmem Postgres'] / walks['PostgresSaver']:.2f}x")
+    print(f"   agentmem SQLite / SqliteSaver per invocation:     {statistics.median(samples['agentmem SQLite']) / statistics.median(samples['SqliteSaver']):.2f}x, history read {walks['agentmem SQLite'] / walks['SqliteSaver']:.2f}x")
+
+
+def invocations_on(graph: Any, thread: str, turns: range) -> list[float]:
+    config = {"configurable": {"thread_id": thread}}
+    samples = []
+    for i in turns:
+        t0 = time.perf_counter()
+        graph.invoke({"messages": [HumanMessage(f"question {i}")]}, config)
+        samples.append((time.perf_counter() - t0) * 1000)
+    return samples
 
 
 def _their_kwargs(schema: str) -> dict[str, Any]:

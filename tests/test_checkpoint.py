@@ -912,15 +912,18 @@ async def test_delta_channel_graph_async(aengine: Engine) -> None:
     assert ours_history == theirs_history and len(ours_history) == 20
 
 
-@pytest.mark.parametrize("page", [200, 2])
-def test_delta_channel_history_equals_langgraphs_walk(engine: Engine, page: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """For every checkpoint of a thread with a fork, in pages of 200 or 2 ancestors: the
-    same writes in the same order and the same seed as LangGraph's generic walk (one
-    get_tuple per ancestor)."""
+@pytest.mark.parametrize(("first", "page"), [(32, 200), (2, 2), (1, 200)])
+def test_delta_channel_history_equals_langgraphs_walk(
+    engine: Engine, first: int, page: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """For every checkpoint of a thread with a fork, with pages of ancestors as they are
+    (32, then 128, 200), of 2, and of 1, 4, 16...: the same writes in the same order and
+    the same seed as LangGraph's generic walk (one get_tuple per ancestor)."""
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
     from langchain_agentmem import _delta
 
+    monkeypatch.setattr(_delta, "FIRST_PAGE", first)
     monkeypatch.setattr(_delta, "PAGE", page)
     saver = CheckpointSaver(engine)
     graph = deltas_graph(saver)

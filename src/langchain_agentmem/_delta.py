@@ -6,7 +6,8 @@ between; reading a checkpoint without one walks up the parent chain, collecting 
 channel's pending writes, to the nearest ancestor that stores a value (the seed).
 LangGraph's generic walk reads and decodes every ancestor whole, one statement each;
 :func:`delta_walk_steps` reads up to :data:`PAGE` ancestors per statement (a recursive
-walk of the parent ids), and only their versions and writes of the channels asked for.
+walk of the parent ids, one primary-key lookup per step) and then the writes of the
+channels asked for, from the ancestors the walk needs.
 
 Example:
     >>> from langchain_agentmem import connect
@@ -25,47 +26,61 @@ from typing import Any
 from ._steps import Steps
 from .dialects import Dialect
 
-__all__ = ["PAGE", "delta_walk_query", "delta_walk_steps"]
+__all__ = ["PAGE", "chain_query", "delta_walk_steps", "writes_query"]
 
-#: Ancestors read per statement.
+#: Ancestors read by the first statement of a walk, and by each later one at most: a
+#: walk usually ends within a few dozen ancestors (at the last snapshot), so the pages
+#: start small and grow fourfold.
+FIRST_PAGE = 32
 PAGE = 200
 
 #: A write as read: (task_path, task_id, idx, type, blob).
 WriteRow = tuple[str, str, int, str, Any]
 
 
-def delta_walk_query(
+
+def chain_query(
     dialect: Dialect, uid: str, tid: str, ns: str, start_id: str, channels: Sequence[str], depth: int
 ) -> tuple[str, list[Any]]:
     """Up to ``depth`` ancestors of checkpoint ``start_id`` (its parent is depth 1).
 
-    Rows are ``(kind, depth, checkpoint_id, a, b, c, d, e, blob)``: kind 0 an ancestor
-    (a = its parent id), kind 1 one of its writes to ``channels`` (a = channel, b = type,
-    c = task path, d = task id, e = index), kind 2 one of ``channels`` in its channel
-    versions (a = channel, b = the type of the stored blob, NULL when none).
+    Rows are ``(kind, depth, checkpoint_id, a, b, c)``: kind 0 an ancestor (a = its
+    parent id), kind 2 one of ``channels`` in its channel versions (a = channel, b = the
+    type of the stored blob, NULL when none, c = the version). Every step of the walk is a primary-key lookup
+    (correlated subqueries), whatever the planner believes about the table's size.
     """
     marks = ", ".join("?" for _ in channels)
-    entries = dialect.json_entries("c.checkpoint", "channel_versions", "j")
-    ancestor = (
-        "JOIN {checkpoints} c ON c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ? AND c.checkpoint_id = ch.cid"
-    )
+    entries = dialect.json_entries("ch.cp", "channel_versions", "j")
+    lookup = "FROM {checkpoints} c WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ? AND c.checkpoint_id = ch.parent"
     query = (
-        "WITH RECURSIVE chain(cid, depth) AS (SELECT c.parent_checkpoint_id, 1 FROM {checkpoints} c "  # noqa: S608 (fixed fragments; values are parameters)
-        "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ? AND c.checkpoint_id = ? "
-        "UNION ALL SELECT c.parent_checkpoint_id, ch.depth + 1 FROM chain ch " + ancestor + " WHERE ch.depth < ?) "
-        # The writes come first: every column of theirs has a type, which the NULLs of
-        # the other parts take on Postgres.
-        "SELECT 1, ch.depth, ch.cid, w.channel, w.type, w.task_path, w.task_id, w.idx, w.blob "
-        "FROM chain ch JOIN {checkpoint_writes} w ON w.user_id = ? AND w.thread_id = ? AND w.checkpoint_ns = ? "
-        "AND w.checkpoint_id = ch.cid AND w.channel IN (" + marks + ") "
-        "UNION ALL SELECT 0, ch.depth, ch.cid, c.parent_checkpoint_id, NULL, NULL, NULL, NULL, NULL "
-        "FROM chain ch " + ancestor + " "
-        "UNION ALL SELECT 2, ch.depth, ch.cid, j.key, (SELECT b.type FROM {checkpoint_blobs} b WHERE b.user_id = ? "
+        "WITH RECURSIVE chain(cid, parent, cp, depth) AS ("  # noqa: S608 (fixed fragments; values are parameters)
+        "SELECT c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint, 1 FROM {checkpoints} c "
+        "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ? AND c.checkpoint_id = "
+        "(SELECT s.parent_checkpoint_id FROM {checkpoints} s WHERE s.user_id = ? AND s.thread_id = ? "
+        "AND s.checkpoint_ns = ? AND s.checkpoint_id = ?) "
+        "UNION ALL SELECT ch.parent, (SELECT c.parent_checkpoint_id " + lookup + "), "
+        "(SELECT c.checkpoint " + lookup + "), ch.depth + 1 FROM chain ch WHERE ch.parent IS NOT NULL AND ch.depth < ?) "
+        # Typed columns first: the NULLs of the other part take their types on Postgres.
+        "SELECT 2, ch.depth, ch.cid, j.key, (SELECT b.type FROM {checkpoint_blobs} b WHERE b.user_id = ? "
         "AND b.thread_id = ? AND b.checkpoint_ns = ? AND b.channel = j.key AND b.version = CAST(j.value AS TEXT)), "
-        "NULL, NULL, NULL, NULL FROM chain ch " + ancestor + ", " + entries + " WHERE j.key IN (" + marks + ")"
+        "CAST(j.value AS TEXT) "
+        "FROM chain ch, " + entries + " WHERE ch.cp IS NOT NULL AND j.key IN (" + marks + ") "
+        "UNION ALL SELECT 0, ch.depth, ch.cid, ch.parent, NULL, NULL FROM chain ch WHERE ch.cp IS NOT NULL"
     )
     s = [uid, tid, ns]
-    return query, [*s, start_id, *s, depth, *s, *channels, *s, *s, *s, *channels]
+    return query, [*s, *s, start_id, *s, *s, depth, *s, *channels]
+
+
+def writes_query(uid: str, tid: str, ns: str, checkpoint_ids: Sequence[str], channels: Sequence[str]) -> tuple[str, list[Any]]:
+    """The writes of ``checkpoint_ids`` to ``channels``: ``(checkpoint_id, channel, type,
+    task_path, task_id, idx, blob)``."""
+    return (
+        "SELECT checkpoint_id, channel, type, task_path, task_id, idx, blob FROM {checkpoint_writes} "  # noqa: S608 (fixed fragments; values are parameters)
+        "WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? "
+        "AND checkpoint_id IN (" + ", ".join("?" for _ in checkpoint_ids) + ") "
+        "AND channel IN (" + ", ".join("?" for _ in channels) + ")",
+        [uid, tid, ns, *checkpoint_ids, *channels],
+    )
 
 
 def delta_walk_steps(
@@ -76,8 +91,8 @@ def delta_walk_steps(
 
     Returns ``{channel: (writes, seed)}``: the channel's writes oldest first (each
     ancestor's in ``get_tuple``'s order), from the ancestors below the target down to
-    and including the seed, the nearest ancestor whose channel holds a value (its id;
-    ``None`` when there is none).
+    and including the seed, the nearest ancestor whose channel holds a value (its
+    ``(checkpoint_id, version, blob type)``; ``None`` when there is none).
     """
     if checkpoint_id is None:
         rows = yield (
@@ -87,28 +102,39 @@ def delta_walk_steps(
             True,
         )
         checkpoint_id = rows[0][0] if rows else None
-    groups: dict[str, list[list[WriteRow]]] = {ch: [] for ch in channels}  # nearest ancestor first
-    seeds: dict[str, str | None] = {ch: None for ch in channels}
+    groups: dict[str, list[tuple[str, str]]] = {ch: [] for ch in channels}  # (ancestor, channel), nearest first
+    seeds: dict[str, tuple[str, str, str] | None] = {ch: None for ch in channels}
+    found: dict[tuple[str, str], list[WriteRow]] = {}
     remaining = set(channels)
-    start = checkpoint_id
+    start, size = checkpoint_id, min(FIRST_PAGE, PAGE)
     while start is not None and remaining:
-        rows = yield (*delta_walk_query(dialect, uid, tid, ns, start, channels, PAGE), True)
+        rows = yield (*chain_query(dialect, uid, tid, ns, start, channels, size), True)
         parents: dict[int, tuple[str, str | None]] = {}
-        writes: dict[tuple[int, str], list[WriteRow]] = {}
-        stored: set[tuple[int, str]] = set()
-        for kind, depth, cid, a, b, c, d, e, blob in rows:
+        stored: dict[tuple[int, str], tuple[str, str]] = {}
+        for kind, depth, cid, a, b, c in rows:
             if kind == 0:
                 parents[depth] = (cid, a)
-            elif kind == 1:
-                writes.setdefault((depth, a), []).append((c or "", d, int(e), b, blob))
             elif b is not None and b != "empty":
-                stored.add((depth, a))
+                stored[(depth, a)] = (c, b)
+        needed: list[str] = []
         for depth in sorted(parents):
+            cid = parents[depth][0]
+            if remaining:
+                needed.append(cid)
             for ch in sorted(remaining):
-                found = writes.get((depth, ch), [])
-                groups[ch].append(sorted(found, key=lambda w: (w[0], w[1], w[2])))
+                groups[ch].append((cid, ch))
                 if (depth, ch) in stored:
-                    seeds[ch] = parents[depth][0]
+                    seeds[ch] = (cid, *stored[(depth, ch)])
                     remaining.discard(ch)
-        start = parents[PAGE][0] if len(parents) == PAGE and parents[PAGE][1] else None
-    return {ch: ([w for group in reversed(groups[ch]) for w in group], seeds[ch]) for ch in channels}
+        if needed:
+            for cid, ch, type_, path, task, idx, blob in (yield (*writes_query(uid, tid, ns, needed, channels), True)):
+                found.setdefault((cid, ch), []).append((path or "", task, int(idx), type_, blob))
+        start = parents[size][0] if len(parents) == size and parents[size][1] else None
+        size = min(size * 4, PAGE)
+    out = {}
+    for ch in channels:
+        writes: list[WriteRow] = []
+        for key in reversed(groups[ch]):
+            writes += sorted(found.get(key, ()), key=lambda w: (w[0], w[1], w[2]))
+        out[ch] = (writes, seeds[ch])
+    return out

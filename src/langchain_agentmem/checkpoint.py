@@ -238,6 +238,22 @@ def chunks_query(dialect: Dialect, uid: str, keys: Sequence[tuple[str, str, str,
     )
 
 
+def delta_history_steps(
+    dialect: Dialect, uid: str, tid: str, ns: str, checkpoint_id: str | None, channels: Sequence[str]
+) -> Steps:
+    """The walk of :func:`~._delta.delta_walk_steps`, then the blobs of the seeds it
+    found (with the earlier chunks of chunked ones) as kind-1 rows of
+    :func:`select_query`. Returns ``(walked, rows)``."""
+    walked = yield from delta_walk_steps(dialect, uid, tid, ns, checkpoint_id, channels)
+    keys = sorted({(tid, ns, channel, seed[1]) for channel, (_, seed) in walked.items() if seed})
+    rows: list[tuple[Any, ...]] = []
+    if keys:
+        rows = yield (*chunks_query(dialect, uid, keys), True)
+        if missing := missing_chunks(rows):
+            rows += yield (*chunks_query(dialect, uid, missing), True)
+    return walked, rows
+
+
 def list_conditions(
     dialect: Dialect, scope: _Scope, config: RunnableConfig | None, filter: dict[str, Any] | None, before: RunnableConfig | None
 ) -> tuple[list[str], list[Any], bool]:
@@ -608,12 +624,8 @@ def decode_rows(
         values: dict[str, Any] = {}
         for channel, version in checkpoint.get("channel_versions", {}).items():
             blob = blobs.get((tid, ns, channel, version_text(version)))
-            if blob is None or blob[0] == "empty":
-                continue
-            if is_chunk(blob[0]):
-                values[channel] = loader.loads("msgpack", _assemble(blobs, tid, ns, channel, blob))
-            else:
-                values[channel] = loader.loads(blob[0], bytes(blob[1]) if blob[1] is not None else None)
+            if blob is not None and blob[0] != "empty":
+                values[channel] = _load_blob(loader, blobs, tid, ns, channel, blob)
         checkpoint["channel_values"] = values
         metadata = loads(h[6])
         pending = sorted(writes.get((tid, ns, cid), ()), key=lambda w: (w[0], w[1], w[2]))
@@ -631,6 +643,20 @@ def decode_rows(
             )
         )
     return out
+
+
+def _load_blob(
+    loader: MemoLoader,
+    blobs: dict[tuple[str, str, str, str], tuple[str, bytes | None]],
+    tid: str,
+    ns: str,
+    channel: str,
+    blob: tuple[str, bytes | None],
+) -> Any:
+    """The value of one stored blob (a chunked list assembled from ``blobs``)."""
+    if is_chunk(blob[0]):
+        return loader.loads("msgpack", _assemble(blobs, tid, ns, channel, blob))
+    return loader.loads(blob[0], bytes(blob[1]) if blob[1] is not None else None)
 
 
 def _assemble(
@@ -819,23 +845,23 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
 
     def _delta_args(self, config: RunnableConfig, channels: Sequence[str]) -> tuple[_Scope, Steps]:
         scope = self._scope(config)
-        steps = delta_walk_steps(
+        steps = delta_history_steps(
             self.engine.dialect, scope.uid, scope.thread(), scope.ns or "", get_checkpoint_id(config), list(channels)
         )
         return scope, steps
 
-    def _delta_history(
-        self, walked: dict[str, Any], seeds: Mapping[str, CheckpointTuple | None]
-    ) -> dict[str, DeltaChannelHistory]:
+    def _delta_history(self, scope: _Scope, walked: dict[str, Any], rows: list[tuple[Any, ...]]) -> dict[str, DeltaChannelHistory]:
         loader = MemoLoader(self.serde, self._memo)
+        blobs = {(r[1], r[2], r[3], r[4]): (r[5], r[9]) for r in rows if r[5] is not None}
+        tid, ns = scope.thread(), scope.ns or ""
         out: dict[str, DeltaChannelHistory] = {}
-        for channel, (writes, seed_id) in walked.items():
+        for channel, (writes, seed) in walked.items():
             entry: DeltaChannelHistory = {
                 "writes": [(w[1], channel, loader.loads(w[3], bytes(w[4]))) for w in writes]
             }
-            seed = seeds.get(seed_id) if seed_id else None
-            if seed is not None and channel in seed.checkpoint["channel_values"]:
-                entry["seed"] = seed.checkpoint["channel_values"][channel]
+            blob = blobs.get((tid, ns, channel, seed[1])) if seed else None
+            if blob is not None and blob[0] != "empty":
+                entry["seed"] = _load_blob(loader, blobs, tid, ns, channel, blob)
             out[channel] = entry
         return out
 
@@ -851,13 +877,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             return {}
         scope, steps = self._delta_args(config, channels)
         with self.engine.transaction(scope.uid, readonly=True) as tx:
-            walked = run(tx, steps)
-        conf = config["configurable"]
-        seeds = {
-            cid: self.get_tuple({"configurable": {**conf, "checkpoint_id": cid}})
-            for cid in {seed for _, seed in walked.values() if seed}
-        }
-        return self._delta_history(walked, seeds)
+            walked, rows = run(tx, steps)
+        with paused_gc():
+            return self._delta_history(scope, walked, rows)
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names (``checkpoint_id``), else the thread's latest
@@ -1026,13 +1048,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             return {}
         scope, steps = self._delta_args(config, channels)
         async with self.engine.atransaction(scope.uid, readonly=True) as tx:
-            walked = await arun(tx, steps)
-        conf = config["configurable"]
-        seeds = {
-            cid: await self.aget_tuple({"configurable": {**conf, "checkpoint_id": cid}})
-            for cid in {seed for _, seed in walked.values() if seed}
-        }
-        return self._delta_history(walked, seeds)
+            walked, rows = await arun(tx, steps)
+        with paused_gc():
+            return self._delta_history(scope, walked, rows)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Async form of :meth:`get_tuple`."""
