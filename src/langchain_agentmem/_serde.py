@@ -242,9 +242,9 @@ class ValueMemo:
 
     def _encode_model(self, serde: SerializerProtocol, value: Any) -> tuple[str, bytes, tuple[Any, Any] | None]:
         entry = self._encoded.get(id(value))
-        if entry is not None and entry[0]() is value:
-            state = entry[1]
-            if value.__dict__ == state[0] and value.__pydantic_extra__ == state[1]:
+        if entry is not None:
+            alive, state = entry[0](), entry[1]
+            if alive is not None and alive is value and alive.__dict__ == state[0] and alive.__pydantic_extra__ == state[1]:
                 return "msgpack", entry[2], state
         type_, data = serde.dumps_typed(value)
         state_now = _model_state(value) if type_ == "msgpack" else None
@@ -318,7 +318,7 @@ class ValueMemo:
             out,
         )
         if n and last is not None:
-            entry = tuple(old[:n] + new for old, new in zip(last, entry, strict=True))  # type: ignore[assignment]
+            entry = tuple(old[:n] + new for old, new in zip(last, entry, strict=True))  # type: ignore[assignment,operator]
         with self._lock:
             self._last.pop(key, None)
             self._last[key] = entry

@@ -6,6 +6,7 @@ Every command takes ``--url`` (else ``AGENTMEM_URL``, else the local SQLite defa
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -276,10 +277,10 @@ def prune(
         cutoff = datetime.now(timezone.utc) - age if age is not None else None
         for user in tenants:
             if cutoff is not None:
-                deleted += run(lambda u=user, c=cutoff: saver.prune_before(c, keep_latest=keep_latest, user_id=u))
+                deleted += run(functools.partial(saver.prune_before, cutoff, keep_latest=keep_latest, user_id=user))
             else:
                 ids = list(threads) or saver.list_threads(user_id=user)
-                deleted += run(lambda u=user, t=ids: saver.prune(t, strategy="keep_latest", user_id=u))
+                deleted += run(functools.partial(saver.prune, ids, strategy="keep_latest", user_id=user))
     click.echo(f"deleted {deleted} checkpoint{'s' if deleted != 1 else ''} of {len(tenants)} tenant{'s' if len(tenants) != 1 else ''}")
 
 
