@@ -958,3 +958,39 @@ async def test_adelta_channel_history_equals_langgraphs_walk(aengine: Engine) ->
         assert ours == theirs
     # Another tenant's thread of the same name has no history.
     assert (await saver.aget_delta_channel_history(config=cfg("d"), channels=["log"])) == {"log": {"writes": []}}
+
+
+class DeltaConvo(TypedDict):
+    messages: Annotated[list[AnyMessage], DeltaChannel(lambda state, writes: add_messages(state, [m for w in writes for m in w]), snapshot_frequency=4)]
+
+
+def test_delta_snapshot_messages_are_built_once_and_read_as_copies(engine: Engine) -> None:
+    """The messages inside a DeltaChannel snapshot go through the saver's memo like a
+    plain list's: equal to what LangGraph's serializer builds, and every read its own."""
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    serde, built = JsonPlusSerializer(), []
+    hook = serde._unpack_ext_hook
+    serde._unpack_ext_hook = lambda code, data: built.append(code) or hook(code, data)  # type: ignore[method-assign]
+    saver = CheckpointSaver(engine, serde=serde)
+
+    def reply(state: DeltaConvo) -> dict[str, Any]:
+        return {"messages": [AIMessage(f"reply {len(state['messages'])}")]}
+
+    graph = chain_graph(DeltaConvo, saver, reply)
+    for i in range(7):
+        graph.invoke({"messages": [HumanMessage(f"user {i}")]}, cfg("s"))
+    at = saver.get_tuple(cfg("s"))
+    assert at is not None
+    first = saver.get_delta_channel_history(config=at.config, channels=["messages"])["messages"]
+    plain = BaseCheckpointSaver.get_delta_channel_history(
+        CheckpointSaver(engine, value_cache_bytes=0), config=at.config, channels=["messages"]
+    )["messages"]
+    assert first == plain and len(first["seed"].value) >= 4 and first["writes"]
+    first["seed"].value[0].content = "changed"
+    first["seed"].value[1].additional_kwargs["x"] = 1
+    built.clear()
+    second = saver.get_delta_channel_history(config=at.config, channels=["messages"])["messages"]
+    assert second == plain and built == []  # every message copied, none built again
+    assert graph.get_state(cfg("s")).values["messages"][0].content == "user 0"

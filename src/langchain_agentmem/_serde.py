@@ -25,6 +25,12 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel
 
+try:  # DeltaChannel (LangGraph beta): a snapshot wraps the channel's whole value
+    from langgraph.checkpoint.serde.jsonplus import EXT_DELTA_SNAPSHOT
+    from langgraph.checkpoint.serde.types import _DeltaSnapshot
+except ImportError:  # pragma: no cover - LangGraph before DeltaChannel
+    EXT_DELTA_SNAPSHOT, _DeltaSnapshot = None, None  # type: ignore[misc,assignment]
+
 __all__ = ["MemoLoader", "ValueMemo", "ext_bytes", "paused_gc", "plain_copy"]
 
 _gc_lock = threading.Lock()
@@ -404,13 +410,18 @@ class MemoLoader:
             self._hook = serde._unpack_ext_hook
 
     def loads(self, type_: str, data: bytes | None) -> Any:
-        if self._hook is not None and type_ == "msgpack" and data is not None:
-            build, hook = self.memo.build, self._hook
-            if not self.remember:
-                return ormsgpack.unpackb(data, ext_hook=lambda c, d: build(hook, c, d), option=ormsgpack.OPT_NON_STR_KEYS)
-            handed: list[Any] = []
-            value = ormsgpack.unpackb(data, ext_hook=lambda c, d: build(hook, c, d, handed), option=ormsgpack.OPT_NON_STR_KEYS)
-            if handed:
-                self.memo._remember(handed)
-            return value
-        return self.serde.loads_typed((type_, data if data is not None else b""))
+        if self._hook is None or type_ != "msgpack" or data is None:
+            return self.serde.loads_typed((type_, data if data is not None else b""))
+        build, hook = self.memo.build, self._hook
+        handed: list[Any] | None = [] if self.remember else None
+
+        def ext(code: int, ext_data: bytes) -> Any:
+            if code == EXT_DELTA_SNAPSHOT:
+                # LangGraph's hook would build the messages inside with its own hook.
+                return _DeltaSnapshot(ormsgpack.unpackb(ext_data, ext_hook=ext, option=ormsgpack.OPT_NON_STR_KEYS))  # type: ignore[misc]
+            return build(hook, code, ext_data, handed)
+
+        value = ormsgpack.unpackb(data, ext_hook=ext, option=ormsgpack.OPT_NON_STR_KEYS)
+        if handed:
+            self.memo._remember(handed)
+        return value
