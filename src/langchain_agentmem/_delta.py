@@ -5,9 +5,11 @@ A ``DeltaChannel`` stores a snapshot of its value every few updates and nothing 
 between; reading a checkpoint without one walks up the parent chain, collecting the
 channel's pending writes, to the nearest ancestor that stores a value (the seed).
 LangGraph's generic walk reads and decodes every ancestor whole, one statement each;
-:func:`delta_walk_steps` reads up to :data:`PAGE` ancestors per statement (a recursive
-walk of the parent ids, one primary-key lookup per step) and then the writes of the
-channels asked for, from the ancestors the walk needs.
+:func:`delta_walk_steps` reads a page of ancestors per statement (:data:`FIRST_PAGE`,
+then four times more up to :data:`PAGE`: a recursive walk of the parent ids, one
+primary-key lookup per step) and then the writes of the channels asked for, from the
+ancestors the walk needs. ``CheckpointSaver`` reads the seeds' blobs after it
+(``checkpoint.delta_history_steps``).
 
 Example:
     >>> from langchain_agentmem import connect
@@ -26,7 +28,7 @@ from typing import Any
 from ._steps import Steps
 from .dialects import Dialect
 
-__all__ = ["PAGE", "chain_query", "delta_walk_steps", "writes_query"]
+__all__ = ["FIRST_PAGE", "PAGE", "chain_query", "delta_walk_steps", "writes_query"]
 
 #: Ancestors read by the first statement of a walk, and by each later one at most: a
 #: walk usually ends within a few dozen ancestors (at the last snapshot), so the pages
@@ -36,7 +38,6 @@ PAGE = 200
 
 #: A write as read: (task_path, task_id, idx, type, blob).
 WriteRow = tuple[str, str, int, str, Any]
-
 
 
 def chain_query(
