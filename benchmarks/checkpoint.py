@@ -109,10 +109,12 @@ class LatestOnlySaver(BaseCheckpointSaver[str]):
         pass
 
 
-def invocations(graph: Any, thread: str, n: int) -> list[float]:
+def invocations(graph: Any, thread: str, turns: int | range) -> list[float]:
+    """Milliseconds of each invocation on ``thread``, one per turn (``turns`` questions,
+    or the questions of a range of turns)."""
     config = {"configurable": {"thread_id": thread}}
     samples = []
-    for i in range(n):
+    for i in range(turns) if isinstance(turns, int) else turns:
         start = time.perf_counter()
         graph.invoke({"messages": [HumanMessage(f"question {i}")]}, config)
         samples.append((time.perf_counter() - start) * 1000)
@@ -240,11 +242,7 @@ def main() -> None:
     chunk = 10
     for start in range(0, n, chunk):
         for name, graph in graphs.items():
-            config = {"configurable": {"thread_id": thread}}
-            for i in range(start, min(n, start + chunk)):
-                t0 = time.perf_counter()
-                graph.invoke({"messages": [HumanMessage(f"question {i}")]}, config)
-                samples[name].append((time.perf_counter() - t0) * 1000)
+            samples[name] += invocations(graph, thread, range(start, min(n, start + chunk)))
 
     print(f"\n1. One thread, {n} invocations of a 3-node graph (message list grows): ms per invocation")
     print(f"   {'saver':<20} {'p50':>8} {'mean':>8}")
@@ -344,7 +342,7 @@ def report_delta(savers: dict[str, Any], n: int) -> None:
     samples: dict[str, list[float]] = {name: [] for name in names}
     for start in range(0, n, 10):
         for name, graph in graphs.items():
-            samples[name] += invocations_on(graph, thread, range(start, min(n, start + 10)))
+            samples[name] += invocations(graph, thread, range(start, min(n, start + 10)))
     walks: dict[str, float] = {}
     latest = {name: savers[name].get_tuple(config).config for name in names}
     runs = [(name, savers[name].get_delta_channel_history, latest[name]) for name in names]
@@ -367,16 +365,6 @@ def report_delta(savers: dict[str, Any], n: int) -> None:
     print(f"   (the latest checkpoint replays {depth} writes since the last snapshot)")
     print(f"   agentmem Postgres / PostgresSaver per invocation: {statistics.median(samples['agentmem Postgres']) / statistics.median(samples['PostgresSaver']):.2f}x, history read {walks['agentmem Postgres'] / walks['PostgresSaver']:.2f}x")
     print(f"   agentmem SQLite / SqliteSaver per invocation:     {statistics.median(samples['agentmem SQLite']) / statistics.median(samples['SqliteSaver']):.2f}x, history read {walks['agentmem SQLite'] / walks['SqliteSaver']:.2f}x")
-
-
-def invocations_on(graph: Any, thread: str, turns: range) -> list[float]:
-    config = {"configurable": {"thread_id": thread}}
-    samples = []
-    for i in turns:
-        t0 = time.perf_counter()
-        graph.invoke({"messages": [HumanMessage(f"question {i}")]}, config)
-        samples.append((time.perf_counter() - t0) * 1000)
-    return samples
 
 
 def _their_kwargs(schema: str) -> dict[str, Any]:
