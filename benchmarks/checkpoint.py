@@ -56,7 +56,10 @@ from typing_extensions import TypedDict
 
 from langchain_agentmem import CheckpointSaver, connect
 
-TEXT = "The assistant considers the request carefully and answers with a detailed, friendly reply. " * 3
+TEXT = (
+    "The assistant considers the request carefully and answers with a detailed, friendly reply. "
+    * 3
+)
 
 
 class State(TypedDict):
@@ -65,7 +68,10 @@ class State(TypedDict):
 
 
 class DeltaState(TypedDict):
-    messages: Annotated[list[AnyMessage], DeltaChannel(lambda state, writes: add_messages(state, [m for w in writes for m in w]))]
+    messages: Annotated[
+        list[AnyMessage],
+        DeltaChannel(lambda state, writes: add_messages(state, [m for w in writes for m in w])),
+    ]
     turn: int
 
 
@@ -101,8 +107,16 @@ class LatestOnlySaver(BaseCheckpointSaver[str]):
         return iter(())
 
     def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
-        conf = {"configurable": {**config["configurable"], "checkpoint_ns": "", "checkpoint_id": checkpoint["id"]}}
-        self.latest[conf["configurable"]["thread_id"]] = CheckpointTuple(conf, checkpoint, metadata, None, [])  # type: ignore[arg-type]
+        conf = {
+            "configurable": {
+                **config["configurable"],
+                "checkpoint_ns": "",
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+        self.latest[conf["configurable"]["thread_id"]] = CheckpointTuple(
+            conf, checkpoint, metadata, None, []
+        )  # type: ignore[arg-type]
         return conf
 
     def put_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
@@ -176,7 +190,9 @@ def pg_bytes(url: str, schema: str, tables: list[str]) -> int:
     with psycopg.connect(url) as conn:
         total = 0
         for table in tables:
-            row = conn.execute("SELECT pg_total_relation_size(to_regclass(%s))", (f'"{schema}"."{table}"',)).fetchone()
+            row = conn.execute(
+                "SELECT pg_total_relation_size(to_regclass(%s))", (f'"{schema}"."{table}"',)
+            ).fetchone()
             total += int(row[0] or 0) if row else 0
         return total
 
@@ -188,12 +204,24 @@ def sqlite_bytes(path: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer invocations")
-    parser.add_argument("--sections", default="123456", help="which sections to run, e.g. 4 (1 is always run: it fills the thread)")
-    parser.add_argument("--hop-ms", default="0.5,1,2", help="section 5: delays added each way by the proxy, comma-separated")
+    parser.add_argument(
+        "--sections",
+        default="123456",
+        help="which sections to run, e.g. 4 (1 is always run: it fills the thread)",
+    )
+    parser.add_argument(
+        "--hop-ms",
+        default="0.5,1,2",
+        help="section 5: delays added each way by the proxy, comma-separated",
+    )
     args = parser.parse_args()
-    n, history_total, conc_threads, per_thread = (30, 200, 4, 5) if args.quick else (200, 1000, 16, 25)
+    n, history_total, conc_threads, per_thread = (
+        (30, 200, 4, 5) if args.quick else (200, 1000, 16, 25)
+    )
     per_invocation = 5  # checkpoints per invocation: the input, the start and one per node
 
     url = server_url()
@@ -215,7 +243,11 @@ def main() -> None:
         url,
         min_size=1,
         max_size=20,
-        kwargs={"autocommit": True, "prepare_threshold": 0, "options": f"-c search_path={theirs_schema}"},
+        kwargs={
+            "autocommit": True,
+            "prepare_threshold": 0,
+            "options": f"-c search_path={theirs_schema}",
+        },
         open=True,
     )
     theirs_pg = PostgresSaver(their_pool)  # type: ignore[arg-type]
@@ -244,13 +276,19 @@ def main() -> None:
         for name, graph in graphs.items():
             samples[name] += invocations(graph, thread, range(start, min(n, start + chunk)))
 
-    print(f"\n1. One thread, {n} invocations of a 3-node graph (message list grows): ms per invocation")
+    print(
+        f"\n1. One thread, {n} invocations of a 3-node graph (message list grows): ms per invocation"
+    )
     print(f"   {'saver':<20} {'p50':>8} {'mean':>8}")
     p50 = {name: statistics.median(s) for name, s in samples.items()}
     for name, s in samples.items():
         print(f"   {name:<20} {p50[name]:>8.2f} {statistics.fmean(s):>8.2f}")
-    print(f"   agentmem Postgres / PostgresSaver p50: {p50['agentmem Postgres'] / p50['PostgresSaver']:.2f}x (goal <= 0.6x)")
-    print(f"   agentmem SQLite / SqliteSaver p50:     {p50['agentmem SQLite'] / p50['SqliteSaver']:.2f}x (goal <= 0.6x)")
+    print(
+        f"   agentmem Postgres / PostgresSaver p50: {p50['agentmem Postgres'] / p50['PostgresSaver']:.2f}x (goal <= 0.6x)"
+    )
+    print(
+        f"   agentmem SQLite / SqliteSaver p50:     {p50['agentmem SQLite'] / p50['SqliteSaver']:.2f}x (goal <= 0.6x)"
+    )
 
     # -- 2. bytes stored after the run (before topping up) ------------------------------
     if "2" in args.sections:
@@ -258,7 +296,10 @@ def main() -> None:
     if "3" in args.sections:
         report_history(graphs, thread, n, history_total, per_invocation)
     if "4" in args.sections:
-        bounds = {"InMemorySaver": graphs["InMemorySaver"], "LatestOnlySaver": build(LatestOnlySaver())}
+        bounds = {
+            "InMemorySaver": graphs["InMemorySaver"],
+            "LatestOnlySaver": build(LatestOnlySaver()),
+        }
         report_concurrency(graphs, conc_threads, per_thread, bounds=bounds)
         asyncio.run(report_async(url, ours_schema, theirs_schema, conc_threads, per_thread, "4b."))
     if "6" in args.sections:
@@ -272,17 +313,31 @@ def main() -> None:
     sqlite_engine.close()
 
 
-def report_bytes(url: str, ours_schema: str, theirs_schema: str, tmp: Path, n: int, per_invocation: int) -> None:
-    ours_pg_bytes = pg_bytes(url, ours_schema, ["checkpoints", "checkpoint_blobs", "checkpoint_writes"])
-    theirs_pg_bytes = pg_bytes(url, theirs_schema, ["checkpoints", "checkpoint_blobs", "checkpoint_writes"])
+def report_bytes(
+    url: str, ours_schema: str, theirs_schema: str, tmp: Path, n: int, per_invocation: int
+) -> None:
+    ours_pg_bytes = pg_bytes(
+        url, ours_schema, ["checkpoints", "checkpoint_blobs", "checkpoint_writes"]
+    )
+    theirs_pg_bytes = pg_bytes(
+        url, theirs_schema, ["checkpoints", "checkpoint_blobs", "checkpoint_writes"]
+    )
     ours_sqlite_bytes = sqlite_bytes(tmp / "agentmem.sqlite3")
     theirs_sqlite_bytes = sqlite_bytes(tmp / "langgraph.sqlite3")
-    print(f"\n2. Bytes stored after the run ({n} invocations, {n * per_invocation} checkpoints on one thread + warm-up)")
-    print(f"   Postgres: agentmem {ours_pg_bytes / 1e6:.2f} MB, PostgresSaver {theirs_pg_bytes / 1e6:.2f} MB ({ours_pg_bytes / theirs_pg_bytes:.2f}x)")
-    print(f"   SQLite:   agentmem {ours_sqlite_bytes / 1e6:.2f} MB, SqliteSaver {theirs_sqlite_bytes / 1e6:.2f} MB ({ours_sqlite_bytes / theirs_sqlite_bytes:.2f}x)")
+    print(
+        f"\n2. Bytes stored after the run ({n} invocations, {n * per_invocation} checkpoints on one thread + warm-up)"
+    )
+    print(
+        f"   Postgres: agentmem {ours_pg_bytes / 1e6:.2f} MB, PostgresSaver {theirs_pg_bytes / 1e6:.2f} MB ({ours_pg_bytes / theirs_pg_bytes:.2f}x)"
+    )
+    print(
+        f"   SQLite:   agentmem {ours_sqlite_bytes / 1e6:.2f} MB, SqliteSaver {theirs_sqlite_bytes / 1e6:.2f} MB ({ours_sqlite_bytes / theirs_sqlite_bytes:.2f}x)"
+    )
 
 
-def report_history(graphs: dict[str, Any], thread: str, n: int, history_total: int, per_invocation: int) -> None:
+def report_history(
+    graphs: dict[str, Any], thread: str, n: int, history_total: int, per_invocation: int
+) -> None:
     top_up = max(0, history_total // per_invocation - n)
     for name in ("PostgresSaver", "agentmem Postgres", "SqliteSaver", "agentmem SQLite"):
         invocations(graphs[name], thread, top_up)
@@ -292,40 +347,74 @@ def report_history(graphs: dict[str, Any], thread: str, n: int, history_total: i
         ms, count = history_ms(graphs[name], thread, 5)
         hist[name] = ms
         print(f"   {name:<20} {ms:>9.1f} ms for {count} checkpoints")
-    print(f"   PostgresSaver / agentmem: {hist['PostgresSaver'] / hist['agentmem Postgres']:.2f}x faster (goal >= 2x)")
-    print(f"   SqliteSaver / agentmem:   {hist['SqliteSaver'] / hist['agentmem SQLite']:.2f}x faster")
+    print(
+        f"   PostgresSaver / agentmem: {hist['PostgresSaver'] / hist['agentmem Postgres']:.2f}x faster (goal >= 2x)"
+    )
+    print(
+        f"   SqliteSaver / agentmem:   {hist['SqliteSaver'] / hist['agentmem SQLite']:.2f}x faster"
+    )
 
 
 def report_concurrency(
-    graphs: dict[str, Any], conc_threads: int, per_thread: int, title: str = "4.", bounds: dict[str, Any] | None = None
+    graphs: dict[str, Any],
+    conc_threads: int,
+    per_thread: int,
+    title: str = "4.",
+    bounds: dict[str, Any] | None = None,
 ) -> None:
     """Throughput of both Postgres savers; ``bounds`` are savers without a database run in
     the same rounds, to show what this machine allows any saver in this process."""
-    print(f"\n{title} {conc_threads} threads sharing one saver, {per_thread} invocations each: invocations per second")
-    runs = {"PostgresSaver": graphs["PostgresSaver"], "agentmem Postgres": graphs["agentmem Postgres"], **(bounds or {})}
+    print(
+        f"\n{title} {conc_threads} threads sharing one saver, {per_thread} invocations each: invocations per second"
+    )
+    runs = {
+        "PostgresSaver": graphs["PostgresSaver"],
+        "agentmem Postgres": graphs["agentmem Postgres"],
+        **(bounds or {}),
+    }
     rounds: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(3):  # alternating rounds: this figure moves with the machine's load
         for name, graph in runs.items():
             rounds[name].append(concurrent_throughput(graph, conc_threads, per_thread))
     median = {name: statistics.median(values) for name, values in rounds.items()}
     for name, values in rounds.items():
-        print(f"   {name:<20} median {median[name]:>7.1f}/s  rounds {', '.join(f'{v:.1f}' for v in values)}")
-    print(f"   agentmem / PostgresSaver: {median['agentmem Postgres'] / median['PostgresSaver']:.2f}x (goal >= 4x)")
+        print(
+            f"   {name:<20} median {median[name]:>7.1f}/s  rounds {', '.join(f'{v:.1f}' for v in values)}"
+        )
+    print(
+        f"   agentmem / PostgresSaver: {median['agentmem Postgres'] / median['PostgresSaver']:.2f}x (goal >= 4x)"
+    )
     for name in bounds or {}:
-        print(f"   {name} (no database) / PostgresSaver: {median[name] / median['PostgresSaver']:.2f}x")
+        print(
+            f"   {name} (no database) / PostgresSaver: {median[name] / median['PostgresSaver']:.2f}x"
+        )
 
 
-def report_hop(url: str, ours_schema: str, theirs_schema: str, hop_ms: float, conc_threads: int, per_thread: int) -> None:
+def report_hop(
+    url: str,
+    ours_schema: str,
+    theirs_schema: str,
+    hop_ms: float,
+    conc_threads: int,
+    per_thread: int,
+) -> None:
     with delayed_url(url, hop_ms) as far:
         rtt = measure_rtt_ms(far)
         engine = connect(far, schema=ours_schema, max_size=64)
-        pool = ConnectionPool(far, min_size=1, max_size=64, kwargs=_their_kwargs(theirs_schema), open=True)
-        graphs = {"PostgresSaver": build(PostgresSaver(pool)), "agentmem Postgres": build(CheckpointSaver(engine))}  # type: ignore[arg-type]
+        pool = ConnectionPool(
+            far, min_size=1, max_size=64, kwargs=_their_kwargs(theirs_schema), open=True
+        )
+        graphs = {
+            "PostgresSaver": build(PostgresSaver(pool)),
+            "agentmem Postgres": build(CheckpointSaver(engine)),
+        }  # type: ignore[arg-type]
         title = f"5. Network hop of {hop_ms} ms each way (SELECT 1 round trip {rtt:.2f} ms, pools of 64):"
         print(f"\n{title}")
         for name, graph in graphs.items():
             samples = invocations(graph, f"hop-{name}-{uuid.uuid4().hex[:6]}", 20)
-            print(f"   {name}: p50 {statistics.median(samples):.2f} ms per invocation on one thread (short conversation)")
+            print(
+                f"   {name}: p50 {statistics.median(samples):.2f} ms per invocation on one thread (short conversation)"
+            )
         report_concurrency(graphs, conc_threads, per_thread, "5a.")
         asyncio.run(report_async(far, ours_schema, theirs_schema, conc_threads, per_thread, "5b."))
         pool.close()
@@ -356,34 +445,57 @@ def report_delta(savers: dict[str, Any], n: int) -> None:
             walk(config=at, channels=["messages"])
             times.append((time.perf_counter() - t0) * 1000)
         walks[name] = statistics.median(times)
-    depth = len(savers["agentmem Postgres"].get_delta_channel_history(config=latest["agentmem Postgres"], channels=["messages"])["messages"]["writes"])
-    print(f"\n6. DeltaChannel message list (snapshot every 100 updates), {n} invocations on one thread")
+    depth = len(
+        savers["agentmem Postgres"].get_delta_channel_history(
+            config=latest["agentmem Postgres"], channels=["messages"]
+        )["messages"]["writes"]
+    )
+    print(
+        f"\n6. DeltaChannel message list (snapshot every 100 updates), {n} invocations on one thread"
+    )
     print(f"   {'saver':<32} {'p50 ms/invocation':>18} {'history read ms':>16}")
     for name, _, _ in runs:
         p50 = f"{statistics.median(samples[name]):.2f}" if name in samples else ""
         print(f"   {name:<32} {p50:>18} {walks[name]:>16.2f}")
     print(f"   (the latest checkpoint replays {depth} writes since the last snapshot)")
-    print(f"   agentmem Postgres / PostgresSaver per invocation: {statistics.median(samples['agentmem Postgres']) / statistics.median(samples['PostgresSaver']):.2f}x, history read {walks['agentmem Postgres'] / walks['PostgresSaver']:.2f}x")
-    print(f"   agentmem SQLite / SqliteSaver per invocation:     {statistics.median(samples['agentmem SQLite']) / statistics.median(samples['SqliteSaver']):.2f}x, history read {walks['agentmem SQLite'] / walks['SqliteSaver']:.2f}x")
+    print(
+        f"   agentmem Postgres / PostgresSaver per invocation: {statistics.median(samples['agentmem Postgres']) / statistics.median(samples['PostgresSaver']):.2f}x, history read {walks['agentmem Postgres'] / walks['PostgresSaver']:.2f}x"
+    )
+    print(
+        f"   agentmem SQLite / SqliteSaver per invocation:     {statistics.median(samples['agentmem SQLite']) / statistics.median(samples['SqliteSaver']):.2f}x, history read {walks['agentmem SQLite'] / walks['SqliteSaver']:.2f}x"
+    )
 
 
 def _their_kwargs(schema: str) -> dict[str, Any]:
     return {"autocommit": True, "prepare_threshold": 0, "options": f"-c search_path={schema}"}
 
 
-async def report_async(url: str, ours_schema: str, theirs_schema: str, tasks: int, per_task: int, title: str) -> None:
-    print(f"\n{title} {tasks} coroutines on one event loop sharing one async saver, {per_task} invocations each: invocations per second")
+async def report_async(
+    url: str, ours_schema: str, theirs_schema: str, tasks: int, per_task: int, title: str
+) -> None:
+    print(
+        f"\n{title} {tasks} coroutines on one event loop sharing one async saver, {per_task} invocations each: invocations per second"
+    )
     engine = connect(url, schema=ours_schema, max_size=64)
-    async with AsyncConnectionPool(url, min_size=1, max_size=64, kwargs=_their_kwargs(theirs_schema)) as pool:
-        graphs = {"AsyncPostgresSaver": build(AsyncPostgresSaver(pool)), "agentmem Postgres": build(CheckpointSaver(engine))}  # type: ignore[arg-type]
+    async with AsyncConnectionPool(
+        url, min_size=1, max_size=64, kwargs=_their_kwargs(theirs_schema)
+    ) as pool:
+        graphs = {
+            "AsyncPostgresSaver": build(AsyncPostgresSaver(pool)),
+            "agentmem Postgres": build(CheckpointSaver(engine)),
+        }  # type: ignore[arg-type]
         rounds: dict[str, list[float]] = {name: [] for name in graphs}
         for _ in range(3):
             for name, graph in graphs.items():
                 rounds[name].append(await async_throughput(graph, tasks, per_task))
     await engine.aclose()
     for name, values in rounds.items():
-        print(f"   {name:<20} median {statistics.median(values):>7.1f}/s  rounds {', '.join(f'{v:.1f}' for v in values)}")
-    ratio = statistics.median(rounds["agentmem Postgres"]) / statistics.median(rounds["AsyncPostgresSaver"])
+        print(
+            f"   {name:<20} median {statistics.median(values):>7.1f}/s  rounds {', '.join(f'{v:.1f}' for v in values)}"
+        )
+    ratio = statistics.median(rounds["agentmem Postgres"]) / statistics.median(
+        rounds["AsyncPostgresSaver"]
+    )
     print(f"   agentmem / AsyncPostgresSaver: {ratio:.2f}x")
 
 

@@ -54,7 +54,12 @@ def put_rate(store: object, n: int, *, batch: bool) -> float:
     start = time.perf_counter()
     if batch:
         for lo in range(0, n, 500):
-            store.batch([PutOp(("put", tag), f"k{i}", {"text": f"item {i}", "i": i}) for i in range(lo, min(n, lo + 500))])  # type: ignore[attr-defined]
+            store.batch(
+                [
+                    PutOp(("put", tag), f"k{i}", {"text": f"item {i}", "i": i})
+                    for i in range(lo, min(n, lo + 500))
+                ]
+            )  # type: ignore[attr-defined]
     else:
         for i in range(n):
             store.put(("put", tag), f"k{i}", {"text": f"item {i}", "i": i})  # type: ignore[attr-defined]
@@ -63,13 +68,17 @@ def put_rate(store: object, n: int, *, batch: bool) -> float:
 
 def main() -> None:
     global DIMS
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--dims", type=int, default=64, help="embedding size (default 64)")
     parser.add_argument("--skip-puts", action="store_true", help="only the search part")
     args = parser.parse_args()
     DIMS = args.dims
-    singles, batched, users, per_user, queries = (300, 2000, 20, 50, 20) if args.quick else (2000, 10000, 100, 200, 100)
+    singles, batched, users, per_user, queries = (
+        (300, 2000, 20, 50, 20) if args.quick else (2000, 10000, 100, 200, 100)
+    )
 
     url = server_url()
     run = uuid.uuid4().hex[:8]
@@ -86,37 +95,57 @@ def main() -> None:
     ours = LangGraphStore(engine, index=index)  # type: ignore[arg-type]
 
     their_conn = psycopg.connect(
-        url, autocommit=True, prepare_threshold=0, row_factory=dict_row, options=f"-c search_path={theirs_schema},public"
+        url,
+        autocommit=True,
+        prepare_threshold=0,
+        row_factory=dict_row,
+        options=f"-c search_path={theirs_schema},public",
     )
     theirs = PostgresStore(their_conn, index=index)  # type: ignore[arg-type]
     theirs.setup()
     their_plain_conn = psycopg.connect(
-        url, autocommit=True, prepare_threshold=0, row_factory=dict_row, options=f"-c search_path={theirs_schema},public"
+        url,
+        autocommit=True,
+        prepare_threshold=0,
+        row_factory=dict_row,
+        options=f"-c search_path={theirs_schema},public",
     )
     theirs_plain = PostgresStore(their_plain_conn)
 
     # -- 1. puts ---------------------------------------------------------------------------
     print("\n1. Put throughput, items/s (anchor: PostgresStore 803 items/s)")
     rates = {}
-    for label, store_o, store_t, n, batch in [] if args.skip_puts else [
-        ("one put per call, no index", ours_plain, theirs_plain, singles, False),
-        ("batch of 500, no index", ours_plain, theirs_plain, batched, True),
-        ("one put per call, embedded", ours, theirs, singles, False),
-        ("batch of 500, embedded", ours, theirs, batched, True),
-    ]:
+    for label, store_o, store_t, n, batch in (
+        []
+        if args.skip_puts
+        else [
+            ("one put per call, no index", ours_plain, theirs_plain, singles, False),
+            ("batch of 500, no index", ours_plain, theirs_plain, batched, True),
+            ("one put per call, embedded", ours, theirs, singles, False),
+            ("batch of 500, embedded", ours, theirs, batched, True),
+        ]
+    ):
         o = put_rate(store_o, n, batch=batch)
         t = put_rate(store_t, n, batch=batch)
         rates[label] = (o, t)
         print(f"   {label:<30} agentmem {o:>8.0f}   PostgresStore {t:>8.0f}   ratio {o / t:>5.2f}x")
 
     # -- 2. scoped semantic search ------------------------------------------------------------
-    print(f"\n2. Scoped semantic search: {users * per_user} items over {users} user namespaces, {DIMS} dims, {queries} queries")
-    items = [((f"user{u}", "memories"), f"m{j}", {"text": f"user {u} memory {j}"}) for u in range(users) for j in range(per_user)]
+    print(
+        f"\n2. Scoped semantic search: {users * per_user} items over {users} user namespaces, {DIMS} dims, {queries} queries"
+    )
+    items = [
+        ((f"user{u}", "memories"), f"m{j}", {"text": f"user {u} memory {j}"})
+        for u in range(users)
+        for j in range(per_user)
+    ]
     for store in (ours, theirs):
         for lo in range(0, len(items), 1000):
             store.batch([PutOp(ns, key, value) for ns, key, value in items[lo : lo + 1000]])
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("ANALYZE")  # table statistics, as autovacuum keeps them: plans as in production
+        conn.execute(
+            "ANALYZE"
+        )  # table statistics, as autovacuum keeps them: plans as in production
     vectors = {(ns[0], key): np.asarray(emb.embed_query(value["text"])) for ns, key, value in items}
     rng = np.random.default_rng(7)
     recalls: dict[str, list[float]] = {"agentmem": [], "PostgresStore": []}
@@ -125,7 +154,9 @@ def main() -> None:
         user = f"user{int(rng.integers(users))}"
         text = f"query {q}"
         qv = np.asarray(emb.embed_query(text))
-        scores = sorted(((float(qv @ v), key) for (u, key), v in vectors.items() if u == user), reverse=True)
+        scores = sorted(
+            ((float(qv @ v), key) for (u, key), v in vectors.items() if u == user), reverse=True
+        )
         truth = {key for _, key in scores[:10]}
         for name, store in (("agentmem", ours), ("PostgresStore", theirs)):
             start = time.perf_counter()
@@ -133,7 +164,9 @@ def main() -> None:
             latency[name].append((time.perf_counter() - start) * 1000)
             recalls[name].append(len(truth & {h.key for h in hits}) / 10)
     for name in ("agentmem", "PostgresStore"):
-        print(f"   {name:<14} recall@10 {statistics.fmean(recalls[name]):.3f}   p50 {statistics.median(latency[name]):.2f} ms")
+        print(
+            f"   {name:<14} recall@10 {statistics.fmean(recalls[name]):.3f}   p50 {statistics.median(latency[name]):.2f} ms"
+        )
     print("   (goal: recall@10 >= 0.99 where PostgresStore returns 0.05)")
 
     their_conn.close()

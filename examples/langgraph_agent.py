@@ -76,14 +76,25 @@ class OfflineModel(BaseChatModel):
     def bind_tools(self, tools: Any, **kwargs: Any) -> OfflineModel:  # type: ignore[override]
         return self
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
         last = messages[-1]
         if isinstance(last, ToolMessage):
             reply = AIMessage(str(last.content))
         else:
             text = str(last.content)
-            name, args = ("recall", {"query": text}) if text.rstrip().endswith("?") else ("remember", {"fact": text})
-            reply = AIMessage("", tool_calls=[{"name": name, "args": args, "id": uuid.uuid4().hex[:8], "type": "tool_call"}])
+            name, args = (
+                ("recall", {"query": text})
+                if text.rstrip().endswith("?")
+                else ("remember", {"fact": text})
+            )
+            reply = AIMessage(
+                "",
+                tool_calls=[
+                    {"name": name, "args": args, "id": uuid.uuid4().hex[:8], "type": "tool_call"}
+                ],
+            )
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
     @property
@@ -98,7 +109,11 @@ def build(url: str, schema: str) -> tuple[Any, Any]:
         from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
         model: BaseChatModel = ChatOpenAI(model="gpt-4o-mini")
-        index = {"dims": 1536, "embed": OpenAIEmbeddings(model="text-embedding-3-small"), "fields": ["text"]}
+        index = {
+            "dims": 1536,
+            "embed": OpenAIEmbeddings(model="text-embedding-3-small"),
+            "fields": ["text"],
+        }
     else:
         model = OfflineModel()
         index = {"dims": HashedEmbeddings.size, "embed": HashedEmbeddings(), "fields": ["text"]}
@@ -113,7 +128,9 @@ def build(url: str, schema: str) -> tuple[Any, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("message")
     parser.add_argument("--url", default=os.environ.get("AGENTMEM_URL", "sqlite:///agent.sqlite3"))
     parser.add_argument("--schema", default="agent_mem")

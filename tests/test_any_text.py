@@ -8,8 +8,8 @@ from langchain_core.documents import Document
 from langchain_core.messages import HumanMessage
 
 from langchain_agentmem import ChatMessageHistory, DocumentStore, Engine
-from langchain_agentmem._json import dumps, loads
-from langchain_agentmem._keys import decode_key, encode_key
+from langchain_agentmem._encoding.json import dumps, loads
+from langchain_agentmem._encoding.keys import decode_key, encode_key
 
 # Every code point, surrogates and NUL included.
 any_text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=40)

@@ -21,7 +21,7 @@ from langgraph.types import Command, interrupt
 from typing_extensions import TypedDict
 
 from langchain_agentmem import CheckpointSaver, Engine, connect
-from langchain_agentmem._chunks import parse_chunk_type
+from langchain_agentmem._checkpoint.chunks import parse_chunk_type
 from langchain_agentmem.checkpoint import version_text
 
 from conftest import fresh_schema, make_engine
@@ -37,7 +37,9 @@ async def test_conformance_suite_passes_every_capability(aengine: Engine) -> Non
     report = await validate(factory)
     failures = {name: r.failures for name, r in report.results.items() if r.passed is not True}
     assert failures == {}
-    assert {name for name, r in report.results.items() if r.detected} == {c.value for c in ALL_CAPABILITIES}
+    assert {name for name, r in report.results.items() if r.detected} == {
+        c.value for c in ALL_CAPABILITIES
+    }
     assert report.conformance_level() == "FULL"
 
 
@@ -96,7 +98,11 @@ def test_channel_values_are_stored_once_per_version(engine: Engine) -> None:
     assert checkpoints is not None and checkpoints[0] == 20
     # "note" was written once: one blob, referenced by every later checkpoint.
     assert notes == (1,)
-    assert all(s.values["note"] == "constant" for s in graph.get_state_history(cfg("t")) if s.metadata["step"] >= 0)
+    assert all(
+        s.values["note"] == "constant"
+        for s in graph.get_state_history(cfg("t"))
+        if s.metadata["step"] >= 0
+    )
 
 
 class Approval(TypedDict):
@@ -128,7 +134,10 @@ async def test_interrupt_and_resume_async(aengine: Engine) -> None:
     graph = approval_graph(CheckpointSaver(aengine))
     first = await graph.ainvoke({"request": "refund"}, cfg("t"))
     assert first["__interrupt__"][0].value == {"question": "approve refund?"}
-    assert await graph.ainvoke(Command(resume="no"), cfg("t")) == {"request": "refund", "answer": "no"}
+    assert await graph.ainvoke(Command(resume="no"), cfg("t")) == {
+        "request": "refund",
+        "answer": "no",
+    }
 
 
 def test_time_travel_and_fork(engine: Engine) -> None:
@@ -143,7 +152,14 @@ def test_time_travel_and_fork(engine: Engine) -> None:
     out = graph.invoke({"messages": ["three"]}, forked)
     assert out["messages"] == ["one", "a1", "b2", "edited", "three", "a5", "b6"]
     # The original branch is intact.
-    assert graph.get_state(history[0].config).values["messages"] == ["one", "a1", "b2", "two", "a4", "b5"]
+    assert graph.get_state(history[0].config).values["messages"] == [
+        "one",
+        "a1",
+        "b2",
+        "two",
+        "a4",
+        "b5",
+    ]
     # Replay from an old checkpoint re-runs from there.
     replay = graph.invoke(None, after_first.config)
     assert replay["messages"] == ["one", "a1", "b2"]
@@ -193,10 +209,16 @@ def test_encrypted_serializer_round_trips_and_hides_values(engine: Engine) -> No
     out = graph.invoke({"messages": ["top secret"], "note": "classified"}, cfg("t"))
     assert out["messages"][0] == "top secret"
     with engine.transaction(readonly=True) as tx:
-        blobs = [bytes(r[0]) for r in tx.fetchall("SELECT blob FROM {checkpoint_blobs} WHERE blob IS NOT NULL")]
+        blobs = [
+            bytes(r[0])
+            for r in tx.fetchall("SELECT blob FROM {checkpoint_blobs} WHERE blob IS NOT NULL")
+        ]
     assert blobs and not any(b"secret" in b or b"classified" in b for b in blobs)
     # Without the key the values cannot be read back as plain data.
-    assert chat_graph(CheckpointSaver(engine, serde=serde)).get_state(cfg("t")).values["note"] == "classified"
+    assert (
+        chat_graph(CheckpointSaver(engine, serde=serde)).get_state(cfg("t")).values["note"]
+        == "classified"
+    )
 
 
 def test_user_id_in_configurable_scopes_rows(engine: Engine) -> None:
@@ -246,7 +268,9 @@ async def test_concurrent_async_graphs_share_one_saver(aengine: Engine) -> None:
     assert len([t async for t in graph.checkpointer.alist(None)]) == 12 * 12
 
 
-def test_pgbouncer_mode_without_prepared_statements(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> None:
+def test_pgbouncer_mode_without_prepared_statements(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Any
+) -> None:
     url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
     eng = make_engine(backend, url, tmp_path, prepare_threshold=None)
     eng.migrate()
@@ -271,7 +295,9 @@ def put_chain(saver: CheckpointSaver, thread: str, n: int, **metadata: Any) -> l
         cp = empty_checkpoint()
         cp["channel_values"] = {"i": i}
         cp["channel_versions"] = {"i": saver.get_next_version(None if i == 0 else str(i), None)}
-        parent = saver.put(parent, cp, {"source": "loop", "step": i, **metadata}, cp["channel_versions"])
+        parent = saver.put(
+            parent, cp, {"source": "loop", "step": i, **metadata}, cp["channel_versions"]
+        )
         configs.append(parent)
     return configs
 
@@ -282,7 +308,9 @@ def test_list_pages_through_long_histories_in_order(engine: Engine) -> None:
     listed = saver.list(cfg("long"))
     first = next(listed)  # a generator: nothing beyond the first page is read yet
     rest = list(listed)
-    ids = [first.config["configurable"]["checkpoint_id"]] + [t.config["configurable"]["checkpoint_id"] for t in rest]
+    ids = [first.config["configurable"]["checkpoint_id"]] + [
+        t.config["configurable"]["checkpoint_id"] for t in rest
+    ]
     assert ids == [c["configurable"]["checkpoint_id"] for c in reversed(configs)]
     assert [t.checkpoint["channel_values"]["i"] for t in rest[:3]] == [228, 227, 226]
     assert len(list(saver.list(cfg("long"), limit=150))) == 150
@@ -294,6 +322,7 @@ async def test_alist_filters_with_exact_json_values(aengine: Engine) -> None:
     saver = CheckpointSaver(aengine)
     put_chain(saver, "f", 1, flag=True, nested={"k": [1, 2], "s": "a\x00b"})
     put_chain(saver, "g", 1, flag=1, nested={"k": [1, 2, 3], "s": "a\x00c"})
+
     async def threads(**flt: Any) -> list[str]:
         return [t.config["configurable"]["thread_id"] async for t in saver.alist(None, filter=flt)]
 
@@ -339,7 +368,9 @@ def test_prune_keep_latest_and_delete_free_blobs(engine: Engine) -> None:
     assert row is not None and row[0].startswith("chunk:")
     earlier = parse_chunk_type(row[0])[2]
     assert blob_count(engine, "p") == len(kept.checkpoint["channel_versions"]) + len(earlier)
-    assert chat_graph(CheckpointSaver(engine)).get_state(cfg("p")).values == before  # no cache: all read back
+    assert (
+        chat_graph(CheckpointSaver(engine)).get_state(cfg("p")).values == before
+    )  # no cache: all read back
     assert saver.prune(["p"], strategy="delete") == 1
     assert blob_count(engine, "p") == 0 and list(saver.list(cfg("p"))) == []
     with pytest.raises(ValueError, match="unknown prune strategy 'all'"):
@@ -379,7 +410,9 @@ def test_delete_for_runs_and_copy_thread_sync(engine: Engine) -> None:
     saver = CheckpointSaver(engine)
     configs = put_chain(saver, "src", 3, run_id="r1") + put_chain(saver, "src", 2, run_id="r2")
     saver.copy_thread("src", "dst")
-    assert [t.checkpoint["id"] for t in saver.list(cfg("dst"))] == [t.checkpoint["id"] for t in saver.list(cfg("src"))]
+    assert [t.checkpoint["id"] for t in saver.list(cfg("dst"))] == [
+        t.checkpoint["id"] for t in saver.list(cfg("src"))
+    ]
     saver.delete_for_runs(["r1"])
     assert {t.metadata["run_id"] for t in saver.list(cfg("src"))} == {"r2"}
     # A copy keeps the run ids of its checkpoints: deleting a run deletes its copies too.
@@ -434,9 +467,11 @@ def test_any_thread_id_and_namespace_round_trip(engine: Engine) -> None:
 def test_docstring_examples_run() -> None:
     import doctest
 
-    from langchain_agentmem import _chunks, _delta, _serde, _steps, checkpoint, store
+    from langchain_agentmem import checkpoint, store
+    from langchain_agentmem._checkpoint import chunks, delta, serde
+    from langchain_agentmem._core import plan
 
-    for module in (checkpoint, store, _serde, _steps, _chunks, _delta):
+    for module in (checkpoint, store, serde, plan, chunks, delta):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 
@@ -505,12 +540,16 @@ def test_chunks_store_a_growing_list_in_linear_space(engine: Engine) -> None:
     def stored_bytes(thread: str) -> int:
         with engine.transaction(readonly=True) as tx:
             row = tx.fetchone(
-                "SELECT sum(length(blob)) FROM {checkpoint_blobs} WHERE thread_id = ? AND channel = 'messages'", (thread,)
+                "SELECT sum(length(blob)) FROM {checkpoint_blobs} WHERE thread_id = ? AND channel = 'messages'",
+                (thread,),
             )
         assert row is not None
         return int(row[0])
 
-    chunked, whole = notes_graph(CheckpointSaver(engine)), notes_graph(CheckpointSaver(engine, chunk_cache_size=0))
+    chunked, whole = (
+        notes_graph(CheckpointSaver(engine)),
+        notes_graph(CheckpointSaver(engine, chunk_cache_size=0)),
+    )
     for i in range(40):
         for graph, thread in ((chunked, "chunked"), (whole, "whole")):
             graph.invoke({"messages": [f"message number {i} " * 5], "note": ""}, cfg(thread))
@@ -536,7 +575,9 @@ def test_chunks_compare_bytes_so_in_place_edits_are_kept(engine: Engine) -> None
     config = cfg("edit", checkpoint_ns="")
     for step in range(3):
         cp = empty_checkpoint()
-        version = saver.get_next_version(None if step == 0 else config["configurable"].get("v"), None)
+        version = saver.get_next_version(
+            None if step == 0 else config["configurable"].get("v"), None
+        )
         cp["channel_values"] = {"items": items}
         cp["channel_versions"] = {"items": version}
         config = saver.put(config, cp, {"step": step}, {"items": version})
@@ -614,7 +655,11 @@ def convo_graph(saver: Any, edit: str | None = None) -> Any:
     message object before and must see that it changed."""
 
     def reply(state: Convo) -> dict[str, Any]:
-        return {"messages": [AIMessage(f"reply {len(state['messages'])}", id=f"r{len(state['messages'])}")]}
+        return {
+            "messages": [
+                AIMessage(f"reply {len(state['messages'])}", id=f"r{len(state['messages'])}")
+            ]
+        }
 
     def editor(state: Convo) -> dict[str, Any]:
         first = state["messages"][0]
@@ -636,7 +681,9 @@ def message_history(graph: Any, thread: str) -> list[Any]:
 
 @pytest.mark.parametrize("edit", ["content", "nested", None])
 @pytest.mark.parametrize("cache_bytes", [64 * 1024 * 1024, 2000, 0])
-def test_messages_edited_in_place_are_saved_like_in_memory_saver(engine: Engine, edit: str | None, cache_bytes: int) -> None:
+def test_messages_edited_in_place_are_saved_like_in_memory_saver(
+    engine: Engine, edit: str | None, cache_bytes: int
+) -> None:
     from langgraph.checkpoint.memory import InMemorySaver
 
     ours = convo_graph(CheckpointSaver(engine, value_cache_bytes=cache_bytes), edit)
@@ -644,7 +691,9 @@ def test_messages_edited_in_place_are_saved_like_in_memory_saver(engine: Engine,
     for i in range(6):
         for graph in (ours, reference):
             # durability="sync": each checkpoint is saved before the next step edits.
-            graph.invoke({"messages": [HumanMessage(f"user {i}", id=f"u{i}")]}, cfg("e"), durability="sync")
+            graph.invoke(
+                {"messages": [HumanMessage(f"user {i}", id=f"u{i}")]}, cfg("e"), durability="sync"
+            )
     # Read by a new saver, as after a restart: what was stored, not what is in memory.
     stored = message_history(convo_graph(CheckpointSaver(engine)), "e")
     assert stored == message_history(reference, "e")
@@ -698,7 +747,10 @@ async def test_messages_read_are_independent_copies_async(aengine: Engine) -> No
     assert first is not None
     first.checkpoint["channel_values"]["messages"][3].content = "changed"
     second = await saver.aget_tuple(cfg("c"))
-    assert second is not None and second.checkpoint["channel_values"]["messages"][3].content == "user 1"
+    assert (
+        second is not None
+        and second.checkpoint["channel_values"]["messages"][3].content == "user 1"
+    )
 
 
 def test_value_cache_bytes_is_checked(engine: Engine) -> None:
@@ -712,7 +764,7 @@ def test_value_memo_keeps_no_message_alive() -> None:
 
     from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-    from langchain_agentmem._serde import ValueMemo
+    from langchain_agentmem._checkpoint.serde import ValueMemo
 
     serde, memo = JsonPlusSerializer(), ValueMemo(1 << 20)
     message = AIMessage("remembered while alive")
@@ -749,7 +801,9 @@ def test_messages_removed_and_replaced_by_id_are_saved_like_in_memory_saver(engi
     ours, reference = graph(CheckpointSaver(engine)), graph(InMemorySaver())
     for i in range(12):
         for g in (ours, reference):
-            g.invoke({"messages": [HumanMessage(f"user {i}", id=f"u{i}")]}, cfg("rm"), durability="sync")
+            g.invoke(
+                {"messages": [HumanMessage(f"user {i}", id=f"u{i}")]}, cfg("rm"), durability="sync"
+            )
     assert message_history(graph(CheckpointSaver(engine)), "rm") == message_history(reference, "rm")
 
 
@@ -786,7 +840,9 @@ def test_thread_deleted_while_a_graph_writes_to_it_stays_readable(engine: Engine
     assert got is not None and got.checkpoint["channel_values"]["items"] == items
 
 
-async def test_thread_deleted_while_a_graph_writes_to_it_stays_readable_async(aengine: Engine) -> None:
+async def test_thread_deleted_while_a_graph_writes_to_it_stays_readable_async(
+    aengine: Engine,
+) -> None:
     from langgraph.checkpoint.base import empty_checkpoint
 
     writer = CheckpointSaver(aengine)
@@ -811,26 +867,36 @@ def test_prune_keeps_the_chunks_a_concurrent_put_builds_on(postgres_url: str) ->
     import psycopg
     from psycopg import sql
 
-    from langchain_agentmem._keys import encode_key
+    from langchain_agentmem._encoding.keys import encode_key
 
     with connect(postgres_url, schema=fresh_schema()) as engine:
         engine.migrate()
         saver = CheckpointSaver(engine)
         _, items, _ = grow_list(saver, "busy", 4)
         tid = encode_key("busy")
+
         def q(text: str) -> sql.Composed:
             return sql.SQL(text).format(schema=sql.Identifier(engine.schema))
 
         with psycopg.connect(postgres_url) as put_conn:  # the put in flight
-            put_conn.execute(q("SELECT 1 FROM {schema}.checkpoint_blobs WHERE thread_id = %s FOR KEY SHARE"), (tid,))
+            put_conn.execute(
+                q("SELECT 1 FROM {schema}.checkpoint_blobs WHERE thread_id = %s FOR KEY SHARE"),
+                (tid,),
+            )
             head = put_conn.execute(
-                q("SELECT checkpoint_id FROM {schema}.checkpoints WHERE thread_id = %s ORDER BY checkpoint_id DESC LIMIT 1"),
+                q(
+                    "SELECT checkpoint_id FROM {schema}.checkpoints WHERE thread_id = %s ORDER BY checkpoint_id DESC LIMIT 1"
+                ),
                 (tid,),
             ).fetchone()
             assert head is not None
             pruned: list[int] = []
             prune = threading.Thread(
-                target=lambda: pruned.append(saver.prune_before(datetime.now(timezone.utc) + timedelta(hours=1), keep_latest=False))
+                target=lambda: pruned.append(
+                    saver.prune_before(
+                        datetime.now(timezone.utc) + timedelta(hours=1), keep_latest=False
+                    )
+                )
             )
             prune.start()
             waited = 0.0
@@ -854,7 +920,6 @@ def test_prune_keeps_the_chunks_a_concurrent_put_builds_on(postgres_url: str) ->
         assert pruned == [4]
         got = saver.get_tuple(cfg("busy", checkpoint_id="z-new"))
         assert got is not None and got.checkpoint["channel_values"]["items"] == items
-
 
 
 # -- LangGraph's DeltaChannel (beta): values rebuilt from ancestors' writes --------------
@@ -906,7 +971,9 @@ async def test_delta_channel_graph_async(aengine: Engine) -> None:
         for g in (ours, reference):
             await g.ainvoke({"log": [f"user {i}"], "messages": [f"u{i}"]}, cfg("d"))
     fresh = deltas_graph(CheckpointSaver(aengine))
-    assert (await fresh.aget_state(cfg("d"))).values == (await reference.aget_state(cfg("d"))).values
+    assert (await fresh.aget_state(cfg("d"))).values == (
+        await reference.aget_state(cfg("d"))
+    ).values
     ours_history = [(s.values, s.next) async for s in fresh.aget_state_history(cfg("d"))]
     theirs_history = [(s.values, s.next) async for s in reference.aget_state_history(cfg("d"))]
     assert ours_history == theirs_history and len(ours_history) == 20
@@ -921,7 +988,7 @@ def test_delta_channel_history_equals_langgraphs_walk(
     the same seed as LangGraph's generic walk (one get_tuple per ancestor)."""
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
-    from langchain_agentmem import _delta
+    from langchain_agentmem._checkpoint import delta as _delta
 
     monkeypatch.setattr(_delta, "FIRST_PAGE", first)
     monkeypatch.setattr(_delta, "PAGE", page)
@@ -936,7 +1003,9 @@ def test_delta_channel_history_equals_langgraphs_walk(
     assert len(configs) == 25
     for config in [*configs, cfg("d"), cfg("d", checkpoint_id="unknown"), cfg("elsewhere")]:
         ours = saver.get_delta_channel_history(config=config, channels=channels)
-        theirs = BaseCheckpointSaver.get_delta_channel_history(saver, config=config, channels=channels)
+        theirs = BaseCheckpointSaver.get_delta_channel_history(
+            saver, config=config, channels=channels
+        )
         assert ours == theirs
     walked = saver.get_delta_channel_history(config=configs[1], channels=["log"])["log"]
     assert walked["writes"] and "seed" in walked
@@ -954,14 +1023,24 @@ async def test_adelta_channel_history_equals_langgraphs_walk(aengine: Engine) ->
     assert len(configs) == 16
     for config in [*configs, cfg("d", user_id="ann"), cfg("d")]:
         ours = await saver.aget_delta_channel_history(config=config, channels=["log", "messages"])
-        theirs = await BaseCheckpointSaver.aget_delta_channel_history(saver, config=config, channels=["log", "messages"])
+        theirs = await BaseCheckpointSaver.aget_delta_channel_history(
+            saver, config=config, channels=["log", "messages"]
+        )
         assert ours == theirs
     # Another tenant's thread of the same name has no history.
-    assert (await saver.aget_delta_channel_history(config=cfg("d"), channels=["log"])) == {"log": {"writes": []}}
+    assert (await saver.aget_delta_channel_history(config=cfg("d"), channels=["log"])) == {
+        "log": {"writes": []}
+    }
 
 
 class DeltaConvo(TypedDict):
-    messages: Annotated[list[AnyMessage], DeltaChannel(lambda state, writes: add_messages(state, [m for w in writes for m in w]), snapshot_frequency=4)]
+    messages: Annotated[
+        list[AnyMessage],
+        DeltaChannel(
+            lambda state, writes: add_messages(state, [m for w in writes for m in w]),
+            snapshot_frequency=4,
+        ),
+    ]
 
 
 def test_delta_snapshot_messages_are_built_once_and_read_as_copies(engine: Engine) -> None:

@@ -34,14 +34,21 @@ def test_prune_keeps_latest_of_every_thread_of_every_tenant(engine: Engine) -> N
     for user in ("alice", "bob"):
         for thread in ("t1", "t2"):
             assert len(list(saver.list(cfg(thread, user_id=user)))) == 1
-            assert graph.get_state(cfg(thread, user_id=user)).values["messages"] == ["x", "a1", "b2"]
+            assert graph.get_state(cfg(thread, user_id=user)).values["messages"] == [
+                "x",
+                "a1",
+                "b2",
+            ]
 
 
 def test_prune_by_age_and_selected_threads(engine: Engine) -> None:
     saver = CheckpointSaver(engine)
     put_chain(saver, "a", 3)
     put_chain(saver, "b", 3)
-    assert invoke("prune", *cli_args(engine), "--older-than", "1d").output.strip() == "deleted 0 checkpoints of 1 tenant"
+    assert (
+        invoke("prune", *cli_args(engine), "--older-than", "1d").output.strip()
+        == "deleted 0 checkpoints of 1 tenant"
+    )
     result = invoke("prune", *cli_args(engine), "--thread", "a", "--user", "default")
     assert result.output.strip() == "deleted 2 checkpoints of 1 tenant"
     assert len(list(saver.list(cfg("b")))) == 3
@@ -62,4 +69,8 @@ def test_prune_refuses_bad_options(engine: Engine, args: list[str], message: str
 
 def test_prune_help_has_an_example() -> None:
     result = invoke("prune", "--help")
-    assert result.exit_code == 0 and "Example:" in result.output and "agentmem prune --older-than 30d" in result.output
+    assert (
+        result.exit_code == 0
+        and "Example:" in result.output
+        and "agentmem prune --older-than 30d" in result.output
+    )

@@ -47,13 +47,21 @@ def recall(query: str, runtime: ToolRuntime) -> str:
 
 
 def call(name: str, **args: Any) -> AIMessage:
-    return AIMessage("", tool_calls=[{"name": name, "args": args, "id": uuid.uuid4().hex[:8], "type": "tool_call"}])
+    return AIMessage(
+        "",
+        tool_calls=[{"name": name, "args": args, "id": uuid.uuid4().hex[:8], "type": "tool_call"}],
+    )
 
 
 def agent(engine: Engine, script: list[BaseMessage]) -> Any:
-    store = LangGraphStore(engine, index={"dims": 32, "embed": HashedEmbeddings(32), "fields": ["text"]})
+    store = LangGraphStore(
+        engine, index={"dims": 32, "embed": HashedEmbeddings(32), "fields": ["text"]}
+    )
     return create_agent(
-        ScriptedModel(responses=script), tools=[remember, recall], checkpointer=CheckpointSaver(engine), store=store
+        ScriptedModel(responses=script),
+        tools=[remember, recall],
+        checkpointer=CheckpointSaver(engine),
+        store=store,
     )
 
 
@@ -63,22 +71,30 @@ def tool_outputs(messages: list[BaseMessage]) -> list[str]:
 
 def test_create_agent_remembers_across_threads_and_restarts(engine: Engine) -> None:
     first = agent(engine, [call("remember", fact="Alice drinks green tea"), AIMessage("Noted.")])
-    out = first.invoke({"messages": [HumanMessage("I drink green tea")]}, {"configurable": {"thread_id": "t1"}})
+    out = first.invoke(
+        {"messages": [HumanMessage("I drink green tea")]}, {"configurable": {"thread_id": "t1"}}
+    )
     assert tool_outputs(out["messages"]) == ["saved: Alice drinks green tea"]
     # "Restart": new saver, store and agent on the same database.
     second = agent(engine, [call("recall", query="tea"), AIMessage("You drink green tea.")])
     same_thread = second.get_state({"configurable": {"thread_id": "t1"}}).values["messages"]
     assert [m.type for m in same_thread] == ["human", "ai", "tool", "ai"]
-    out = second.invoke({"messages": [HumanMessage("What do I drink?")]}, {"configurable": {"thread_id": "t2"}})
+    out = second.invoke(
+        {"messages": [HumanMessage("What do I drink?")]}, {"configurable": {"thread_id": "t2"}}
+    )
     assert tool_outputs(out["messages"]) == ["Alice drinks green tea"]
     assert out["messages"][-1].content == "You drink green tea."
 
 
 async def test_create_agent_async(aengine: Engine) -> None:
     first = agent(aengine, [call("remember", fact="Alice plays chess"), AIMessage("Noted.")])
-    await first.ainvoke({"messages": [HumanMessage("I play chess")]}, {"configurable": {"thread_id": "a1"}})
+    await first.ainvoke(
+        {"messages": [HumanMessage("I play chess")]}, {"configurable": {"thread_id": "a1"}}
+    )
     second = agent(aengine, [call("recall", query="chess"), AIMessage("Chess.")])
-    out = await second.ainvoke({"messages": [HumanMessage("Hobby?")]}, {"configurable": {"thread_id": "a1"}})
+    out = await second.ainvoke(
+        {"messages": [HumanMessage("Hobby?")]}, {"configurable": {"thread_id": "a1"}}
+    )
     assert tool_outputs(out["messages"]) == ["saved: Alice plays chess", "Alice plays chess"]
     assert len(out["messages"]) == 8
 
@@ -102,17 +118,28 @@ def memory_graph(engine: Engine) -> Any:
 
 def test_state_graph_with_checkpointer_and_store(engine: Engine) -> None:
     graph = memory_graph(engine)
-    graph.invoke({"messages": [HumanMessage("remember the code is 42")]}, {"configurable": {"thread_id": "x"}})
-    out = memory_graph(engine).invoke({"messages": [HumanMessage("code?")]}, {"configurable": {"thread_id": "y"}})
+    graph.invoke(
+        {"messages": [HumanMessage("remember the code is 42")]},
+        {"configurable": {"thread_id": "x"}},
+    )
+    out = memory_graph(engine).invoke(
+        {"messages": [HumanMessage("code?")]}, {"configurable": {"thread_id": "y"}}
+    )
     assert out["messages"][-1].content == "the code is 42"
-    history = memory_graph(engine).get_state({"configurable": {"thread_id": "x"}}).values["messages"]
+    history = (
+        memory_graph(engine).get_state({"configurable": {"thread_id": "x"}}).values["messages"]
+    )
     assert [m.content for m in history] == ["remember the code is 42", "ok"]
 
 
 async def test_state_graph_async(aengine: Engine) -> None:
     graph = memory_graph(aengine)
-    await graph.ainvoke({"messages": [HumanMessage("remember blue")]}, {"configurable": {"thread_id": "x"}})
-    out = await graph.ainvoke({"messages": [HumanMessage("colour?")]}, {"configurable": {"thread_id": "x"}})
+    await graph.ainvoke(
+        {"messages": [HumanMessage("remember blue")]}, {"configurable": {"thread_id": "x"}}
+    )
+    out = await graph.ainvoke(
+        {"messages": [HumanMessage("colour?")]}, {"configurable": {"thread_id": "x"}}
+    )
     assert [m.content for m in out["messages"]] == ["remember blue", "ok", "colour?", "blue"]
 
 
@@ -123,13 +150,19 @@ def run_example(url: str, *args: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     env.pop("OPENAI_API_KEY", None)
     done = subprocess.run(
-        [sys.executable, str(EXAMPLE), "--url", url, *args], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, str(EXAMPLE), "--url", url, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
-def test_example_remembers_across_process_restarts(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_example_remembers_across_process_restarts(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     if backend == "postgres":
         url = request.getfixturevalue("postgres_url")
         schema = ["--schema", "ex_" + uuid.uuid4().hex[:10]]

@@ -13,7 +13,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from langchain_agentmem import ChatMessageHistory, Engine, connect
-from langchain_agentmem.migrations import load_migrations
+from langchain_agentmem._core.migrations import load_migrations
 
 from conftest import fresh_schema
 

@@ -123,7 +123,14 @@ def test_bad_input_is_refused_clearly(engine: Engine) -> None:
 
 def test_namespace_prefixes_match_whole_labels_literally(engine: Engine) -> None:
     store = LangGraphStore(engine)
-    for ns in [("user_1",), ("userX1",), ("user_10",), ("user_1", "notes"), ("user%1",), ("user_1x",)]:
+    for ns in [
+        ("user_1",),
+        ("userX1",),
+        ("user_10",),
+        ("user_1", "notes"),
+        ("user%1",),
+        ("user_1x",),
+    ]:
         store.put(ns, "k", {"ns": list(ns)})
     found = sorted(tuple(i.namespace) for i in store.search(("user_1",)))
     assert found == [("user_1",), ("user_1", "notes")]
@@ -135,9 +142,20 @@ async def test_list_namespaces_conditions_depth_and_paging(aengine: Engine) -> N
     store = LangGraphStore(aengine)
     for ns in [("a", "x", "v1"), ("a", "y", "v1"), ("a", "y", "v2"), ("b", "x", "v1"), ("a",)]:
         await store.aput(ns, "k", {})
-    assert await store.alist_namespaces(prefix=("a", "*", "v1")) == [("a", "x", "v1"), ("a", "y", "v1")]
-    assert await store.alist_namespaces(suffix=("v1",)) == [("a", "x", "v1"), ("a", "y", "v1"), ("b", "x", "v1")]
-    assert await store.alist_namespaces(prefix=("a",), max_depth=2) == [("a",), ("a", "x"), ("a", "y")]
+    assert await store.alist_namespaces(prefix=("a", "*", "v1")) == [
+        ("a", "x", "v1"),
+        ("a", "y", "v1"),
+    ]
+    assert await store.alist_namespaces(suffix=("v1",)) == [
+        ("a", "x", "v1"),
+        ("a", "y", "v1"),
+        ("b", "x", "v1"),
+    ]
+    assert await store.alist_namespaces(prefix=("a",), max_depth=2) == [
+        ("a",),
+        ("a", "x"),
+        ("a", "y"),
+    ]
     assert await store.alist_namespaces(limit=2, offset=1) == [("a", "x", "v1"), ("a", "y", "v1")]
     assert store.list_namespaces(prefix=("a",), suffix=("v2",)) == [("a", "y", "v2")]
 
@@ -147,7 +165,14 @@ async def test_list_namespaces_conditions_depth_and_paging(aengine: Engine) -> N
 
 def test_filters_compare_numbers_as_numbers(engine: Engine) -> None:
     store = LangGraphStore(engine)
-    for key, value in {"nine": 9, "ten": 10, "hundred": 100, "text9": "9", "float": 10.5, "yes": True}.items():
+    for key, value in {
+        "nine": 9,
+        "ten": 10,
+        "hundred": 100,
+        "text9": "9",
+        "float": 10.5,
+        "yes": True,
+    }.items():
         store.put(("f",), key, {"n": value, "kind": "num" if not isinstance(value, str) else "str"})
 
     def keys(flt: dict[str, Any]) -> list[str]:
@@ -175,7 +200,9 @@ async def test_search_paging_and_recency_order(aengine: Engine) -> None:
     assert len({i.key for i in both}) == 10 and all(i.value["even"] for i in both)
     everything = await store.asearch(("p",), limit=100)
     assert len(everything) == 30
-    assert [i.updated_at for i in everything] == sorted((i.updated_at for i in everything), reverse=True)
+    assert [i.updated_at for i in everything] == sorted(
+        (i.updated_at for i in everything), reverse=True
+    )
 
 
 # -- semantic search -------------------------------------------------------------------
@@ -193,7 +220,9 @@ def corpus(users: int, per_user: int) -> list[tuple[tuple[str, ...], str, dict[s
     return items
 
 
-def brute_force(emb: HashedEmbeddings, items: list[Any], prefix: tuple[str, ...], query: str, k: int) -> list[float]:
+def brute_force(
+    emb: HashedEmbeddings, items: list[Any], prefix: tuple[str, ...], query: str, k: int
+) -> list[float]:
     """The true top-k cosine similarities under ``prefix``."""
     q = emb.embed_query(query)
     scores = [
@@ -237,7 +266,9 @@ async def test_index_fields_false_and_reindex(aengine: Engine) -> None:
 
 
 def test_wrong_embedding_size_is_refused(engine: Engine) -> None:
-    store = LangGraphStore(engine, index={"dims": 8, "embed": HashedEmbeddings(16), "fields": ["text"]})
+    store = LangGraphStore(
+        engine, index={"dims": 8, "embed": HashedEmbeddings(16), "fields": ["text"]}
+    )
     with pytest.raises(ValueError, match="expected embeddings of 8 dimensions"):
         store.put(("x",), "k", {"text": "hello"})
     assert store.get(("x",), "k") is None
@@ -247,7 +278,9 @@ def test_large_batches_of_embedded_puts_index_every_item(engine: Engine) -> None
     # 100 vectors per batch: Postgres loads them by binary COPY.
     store = LangGraphStore(engine, index=index(16))
     store.batch([PutOp(("bulk",), f"k{i}", {"text": f"alpha number {i}"}) for i in range(100)])
-    store.batch([PutOp(("bulk",), f"k{i}", {"text": f"omega number {i}"}) for i in range(0, 100, 2)])
+    store.batch(
+        [PutOp(("bulk",), f"k{i}", {"text": f"omega number {i}"}) for i in range(0, 100, 2)]
+    )
     hits = store.search(("bulk",), query="omega number 42", limit=100)
     assert len(hits) == 100 and hits[0].key == "k42"
     assert store.get(("bulk",), "k42").value == {"text": "omega number 42"}  # type: ignore[union-attr]
@@ -257,8 +290,12 @@ def test_large_batches_of_embedded_puts_index_every_item(engine: Engine) -> None
 
 async def test_large_batches_of_embedded_puts_async(aengine: Engine) -> None:
     store = LangGraphStore(aengine, index=index(16))
-    await store.abatch([PutOp(("bulk",), f"k{i}", {"text": f"alpha number {i}"}) for i in range(100)])
-    await store.abatch([PutOp(("bulk",), f"k{i}", {"text": f"omega number {i}"}) for i in range(0, 100, 2)])
+    await store.abatch(
+        [PutOp(("bulk",), f"k{i}", {"text": f"alpha number {i}"}) for i in range(100)]
+    )
+    await store.abatch(
+        [PutOp(("bulk",), f"k{i}", {"text": f"omega number {i}"}) for i in range(0, 100, 2)]
+    )
     hits = await store.asearch(("bulk",), query="omega number 42", limit=100)
     assert len(hits) == 100 and hits[0].key == "k42"
 
@@ -266,7 +303,14 @@ async def test_large_batches_of_embedded_puts_async(aengine: Engine) -> None:
 def test_non_finite_embeddings_are_refused_and_keep_the_old_item(engine: Engine) -> None:
     store = LangGraphStore(engine, index=index(8))
     store.put(("x",), "k", {"text": "first"})
-    broken = LangGraphStore(engine, index={"dims": 8, "embed": lambda texts: [[float("nan")] * 8 for _ in texts], "fields": ["text"]})
+    broken = LangGraphStore(
+        engine,
+        index={
+            "dims": 8,
+            "embed": lambda texts: [[float("nan")] * 8 for _ in texts],
+            "fields": ["text"],
+        },
+    )
     with pytest.raises(ValueError, match="finite"):
         broken.put(("x",), "k", {"text": "second"})
     item = store.get(("x",), "k")
@@ -275,7 +319,14 @@ def test_non_finite_embeddings_are_refused_and_keep_the_old_item(engine: Engine)
 
 
 async def test_non_finite_embeddings_are_refused_async(aengine: Engine) -> None:
-    broken = LangGraphStore(aengine, index={"dims": 4, "embed": lambda texts: [[float("inf")] * 4 for _ in texts], "fields": ["text"]})
+    broken = LangGraphStore(
+        aengine,
+        index={
+            "dims": 4,
+            "embed": lambda texts: [[float("inf")] * 4 for _ in texts],
+            "fields": ["text"],
+        },
+    )
     with pytest.raises(ValueError, match="finite"):
         await broken.aput(("x",), "k", {"text": "second"})
     assert await broken.aget(("x",), "k") is None

@@ -79,7 +79,11 @@ def _load(engine: Engine) -> None:
         by_user.setdefault(str(u), []).append(i)
     for user, idx in by_user.items():
         store = MemoryVectorStore(
-            engine, _NoEmbeddings(), collection="recall", user_id=user, ef_construction=EF_CONSTRUCTION
+            engine,
+            _NoEmbeddings(),
+            collection="recall",
+            user_id=user,
+            ef_construction=EF_CONSTRUCTION,
         )  # type: ignore[arg-type]
         store.add_embeddings(
             [f"doc {i}" for i in idx],

@@ -41,8 +41,8 @@ from langchain_core.messages import (
 )
 from pydantic_core import PydanticSerializationError
 
-from ._json import clean_text, dumps, loads
-from ._keys import decode_key, encode_key
+from ._encoding.json import clean_text, dumps, loads
+from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
 from .engine import Engine
 

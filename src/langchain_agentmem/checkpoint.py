@@ -54,7 +54,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ._chunks import (
+from ._checkpoint.chunks import (
     ChunkCache,
     array_header,
     chunk_type,
@@ -64,11 +64,11 @@ from ._chunks import (
     parse_chunk_type,
     plan_chunks,
 )
-from ._delta import delta_walk_steps
-from ._json import clean_text, dumps, loads
-from ._keys import decode_key, encode_key
-from ._serde import MemoLoader, ValueMemo, paused_gc
-from ._steps import Steps, arun, run
+from ._checkpoint.delta import delta_walk_steps
+from ._checkpoint.serde import MemoLoader, ValueMemo, paused_gc
+from ._core.plan import Body, Stmt, aexecute, execute
+from ._encoding.json import clean_text, dumps, loads
+from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
 from .engine import Engine
 
@@ -98,7 +98,9 @@ def version_text(version: Any) -> str:
     if isinstance(version, str):
         return version
     if isinstance(version, bool) or not isinstance(version, (int, float)):
-        raise TypeError(f"expected a channel version of type str, int or float, got {type(version).__name__}: {version!r}")
+        raise TypeError(
+            f"expected a channel version of type str, int or float, got {type(version).__name__}: {version!r}"
+        )
     return repr(version)
 
 
@@ -145,7 +147,9 @@ class _Scope:
         self.explicit_user = user is not None and user != default_user
         self.user_id = default_user if user is None else user
         if not isinstance(self.user_id, str):
-            raise TypeError(f"configurable user_id must be a str, got {type(self.user_id).__name__}: {self.user_id!r}")
+            raise TypeError(
+                f"configurable user_id must be a str, got {type(self.user_id).__name__}: {self.user_id!r}"
+            )
         self.uid = encode_key(self.user_id)
         thread = conf.get("thread_id")
         self.tid = None if thread is None else encode_key(str(thread))
@@ -154,7 +158,9 @@ class _Scope:
 
     def thread(self) -> str:
         if self.tid is None:
-            raise ValueError('config["configurable"]["thread_id"] is required, got a config without one')
+            raise ValueError(
+                'config["configurable"]["thread_id"] is required, got a config without one'
+            )
         return self.tid
 
 
@@ -167,7 +173,9 @@ _BLOB_MATCH = (
 )
 
 
-def select_query(dialect: Dialect, uid: str, where: Sequence[str], params: Sequence[Any], limit: int) -> Query:
+def select_query(
+    dialect: Dialect, uid: str, where: Sequence[str], params: Sequence[Any], limit: int
+) -> Query:
     """Up to ``limit`` checkpoints (newest first) matching ``where``, with the blobs of
     their channel versions and their pending writes, in one statement.
 
@@ -196,7 +204,9 @@ def select_query(dialect: Dialect, uid: str, where: Sequence[str], params: Seque
         "(SELECT b.type FROM {checkpoint_blobs} b WHERE " + _BLOB_MATCH + "), NULL, NULL, NULL, "
         "(SELECT b.blob FROM {checkpoint_blobs} b WHERE " + _BLOB_MATCH + ") "
         "FROM (SELECT p.thread_id, p.checkpoint_ns, j.key AS channel, CAST(j.value AS TEXT) AS version "
-        "FROM page p, " + entries + " UNION SELECT p.thread_id, p.checkpoint_ns, CAST(k.value AS TEXT), k.key "
+        "FROM page p, "
+        + entries
+        + " UNION SELECT p.thread_id, p.checkpoint_ns, CAST(k.value AS TEXT), k.key "
         "FROM page p, " + chunks + ") r"
     )
     return query, [uid, *params, limit, uid, uid, uid]
@@ -232,15 +242,25 @@ def chunks_query(dialect: Dialect, uid: str, keys: Sequence[tuple[str, str, str,
     """The blobs ``keys``, as kind-1 rows of :func:`select_query`."""
     match = "b.user_id = ? AND b.thread_id = m.tid AND b.checkpoint_ns = m.ns AND b.channel = m.ch AND b.version = m.v"
     return (
-        "SELECT 1, m.tid, m.ns, m.ch, m.v, (SELECT b.type FROM {checkpoint_blobs} b WHERE " + match + "), NULL, NULL, "
-        "NULL, (SELECT b.blob FROM {checkpoint_blobs} b WHERE " + match + ") FROM " + dialect.unnest(_BLOB_KEY_COLS),
+        "SELECT 1, m.tid, m.ns, m.ch, m.v, (SELECT b.type FROM {checkpoint_blobs} b WHERE "
+        + match
+        + "), NULL, NULL, "
+        "NULL, (SELECT b.blob FROM {checkpoint_blobs} b WHERE "
+        + match
+        + ") FROM "
+        + dialect.unnest(_BLOB_KEY_COLS),
         [uid, uid, *dialect.unnest_params(_BLOB_KEY_COLS, keys)],
     )
 
 
 def delta_history_steps(
-    dialect: Dialect, uid: str, tid: str, ns: str, checkpoint_id: str | None, channels: Sequence[str]
-) -> Steps:
+    dialect: Dialect,
+    uid: str,
+    tid: str,
+    ns: str,
+    checkpoint_id: str | None,
+    channels: Sequence[str],
+) -> Body[Any]:
     """The walk of :func:`~._delta.delta_walk_steps`, then the blobs of the seeds it
     found (with the earlier chunks of chunked ones) as kind-1 rows of
     :func:`select_query`. Returns ``(walked, rows)``."""
@@ -248,14 +268,18 @@ def delta_history_steps(
     keys = sorted({(tid, ns, channel, seed[1]) for channel, (_, seed) in walked.items() if seed})
     rows: list[tuple[Any, ...]] = []
     if keys:
-        rows = yield (*chunks_query(dialect, uid, keys), True)
+        rows = yield Stmt(*chunks_query(dialect, uid, keys), True)
         if missing := missing_chunks(rows):
-            rows += yield (*chunks_query(dialect, uid, missing), True)
+            rows += yield Stmt(*chunks_query(dialect, uid, missing), True)
     return walked, rows
 
 
 def list_conditions(
-    dialect: Dialect, scope: _Scope, config: RunnableConfig | None, filter: dict[str, Any] | None, before: RunnableConfig | None
+    dialect: Dialect,
+    scope: _Scope,
+    config: RunnableConfig | None,
+    filter: dict[str, Any] | None,
+    before: RunnableConfig | None,
 ) -> tuple[list[str], list[Any], bool]:
     """WHERE conditions of ``list`` (without paging) and whether one namespace of one
     thread is listed."""
@@ -295,9 +319,7 @@ def _values(n: int, width: int) -> str:
     return ", ".join([row] * n)
 
 
-_CHECKPOINT_COLS = (
-    "user_id, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, checkpoint, metadata, metadata_exact"
-)
+_CHECKPOINT_COLS = "user_id, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, checkpoint, metadata, metadata_exact"
 _CHECKPOINT_UPSERT = (
     " ON CONFLICT (user_id, thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET "
     "parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, "
@@ -316,7 +338,7 @@ def put_steps(
     metadata: dict[str, Any],
     blobs: Sequence[tuple[str, str, str, bytes | None]],
     earlier: Sequence[tuple[str, str]],
-) -> Steps:
+) -> Body[Any]:
     """Insert the new blobs (kept if already there) and upsert the checkpoint row; return
     whether they were written. They are not when one of the ``earlier`` chunks (channel,
     version) the checkpoint builds on is gone: a prune or a delete of the thread, from
@@ -349,40 +371,75 @@ def put_steps(
     )
     if not dialect.supports_dml_cte:
         if wanted:
-            found = yield (
-                "SELECT count(*) FROM " + dialect.unnest(_CHUNK_COLS) + " WHERE EXISTS (" + lookup + ")",
+            found = yield Stmt(
+                "SELECT count(*) FROM "
+                + dialect.unnest(_CHUNK_COLS)
+                + " WHERE EXISTS ("
+                + lookup
+                + ")",
                 [*dialect.unnest_params(_CHUNK_COLS, wanted), uid, tid, ns],
                 True,
             )
             if found[0][0] != len(wanted):
                 return False
         if blobs:
-            yield "INSERT INTO {checkpoint_blobs} (" + _BLOB_COLS + ") VALUES " + _values(len(blobs), 7) + _BLOB_KEEP, blob_params, False
-        yield "INSERT INTO {checkpoints} (" + _CHECKPOINT_COLS + ") VALUES " + _values(1, 9) + _CHECKPOINT_UPSERT, cp_params, False
+            yield Stmt(
+                "INSERT INTO {checkpoint_blobs} ("
+                + _BLOB_COLS
+                + ") VALUES "
+                + _values(len(blobs), 7)
+                + _BLOB_KEEP,
+                blob_params,
+            )
+        yield Stmt(
+            "INSERT INTO {checkpoints} ("
+            + _CHECKPOINT_COLS
+            + ") VALUES "
+            + _values(1, 9)
+            + _CHECKPOINT_UPSERT,
+            cp_params,
+        )
         return True
     # The chunks found are locked (FOR KEY SHARE) until this statement commits: a delete
     # waits for it, or it waits for the delete and then does not find them.
     query = (
-        "WITH found AS (SELECT 1 FROM " + dialect.unnest(_CHUNK_COLS) + " CROSS JOIN LATERAL (" + lookup + " FOR KEY SHARE) k), "
+        "WITH found AS (SELECT 1 FROM "
+        + dialect.unnest(_CHUNK_COLS)
+        + " CROSS JOIN LATERAL ("
+        + lookup
+        + " FOR KEY SHARE) k), "
         "ok AS (SELECT count(*) = ? AS ok FROM found) "
     )
     params = [*dialect.unnest_params(_CHUNK_COLS, wanted), uid, tid, ns, len(wanted)]
     if blobs:
         row = "(?, ?, ?, ?, ?, ?, CAST(? AS bytea))"
         query += (
-            ", b AS (INSERT INTO {checkpoint_blobs} (" + _BLOB_COLS + ") SELECT * FROM (VALUES "
-            + ", ".join([row] * len(blobs)) + ") AS v(" + _BLOB_COLS + ") WHERE (SELECT ok FROM ok)" + _BLOB_KEEP + ") "
+            ", b AS (INSERT INTO {checkpoint_blobs} ("
+            + _BLOB_COLS
+            + ") SELECT * FROM (VALUES "
+            + ", ".join([row] * len(blobs))
+            + ") AS v("
+            + _BLOB_COLS
+            + ") WHERE (SELECT ok FROM ok)"
+            + _BLOB_KEEP
+            + ") "
         )
         params += blob_params
     query += (
-        "INSERT INTO {checkpoints} (" + _CHECKPOINT_COLS + ") SELECT ?, ?, ?, ?, ?, ?, CAST(? AS json), CAST(? AS jsonb), "
+        "INSERT INTO {checkpoints} ("
+        + _CHECKPOINT_COLS
+        + ") SELECT ?, ?, ?, ?, ?, ?, CAST(? AS json), CAST(? AS jsonb), "
         "CAST(? AS json) WHERE (SELECT ok FROM ok)" + _CHECKPOINT_UPSERT + " RETURNING 1"
     )
-    return bool((yield query, [*params, *cp_params], True))
+    return bool((yield Stmt(query, [*params, *cp_params], True)))
 
 
 def put_writes_query(
-    scope: _Scope, checkpoint_id: str, task_id: str, task_path: str, rows: Sequence[tuple[int, str, str, bytes]]
+    scope: _Scope,
+    checkpoint_id: str,
+    task_id: str,
+    task_path: str,
+    rows: Sequence[tuple[int, str, str, bytes]],
 ) -> Query:
     """Insert writes; those of LangGraph's special channels (errors, interrupts...)
     replace an earlier one at the same index, the others are kept if already there."""
@@ -408,7 +465,9 @@ _TABLES = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
 
 
 def delete_thread_queries(uid: str, tid: str) -> list[Query]:
-    return [("DELETE FROM {" + t + "} WHERE user_id = ? AND thread_id = ?", [uid, tid]) for t in _TABLES]
+    return [
+        ("DELETE FROM {" + t + "} WHERE user_id = ? AND thread_id = ?", [uid, tid]) for t in _TABLES
+    ]
 
 
 def copy_thread_queries(uid: str, source: str, target: str) -> list[Query]:
@@ -454,10 +513,10 @@ def used_blobs_query(dialect: Dialect, uid: str, tid: str, ns: str) -> Query:
     )
 
 
-def gc_blobs_steps(dialect: Dialect, uid: str, tid: str, ns: str) -> Steps:
+def gc_blobs_steps(dialect: Dialect, uid: str, tid: str, ns: str) -> Body[Any]:
     """Delete the blobs of one thread namespace that no remaining checkpoint uses."""
-    used = yield (*used_blobs_query(dialect, uid, tid, ns), True)
-    stored = yield (
+    used = yield Stmt(*used_blobs_query(dialect, uid, tid, ns), True)
+    stored = yield Stmt(
         "SELECT channel, version, type FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ?",
         [uid, tid, ns],
         True,
@@ -473,17 +532,19 @@ def gc_blobs_steps(dialect: Dialect, uid: str, tid: str, ns: str) -> Steps:
         # Postgres: a put running now may build on one of these (it holds it FOR KEY
         # SHARE until it commits). Lock them, then look again at what the checkpoints
         # use, the chunks they list included: that sees such a put's checkpoint.
-        yield (
+        yield Stmt(
             "SELECT 1 FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? "
-            "AND (channel, version) IN (SELECT channel, version FROM " + dialect.unnest(cols) + ") FOR UPDATE",
+            "AND (channel, version) IN (SELECT channel, version FROM "
+            + dialect.unnest(cols)
+            + ") FOR UPDATE",
             [uid, tid, ns, *dialect.unnest_params(cols, garbage)],
             True,
         )
-        now_used = yield (*used_blobs_query(dialect, uid, tid, ns), True)
+        now_used = yield Stmt(*used_blobs_query(dialect, uid, tid, ns), True)
         still = {(r[0], r[1]) for r in now_used}
         garbage = [g for g in garbage if g not in still]
     if garbage:
-        yield (
+        yield Stmt(
             "DELETE FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? "
             "AND (channel, version) IN (SELECT channel, version FROM " + dialect.unnest(cols) + ")",
             [uid, tid, ns, *dialect.unnest_params(cols, garbage)],
@@ -492,15 +553,19 @@ def gc_blobs_steps(dialect: Dialect, uid: str, tid: str, ns: str) -> Steps:
     return len(garbage)
 
 
-def delete_checkpoints_steps(dialect: Dialect, uid: str, keys: Sequence[tuple[str, str, str]]) -> Steps:
+def delete_checkpoints_steps(
+    dialect: Dialect, uid: str, keys: Sequence[tuple[str, str, str]]
+) -> Body[Any]:
     """Delete the checkpoints ``keys`` = (thread_id, checkpoint_ns, checkpoint_id), their
     writes, and the blobs no remaining checkpoint uses. Returns how many were deleted."""
     if not keys:
         return 0
     cols = [("tid", "text"), ("ns", "text"), ("cid", "text")]
     for table in ("checkpoint_writes", "checkpoints"):
-        yield (
-            "DELETE FROM {" + table + "} WHERE user_id = ? AND (thread_id, checkpoint_ns, checkpoint_id) IN "
+        yield Stmt(
+            "DELETE FROM {"
+            + table
+            + "} WHERE user_id = ? AND (thread_id, checkpoint_ns, checkpoint_id) IN "
             "(SELECT tid, ns, cid FROM " + dialect.unnest(cols) + ")",
             [uid, *dialect.unnest_params(cols, list(keys))],
             False,
@@ -510,9 +575,9 @@ def delete_checkpoints_steps(dialect: Dialect, uid: str, keys: Sequence[tuple[st
     return len(keys)
 
 
-def delete_for_runs_steps(dialect: Dialect, uid: str, run_ids: Sequence[str]) -> Steps:
+def delete_for_runs_steps(dialect: Dialect, uid: str, run_ids: Sequence[str]) -> Body[Any]:
     cols = [("run_id", "text")]
-    rows = yield (
+    rows = yield Stmt(
         "SELECT thread_id, checkpoint_ns, checkpoint_id FROM {checkpoints} WHERE user_id = ? AND run_id IN "
         "(SELECT run_id FROM " + dialect.unnest(cols) + ")",
         [uid, *dialect.unnest_params(cols, [(clean_text(r),) for r in run_ids])],
@@ -521,9 +586,9 @@ def delete_for_runs_steps(dialect: Dialect, uid: str, run_ids: Sequence[str]) ->
     return (yield from delete_checkpoints_steps(dialect, uid, [tuple(r) for r in rows]))  # type: ignore[misc]
 
 
-def keep_latest_steps(dialect: Dialect, uid: str, tid: str) -> Steps:
+def keep_latest_steps(dialect: Dialect, uid: str, tid: str) -> Body[Any]:
     """Keep only the newest checkpoint of each namespace of one thread (and its writes)."""
-    heads = yield (
+    heads = yield Stmt(
         "SELECT checkpoint_ns, checkpoint_id, CAST(metadata AS TEXT) FROM {checkpoints} WHERE user_id = ? AND thread_id = ? "
         "AND (checkpoint_ns, checkpoint_id) IN (SELECT checkpoint_ns, max(checkpoint_id) FROM {checkpoints} "
         "WHERE user_id = ? AND thread_id = ? GROUP BY checkpoint_ns)",
@@ -534,23 +599,25 @@ def keep_latest_steps(dialect: Dialect, uid: str, tid: str) -> Steps:
         if DELTA_KEYS & loads(metadata).keys():
             # A DeltaChannel rebuilds its value from ancestors' writes: dropping them
             # would silently empty it (see BaseCheckpointSaver.prune).
-            raise NotImplementedError(f"keep_latest cannot prune thread {decode_key(tid)!r}: it uses a DeltaChannel")
+            raise NotImplementedError(
+                f"keep_latest cannot prune thread {decode_key(tid)!r}: it uses a DeltaChannel"
+            )
     deleted = 0
     for ns, head, _ in heads:
         # Only older rows go: a run may save writes of a newer checkpoint meanwhile.
-        yield (
+        yield Stmt(
             "DELETE FROM {checkpoint_writes} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? AND checkpoint_id < ?",
             [uid, tid, ns, head],
             False,
         )
-        gone = yield (
+        gone = yield Stmt(
             "DELETE FROM {checkpoints} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? AND checkpoint_id < ? "
             "RETURNING checkpoint_id",
             [uid, tid, ns, head],
             True,
         )
         deleted += len(gone)
-        yield (
+        yield Stmt(
             "UPDATE {checkpoints} SET parent_checkpoint_id = NULL WHERE user_id = ? AND thread_id = ? "
             "AND checkpoint_ns = ? AND checkpoint_id = ?",
             [uid, tid, ns, head],
@@ -561,20 +628,26 @@ def keep_latest_steps(dialect: Dialect, uid: str, tid: str) -> Steps:
     return deleted
 
 
-def prune_steps(dialect: Dialect, uid: str, thread_ids: Sequence[str], strategy: str) -> Steps:
+def prune_steps(dialect: Dialect, uid: str, thread_ids: Sequence[str], strategy: str) -> Body[Any]:
     deleted = 0
     for tid in thread_ids:
         if strategy == "delete":
-            rows = yield ("SELECT count(*) FROM {checkpoints} WHERE user_id = ? AND thread_id = ?", [uid, tid], True)
+            rows = yield Stmt(
+                "SELECT count(*) FROM {checkpoints} WHERE user_id = ? AND thread_id = ?",
+                [uid, tid],
+                True,
+            )
             deleted += int(rows[0][0])
             for query, params in delete_thread_queries(uid, tid):
-                yield query, params, False
+                yield Stmt(query, params)
         else:
             deleted += yield from keep_latest_steps(dialect, uid, tid)
     return deleted
 
 
-def prune_before_steps(dialect: Dialect, uid: str, cutoff: datetime, keep_latest: bool) -> Steps:
+def prune_before_steps(
+    dialect: Dialect, uid: str, cutoff: datetime, keep_latest: bool
+) -> Body[Any]:
     """Delete the checkpoints created before ``cutoff``; with ``keep_latest`` never the
     newest checkpoint of a thread namespace."""
     query = "SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id FROM {checkpoints} c WHERE c.user_id = ? AND c.created_at < ?"
@@ -583,7 +656,7 @@ def prune_before_steps(dialect: Dialect, uid: str, cutoff: datetime, keep_latest
             " AND EXISTS (SELECT 1 FROM {checkpoints} n WHERE n.user_id = c.user_id AND n.thread_id = c.thread_id "
             "AND n.checkpoint_ns = c.checkpoint_ns AND n.checkpoint_id > c.checkpoint_id)"
         )
-    rows = yield query, [uid, dialect.from_datetime(cutoff)], True
+    rows = yield Stmt(query, [uid, dialect.from_datetime(cutoff)], True)
     return (yield from delete_checkpoints_steps(dialect, uid, [tuple(r) for r in rows]))  # type: ignore[misc]
 
 
@@ -592,7 +665,9 @@ def users_query() -> Query:
 
 
 def threads_query(uid: str) -> Query:
-    return "SELECT DISTINCT thread_id FROM {checkpoints} WHERE user_id = ? ORDER BY thread_id", [uid]
+    return "SELECT DISTINCT thread_id FROM {checkpoints} WHERE user_id = ? ORDER BY thread_id", [
+        uid
+    ]
 
 
 # -- decoding --------------------------------------------------------------------------
@@ -614,7 +689,9 @@ def decode_rows(
             if r[5] is not None:  # NULL: a reference without a stored blob
                 blobs[(r[1], r[2], r[3], r[4])] = (r[5], r[9])
         else:
-            writes.setdefault((r[1], r[2], r[3]), []).append((r[7] or "", r[4], int(r[8]), r[5], r[6], bytes(r[9])))
+            writes.setdefault((r[1], r[2], r[3]), []).append(
+                (r[7] or "", r[4], int(r[8]), r[5], r[6], bytes(r[9]))
+            )
     heads.sort(key=lambda h: (h[3], h[1], h[2]), reverse=True)
     out = []
     for h in heads:
@@ -660,7 +737,11 @@ def _load_blob(
 
 
 def _assemble(
-    blobs: dict[tuple[str, str, str, str], tuple[str, bytes | None]], tid: str, ns: str, channel: str, last: tuple[str, bytes | None]
+    blobs: dict[tuple[str, str, str, str], tuple[str, bytes | None]],
+    tid: str,
+    ns: str,
+    channel: str,
+    last: tuple[str, bytes | None],
 ) -> bytes:
     """The msgpack bytes of a chunked list: one array header over its chunks' elements."""
     _, count, earlier = parse_chunk_type(last[0])
@@ -680,7 +761,11 @@ def _assemble(
 
 
 def _config(scope: _Scope, tid: str, ns: str, cid: str) -> RunnableConfig:
-    conf: dict[str, Any] = {"thread_id": decode_key(tid), "checkpoint_ns": decode_key(ns), "checkpoint_id": cid}
+    conf: dict[str, Any] = {
+        "thread_id": decode_key(tid),
+        "checkpoint_ns": decode_key(ns),
+        "checkpoint_id": cid,
+    }
     if scope.explicit_user:
         conf["user_id"] = scope.user_id
     return {"configurable": conf}
@@ -693,7 +778,9 @@ def _check_limit(limit: int | None) -> None:
 
 def _check_strategy(strategy: str) -> None:
     if strategy not in PRUNE_STRATEGIES:
-        raise ValueError(f"unknown prune strategy {strategy!r}: expected one of {', '.join(PRUNE_STRATEGIES)}")
+        raise ValueError(
+            f"unknown prune strategy {strategy!r}: expected one of {', '.join(PRUNE_STRATEGIES)}"
+        )
 
 
 def _thread_keys(thread_ids: Sequence[str]) -> list[str]:
@@ -739,16 +826,22 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         value_cache_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         if not isinstance(engine, Engine):
-            raise TypeError(f"expected an Engine from langchain_agentmem.connect(), got {type(engine).__name__}")
+            raise TypeError(
+                f"expected an Engine from langchain_agentmem.connect(), got {type(engine).__name__}"
+            )
         if not isinstance(user_id, str):
             raise TypeError(f"user_id must be a str, got {type(user_id).__name__}: {user_id!r}")
         if not isinstance(chunk_cache_size, int) or chunk_cache_size < 0:
-            raise ValueError(f"chunk_cache_size must be a non-negative int, got {chunk_cache_size!r}")
+            raise ValueError(
+                f"chunk_cache_size must be a non-negative int, got {chunk_cache_size!r}"
+            )
         super().__init__(serde=serde)
         self.engine = engine
         self.user_id = user_id
         if not isinstance(value_cache_bytes, int) or value_cache_bytes < 0:
-            raise ValueError(f"value_cache_bytes must be a non-negative int, got {value_cache_bytes!r}")
+            raise ValueError(
+                f"value_cache_bytes must be a non-negative int, got {value_cache_bytes!r}"
+            )
         self._chunks = ChunkCache(chunk_cache_size)
         self._memo = ValueMemo(value_cache_bytes if chunkable(self.serde) else 0)
 
@@ -774,8 +867,12 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         return f"{current_v + 1:032}.{random.random():016}"
 
     def _put_args(
-        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
-    ) -> tuple[Steps, RunnableConfig, list[tuple[Any, Any]]]:
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> tuple[Body[Any], RunnableConfig, list[tuple[Any, Any]]]:
         scope = self._scope(config)
         tid = scope.thread()
         if scope.ns is None:
@@ -814,7 +911,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             stored[CHUNKS_KEY] = earlier
         md = dict(get_serializable_checkpoint_metadata(config, metadata))
         pairs = [(channel, version) for version, channel in earlier.items()]
-        steps = put_steps(self.engine.dialect, scope, get_checkpoint_id(config), stored, md, blobs, pairs)
+        steps = put_steps(
+            self.engine.dialect, scope, get_checkpoint_id(config), stored, md, blobs, pairs
+        )
         conf = config["configurable"]
         next_conf: dict[str, Any] = {
             "thread_id": conf["thread_id"],
@@ -826,14 +925,20 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         return steps, {"configurable": next_conf}, updates
 
     def _writes_args(
-        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
     ) -> Query | None:
         scope = self._scope(config)
         if scope.ns is None:
             scope.ns = ""
         checkpoint_id = get_checkpoint_id(config)
         if not checkpoint_id:
-            raise ValueError('put_writes needs config["configurable"]["checkpoint_id"], got a config without one')
+            raise ValueError(
+                'put_writes needs config["configurable"]["checkpoint_id"], got a config without one'
+            )
         rows: dict[int, tuple[int, str, str, bytes]] = {}
         for i, (channel, value) in enumerate(writes):
             idx = WRITES_IDX_MAP.get(channel, i)
@@ -843,14 +948,23 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             return None
         return put_writes_query(scope, checkpoint_id, task_id, task_path, list(rows.values()))
 
-    def _delta_args(self, config: RunnableConfig, channels: Sequence[str]) -> tuple[_Scope, Steps]:
+    def _delta_args(
+        self, config: RunnableConfig, channels: Sequence[str]
+    ) -> tuple[_Scope, Body[Any]]:
         scope = self._scope(config)
         steps = delta_history_steps(
-            self.engine.dialect, scope.uid, scope.thread(), scope.ns or "", get_checkpoint_id(config), list(channels)
+            self.engine.dialect,
+            scope.uid,
+            scope.thread(),
+            scope.ns or "",
+            get_checkpoint_id(config),
+            list(channels),
         )
         return scope, steps
 
-    def _delta_history(self, scope: _Scope, walked: dict[str, Any], rows: list[tuple[Any, ...]]) -> dict[str, DeltaChannelHistory]:
+    def _delta_history(
+        self, scope: _Scope, walked: dict[str, Any], rows: list[tuple[Any, ...]]
+    ) -> dict[str, DeltaChannelHistory]:
         loader = MemoLoader(self.serde, self._memo)
         blobs = {(r[1], r[2], r[3], r[4]): (r[5], r[9]) for r in rows if r[5] is not None}
         tid, ns = scope.thread(), scope.ns or ""
@@ -877,7 +991,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             return {}
         scope, steps = self._delta_args(config, channels)
         with self.engine.transaction(scope.uid, readonly=True) as tx:
-            walked, rows = run(tx, steps)
+            walked, rows = execute(tx, steps)
         with paused_gc():
             return self._delta_history(scope, walked, rows)
 
@@ -943,7 +1057,11 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             last = found[-1][0]
 
     def put(
-        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Save a checkpoint; only the channels in ``new_versions`` store a blob."""
         scope = self._scope(config)
@@ -951,7 +1069,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         for _ in range(2):
             steps, next_config, updates = self._put_args(config, checkpoint, metadata, new_versions)
             with self.engine.transaction(scope.uid, single=single) as tx:
-                written = run(tx, steps)
+                written = execute(tx, steps)
             if written:
                 break
             # An earlier chunk was pruned or deleted meanwhile: write the lists whole.
@@ -960,7 +1078,13 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             self._chunks.put(key, chain)
         return next_config
 
-    def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = "") -> None:
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
         """Save the writes of one task, linked to the checkpoint ``config`` names."""
         query = self._writes_args(config, writes, task_id, task_path)
         if query is None:
@@ -987,19 +1111,27 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             return
         uid = self._uid(user_id)
         with self.engine.transaction(uid) as tx:
-            run(tx, delete_for_runs_steps(self.engine.dialect, uid, run_ids))
+            execute(tx, delete_for_runs_steps(self.engine.dialect, uid, run_ids))
         self._chunks.forget(uid)
 
-    def copy_thread(self, source_thread_id: str, target_thread_id: str, *, user_id: str | None = None) -> None:
+    def copy_thread(
+        self, source_thread_id: str, target_thread_id: str, *, user_id: str | None = None
+    ) -> None:
         """Copy every checkpoint, blob and write of one thread to another (a fork of the
         whole history)."""
         uid = self._uid(user_id)
         with self.engine.transaction(uid) as tx:
-            for query, params in copy_thread_queries(uid, encode_key(str(source_thread_id)), encode_key(str(target_thread_id))):
+            for query, params in copy_thread_queries(
+                uid, encode_key(str(source_thread_id)), encode_key(str(target_thread_id))
+            ):
                 tx.execute(query, params)
 
     def prune(  # type: ignore[override]  # also returns how many were deleted
-        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", user_id: str | None = None
+        self,
+        thread_ids: Sequence[str],
+        *,
+        strategy: str = "keep_latest",
+        user_id: str | None = None,
     ) -> int:
         """Prune threads: ``"keep_latest"`` keeps the newest checkpoint of each namespace
         (and its pending writes), ``"delete"`` removes everything. Returns the number of
@@ -1011,12 +1143,14 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             return 0
         try:
             with self.engine.transaction(uid) as tx:
-                return int(run(tx, prune_steps(self.engine.dialect, uid, tids, strategy)))
+                return int(execute(tx, prune_steps(self.engine.dialect, uid, tids, strategy)))
         finally:
             for tid in tids:
                 self._chunks.forget(uid, tid)
 
-    def prune_before(self, cutoff: datetime, *, keep_latest: bool = True, user_id: str | None = None) -> int:
+    def prune_before(
+        self, cutoff: datetime, *, keep_latest: bool = True, user_id: str | None = None
+    ) -> int:
         """Delete the tenant's checkpoints saved before ``cutoff`` (an aware datetime);
         with ``keep_latest`` each thread namespace keeps its newest one. Returns the number
         deleted."""
@@ -1024,7 +1158,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         uid = self._uid(user_id)
         try:
             with self.engine.transaction(uid) as tx:
-                return int(run(tx, prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest)))
+                return int(
+                    execute(tx, prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest))
+                )
         finally:
             self._chunks.forget(uid)
 
@@ -1048,7 +1184,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             return {}
         scope, steps = self._delta_args(config, channels)
         async with self.engine.atransaction(scope.uid, readonly=True) as tx:
-            walked, rows = await arun(tx, steps)
+            walked, rows = await aexecute(tx, steps)
         with paused_gc():
             return self._delta_history(scope, walked, rows)
 
@@ -1090,7 +1226,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             async with self.engine.atransaction(scope.uid, readonly=True) as tx:
                 rows = await tx.fetchall(query, qparams)
                 if missing := missing_chunks(rows):
-                    rows += await tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
+                    rows += await tx.fetchall(
+                        *chunks_query(self.engine.dialect, scope.uid, missing)
+                    )
             with paused_gc():
                 found = decode_rows(loader, rows, scope)
             for _key, tup, metadata in found:
@@ -1105,7 +1243,11 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             last = found[-1][0]
 
     async def aput(
-        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata, new_versions: ChannelVersions
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Async form of :meth:`put`."""
         scope = self._scope(config)
@@ -1113,7 +1255,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         for _ in range(2):
             steps, next_config, updates = self._put_args(config, checkpoint, metadata, new_versions)
             async with self.engine.atransaction(scope.uid, single=single) as tx:
-                written = await arun(tx, steps)
+                written = await aexecute(tx, steps)
             if written:
                 break
             self._chunks.forget(scope.uid, scope.thread())
@@ -1122,7 +1264,11 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         return next_config
 
     async def aput_writes(
-        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
     ) -> None:
         """Async form of :meth:`put_writes`."""
         query = self._writes_args(config, writes, task_id, task_path)
@@ -1148,18 +1294,26 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             return
         uid = self._uid(user_id)
         async with self.engine.atransaction(uid) as tx:
-            await arun(tx, delete_for_runs_steps(self.engine.dialect, uid, run_ids))
+            await aexecute(tx, delete_for_runs_steps(self.engine.dialect, uid, run_ids))
         self._chunks.forget(uid)
 
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str, *, user_id: str | None = None) -> None:
+    async def acopy_thread(
+        self, source_thread_id: str, target_thread_id: str, *, user_id: str | None = None
+    ) -> None:
         """Async form of :meth:`copy_thread`."""
         uid = self._uid(user_id)
         async with self.engine.atransaction(uid) as tx:
-            for query, params in copy_thread_queries(uid, encode_key(str(source_thread_id)), encode_key(str(target_thread_id))):
+            for query, params in copy_thread_queries(
+                uid, encode_key(str(source_thread_id)), encode_key(str(target_thread_id))
+            ):
                 await tx.execute(query, params)
 
     async def aprune(  # type: ignore[override]  # also returns how many were deleted
-        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", user_id: str | None = None
+        self,
+        thread_ids: Sequence[str],
+        *,
+        strategy: str = "keep_latest",
+        user_id: str | None = None,
     ) -> int:
         """Async form of :meth:`prune`."""
         _check_strategy(strategy)
@@ -1169,18 +1323,26 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             return 0
         try:
             async with self.engine.atransaction(uid) as tx:
-                return int(await arun(tx, prune_steps(self.engine.dialect, uid, tids, strategy)))
+                return int(
+                    await aexecute(tx, prune_steps(self.engine.dialect, uid, tids, strategy))
+                )
         finally:
             for tid in tids:
                 self._chunks.forget(uid, tid)
 
-    async def aprune_before(self, cutoff: datetime, *, keep_latest: bool = True, user_id: str | None = None) -> int:
+    async def aprune_before(
+        self, cutoff: datetime, *, keep_latest: bool = True, user_id: str | None = None
+    ) -> int:
         """Async form of :meth:`prune_before`."""
         _check_cutoff(cutoff)
         uid = self._uid(user_id)
         try:
             async with self.engine.atransaction(uid) as tx:
-                return int(await arun(tx, prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest)))
+                return int(
+                    await aexecute(
+                        tx, prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest)
+                    )
+                )
         finally:
             self._chunks.forget(uid)
 

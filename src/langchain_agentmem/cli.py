@@ -232,23 +232,39 @@ def parse_duration(text: str) -> timedelta:
     """
     text = text.strip().lower()
     if len(text) < 2 or text[-1] not in _DURATION or not text[:-1].isdigit():
-        raise click.BadParameter(f"expected a number and a unit (s, m, h, d, w) such as 30d, got {text!r}")
+        raise click.BadParameter(
+            f"expected a number and a unit (s, m, h, d, w) such as 30d, got {text!r}"
+        )
     return timedelta(seconds=int(text[:-1]) * _DURATION[text[-1]])
 
 
 @main.command()
 @database_options
-@click.option("--older-than", help="Delete checkpoints saved longer ago than this: 30d, 12h, 90m, 2w.")
+@click.option(
+    "--older-than", help="Delete checkpoints saved longer ago than this: 30d, 12h, 90m, 2w."
+)
 @click.option(
     "--keep-latest/--no-keep-latest",
     default=True,
     show_default=True,
     help="With --older-than: never delete the newest checkpoint of a thread (its current state).",
 )
-@click.option("--thread", "threads", multiple=True, help="Only these threads (repeatable; without --older-than).")
-@click.option("--user", "users", multiple=True, help="Only these tenants (repeatable). Default: every tenant.")
+@click.option(
+    "--thread",
+    "threads",
+    multiple=True,
+    help="Only these threads (repeatable; without --older-than).",
+)
+@click.option(
+    "--user", "users", multiple=True, help="Only these tenants (repeatable). Default: every tenant."
+)
 def prune(
-    url: str | None, schema: str, older_than: str | None, keep_latest: bool, threads: tuple[str, ...], users: tuple[str, ...]
+    url: str | None,
+    schema: str,
+    older_than: str | None,
+    keep_latest: bool,
+    threads: tuple[str, ...],
+    users: tuple[str, ...],
 ) -> None:
     """Remove old LangGraph checkpoints: by age, or all but each thread's latest.
 
@@ -266,7 +282,9 @@ def prune(
 
     age = parse_duration(older_than) if older_than else None
     if age is not None and threads:
-        raise click.UsageError("--thread prunes to the latest checkpoint; it does not combine with --older-than")
+        raise click.UsageError(
+            "--thread prunes to the latest checkpoint; it does not combine with --older-than"
+        )
     if age is None and not keep_latest:
         raise click.UsageError("--no-keep-latest needs --older-than")
     engine = open_engine(url, schema)
@@ -277,11 +295,19 @@ def prune(
         cutoff = datetime.now(timezone.utc) - age if age is not None else None
         for user in tenants:
             if cutoff is not None:
-                deleted += run(functools.partial(saver.prune_before, cutoff, keep_latest=keep_latest, user_id=user))
+                deleted += run(
+                    functools.partial(
+                        saver.prune_before, cutoff, keep_latest=keep_latest, user_id=user
+                    )
+                )
             else:
                 ids = list(threads) or saver.list_threads(user_id=user)
-                deleted += run(functools.partial(saver.prune, ids, strategy="keep_latest", user_id=user))
-    click.echo(f"deleted {deleted} checkpoint{'s' if deleted != 1 else ''} of {len(tenants)} tenant{'s' if len(tenants) != 1 else ''}")
+                deleted += run(
+                    functools.partial(saver.prune, ids, strategy="keep_latest", user_id=user)
+                )
+    click.echo(
+        f"deleted {deleted} checkpoint{'s' if deleted != 1 else ''} of {len(tenants)} tenant{'s' if len(tenants) != 1 else ''}"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

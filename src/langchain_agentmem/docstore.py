@@ -29,8 +29,8 @@ from typing import Any, Generic, TypeVar
 from langchain_core.documents import Document
 from langchain_core.stores import BaseStore
 
-from ._json import dumps, loads
-from ._keys import decode_key, encode_key
+from ._encoding.json import dumps, loads
+from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
 from .engine import Engine
 

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
-from ._postgres import PostgresBackend
-from ._sqlite import SQLiteBackend
-from ._tx import AsyncTransaction, Backend, Transaction, redact
+from ._backends.base import AsyncTransaction, Backend, Transaction, redact
+from ._backends.postgres import PostgresBackend
+from ._backends.sqlite import SQLiteBackend
 from .dialects import Dialect, PostgresDialect, SQLiteDialect, check_identifier
 
 __all__ = [
@@ -191,7 +191,7 @@ class Engine:
     def migrate(self) -> list[int]:
         """Apply the schema files not applied yet; return their versions. Idempotent and
         safe to call from several processes at once."""
-        from .migrations import migrate
+        from ._core.migrations import migrate
 
         applied = migrate(self)
         if applied:
@@ -200,7 +200,7 @@ class Engine:
 
     async def amigrate(self) -> list[int]:
         """Async form of :meth:`migrate`."""
-        from .migrations import amigrate
+        from ._core.migrations import amigrate
 
         applied = await amigrate(self)
         if applied:
@@ -209,7 +209,7 @@ class Engine:
 
     def schema_version(self) -> int:
         """The highest schema version applied (0 for an empty database)."""
-        from .migrations import current_version
+        from ._core.migrations import current_version
 
         return current_version(self)
 

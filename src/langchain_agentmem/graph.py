@@ -43,11 +43,11 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, ge
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, Field
 
-from ._json import dumps, loads
-from ._keys import decode_key, encode_key
-from ._llm import structured
-from ._names import candidate_names, normalize, normalize_relation
-from ._run import Model, Plan, Sql, Stmt, arun, run
+from ._core.llm import structured
+from ._core.names import candidate_names, normalize, normalize_relation
+from ._core.plan import Model, Plan, Sql, Stmt, arun, run
+from ._encoding.json import dumps, loads
+from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
 from .engine import Engine
 from .entities import _text_of_turn, resolve_query

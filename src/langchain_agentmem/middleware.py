@@ -36,8 +36,8 @@ from langchain_core.runnables import Runnable
 from langchain_core.vectorstores import VectorStore
 from pydantic import BaseModel
 
-from ._llm import structured
-from ._run import Model, Plan, arun, run
+from ._core.llm import structured
+from ._core.plan import Model, Plan, arun, run
 from .engine import Engine
 from .entities import (
     Entity,

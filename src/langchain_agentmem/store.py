@@ -62,8 +62,8 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 
-from ._json import dumps, loads
-from ._keys import decode_key, encode_key
+from ._encoding.json import dumps, loads
+from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
 from .engine import Engine
 
@@ -114,7 +114,9 @@ def namespace_matches(namespace: tuple[str, ...], condition: MatchCondition) -> 
     elif condition.match_type == "suffix":
         pairs = zip(reversed(namespace), reversed(path), strict=False)
     else:
-        raise ValueError(f"unsupported match_type {condition.match_type!r}: expected 'prefix' or 'suffix'")
+        raise ValueError(
+            f"unsupported match_type {condition.match_type!r}: expected 'prefix' or 'suffix'"
+        )
     return all(p == "*" or n == p for n, p in pairs)
 
 
@@ -167,7 +169,9 @@ def _matches_value(value: Any, expected: Any) -> bool:
             return all(op == "$ne" for op in expected)
         return all(_compare(value, op, operand) for op, operand in expected.items())
     if isinstance(expected, dict):
-        return isinstance(value, dict) and all(_matches_value(value.get(k, _MISSING), v) for k, v in expected.items())
+        return isinstance(value, dict) and all(
+            _matches_value(value.get(k, _MISSING), v) for k, v in expected.items()
+        )
     return value is not _MISSING and _json_equal(value, expected)
 
 
@@ -196,7 +200,9 @@ def check_filter(filter: dict[str, Any] | None) -> None:
         if isinstance(value, dict):
             for op in value:
                 if isinstance(op, str) and op.startswith("$") and op not in _OPERATORS:
-                    raise ValueError(f"unsupported filter operator {op!r} for {key!r}: expected one of {', '.join(_OPERATORS)}")
+                    raise ValueError(
+                        f"unsupported filter operator {op!r} for {key!r}: expected one of {', '.join(_OPERATORS)}"
+                    )
 
 
 # -- vectors ---------------------------------------------------------------------------
@@ -227,7 +233,9 @@ def _score_python(query: Sequence[float], rows: list[tuple[Any, ...]]) -> list[t
     except ImportError:  # pragma: no cover - numpy is installed in tests
         scored = [(*r[:-1], 1.0 - cosine_similarity(query, _unpack(r[-1]))) for r in rows]
     else:
-        matrix = np.frombuffer(b"".join(bytes(r[-1]) for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        matrix = np.frombuffer(b"".join(bytes(r[-1]) for r in rows), dtype=np.float32).reshape(
+            len(rows), -1
+        )
         q = np.asarray(query, dtype=np.float64)
         norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(q) or 1.0)
         sims = (matrix @ q) / np.where(norms == 0, 1.0, norms)
@@ -249,7 +257,9 @@ class _Config:
         self.dims = 0
         if index is not None:
             if not isinstance(index, dict) or "dims" not in index or "embed" not in index:
-                raise ValueError(f'index must be a dict with "dims" and "embed" (and optional "fields"), got {index!r}')
+                raise ValueError(
+                    f'index must be a dict with "dims" and "embed" (and optional "fields"), got {index!r}'
+                )
             dims = index["dims"]
             if not isinstance(dims, int) or isinstance(dims, bool) or dims <= 0:
                 raise ValueError(f"index dims must be a positive int, got {dims!r}")
@@ -263,10 +273,13 @@ def _expiry(dialect: Dialect, alias: str = "i") -> str:
     return f" AND ({alias}.expires_at IS NULL OR {alias}.expires_at > {{now}})"
 
 
-def get_query(dialect: Dialect, uid: str, keys: Sequence[tuple[str, str]], omit_expired: bool) -> Query:
+def get_query(
+    dialect: Dialect, uid: str, keys: Sequence[tuple[str, str]], omit_expired: bool
+) -> Query:
     query = (
         "SELECT " + _ITEM_COLS + " FROM {store_items} i JOIN " + dialect.unnest(_KEY_COLS) + " "
-        "ON i.namespace = m.ns AND i.key = m.k WHERE i.user_id = ?" + (_expiry(dialect) if omit_expired else "")
+        "ON i.namespace = m.ns AND i.key = m.k WHERE i.user_id = ?"
+        + (_expiry(dialect) if omit_expired else "")
     )
     return query, [*dialect.unnest_params(_KEY_COLS, keys), uid]
 
@@ -310,7 +323,9 @@ def put_queries(
         queries.append(
             (
                 "INSERT INTO {store_items} (user_id, namespace, key, value, expires_at, ttl_minutes) "
-                "SELECT ?, m.ns, m.k, m.value, " + dialect.now_plus_minutes("m.ttl") + ", m.ttl FROM "
+                "SELECT ?, m.ns, m.k, m.value, "
+                + dialect.now_plus_minutes("m.ttl")
+                + ", m.ttl FROM "
                 + dialect.unnest(_PUT_COLS)
                 + " WHERE true ON CONFLICT (user_id, namespace, key) DO UPDATE SET value = excluded.value, "
                 "updated_at = {now}, expires_at = excluded.expires_at, ttl_minutes = excluded.ttl_minutes",
@@ -326,10 +341,14 @@ def put_queries(
                 [uid, *dialect.unnest_params(_KEY_COLS, reindex)],
             )
         )
-    return queries, [(uid, ns, k, field, dialect.vector_param(vec)) for ns, k, field, vec in vectors]
+    return queries, [
+        (uid, ns, k, field, dialect.vector_param(vec)) for ns, k, field, vec in vectors
+    ]
 
 
-def put_mode(dialect: Dialect, queries: Sequence[Query], vector_rows: Sequence[Any]) -> tuple[bool, bool]:
+def put_mode(
+    dialect: Dialect, queries: Sequence[Query], vector_rows: Sequence[Any]
+) -> tuple[bool, bool]:
     """How a batch of puts runs: ``(copy, single)``. ``copy``: the vectors go in by binary
     COPY (Postgres, from :data:`COPY_MIN_ROWS`; COPY cannot be pipelined), else by one
     pipelined INSERT each. ``single``: one statement, run alone; more run in one
@@ -341,18 +360,27 @@ def put_mode(dialect: Dialect, queries: Sequence[Query], vector_rows: Sequence[A
 #: The vectors of a batch of puts (the batch's old vectors were deleted first, in the
 #: same transaction): loaded by binary COPY on Postgres when there are many, else
 #: inserted row by row.
-VECTOR_COPY = "COPY {store_vectors} (user_id, namespace, key, field, embedding) FROM STDIN (FORMAT BINARY)"
+VECTOR_COPY = (
+    "COPY {store_vectors} (user_id, namespace, key, field, embedding) FROM STDIN (FORMAT BINARY)"
+)
 VECTOR_COPY_TYPES = ("text", "text", "text", "text", "vector")
 #: Fewer vectors go in by one pipelined INSERT each (see :func:`put_mode`).
 COPY_MIN_ROWS = 32
-VECTOR_INSERT = "INSERT INTO {store_vectors} (user_id, namespace, key, field, embedding) VALUES (?, ?, ?, ?, ?)"
+VECTOR_INSERT = (
+    "INSERT INTO {store_vectors} (user_id, namespace, key, field, embedding) VALUES (?, ?, ?, ?, ?)"
+)
 
 
-def search_query(dialect: Dialect, uid: str, prefix: Sequence[str], omit_expired: bool, limit: int) -> Query:
+def search_query(
+    dialect: Dialect, uid: str, prefix: Sequence[str], omit_expired: bool, limit: int
+) -> Query:
     """Items under ``prefix``, most recently updated first."""
     cond, params = prefix_condition("i.namespace", prefix)
     query = (
-        "SELECT " + _ITEM_COLS + " FROM {store_items} i WHERE i.user_id = ? AND " + cond
+        "SELECT "
+        + _ITEM_COLS
+        + " FROM {store_items} i WHERE i.user_id = ? AND "
+        + cond
         + (_expiry(dialect) if omit_expired else "")
         + " ORDER BY i.updated_at DESC, i.namespace, i.key LIMIT ?"
     )
@@ -360,7 +388,12 @@ def search_query(dialect: Dialect, uid: str, prefix: Sequence[str], omit_expired
 
 
 def vector_search_query(
-    dialect: Dialect, uid: str, prefix: Sequence[str], omit_expired: bool, vector: Sequence[float], limit: int
+    dialect: Dialect,
+    uid: str,
+    prefix: Sequence[str],
+    omit_expired: bool,
+    vector: Sequence[float],
+    limit: int,
 ) -> tuple[Query, bool]:
     """Every vector under ``prefix`` with its item, nearest first (exact: no ANN index).
     Returns the query and whether the distance must still be computed in Python (the
@@ -369,11 +402,21 @@ def vector_search_query(
     distance = dialect.cosine_distance("v.embedding")
     joined = (
         " FROM {store_vectors} v JOIN {store_items} i ON i.user_id = v.user_id AND i.namespace = v.namespace "
-        "AND i.key = v.key WHERE v.user_id = ? AND " + cond + (_expiry(dialect) if omit_expired else "")
+        "AND i.key = v.key WHERE v.user_id = ? AND "
+        + cond
+        + (_expiry(dialect) if omit_expired else "")
     )
     if distance is None:
         return ("SELECT " + _ITEM_COLS + ", v.embedding" + joined, [uid, *params]), True
-    query = "SELECT " + _ITEM_COLS + ", " + distance + " AS d" + joined + " ORDER BY d, i.namespace, i.key LIMIT ?"
+    query = (
+        "SELECT "
+        + _ITEM_COLS
+        + ", "
+        + distance
+        + " AS d"
+        + joined
+        + " ORDER BY d, i.namespace, i.key LIMIT ?"
+    )
     return (query, [dialect.vector_param(vector), uid, *params, limit]), False
 
 
@@ -391,7 +434,8 @@ def namespaces_query(dialect: Dialect, uid: str, op: ListNamespacesOp, omit_expi
                 head = tuple(literal)
     cond_sql, params = prefix_condition("i.namespace", head)
     query = (
-        "SELECT DISTINCT i.namespace FROM {store_items} i WHERE i.user_id = ? AND " + cond_sql
+        "SELECT DISTINCT i.namespace FROM {store_items} i WHERE i.user_id = ? AND "
+        + cond_sql
         + (_expiry(dialect) if omit_expired else "")
     )
     return query, [uid, *params]
@@ -400,7 +444,10 @@ def namespaces_query(dialect: Dialect, uid: str, op: ListNamespacesOp, omit_expi
 def sweep_query(uid: str | None) -> Query:
     if uid is None:
         return "DELETE FROM {store_items} WHERE expires_at IS NOT NULL AND expires_at <= {now}", []
-    return "DELETE FROM {store_items} WHERE user_id = ? AND expires_at IS NOT NULL AND expires_at <= {now}", [uid]
+    return (
+        "DELETE FROM {store_items} WHERE user_id = ? AND expires_at IS NOT NULL AND expires_at <= {now}",
+        [uid],
+    )
 
 
 # -- results ---------------------------------------------------------------------------
@@ -488,10 +535,17 @@ class LangGraphStore(BaseStore):
     supports_ttl = True
 
     def __init__(
-        self, engine: Engine, *, user_id: str = "default", index: IndexConfig | None = None, ttl: TTLConfig | None = None
+        self,
+        engine: Engine,
+        *,
+        user_id: str = "default",
+        index: IndexConfig | None = None,
+        ttl: TTLConfig | None = None,
     ) -> None:
         if not isinstance(engine, Engine):
-            raise TypeError(f"expected an Engine from langchain_agentmem.connect(), got {type(engine).__name__}")
+            raise TypeError(
+                f"expected an Engine from langchain_agentmem.connect(), got {type(engine).__name__}"
+            )
         self.engine = engine
         self.user_id = user_id
         self._uid = encode_key(user_id)
@@ -541,14 +595,22 @@ class LangGraphStore(BaseStore):
         return results
 
     # -- get -----------------------------------------------------------------------------
-    def _get_plan(self, group: list[tuple[int, GetOp]]) -> tuple[Query, dict[tuple[str, str], list[int]]]:
+    def _get_plan(
+        self, group: list[tuple[int, GetOp]]
+    ) -> tuple[Query, dict[tuple[str, str], list[int]]]:
         wanted: dict[tuple[str, str], list[int]] = {}
         for i, op in group:
             wanted.setdefault((encode_namespace(op.namespace), encode_key(op.key)), []).append(i)
-        return get_query(self.engine.dialect, self._uid, list(wanted), self._cfg.omit_expired), wanted
+        return get_query(
+            self.engine.dialect, self._uid, list(wanted), self._cfg.omit_expired
+        ), wanted
 
     def _get_results(
-        self, rows: list[tuple[Any, ...]], wanted: dict[tuple[str, str], list[int]], group: list[tuple[int, GetOp]], results: list[Result]
+        self,
+        rows: list[tuple[Any, ...]],
+        wanted: dict[tuple[str, str], list[int]],
+        group: list[tuple[int, GetOp]],
+        results: list[Result],
     ) -> list[tuple[str, str]]:
         refresh_idx = {i for i, op in group if op.refresh_ttl}
         refresh: list[tuple[str, str]] = []
@@ -586,7 +648,12 @@ class LangGraphStore(BaseStore):
     # -- put -----------------------------------------------------------------------------
     def _put_plan(
         self, group: list[tuple[int, PutOp]]
-    ) -> tuple[list[tuple[str, str]], list[tuple[str, str, str, float | None]], list[tuple[str, str]], list[tuple[str, str, str, str]]]:
+    ) -> tuple[
+        list[tuple[str, str]],
+        list[tuple[str, str, str, float | None]],
+        list[tuple[str, str]],
+        list[tuple[str, str, str, str]],
+    ]:
         last: dict[tuple[str, str], PutOp] = {}
         for _, op in group:
             last[(encode_namespace(op.namespace), encode_key(op.key))] = op
@@ -601,7 +668,11 @@ class LangGraphStore(BaseStore):
             reindex.append(key)
             if op.index is False:
                 continue
-            paths = self._cfg.fields if op.index is None else [(f, "$" if f == "$" else tokenize_path(f)) for f in op.index]
+            paths = (
+                self._cfg.fields
+                if op.index is None
+                else [(f, "$" if f == "$" else tokenize_path(f)) for f in op.index]
+            )
             for path, tokens in paths:
                 found = get_text_at_path(dict(op.value), tokens)
                 for n, text in enumerate(found):
@@ -610,10 +681,14 @@ class LangGraphStore(BaseStore):
 
     def _check_vectors(self, vectors: list[list[float]], count: int) -> None:
         if len(vectors) != count:
-            raise ValueError(f"the embedding function returned {len(vectors)} vectors for {count} texts")
+            raise ValueError(
+                f"the embedding function returned {len(vectors)} vectors for {count} texts"
+            )
         for v in vectors:
             if len(v) != self._cfg.dims:
-                raise ValueError(f"expected embeddings of {self._cfg.dims} dimensions (index dims), got {len(v)}")
+                raise ValueError(
+                    f"expected embeddings of {self._cfg.dims} dimensions (index dims), got {len(v)}"
+                )
             if not all(math.isfinite(x) for x in v):
                 raise ValueError("embeddings must be finite numbers (no NaN or infinity)")
 
@@ -625,7 +700,12 @@ class LangGraphStore(BaseStore):
             vectors = self._embeddings.embed_documents([t[3] for t in texts])
             self._check_vectors(vectors, len(texts))
         queries, rows = put_queries(
-            self.engine.dialect, self._uid, deletes, upserts, reindex, [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)]
+            self.engine.dialect,
+            self._uid,
+            deletes,
+            upserts,
+            reindex,
+            [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)],
         )
         copy, single = put_mode(self.engine.dialect, queries, rows)
         with self.engine.transaction(self._uid, pipeline=not copy, single=single) as tx:
@@ -644,7 +724,12 @@ class LangGraphStore(BaseStore):
             vectors = await self._embeddings.aembed_documents([t[3] for t in texts])
             self._check_vectors(vectors, len(texts))
         queries, rows = put_queries(
-            self.engine.dialect, self._uid, deletes, upserts, reindex, [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)]
+            self.engine.dialect,
+            self._uid,
+            deletes,
+            upserts,
+            reindex,
+            [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)],
         )
         copy, single = put_mode(self.engine.dialect, queries, rows)
         async with self.engine.atransaction(self._uid, pipeline=not copy, single=single) as tx:
@@ -696,18 +781,42 @@ class LangGraphStore(BaseStore):
             await self._arefresh(refresh)
         return hits
 
-    def _search_query(self, op: SearchOp, vector: list[float] | None, size: int) -> tuple[Query, bool]:
+    def _search_query(
+        self, op: SearchOp, vector: list[float] | None, size: int
+    ) -> tuple[Query, bool]:
         check_filter(op.filter)
-        if not isinstance(op.limit, int) or op.limit < 0 or not isinstance(op.offset, int) or op.offset < 0:
-            raise ValueError(f"limit and offset must be non-negative ints, got limit={op.limit!r}, offset={op.offset!r}")
+        if (
+            not isinstance(op.limit, int)
+            or op.limit < 0
+            or not isinstance(op.offset, int)
+            or op.offset < 0
+        ):
+            raise ValueError(
+                f"limit and offset must be non-negative ints, got limit={op.limit!r}, offset={op.offset!r}"
+            )
         if vector is None:
-            return search_query(self.engine.dialect, self._uid, op.namespace_prefix, self._cfg.omit_expired, size), False
+            return search_query(
+                self.engine.dialect, self._uid, op.namespace_prefix, self._cfg.omit_expired, size
+            ), False
         if len(vector) != self._cfg.dims:
-            raise ValueError(f"expected a query embedding of {self._cfg.dims} dimensions (index dims), got {len(vector)}")
-        return vector_search_query(self.engine.dialect, self._uid, op.namespace_prefix, self._cfg.omit_expired, vector, size)
+            raise ValueError(
+                f"expected a query embedding of {self._cfg.dims} dimensions (index dims), got {len(vector)}"
+            )
+        return vector_search_query(
+            self.engine.dialect,
+            self._uid,
+            op.namespace_prefix,
+            self._cfg.omit_expired,
+            vector,
+            size,
+        )
 
     def _hits(
-        self, op: SearchOp, vector: list[float] | None, rows: list[tuple[Any, ...]], python_scored: bool
+        self,
+        op: SearchOp,
+        vector: list[float] | None,
+        rows: list[tuple[Any, ...]],
+        python_scored: bool,
     ) -> tuple[list[SearchItem], list[tuple[str, str]], bool]:
         if op.limit == 0:
             return [], [], True
@@ -717,7 +826,9 @@ class LangGraphStore(BaseStore):
         return select_hits(self.engine.dialect, rows, op, scored=vector is not None)
 
     # -- namespaces ----------------------------------------------------------------------
-    def _namespaces(self, op: ListNamespacesOp, rows: list[tuple[Any, ...]]) -> list[tuple[str, ...]]:
+    def _namespaces(
+        self, op: ListNamespacesOp, rows: list[tuple[Any, ...]]
+    ) -> list[tuple[str, ...]]:
         found: set[tuple[str, ...]] = set()
         for (text,) in rows:
             ns = decode_namespace(text)
@@ -728,13 +839,17 @@ class LangGraphStore(BaseStore):
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         _check_list_op(op)
         with self.engine.transaction(self._uid, readonly=True) as tx:
-            rows = tx.fetchall(*namespaces_query(self.engine.dialect, self._uid, op, self._cfg.omit_expired))
+            rows = tx.fetchall(
+                *namespaces_query(self.engine.dialect, self._uid, op, self._cfg.omit_expired)
+            )
         return self._namespaces(op, rows)
 
     async def _alist_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         _check_list_op(op)
         async with self.engine.atransaction(self._uid, readonly=True) as tx:
-            rows = await tx.fetchall(*namespaces_query(self.engine.dialect, self._uid, op, self._cfg.omit_expired))
+            rows = await tx.fetchall(
+                *namespaces_query(self.engine.dialect, self._uid, op, self._cfg.omit_expired)
+            )
         return self._namespaces(op, rows)
 
     # -- TTL -----------------------------------------------------------------------------
@@ -749,7 +864,9 @@ class LangGraphStore(BaseStore):
         async with self.engine.atransaction(self._uid, single=True) as tx:
             return await tx.execute(*sweep_query(None if all_users else self._uid))
 
-    def start_ttl_sweeper(self, sweep_interval_minutes: float | None = None) -> concurrent.futures.Future[None]:
+    def start_ttl_sweeper(
+        self, sweep_interval_minutes: float | None = None
+    ) -> concurrent.futures.Future[None]:
         """Sweep expired items every ``sweep_interval_minutes`` (default: the ttl config's,
         else 5) in a daemon thread until :meth:`stop_ttl_sweeper`. Returns a future that
         completes when the sweeper stops."""
@@ -757,7 +874,9 @@ class LangGraphStore(BaseStore):
         if self._sweeper is not None and self._sweeper.is_alive():
             future.set_result(None)
             return future
-        interval = float(sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes") or 5)
+        interval = float(
+            sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes") or 5
+        )
         if interval <= 0:
             raise ValueError(f"sweep_interval_minutes must be positive, got {interval!r}")
         self._stop.clear()
@@ -788,10 +907,14 @@ class LangGraphStore(BaseStore):
             self._sweeper = None
         return stopped
 
-    async def astart_ttl_sweeper(self, sweep_interval_minutes: float | None = None) -> asyncio.Task[None]:
+    async def astart_ttl_sweeper(
+        self, sweep_interval_minutes: float | None = None
+    ) -> asyncio.Task[None]:
         """Async form of :meth:`start_ttl_sweeper`: a task sweeping with :meth:`asweep_ttl`
         until cancelled."""
-        interval = float(sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes") or 5)
+        interval = float(
+            sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes") or 5
+        )
         if interval <= 0:
             raise ValueError(f"sweep_interval_minutes must be positive, got {interval!r}")
 
@@ -813,7 +936,9 @@ def _check_ops(ops: Iterable[Op]) -> list[Op]:
     ops = list(ops)
     for op in ops:
         if not isinstance(op, (GetOp, PutOp, SearchOp, ListNamespacesOp)):
-            raise TypeError(f"expected GetOp, PutOp, SearchOp or ListNamespacesOp, got {type(op).__name__}: {op!r:.80}")
+            raise TypeError(
+                f"expected GetOp, PutOp, SearchOp or ListNamespacesOp, got {type(op).__name__}: {op!r:.80}"
+            )
         validate_op_namespace(op)
         if isinstance(op, (GetOp, PutOp)):
             if not op.namespace:
@@ -824,7 +949,9 @@ def _check_ops(ops: Iterable[Op]) -> list[Op]:
             from collections.abc import Mapping
 
             if not isinstance(op.value, Mapping):
-                raise TypeError(f"value must be a dict (or None to delete), got {type(op.value).__name__}: {op.value!r:.80}")
+                raise TypeError(
+                    f"value must be a dict (or None to delete), got {type(op.value).__name__}: {op.value!r:.80}"
+                )
     return ops
 
 
@@ -842,7 +969,12 @@ def _groups(ops: list[Op]) -> list[tuple[type, list[tuple[int, Any]]]]:
 def _check_ttl(ttl: Any) -> float | None:
     if ttl is None:
         return None
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl) or ttl <= 0:
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, (int, float))
+        or not math.isfinite(ttl)
+        or ttl <= 0
+    ):
         raise ValueError(f"ttl must be a positive number of minutes or None, got {ttl!r}")
     return float(ttl)
 
@@ -852,4 +984,6 @@ def _check_list_op(op: ListNamespacesOp) -> None:
         raise ValueError(f"max_depth must be a positive int or None, got {op.max_depth!r}")
     for cond in op.match_conditions or ():
         if cond.match_type not in ("prefix", "suffix"):
-            raise ValueError(f"unsupported match_type {cond.match_type!r}: expected 'prefix' or 'suffix'")
+            raise ValueError(
+                f"unsupported match_type {cond.match_type!r}: expected 'prefix' or 'suffix'"
+            )

@@ -55,10 +55,10 @@ from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from ._json import dumps, loads
-from ._keys import decode_key, encode_key
-from ._llm import text_of
-from ._run import Model, Plan, Sql, Stmt, arun, run
+from ._core.llm import text_of
+from ._core.plan import Model, Plan, Sql, Stmt, arun, run
+from ._encoding.json import dumps, loads
+from ._encoding.keys import decode_key, encode_key
 from .chat_history import ChatMessageHistory, clear_queries
 from .dialects import Dialect
 from .engine import Engine

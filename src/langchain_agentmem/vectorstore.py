@@ -51,9 +51,9 @@ from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from psycopg import sql as pgsql
 
-from ._filters import JsonSQL, PostgresJson, SQLiteJson, compile_filter
-from ._json import clean_text, dumps, loads
-from ._keys import decode_key, encode_key
+from ._encoding.json import clean_text, dumps, loads
+from ._encoding.keys import decode_key, encode_key
+from ._search.filters import JsonSQL, PostgresJson, SQLiteJson, compile_filter
 from .dialects import PostgresDialect
 from .engine import Engine
 

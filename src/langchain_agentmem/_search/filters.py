@@ -34,7 +34,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ._json import clean_text
+from .._encoding.json import clean_text
 
 __all__ = ["JsonSQL", "PostgresJson", "SQLiteJson", "compile_filter"]
 

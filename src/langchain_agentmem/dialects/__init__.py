@@ -222,7 +222,7 @@ class PostgresDialect(Dialect):
         return f"json_each_text({expr} -> '{key}') AS {alias}"
 
     def json_field_equals(self, column: str, key: str, value: Any) -> tuple[str, list[Any]] | None:
-        from ._json import dumps
+        from .._encoding.json import dumps
 
         return f"{column} -> ? = CAST(? AS jsonb)", [key, dumps(value)]
 
@@ -264,7 +264,7 @@ class SQLiteDialect(Dialect):
     def unnest_params(
         self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
     ) -> list[Any]:
-        from ._json import dumps
+        from .._encoding.json import dumps
 
         return [dumps([list(r) for r in rows])]
 
@@ -282,7 +282,7 @@ class SQLiteDialect(Dialect):
         return f"json_each({expr}, '$.{key}') AS {alias}"
 
     def json_field_equals(self, column: str, key: str, value: Any) -> tuple[str, list[Any]] | None:
-        from ._json import dumps
+        from .._encoding.json import dumps
 
         if '"' in key or "\\" in key:
             return None

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._tx import AsyncTransaction, Backend, Transaction
-from .dialects import Dialect
+from ..dialects import Dialect
+from .base import AsyncTransaction, Backend, Transaction
 
 if TYPE_CHECKING:
-    from .engine import PoolConfig
+    from ..engine import PoolConfig
 
 __all__ = ["SQLiteBackend"]
 
@@ -44,7 +44,9 @@ class SQLiteBackend(Backend):
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             target = str(Path(self.path).expanduser())
         # ``timeout`` is SQLite's busy timeout: how long a writer waits for another process.
-        conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=self.timeout)
+        conn = sqlite3.connect(
+            target, check_same_thread=False, isolation_level=None, timeout=self.timeout
+        )
         if self.path is not None:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")

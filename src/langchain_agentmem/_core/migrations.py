@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql as pgsql
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engine import Engine
 
 __all__ = [
     "Migration",
@@ -50,7 +50,7 @@ def _sql_root() -> Path:
     if packaged.is_dir():
         return Path(str(packaged))
     # A source checkout (editable install): the repository's top-level sql/.
-    return Path(__file__).resolve().parents[2] / "sql"
+    return Path(__file__).resolve().parents[3] / "sql"
 
 
 def load_migrations(dialect: str) -> list[Migration]:

@@ -13,10 +13,10 @@ ancestors the walk needs. ``CheckpointSaver`` reads the seeds' blobs after it
 
 Example:
     >>> from langchain_agentmem import connect
-    >>> from langchain_agentmem._steps import run
+    >>> from langchain_agentmem._core.plan import execute
     >>> engine = connect("sqlite://"); _ = engine.migrate()
     >>> with engine.transaction("u", readonly=True) as tx:
-    ...     run(tx, delta_walk_steps(engine.dialect, "u", "t", "", "none", ["log"]))
+    ...     execute(tx, delta_walk_steps(engine.dialect, "u", "t", "", "none", ["log"]))
     {'log': ([], None)}
 """
 
@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._steps import Steps
-from .dialects import Dialect
+from ..dialects import Dialect
+from ..dialects.statements import Body, Stmt
 
 __all__ = ["FIRST_PAGE", "PAGE", "chain_query", "delta_walk_steps", "writes_query"]
 
@@ -41,7 +41,13 @@ WriteRow = tuple[str, str, int, str, Any]
 
 
 def chain_query(
-    dialect: Dialect, uid: str, tid: str, ns: str, start_id: str, channels: Sequence[str], depth: int
+    dialect: Dialect,
+    uid: str,
+    tid: str,
+    ns: str,
+    start_id: str,
+    channels: Sequence[str],
+    depth: int,
 ) -> tuple[str, list[Any]]:
     """Up to ``depth`` ancestors of checkpoint ``start_id`` (its parent is depth 1).
 
@@ -60,7 +66,9 @@ def chain_query(
         "(SELECT s.parent_checkpoint_id FROM {checkpoints} s WHERE s.user_id = ? AND s.thread_id = ? "
         "AND s.checkpoint_ns = ? AND s.checkpoint_id = ?) "
         "UNION ALL SELECT ch.parent, (SELECT c.parent_checkpoint_id " + lookup + "), "
-        "(SELECT c.checkpoint " + lookup + "), ch.depth + 1 FROM chain ch WHERE ch.parent IS NOT NULL AND ch.depth < ?) "
+        "(SELECT c.checkpoint "
+        + lookup
+        + "), ch.depth + 1 FROM chain ch WHERE ch.parent IS NOT NULL AND ch.depth < ?) "
         # Typed columns first: the NULLs of the other part take their types on Postgres.
         "SELECT 2, ch.depth, ch.cid, j.key, (SELECT b.type FROM {checkpoint_blobs} b WHERE b.user_id = ? "
         "AND b.thread_id = ? AND b.checkpoint_ns = ? AND b.channel = j.key AND b.version = CAST(j.value AS TEXT)), "
@@ -72,7 +80,9 @@ def chain_query(
     return query, [*s, *s, start_id, *s, *s, depth, *s, *channels]
 
 
-def writes_query(uid: str, tid: str, ns: str, checkpoint_ids: Sequence[str], channels: Sequence[str]) -> tuple[str, list[Any]]:
+def writes_query(
+    uid: str, tid: str, ns: str, checkpoint_ids: Sequence[str], channels: Sequence[str]
+) -> tuple[str, list[Any]]:
     """The writes of ``checkpoint_ids`` to ``channels``: ``(checkpoint_id, channel, type,
     task_path, task_id, idx, blob)``."""
     return (
@@ -85,8 +95,13 @@ def writes_query(uid: str, tid: str, ns: str, checkpoint_ids: Sequence[str], cha
 
 
 def delta_walk_steps(
-    dialect: Dialect, uid: str, tid: str, ns: str, checkpoint_id: str | None, channels: Sequence[str]
-) -> Steps:
+    dialect: Dialect,
+    uid: str,
+    tid: str,
+    ns: str,
+    checkpoint_id: str | None,
+    channels: Sequence[str],
+) -> Body[Any]:
     """Walk up from checkpoint ``checkpoint_id`` (else the namespace's latest) as
     LangGraph's ``BaseCheckpointSaver.get_delta_channel_history`` does.
 
@@ -96,20 +111,22 @@ def delta_walk_steps(
     ``(checkpoint_id, version, blob type)``; ``None`` when there is none).
     """
     if checkpoint_id is None:
-        rows = yield (
+        rows = yield Stmt(
             "SELECT checkpoint_id FROM {checkpoints} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? "
             "ORDER BY checkpoint_id DESC LIMIT 1",
             [uid, tid, ns],
             True,
         )
         checkpoint_id = rows[0][0] if rows else None
-    groups: dict[str, list[tuple[str, str]]] = {ch: [] for ch in channels}  # (ancestor, channel), nearest first
+    groups: dict[str, list[tuple[str, str]]] = {
+        ch: [] for ch in channels
+    }  # (ancestor, channel), nearest first
     seeds: dict[str, tuple[str, str, str] | None] = {ch: None for ch in channels}
     found: dict[tuple[str, str], list[WriteRow]] = {}
     remaining = set(channels)
     start, size = checkpoint_id, min(FIRST_PAGE, PAGE)
     while start is not None and remaining:
-        rows = yield (*chain_query(dialect, uid, tid, ns, start, channels, size), True)
+        rows = yield Stmt(*chain_query(dialect, uid, tid, ns, start, channels, size), True)
         parents: dict[int, tuple[str, str | None]] = {}
         stored: dict[tuple[int, str], tuple[str, str]] = {}
         for kind, depth, cid, a, b, c in rows:
@@ -128,7 +145,9 @@ def delta_walk_steps(
                     seeds[ch] = (cid, *stored[(depth, ch)])
                     remaining.discard(ch)
         if needed:
-            for cid, ch, type_, path, task, idx, blob in (yield (*writes_query(uid, tid, ns, needed, channels), True)):
+            for cid, ch, type_, path, task, idx, blob in (
+                yield Stmt(*writes_query(uid, tid, ns, needed, channels), True)
+            ):
                 found.setdefault((cid, ch), []).append((path or "", task, int(idx), type_, blob))
         start = parents[size][0] if len(parents) == size and parents[size][1] else None
         size = min(size * 4, PAGE)

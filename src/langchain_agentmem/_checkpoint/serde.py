@@ -246,11 +246,18 @@ class ValueMemo:
         type_, data, _ = self._encode_model(serde, value)
         return type_, data
 
-    def _encode_model(self, serde: SerializerProtocol, value: Any) -> tuple[str, bytes, tuple[Any, Any] | None]:
+    def _encode_model(
+        self, serde: SerializerProtocol, value: Any
+    ) -> tuple[str, bytes, tuple[Any, Any] | None]:
         entry = self._encoded.get(id(value))
         if entry is not None:
             alive, state = entry[0](), entry[1]
-            if alive is not None and alive is value and alive.__dict__ == state[0] and alive.__pydantic_extra__ == state[1]:
+            if (
+                alive is not None
+                and alive is value
+                and alive.__dict__ == state[0]
+                and alive.__pydantic_extra__ == state[1]
+            ):
                 return "msgpack", entry[2], state
         type_, data = serde.dumps_typed(value)
         state_now = _model_state(value) if type_ == "msgpack" else None
@@ -258,7 +265,9 @@ class ValueMemo:
             self._remember([(value, state_now, data)])
         return type_, data, state_now
 
-    def encode_list(self, serde: SerializerProtocol, values: list[Any], key: Any = None) -> list[bytes] | None:
+    def encode_list(
+        self, serde: SerializerProtocol, values: list[Any], key: Any = None
+    ) -> list[bytes] | None:
         """The msgpack encoding of each element of ``values`` (as :meth:`encode`), or
         ``None`` when one of them does not encode as msgpack.
 
@@ -401,12 +410,17 @@ class MemoLoader:
         True
     """
 
-    def __init__(self, serde: SerializerProtocol, memo: ValueMemo, *, remember: bool = False) -> None:
+    def __init__(
+        self, serde: SerializerProtocol, memo: ValueMemo, *, remember: bool = False
+    ) -> None:
         self.serde = serde
         self.memo = memo
         self.remember = remember
         self._hook: Any = None
-        if isinstance(serde, JsonPlusSerializer) and type(serde).loads_typed is JsonPlusSerializer.loads_typed:
+        if (
+            isinstance(serde, JsonPlusSerializer)
+            and type(serde).loads_typed is JsonPlusSerializer.loads_typed
+        ):
             self._hook = serde._unpack_ext_hook
 
     def loads(self, type_: str, data: bytes | None) -> Any:
@@ -418,7 +432,9 @@ class MemoLoader:
         def ext(code: int, ext_data: bytes) -> Any:
             if code == EXT_DELTA_SNAPSHOT:
                 # LangGraph's hook would build the messages inside with its own hook.
-                return _DeltaSnapshot(ormsgpack.unpackb(ext_data, ext_hook=ext, option=ormsgpack.OPT_NON_STR_KEYS))  # type: ignore[misc]
+                return _DeltaSnapshot(
+                    ormsgpack.unpackb(ext_data, ext_hook=ext, option=ormsgpack.OPT_NON_STR_KEYS)
+                )  # type: ignore[misc]
             return build(hook, code, ext_data, handed)
 
         value = ormsgpack.unpackb(data, ext_hook=ext, option=ormsgpack.OPT_NON_STR_KEYS)

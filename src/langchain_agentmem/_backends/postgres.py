@@ -8,11 +8,11 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._tx import AsyncTransaction, Backend, Transaction, redact
-from .dialects import Dialect
+from ..dialects import Dialect
+from .base import AsyncTransaction, Backend, Transaction, redact
 
 if TYPE_CHECKING:
-    from .engine import PoolConfig
+    from ..engine import PoolConfig
 
 __all__ = ["PostgresBackend"]
 

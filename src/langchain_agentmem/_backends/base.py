@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from .dialects import Dialect, SQLiteDialect
+from ..dialects import Dialect, SQLiteDialect
 
 __all__ = ["AsyncTransaction", "Backend", "Transaction", "redact"]
 

@@ -77,7 +77,10 @@ def array_header(n: int) -> bytes:
 
 def chunkable(serde: SerializerProtocol) -> bool:
     """Whether values of ``serde`` are plain msgpack (LangGraph's JsonPlusSerializer)."""
-    return isinstance(serde, JsonPlusSerializer) and type(serde).dumps_typed is JsonPlusSerializer.dumps_typed
+    return (
+        isinstance(serde, JsonPlusSerializer)
+        and type(serde).dumps_typed is JsonPlusSerializer.dumps_typed
+    )
 
 
 def element_bytes(
@@ -104,7 +107,10 @@ def element_bytes(
 def chunk_type(chunk: Chunk, chain: list[Chunk]) -> str:
     """The ``type`` of a chunk's blob row: its index, element count and the versions of
     the chunks before it (so that reading and clean-up need nothing else)."""
-    return PREFIX + json.dumps([chunk.index, len(chunk.elements), [c.version for c in chain[: chunk.index]]], separators=(",", ":"))
+    return PREFIX + json.dumps(
+        [chunk.index, len(chunk.elements), [c.version for c in chain[: chunk.index]]],
+        separators=(",", ":"),
+    )
 
 
 def parse_chunk_type(type_: str) -> tuple[int, int, list[str]]:
@@ -117,7 +123,9 @@ def is_chunk(type_: str | None) -> bool:
     return type_ is not None and type_.startswith(PREFIX)
 
 
-def plan_chunks(previous: list[Chunk] | None, version: str, elements: list[bytes]) -> tuple[list[Chunk], Chunk | None]:
+def plan_chunks(
+    previous: list[Chunk] | None, version: str, elements: list[bytes]
+) -> tuple[list[Chunk], Chunk | None]:
     """The chunks of a new version of a list, and the one chunk to write (``None`` when
     the previous chunks already hold exactly this version)."""
     reused: list[Chunk] = []

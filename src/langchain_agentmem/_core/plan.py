@@ -1,0 +1,314 @@
+"""The plan driver: a multi-step operation written once, run sync or async.
+
+A *plan* is a generator that yields steps and receives their results. Steps are:
+
+* :class:`Atomic`: a *body*, a generator of statements (:class:`Stmt`, :class:`One`,
+  :class:`Many`, :class:`Copy`) run in **one** tenant transaction; the body receives each
+  statement's result as it goes (so it can decide the next statement from the rows of the
+  last), and the plan receives what the body returns.
+* :class:`Sql`: shorthand for an atomic body of a fixed list of statements; the plan
+  receives one result per statement.
+* :class:`Model`: one call of a LangChain runnable (a chat model, possibly with
+  structured output); the plan receives its output.
+* :class:`Embed`: one call of a LangChain ``Embeddings`` (documents or one query).
+
+:func:`run` drives a plan with ``engine.transaction``, ``invoke`` and ``embed_*``;
+:func:`arun` with ``engine.atransaction``, ``ainvoke`` and ``aembed_*``. A step that fails
+is thrown into the plan (which may catch it, e.g. to retry); a cancelled coroutine ends
+its transaction with a rollback. :func:`execute` / :func:`aexecute` drive a body inside a
+transaction the caller already holds. :class:`dual` turns one plan method into both the
+sync method and its ``a``-prefixed async form, so the two cannot drift.
+
+Example:
+    >>> from langchain_agentmem import connect
+    >>> engine = connect("sqlite://"); _ = engine.migrate()
+    >>> def count(user_id):
+    ...     row = yield One("SELECT count(*) FROM {events} WHERE user_id = ?", [user_id])
+    ...     return row[0]
+    >>> def plan():
+    ...     n = yield Atomic(count("u"), readonly=True)
+    ...     return n + 1
+    >>> run(engine, "u", plan())
+    1
+    >>> class Counter:
+    ...     def __init__(self, engine):
+    ...         self.engine, self._uid = engine, "u"
+    ...     @dual
+    ...     def count(self):
+    ...         "Events of the user."
+    ...         return (yield Atomic(count(self._uid), readonly=True))
+    ...     acount = count.async_
+    >>> Counter(engine).count()
+    0
+    >>> import asyncio; asyncio.run(Counter(engine).acount())
+    0
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from ..dialects.statements import Body, Copy, Many, One, Op, Stmt
+
+if TYPE_CHECKING:
+    from ..engine import AsyncTransaction, Engine, Transaction
+
+__all__ = [
+    "Atomic",
+    "Body",
+    "Copy",
+    "Embed",
+    "Many",
+    "Model",
+    "One",
+    "Plan",
+    "Sql",
+    "Stmt",
+    "aexecute",
+    "arun",
+    "dual",
+    "execute",
+    "run",
+]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+# -- steps of a plan -----------------------------------------------------------------
+
+_DEFAULT: Any = object()
+
+
+@dataclass(frozen=True)
+class Atomic(Generic[T]):
+    """Run ``body`` in one transaction of the plan's tenant (or of ``user_id``).
+
+    ``readonly``: the body only reads; ``pipeline``: Postgres sends its statements in
+    pipeline mode; ``single``: the body is one statement, atomic by itself (no
+    BEGIN/COMMIT round trips on Postgres). See :meth:`~langchain_agentmem.Engine.transaction`.
+    """
+
+    body: Body[T]
+    readonly: bool = False
+    pipeline: bool = False
+    single: bool = False
+    user_id: Any = _DEFAULT
+
+
+@dataclass(frozen=True)
+class Sql:
+    """Statements run in one transaction of the plan's tenant; one result each."""
+
+    statements: list[Stmt]
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model call: ``runnable.invoke(input)`` (or ``ainvoke``)."""
+
+    runnable: Runnable[Any, Any]
+    input: Any
+    config: RunnableConfig = field(default_factory=RunnableConfig)
+
+
+@dataclass(frozen=True)
+class Embed:
+    """One embedding call: ``embed_documents(texts)``, or ``embed_query(texts[0])`` when
+    ``query`` (async: ``aembed_*``)."""
+
+    embeddings: Embeddings
+    texts: Sequence[str]
+    query: bool = False
+
+
+Step = Atomic[Any] | Sql | Model | Embed
+Plan = Generator[Step, Any, T]
+
+
+def _statements(statements: list[Stmt]) -> Body[list[Any]]:
+    out = []
+    for stmt in statements:
+        out.append((yield stmt))
+    return out
+
+
+def _atomic(step: Atomic[Any] | Sql, user_id: str | None) -> tuple[Atomic[Any], str | None]:
+    if isinstance(step, Sql):
+        step = Atomic(_statements(step.statements), readonly=step.readonly)
+    return step, user_id if step.user_id is _DEFAULT else step.user_id
+
+
+# -- drivers -------------------------------------------------------------------------
+
+
+def _op(tx: Transaction, op: Op) -> Any:
+    if isinstance(op, Stmt):
+        return tx.fetchall(op.sql, op.params) if op.fetch else tx.execute(op.sql, op.params)
+    if isinstance(op, One):
+        return tx.fetchone(op.sql, op.params)
+    if isinstance(op, Many):
+        return tx.executemany(op.sql, op.rows)
+    if isinstance(op, Copy):
+        return tx.copy_rows(op.sql, op.types, op.rows)
+    raise TypeError(f"a transaction body yields Stmt, One, Many or Copy, not {op!r}")
+
+
+async def _aop(tx: AsyncTransaction, op: Op) -> Any:
+    if isinstance(op, Stmt):
+        if op.fetch:
+            return await tx.fetchall(op.sql, op.params)
+        return await tx.execute(op.sql, op.params)
+    if isinstance(op, One):
+        return await tx.fetchone(op.sql, op.params)
+    if isinstance(op, Many):
+        return await tx.executemany(op.sql, op.rows)
+    if isinstance(op, Copy):
+        return await tx.copy_rows(op.sql, op.types, op.rows)
+    raise TypeError(f"a transaction body yields Stmt, One, Many or Copy, not {op!r}")
+
+
+def execute(tx: Transaction, body: Body[T]) -> T:
+    """Drive ``body`` in the transaction ``tx``; return what it returns."""
+    result: Any = None
+    while True:
+        try:
+            op = body.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        result = _op(tx, op)
+
+
+async def aexecute(tx: AsyncTransaction, body: Body[T]) -> T:
+    """Async form of :func:`execute`."""
+    result: Any = None
+    while True:
+        try:
+            op = body.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        result = await _aop(tx, op)
+
+
+def _next(plan: Plan[T], result: Any, error: BaseException | None) -> Step:
+    return plan.throw(error) if error is not None else plan.send(result)
+
+
+def run(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
+    """Drive ``plan`` synchronously; return its value."""
+    result: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = _next(plan, result, error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        result, error = None, None
+        try:
+            if isinstance(step, Model):
+                result = step.runnable.invoke(step.input, step.config or None)
+            elif isinstance(step, Embed):
+                emb = step.embeddings
+                result = (
+                    emb.embed_query(step.texts[0])
+                    if step.query
+                    else emb.embed_documents(list(step.texts))
+                )
+            else:
+                atomic, uid = _atomic(step, user_id)
+                with engine.transaction(
+                    uid, readonly=atomic.readonly, pipeline=atomic.pipeline, single=atomic.single
+                ) as tx:
+                    result = execute(tx, atomic.body)
+        except Exception as exc:  # thrown into the plan, which may handle it
+            error = exc
+
+
+async def arun(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
+    """Drive ``plan`` asynchronously; return its value."""
+    result: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = _next(plan, result, error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        result, error = None, None
+        try:
+            if isinstance(step, Model):
+                result = await step.runnable.ainvoke(step.input, step.config or None)
+            elif isinstance(step, Embed):
+                emb = step.embeddings
+                result = (
+                    await emb.aembed_query(step.texts[0])
+                    if step.query
+                    else await emb.aembed_documents(list(step.texts))
+                )
+            else:
+                atomic, uid = _atomic(step, user_id)
+                async with engine.atransaction(
+                    uid, readonly=atomic.readonly, pipeline=atomic.pipeline, single=atomic.single
+                ) as tx:
+                    result = await aexecute(tx, atomic.body)
+        except Exception as exc:
+            error = exc
+
+
+# -- one definition, two methods -----------------------------------------------------
+
+
+class dual(Generic[P, T]):  # noqa: N801 (used as a decorator)
+    """Make a plan method the sync method of its name; ``.async_`` is its async form.
+
+    The decorated method returns a :data:`Plan`; the object it is bound to has ``engine``
+    and ``_uid`` (the tenant). Signature and docstring are the plan method's.
+    """
+
+    def __init__(self, fn: Callable[Concatenate[Any, P], Plan[T]]) -> None:
+        self.fn = fn
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Callable[P, T]:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        fn = self.fn
+
+        @functools.wraps(fn)
+        def method(*args: P.args, **kwargs: P.kwargs) -> T:
+            return run(obj.engine, getattr(obj, "_uid", None), fn(obj, *args, **kwargs))
+
+        return method
+
+    @property
+    def async_(self) -> _AsyncDual[P, T]:
+        return _AsyncDual(self.fn)
+
+
+class _AsyncDual(Generic[P, T]):
+    def __init__(self, fn: Callable[Concatenate[Any, P], Plan[T]]) -> None:
+        self.fn = fn
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        self.__doc__ = f"Async form of :meth:`{fn.__name__}`."
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.__name__ = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Callable[P, Coroutine[Any, Any, T]]:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        fn = self.fn
+
+        @functools.wraps(fn)
+        async def method(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await arun(obj.engine, getattr(obj, "_uid", None), fn(obj, *args, **kwargs))
+
+        method.__name__ = self.__name__
+        method.__doc__ = self.__doc__
+        return method

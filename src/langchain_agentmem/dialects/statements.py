@@ -1,0 +1,57 @@
+"""Statements: the neutral vocabulary of every query builder.
+
+A query builder returns statements, or a *body*: a generator that yields statements and
+receives each one's result, so that it can choose the next statement from the rows of the
+last. The plan driver (:mod:`langchain_agentmem._core.plan`) runs a body in one
+transaction, sync or async. Templates use the neutral syntax of
+:meth:`~langchain_agentmem.dialects.Dialect.render`.
+
+Example:
+    >>> Stmt("SELECT 1 FROM {events} WHERE user_id = ?", ["u"], fetch=True).fetch
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Sequence
+from typing import Any, NamedTuple, TypeVar
+
+__all__ = ["Body", "Copy", "Many", "One", "Op", "Stmt"]
+
+T = TypeVar("T")
+
+
+class Stmt(NamedTuple):
+    """One statement template (see :mod:`~langchain_agentmem.dialects`): its rows when
+    ``fetch``, else the number of rows it changed."""
+
+    sql: str
+    params: Sequence[Any] = ()
+    fetch: bool = False
+
+
+class One(NamedTuple):
+    """One statement; its first row (a tuple) or ``None``."""
+
+    sql: str
+    params: Sequence[Any] = ()
+
+
+class Many(NamedTuple):
+    """One statement run once per parameter row (``executemany``); ``None``."""
+
+    sql: str
+    rows: Sequence[Sequence[Any]]
+
+
+class Copy(NamedTuple):
+    """A binary ``COPY ... FROM STDIN`` of ``rows`` whose columns have the Postgres
+    ``types`` (only where ``dialect.supports_copy``); ``None``."""
+
+    sql: str
+    types: Sequence[str]
+    rows: Iterable[Sequence[Any]]
+
+
+Op = Stmt | One | Many | Copy
+Body = Generator[Op, Any, T]
