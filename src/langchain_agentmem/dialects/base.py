@@ -1,0 +1,158 @@
+"""What every dialect provides: template rendering, identifiers, value helpers (see the
+package docstring for the template syntax)."""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+__all__ = ["IDENTIFIER", "Dialect", "check_identifier"]
+
+#: What a schema, table or collection name may look like: lower-case ASCII, digits and
+#: underscores, starting with a letter or underscore, at most 63 characters (Postgres' limit).
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+_FORMATTER = string.Formatter()
+
+
+def check_identifier(name: str, what: str = "identifier") -> str:
+    """Return ``name`` if it is a safe identifier, else raise ``ValueError``.
+
+    Example:
+        >>> check_identifier("agent_mem", "schema")
+        'agent_mem'
+        >>> check_identifier("x; drop table", "schema")
+        Traceback (most recent call last):
+        ...
+        ValueError: invalid schema name 'x; drop table': expected lower-case letters, digits and underscores, starting with a letter or underscore, at most 63 characters
+    """
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise ValueError(
+            f"invalid {what} name {name!r}: expected lower-case letters, digits and "
+            "underscores, starting with a letter or underscore, at most 63 characters"
+        )
+    return name
+
+
+class Dialect:
+    """What differs between backends. Pure: no I/O, no connections."""
+
+    name: str = ""
+
+    #: Fragments a template may name like a table: ``{now}``, ``{bparam}``.
+    fragments: dict[str, str] = {}
+    #: Whether a ``WITH`` clause may hold INSERT/UPDATE ... RETURNING (one statement where
+    #: otherwise two are needed).
+    supports_dml_cte: bool = False
+    #: Rows can be loaded by binary ``COPY`` (``Transaction.copy_rows``).
+    supports_copy: bool = False
+
+    def __init__(self, schema: str = "agent_mem") -> None:
+        self.schema = check_identifier(schema, "schema")
+        self._cache: dict[str, str] = {}
+
+    # -- identifiers ---------------------------------------------------------------
+    def table(self, name: str) -> str:
+        """The quoted, qualified name of one table of the shared schema."""
+        raise NotImplementedError
+
+    def quote(self, name: str) -> str:
+        """Quote one identifier (already checked) for this backend."""
+        raise NotImplementedError
+
+    def render(self, template: str) -> str:
+        """Turn a neutral query template into this backend's SQL text (cached)."""
+        try:
+            return self._cache[template]
+        except KeyError:
+            pass
+        out: list[str] = []
+        for literal, field, spec, conv in _FORMATTER.parse(template):
+            out.append(self._literal(literal))
+            if field is not None:
+                if spec or conv:
+                    raise ValueError(f"unsupported table reference {{{field}}} in query")
+                if field in self.fragments:
+                    out.append(self.fragments[field])
+                else:
+                    out.append(self.table(check_identifier(field, "table")))
+        text = "".join(out)
+        self._cache[template] = text
+        return text
+
+    def _literal(self, text: str) -> str:
+        return text
+
+    # -- values --------------------------------------------------------------------
+    def unnest(self, columns: Sequence[tuple[str, str]]) -> str:
+        """A relation ``m(ord, <columns>)`` built from the parameters :meth:`unnest_params`
+        returns, so that many rows go to the server in one statement.
+
+        ``columns`` are ``(name, type)`` pairs with ``type`` one of ``text``, ``bigint``,
+        ``double``, ``json``. ``ord`` counts rows from 1.
+        """
+        raise NotImplementedError
+
+    def unnest_params(
+        self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+    ) -> list[Any]:
+        raise NotImplementedError
+
+    def to_datetime(self, value: Any) -> datetime | None:
+        """A timestamp column's value as an aware ``datetime``."""
+        if value is None or isinstance(value, datetime):
+            return value
+        return datetime.fromisoformat(value)
+
+    def starts_with(self, column: str) -> str:
+        """A condition: ``column`` starts with the parameter(s) of :meth:`starts_with_params`,
+        compared literally and case-sensitively, using the column's index."""
+        raise NotImplementedError
+
+    def starts_with_params(self, prefix: str) -> list[Any]:
+        raise NotImplementedError
+
+    def like_escape(self, prefix: str) -> str:
+        r"""A LIKE pattern matching strings that start with ``prefix`` literally; use with
+        ``LIKE ? ESCAPE '\'``.
+
+        Example:
+            >>> Dialect().like_escape("50%_off\\")
+            '50\\%\\_off\\\\%'
+        """
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return escaped + "%"
+
+    # -- JSON, time and vectors (LangGraph checkpointer and store) --------------------
+    def json_entries(self, expr: str, key: str, alias: str) -> str:
+        """A FROM item ``alias(key, value)`` over the members of the JSON object at
+        ``expr``'s top-level ``key`` (``expr``, ``key`` and ``alias`` are code, never user
+        input); compare ``CAST(alias.value AS TEXT)``, which is the member's text for
+        strings and its JSON text for numbers."""
+        raise NotImplementedError
+
+    def json_field_equals(self, column: str, key: str, value: Any) -> tuple[str, list[Any]] | None:
+        """A predicate (and its parameters) that holds when JSON ``column``'s top-level
+        ``key`` equals ``value``; may also hold for some values that differ (callers
+        re-check exactly), ``None`` when the backend cannot express it for this key."""
+        raise NotImplementedError
+
+    def now_plus_minutes(self, expr: str) -> str:
+        """The timestamp ``expr`` minutes from now (NULL when ``expr`` is NULL)."""
+        raise NotImplementedError
+
+    def from_datetime(self, value: datetime) -> Any:
+        """A timestamp parameter as this backend stores it."""
+        return value
+
+    def vector_param(self, values: Sequence[float]) -> Any:
+        """An embedding as a query parameter for a vector column."""
+        raise NotImplementedError
+
+    def cosine_distance(self, column: str) -> str | None:
+        """SQL computing the cosine distance of vector ``column`` to one ``?`` parameter
+        (a :meth:`vector_param`), or ``None`` when vectors are compared in Python."""
+        return None
