@@ -23,10 +23,10 @@ import os
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import urlsplit
 
-from ._backends.base import AsyncTransaction, Backend, Transaction, redact
+from ._backends.base import AsyncTransaction, Backend, PoolConfig, Transaction, redact
 from ._backends.postgres import PostgresBackend
 from ._backends.sqlite import SQLiteBackend
 from .dialects import Dialect, PostgresDialect, SQLiteDialect, check_identifier
@@ -41,25 +41,6 @@ __all__ = [
 ]
 
 Params = Sequence[Any]
-
-
-class PoolConfig(TypedDict, total=False):
-    """Connection settings; every field is optional."""
-
-    min_size: int
-    """Postgres: connections each pool keeps open (default 1)."""
-    max_size: int
-    """Postgres: most connections each pool opens (default 10). SQLite: most connections
-    to a file database (default 4; an in-memory database always has one)."""
-    prepare_threshold: int | None
-    """Postgres: executions before a statement is prepared server-side (default 5).
-    ``None`` disables prepared statements, as PgBouncer in transaction mode requires."""
-    timeout: float
-    """Seconds to wait for a free connection (Postgres) or a lock (SQLite busy timeout);
-    default 30."""
-    row_level_security: bool
-    """Postgres: set ``agent_mem.user_id`` (``SET LOCAL``) at the start of every
-    transaction so row-level security policies can key on it (default False)."""
 
 
 def default_sqlite_path() -> Path:

@@ -10,14 +10,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from ..dialects import Dialect, SQLiteDialect
 
-__all__ = ["AsyncTransaction", "Backend", "Transaction", "redact"]
+__all__ = ["AsyncTransaction", "Backend", "PoolConfig", "Transaction", "redact"]
 
 Params = Sequence[Any]
+
+
+class PoolConfig(TypedDict, total=False):
+    """Connection settings; every field is optional."""
+
+    min_size: int
+    """Postgres: connections each pool keeps open (default 1)."""
+    max_size: int
+    """Postgres: most connections each pool opens (default 10). SQLite: most connections
+    to a file database (default 4; an in-memory database always has one)."""
+    prepare_threshold: int | None
+    """Postgres: executions before a statement is prepared server-side (default 5).
+    ``None`` disables prepared statements, as PgBouncer in transaction mode requires."""
+    timeout: float
+    """Seconds to wait for a free connection (Postgres) or a lock (SQLite busy timeout);
+    default 30."""
+    row_level_security: bool
+    """Postgres: set ``agent_mem.user_id`` (``SET LOCAL``) at the start of every
+    transaction so row-level security policies can key on it (default False)."""
 
 
 def redact(url: str) -> str:

@@ -6,13 +6,10 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..dialects import Dialect
-from .base import AsyncTransaction, Backend, Transaction, redact
-
-if TYPE_CHECKING:
-    from ..engine import PoolConfig
+from .base import AsyncTransaction, Backend, PoolConfig, Transaction, redact
 
 __all__ = ["PostgresBackend"]
 

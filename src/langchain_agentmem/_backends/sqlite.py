@@ -7,13 +7,10 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..dialects import Dialect
-from .base import AsyncTransaction, Backend, Transaction
-
-if TYPE_CHECKING:
-    from ..engine import PoolConfig
+from .base import AsyncTransaction, Backend, PoolConfig, Transaction
 
 __all__ = ["SQLiteBackend"]
 
