@@ -15,6 +15,10 @@ from typing import Any, TypeVar
 
 import click
 
+from ._core.catalog import TABLES
+from ._core.plan import Atomic, Plan
+from ._core.plan import run as plan_run
+from .dialects import Body, One
 from .engine import Engine, connect
 
 __all__ = ["main"]
@@ -75,28 +79,23 @@ def migrate(url: str | None, schema: str) -> None:
 
 
 def table_counts(engine: Engine) -> dict[str, int]:
-    """Rows per table of the shared schema (migrated tables only)."""
-    if engine.dialect.name == "postgres":
-        list_query = (
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
-            "AND table_type = 'BASE TABLE' ORDER BY table_name"
-        )
-        params: tuple[Any, ...] = (engine.schema,)
-    else:
-        list_query = (
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-            "AND name NOT LIKE '%\\_fts%' ESCAPE '\\' ORDER BY name"
-        )
-        params = ()
+    """Rows per table of the shared schema: the catalog's tables that exist (migrated)."""
+    return plan_run(engine, None, _counts_plan(engine))
+
+
+def _counts(engine: Engine) -> Body[dict[str, int]]:
+    present = {row[0] for row in (yield engine.dialect.tables())}
     counts: dict[str, int] = {}
-    with engine.transaction(readonly=True) as tx:
-        names = [r[0] for r in tx.fetchall(list_query, params)]
-        for name in names:
+    for table in TABLES.values():
+        if table.name in present and table.derived_from is None:
             # Names come from the catalog and are quoted by the dialect.
-            query = "SELECT count(*) FROM " + engine.dialect.table(name)  # noqa: S608 (quoted identifier)
-            row = tx.conn.execute(query).fetchone()
-            counts[name] = int(row[0])
+            row = yield One("SELECT count(*) FROM {" + table.name + "}")  # noqa: S608 (catalog names)
+            counts[table.name] = int(row[0])
     return counts
+
+
+def _counts_plan(engine: Engine) -> Plan[dict[str, int]]:
+    return (yield Atomic(_counts(engine), readonly=True, user_id=None))
 
 
 @main.command()

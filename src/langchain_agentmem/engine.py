@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 from ._backends.base import AsyncTransaction, Backend, PoolConfig, Transaction, redact
 from ._backends.postgres import PostgresBackend
 from ._backends.sqlite import SQLiteBackend
+from ._core.migrations import migrate_plan, version_plan
+from ._core.plan import arun, run
 from .dialects import Dialect, PostgresDialect, SQLiteDialect, check_identifier
 
 __all__ = [
@@ -172,27 +174,25 @@ class Engine:
     def migrate(self) -> list[int]:
         """Apply the schema files not applied yet; return their versions. Idempotent and
         safe to call from several processes at once."""
-        from ._core.migrations import migrate
-
-        applied = migrate(self)
+        applied = run(self, None, migrate_plan(self.dialect))
         if applied:
             self._backend.after_migrate()
         return applied
 
     async def amigrate(self) -> list[int]:
         """Async form of :meth:`migrate`."""
-        from ._core.migrations import amigrate
-
-        applied = await amigrate(self)
+        applied = await arun(self, None, migrate_plan(self.dialect))
         if applied:
             await self._backend.aafter_migrate()
         return applied
 
     def schema_version(self) -> int:
         """The highest schema version applied (0 for an empty database)."""
-        from ._core.migrations import current_version
+        return run(self, None, version_plan(self.dialect))
 
-        return current_version(self)
+    async def aschema_version(self) -> int:
+        """Async form of :meth:`schema_version`."""
+        return await arun(self, None, version_plan(self.dialect))
 
     # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:

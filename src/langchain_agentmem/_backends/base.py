@@ -64,6 +64,10 @@ class Transaction:
     def fetchall(self, query: str, params: Params = ()) -> list[tuple[Any, ...]]:
         return list(self.conn.execute(self.dialect.render(query), params).fetchall())
 
+    def execute_raw(self, sql: str) -> None:
+        """Run SQL text as it is (no template, no parameters, never prepared)."""
+        self.conn.execute(sql, **self.dialect.raw_options)
+
     def fetchone(self, query: str, params: Params = ()) -> tuple[Any, ...] | None:
         row = self.conn.execute(self.dialect.render(query), params).fetchone()
         return tuple(row) if row is not None else None
@@ -118,6 +122,13 @@ class AsyncTransaction:
             return await asyncio.to_thread(lambda: self.conn.execute(text, params).rowcount)
         cur = await self.conn.execute(text, params)
         return cur.rowcount
+
+    async def execute_raw(self, sql: str) -> None:
+        """Async form of :meth:`Transaction.execute_raw`."""
+        if self._threaded:
+            await asyncio.to_thread(self.conn.execute, sql)
+        else:
+            await self.conn.execute(sql, **self.dialect.raw_options)
 
     async def fetchall(self, query: str, params: Params = ()) -> list[tuple[Any, ...]]:
         text = self.dialect.render(query)

@@ -3,7 +3,7 @@
 A *plan* is a generator that yields steps and receives their results. Steps are:
 
 * :class:`Atomic`: a *body*, a generator of statements (:class:`Stmt`, :class:`One`,
-  :class:`Many`, :class:`Copy`) run in **one** tenant transaction; the body receives each
+  :class:`Many`, :class:`Copy`, :class:`Raw`) run in **one** tenant transaction; the body receives each
   statement's result as it goes (so it can decide the next statement from the rows of the
   last), and the plan receives what the body returns.
 * :class:`Sql`: shorthand for an atomic body of a fixed list of statements; the plan
@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from ..dialects.statements import Body, Copy, Many, One, Op, Stmt
+from ..dialects.statements import Body, Copy, Many, One, Op, Raw, Stmt
 
 if TYPE_CHECKING:
     from ..engine import AsyncTransaction, Engine, Transaction
@@ -158,7 +158,9 @@ def _op(tx: Transaction, op: Op) -> Any:
         return tx.executemany(op.sql, op.rows)
     if isinstance(op, Copy):
         return tx.copy_rows(op.sql, op.types, op.rows)
-    raise TypeError(f"a transaction body yields Stmt, One, Many or Copy, not {op!r}")
+    if isinstance(op, Raw):
+        return tx.execute_raw(op.sql)
+    raise TypeError(f"a transaction body yields Stmt, One, Many, Copy or Raw, not {op!r}")
 
 
 async def _aop(tx: AsyncTransaction, op: Op) -> Any:
@@ -172,7 +174,9 @@ async def _aop(tx: AsyncTransaction, op: Op) -> Any:
         return await tx.executemany(op.sql, op.rows)
     if isinstance(op, Copy):
         return await tx.copy_rows(op.sql, op.types, op.rows)
-    raise TypeError(f"a transaction body yields Stmt, One, Many or Copy, not {op!r}")
+    if isinstance(op, Raw):
+        return await tx.execute_raw(op.sql)
+    raise TypeError(f"a transaction body yields Stmt, One, Many, Copy or Raw, not {op!r}")
 
 
 def execute(tx: Transaction, body: Body[T]) -> T:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from .base import IDENTIFIER, Dialect, check_identifier
 from .postgres import PostgresDialect
 from .sqlite import SQLiteDialect
-from .statements import Body, Copy, Many, One, Op, Stmt
+from .statements import Body, Copy, Many, One, Op, Raw, Stmt
 
 __all__ = [
     "IDENTIFIER",
@@ -37,6 +37,7 @@ __all__ = [
     "One",
     "Op",
     "PostgresDialect",
+    "Raw",
     "SQLiteDialect",
     "Stmt",
     "check_identifier",

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from .statements import One, Raw, Stmt
+
 __all__ = ["IDENTIFIER", "Dialect", "check_identifier"]
 
 #: What a schema, table or collection name may look like: lower-case ASCII, digits and
@@ -49,6 +51,9 @@ class Dialect:
     supports_dml_cte: bool = False
     #: Rows can be loaded by binary ``COPY`` (``Transaction.copy_rows``).
     supports_copy: bool = False
+
+    #: Keyword arguments of the driver's ``execute`` for :class:`~.statements.Raw` SQL.
+    raw_options: dict[str, Any] = {}
 
     def __init__(self, schema: str = "agent_mem") -> None:
         self.schema = check_identifier(schema, "schema")
@@ -156,3 +161,22 @@ class Dialect:
         """SQL computing the cosine distance of vector ``column`` to one ``?`` parameter
         (a :meth:`vector_param`), or ``None`` when vectors are compared in Python."""
         return None
+
+    # -- schema ------------------------------------------------------------------------
+    def migration_prologue(self) -> list[Raw]:
+        """What runs first in every migration's transaction: the lock that serializes
+        concurrent ``migrate()`` calls, and the ``schema_version`` table."""
+        raise NotImplementedError
+
+    def migration_script(self, script: str) -> list[Raw]:
+        """The statements that apply one schema file."""
+        raise NotImplementedError
+
+    def table_exists(self, name: str) -> One:
+        """A query whose one row is true when table ``name`` of the schema exists."""
+        raise NotImplementedError
+
+    def tables(self) -> Stmt:
+        """A query listing the schema's tables (one name a row), the database's own
+        internal tables left out."""
+        raise NotImplementedError

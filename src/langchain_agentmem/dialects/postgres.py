@@ -8,6 +8,7 @@ from typing import Any
 from psycopg import sql as pgsql
 
 from .base import Dialect, check_identifier
+from .statements import One, Raw, Stmt
 
 __all__ = ["PostgresDialect"]
 
@@ -19,6 +20,7 @@ class PostgresDialect(Dialect):
     fragments = {"now": "now()", "bparam": "%b"}
     supports_dml_cte = True
     supports_copy = True
+    raw_options = {"prepare": False}
 
     def table(self, name: str) -> str:
         return pgsql.Identifier(self.schema, name).as_string(None)
@@ -71,3 +73,43 @@ class PostgresDialect(Dialect):
 
     def cosine_distance(self, column: str) -> str | None:
         return f"({column} <=> ?)"
+
+    #: One advisory lock for every schema: CREATE EXTENSION is database-wide.
+    MIGRATION_LOCK = "langchain_agentmem.migrate"
+
+    def _compose(self, query: str) -> str:
+        return (
+            pgsql.SQL(query)
+            .format(schema=pgsql.Identifier(self.schema), key=pgsql.Literal(self.MIGRATION_LOCK))
+            .as_string(None)
+        )
+
+    def migration_prologue(self) -> list[Raw]:
+        return [
+            Raw(self._compose("SELECT pg_advisory_xact_lock(hashtextextended({key}, 0))")),
+            Raw(self._compose("CREATE SCHEMA IF NOT EXISTS {schema}")),
+            Raw(
+                self._compose(
+                    "CREATE TABLE IF NOT EXISTS {schema}.schema_version ("
+                    " version integer PRIMARY KEY, name text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+            ),
+        ]
+
+    def migration_script(self, script: str) -> list[Raw]:
+        # Files name tables unqualified and create extensions WITH SCHEMA public.
+        return [Raw(self._compose("SET LOCAL search_path TO {schema}, public")), Raw(script)]
+
+    def table_exists(self, name: str) -> One:
+        return One(
+            "SELECT to_regclass(?) IS NOT NULL", [self.table(check_identifier(name, "table"))]
+        )
+
+    def tables(self) -> Stmt:
+        return Stmt(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+            "AND table_type = 'BASE TABLE' ORDER BY table_name",
+            [self.schema],
+            fetch=True,
+        )

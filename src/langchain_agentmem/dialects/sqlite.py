@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from .base import Dialect, check_identifier
+from .statements import One, Raw, Stmt
 
-__all__ = ["SQLiteDialect"]
+__all__ = ["SQLiteDialect", "split_script"]
 
 
 class SQLiteDialect(Dialect):
@@ -73,3 +75,70 @@ class SQLiteDialect(Dialect):
         from array import array
 
         return array("f", values).tobytes()
+
+    def migration_prologue(self) -> list[Raw]:
+        # BEGIN IMMEDIATE (the write transaction) already serializes migrate() calls.
+        return [
+            Raw(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')))"
+            )
+        ]
+
+    def migration_script(self, script: str) -> list[Raw]:
+        return [Raw(statement) for statement in split_script(script)]
+
+    def table_exists(self, name: str) -> One:
+        return One(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?",
+            [check_identifier(name, "table")],
+        )
+
+    def tables(self) -> Stmt:
+        # Leaves out SQLite's own tables and the shadow tables of FTS5 indexes.
+        return Stmt(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+            "AND name NOT IN (SELECT m.name || s.suffix FROM sqlite_master m, "
+            "(SELECT '_data' AS suffix UNION ALL SELECT '_idx' UNION ALL SELECT '_content' "
+            "UNION ALL SELECT '_docsize' UNION ALL SELECT '_config') s "
+            "WHERE m.type = 'table' AND m.sql LIKE 'CREATE VIRTUAL TABLE%') ORDER BY name",
+            fetch=True,
+        )
+
+
+def split_script(script: str) -> list[str]:
+    """Split a SQLite script into complete statements (triggers stay whole).
+
+    Example:
+        >>> split_script("CREATE TABLE a (x); -- note\\nCREATE TABLE b (y);")
+        ['CREATE TABLE a (x);', 'CREATE TABLE b (y);']
+    """
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.extend(_split_line_statements(current))
+            current = ""
+    if not _only_comments(current):
+        raise ValueError(
+            f"incomplete SQL statement at the end of the script: {current.strip()[:80]!r}"
+        )
+    return [s.strip() for s in statements if not _only_comments(s)]
+
+
+def _only_comments(text: str) -> bool:
+    return all(not ln.strip() or ln.strip().startswith("--") for ln in text.splitlines())
+
+
+def _split_line_statements(text: str) -> list[str]:
+    # Several statements on one line: split where each prefix is complete.
+    out, start = [], 0
+    for i, ch in enumerate(text):
+        if ch == ";" and sqlite3.complete_statement(text[start : i + 1]):
+            out.append(text[start : i + 1])
+            start = i + 1
+    if text[start:].strip():
+        out.append(text[start:])
+    return out

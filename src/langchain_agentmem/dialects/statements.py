@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
-__all__ = ["Body", "Copy", "Many", "One", "Op", "Stmt"]
+__all__ = ["Body", "Copy", "Many", "One", "Op", "Raw", "Stmt"]
 
 T = TypeVar("T")
 
@@ -53,5 +53,12 @@ class Copy(NamedTuple):
     rows: Iterable[Sequence[Any]]
 
 
-Op = Stmt | One | Many | Copy
+class Raw(NamedTuple):
+    """SQL text run as it is: not a template, no parameters (schema files, DDL the
+    dialect composed itself); ``None``."""
+
+    sql: str
+
+
+Op = Stmt | One | Many | Copy | Raw
 Body = Generator[Op, Any, T]
