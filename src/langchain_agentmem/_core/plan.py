@@ -49,7 +49,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables import Runnable, RunnableConfig
@@ -57,7 +57,32 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from ..dialects.statements import Body, Copy, Many, One, Op, Raw, Stmt
 
 if TYPE_CHECKING:
-    from ..engine import AsyncTransaction, Engine, Transaction
+    from contextlib import AbstractAsyncContextManager, AbstractContextManager
+
+    from .._backends.base import AsyncTransaction, Transaction
+
+
+class Engine(Protocol):
+    """What the driver needs of :class:`~langchain_agentmem.Engine`: its transactions."""
+
+    def transaction(
+        self,
+        user_id: str | None = ...,
+        *,
+        readonly: bool = ...,
+        pipeline: bool = ...,
+        single: bool = ...,
+    ) -> AbstractContextManager[Transaction]: ...
+
+    def atransaction(
+        self,
+        user_id: str | None = ...,
+        *,
+        readonly: bool = ...,
+        pipeline: bool = ...,
+        single: bool = ...,
+    ) -> AbstractAsyncContextManager[AsyncTransaction]: ...
+
 
 __all__ = [
     "Atomic",
