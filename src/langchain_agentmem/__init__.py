@@ -15,9 +15,11 @@ from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
 from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
+from .kv import KeyValueStore
 from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
 from .vectorstore import MemoryVectorStore
+from .working_memory import Thought, WorkingMemory, WorkingState
 
 __all__ = [
     "ByteStore",
@@ -30,6 +32,7 @@ __all__ = [
     "EntityMemory",
     "EntityStore",
     "GraphMemory",
+    "KeyValueStore",
     "KnowledgeTriple",
     "LangGraphStore",
     "MemoryMiddleware",
@@ -40,6 +43,9 @@ __all__ = [
     "SessionSummary",
     "Subgraph",
     "SummaryMemory",
+    "Thought",
+    "WorkingMemory",
+    "WorkingState",
     "connect",
 ]
 

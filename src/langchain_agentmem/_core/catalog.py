@@ -80,6 +80,10 @@ _ALL: tuple[Table, ...] = (
     Table("entity_aliases", ("user_id", "kind", "space", "alias"), parent="entities"),
     Table("graph_nodes", ("user_id", "graph", "key"), time_column="created_at"),
     Table("graph_edges", ("user_id", "graph", "id"), time_column="created_at", parent="graph_nodes"),
+    # working memory and the key-value store (0009)
+    Table("working_memory", ("user_id", "session_id"), time_column="last_updated", sync="local", retention_key="last_updated"),
+    Table("working_memory_thoughts", ("user_id", "session_id", "seq"), time_column="created_at", sync="local", parent="working_memory"),
+    Table("kv", ("user_id", "namespace", "key"), time_column="updated_at", retention_key="updated_at"),
     # bookkeeping
     Table("schema_version", ("version",), tenant_column=None, time_column="applied_at", reference=True, sync="local"),
 )  # fmt: skip

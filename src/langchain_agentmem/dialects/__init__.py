@@ -8,6 +8,9 @@ Queries in this package are written once, in a neutral form:
 * ``{now}`` is the current time as stored in timestamp columns,
 * ``{bparam}`` is a placeholder whose value is sent in binary (Postgres ``%b``; large arrays
   dump much faster that way), ``?`` on SQLite,
+* ``{for_update}`` ends a SELECT in a write transaction whose rows it locks until the
+  commit (Postgres ``FOR UPDATE``; nothing on SQLite, whose write transactions already
+  run one at a time),
 * ``%`` is a literal percent sign.
 
 :meth:`Dialect.render` turns such a template into the SQL text of one backend. Table names

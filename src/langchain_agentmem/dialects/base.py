@@ -44,7 +44,7 @@ class Dialect:
 
     name: str = ""
 
-    #: Fragments a template may name like a table: ``{now}``, ``{bparam}``.
+    #: Fragments a template may name like a table: ``{now}``, ``{bparam}``, ``{for_update}``.
     fragments: dict[str, str] = {}
     #: Whether a ``WITH`` clause may hold INSERT/UPDATE ... RETURNING (one statement where
     #: otherwise two are needed).

@@ -17,7 +17,7 @@ class PostgresDialect(Dialect):
     """PostgreSQL (psycopg 3). Placeholders become ``%s`` and tables ``"schema"."table"``."""
 
     name = "postgres"
-    fragments = {"now": "now()", "bparam": "%b"}
+    fragments = {"now": "now()", "bparam": "%b", "for_update": "FOR UPDATE"}
     supports_dml_cte = True
     supports_copy = True
     raw_options = {"prepare": False}

@@ -17,7 +17,12 @@ class SQLiteDialect(Dialect):
     """SQLite (stdlib ``sqlite3``). One database: the schema name is not used."""
 
     name = "sqlite"
-    fragments = {"now": "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')", "bparam": "?"}
+    # One writer at a time (BEGIN IMMEDIATE): a read in a write transaction is locked already.
+    fragments = {
+        "now": "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')",
+        "bparam": "?",
+        "for_update": "",
+    }
 
     def table(self, name: str) -> str:
         return self.quote(name)
