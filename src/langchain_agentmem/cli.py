@@ -257,6 +257,27 @@ def parse_duration(text: str) -> timedelta:
 @click.option(
     "--user", "users", multiple=True, help="Only these tenants (repeatable). Default: every tenant."
 )
+@click.option(
+    "--working-memory",
+    "working_memory",
+    is_flag=True,
+    help="Instead of checkpoints: deactivate expired working-memory sessions.",
+)
+@click.option(
+    "--delete",
+    is_flag=True,
+    help="With --working-memory: delete expired and ended sessions, thoughts included.",
+)
+@click.option(
+    "--kv", is_flag=True, help="Instead of checkpoints: delete expired key-value entries."
+)
+@click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="With --working-memory or --kv: rows per transaction.",
+)
 def prune(
     url: str | None,
     schema: str,
@@ -264,19 +285,39 @@ def prune(
     keep_latest: bool,
     threads: tuple[str, ...],
     users: tuple[str, ...],
+    working_memory: bool,
+    delete: bool,
+    kv: bool,
+    batch_size: int,
 ) -> None:
-    """Remove old LangGraph checkpoints: by age, or all but each thread's latest.
+    """Remove old LangGraph checkpoints: by age, or all but each thread's latest; or,
+    with --working-memory and/or --kv, expired working memory and key-value entries.
 
     Without --older-than every thread (or each --thread) keeps only its newest checkpoint
     per namespace, with that checkpoint's pending writes. Channel values no remaining
     checkpoint uses are deleted too.
+
+    Expired working-memory sessions are never read as active anyway; --working-memory
+    marks them inactive (--delete removes them, with the sessions already inactive).
 
     Example:
 
         agentmem prune --older-than 30d --url postgresql://localhost/mydb
 
         agentmem prune --user alice --thread support-42 --url sqlite:///memory.sqlite3
+
+        agentmem prune --working-memory --delete --kv --url postgresql://localhost/mydb
     """
+    if working_memory or kv:
+        if older_than or threads or not keep_latest:
+            raise click.UsageError(
+                "--working-memory and --kv prune expired rows; they do not combine with "
+                "--older-than, --thread or --no-keep-latest"
+            )
+        prune_expired(url, schema, users, working_memory, delete, kv, batch_size)
+        return
+    if delete:
+        raise click.UsageError("--delete needs --working-memory")
     from .checkpoint import CheckpointSaver
 
     age = parse_duration(older_than) if older_than else None
@@ -307,6 +348,55 @@ def prune(
     click.echo(
         f"deleted {deleted} checkpoint{'s' if deleted != 1 else ''} of {len(tenants)} tenant{'s' if len(tenants) != 1 else ''}"
     )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def prune_expired(
+    url: str | None,
+    schema: str,
+    users: tuple[str, ...],
+    working_memory: bool,
+    delete: bool,
+    kv: bool,
+    batch_size: int,
+) -> None:
+    """``agentmem prune --working-memory / --kv``: per tenant, in batches."""
+    from . import kv as kv_module
+    from . import working_memory as wm_module
+    from ._encoding.keys import encode_key
+
+    engine = open_engine(url, schema)
+    with engine:
+        if working_memory:
+            tenants = list(users) or run(
+                lambda: plan_run(engine, None, wm_module.users_to_clean_plan(delete))
+            )
+            changed = 0
+            for user in tenants:
+                uid = encode_key(user)
+                plan = wm_module.cleanup_plan(uid, delete, batch_size)
+                changed += run(functools.partial(plan_run, engine, uid, plan))
+            what = "expired or ended" if delete else "expired"
+            click.echo(
+                f"{'deleted' if delete else 'deactivated'} "
+                f"{_plural(changed, what + ' working-memory session')} of "
+                f"{_plural(len(tenants), 'tenant')}"
+            )
+        if kv:
+            tenants = list(users) or run(
+                lambda: plan_run(engine, None, kv_module.users_with_expired_plan())
+            )
+            deleted = 0
+            for user in tenants:
+                uid = encode_key(user)
+                plan = kv_module.cleanup_plan(uid, None, batch_size)
+                deleted += run(functools.partial(plan_run, engine, uid, plan))
+            click.echo(
+                f"deleted {_plural(deleted, 'expired key')} of {_plural(len(tenants), 'tenant')}"
+            )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -103,7 +103,7 @@ def _canonical(value: Any) -> str:
 def upsert_sql(dialect: Dialect) -> str:
     """Insert or replace one key (``user_id, namespace, key, value, ttl minutes``)."""
     return (
-        "INSERT INTO {kv} AS k (user_id, namespace, key, value, expires_at) VALUES (?, ?, ?, ?, "
+        "INSERT INTO {kv} AS k (user_id, namespace, key, value, expires_at) VALUES (?, ?, ?, ?, "  # noqa: S608 (code-owned fragments)
         + _expires(dialect)
         + ") ON CONFLICT (user_id, namespace, key) DO UPDATE SET value = excluded.value, "
         "expires_at = excluded.expires_at, updated_at = {now}, created_at = CASE WHEN "
@@ -115,7 +115,7 @@ def insert_if_absent_sql(dialect: Dialect) -> str:
     """Like :func:`upsert_sql`, but only where the key is not set or has expired; one row
     (``1``) when it wrote. On Postgres the row is locked either way."""
     return (
-        "INSERT INTO {kv} AS k (user_id, namespace, key, value, expires_at) VALUES (?, ?, ?, ?, "
+        "INSERT INTO {kv} AS k (user_id, namespace, key, value, expires_at) VALUES (?, ?, ?, ?, "  # noqa: S608 (code-owned fragments)
         + _expires(dialect)
         + ") ON CONFLICT (user_id, namespace, key) DO UPDATE SET value = excluded.value, "
         "expires_at = excluded.expires_at, updated_at = {now}, created_at = {now} "
@@ -139,7 +139,7 @@ def _get_many(dialect: Dialect, uid: str, ns: str, keys: Sequence[str]) -> Body[
 def _list(
     dialect: Dialect, uid: str, ns: str, prefix: str, limit: int | None, values: bool
 ) -> Body[list[Any]]:
-    query = "SELECT key" + (", value" if values else "") + " FROM {kv} WHERE user_id = ? "
+    query = "SELECT key" + (", value" if values else "") + " FROM {kv} WHERE user_id = ? "  # noqa: S608 (code-owned fragments)
     query += "AND namespace = ? AND " + _live()
     params: list[Any] = [uid, ns]
     if prefix:
@@ -154,7 +154,7 @@ def _list(
 
 def _delete_many(dialect: Dialect, uid: str, ns: str, keys: Sequence[str]) -> Body[int]:
     where = (
-        "WHERE user_id = ? AND namespace = ? AND key IN (SELECT m.key FROM "
+        "WHERE user_id = ? AND namespace = ? AND key IN (SELECT m.key FROM "  # noqa: S608 (code-owned fragments)
         + dialect.unnest(_KEYS)
         + ") AND "
     )
@@ -173,7 +173,7 @@ def _compare_and_set(
         row = yield One(insert_if_absent_sql(dialect), [*scope, new, minutes])
         return row is not None
     row = yield One(
-        "SELECT value FROM {kv} WHERE user_id = ? AND namespace = ? AND key = ? AND "
+        "SELECT value FROM {kv} WHERE user_id = ? AND namespace = ? AND key = ? AND "  # noqa: S608 (code-owned fragments)
         + _live()
         + " {for_update}",
         scope,
@@ -181,7 +181,7 @@ def _compare_and_set(
     if row is None or _canonical(loads(row[0])) != _canonical(expected):
         return False
     yield Stmt(
-        "UPDATE {kv} SET value = ?, updated_at = {now}, expires_at = "
+        "UPDATE {kv} SET value = ?, updated_at = {now}, expires_at = "  # noqa: S608 (code-owned fragments)
         + _expires(dialect)
         + " WHERE user_id = ? AND namespace = ? AND key = ?",
         [new, minutes, *scope],
@@ -209,7 +209,7 @@ def _increment(
     value = current + amount
     expiry = "" if keep else ", expires_at = " + _expires(dialect)
     yield Stmt(
-        "UPDATE {kv} SET value = ?, updated_at = {now}"
+        "UPDATE {kv} SET value = ?, updated_at = {now}"  # noqa: S608 (code-owned fragments)
         + expiry
         + " WHERE user_id = ? AND namespace = ? AND key = ?",
         [dumps_exact(value), *([] if keep else [minutes]), *scope],
@@ -219,7 +219,7 @@ def _increment(
 
 def _expire(dialect: Dialect, scope: list[str], minutes: float | None) -> Body[bool]:
     n = yield Stmt(
-        "UPDATE {kv} SET expires_at = "
+        "UPDATE {kv} SET expires_at = "  # noqa: S608 (code-owned fragments)
         + _expires(dialect)
         + ", updated_at = {now} WHERE user_id = ? AND namespace = ? AND key = ? AND "
         + _live(),
@@ -305,9 +305,7 @@ class KeyValueStore:
     #: ``expected`` of :meth:`compare_and_set` for a key that is not set.
     MISSING: Final = MISSING
 
-    def __init__(
-        self, engine: Engine, namespace: str, *, user_id: str, ttl: Any = None
-    ) -> None:
+    def __init__(self, engine: Engine, namespace: str, *, user_id: str, ttl: Any = None) -> None:
         self.engine = engine
         self.namespace = _str(namespace, "namespace")
         self.user_id = _str(user_id, "user_id")
@@ -466,9 +464,7 @@ class KeyValueStore:
             check_exact(expected, "expected")
         new = dumps_exact(value)
         minutes = self._ttl(ttl)
-        return (
-            yield Atomic(_compare_and_set(self.engine.dialect, scope, expected, new, minutes))
-        )
+        return (yield Atomic(_compare_and_set(self.engine.dialect, scope, expected, new, minutes)))
 
     acompare_and_set = compare_and_set.async_
 
@@ -483,9 +479,7 @@ class KeyValueStore:
             raise TypeError(f"amount must be an int, got {type(amount).__name__}: {amount!r}")
         keep = ttl is _STORE_TTL
         minutes = self._ttl(ttl)
-        return (
-            yield Atomic(_increment(self.engine.dialect, scope, key, amount, minutes, keep))
-        )
+        return (yield Atomic(_increment(self.engine.dialect, scope, key, amount, minutes, keep)))
 
     aincrement = increment.async_
 
@@ -494,9 +488,7 @@ class KeyValueStore:
         """Give ``key`` a new time to live from now (``None``: never expires); whether the
         key is set."""
         minutes = ttl_minutes(ttl, "ttl", optional=True)
-        return (
-            yield Atomic(_expire(self.engine.dialect, self._scope(key), minutes), single=True)
-        )
+        return (yield Atomic(_expire(self.engine.dialect, self._scope(key), minutes), single=True))
 
     aexpire = expire.async_
 

@@ -81,10 +81,17 @@ class WorkingState:
 # -- query builders (pure) ------------------------------------------------------------
 
 _STATE = ("current_goal", "context", "related_episodes", "thought_count")
-_FRESH = {"current_goal": "NULL", "context": "'{{}}'", "related_episodes": "'[]'", "thought_count": "0"}
+_FRESH = {
+    "current_goal": "NULL",
+    "context": "'{{}}'",
+    "related_episodes": "'[]'",
+    "thought_count": "0",
+}
 _STALE = "(NOT w.is_active OR w.expires_at <= {now})"
 _ACTIVE = "w.is_active AND w.expires_at > {now}"
-_RETURNING = "current_goal, context, related_episodes, thought_count, created_at, last_updated, expires_at"
+_RETURNING = (
+    "current_goal, context, related_episodes, thought_count, created_at, last_updated, expires_at"
+)
 
 
 def touch_sql(dialect: Dialect, replace: Sequence[str] = (), add_thoughts: bool = False) -> str:
@@ -116,7 +123,7 @@ def touch_sql(dialect: Dialect, replace: Sequence[str] = (), add_thoughts: bool 
         "expires_at = excluded.expires_at",
     ]
     return (
-        "INSERT INTO {working_memory} AS w (user_id, session_id, "
+        "INSERT INTO {working_memory} AS w (user_id, session_id, "  # noqa: S608 (code-owned fragments)
         + ", ".join(_STATE)
         + ", expires_at) VALUES ("
         + ", ".join(values)
@@ -188,7 +195,7 @@ def _merge_related(
 
 def _read_state(dialect: Dialect, scope: list[str]) -> Body[WorkingState | None]:
     rows = yield Stmt(
-        "SELECT w.current_goal, w.context, w.related_episodes, w.created_at, w.last_updated, "
+        "SELECT w.current_goal, w.context, w.related_episodes, w.created_at, w.last_updated, "  # noqa: S608 (code-owned fragments)
         "w.expires_at, t.seq, t.thought, t.created_at FROM {working_memory} w "
         "LEFT JOIN {working_memory_thoughts} t ON t.user_id = w.user_id AND t.session_id = w.session_id "
         "WHERE w.user_id = ? AND w.session_id = ? AND " + _ACTIVE + " ORDER BY t.seq",
@@ -221,7 +228,7 @@ def _read_column(column: str, scope: list[str]) -> Body[Any]:
 
 def _read_thoughts(dialect: Dialect, scope: list[str], last: int | None) -> Body[list[Thought]]:
     query = (
-        "SELECT t.seq, t.thought, t.created_at FROM {working_memory_thoughts} t "
+        "SELECT t.seq, t.thought, t.created_at FROM {working_memory_thoughts} t "  # noqa: S608 (code-owned fragments)
         "JOIN {working_memory} w ON w.user_id = t.user_id AND w.session_id = t.session_id "
         "WHERE t.user_id = ? AND t.session_id = ? AND " + _ACTIVE
     )
@@ -257,9 +264,9 @@ def cleanup_batch(uid: str, delete: bool, size: int) -> Body[int]:
         head = "UPDATE {working_memory} SET is_active = FALSE WHERE "
     # The outer condition is checked again on rows a concurrent write has just refreshed.
     n = yield Stmt(
-        head
+        head  # noqa: S608 (code-owned fragments)
         + cond
-        + " AND session_id IN (SELECT session_id FROM {working_memory} WHERE "  # noqa: S608 (code-owned fragments)
+        + " AND session_id IN (SELECT session_id FROM {working_memory} WHERE "
         + cond
         + " ORDER BY session_id LIMIT ?)",
         [uid, uid, size],
@@ -393,9 +400,7 @@ class WorkingMemory:
             raise TypeError(f"last must be an int or None, got {type(last).__name__}: {last!r}")
         if last is not None and last < 0:
             raise ValueError(f"last must be at least 0, got {last}")
-        return (
-            yield Atomic(_read_thoughts(self.engine.dialect, self._scope, last), readonly=True)
-        )
+        return (yield Atomic(_read_thoughts(self.engine.dialect, self._scope, last), readonly=True))
 
     aget_thoughts = get_thoughts.async_
 
@@ -460,9 +465,7 @@ class WorkingMemory:
         """Relate episodes to the session (ids already related are skipped); every
         related id after the call."""
         ids = _strings(episode_ids, "episode_ids")
-        return (
-            yield Atomic(_merge_related(self.engine.dialect, self._scope, self._minutes, ids))
-        )
+        return (yield Atomic(_merge_related(self.engine.dialect, self._scope, self._minutes, ids)))
 
     aadd_related_episodes = add_related_episodes.async_
 
