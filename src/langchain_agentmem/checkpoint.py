@@ -36,7 +36,7 @@ from __future__ import annotations
 import builtins
 import functools
 import random
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -66,7 +66,7 @@ from ._checkpoint.chunks import (
 )
 from ._checkpoint.delta import delta_walk_steps
 from ._checkpoint.serde import MemoLoader, ValueMemo, paused_gc
-from ._core.plan import Body, Stmt, aexecute, execute
+from ._core.plan import Atomic, Body, Page, Plan, Stmt, dual, paged
 from ._encoding.json import clean_text, dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
@@ -210,6 +210,26 @@ def select_query(
         "FROM page p, " + chunks + ") r"
     )
     return query, [uid, *params, limit, uid, uid, uid]
+
+
+def read_steps(dialect: Dialect, uid: str, query: Query) -> Body[list[tuple[Any, ...]]]:
+    """The rows of a :func:`select_query`, then the earlier chunks they need and do not
+    have (:func:`missing_chunks`)."""
+    rows: list[tuple[Any, ...]] = yield Stmt(*query, True)
+    if missing := missing_chunks(rows):
+        rows += yield Stmt(*chunks_query(dialect, uid, missing), True)
+    return rows
+
+
+def fetch_steps(query: Query) -> Body[list[tuple[Any, ...]]]:
+    """The rows of one query."""
+    return (yield Stmt(*query, True))  # type: ignore[no-any-return]
+
+
+def statements_steps(queries: Sequence[Query]) -> Body[None]:
+    """Run ``queries`` in order."""
+    for query, params in queries:
+        yield Stmt(query, params)
 
 
 def get_query(dialect: Dialect, scope: _Scope, checkpoint_id: str | None) -> Query:
@@ -789,6 +809,24 @@ def _thread_keys(thread_ids: Sequence[str]) -> list[str]:
     return [encode_key(str(t)) for t in thread_ids]
 
 
+class _Listing:
+    """What every page of one ``list`` call shares."""
+
+    __slots__ = ("scope", "where", "params", "single", "filter", "loader")
+
+    def __init__(
+        self,
+        scope: _Scope,
+        where: Sequence[str],
+        params: Sequence[Any],
+        single: bool,
+        filter: dict[str, Any] | None,
+        loader: MemoLoader,
+    ) -> None:
+        self.scope, self.where, self.params, self.single = scope, where, params, single
+        self.filter, self.loader = filter, loader
+
+
 class CheckpointSaver(BaseCheckpointSaver[str]):
     """A LangGraph checkpointer on the shared schema (Postgres or SQLite), sync and async.
 
@@ -852,7 +890,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
     def _scope(self, config: RunnableConfig | None) -> _Scope:
         return _Scope(config, self.user_id)
 
-    def _uid(self, user_id: str | None) -> str:
+    def _tenant(self, user_id: str | None) -> str:
         return encode_key(self.user_id if user_id is None else user_id)
 
     def get_next_version(self, current: str | int | float | None, channel: None) -> str:
@@ -979,35 +1017,41 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             out[channel] = entry
         return out
 
-    # -- sync ----------------------------------------------------------------------------
+    # -- operations: each written once, as a plan; ``dual`` / ``paged`` make the sync
+    # method and its async form (``aX = X.async_``) -----------------------------------
+    @dual
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, DeltaChannelHistory]:
+    ) -> Plan[Mapping[str, DeltaChannelHistory]]:
         """What LangGraph rebuilds a ``DeltaChannel`` (beta) from: per channel, the
         writes of the ancestors of the checkpoint ``config`` names down to the nearest one
         that stores a value (``seed``). Same result as LangGraph's generic walk, read a
-        page of ancestors per statement (see ``_delta.py``)."""
+        page of ancestors per statement (see ``_checkpoint/delta.py``)."""
         if not channels:
             return {}
         scope, steps = self._delta_args(config, channels)
-        with self.engine.transaction(scope.uid, readonly=True) as tx:
-            walked, rows = execute(tx, steps)
+        walked, rows = yield Atomic(steps, readonly=True, user_id=scope.uid)
         with paused_gc():
             return self._delta_history(scope, walked, rows)
 
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+    aget_delta_channel_history = get_delta_channel_history.async_
+
+    @dual
+    def get_tuple(self, config: RunnableConfig) -> Plan[CheckpointTuple | None]:
         """The checkpoint ``config`` names (``checkpoint_id``), else the thread's latest
         in ``checkpoint_ns`` (default ``""``); ``None`` if there is none."""
         scope = self._scope(config)
-        query, params = get_query(self.engine.dialect, scope, get_checkpoint_id(config))
-        with self.engine.transaction(scope.uid, readonly=True) as tx:
-            rows = tx.fetchall(query, params)
-            if missing := missing_chunks(rows):
-                rows += tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
+        query = get_query(self.engine.dialect, scope, get_checkpoint_id(config))
+        rows = yield Atomic(
+            read_steps(self.engine.dialect, scope.uid, query), readonly=True, user_id=scope.uid
+        )
         with paused_gc():
             found = decode_rows(MemoLoader(self.serde, self._memo, remember=True), rows, scope)
         return found[0][1] if found else None
 
+    aget_tuple = get_tuple.async_
+
+    @paged
     def list(
         self,
         config: RunnableConfig | None,
@@ -1015,7 +1059,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         filter: dict[str, Any] | None = None,
         before: RunnableConfig | None = None,
         limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
+    ) -> Plan[Page[CheckpointTuple]]:
         """Checkpoints newest first, read a page at a time as they are consumed.
 
         Args:
@@ -1028,48 +1072,56 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         _check_limit(limit)
         scope = self._scope(config)
         where, params, single = list_conditions(self.engine.dialect, scope, config, filter, before)
-        remaining = limit
-        loader = MemoLoader(self.serde, self._memo)
-        last: tuple[str, str, str] | None = None
-        while remaining is None or remaining > 0:
-            page = PAGE_SIZE if remaining is None or filter else min(remaining, PAGE_SIZE)
-            w, p = list(where), list(params)
-            if last is not None:
-                cond, cparams = after_condition(single, last)
-                w.append(cond)
-                p.extend(cparams)
-            query, qparams = select_query(self.engine.dialect, scope.uid, w, p, page)
-            with self.engine.transaction(scope.uid, readonly=True) as tx:
-                rows = tx.fetchall(query, qparams)
-                if missing := missing_chunks(rows):
-                    rows += tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
-            with paused_gc():
-                found = decode_rows(loader, rows, scope)
-            for _key, tup, metadata in found:
-                if metadata_matches(metadata, filter):
-                    yield tup
-                    if remaining is not None:
-                        remaining -= 1
-                        if remaining <= 0:
-                            return
-            if len(found) < page:
-                return
-            last = found[-1][0]
+        listing = _Listing(scope, where, params, single, filter, MemoLoader(self.serde, self._memo))
+        return (yield from self._list_page(listing, limit, None))
 
+    alist = list.async_
+
+    def _list_page(
+        self, listing: _Listing, remaining: int | None, last: tuple[str, str, str] | None
+    ) -> Plan[Page[CheckpointTuple]]:
+        """One page of :meth:`list`: up to ``PAGE_SIZE`` checkpoints after ``last``."""
+        if remaining is not None and remaining <= 0:
+            return [], None
+        page = PAGE_SIZE if remaining is None or listing.filter else min(remaining, PAGE_SIZE)
+        where, params = builtins.list(listing.where), builtins.list(listing.params)
+        if last is not None:
+            cond, cparams = after_condition(listing.single, last)
+            where.append(cond)
+            params.extend(cparams)
+        uid = listing.scope.uid
+        query = select_query(self.engine.dialect, uid, where, params, page)
+        rows = yield Atomic(read_steps(self.engine.dialect, uid, query), readonly=True, user_id=uid)
+        with paused_gc():
+            found = decode_rows(listing.loader, rows, listing.scope)
+        out: builtins.list[CheckpointTuple] = []
+        for _key, tup, metadata in found:
+            if metadata_matches(metadata, listing.filter):
+                out.append(tup)
+                if remaining is not None:
+                    remaining -= 1
+                    if remaining <= 0:
+                        return out, None
+        if len(found) < page:
+            return out, None
+        return out, self._list_page(listing, remaining, found[-1][0])
+
+    @dual
     def put(
         self,
         config: RunnableConfig,
         checkpoint: Checkpoint,
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
-    ) -> RunnableConfig:
+    ) -> Plan[RunnableConfig]:
         """Save a checkpoint; only the channels in ``new_versions`` store a blob."""
         scope = self._scope(config)
-        single = self.engine.dialect.supports_dml_cte  # Postgres: one statement (see put_steps)
         for _ in range(2):
             steps, next_config, updates = self._put_args(config, checkpoint, metadata, new_versions)
-            with self.engine.transaction(scope.uid, single=single) as tx:
-                written = execute(tx, steps)
+            # With writable CTEs the body is one statement (see put_steps).
+            written = yield Atomic(
+                steps, single=self.engine.dialect.supports_dml_cte, user_id=scope.uid
+            )
             if written:
                 break
             # An earlier chunk was pruned or deleted meanwhile: write the lists whole.
@@ -1078,30 +1130,35 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             self._chunks.put(key, chain)
         return next_config
 
+    aput = put.async_
+
+    @dual
     def put_writes(
         self,
         config: RunnableConfig,
         writes: Sequence[tuple[str, Any]],
         task_id: str,
         task_path: str = "",
-    ) -> None:
+    ) -> Plan[None]:
         """Save the writes of one task, linked to the checkpoint ``config`` names."""
         query = self._writes_args(config, writes, task_id, task_path)
-        if query is None:
-            return
-        with self.engine.transaction(query[1][0], single=True) as tx:
-            tx.execute(*query)
+        if query is not None:
+            yield Atomic(statements_steps([query]), single=True, user_id=query[1][0])
 
-    def delete_thread(self, thread_id: str, *, user_id: str | None = None) -> None:
+    aput_writes = put_writes.async_
+
+    @dual
+    def delete_thread(self, thread_id: str, *, user_id: str | None = None) -> Plan[None]:
         """Delete every checkpoint, blob and write of a thread (of ``user_id``, default the
         saver's)."""
-        uid, tid = self._uid(user_id), encode_key(str(thread_id))
-        with self.engine.transaction(uid, pipeline=True) as tx:
-            for query, params in delete_thread_queries(uid, tid):
-                tx.execute(query, params)
+        uid, tid = self._tenant(user_id), encode_key(str(thread_id))
+        yield Atomic(statements_steps(delete_thread_queries(uid, tid)), pipeline=True, user_id=uid)
         self._chunks.forget(uid, tid)
 
-    def delete_for_runs(self, run_ids: Sequence[str], *, user_id: str | None = None) -> None:
+    adelete_thread = delete_thread.async_
+
+    @dual
+    def delete_for_runs(self, run_ids: Sequence[str], *, user_id: str | None = None) -> Plan[None]:
         """Delete the checkpoints the runs ``run_ids`` saved, with their writes and the
         blobs nothing else uses."""
         if isinstance(run_ids, str):
@@ -1109,253 +1166,84 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         run_ids = [str(r) for r in run_ids]
         if not run_ids:
             return
-        uid = self._uid(user_id)
-        with self.engine.transaction(uid) as tx:
-            execute(tx, delete_for_runs_steps(self.engine.dialect, uid, run_ids))
+        uid = self._tenant(user_id)
+        yield Atomic(delete_for_runs_steps(self.engine.dialect, uid, run_ids), user_id=uid)
         self._chunks.forget(uid)
 
+    adelete_for_runs = delete_for_runs.async_
+
+    @dual
     def copy_thread(
         self, source_thread_id: str, target_thread_id: str, *, user_id: str | None = None
-    ) -> None:
+    ) -> Plan[None]:
         """Copy every checkpoint, blob and write of one thread to another (a fork of the
         whole history)."""
-        uid = self._uid(user_id)
-        with self.engine.transaction(uid) as tx:
-            for query, params in copy_thread_queries(
-                uid, encode_key(str(source_thread_id)), encode_key(str(target_thread_id))
-            ):
-                tx.execute(query, params)
+        uid = self._tenant(user_id)
+        queries = copy_thread_queries(
+            uid, encode_key(str(source_thread_id)), encode_key(str(target_thread_id))
+        )
+        yield Atomic(statements_steps(queries), user_id=uid)
 
+    acopy_thread = copy_thread.async_
+
+    @dual
     def prune(  # type: ignore[override]  # also returns how many were deleted
         self,
         thread_ids: Sequence[str],
         *,
         strategy: str = "keep_latest",
         user_id: str | None = None,
-    ) -> int:
+    ) -> Plan[int]:
         """Prune threads: ``"keep_latest"`` keeps the newest checkpoint of each namespace
         (and its pending writes), ``"delete"`` removes everything. Returns the number of
         checkpoints deleted."""
         _check_strategy(strategy)
-        uid = self._uid(user_id)
+        uid = self._tenant(user_id)
         tids = _thread_keys(thread_ids)
         if not tids:
             return 0
         try:
-            with self.engine.transaction(uid) as tx:
-                return int(execute(tx, prune_steps(self.engine.dialect, uid, tids, strategy)))
+            steps = prune_steps(self.engine.dialect, uid, tids, strategy)
+            return int((yield Atomic(steps, user_id=uid)))
         finally:
             for tid in tids:
                 self._chunks.forget(uid, tid)
 
+    aprune = prune.async_  # type: ignore[assignment]  # also returns how many were deleted
+
+    @dual
     def prune_before(
         self, cutoff: datetime, *, keep_latest: bool = True, user_id: str | None = None
-    ) -> int:
+    ) -> Plan[int]:
         """Delete the tenant's checkpoints saved before ``cutoff`` (an aware datetime);
         with ``keep_latest`` each thread namespace keeps its newest one. Returns the number
         deleted."""
         _check_cutoff(cutoff)
-        uid = self._uid(user_id)
+        uid = self._tenant(user_id)
         try:
-            with self.engine.transaction(uid) as tx:
-                return int(
-                    execute(tx, prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest))
-                )
+            steps = prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest)
+            return int((yield Atomic(steps, user_id=uid)))
         finally:
             self._chunks.forget(uid)
 
-    def list_users(self) -> builtins.list[str]:
+    aprune_before = prune_before.async_
+
+    @dual
+    def list_users(self) -> Plan[builtins.list[str]]:
         """Every tenant with checkpoints (for maintenance such as ``agentmem prune``)."""
-        with self.engine.transaction(readonly=True) as tx:
-            return [decode_key(r[0]) for r in tx.fetchall(*users_query())]
+        rows = yield Atomic(fetch_steps(users_query()), readonly=True, user_id=None)
+        return [decode_key(r[0]) for r in rows]
 
-    def list_threads(self, *, user_id: str | None = None) -> builtins.list[str]:
+    alist_users = list_users.async_
+
+    @dual
+    def list_threads(self, *, user_id: str | None = None) -> Plan[builtins.list[str]]:
         """The thread ids of a tenant (default the saver's) that have checkpoints."""
-        uid = self._uid(user_id)
-        with self.engine.transaction(uid, readonly=True) as tx:
-            return [decode_key(r[0]) for r in tx.fetchall(*threads_query(uid))]
+        uid = self._tenant(user_id)
+        rows = yield Atomic(fetch_steps(threads_query(uid)), readonly=True, user_id=uid)
+        return [decode_key(r[0]) for r in rows]
 
-    # -- async ---------------------------------------------------------------------------
-    async def aget_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, DeltaChannelHistory]:
-        """Async form of :meth:`get_delta_channel_history`."""
-        if not channels:
-            return {}
-        scope, steps = self._delta_args(config, channels)
-        async with self.engine.atransaction(scope.uid, readonly=True) as tx:
-            walked, rows = await aexecute(tx, steps)
-        with paused_gc():
-            return self._delta_history(scope, walked, rows)
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """Async form of :meth:`get_tuple`."""
-        scope = self._scope(config)
-        query, params = get_query(self.engine.dialect, scope, get_checkpoint_id(config))
-        async with self.engine.atransaction(scope.uid, readonly=True) as tx:
-            rows = await tx.fetchall(query, params)
-            if missing := missing_chunks(rows):
-                rows += await tx.fetchall(*chunks_query(self.engine.dialect, scope.uid, missing))
-        with paused_gc():
-            found = decode_rows(MemoLoader(self.serde, self._memo, remember=True), rows, scope)
-        return found[0][1] if found else None
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        """Async form of :meth:`list`."""
-        _check_limit(limit)
-        scope = self._scope(config)
-        where, params, single = list_conditions(self.engine.dialect, scope, config, filter, before)
-        remaining = limit
-        loader = MemoLoader(self.serde, self._memo)
-        last: tuple[str, str, str] | None = None
-        while remaining is None or remaining > 0:
-            page = PAGE_SIZE if remaining is None or filter else min(remaining, PAGE_SIZE)
-            w, p = list(where), list(params)
-            if last is not None:
-                cond, cparams = after_condition(single, last)
-                w.append(cond)
-                p.extend(cparams)
-            query, qparams = select_query(self.engine.dialect, scope.uid, w, p, page)
-            async with self.engine.atransaction(scope.uid, readonly=True) as tx:
-                rows = await tx.fetchall(query, qparams)
-                if missing := missing_chunks(rows):
-                    rows += await tx.fetchall(
-                        *chunks_query(self.engine.dialect, scope.uid, missing)
-                    )
-            with paused_gc():
-                found = decode_rows(loader, rows, scope)
-            for _key, tup, metadata in found:
-                if metadata_matches(metadata, filter):
-                    yield tup
-                    if remaining is not None:
-                        remaining -= 1
-                        if remaining <= 0:
-                            return
-            if len(found) < page:
-                return
-            last = found[-1][0]
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        """Async form of :meth:`put`."""
-        scope = self._scope(config)
-        single = self.engine.dialect.supports_dml_cte
-        for _ in range(2):
-            steps, next_config, updates = self._put_args(config, checkpoint, metadata, new_versions)
-            async with self.engine.atransaction(scope.uid, single=single) as tx:
-                written = await aexecute(tx, steps)
-            if written:
-                break
-            self._chunks.forget(scope.uid, scope.thread())
-        for key, chain in updates:
-            self._chunks.put(key, chain)
-        return next_config
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        """Async form of :meth:`put_writes`."""
-        query = self._writes_args(config, writes, task_id, task_path)
-        if query is None:
-            return
-        async with self.engine.atransaction(query[1][0], single=True) as tx:
-            await tx.execute(*query)
-
-    async def adelete_thread(self, thread_id: str, *, user_id: str | None = None) -> None:
-        """Async form of :meth:`delete_thread`."""
-        uid, tid = self._uid(user_id), encode_key(str(thread_id))
-        async with self.engine.atransaction(uid, pipeline=True) as tx:
-            for query, params in delete_thread_queries(uid, tid):
-                await tx.execute(query, params)
-        self._chunks.forget(uid, tid)
-
-    async def adelete_for_runs(self, run_ids: Sequence[str], *, user_id: str | None = None) -> None:
-        """Async form of :meth:`delete_for_runs`."""
-        if isinstance(run_ids, str):
-            raise TypeError(f"expected a sequence of run ids, got the str {run_ids!r}")
-        run_ids = [str(r) for r in run_ids]
-        if not run_ids:
-            return
-        uid = self._uid(user_id)
-        async with self.engine.atransaction(uid) as tx:
-            await aexecute(tx, delete_for_runs_steps(self.engine.dialect, uid, run_ids))
-        self._chunks.forget(uid)
-
-    async def acopy_thread(
-        self, source_thread_id: str, target_thread_id: str, *, user_id: str | None = None
-    ) -> None:
-        """Async form of :meth:`copy_thread`."""
-        uid = self._uid(user_id)
-        async with self.engine.atransaction(uid) as tx:
-            for query, params in copy_thread_queries(
-                uid, encode_key(str(source_thread_id)), encode_key(str(target_thread_id))
-            ):
-                await tx.execute(query, params)
-
-    async def aprune(  # type: ignore[override]  # also returns how many were deleted
-        self,
-        thread_ids: Sequence[str],
-        *,
-        strategy: str = "keep_latest",
-        user_id: str | None = None,
-    ) -> int:
-        """Async form of :meth:`prune`."""
-        _check_strategy(strategy)
-        uid = self._uid(user_id)
-        tids = _thread_keys(thread_ids)
-        if not tids:
-            return 0
-        try:
-            async with self.engine.atransaction(uid) as tx:
-                return int(
-                    await aexecute(tx, prune_steps(self.engine.dialect, uid, tids, strategy))
-                )
-        finally:
-            for tid in tids:
-                self._chunks.forget(uid, tid)
-
-    async def aprune_before(
-        self, cutoff: datetime, *, keep_latest: bool = True, user_id: str | None = None
-    ) -> int:
-        """Async form of :meth:`prune_before`."""
-        _check_cutoff(cutoff)
-        uid = self._uid(user_id)
-        try:
-            async with self.engine.atransaction(uid) as tx:
-                return int(
-                    await aexecute(
-                        tx, prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest)
-                    )
-                )
-        finally:
-            self._chunks.forget(uid)
-
-    async def alist_threads(self, *, user_id: str | None = None) -> builtins.list[str]:
-        """Async form of :meth:`list_threads`."""
-        uid = self._uid(user_id)
-        async with self.engine.atransaction(uid, readonly=True) as tx:
-            return [decode_key(r[0]) for r in await tx.fetchall(*threads_query(uid))]
-
-    async def alist_users(self) -> builtins.list[str]:
-        """Async form of :meth:`list_users`."""
-        async with self.engine.atransaction(readonly=True) as tx:
-            return [decode_key(r[0]) for r in await tx.fetchall(*users_query())]
+    alist_threads = list_threads.async_
 
 
 def _check_cutoff(cutoff: datetime) -> None:

@@ -19,6 +19,12 @@ its transaction with a rollback. :func:`execute` / :func:`aexecute` drive a body
 transaction the caller already holds. :class:`dual` turns one plan method into both the
 sync method and its ``a``-prefixed async form, so the two cannot drift.
 
+A *paged read* (an iterator read a page at a time, as it is consumed) is a plan whose
+value is ``(items, next page's plan or None)``: :func:`pages` drains it into a sync
+iterator, :func:`apages` into an async one, and :class:`paged` is :class:`dual` for such
+methods. The consumer's pace decides when the next page is read; a consumer that stops
+early reads no further page.
+
 Example:
     >>> from langchain_agentmem import connect
     >>> engine = connect("sqlite://"); _ = engine.migrate()
@@ -42,12 +48,18 @@ Example:
     0
     >>> import asyncio; asyncio.run(Counter(engine).acount())
     0
+    >>> def numbers(start, stop):
+    ...     yield Atomic(count("u"), readonly=True)
+    ...     chunk = list(range(start, min(start + 2, stop)))
+    ...     return chunk, (numbers(start + 2, stop) if start + 2 < stop else None)
+    >>> list(pages(engine, "u", numbers(0, 5)))
+    [0, 1, 2, 3, 4]
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
@@ -92,17 +104,22 @@ __all__ = [
     "Many",
     "Model",
     "One",
+    "Page",
     "Plan",
     "Sql",
     "Stmt",
     "aexecute",
+    "apages",
     "arun",
     "dual",
     "execute",
+    "paged",
+    "pages",
     "run",
 ]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 P = ParamSpec("P")
 
 
@@ -156,6 +173,9 @@ class Embed:
 
 Step = Atomic[Any] | Sql | Model | Embed
 Plan = Generator[Step, Any, T]
+#: What a page of a paged read returns: its items, and the plan of the next page (``None``
+#: after the last).
+Page = tuple[Sequence[T], "Plan[Page[T]] | None"]
 
 
 def _statements(statements: list[Stmt]) -> Body[list[Any]]:
@@ -320,6 +340,19 @@ class dual(Generic[P, T]):  # noqa: N801 (used as a decorator)
         return _AsyncDual(self.fn)
 
 
+class AsyncMethod(Protocol[P, T_co]):
+    """The async form of a :class:`dual` method, as bound to its object. (A protocol, not
+    a ``Callable``: type checkers then treat ``aX = X.async_`` as the method it is.)"""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T_co]: ...
+
+
+class AsyncPagedMethod(Protocol[P, T_co]):
+    """The async form of a :class:`paged` method, as bound to its object."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T_co]: ...
+
+
 class _AsyncDual(Generic[P, T]):
     def __init__(self, fn: Callable[Concatenate[Any, P], Plan[T]]) -> None:
         self.fn = fn
@@ -329,7 +362,7 @@ class _AsyncDual(Generic[P, T]):
     def __set_name__(self, owner: type, name: str) -> None:
         self.__name__ = name
 
-    def __get__(self, obj: Any, objtype: type | None = None) -> Callable[P, Coroutine[Any, Any, T]]:
+    def __get__(self, obj: Any, objtype: type | None = None) -> AsyncMethod[P, T]:
         if obj is None:
             return self  # type: ignore[return-value]
         fn = self.fn
@@ -337,6 +370,75 @@ class _AsyncDual(Generic[P, T]):
         @functools.wraps(fn)
         async def method(*args: P.args, **kwargs: P.kwargs) -> T:
             return await arun(obj.engine, getattr(obj, "_uid", None), fn(obj, *args, **kwargs))
+
+        method.__name__ = self.__name__
+        method.__doc__ = self.__doc__
+        return method
+
+
+# -- paged reads -----------------------------------------------------------------------
+
+
+def pages(engine: Engine, user_id: str | None, plan: Plan[Page[T]] | None) -> Iterator[T]:
+    """Drive a paged read synchronously: run each page's plan when the consumer reaches
+    it, and yield its items."""
+    while plan is not None:
+        items, plan = run(engine, user_id, plan)
+        yield from items
+
+
+async def apages(
+    engine: Engine, user_id: str | None, plan: Plan[Page[T]] | None
+) -> AsyncIterator[T]:
+    """Async form of :func:`pages`."""
+    while plan is not None:
+        items, plan = await arun(engine, user_id, plan)
+        for item in items:
+            yield item
+
+
+class paged(Generic[P, T]):  # noqa: N801 (used as a decorator)
+    """:class:`dual` for paged reads: the decorated method returns the first page's plan
+    (see :data:`Page`); the sync method is an iterator over every item, ``.async_`` an
+    async iterator."""
+
+    def __init__(self, fn: Callable[Concatenate[Any, P], Plan[Page[T]]]) -> None:
+        self.fn = fn
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Callable[P, Iterator[T]]:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        fn = self.fn
+
+        @functools.wraps(fn)
+        def method(*args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+            return pages(obj.engine, getattr(obj, "_uid", None), fn(obj, *args, **kwargs))
+
+        return method
+
+    @property
+    def async_(self) -> _AsyncPaged[P, T]:
+        return _AsyncPaged(self.fn)
+
+
+class _AsyncPaged(Generic[P, T]):
+    def __init__(self, fn: Callable[Concatenate[Any, P], Plan[Page[T]]]) -> None:
+        self.fn = fn
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        self.__doc__ = f"Async form of :meth:`{fn.__name__}`."
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.__name__ = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> AsyncPagedMethod[P, T]:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        fn = self.fn
+
+        @functools.wraps(fn)
+        def method(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
+            return apages(obj.engine, getattr(obj, "_uid", None), fn(obj, *args, **kwargs))
 
         method.__name__ = self.__name__
         method.__doc__ = self.__doc__
