@@ -41,6 +41,8 @@ from langchain_core.messages import (
 )
 from pydantic_core import PydanticSerializationError
 
+from ._checkpoint.serde import paused_gc
+from ._core.plan import Atomic, Plan, Stmt, arun, dual, run, statements
 from ._encoding.json import clean_text, dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
@@ -174,23 +176,71 @@ _CLASSES: dict[str, type[BaseMessage]] = {
     "function": FunctionMessage,
 }
 
+#: Per message type whose fields have no aliases and that has no post-init hook: the class
+#: and its field names in order. A payload whose data has exactly these keys in this order
+#: (what ``model_dump_json`` writes) is that object's ``__dict__`` as ``model_construct``
+#: would build it.
+_PLAIN: dict[str, tuple[type[BaseMessage], tuple[str, ...], frozenset[str]]] = {
+    name: (cls, tuple(cls.__pydantic_fields__), frozenset(cls.__pydantic_fields__))
+    for name, cls in _CLASSES.items()
+    if cls.__pydantic_post_init__ is None
+    and not cls.__private_attributes__
+    and cls.model_config.get("extra") == "allow"
+    and all(
+        f.alias is None and f.validation_alias is None for f in cls.__pydantic_fields__.values()
+    )
+}
 
-def message_from_json(payload: str) -> BaseMessage:
-    """Inverse of :func:`message_json`.
+_set = object.__setattr__
+
+
+def message_from_data(data: Any) -> BaseMessage:
+    """The message of one parsed payload (``{"type": ..., "data": {...}}``).
 
     Payloads are written by this package from validated messages (``model_dump`` output,
-    every field present), so the common message types are rebuilt with pydantic's
-    ``model_construct`` (no second validation, about 1.4x faster than
-    ``messages_from_dict``); other types go through ``messages_from_dict``."""
-    data = loads(payload)
-    cls = _CLASSES.get(data.get("type"))
-    if cls is not None:
-        return cls.model_construct(**data["data"])
+    every field present), so the common message types are rebuilt without a second
+    validation: exactly what ``model_construct`` builds, assembled directly when the data
+    has every field in order (about 4x faster), else by ``model_construct``; other types
+    go through ``messages_from_dict``.
+
+    Example:
+        >>> message_from_data(loads(message_json(AIMessage("hi")))) == AIMessage("hi")
+        True
+    """
+    kind = data.get("type")
+    fields = data.get("data")
+    plain = _PLAIN.get(kind)  # type: ignore[arg-type]
+    if plain is not None and type(fields) is dict and tuple(fields) == plain[1]:
+        cls = plain[0]
+        message = cls.__new__(cls)
+        _set(message, "__dict__", fields)
+        _set(message, "__pydantic_fields_set__", set(plain[2]))
+        _set(message, "__pydantic_extra__", {})
+        _set(message, "__pydantic_private__", None)
+        return message
+    other = _CLASSES.get(kind)  # type: ignore[arg-type]
+    if other is not None:
+        return other.model_construct(**fields)
     return messages_from_dict([data])[0]
 
 
+def message_from_json(payload: str) -> BaseMessage:
+    """Inverse of :func:`message_json` (see :func:`message_from_data`)."""
+    return message_from_data(loads(payload))
+
+
+def messages_from_json(payloads: Sequence[str]) -> list[BaseMessage]:
+    """:func:`message_from_json` of each payload: parsed as one JSON array (one call of
+    the codec instead of one per message) while the cyclic garbage collector is paused
+    (building many objects that all survive makes it run over and over, for nothing)."""
+    if not payloads:
+        return []
+    with paused_gc():
+        return [message_from_data(d) for d in loads("[" + ",".join(payloads) + "]")]
+
+
 def _decode(rows: list[tuple[Any, ...]], newest_first: bool) -> list[BaseMessage]:
-    messages = [message_from_json(r[0]) for r in rows]
+    messages = messages_from_json([r[0] for r in rows])
     if newest_first:
         messages.reverse()
     return messages
@@ -233,25 +283,20 @@ class ChatMessageHistory(BaseChatMessageHistory):
         """All messages of the session, oldest first."""
         return self.get_messages()
 
-    def get_messages(self, limit: int | None = None) -> list[BaseMessage]:
+    @dual
+    def get_messages(self, limit: int | None = None) -> Plan[list[BaseMessage]]:
         """The messages in order; with ``limit=k`` only the last ``k`` (read through the
         primary key index, not the whole session)."""
         _check_limit(limit)
-        query, params = read_query(self._uid, self._sid, limit)
-        with self.engine.transaction(self._uid, readonly=True) as tx:
-            rows = tx.fetchall(query, params)
+        query = read_query(self._uid, self._sid, limit)
+        (rows,) = yield Atomic(statements([Stmt(*query, True)]), readonly=True)
         return _decode(rows, newest_first=limit is not None)
 
-    async def aget_messages(self, limit: int | None = None) -> list[BaseMessage]:
-        """Async form of :meth:`get_messages`."""
-        _check_limit(limit)
-        query, params = read_query(self._uid, self._sid, limit)
-        async with self.engine.atransaction(self._uid, readonly=True) as tx:
-            rows = await tx.fetchall(query, params)
-        return _decode(rows, newest_first=limit is not None)
+    aget_messages = get_messages.async_
 
     # -- writes ------------------------------------------------------------------------
-    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
+    @dual
+    def add_messages(self, messages: Sequence[BaseMessage]) -> Plan[None]:
         """Append ``messages`` as one contiguous batch, atomically."""
         messages = _check_messages(messages)
         if not messages:
@@ -259,37 +304,20 @@ class ChatMessageHistory(BaseChatMessageHistory):
         queries = append_queries(
             self.engine.dialect, self._uid, self._sid, self.agent_name, messages
         )
-        with self.engine.transaction(
-            self._uid, pipeline=len(queries) > 1, single=len(queries) == 1
-        ) as tx:
-            for query, params in queries:
-                tx.execute(query, params)
-
-    async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
-        """Async form of :meth:`add_messages`."""
-        messages = _check_messages(messages)
-        if not messages:
-            return
-        queries = append_queries(
-            self.engine.dialect, self._uid, self._sid, self.agent_name, messages
+        yield Atomic(
+            statements(Stmt(*q) for q in queries),
+            pipeline=len(queries) > 1,
+            single=len(queries) == 1,
         )
-        async with self.engine.atransaction(
-            self._uid, pipeline=len(queries) > 1, single=len(queries) == 1
-        ) as tx:
-            for query, params in queries:
-                await tx.execute(query, params)
 
-    def clear(self) -> None:
+    aadd_messages = add_messages.async_
+
+    @dual
+    def clear(self) -> Plan[None]:
         """Delete the session's messages and its ``sessions`` row."""
-        with self.engine.transaction(self._uid) as tx:
-            for query, params in clear_queries(self._uid, self._sid):
-                tx.execute(query, params)
+        yield Atomic(statements(Stmt(*q) for q in clear_queries(self._uid, self._sid)))
 
-    async def aclear(self) -> None:
-        """Async form of :meth:`clear`."""
-        async with self.engine.atransaction(self._uid) as tx:
-            for query, params in clear_queries(self._uid, self._sid):
-                await tx.execute(query, params)
+    aclear = clear.async_
 
     # -- sessions ----------------------------------------------------------------------
     @staticmethod
@@ -297,25 +325,25 @@ class ChatMessageHistory(BaseChatMessageHistory):
         engine: Engine, user_id: str = "default", *, limit: int | None = None
     ) -> list[SessionInfo]:
         """The sessions of ``user_id``, most recently active first."""
-        _check_limit(limit)
-        query, params = sessions_query(encode_key(user_id), limit)
-        with engine.transaction(encode_key(user_id), readonly=True) as tx:
-            rows = tx.fetchall(query, params)
-        return [_session(engine.dialect, r) for r in rows]
+        return run(engine, encode_key(user_id), _sessions_plan(engine, user_id, limit))
 
     @staticmethod
     async def alist_sessions(
         engine: Engine, user_id: str = "default", *, limit: int | None = None
     ) -> list[SessionInfo]:
         """Async form of :meth:`list_sessions`."""
-        _check_limit(limit)
-        query, params = sessions_query(encode_key(user_id), limit)
-        async with engine.atransaction(encode_key(user_id), readonly=True) as tx:
-            rows = await tx.fetchall(query, params)
-        return [_session(engine.dialect, r) for r in rows]
+        return await arun(engine, encode_key(user_id), _sessions_plan(engine, user_id, limit))
 
     def __repr__(self) -> str:
         return f"ChatMessageHistory(session_id={self.session_id!r}, user_id={self.user_id!r})"
+
+
+def _sessions_plan(engine: Engine, user_id: str, limit: int | None) -> Plan[list[SessionInfo]]:
+    """:meth:`ChatMessageHistory.list_sessions`, written once for both forms."""
+    _check_limit(limit)
+    query = sessions_query(encode_key(user_id), limit)
+    (rows,) = yield Atomic(statements([Stmt(*query, True)]), readonly=True)
+    return [_session(engine.dialect, r) for r in rows]
 
 
 def _session(dialect: Dialect, row: tuple[Any, ...]) -> SessionInfo:

@@ -66,7 +66,7 @@ from ._checkpoint.chunks import (
 )
 from ._checkpoint.delta import delta_walk_steps
 from ._checkpoint.serde import MemoLoader, ValueMemo, paused_gc
-from ._core.plan import Atomic, Body, Page, Plan, Stmt, dual, paged
+from ._core.plan import Atomic, Body, Page, Plan, Stmt, dual, paged, statements
 from ._encoding.json import clean_text, dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
@@ -219,17 +219,6 @@ def read_steps(dialect: Dialect, uid: str, query: Query) -> Body[list[tuple[Any,
     if missing := missing_chunks(rows):
         rows += yield Stmt(*chunks_query(dialect, uid, missing), True)
     return rows
-
-
-def fetch_steps(query: Query) -> Body[list[tuple[Any, ...]]]:
-    """The rows of one query."""
-    return (yield Stmt(*query, True))  # type: ignore[no-any-return]
-
-
-def statements_steps(queries: Sequence[Query]) -> Body[None]:
-    """Run ``queries`` in order."""
-    for query, params in queries:
-        yield Stmt(query, params)
 
 
 def get_query(dialect: Dialect, scope: _Scope, checkpoint_id: str | None) -> Query:
@@ -1143,7 +1132,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """Save the writes of one task, linked to the checkpoint ``config`` names."""
         query = self._writes_args(config, writes, task_id, task_path)
         if query is not None:
-            yield Atomic(statements_steps([query]), single=True, user_id=query[1][0])
+            yield Atomic(statements([Stmt(*query)]), single=True, user_id=query[1][0])
 
     aput_writes = put_writes.async_
 
@@ -1152,7 +1141,11 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         """Delete every checkpoint, blob and write of a thread (of ``user_id``, default the
         saver's)."""
         uid, tid = self._tenant(user_id), encode_key(str(thread_id))
-        yield Atomic(statements_steps(delete_thread_queries(uid, tid)), pipeline=True, user_id=uid)
+        yield Atomic(
+            statements(Stmt(*q) for q in delete_thread_queries(uid, tid)),
+            pipeline=True,
+            user_id=uid,
+        )
         self._chunks.forget(uid, tid)
 
     adelete_thread = delete_thread.async_
@@ -1182,7 +1175,7 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         queries = copy_thread_queries(
             uid, encode_key(str(source_thread_id)), encode_key(str(target_thread_id))
         )
-        yield Atomic(statements_steps(queries), user_id=uid)
+        yield Atomic(statements(Stmt(*q) for q in queries), user_id=uid)
 
     acopy_thread = copy_thread.async_
 
@@ -1231,7 +1224,9 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
     @dual
     def list_users(self) -> Plan[builtins.list[str]]:
         """Every tenant with checkpoints (for maintenance such as ``agentmem prune``)."""
-        rows = yield Atomic(fetch_steps(users_query()), readonly=True, user_id=None)
+        (rows,) = yield Atomic(
+            statements([Stmt(*users_query(), True)]), readonly=True, user_id=None
+        )
         return [decode_key(r[0]) for r in rows]
 
     alist_users = list_users.async_
@@ -1240,7 +1235,8 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
     def list_threads(self, *, user_id: str | None = None) -> Plan[builtins.list[str]]:
         """The thread ids of a tenant (default the saver's) that have checkpoints."""
         uid = self._tenant(user_id)
-        rows = yield Atomic(fetch_steps(threads_query(uid)), readonly=True, user_id=uid)
+        query = threads_query(uid)
+        (rows,) = yield Atomic(statements([Stmt(*query, True)]), readonly=True, user_id=uid)
         return [decode_key(r[0]) for r in rows]
 
     alist_threads = list_threads.async_

@@ -59,7 +59,15 @@ Example:
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
@@ -116,6 +124,7 @@ __all__ = [
     "paged",
     "pages",
     "run",
+    "statements",
 ]
 
 T = TypeVar("T")
@@ -178,16 +187,23 @@ Plan = Generator[Step, Any, T]
 Page = tuple[Sequence[T], "Plan[Page[T]] | None"]
 
 
-def _statements(statements: list[Stmt]) -> Body[list[Any]]:
+def statements(ops: Iterable[Op]) -> Body[list[Any]]:
+    """A body running ``ops`` in order; it returns one result per statement.
+
+    Example:
+        >>> body = statements([Stmt("SELECT 1", (), True)])
+        >>> next(body)
+        Stmt(sql='SELECT 1', params=(), fetch=True)
+    """
     out = []
-    for stmt in statements:
-        out.append((yield stmt))
+    for op in ops:
+        out.append((yield op))
     return out
 
 
 def _atomic(step: Atomic[Any] | Sql, user_id: str | None) -> tuple[Atomic[Any], str | None]:
     if isinstance(step, Sql):
-        step = Atomic(_statements(step.statements), readonly=step.readonly)
+        step = Atomic(statements(step.statements), readonly=step.readonly)
     return step, user_id if step.user_id is _DEFAULT else step.user_id
 
 
