@@ -174,7 +174,12 @@ _BLOB_MATCH = (
 
 
 def select_query(
-    dialect: Dialect, uid: str, where: Sequence[str], params: Sequence[Any], limit: int
+    dialect: Dialect,
+    uid: str,
+    where: Sequence[str],
+    params: Sequence[Any],
+    limit: int,
+    thread: tuple[str, str] | None = None,
 ) -> Query:
     """Up to ``limit`` checkpoints (newest first) matching ``where``, with the blobs of
     their channel versions and their pending writes, in one statement.
@@ -182,7 +187,9 @@ def select_query(
     Rows are ``(kind, thread_id, checkpoint_ns, a, b, c, d, e, n, blob)``: kind 0 is a
     checkpoint (a=id, b=parent id, c=checkpoint JSON, d=metadata JSON), kind 1 a blob
     (a=channel, b=version, c=type), kind 2 a write (a=checkpoint id, b=task id,
-    c=channel, d=type, e=task path, n=index).
+    c=channel, d=type, e=task path, n=index). ``thread`` (thread id, namespace) when
+    every checkpoint listed is of that one: the writes are then looked up by it (with no
+    statistics yet, a planner may scan every write of the tenant for the join instead).
     """
     entries = dialect.json_entries("p.checkpoint", "channel_versions", "j")
     chunks = dialect.json_entries("p.checkpoint", CHUNKS_KEY, "k")
@@ -195,7 +202,8 @@ def select_query(
         # the other two parts take on Postgres.
         "SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.channel, w.type, "
         "w.task_path, w.idx, w.blob FROM page p JOIN {checkpoint_writes} w ON w.user_id = ? "
-        "AND w.thread_id = p.thread_id AND w.checkpoint_ns = p.checkpoint_ns AND w.checkpoint_id = p.checkpoint_id "
+        + ("AND w.thread_id = ? AND w.checkpoint_ns = ? " if thread else "")
+        + "AND w.thread_id = p.thread_id AND w.checkpoint_ns = p.checkpoint_ns AND w.checkpoint_id = p.checkpoint_id "
         "UNION ALL SELECT 0, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, CAST(checkpoint AS TEXT), "
         "coalesce(CAST(metadata_exact AS TEXT), CAST(metadata AS TEXT)), NULL, NULL, NULL FROM page "
         # Blobs by primary key, one lookup per reference (correlated subqueries: a join
@@ -209,7 +217,7 @@ def select_query(
         + " UNION SELECT p.thread_id, p.checkpoint_ns, CAST(k.value AS TEXT), k.key "
         "FROM page p, " + chunks + ") r"
     )
-    return query, [uid, *params, limit, uid, uid, uid]
+    return query, [uid, *params, limit, uid, *(thread or ()), uid, uid]
 
 
 def read_steps(dialect: Dialect, uid: str, query: Query) -> Body[list[tuple[Any, ...]]]:
@@ -227,7 +235,7 @@ def get_query(dialect: Dialect, scope: _Scope, checkpoint_id: str | None) -> Que
     if checkpoint_id:
         where.append("checkpoint_id = ?")
         params.append(checkpoint_id)
-    return select_query(dialect, scope.uid, where, params, 1)
+    return select_query(dialect, scope.uid, where, params, 1, (params[0], params[1]))
 
 
 def missing_chunks(rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, str, str, str]]:
@@ -337,6 +345,7 @@ _CHECKPOINT_UPSERT = (
 _BLOB_COLS = "user_id, thread_id, checkpoint_ns, channel, version, type, blob"
 _BLOB_KEEP = " ON CONFLICT (user_id, thread_id, checkpoint_ns, channel, version) DO NOTHING"
 _CHUNK_COLS = [("ch", "text"), ("v", "text")]
+_NEW_BLOB_COLS = [("ch", "text"), ("v", "text"), ("t", "text"), ("b", "bytes")]
 
 
 def put_steps(
@@ -352,12 +361,14 @@ def put_steps(
     whether they were written. They are not when one of the ``earlier`` chunks (channel,
     version) the checkpoint builds on is gone: a prune or a delete of the thread, from
     another process, took it while a graph was running; the caller then writes its lists
-    whole. Postgres: one statement (one round trip, atomic without BEGIN/COMMIT) that
-    locks the chunks it found against deletion; SQLite: in the caller's transaction."""
+    whole. Where rows can be locked, the chunks found stay locked against deletion until
+    the checkpoint commits.
+
+    With writable CTEs (``dialect.supports_dml_cte``) this is one statement, whose text
+    does not depend on the number of blobs (they come as arrays), so the server prepares
+    and plans it once per connection: one round trip, atomic without BEGIN/COMMIT.
+    Otherwise three statements in the caller's transaction."""
     uid, tid, ns = scope.uid, scope.thread(), scope.ns or ""
-    blob_params: list[Any] = []
-    for channel, version, type_, data in blobs:
-        blob_params.extend((uid, tid, ns, channel, version, type_, data))
     exact = dumps(metadata)
     cleaned = dumps(clean_json(metadata))
     run_id = metadata.get("run_id")
@@ -376,22 +387,26 @@ def put_steps(
     # Each chunk by its primary key (a join may be planned as a scan of the thread's blobs).
     lookup = (
         "SELECT 1 FROM {checkpoint_blobs} b WHERE b.user_id = ? AND b.thread_id = ? AND b.checkpoint_ns = ? "
-        "AND b.channel = m.ch AND b.version = m.v"
+        "AND b.channel = m.ch AND b.version = m.v" + dialect.row_lock("key share")
     )
+    chunk_params = [*dialect.unnest_params(_CHUNK_COLS, wanted), uid, tid, ns]
     if not dialect.supports_dml_cte:
         if wanted:
             found = yield Stmt(
-                "SELECT count(*) FROM "
+                "SELECT m.ch FROM "
                 + dialect.unnest(_CHUNK_COLS)
                 + " WHERE EXISTS ("
                 + lookup
                 + ")",
-                [*dialect.unnest_params(_CHUNK_COLS, wanted), uid, tid, ns],
+                chunk_params,
                 True,
             )
-            if found[0][0] != len(wanted):
+            if len(found) != len(wanted):
                 return False
         if blobs:
+            blob_params: list[Any] = []
+            for channel, version, type_, data in blobs:
+                blob_params.extend((uid, tid, ns, channel, version, type_, data))
             yield Stmt(
                 "INSERT INTO {checkpoint_blobs} ("
                 + _BLOB_COLS
@@ -409,38 +424,35 @@ def put_steps(
             cp_params,
         )
         return True
-    # The chunks found are locked (FOR KEY SHARE) until this statement commits: a delete
-    # waits for it, or it waits for the delete and then does not find them.
+    # A delete of a chunk found waits for this statement to commit, or this statement
+    # waits for the delete and then does not find it.
     query = (
         "WITH found AS (SELECT 1 FROM "
         + dialect.unnest(_CHUNK_COLS)
         + " CROSS JOIN LATERAL ("
         + lookup
-        + " FOR KEY SHARE) k), "
-        "ok AS (SELECT count(*) = ? AS ok FROM found) "
-    )
-    params = [*dialect.unnest_params(_CHUNK_COLS, wanted), uid, tid, ns, len(wanted)]
-    if blobs:
-        row = "(?, ?, ?, ?, ?, ?, CAST(? AS bytea))"
-        query += (
-            ", b AS (INSERT INTO {checkpoint_blobs} ("
-            + _BLOB_COLS
-            + ") SELECT * FROM (VALUES "
-            + ", ".join([row] * len(blobs))
-            + ") AS v("
-            + _BLOB_COLS
-            + ") WHERE (SELECT ok FROM ok)"
-            + _BLOB_KEEP
-            + ") "
-        )
-        params += blob_params
-    query += (
-        "INSERT INTO {checkpoints} ("
+        + ") k), ok AS (SELECT count(*) = ? AS ok FROM found), "
+        "b AS (INSERT INTO {checkpoint_blobs} ("
+        + _BLOB_COLS
+        + ") SELECT ?, ?, ?, m.ch, m.v, m.t, m.b FROM "
+        + dialect.unnest(_NEW_BLOB_COLS)
+        + " WHERE (SELECT ok FROM ok)"
+        + _BLOB_KEEP
+        + ") INSERT INTO {checkpoints} ("
         + _CHECKPOINT_COLS
         + ") SELECT ?, ?, ?, ?, ?, ?, CAST(? AS json), CAST(? AS jsonb), "
         "CAST(? AS json) WHERE (SELECT ok FROM ok)" + _CHECKPOINT_UPSERT + " RETURNING 1"
     )
-    return bool((yield Stmt(query, [*params, *cp_params], True)))
+    params = [
+        *chunk_params,
+        len(wanted),
+        uid,
+        tid,
+        ns,
+        *dialect.unnest_params(_NEW_BLOB_COLS, blobs),
+        *cp_params,
+    ]
+    return bool((yield Stmt(query, params, True)))
 
 
 def put_writes_query(
@@ -537,15 +549,17 @@ def gc_blobs_steps(dialect: Dialect, uid: str, tid: str, ns: str) -> Body[Any]:
             keep.update((channel, v) for v in parse_chunk_type(type_)[2])
     garbage = [(r[0], r[1]) for r in stored if (r[0], r[1]) not in keep]
     cols = [("channel", "text"), ("version", "text")]
-    if garbage and dialect.supports_dml_cte:
-        # Postgres: a put running now may build on one of these (it holds it FOR KEY
-        # SHARE until it commits). Lock them, then look again at what the checkpoints
-        # use, the chunks they list included: that sees such a put's checkpoint.
+    if garbage and dialect.supports_row_locks:
+        # Writers run concurrently: a put running now may build on one of these (it
+        # holds it locked until it commits, see put_steps). Lock them, then look again at
+        # what the checkpoints use, the chunks they list included: that sees such a put's
+        # checkpoint.
         yield Stmt(
             "SELECT 1 FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? "
             "AND (channel, version) IN (SELECT channel, version FROM "
             + dialect.unnest(cols)
-            + ") FOR UPDATE",
+            + ")"
+            + dialect.row_lock("update"),
             [uid, tid, ns, *dialect.unnest_params(cols, garbage)],
             True,
         )
@@ -1079,10 +1093,12 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
             where.append(cond)
             params.extend(cparams)
         uid = listing.scope.uid
-        query = select_query(self.engine.dialect, uid, where, params, page)
+        scope = listing.scope
+        thread = (scope.thread(), scope.ns or "") if listing.single else None
+        query = select_query(self.engine.dialect, uid, where, params, page, thread)
         rows = yield Atomic(read_steps(self.engine.dialect, uid, query), readonly=True, user_id=uid)
         with paused_gc():
-            found = decode_rows(listing.loader, rows, listing.scope)
+            found = decode_rows(listing.loader, rows, scope)
         out: builtins.list[CheckpointTuple] = []
         for _key, tup, metadata in found:
             if metadata_matches(metadata, listing.filter):

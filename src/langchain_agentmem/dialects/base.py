@@ -51,6 +51,10 @@ class Dialect:
     supports_dml_cte: bool = False
     #: Rows can be loaded by binary ``COPY`` (``Transaction.copy_rows``).
     supports_copy: bool = False
+    #: A SELECT can lock the rows it reads until the transaction ends (see
+    #: :meth:`row_lock`). Backends with it run writers concurrently, so a writer locks
+    #: what it builds on; without it (SQLite) one writer runs at a time, which needs none.
+    supports_row_locks: bool = False
 
     #: Keyword arguments of the driver's ``execute`` for :class:`~.statements.Raw` SQL.
     raw_options: dict[str, Any] = {}
@@ -91,13 +95,27 @@ class Dialect:
     def _literal(self, text: str) -> str:
         return text
 
+    def row_lock(self, strength: str) -> str:
+        """The clause that ends a SELECT (or a sub-SELECT) locking the rows it returns:
+        ``strength`` ``"key share"`` keeps them from being deleted, ``"update"`` from
+        any change. Empty where :attr:`supports_row_locks` is false.
+
+        Example:
+            >>> Dialect().row_lock("update")
+            ''
+        """
+        if strength not in ("key share", "update"):
+            raise ValueError(f"row lock strength must be 'key share' or 'update', got {strength!r}")
+        return ""
+
     # -- values --------------------------------------------------------------------
     def unnest(self, columns: Sequence[tuple[str, str]]) -> str:
         """A relation ``m(ord, <columns>)`` built from the parameters :meth:`unnest_params`
         returns, so that many rows go to the server in one statement.
 
         ``columns`` are ``(name, type)`` pairs with ``type`` one of ``text``, ``bigint``,
-        ``double``, ``json``. ``ord`` counts rows from 1.
+        ``double``, ``json``, and ``bytes`` where :attr:`supports_dml_cte` (Postgres;
+        SQLite's JSON cannot carry bytes). ``ord`` counts rows from 1.
         """
         raise NotImplementedError
 

@@ -21,6 +21,7 @@ class PostgresDialect(Dialect):
     supports_dml_cte = True
     supports_copy = True
     raw_options = {"prepare": False}
+    supports_row_locks = True
 
     def table(self, name: str) -> str:
         return pgsql.Identifier(self.schema, name).as_string(None)
@@ -31,7 +32,17 @@ class PostgresDialect(Dialect):
     def _literal(self, text: str) -> str:
         return text.replace("%", "%%").replace("?", "%s")
 
-    _PG_TYPES = {"text": "text[]", "bigint": "bigint[]", "double": "float8[]", "json": "json[]"}
+    def row_lock(self, strength: str) -> str:
+        super().row_lock(strength)
+        return " FOR KEY SHARE" if strength == "key share" else " FOR UPDATE"
+
+    _PG_TYPES = {
+        "text": "text[]",
+        "bigint": "bigint[]",
+        "double": "float8[]",
+        "json": "json[]",
+        "bytes": "bytea[]",
+    }
 
     def unnest(self, columns: Sequence[tuple[str, str]]) -> str:
         casts = ", ".join(f"{{bparam}}::{self._PG_TYPES[t]}" for _, t in columns)

@@ -32,7 +32,12 @@ class SQLiteDialect(Dialect):
 
     def unnest(self, columns: Sequence[tuple[str, str]]) -> str:
         parts = []
-        for i, (name, _type) in enumerate(columns):
+        for i, (name, type_) in enumerate(columns):
+            if type_ == "bytes":
+                raise ValueError(
+                    f"SQLite cannot unnest bytes (column {name!r}): JSON holds no bytes; "
+                    "insert such rows with VALUES"
+                )
             check_identifier(name, "column")
             # json_extract returns SQL values: text, integer, real, NULL.
             parts.append(f"json_extract(value, '$[{i}]') AS {name}")
