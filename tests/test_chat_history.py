@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
 import pytest
@@ -15,9 +16,11 @@ from langchain_core.messages import (
     HumanMessage,
     SystemMessage,
     ToolMessage,
+    messages_from_dict,
 )
 
 from langchain_agentmem import ChatMessageHistory, Engine
+from langchain_agentmem.chat_history import message_json
 
 ODD_TEXT = "nul\x00 byte, emoji 😀, RTL עברית, combining e\u0301, lone \ud800 surrogate, \u2028 sep, \\ back\\slash, 'quote' \"dq\" %s ?"
 
@@ -75,6 +78,74 @@ async def test_every_message_type_round_trips_async(aengine: Engine) -> None:
     messages = every_kind_of_message()
     await history.aadd_messages(messages)
     assert await history.aget_messages() == messages
+
+
+def _construct(message: BaseMessage) -> BaseMessage:
+    """What reading a message built before the fast path (``model_construct`` on the
+    stored data), for comparison."""
+    return message_from_json_via_model_construct(message_json(message))
+
+
+def message_from_json_via_model_construct(payload: str) -> BaseMessage:
+    data = json.loads(payload)
+    cls = type(messages_from_dict([data])[0])
+    return (
+        cls.model_construct(**data["data"])
+        if data["type"] != "AIMessageChunk"
+        else cls(**data["data"])
+    )
+
+
+def _state(message: BaseMessage) -> tuple[object, ...]:
+    return (
+        type(message),
+        list(message.__dict__.items()),
+        message.__pydantic_fields_set__,
+        message.__pydantic_extra__,
+        message.__pydantic_private__,
+    )
+
+
+def test_messages_read_are_built_exactly_as_model_construct_builds_them(engine: Engine) -> None:
+    history = ChatMessageHistory(engine, "exact")
+    messages = every_kind_of_message()
+    history.add_messages(messages)
+    read, again = history.messages, history.get_messages()
+    assert [_state(m) for m in read] == [_state(_construct(m)) for m in messages]
+    read[2].tool_calls[0]["args"]["n"] = 4  # a read message is its own object
+    read[0].additional_kwargs["k"] = "v"
+    assert [_state(m) for m in again] == [_state(_construct(m)) for m in messages]
+    assert history.messages == messages
+
+
+async def test_messages_read_are_built_exactly_as_model_construct_builds_them_async(
+    aengine: Engine,
+) -> None:
+    history = ChatMessageHistory(aengine, "exact")
+    messages = every_kind_of_message()
+    await history.aadd_messages(messages)
+    read = await history.aget_messages()
+    assert [_state(m) for m in read] == [_state(_construct(m)) for m in messages]
+    assert [_state(m) for m in await history.aget_messages(limit=3)] == [
+        _state(_construct(m)) for m in messages[-3:]
+    ]
+
+
+def test_payloads_with_fields_missing_or_reordered_still_read(engine: Engine) -> None:
+    """Payloads written by another LangChain version (a field fewer, another order)."""
+    history = ChatMessageHistory(engine, "old", user_id="u")
+    history.add_messages([HumanMessage("first")])
+    older = {"type": "ai", "data": {"type": "ai", "content": "old", "id": "x"}}
+    with engine.transaction("u") as tx:
+        tx.execute(
+            "INSERT INTO {events} (user_id, session_id, seq, role, kind, content, payload) "
+            "VALUES (?, ?, 2, 'ai', 'message', 'old', ?)",
+            ["u", "old", json.dumps(older)],
+        )
+    first, second = history.messages
+    assert first == HumanMessage("first")
+    assert second == AIMessage("old", id="x")
+    assert _state(second) == _state(AIMessage.model_construct(**older["data"]))
 
 
 def test_ten_megabyte_message(engine: Engine) -> None:

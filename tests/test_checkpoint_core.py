@@ -1,0 +1,139 @@
+"""The checkpointer and the chat history on the core driver: one definition per operation
+(sync and async forms of the same plan), paged reads, and the capabilities they use."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import pytest
+from langchain_core.messages import HumanMessage
+from test_checkpoint import put_chain
+
+from langchain_agentmem import ChatMessageHistory, CheckpointSaver, Engine, connect
+from langchain_agentmem._core.plan import Atomic, One, Plan, apages, pages
+from langchain_agentmem.checkpoint import _Scope, put_steps
+from langchain_agentmem.dialects import PostgresDialect, SQLiteDialect
+
+
+def twins(cls: type) -> list[str]:
+    """Names ``aX`` defined by ``cls`` whose ``X`` it defines too."""
+    return sorted(
+        name
+        for name in vars(cls)
+        if name.startswith("a") and name[1:] in vars(cls) and not name.startswith("__")
+    )
+
+
+def test_every_async_form_is_the_sync_methods_one_definition() -> None:
+    engine = connect("sqlite://")
+    objects = [CheckpointSaver(engine), ChatMessageHistory(engine, "s")]
+    checked = []
+    for obj in objects:
+        for name in twins(type(obj)):
+            sync, async_ = getattr(obj, name[1:]), getattr(obj, name)
+            assert inspect.signature(sync).parameters == inspect.signature(async_).parameters, name
+            if isinstance(vars(type(obj))[name], staticmethod):
+                continue  # two one-line runners of one plan (they take the engine)
+            assert inspect.unwrap(async_) is inspect.unwrap(sync), f"{name} is a separate copy"
+            checked.append(name)
+    assert {"aget_tuple", "alist", "aput", "aput_writes", "aprune", "aget_messages"} <= set(checked)
+    assert "aadd_messages" in checked and "aclear" in checked
+
+
+def test_put_is_one_statement_text_whatever_the_number_of_blobs() -> None:
+    """The text is what the server prepares: one text, one preparation per connection."""
+    dialect = PostgresDialect("agent_mem")
+    scope = _Scope({"configurable": {"thread_id": "t"}}, "u")
+
+    def first(blobs: list[tuple[str, str, str, bytes | None]], earlier: list[Any]) -> Any:
+        return next(put_steps(dialect, scope, None, {"id": "c"}, {}, blobs, earlier))
+
+    texts = {
+        first([], []).sql,
+        first([("a", "1", "msgpack", b"x")], []).sql,
+        first([("a", "1", "msgpack", b"x"), ("b", "2", "empty", None)], [("c", "0")]).sql,
+    }
+    assert len(texts) == 1
+    assert " FOR KEY SHARE" in texts.pop()
+
+
+def test_row_locks_are_a_named_capability() -> None:
+    assert PostgresDialect().supports_row_locks and not SQLiteDialect().supports_row_locks
+    assert PostgresDialect().row_lock("key share") == " FOR KEY SHARE"
+    assert PostgresDialect().row_lock("update") == " FOR UPDATE"
+    assert SQLiteDialect().row_lock("update") == ""
+    with pytest.raises(ValueError, match="'key share' or 'update', got 'share'"):
+        SQLiteDialect().row_lock("share")
+    with pytest.raises(ValueError, match="SQLite cannot unnest bytes"):
+        SQLiteDialect().unnest([("b", "bytes")])
+
+
+def counting_pages(engine: Engine, started: list[int], page: int, last: int) -> Plan[Any]:
+    """Pages of two numbers each; ``started`` records each page as it is read."""
+    started.append(page)
+    row = yield Atomic(_one(page), readonly=True, user_id="u")
+    items = [row[0] * 2, row[0] * 2 + 1]
+    return items, (counting_pages(engine, started, page + 1, last) if page < last else None)
+
+
+def _one(page: int) -> Any:
+    return (yield One("SELECT ?", [page]))
+
+
+def test_paged_reads_read_a_page_only_when_it_is_reached(engine: Engine) -> None:
+    started: list[int] = []
+    items = pages(engine, "u", counting_pages(engine, started, 0, 4))
+    assert started == []  # nothing is read before the first item is asked for
+    assert next(items) == 0 and next(items) == 1
+    assert started == [0]
+    assert next(items) == 2
+    assert started == [0, 1]
+    items.close()
+    assert list(pages(engine, "u", counting_pages(engine, [], 0, 4))) == list(range(10))
+
+
+async def test_paged_reads_read_a_page_only_when_it_is_reached_async(aengine: Engine) -> None:
+    started: list[int] = []
+    items = apages(aengine, "u", counting_pages(aengine, started, 0, 4))
+    assert started == []
+    assert await items.__anext__() == 0 and await items.__anext__() == 1
+    assert started == [0]
+    assert await items.__anext__() == 2
+    assert started == [0, 1]
+    await items.aclose()
+    assert [i async for i in apages(aengine, "u", counting_pages(aengine, [], 0, 4))] == list(
+        range(10)
+    )
+
+
+async def test_alist_pages_through_long_histories_in_order(aengine: Engine) -> None:
+    saver = CheckpointSaver(aengine)
+    configs = put_chain(saver, "long", 230)
+    cfg = {"configurable": {"thread_id": "long"}}
+    listed = saver.alist(cfg)
+    first = await listed.__anext__()
+    rest = [t async for t in listed]
+    ids = [first.config["configurable"]["checkpoint_id"]] + [
+        t.config["configurable"]["checkpoint_id"] for t in rest
+    ]
+    assert ids == [c["configurable"]["checkpoint_id"] for c in reversed(configs)]
+    assert [t.checkpoint["channel_values"]["i"] for t in rest[:3]] == [228, 227, 226]
+    assert len([t async for t in saver.alist(cfg, limit=150)]) == 150
+    assert len([t async for t in saver.alist(cfg, before=configs[200], limit=500)]) == 200
+    assert [t.metadata["step"] async for t in saver.alist(cfg, filter={"step": 5})] == [5]
+    assert [t async for t in saver.alist(cfg, limit=0)] == []
+    with pytest.raises(ValueError, match="limit must be a non-negative int"):
+        [t async for t in saver.alist(cfg, limit=-1)]
+
+
+async def test_async_reads_of_users_threads_and_sessions(aengine: Engine) -> None:
+    saver = CheckpointSaver(aengine, user_id="ann")
+    put_chain(saver, "t1", 1)
+    assert await saver.alist_threads() == ["t1"] == saver.list_threads()
+    assert await saver.alist_users() == ["ann"] == saver.list_users()
+    history = ChatMessageHistory(aengine, "s1", user_id="ann")
+    await history.aadd_messages([HumanMessage("hi")])
+    sessions = await ChatMessageHistory.alist_sessions(aengine, "ann")
+    assert [s.session_id for s in sessions] == ["s1"]
+    assert ChatMessageHistory.list_sessions(aengine, "ann") == sessions
