@@ -5,12 +5,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from psycopg import sql as pgsql
+from psycopg.types.array import ListBinaryDumper
 
 from .base import Dialect, check_identifier
 from .statements import One, Raw, Stmt
 
 __all__ = ["PostgresDialect"]
+
+
+def _typed_list(name: str, element_oid: int, array_oid: int) -> type[list[Any]]:
+    """A list type that psycopg sends as a binary array of one element type, even when it
+    is empty or all NULL (a plain list then has no element to tell the type by, and goes
+    as an untyped array: the server would prepare a second statement for the same text).
+    Its dumper is registered on psycopg's default adapters, which every new connection
+    starts from; it applies to this type only."""
+    cls = type(name, (list,), {"__slots__": ()})
+    dumper = type(
+        name + "Dumper", (ListBinaryDumper,), {"element_oid": element_oid, "oid": array_oid}
+    )
+    psycopg.adapters.register_dumper(cls, dumper)
+    return cls
+
+
+#: Column type of :meth:`PostgresDialect.unnest` -> its typed list (text, bytea, int8,
+#: float8; json goes as text and is cast by the statement).
+_TYPED_LISTS = {
+    "text": _typed_list("_TextList", 25, 1009),
+    "json": _typed_list("_JsonTextList", 25, 1009),
+    "bytes": _typed_list("_ByteaList", 17, 1001),
+    "bigint": _typed_list("_Int8List", 20, 1016),
+    "double": _typed_list("_Float8List", 701, 1022),
+}
 
 
 class PostgresDialect(Dialect):
@@ -52,7 +79,17 @@ class PostgresDialect(Dialect):
     def unnest_params(
         self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
     ) -> list[Any]:
-        return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in columns]
+        # A column that is empty or all NULL goes as a typed array: psycopg prepares one
+        # statement per text and parameter types, and the type of such a list is unknown.
+        if not rows:
+            return [_TYPED_LISTS[t]() for _, t in columns]
+        out: list[Any] = []
+        for (_, type_), col in zip(columns, zip(*rows, strict=True), strict=True):
+            values = list(col)
+            if all(v is None for v in values):
+                values = _TYPED_LISTS[type_](values)
+            out.append(values)
+        return out
 
     def starts_with(self, column: str) -> str:
         # Byte-wise LIKE on a COLLATE "C" column can use the btree index.
