@@ -114,8 +114,8 @@ class Dialect:
         returns, so that many rows go to the server in one statement.
 
         ``columns`` are ``(name, type)`` pairs with ``type`` one of ``text``, ``bigint``,
-        ``double``, ``json``, and ``bytes`` where :attr:`supports_dml_cte` (Postgres;
-        SQLite's JSON cannot carry bytes). ``ord`` counts rows from 1.
+        ``double``, ``json``, and ``bytes`` on Postgres only (SQLite's JSON cannot carry
+        bytes: insert such rows with ``VALUES`` there). ``ord`` counts rows from 1.
         """
         raise NotImplementedError
 
