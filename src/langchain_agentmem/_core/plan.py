@@ -303,6 +303,10 @@ class dual(Generic[P, T]):  # noqa: N801 (used as a decorator)
     def __init__(self, fn: Callable[Concatenate[Any, P], Plan[T]]) -> None:
         self.fn = fn
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        # An attribute, not a property: mypy applies the descriptor protocol to what a
+        # property returns, which bound ``aX = X.async_`` twice (``self`` taken for the
+        # first parameter).
+        self.async_: _AsyncDual[P, T] = _AsyncDual(fn)
 
     def __get__(self, obj: Any, objtype: type | None = None) -> Callable[P, T]:
         if obj is None:
@@ -314,10 +318,6 @@ class dual(Generic[P, T]):  # noqa: N801 (used as a decorator)
             return run(obj.engine, getattr(obj, "_uid", None), fn(obj, *args, **kwargs))
 
         return method
-
-    @property
-    def async_(self) -> _AsyncDual[P, T]:
-        return _AsyncDual(self.fn)
 
 
 class _AsyncDual(Generic[P, T]):
