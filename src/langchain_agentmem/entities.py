@@ -491,7 +491,7 @@ class EntityMemory:
 
     # -- public API -----------------------------------------------------------------------
     @dual
-    def update(self, turn: str | Sequence[BaseMessage]) -> Plan[builtins.list[Entity]]:
+    def update(self, turn: str | Sequence[BaseMessage]) -> Plan[list[Entity]]:
         """Extract the entities of one conversation turn (text, or its messages) and update
         their summaries: one model call. Returns the entities written."""
         return (yield from self._update(turn))
@@ -512,7 +512,7 @@ class EntityMemory:
         return (yield Atomic(self._set(items)))
 
     @dual
-    def relevant(self, text: str, *, limit: int | None = 10) -> Plan[builtins.list[Entity]]:
+    def relevant(self, text: str, *, limit: int | None = 10) -> Plan[list[Entity]]:
         """Known entities that ``text`` mentions by name or alias (no model call), most
         recently updated first."""
         return (yield Atomic(self._relevant(text, limit), readonly=True))

@@ -315,16 +315,15 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             return request
         return request.override(system_message=_with_memory(request.system_message, block))
 
+    # The hooks keep AgentMiddleware's docstrings; each pair drives one plan.
     def wrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
     ) -> ModelResponse:
-        """Call the model with what is remembered about the user in the system message."""
         return handler(run(self.engine, *self._recall(request)))
 
     async def awrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[ModelResponse]]
     ) -> ModelResponse:
-        """Async form of :meth:`wrap_model_call` (the same plan, run async)."""
         return await handler(await arun(self.engine, *self._recall(request)))
 
     # -- after the agent ----------------------------------------------------------------
@@ -363,12 +362,10 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             yield from summary._add_plan(turn)
 
     def after_agent(self, state: AgentState, runtime: Any) -> dict[str, Any] | None:
-        """Write the finished turn to the memories (no state update)."""
         run(self.engine, *self._remember(state, runtime))
         return None
 
     async def aafter_agent(self, state: AgentState, runtime: Any) -> dict[str, Any] | None:
-        """Async form of :meth:`after_agent` (the same plan, run async)."""
         await arun(self.engine, *self._remember(state, runtime))
         return None
 

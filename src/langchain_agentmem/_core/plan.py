@@ -47,6 +47,8 @@ Example:
 from __future__ import annotations
 
 import functools
+import inspect
+import typing
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
@@ -293,16 +295,31 @@ async def arun(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
 # -- one definition, two methods -----------------------------------------------------
 
 
+def _signatures(fn: Callable[..., Any]) -> tuple[inspect.Signature, inspect.Signature]:
+    """The signatures a plan method shows as a method: with ``self`` (on the class) and
+    without (bound), returning what the plan returns (``Plan[X]`` shows as ``X``)."""
+    sig = inspect.signature(fn)
+    ret = sig.return_annotation
+    if isinstance(ret, str) and ret.startswith("Plan[") and ret.endswith("]"):
+        ret = ret[len("Plan[") : -1]
+    elif typing.get_origin(ret) is Generator:
+        ret = typing.get_args(ret)[2]
+    full = sig.replace(return_annotation=ret)
+    return full, full.replace(parameters=list(full.parameters.values())[1:])
+
+
 class dual(Generic[P, T]):  # noqa: N801 (used as a decorator)
     """Make a plan method the sync method of its name; ``.async_`` is its async form.
 
     The decorated method returns a :data:`Plan`; the object it is bound to has ``engine``
-    and ``_uid`` (the tenant). Signature and docstring are the plan method's.
+    and ``_uid`` (the tenant). Signature and docstring are the plan method's (the
+    signature returning what the plan returns).
     """
 
     def __init__(self, fn: Callable[Concatenate[Any, P], Plan[T]]) -> None:
         self.fn = fn
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        self.__signature__, self._bound_signature = _signatures(fn)
         # An attribute, not a property: mypy applies the descriptor protocol to what a
         # property returns, which bound ``aX = X.async_`` twice (``self`` taken for the
         # first parameter).
@@ -317,7 +334,12 @@ class dual(Generic[P, T]):  # noqa: N801 (used as a decorator)
         def method(*args: P.args, **kwargs: P.kwargs) -> T:
             return run(obj.engine, getattr(obj, "_uid", None), fn(obj, *args, **kwargs))
 
+        method.__signature__ = self._bound_signature  # type: ignore[attr-defined]
         return method
+
+    def __call__(self, obj: Any, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Called on the class, like a function: ``Class.method(obj, ...)``."""
+        return self.__get__(obj)(*args, **kwargs)
 
 
 class _AsyncDual(Generic[P, T]):
@@ -325,9 +347,11 @@ class _AsyncDual(Generic[P, T]):
         self.fn = fn
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
         self.__doc__ = f"Async form of :meth:`{fn.__name__}`."
+        self.__signature__, self._bound_signature = _signatures(fn)
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.__name__ = name
+        self.__qualname__ = f"{owner.__qualname__}.{name}"
 
     def __get__(self, obj: Any, objtype: type | None = None) -> Callable[P, Coroutine[Any, Any, T]]:
         if obj is None:
@@ -339,5 +363,11 @@ class _AsyncDual(Generic[P, T]):
             return await arun(obj.engine, getattr(obj, "_uid", None), fn(obj, *args, **kwargs))
 
         method.__name__ = self.__name__
+        method.__qualname__ = self.__qualname__
         method.__doc__ = self.__doc__
+        method.__signature__ = self._bound_signature  # type: ignore[attr-defined]
         return method
+
+    async def __call__(self, obj: Any, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Called on the class, like a function: ``await Class.amethod(obj, ...)``."""
+        return await self.__get__(obj)(*args, **kwargs)
