@@ -355,7 +355,7 @@ class _AsyncDual(Generic[P, T]):
 
     def __get__(self, obj: Any, objtype: type | None = None) -> Callable[P, Coroutine[Any, Any, T]]:
         if obj is None:
-            return self  # type: ignore[return-value]
+            return self._unbound()  # type: ignore[return-value]
         fn = self.fn
 
         @functools.wraps(fn)
@@ -368,6 +368,15 @@ class _AsyncDual(Generic[P, T]):
         method.__signature__ = self._bound_signature  # type: ignore[attr-defined]
         return method
 
-    async def __call__(self, obj: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Called on the class, like a function: ``await Class.amethod(obj, ...)``."""
-        return await self.__get__(obj)(*args, **kwargs)
+    def _unbound(self) -> Callable[..., Coroutine[Any, Any, T]]:
+        """What the class shows: a coroutine function taking ``self`` first, so that
+        ``inspect.iscoroutinefunction(Class.amethod)`` holds as for a hand-written one."""
+
+        @functools.wraps(self.fn)
+        async def unbound(obj: Any, *args: Any, **kwargs: Any) -> T:
+            return await self.__get__(obj)(*args, **kwargs)
+
+        unbound.__name__, unbound.__qualname__ = self.__name__, self.__qualname__
+        unbound.__doc__ = self.__doc__
+        unbound.__signature__ = self.__signature__  # type: ignore[attr-defined]
+        return unbound
