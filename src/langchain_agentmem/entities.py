@@ -509,7 +509,7 @@ class EntityMemory:
         items = _items(answer.entities)
         if not items:
             return []
-        return (yield Atomic(self._set(items)))
+        return (yield Atomic(self._set(items), pipeline=True))
 
     @dual
     def relevant(self, text: str, *, limit: int | None = 10) -> Plan[list[Entity]]:
@@ -541,7 +541,7 @@ class EntityMemory:
         if isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases):
             raise TypeError(f"expected aliases as a list of str, got {aliases!r:.80}")
         normalize(name)
-        (entity,) = yield Atomic(self._set([(name, type, summary, list(aliases))]))
+        (entity,) = yield Atomic(self._set([(name, type, summary, list(aliases))]), pipeline=True)
         return entity  # type: ignore[no-any-return]
 
     aset = set.async_
@@ -635,7 +635,7 @@ class EntityStore(_EntityStoreBase):  # type: ignore[misc,valid-type]
             if not isinstance(value, str):
                 raise TypeError(f"expected summary as str, got {type_name(value)}")
             normalize(key)
-            yield Atomic(self._memory._set([(key, None, value, [])]))
+            yield Atomic(self._memory._set([(key, None, value, [])]), pipeline=True)
 
     aset = set.async_
 

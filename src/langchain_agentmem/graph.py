@@ -721,7 +721,8 @@ class GraphMemory:
         at: datetime | None,
     ) -> Plan[list[Edge]]:
         triples = yield from self._extract(text)
-        return (yield Atomic(self._add(triples, 1.0, None, at, session_id, seq)))
+        body = self._add(triples, 1.0, None, at, session_id, seq)
+        return (yield Atomic(body, pipeline=True))
 
     def _with_recent(self, text: str) -> Plan[str]:
         """``text`` after the last ``k`` exchanges of ``chat_history``, when there is one."""
@@ -748,7 +749,7 @@ class GraphMemory:
         On a single-valued relation, the subject's other open edge is closed at ``at``
         (default now). ``session_id``/``seq`` record the event the fact came from."""
         body = self._add([(subject, relation, object)], weight, properties, at, session_id, seq)
-        return (yield Atomic(body))
+        return (yield Atomic(body, pipeline=True))
 
     aadd_triple = add_triple.async_
 
@@ -764,7 +765,8 @@ class GraphMemory:
         seq: int | None = None,
     ) -> Plan[list[Edge]]:
         """Add many facts in one transaction (see :meth:`add_triple`)."""
-        return (yield Atomic(self._add(triples, weight, properties, at, session_id, seq)))
+        body = self._add(triples, weight, properties, at, session_id, seq)
+        return (yield Atomic(body, pipeline=True))
 
     aadd_triples = add_triples.async_
 

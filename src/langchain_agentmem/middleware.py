@@ -101,7 +101,7 @@ def _write_plan(
         yield from graph_body
 
     if items or triples:
-        yield Atomic(body())
+        yield Atomic(body(), pipeline=True)
 
 
 def format_memory(

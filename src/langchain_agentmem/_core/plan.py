@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 import typing
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass, field
@@ -295,17 +296,16 @@ async def arun(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
 # -- one definition, two methods -----------------------------------------------------
 
 
-def _signatures(fn: Callable[..., Any]) -> tuple[inspect.Signature, inspect.Signature]:
-    """The signatures a plan method shows as a method: with ``self`` (on the class) and
-    without (bound), returning what the plan returns (``Plan[X]`` shows as ``X``)."""
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """The signature a plan method shows: returning what the plan returns (``Plan[X]``
+    shows as ``X``); bound, ``types.MethodType`` drops ``self``."""
     sig = inspect.signature(fn)
     ret = sig.return_annotation
     if isinstance(ret, str) and ret.startswith("Plan[") and ret.endswith("]"):
         ret = ret[len("Plan[") : -1]
     elif typing.get_origin(ret) is Generator:
         ret = typing.get_args(ret)[2]
-    full = sig.replace(return_annotation=ret)
-    return full, full.replace(parameters=list(full.parameters.values())[1:])
+    return sig.replace(return_annotation=ret)
 
 
 class dual(Generic[P, T]):  # noqa: N801 (used as a decorator)
@@ -313,13 +313,14 @@ class dual(Generic[P, T]):  # noqa: N801 (used as a decorator)
 
     The decorated method returns a :data:`Plan`; the object it is bound to has ``engine``
     and ``_uid`` (the tenant). Signature and docstring are the plan method's (the
-    signature returning what the plan returns).
+    signature returning what the plan returns). Bound, either form is a plain bound
+    method (``types.MethodType``): nothing is built per attribute access.
     """
 
     def __init__(self, fn: Callable[Concatenate[Any, P], Plan[T]]) -> None:
         self.fn = fn
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
-        self.__signature__, self._bound_signature = _signatures(fn)
+        self.__signature__ = _signature(fn)
         # An attribute, not a property: mypy applies the descriptor protocol to what a
         # property returns, which bound ``aX = X.async_`` twice (``self`` taken for the
         # first parameter).
@@ -328,55 +329,33 @@ class dual(Generic[P, T]):  # noqa: N801 (used as a decorator)
     def __get__(self, obj: Any, objtype: type | None = None) -> Callable[P, T]:
         if obj is None:
             return self  # type: ignore[return-value]
-        fn = self.fn
-
-        @functools.wraps(fn)
-        def method(*args: P.args, **kwargs: P.kwargs) -> T:
-            return run(obj.engine, getattr(obj, "_uid", None), fn(obj, *args, **kwargs))
-
-        method.__signature__ = self._bound_signature  # type: ignore[attr-defined]
-        return method
+        return types.MethodType(self, obj)
 
     def __call__(self, obj: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Called on the class, like a function: ``Class.method(obj, ...)``."""
-        return self.__get__(obj)(*args, **kwargs)
+        """Run the plan for ``obj`` (also called on the class: ``Class.method(obj, ...)``)."""
+        return run(obj.engine, getattr(obj, "_uid", None), self.fn(obj, *args, **kwargs))
 
 
 class _AsyncDual(Generic[P, T]):
     def __init__(self, fn: Callable[Concatenate[Any, P], Plan[T]]) -> None:
         self.fn = fn
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
-        self.__doc__ = f"Async form of :meth:`{fn.__name__}`."
-        self.__signature__, self._bound_signature = _signatures(fn)
+
+        @functools.wraps(fn)
+        async def function(obj: Any, *args: P.args, **kwargs: P.kwargs) -> T:
+            return await arun(obj.engine, getattr(obj, "_uid", None), fn(obj, *args, **kwargs))
+
+        function.__doc__ = f"Async form of :meth:`{fn.__name__}`."
+        function.__signature__ = _signature(fn)  # type: ignore[attr-defined]
+        # What the class shows: a coroutine function taking ``self`` first, so that
+        # ``inspect.iscoroutinefunction(Class.amethod)`` holds as for a hand-written one.
+        self.function = function
+        functools.update_wrapper(self, function)  # type: ignore[arg-type]
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.__name__ = name
-        self.__qualname__ = f"{owner.__qualname__}.{name}"
+        self.__name__ = self.function.__name__ = name
+        self.__qualname__ = self.function.__qualname__ = f"{owner.__qualname__}.{name}"
 
     def __get__(self, obj: Any, objtype: type | None = None) -> Callable[P, Coroutine[Any, Any, T]]:
         if obj is None:
-            return self._unbound()  # type: ignore[return-value]
-        fn = self.fn
-
-        @functools.wraps(fn)
-        async def method(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await arun(obj.engine, getattr(obj, "_uid", None), fn(obj, *args, **kwargs))
-
-        method.__name__ = self.__name__
-        method.__qualname__ = self.__qualname__
-        method.__doc__ = self.__doc__
-        method.__signature__ = self._bound_signature  # type: ignore[attr-defined]
-        return method
-
-    def _unbound(self) -> Callable[..., Coroutine[Any, Any, T]]:
-        """What the class shows: a coroutine function taking ``self`` first, so that
-        ``inspect.iscoroutinefunction(Class.amethod)`` holds as for a hand-written one."""
-
-        @functools.wraps(self.fn)
-        async def unbound(obj: Any, *args: Any, **kwargs: Any) -> T:
-            return await self.__get__(obj)(*args, **kwargs)
-
-        unbound.__name__, unbound.__qualname__ = self.__name__, self.__qualname__
-        unbound.__doc__ = self.__doc__
-        unbound.__signature__ = self.__signature__  # type: ignore[attr-defined]
-        return unbound
+            return self.function  # type: ignore[return-value]
+        return types.MethodType(self.function, obj)

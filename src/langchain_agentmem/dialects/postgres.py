@@ -62,7 +62,6 @@ class PostgresDialect(Dialect):
             "SELECT pg_advisory_xact_lock(s.h) FROM (SELECT DISTINCT hashtextextended(m.k, 0) AS h "  # noqa: S608 (fixed text)
             "FROM " + self.unnest(cols) + ") s ORDER BY s.h",
             self.unnest_params(cols, [(t,) for t in texts]),
-            fetch=True,
         )
 
     def json_entries(self, expr: str, key: str, alias: str) -> str:
