@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from _fakes import ScriptedChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 
-from langchain_agentmem import ChatMessageHistory, Engine, EntityMemory, EntityStore
+from langchain_agentmem import ChatMessageHistory, Engine, Entity, EntityMemory, EntityStore
 
 from cassettes import openai_cassette
 
@@ -233,3 +236,90 @@ def test_entities_through_openai_cassette(engine: Engine) -> None:
         memory.update([HumanMessage("Bobby started playing chess."), AIMessage("Great hobby.")])
     assert {e.key for e in memory.list_entities()} == {"bob", "lyon"}
     assert memory.get("bobby").summary == "Alice's brother; lives in Lyon; plays chess."  # type: ignore[union-attr]
+
+
+# -- concurrent writers ---------------------------------------------------------------
+
+
+def run_threads(n: int, work: Callable[[int], object]) -> None:
+    """Start ``n`` threads that call ``work(i)`` at the same moment; re-raise any error."""
+    barrier = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def target(i: int) -> None:
+        try:
+            barrier.wait()
+            work(i)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def bob_update(i: int) -> str:
+    """Writer ``i`` names Bob by one of two spellings and adds its own alias."""
+    name, aliases = ("Bob", ["Bobby", f"B{i}"]) if i % 2 else ("Bobby", [f"B{i}"])
+    return answer((name, "person", aliases, f"Bob, as writer {i} knows him."))
+
+
+def check_one_bob(entities: list[Entity], found: list[Entity | None], writers: int) -> None:
+    assert len(entities) == 1, [(e.key, e.aliases) for e in entities]
+    (bob,) = entities
+    # Every alias any writer wrote is on the row and resolves to it.
+    assert {f"B{i}" for i in range(writers)} <= set(bob.aliases)
+    assert all(e is not None and e.key == bob.key for e in found)
+
+
+def test_concurrent_updates_of_one_entity_keep_one_row_and_every_alias(engine: Engine) -> None:
+    writers = 8
+    for trial in range(2):
+        system = f"trial{trial}"
+
+        def work(i: int, system: str = system) -> None:
+            llm = ScriptedChatModel(responses=[bob_update(i)])
+            EntityMemory(engine, llm, entity_system=system).update(f"news about Bob from {i}")
+
+        run_threads(writers, work)
+        memory = EntityMemory(engine, entity_system=system)
+        names = ["Bob", "Bobby", *(f"B{i}" for i in range(writers))]
+        check_one_bob(memory.list_entities(), [memory.get(n) for n in names], writers)
+
+
+async def test_concurrent_async_updates_of_one_entity_keep_one_row_and_every_alias(
+    aengine: Engine,
+) -> None:
+    writers = 8
+    for trial in range(2):
+        system = f"trial{trial}"
+        await asyncio.gather(
+            *(
+                EntityMemory(
+                    aengine, ScriptedChatModel(responses=[bob_update(i)]), entity_system=system
+                ).aupdate(f"news about Bob from {i}")
+                for i in range(writers)
+            )
+        )
+        memory = EntityMemory(aengine, entity_system=system)
+        names = ["Bob", "Bobby", *(f"B{i}" for i in range(writers))]
+        check_one_bob(await memory.alist_entities(), [await memory.aget(n) for n in names], writers)
+
+
+def test_concurrent_store_sets_of_one_entity_keep_one_row(engine: Engine) -> None:
+    # EntityStore.set and EntityMemory.set on one entity at once: one row, its aliases kept.
+    EntityMemory(engine).set("Carol", "Known.", aliases=["Caro"])
+    writers = 8
+
+    def work(i: int) -> None:
+        if i % 2:
+            EntityStore(engine).set("caro", f"Summary {i}.")
+        else:
+            EntityMemory(engine).set("Carol", f"Summary {i}.", aliases=[f"C{i}"])
+
+    run_threads(writers, work)
+    (carol,) = EntityMemory(engine).list_entities()
+    assert set(carol.aliases) == {"Caro", *(f"C{i}" for i in range(0, writers, 2))}

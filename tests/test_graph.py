@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -305,3 +308,97 @@ def test_graph_through_openai_cassette(engine: Engine) -> None:
         "Sam lives in Berlin",
     ]
     assert "Sam lives in Munich" in kg.facts_text("Sam", as_of=day(1))
+
+
+# -- concurrent writers ---------------------------------------------------------------
+
+CITIES = ["Paris", "Rome", "Oslo", "Berlin", "Madrid", "Vienna", "Prague", "Lisbon"]
+
+
+def run_threads(n: int, work: Callable[[int], object]) -> None:
+    """Start ``n`` threads that call ``work(i)`` at the same moment; re-raise any error."""
+    barrier = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def target(i: int) -> None:
+        try:
+            barrier.wait()
+            work(i)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def check_one_open_edge(kg: GraphMemory, subject: str, writers: int, moves: list[str]) -> None:
+    """One open edge of ``lives_in``; every writer's fact was seen by the next one, so the
+    history is a chain: each edge closed at the moment the next one opened."""
+    now = [e for e in kg.facts(subject) if e.relation == "lives_in"]
+    assert len(now) == 1, [e.as_text() for e in now]
+    history = [e for e in kg.facts(subject, history=True) if e.relation == "lives_in"]
+    assert len(history) == writers + 1
+    first, *later = history
+    assert first.target_name == "Lyon" and sorted(e.target_name for e in later) == sorted(moves)
+    closed = [e.valid_to for e in history if e.valid_to is not None]
+    assert sorted(closed) == sorted(e.valid_from for e in later)  # type: ignore[type-var]
+
+
+def test_concurrent_writers_of_a_single_valued_relation_leave_one_open_edge(
+    engine: Engine,
+) -> None:
+    writers = 4
+    for trial in range(3):
+        subject = f"Bob{trial}"
+        GraphMemory(engine).add_triple(subject, "lives_in", "Lyon")
+        moves = CITIES[:writers]
+        run_threads(
+            writers,
+            lambda i, s=subject: GraphMemory(engine).add_triple(s, "lives_in", CITIES[i]),  # type: ignore[misc]
+        )
+        check_one_open_edge(GraphMemory(engine), subject, writers, moves)
+
+
+async def test_concurrent_async_writers_of_a_single_valued_relation_leave_one_open_edge(
+    aengine: Engine,
+) -> None:
+    writers = 8
+    kg = GraphMemory(aengine)
+    for trial in range(3):
+        subject = f"Bob{trial}"
+        await kg.aadd_triple(subject, "lives_in", "Lyon")
+        await asyncio.gather(
+            *(kg.aadd_triple(subject, "lives_in", city) for city in CITIES[:writers])
+        )
+        now = [e for e in await kg.afacts(subject) if e.relation == "lives_in"]
+        assert len(now) == 1, [e.as_text() for e in now]
+        history = await kg.afacts(subject, history=True)
+        assert len(history) == writers + 1
+        assert sum(e.valid_to is None for e in history) == 1
+
+
+def test_concurrent_batches_in_opposite_orders_neither_deadlock_nor_duplicate(
+    engine: Engine,
+) -> None:
+    # Writers lock (source, relation) pairs and node rows in one order, whatever the order
+    # of their batch, so none dies of a deadlock; a multi-valued fact written by every
+    # writer at once is stored once.
+    writers = 6
+
+    def work(i: int) -> None:
+        a, b = ("Ann", "Ben") if i % 2 else ("Ben", "Ann")
+        GraphMemory(engine).add_triples(
+            [(a, "works_at", f"Firm{i}"), (b, "works_at", f"Firm{i}"), (a, "likes", "tea")]
+        )
+
+    run_threads(writers, work)
+    kg = GraphMemory(engine)
+    for name in ["Ann", "Ben"]:
+        now = kg.facts(name)
+        assert [e.relation for e in now].count("works_at") == 1
+        assert len([e for e in kg.facts(name, history=True) if e.relation == "works_at"]) == writers
+    assert len([e for e in kg.facts("tea") if e.relation == "likes"]) == 2

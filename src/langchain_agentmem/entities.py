@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ._core.llm import structured
 from ._core.names import candidate_names, normalize
-from ._core.plan import Model, Plan, Sql, Stmt, arun, run
+from ._core.plan import Atomic, Body, Model, Plan, Sql, Stmt, _AsyncDual, dual
 from ._encoding.json import dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
@@ -189,16 +189,18 @@ def upsert_statements(
     dialect: Dialect, user_id: str, system: str, entities: Sequence[Entity], kind: str = "entity"
 ) -> list[Stmt]:
     """Insert or update ``entities`` (one statement) and record their names and aliases
-    (one statement; an alias already taken by another entity keeps its entity).
+    (one statement; an alias already taken by another entity keeps its entity). Rows go
+    in key order, so concurrent writers lock them in one order.
     ``WHERE true``: SQLite needs it to parse ``INSERT ... SELECT ... ON CONFLICT``."""
-    rows = [
+    rows = sorted(
         (encode_key(e.key), dumps(e.name), e.type, dumps(e.summary), dumps(e.aliases))
         for e in entities
-    ]
-    alias_rows = []
-    for e in entities:
-        for alias in {e.key, *(normalize(a) for a in [e.name, *e.aliases])}:
-            alias_rows.append((encode_key(alias), encode_key(e.key)))
+    )
+    alias_rows = sorted(
+        (encode_key(alias), encode_key(e.key))
+        for e in entities
+        for alias in {e.key, *(normalize(a) for a in [e.name, *e.aliases])}
+    )
     upsert = (
         "INSERT INTO {entities} AS t (user_id, entity_system, key, name, type, summary, aliases) "  # noqa: S608
         "SELECT ?, ?, m.key, m.name, m.type, m.summary, m.aliases FROM "
@@ -253,19 +255,19 @@ def _entity(dialect: Dialect, row: tuple[Any, ...]) -> Entity:
     )
 
 
-# -- plans shared by the memory and the store ---------------------------------------------
+# -- bodies shared by the memory, the store and the agent middleware ----------------------
+# A body is the statements of ONE transaction (see ``_core.plan``).
 
 
-def _resolve_plan(
+def _resolve_body(
     dialect: Dialect, uid: str, system: str, names: Sequence[str]
-) -> Plan[dict[str, str]]:
+) -> Body[dict[str, str]]:
     """Normalized name -> key of the entity it names, for the known ones."""
     keys = sorted({normalize(n) for n in names})
     if not keys:
         return {}
-    (rows,) = yield Sql(
-        [Stmt(*resolve_query(dialect, uid, system, [encode_key(k) for k in keys]), fetch=True)],
-        readonly=True,
+    rows = yield Stmt(
+        *resolve_query(dialect, uid, system, [encode_key(k) for k in keys]), fetch=True
     )
     return {decode_key(a): decode_key(k) for a, k in rows}
 
@@ -281,9 +283,9 @@ def named_query(user_id: str, system: str, alias: str) -> Query:
     )
 
 
-def _get_plan(dialect: Dialect, uid: str, system: str, name: str) -> Plan[Entity | None]:
+def _get_body(dialect: Dialect, uid: str, system: str, name: str) -> Body[Entity | None]:
     query, params = named_query(uid, system, encode_key(normalize(name)))
-    (rows,) = yield Sql([Stmt(query, params, fetch=True)], readonly=True)
+    rows = yield Stmt(query, params, fetch=True)
     return _entity(dialect, rows[0]) if rows else None
 
 
@@ -311,16 +313,28 @@ def _merge(
     )
 
 
-def _set_plan(
-    dialect: Dialect,
-    uid: str,
-    system: str,
-    items: Sequence[tuple[str, str | None, str, Sequence[str]]],
-) -> Plan[list[Entity]]:
+Item = tuple[str, str | None, str, Sequence[str]]
+
+
+def _set_body(dialect: Dialect, uid: str, system: str, items: Sequence[Item]) -> Body[list[Entity]]:
     """Upsert ``(name, type, summary, aliases)`` items, resolving names and aliases to
-    known entities first; items naming one entity are merged."""
+    known entities first; items naming one entity are merged. One transaction.
+
+    Concurrent writers (:meth:`~langchain_agentmem.Dialect.lock_keys`; SQLite has one
+    writer at a time and needs no lock): first every name and alias of the items is
+    locked, so two writers that share a name run one after the other and the second
+    resolves it to the entity the first wrote (one row, not two); then every entity key
+    the items resolve to, so two writers of one entity under different names merge
+    their aliases instead of overwriting each other's. Each set of locks is taken in one
+    fixed order, names before keys, so writers never deadlock.
+    """
     all_names = [n for name, _, _, aliases in items for n in [name, *aliases] if n and n.strip()]
-    resolved = yield from _resolve_plan(dialect, uid, system, all_names)
+    names_lock = dialect.lock_keys(
+        [("entity name", uid, system, encode_key(normalize(n))) for n in all_names]
+    )
+    if names_lock is not None:
+        yield names_lock
+    resolved = yield from _resolve_body(dialect, uid, system, all_names)
     keys: list[str] = []
     for name, _, _, aliases in items:
         found = next(
@@ -332,25 +346,49 @@ def _set_plan(
             None,
         )
         keys.append(found or normalize(name))
-    existing: dict[str, Entity] = {}
-    if keys:
-        (rows,) = yield Sql(
-            [
-                Stmt(
-                    *get_query(dialect, uid, system, [encode_key(k) for k in set(keys)]), fetch=True
-                )
-            ],
-            readonly=True,
-        )
-        existing = {e.key: e for e in (_entity(dialect, r) for r in rows)}
+    if not keys:
+        return []
+    keys_lock = dialect.lock_keys([("entity", uid, system, encode_key(k)) for k in keys])
+    if keys_lock is not None:
+        yield keys_lock
+    rows = yield Stmt(
+        *get_query(dialect, uid, system, [encode_key(k) for k in set(keys)]), fetch=True
+    )
+    existing = {e.key: e for e in (_entity(dialect, r) for r in rows)}
     merged: dict[str, Entity] = {}
     for key, (name, type_, summary, aliases) in zip(keys, items, strict=True):
         merged[key] = _merge(
             merged.get(key) or existing.get(key), key, name.strip(), type_, summary, aliases
         )
-    if merged:
-        yield Sql(upsert_statements(dialect, uid, system, list(merged.values())))
+    for stmt in upsert_statements(dialect, uid, system, list(merged.values())):  # noqa: UP028
+        yield stmt
     return list(merged.values())
+
+
+def _relevant_body(
+    dialect: Dialect, uid: str, system: str, text: str, limit: int | None
+) -> Body[list[Entity]]:
+    """The known entities ``text`` mentions by name or alias (no model call)."""
+    if not isinstance(text, str):
+        raise TypeError(f"expected text as str, got {type(text).__name__}")
+    _check_limit(limit)
+    names = candidate_names(text)
+    if not names:
+        return []
+    query, params = mentioned_query(dialect, uid, system, [encode_key(n) for n in names], limit)
+    rows = yield Stmt(query, params, fetch=True)
+    return [_entity(dialect, r) for r in rows]
+
+
+def _delete_body(dialect: Dialect, uid: str, system: str, name: str) -> Body[bool]:
+    resolved = yield from _resolve_body(dialect, uid, system, [name])
+    key = resolved.get(normalize(name))
+    if key is None:
+        return False
+    results = []
+    for stmt in delete_statements(uid, system, encode_key(key)):
+        results.append((yield stmt))
+    return bool(results[1])
 
 
 def _text_of_turn(turn: str | Sequence[BaseMessage]) -> str:
@@ -368,6 +406,24 @@ def _check_limit(limit: int | None) -> None:
         raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
 
 
+def _turn_prompt(system_prompt: str, known: Sequence[Entity], text: str) -> list[BaseMessage]:
+    """The one model call of a turn: the instructions, the known entities the turn
+    mentions, the turn."""
+    return [
+        SystemMessage(system_prompt),
+        HumanMessage(
+            "Known entities mentioned in this turn:\n"
+            + (format_entities(known) or "(none)")
+            + "\n\nConversation turn:\n"
+            + text
+        ),
+    ]
+
+
+def _items(entities: Iterable[ExtractedEntity]) -> list[Item]:
+    return [(e.name, e.type, e.summary.strip(), e.aliases) for e in entities if e.name.strip()]
+
+
 # -- EntityMemory -----------------------------------------------------------------------
 
 
@@ -381,6 +437,9 @@ class EntityMemory:
         user_id: the tenant.
         entity_system: a namespace of entities (e.g. one per agent or application).
         max_known: how many known entities (mentioned in the turn) go into the prompt.
+
+    Each method has an ``a``-prefixed async form. Writes resolve, read and write one
+    entity in one transaction, safe with concurrent writers (see :meth:`set`).
 
     Example:
         >>> from langchain_core.language_models.fake_chat_models import FakeListChatModel
@@ -417,139 +476,100 @@ class EntityMemory:
     def _dialect(self) -> Dialect:
         return self.engine.dialect
 
-    # -- plans --------------------------------------------------------------------------
-    def _relevant_plan(self, text: str, limit: int | None) -> Plan[list[Entity]]:
-        if not isinstance(text, str):
-            raise TypeError(f"expected text as str, got {type(text).__name__}")
-        _check_limit(limit)
-        names = candidate_names(text)
-        if not names:
-            return []
-        query, params = mentioned_query(
-            self._dialect, self._uid, self._system, [encode_key(n) for n in names], limit
-        )
-        (rows,) = yield Sql([Stmt(query, params, fetch=True)], readonly=True)
-        return [_entity(self._dialect, r) for r in rows]
+    # -- bodies (also used by EntityStore and the agent middleware) ----------------------
+    def _relevant(self, text: str, limit: int | None) -> Body[builtins.list[Entity]]:
+        return _relevant_body(self._dialect, self._uid, self._system, text, limit)
 
-    def _update_plan(self, turn: str | Sequence[BaseMessage]) -> Plan[list[Entity]]:
+    def _get(self, name: str) -> Body[Entity | None]:
+        return _get_body(self._dialect, self._uid, self._system, name)
+
+    def _set(self, items: Sequence[Item]) -> Body[builtins.list[Entity]]:
+        return _set_body(self._dialect, self._uid, self._system, items)
+
+    def _delete(self, name: str) -> Body[bool]:
+        return _delete_body(self._dialect, self._uid, self._system, name)
+
+    # -- public API -----------------------------------------------------------------------
+    @dual
+    def update(self, turn: str | Sequence[BaseMessage]) -> Plan[list[Entity]]:
+        """Extract the entities of one conversation turn (text, or its messages) and update
+        their summaries: one model call. Returns the entities written."""
+        return (yield from self._update(turn))
+
+    aupdate = update.async_
+
+    def _update(self, turn: str | Sequence[BaseMessage]) -> Plan[builtins.list[Entity]]:
         if self._extract is None:
             raise ValueError("EntityMemory.update needs an llm: EntityMemory(engine, llm, ...)")
         text = _text_of_turn(turn)
-        known = yield from self._relevant_plan(text, self.max_known)
-        prompt = [
-            SystemMessage(ENTITY_SYSTEM_PROMPT),
-            HumanMessage(
-                "Known entities mentioned in this turn:\n"
-                + (format_entities(known) or "(none)")
-                + "\n\nConversation turn:\n"
-                + text
-            ),
-        ]
-        answer: EntityExtraction = yield Model(self._extract, prompt)
-        items = [
-            (e.name, e.type, e.summary.strip(), e.aliases)
-            for e in answer.entities
-            if e.name and e.name.strip()
-        ]
-        updated = yield from _set_plan(self._dialect, self._uid, self._system, items)
-        return updated
+        known = yield Atomic(self._relevant(text, self.max_known), readonly=True)
+        answer: EntityExtraction = yield Model(
+            self._extract, _turn_prompt(ENTITY_SYSTEM_PROMPT, known, text)
+        )
+        items = _items(answer.entities)
+        if not items:
+            return []
+        return (yield Atomic(self._set(items), pipeline=True))
 
-    def _list_plan(self, limit: int | None) -> Plan[list[Entity]]:
+    @dual
+    def relevant(self, text: str, *, limit: int | None = 10) -> Plan[list[Entity]]:
+        """Known entities that ``text`` mentions by name or alias (no model call), most
+        recently updated first."""
+        return (yield Atomic(self._relevant(text, limit), readonly=True))
+
+    arelevant = relevant.async_
+
+    @dual
+    def get(self, name: str) -> Plan[Entity | None]:
+        """The entity ``name`` (or an alias of it) refers to."""
+        return (yield Atomic(self._get(name), readonly=True))
+
+    aget = get.async_
+
+    @dual
+    def set(
+        self, name: str, summary: str, *, type: str | None = None, aliases: Sequence[str] = ()
+    ) -> Plan[Entity]:  # noqa: A002
+        """Write an entity's summary by hand (merging with the entity a name or alias
+        already refers to).
+
+        Concurrent writes of one entity (this, :meth:`update`, :class:`EntityStore`) run
+        one after the other: the entity stays one row and keeps every alias any of them
+        wrote."""
+        if not isinstance(summary, str):
+            raise TypeError(f"expected summary as str, got {type_name(summary)}")
+        if isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases):
+            raise TypeError(f"expected aliases as a list of str, got {aliases!r:.80}")
+        normalize(name)
+        (entity,) = yield Atomic(self._set([(name, type, summary, list(aliases))]), pipeline=True)
+        return entity  # type: ignore[no-any-return]
+
+    aset = set.async_
+
+    @dual
+    def list_entities(self, *, limit: int | None = None) -> Plan[builtins.list[Entity]]:
+        """All entities of this user and entity system, most recently updated first."""
         _check_limit(limit)
         (rows,) = yield Sql(
             [Stmt(*list_query(self._uid, self._system, limit), fetch=True)], readonly=True
         )
         return [_entity(self._dialect, r) for r in rows]
 
-    def _delete_plan(self, name: str | None) -> Plan[bool]:
-        if name is None:
-            results = yield Sql(delete_statements(self._uid, self._system, None))
-            return bool(results[1])
-        resolved = yield from _resolve_plan(self._dialect, self._uid, self._system, [name])
-        key = resolved.get(normalize(name))
-        if key is None:
-            return False
-        results = yield Sql(delete_statements(self._uid, self._system, encode_key(key)))
-        return bool(results[1])
+    alist_entities = list_entities.async_
 
-    def _set(
-        self, name: str, summary: str, type: str | None, aliases: Sequence[str]
-    ) -> Plan[Entity]:
-        if not isinstance(summary, str):
-            raise TypeError(f"expected summary as str, got {type_name(summary)}")
-        if isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases):
-            raise TypeError(f"expected aliases as a list of str, got {aliases!r:.80}")
-        normalize(name)
-        (entity,) = yield from _set_plan(
-            self._dialect, self._uid, self._system, [(name, type, summary, list(aliases))]
-        )
-        return entity
-
-    # -- public API -----------------------------------------------------------------------
-    def update(self, turn: str | Sequence[BaseMessage]) -> list[Entity]:
-        """Extract the entities of one conversation turn (text, or its messages) and update
-        their summaries: one model call. Returns the entities written."""
-        return run(self.engine, self._uid, self._update_plan(turn))
-
-    async def aupdate(self, turn: str | Sequence[BaseMessage]) -> list[Entity]:
-        """Async form of :meth:`update`."""
-        return await arun(self.engine, self._uid, self._update_plan(turn))
-
-    def relevant(self, text: str, *, limit: int | None = 10) -> list[Entity]:
-        """Known entities that ``text`` mentions by name or alias (no model call), most
-        recently updated first."""
-        return run(self.engine, self._uid, self._relevant_plan(text, limit))
-
-    async def arelevant(self, text: str, *, limit: int | None = 10) -> list[Entity]:
-        """Async form of :meth:`relevant`."""
-        return await arun(self.engine, self._uid, self._relevant_plan(text, limit))
-
-    def get(self, name: str) -> Entity | None:
-        """The entity ``name`` (or an alias of it) refers to."""
-        return run(self.engine, self._uid, _get_plan(self._dialect, self._uid, self._system, name))
-
-    async def aget(self, name: str) -> Entity | None:
-        """Async form of :meth:`get`."""
-        return await arun(
-            self.engine, self._uid, _get_plan(self._dialect, self._uid, self._system, name)
-        )
-
-    def set(
-        self, name: str, summary: str, *, type: str | None = None, aliases: Sequence[str] = ()
-    ) -> Entity:  # noqa: A002
-        """Write an entity's summary by hand (merging with the entity a name or alias
-        already refers to)."""
-        return run(self.engine, self._uid, self._set(name, summary, type, aliases))
-
-    async def aset(
-        self, name: str, summary: str, *, type: str | None = None, aliases: Sequence[str] = ()
-    ) -> Entity:  # noqa: A002
-        """Async form of :meth:`set`."""
-        return await arun(self.engine, self._uid, self._set(name, summary, type, aliases))
-
-    def list_entities(self, *, limit: int | None = None) -> builtins.list[Entity]:
-        """All entities of this user and entity system, most recently updated first."""
-        return run(self.engine, self._uid, self._list_plan(limit))
-
-    async def alist_entities(self, *, limit: int | None = None) -> builtins.list[Entity]:
-        """Async form of :meth:`list_entities`."""
-        return await arun(self.engine, self._uid, self._list_plan(limit))
-
-    def delete(self, name: str) -> bool:
+    @dual
+    def delete(self, name: str) -> Plan[bool]:
         """Delete the entity ``name`` refers to (and its aliases); False if unknown."""
-        return run(self.engine, self._uid, self._delete_plan(name))
+        return (yield Atomic(self._delete(name)))
 
-    async def adelete(self, name: str) -> bool:
-        """Async form of :meth:`delete`."""
-        return await arun(self.engine, self._uid, self._delete_plan(name))
+    adelete = delete.async_
 
-    def clear(self) -> None:
+    @dual
+    def clear(self) -> Plan[None]:
         """Delete every entity of this user and entity system."""
-        run(self.engine, self._uid, self._delete_plan(None))
+        yield Sql(delete_statements(self._uid, self._system, None))
 
-    async def aclear(self) -> None:
-        """Async form of :meth:`clear`."""
-        await arun(self.engine, self._uid, self._delete_plan(None))
+    aclear = clear.async_
 
     def __repr__(self) -> str:
         return f"EntityMemory(user_id={self.user_id!r}, entity_system={self.entity_system!r})"
@@ -578,12 +598,13 @@ class EntityStore(_EntityStoreBase):  # type: ignore[misc,valid-type]
         ("Alice's brother.", True, 'unknown')
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, ignored_types=(dual, _AsyncDual))
 
     engine: Any
     user_id: str = "default"
     entity_system: str = "default"
     _memory: EntityMemory = PrivateAttr()
+    _uid: str = PrivateAttr()
 
     def __init__(
         self,
@@ -595,51 +616,46 @@ class EntityStore(_EntityStoreBase):  # type: ignore[misc,valid-type]
     ) -> None:
         super().__init__(engine=engine, user_id=user_id, entity_system=entity_system, **kwargs)  # type: ignore[call-arg]
         self._memory = EntityMemory(engine, None, user_id=user_id, entity_system=entity_system)
+        self._uid = self._memory._uid
 
-    def get(self, key: str, default: str | None = None) -> str | None:
+    @dual
+    def get(self, key: str, default: str | None = None) -> Plan[str | None]:
         """The summary of entity ``key``, else ``default``."""
-        entity = self._memory.get(key)
+        entity = yield Atomic(self._memory._get(key), readonly=True)
         return entity.summary if entity is not None else default
 
-    async def aget(self, key: str, default: str | None = None) -> str | None:
-        """Async form of :meth:`get`."""
-        entity = await self._memory.aget(key)
-        return entity.summary if entity is not None else default
+    aget = get.async_
 
-    def set(self, key: str, value: str | None) -> None:
+    @dual
+    def set(self, key: str, value: str | None) -> Plan[None]:
         """Store ``value`` as the summary of entity ``key`` (None or "" deletes it)."""
         if not value:
-            self._memory.delete(key)
+            yield Atomic(self._memory._delete(key))
         else:
-            self._memory.set(key, value)
+            if not isinstance(value, str):
+                raise TypeError(f"expected summary as str, got {type_name(value)}")
+            normalize(key)
+            yield Atomic(self._memory._set([(key, None, value, [])]), pipeline=True)
 
-    async def aset(self, key: str, value: str | None) -> None:
-        """Async form of :meth:`set`."""
-        if not value:
-            await self._memory.adelete(key)
-        else:
-            await self._memory.aset(key, value)
+    aset = set.async_
 
-    def delete(self, key: str) -> None:
+    @dual
+    def delete(self, key: str) -> Plan[None]:
         """Delete entity ``key`` (nothing happens if it is unknown)."""
-        self._memory.delete(key)
+        yield Atomic(self._memory._delete(key))
 
-    async def adelete(self, key: str) -> None:
-        """Async form of :meth:`delete`."""
-        await self._memory.adelete(key)
+    adelete = delete.async_
 
-    def exists(self, key: str) -> bool:
+    @dual
+    def exists(self, key: str) -> Plan[bool]:
         """Whether entity ``key`` (or an alias of it) is stored."""
-        return self._memory.get(key) is not None
+        return (yield Atomic(self._memory._get(key), readonly=True)) is not None
 
-    async def aexists(self, key: str) -> bool:
-        """Async form of :meth:`exists`."""
-        return await self._memory.aget(key) is not None
+    aexists = exists.async_
 
-    def clear(self) -> None:
+    @dual
+    def clear(self) -> Plan[None]:
         """Delete every entity of this user and entity system."""
-        self._memory.clear()
+        yield Sql(delete_statements(self._memory._uid, self._memory._system, None))
 
-    async def aclear(self) -> None:
-        """Async form of :meth:`clear`."""
-        await self._memory.aclear()
+    aclear = clear.async_

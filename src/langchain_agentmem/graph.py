@@ -40,12 +40,12 @@ from typing import Any, Literal, NamedTuple
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage, get_buffer_string
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import BaseModel, Field
 
 from ._core.llm import structured
 from ._core.names import candidate_names, normalize, normalize_relation
-from ._core.plan import Model, Plan, Sql, Stmt, arun, run
+from ._core.plan import Atomic, Body, Model, Plan, Sql, Stmt, dual
 from ._encoding.json import dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
@@ -457,6 +457,14 @@ class GraphMemory:
             ``chat_history`` go with :meth:`get_knowledge_triplets` and
             :meth:`get_current_entities`, so "her" or "he" can be resolved.
 
+    Concurrent writers: every add runs in ONE write transaction that resolves the names,
+    locks each ``(user, graph, source, relation)`` it writes, reads the open edges and
+    writes. On Postgres the lock is :meth:`~langchain_agentmem.Dialect.lock_keys` (an
+    advisory lock held until commit), so writers of the same subject and relation run one
+    after the other and a single-valued relation keeps exactly one open edge however many
+    write at once; on SQLite write transactions are serialized already (one writer at a
+    time). Each method has an ``a``-prefixed async form.
+
     Example:
         >>> from langchain_agentmem import connect
         >>> engine = connect("sqlite://"); _ = engine.migrate()
@@ -506,23 +514,35 @@ class GraphMemory:
     def _ts(self, value: datetime) -> Any:
         return self._dialect.from_datetime(value)
 
-    # -- plans --------------------------------------------------------------------------
-    def _resolve(self, names: Sequence[str]) -> Plan[dict[str, str]]:
+    # -- bodies: statements of one transaction -------------------------------------------
+    def _resolve(self, names: Sequence[str]) -> Body[dict[str, str]]:
+        """Normalized name -> node key (the name itself when no alias is known)."""
         keys = sorted({normalize(n) for n in names})
         if not keys:
             return {}
         q = resolve_query(
             self._dialect, self._uid, self._graph, [encode_key(k) for k in keys], kind="node"
         )
-        (rows,) = yield Sql([Stmt(*q, fetch=True)], readonly=True)
+        rows = yield Stmt(*q, fetch=True)
         found = {decode_key(a): decode_key(k) for a, k in rows}
         return {k: found.get(k, k) for k in keys}
 
-    def _key_of(self, name: str) -> Plan[str]:
+    def _key_of(self, name: str) -> Body[str]:
         resolved = yield from self._resolve([name])
         return resolved[normalize(name)]
 
-    def _add_plan(
+    def _names_of(self, keys: Sequence[str]) -> Body[dict[str, str]]:
+        cols = [("k", "text")]
+        d = self._dialect
+        q = (
+            "SELECT key, CAST(name AS text) FROM {graph_nodes} WHERE user_id = ? AND graph = ? "  # noqa: S608
+            "AND key IN (SELECT m.k FROM " + d.unnest(cols) + ")"
+        )
+        params = [self._uid, self._graph, *d.unnest_params(cols, [(encode_key(k),) for k in keys])]
+        rows = yield Stmt(q, params, fetch=True)
+        return {decode_key(k): loads(n) for k, n in rows}
+
+    def _add(
         self,
         triples: Sequence[TripleLike],
         weight: float,
@@ -530,8 +550,10 @@ class GraphMemory:
         at: datetime | None,
         session_id: str | None,
         seq: int | None,
-    ) -> Plan[list[Edge]]:
-        when = _check_time(at, "at")
+    ) -> Body[list[Edge]]:
+        """Check the arguments now, then return the body that writes them."""
+        if at is not None:
+            _check_time(at, "at")
         if not isinstance(weight, (int, float)) or isinstance(weight, bool):
             raise TypeError(f"weight must be a number, got {weight!r}")
         if properties is not None and not isinstance(properties, dict):
@@ -547,24 +569,42 @@ class GraphMemory:
             s, r, o = t
             normalize(s), normalize(o)
             parsed.append((s.strip(), normalize_relation(r), o.strip()))
+        return self._add_body(parsed, float(weight), properties, at, session_id, seq)
+
+    def _add_body(
+        self,
+        parsed: list[tuple[str, str, str]],
+        weight: float,
+        properties: dict[str, Any] | None,
+        at: datetime | None,
+        session_id: str | None,
+        seq: int | None,
+    ) -> Body[list[Edge]]:
+        """Resolve, lock, read the open edges, decide and write: one transaction, so that
+        no other writer of the same ``(source, relation)`` runs in between (see the class
+        docstring). "Now" (``at=None``) is read once the lock is held, so the edges of
+        writers that waited for each other follow each other in time too."""
         if not parsed:
             return []
+        d = self._dialect
         keys = yield from self._resolve([n for s, _, o in parsed for n in (s, o)])
         names: dict[str, str] = {}
         for s, _, o in parsed:
             names.setdefault(keys[normalize(s)], s)
             names.setdefault(keys[normalize(o)], o)
-        sources = sorted({keys[normalize(s)] for s, _, _ in parsed})
-        (open_rows,) = yield Sql(
+        lock = d.lock_keys(
             [
-                Stmt(
-                    *open_edges_query(
-                        self._dialect, self._uid, self._graph, [encode_key(k) for k in sources]
-                    ),
-                    fetch=True,
-                )
-            ],
-            readonly=True,
+                ("graph_edges", self._uid, self._graph, encode_key(keys[normalize(s)]), r)
+                for s, r, _ in parsed
+            ]
+        )
+        if lock is not None:
+            yield lock
+        when = _check_time(at, "at")
+        sources = sorted({keys[normalize(s)] for s, _, _ in parsed})
+        open_rows = yield Stmt(
+            *open_edges_query(d, self._uid, self._graph, [encode_key(k) for k in sources]),
+            fetch=True,
         )
         open_edges = [
             (r[0], decode_key(r[1]), decode_key(r[2]), decode_key(r[3])) for r in open_rows
@@ -582,25 +622,18 @@ class GraphMemory:
                 for triple in [t for t in new if t[0] == sk and t[1] == r]:
                     del new[triple]  # a later fact in the same batch wins
             new[(sk, r, ok)] = uuid.uuid4().hex
-        node_rows = [(encode_key(k), dumps(n), None) for k, n in names.items()]
+        # Rows in key order: concurrent writers of overlapping nodes lock them in one order.
+        node_rows = sorted((encode_key(k), dumps(n), None) for k, n in names.items())
         edge_rows = [
-            (i, encode_key(s), encode_key(r), encode_key(o), float(weight), props)
+            (i, encode_key(s), encode_key(r), encode_key(o), weight, props)
             for (s, r, o), i in new.items()
         ]
         session = encode_key(session_id) if session_id is not None else None
-        yield Sql(
-            write_statements(
-                self._dialect,
-                self._uid,
-                self._graph,
-                node_rows,
-                edge_rows,
-                close,
-                self._ts(when),
-                session,
-                seq,
-            )
+        writes = write_statements(
+            d, self._uid, self._graph, node_rows, edge_rows, close, self._ts(when), session, seq
         )
+        for stmt in writes:  # noqa: UP028 (a list cannot receive the results yield from sends)
+            yield stmt
         stored_names = yield from self._names_of(list(names))
         return [
             Edge(
@@ -610,7 +643,7 @@ class GraphMemory:
                 target=o,
                 source_name=stored_names.get(s, names[s]),
                 target_name=stored_names.get(o, names[o]),
-                weight=float(weight),
+                weight=weight,
                 properties=properties or {},
                 valid_from=when,
                 valid_to=None,
@@ -620,136 +653,34 @@ class GraphMemory:
             for (s, r, o), i in new.items()
         ]
 
-    def _names_of(self, keys: Sequence[str]) -> Plan[dict[str, str]]:
-        cols = [("k", "text")]
-        d = self._dialect
-        q = (
-            "SELECT key, CAST(name AS text) FROM {graph_nodes} WHERE user_id = ? AND graph = ? "  # noqa: S608
-            "AND key IN (SELECT m.k FROM " + d.unnest(cols) + ")"
-        )
-        (rows,) = yield Sql(
-            [
-                Stmt(
-                    q,
-                    [
-                        self._uid,
-                        self._graph,
-                        *d.unnest_params(cols, [(encode_key(k),) for k in keys]),
-                    ],
-                    fetch=True,
-                )
-            ],
-            readonly=True,
-        )
-        return {decode_key(k): loads(n) for k, n in rows}
-
-    def _extract_plan(
-        self, text: str | Sequence[BaseMessage], context: str = ""
-    ) -> Plan[list[KnowledgeTriple]]:
-        if self._triples is None:
-            raise ValueError("extracting triples needs an llm: GraphMemory(engine, llm, ...)")
-        body = _with_context(_text_of_turn(text), context)
-        answer: TripleExtraction = yield Model(
-            self._triples, [SystemMessage(TRIPLE_SYSTEM_PROMPT), HumanMessage(body)]
-        )
-        return [
-            KnowledgeTriple(t.subject.strip(), t.relation.strip(), t.object.strip())
-            for t in answer.triples
-            if t.subject.strip() and t.relation.strip() and t.object.strip()
-        ]
-
-    def _add_text_plan(
-        self,
-        text: str | Sequence[BaseMessage],
-        session_id: str | None,
-        seq: int | None,
-        at: datetime | None,
-    ) -> Plan[list[Edge]]:
-        triples = yield from self._extract_plan(text)
-        edges = yield from self._add_plan(triples, 1.0, None, at, session_id, seq)
-        return edges
-
-    def _entities_plan(self, text: str, context: str = "") -> Plan[list[str]]:
-        if self._names is None:
-            raise ValueError("get_current_entities needs an llm: GraphMemory(engine, llm, ...)")
-        body = _with_context(_text_of_turn(text), context)
-        answer: EntityNames = yield Model(
-            self._names, [SystemMessage(ENTITY_SYSTEM_PROMPT), HumanMessage(body)]
-        )
-        return [n.strip() for n in answer.entities if n.strip()]
-
-    def _neighbors_plan(
+    def _neighbors(
         self, name: str, depth: int, as_of: datetime | None, direction: Direction
-    ) -> Plan[list[tuple[Node, int]]]:
+    ) -> Body[list[tuple[Node, int]]]:
         _check_int(depth, "depth")
         if direction not in _STEP:
             raise ValueError(f"direction must be 'out', 'in' or 'both', got {direction!r}")
         at = self._ts(_check_time(as_of, "as_of"))
         key = yield from self._key_of(name)
-        (rows,) = yield Sql(
-            [
-                Stmt(
-                    *neighbors_query(self._uid, self._graph, encode_key(key), depth, at, direction),
-                    fetch=True,
-                )
-            ],
-            readonly=True,
+        rows = yield Stmt(
+            *neighbors_query(self._uid, self._graph, encode_key(key), depth, at, direction),
+            fetch=True,
         )
         return [(_node(r), int(r[4])) for r in rows]
 
-    def _subgraph_plan(self, name: str, depth: int, as_of: datetime | None) -> Plan[Subgraph]:
-        nodes = yield from self._neighbors_plan(name, depth, as_of, "both")
-        if not nodes:
-            return Subgraph([], [])
-        at = self._ts(_check_time(as_of, "as_of"))
-        q = edges_among_query(
-            self._dialect, self._uid, self._graph, [encode_key(n.key) for n, _ in nodes], at
-        )
-        (rows,) = yield Sql([Stmt(*q, fetch=True)], readonly=True)
-        return Subgraph(nodes, [_edge(self._dialect, r) for r in rows])
-
-    def _path_plan(
-        self, a: str, b: str, max_depth: int, as_of: datetime | None
-    ) -> Plan[list[Node] | None]:
-        _check_int(max_depth, "max_depth")
-        at = self._ts(_check_time(as_of, "as_of"))
-        keys = yield from self._resolve([a, b])
-        start, goal = keys[normalize(a)], keys[normalize(b)]
-        (rows,) = yield Sql(
-            [
-                Stmt(
-                    *path_query(
-                        self._uid, self._graph, encode_key(start), encode_key(goal), max_depth, at
-                    ),
-                    fetch=True,
-                )
-            ],
-            readonly=True,
-        )
-        if not rows:
-            return None
-        path = [decode_key(k) for k in rows[0][0].split("\x1f") if k]
-        found = yield from self._names_of(path)
-        if len(found) != len(set(path)):
-            return None  # an end that is not a node
-        return [Node(key=k, name=found[k]) for k in path]
-
-    def _facts_plan(
+    def _facts(
         self, name: str, as_of: datetime | None, history: bool, limit: int | None
-    ) -> Plan[list[Edge]]:
+    ) -> Body[list[Edge]]:
         if limit is not None:
             _check_int(limit, "limit")
         at = None if history else self._ts(_check_time(as_of, "as_of"))
         key = yield from self._key_of(name)
-        (rows,) = yield Sql(
-            [Stmt(*facts_query(self._uid, self._graph, encode_key(key), at, limit), fetch=True)],
-            readonly=True,
+        rows = yield Stmt(
+            *facts_query(self._uid, self._graph, encode_key(key), at, limit), fetch=True
         )
         return [_edge(self._dialect, r) for r in rows]
 
-    def _relevant_plan(
-        self, text: str, as_of: datetime | None, limit: int | None
-    ) -> Plan[list[Edge]]:
+    def _relevant(self, text: str, as_of: datetime | None, limit: int | None) -> Body[list[Edge]]:
+        """Facts about the nodes ``text`` names (shared with the agent middleware)."""
         if not isinstance(text, str):
             raise TypeError(f"expected text as str, got {type(text).__name__}")
         names = candidate_names(text)
@@ -761,75 +692,47 @@ class GraphMemory:
         q = mentioned_facts_query(
             self._dialect, self._uid, self._graph, [encode_key(n) for n in names], at, limit
         )
-        (rows,) = yield Sql([Stmt(*q, fetch=True)], readonly=True)
+        rows = yield Stmt(*q, fetch=True)
         return [_edge(self._dialect, r) for r in rows]
 
-    def _export_plan(self, as_of: datetime | None) -> Plan[tuple[list[Node], list[Edge]]]:
+    def _export(self, as_of: datetime | None) -> Body[tuple[list[Node], list[Edge]]]:
         at = self._ts(_check_time(as_of, "as_of"))
-        nodes, edges = yield Sql(
-            [
-                Stmt(*all_nodes_query(self._uid, self._graph), fetch=True),
-                Stmt(*all_edges_query(self._uid, self._graph, at), fetch=True),
-            ],
-            readonly=True,
-        )
+        nodes = yield Stmt(*all_nodes_query(self._uid, self._graph), fetch=True)
+        edges = yield Stmt(*all_edges_query(self._uid, self._graph, at), fetch=True)
         return [_node(r) for r in nodes], [_edge(self._dialect, r) for r in edges]
 
-    def _alias_plan(self, name: str, alias: str) -> Plan[bool]:
-        key = yield from self._key_of(name)
-        exists = yield from self._names_of([key])
-        if key not in exists:
-            raise KeyError(f"no node named {name!r} in graph {self.graph!r}")
-        d = self._dialect
-        (n,) = yield Sql(
-            [
-                Stmt(
-                    *write_alias(
-                        d, self._uid, self._graph, encode_key(normalize(alias)), encode_key(key)
-                    )
-                )
-            ]
+    # -- plans shared by several methods -------------------------------------------------
+    def _extract(self, text: str | Sequence[BaseMessage]) -> Plan[list[KnowledgeTriple]]:
+        """The triples of ``text``: one model call (after the recent conversation, when
+        there is a ``chat_history``)."""
+        if self._triples is None:
+            raise ValueError("extracting triples needs an llm: GraphMemory(engine, llm, ...)")
+        body = _text_of_turn(text)
+        answer: TripleExtraction = yield Model(
+            self._triples, [SystemMessage(TRIPLE_SYSTEM_PROMPT), HumanMessage(body)]
         )
-        return bool(n)
+        return _triples_of(answer)
 
-    def _delete_plan(self, name: str | None) -> Plan[None]:
-        if name is None:
-            yield Sql(
-                [
-                    Stmt(
-                        "DELETE FROM {graph_edges} WHERE user_id = ? AND graph = ?",
-                        [self._uid, self._graph],
-                    ),
-                    Stmt(
-                        "DELETE FROM {graph_nodes} WHERE user_id = ? AND graph = ?",
-                        [self._uid, self._graph],
-                    ),
-                    Stmt(
-                        "DELETE FROM {entity_aliases} WHERE user_id = ? AND kind = 'node' AND space = ?",
-                        [self._uid, self._graph],
-                    ),
-                ]
-            )
-            return
-        key = encode_key((yield from self._key_of(name)))
-        yield Sql(
-            [
-                Stmt(
-                    "DELETE FROM {graph_edges} WHERE user_id = ? AND graph = ? AND (source = ? OR target = ?)",
-                    [self._uid, self._graph, key, key],
-                ),
-                Stmt(
-                    "DELETE FROM {graph_nodes} WHERE user_id = ? AND graph = ? AND key = ?",
-                    [self._uid, self._graph, key],
-                ),
-                Stmt(
-                    "DELETE FROM {entity_aliases} WHERE user_id = ? AND kind = 'node' AND space = ? AND key = ?",
-                    [self._uid, self._graph, key],
-                ),
-            ]
-        )
+    def _add_text(
+        self,
+        text: str | Sequence[BaseMessage],
+        session_id: str | None,
+        seq: int | None,
+        at: datetime | None,
+    ) -> Plan[list[Edge]]:
+        triples = yield from self._extract(text)
+        body = self._add(triples, 1.0, None, at, session_id, seq)
+        return (yield Atomic(body, pipeline=True))
+
+    def _with_recent(self, text: str) -> Plan[str]:
+        """``text`` after the last ``k`` exchanges of ``chat_history``, when there is one."""
+        if self.chat_history is None or self.k == 0:
+            return text
+        context: str = yield Model(_recent_conversation(self.chat_history, self.k), None)
+        return _with_context(text, context)
 
     # -- writes -------------------------------------------------------------------------
+    @dual
     def add_triple(
         self,
         subject: str,
@@ -841,41 +744,16 @@ class GraphMemory:
         at: datetime | None = None,
         session_id: str | None = None,
         seq: int | None = None,
-    ) -> list[Edge]:
+    ) -> Plan[list[Edge]]:
         """Add one fact; returns the edge created ([] when the same fact is already true).
         On a single-valued relation, the subject's other open edge is closed at ``at``
         (default now). ``session_id``/``seq`` record the event the fact came from."""
-        return self.add_triples(
-            [(subject, relation, object)],
-            weight=weight,
-            properties=properties,
-            at=at,
-            session_id=session_id,
-            seq=seq,
-        )
+        body = self._add([(subject, relation, object)], weight, properties, at, session_id, seq)
+        return (yield Atomic(body, pipeline=True))
 
-    async def aadd_triple(
-        self,
-        subject: str,
-        relation: str,
-        object: str,  # noqa: A002
-        *,
-        weight: float = 1.0,
-        properties: dict[str, Any] | None = None,
-        at: datetime | None = None,
-        session_id: str | None = None,
-        seq: int | None = None,
-    ) -> list[Edge]:
-        """Async form of :meth:`add_triple`."""
-        return await self.aadd_triples(
-            [(subject, relation, object)],
-            weight=weight,
-            properties=properties,
-            at=at,
-            session_id=session_id,
-            seq=seq,
-        )
+    aadd_triple = add_triple.async_
 
+    @dual
     def add_triples(
         self,
         triples: Sequence[TripleLike],
@@ -885,27 +763,14 @@ class GraphMemory:
         at: datetime | None = None,
         session_id: str | None = None,
         seq: int | None = None,
-    ) -> list[Edge]:
+    ) -> Plan[list[Edge]]:
         """Add many facts in one transaction (see :meth:`add_triple`)."""
-        return run(
-            self.engine, self._uid, self._add_plan(triples, weight, properties, at, session_id, seq)
-        )
+        body = self._add(triples, weight, properties, at, session_id, seq)
+        return (yield Atomic(body, pipeline=True))
 
-    async def aadd_triples(
-        self,
-        triples: Sequence[TripleLike],
-        *,
-        weight: float = 1.0,
-        properties: dict[str, Any] | None = None,
-        at: datetime | None = None,
-        session_id: str | None = None,
-        seq: int | None = None,
-    ) -> list[Edge]:
-        """Async form of :meth:`add_triples`."""
-        return await arun(
-            self.engine, self._uid, self._add_plan(triples, weight, properties, at, session_id, seq)
-        )
+    aadd_triples = add_triples.async_
 
+    @dual
     def add_text(
         self,
         text: str | Sequence[BaseMessage],
@@ -913,48 +778,79 @@ class GraphMemory:
         session_id: str | None = None,
         seq: int | None = None,
         at: datetime | None = None,
-    ) -> list[Edge]:
+    ) -> Plan[list[Edge]]:
         """Extract the facts of ``text`` (or a turn's messages) with the model (one call)
         and add them."""
-        return run(self.engine, self._uid, self._add_text_plan(text, session_id, seq, at))
+        return (yield from self._add_text(text, session_id, seq, at))
 
-    async def aadd_text(
-        self,
-        text: str | Sequence[BaseMessage],
-        *,
-        session_id: str | None = None,
-        seq: int | None = None,
-        at: datetime | None = None,
-    ) -> list[Edge]:
-        """Async form of :meth:`add_text`."""
-        return await arun(self.engine, self._uid, self._add_text_plan(text, session_id, seq, at))
+    aadd_text = add_text.async_
 
-    def add_alias(self, name: str, alias: str) -> bool:
+    @dual
+    def add_alias(self, name: str, alias: str) -> Plan[bool]:
         """Make ``alias`` resolve to the node ``name`` names; False if the alias already
         names a node."""
-        return run(self.engine, self._uid, self._alias_plan(name, alias))
 
-    async def aadd_alias(self, name: str, alias: str) -> bool:
-        """Async form of :meth:`add_alias`."""
-        return await arun(self.engine, self._uid, self._alias_plan(name, alias))
+        def body() -> Body[bool]:
+            key = yield from self._key_of(name)
+            exists = yield from self._names_of([key])
+            if key not in exists:
+                raise KeyError(f"no node named {name!r} in graph {self.graph!r}")
+            q = write_alias(
+                self._dialect, self._uid, self._graph, encode_key(normalize(alias)), encode_key(key)
+            )
+            return bool((yield Stmt(*q)))
 
-    def delete_node(self, name: str) -> None:
+        return (yield Atomic(body()))
+
+    aadd_alias = add_alias.async_
+
+    @dual
+    def delete_node(self, name: str) -> Plan[None]:
         """Delete a node, its edges (history included) and its aliases."""
-        run(self.engine, self._uid, self._delete_plan(name))
 
-    async def adelete_node(self, name: str) -> None:
-        """Async form of :meth:`delete_node`."""
-        await arun(self.engine, self._uid, self._delete_plan(name))
+        def body() -> Body[None]:
+            key = encode_key((yield from self._key_of(name)))
+            yield Stmt(
+                "DELETE FROM {graph_edges} WHERE user_id = ? AND graph = ? AND (source = ? OR target = ?)",
+                [self._uid, self._graph, key, key],
+            )
+            yield Stmt(
+                "DELETE FROM {graph_nodes} WHERE user_id = ? AND graph = ? AND key = ?",
+                [self._uid, self._graph, key],
+            )
+            yield Stmt(
+                "DELETE FROM {entity_aliases} WHERE user_id = ? AND kind = 'node' AND space = ? AND key = ?",
+                [self._uid, self._graph, key],
+            )
 
-    def clear(self) -> None:
+        yield Atomic(body())
+
+    adelete_node = delete_node.async_
+
+    @dual
+    def clear(self) -> Plan[None]:
         """Delete the whole graph of this user."""
-        run(self.engine, self._uid, self._delete_plan(None))
+        yield Sql(
+            [
+                Stmt(
+                    "DELETE FROM {graph_edges} WHERE user_id = ? AND graph = ?",
+                    [self._uid, self._graph],
+                ),
+                Stmt(
+                    "DELETE FROM {graph_nodes} WHERE user_id = ? AND graph = ?",
+                    [self._uid, self._graph],
+                ),
+                Stmt(
+                    "DELETE FROM {entity_aliases} WHERE user_id = ? AND kind = 'node' AND space = ?",
+                    [self._uid, self._graph],
+                ),
+            ]
+        )
 
-    async def aclear(self) -> None:
-        """Async form of :meth:`clear`."""
-        await arun(self.engine, self._uid, self._delete_plan(None))
+    aclear = clear.async_
 
     # -- reads --------------------------------------------------------------------------
+    @dual
     def neighbors(
         self,
         name: str,
@@ -962,47 +858,65 @@ class GraphMemory:
         *,
         as_of: datetime | None = None,
         direction: Direction = "both",
-    ) -> list[tuple[Node, int]]:
+    ) -> Plan[list[tuple[Node, int]]]:
         """Nodes within ``depth`` hops of ``name`` (itself at distance 0), nearest first,
         following edges valid now (or ``as_of``); ``direction``: ``out``, ``in``, ``both``."""
-        return run(self.engine, self._uid, self._neighbors_plan(name, depth, as_of, direction))
+        return (yield Atomic(self._neighbors(name, depth, as_of, direction), readonly=True))
 
-    async def aneighbors(
-        self,
-        name: str,
-        depth: int = 1,
-        *,
-        as_of: datetime | None = None,
-        direction: Direction = "both",
-    ) -> list[tuple[Node, int]]:
-        """Async form of :meth:`neighbors`."""
-        return await arun(
-            self.engine, self._uid, self._neighbors_plan(name, depth, as_of, direction)
-        )
+    aneighbors = neighbors.async_
 
-    def subgraph(self, name: str, depth: int = 1, *, as_of: datetime | None = None) -> Subgraph:
-        """The nodes within ``depth`` hops of ``name`` and the edges between them."""
-        return run(self.engine, self._uid, self._subgraph_plan(name, depth, as_of))
-
-    async def asubgraph(
+    @dual
+    def subgraph(
         self, name: str, depth: int = 1, *, as_of: datetime | None = None
-    ) -> Subgraph:
-        """Async form of :meth:`subgraph`."""
-        return await arun(self.engine, self._uid, self._subgraph_plan(name, depth, as_of))
+    ) -> Plan[Subgraph]:
+        """The nodes within ``depth`` hops of ``name`` and the edges between them."""
 
+        def body() -> Body[Subgraph]:
+            nodes = yield from self._neighbors(name, depth, as_of, "both")
+            if not nodes:
+                return Subgraph([], [])
+            at = self._ts(_check_time(as_of, "as_of"))
+            q = edges_among_query(
+                self._dialect, self._uid, self._graph, [encode_key(n.key) for n, _ in nodes], at
+            )
+            rows = yield Stmt(*q, fetch=True)
+            return Subgraph(nodes, [_edge(self._dialect, r) for r in rows])
+
+        return (yield Atomic(body(), readonly=True))
+
+    asubgraph = subgraph.async_
+
+    @dual
     def shortest_path(
         self, a: str, b: str, *, max_depth: int = 6, as_of: datetime | None = None
-    ) -> list[Node] | None:
+    ) -> Plan[list[Node] | None]:
         """A shortest path from ``a`` to ``b`` (edges either way), as nodes; None if
         there is none within ``max_depth`` hops."""
-        return run(self.engine, self._uid, self._path_plan(a, b, max_depth, as_of))
+        _check_int(max_depth, "max_depth")
+        at = self._ts(_check_time(as_of, "as_of"))
 
-    async def ashortest_path(
-        self, a: str, b: str, *, max_depth: int = 6, as_of: datetime | None = None
-    ) -> list[Node] | None:
-        """Async form of :meth:`shortest_path`."""
-        return await arun(self.engine, self._uid, self._path_plan(a, b, max_depth, as_of))
+        def body() -> Body[list[Node] | None]:
+            keys = yield from self._resolve([a, b])
+            start, goal = keys[normalize(a)], keys[normalize(b)]
+            rows = yield Stmt(
+                *path_query(
+                    self._uid, self._graph, encode_key(start), encode_key(goal), max_depth, at
+                ),
+                fetch=True,
+            )
+            if not rows:
+                return None
+            path = [decode_key(k) for k in rows[0][0].split("\x1f") if k]
+            found = yield from self._names_of(path)
+            if len(found) != len(set(path)):
+                return None  # an end that is not a node
+            return [Node(key=k, name=found[k]) for k in path]
 
+        return (yield Atomic(body(), readonly=True))
+
+    ashortest_path = shortest_path.async_
+
+    @dual
     def facts(
         self,
         name: str,
@@ -1010,93 +924,98 @@ class GraphMemory:
         as_of: datetime | None = None,
         history: bool = False,
         limit: int | None = None,
-    ) -> list[Edge]:
+    ) -> Plan[list[Edge]]:
         """Edges touching ``name`` valid now (or ``as_of``); ``history=True``: all of
         them, closed ones included, oldest first."""
-        return run(self.engine, self._uid, self._facts_plan(name, as_of, history, limit))
+        return (yield Atomic(self._facts(name, as_of, history, limit), readonly=True))
 
-    async def afacts(
-        self,
-        name: str,
-        *,
-        as_of: datetime | None = None,
-        history: bool = False,
-        limit: int | None = None,
-    ) -> list[Edge]:
-        """Async form of :meth:`facts`."""
-        return await arun(self.engine, self._uid, self._facts_plan(name, as_of, history, limit))
+    afacts = facts.async_
 
-    def facts_text(self, name: str, *, as_of: datetime | None = None) -> str:
+    @dual
+    def facts_text(self, name: str, *, as_of: datetime | None = None) -> Plan[str]:
         """The facts about ``name`` as lines of text for a prompt."""
-        return "\n".join(e.as_text() for e in self.facts(name, as_of=as_of))
+        edges = yield Atomic(self._facts(name, as_of, False, None), readonly=True)
+        return "\n".join(e.as_text() for e in edges)
 
-    async def afacts_text(self, name: str, *, as_of: datetime | None = None) -> str:
-        """Async form of :meth:`facts_text`."""
-        return "\n".join(e.as_text() for e in await self.afacts(name, as_of=as_of))
+    afacts_text = facts_text.async_
 
+    @dual
     def relevant_facts(
         self, text: str, *, as_of: datetime | None = None, limit: int | None = 20
-    ) -> list[Edge]:
+    ) -> Plan[list[Edge]]:
         """Facts about the nodes ``text`` mentions by name or alias (no model call)."""
-        return run(self.engine, self._uid, self._relevant_plan(text, as_of, limit))
+        return (yield Atomic(self._relevant(text, as_of, limit), readonly=True))
 
-    async def arelevant_facts(
-        self, text: str, *, as_of: datetime | None = None, limit: int | None = 20
-    ) -> list[Edge]:
-        """Async form of :meth:`relevant_facts`."""
-        return await arun(self.engine, self._uid, self._relevant_plan(text, as_of, limit))
+    arelevant_facts = relevant_facts.async_
 
-    def edges(self, *, as_of: datetime | None = None) -> list[Edge]:
+    @dual
+    def edges(self, *, as_of: datetime | None = None) -> Plan[list[Edge]]:
         """Every edge valid now (or ``as_of``), oldest first."""
-        return run(self.engine, self._uid, self._export_plan(as_of))[1]
+        _, edges = yield Atomic(self._export(as_of), readonly=True)
+        return edges
 
-    async def aedges(self, *, as_of: datetime | None = None) -> list[Edge]:
-        """Async form of :meth:`edges`."""
-        return (await arun(self.engine, self._uid, self._export_plan(as_of)))[1]
+    aedges = edges.async_
 
-    def to_networkx(self, *, as_of: datetime | None = None) -> Any:
+    @dual
+    def to_networkx(self, *, as_of: datetime | None = None) -> Plan[Any]:
         """The graph valid now (or ``as_of``) as a ``networkx.MultiDiGraph`` (nodes keyed
         by normalized name, edges keyed by id); needs ``pip install networkx``."""
-        return _to_networkx(*run(self.engine, self._uid, self._export_plan(as_of)))
+        return _to_networkx(*(yield Atomic(self._export(as_of), readonly=True)))
 
-    async def ato_networkx(self, *, as_of: datetime | None = None) -> Any:
-        """Async form of :meth:`to_networkx`."""
-        return _to_networkx(*await arun(self.engine, self._uid, self._export_plan(as_of)))
+    ato_networkx = to_networkx.async_
 
     # -- ConversationKGMemory compatibility -------------------------------------------------
-    def get_knowledge_triplets(self, input_string: str) -> list[KnowledgeTriple]:
+    @dual
+    def get_knowledge_triplets(self, input_string: str) -> Plan[list[KnowledgeTriple]]:
         """The triples the model finds in ``input_string`` (one call; not stored, as in
         the legacy class: use :meth:`add_text` to store them)."""
-        return run(self.engine, self._uid, self._extract_plan(input_string, self._context()))
-
-    async def aget_knowledge_triplets(self, input_string: str) -> list[KnowledgeTriple]:
-        """Async form of :meth:`get_knowledge_triplets`."""
-        return await arun(
-            self.engine, self._uid, self._extract_plan(input_string, await self._acontext())
+        if self._triples is None:
+            raise ValueError("extracting triples needs an llm: GraphMemory(engine, llm, ...)")
+        body = yield from self._with_recent(_text_of_turn(input_string))
+        answer: TripleExtraction = yield Model(
+            self._triples, [SystemMessage(TRIPLE_SYSTEM_PROMPT), HumanMessage(body)]
         )
+        return _triples_of(answer)
 
-    def get_current_entities(self, input_string: str) -> list[str]:
+    aget_knowledge_triplets = get_knowledge_triplets.async_
+
+    @dual
+    def get_current_entities(self, input_string: str) -> Plan[list[str]]:
         """The entity names the model finds in ``input_string`` (one call)."""
-        return run(self.engine, self._uid, self._entities_plan(input_string, self._context()))
-
-    async def aget_current_entities(self, input_string: str) -> list[str]:
-        """Async form of :meth:`get_current_entities`."""
-        return await arun(
-            self.engine, self._uid, self._entities_plan(input_string, await self._acontext())
+        if self._names is None:
+            raise ValueError("get_current_entities needs an llm: GraphMemory(engine, llm, ...)")
+        body = yield from self._with_recent(_text_of_turn(input_string))
+        answer: EntityNames = yield Model(
+            self._names, [SystemMessage(ENTITY_SYSTEM_PROMPT), HumanMessage(body)]
         )
+        return [n.strip() for n in answer.entities if n.strip()]
 
-    def _context(self) -> str:
-        if self.chat_history is None or self.k == 0:
-            return ""
-        return get_buffer_string(self.chat_history.messages[-2 * self.k :])
-
-    async def _acontext(self) -> str:
-        if self.chat_history is None or self.k == 0:
-            return ""
-        return get_buffer_string((await self.chat_history.aget_messages())[-2 * self.k :])
+    aget_current_entities = get_current_entities.async_
 
     def __repr__(self) -> str:
         return f"GraphMemory(user_id={self.user_id!r}, graph={self.graph!r})"
+
+
+def _triples_of(answer: TripleExtraction) -> list[KnowledgeTriple]:
+    return [
+        KnowledgeTriple(t.subject.strip(), t.relation.strip(), t.object.strip())
+        for t in answer.triples
+        if t.subject.strip() and t.relation.strip() and t.object.strip()
+    ]
+
+
+def _recent_conversation(history: BaseChatMessageHistory, k: int) -> Runnable[Any, str]:
+    """A runnable reading the last ``k`` exchanges of ``history`` as text: the one step
+    through which a plan reads any ``BaseChatMessageHistory`` (``messages`` when run sync,
+    ``aget_messages`` when run async)."""
+
+    def read(_: Any) -> str:
+        return get_buffer_string(history.messages[-2 * k :])
+
+    async def aread(_: Any) -> str:
+        return get_buffer_string((await history.aget_messages())[-2 * k :])
+
+    return RunnableLambda(read, afunc=aread, name="recent_conversation")
 
 
 def _with_context(body: str, context: str) -> str:

@@ -37,18 +37,19 @@ from langchain_core.vectorstores import VectorStore
 from pydantic import BaseModel
 
 from ._core.llm import structured
-from ._core.plan import Model, Plan, arun, run
+from ._core.plan import Atomic, Body, Model, Plan, arun, run
 from .engine import Engine
 from .entities import (
     Entity,
     EntityMemory,
     ExtractedEntity,
-    _set_plan,
+    _items,
     _text_of_turn,
+    _turn_prompt,
     format_entities,
 )
 from .graph import Edge, ExtractedTriple, GraphMemory
-from .summary import SessionSummary, SummaryMemory
+from .summary import SessionSummary, SummaryMemory, summaries_body
 
 __all__ = ["MemoryMiddleware", "format_memory"]
 
@@ -82,29 +83,25 @@ def _write_plan(
     session: str,
 ) -> Plan[None]:
     """One model call for both memories: known entities are read first (no model call),
-    then the answer is written to the entity and the graph tables."""
+    then the answer is written to the entity and the graph tables in ONE transaction."""
     text = _text_of_turn(turn)
-    known = yield from ents._relevant_plan(text, ents.max_known)
-    prompt = [
-        SystemMessage(TURN_SYSTEM_PROMPT),
-        HumanMessage(
-            "Known entities mentioned in this turn:\n"
-            + (format_entities(known) or "(none)")
-            + "\n\nConversation turn:\n"
-            + text
-        ),
-    ]
-    answer: TurnExtraction = yield Model(extract, prompt)
-    items = [
-        (e.name, e.type, e.summary.strip(), e.aliases) for e in answer.entities if e.name.strip()
-    ]
-    yield from _set_plan(ents.engine.dialect, ents._uid, ents._system, items)
+    known = yield Atomic(ents._relevant(text, ents.max_known), readonly=True)
+    answer: TurnExtraction = yield Model(extract, _turn_prompt(TURN_SYSTEM_PROMPT, known, text))
+    items = _items(answer.entities)
     triples = [
         (t.subject, t.relation, t.object)
         for t in answer.triples
         if t.subject.strip() and t.relation.strip() and t.object.strip()
     ]
-    yield from kg._add_plan(triples, 1.0, None, None, session, None)
+    graph_body = kg._add(triples, 1.0, None, None, session, None)
+
+    def body() -> Body[None]:
+        if items:
+            yield from ents._set(items)
+        yield from graph_body
+
+    if items or triples:
+        yield Atomic(body(), pipeline=True)
 
 
 def format_memory(
@@ -273,77 +270,61 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         i = _last_human(request.messages)
         return request.messages[i].text if i is not None else None
 
-    def _block(self, request: ModelRequest) -> str:
+    def _recall(self, request: ModelRequest) -> tuple[str, Plan[ModelRequest]]:
+        """The tenant, and the plan that returns ``request`` with what is remembered about
+        the user added to its system message: one read transaction for the entities, the
+        graph facts and the earlier sessions' summaries, then the vector store's recall."""
+        ents, kg, _ = self._memories(request.runtime)
+        return ents._uid, self._recall_plan(request, ents, kg)
+
+    def _recall_plan(
+        self, request: ModelRequest, ents: EntityMemory, kg: GraphMemory
+    ) -> Plan[ModelRequest]:
         text = self._query(request)
         if text is None:
-            return ""
-        ents, kg, _ = self._memories(request.runtime)
-        entities = ents.relevant(text, limit=self.max_entities) if self.use_entities else []
-        facts = (
-            kg.relevant_facts(_graph_query(text, entities), limit=self.max_facts)
-            if self.use_graph
-            else []
-        )
-        summaries = (
-            SummaryMemory.list_summaries(
-                self.engine,
-                self._user(request.runtime),
-                limit=self.max_summaries,
-                exclude=self._session(request.runtime),
-            )
-            if self.use_summaries
-            else []
-        )
-        recalled = (
-            [d.page_content for d in self.vectorstore.similarity_search(text, k=self.k)]
-            if self.vectorstore
-            else []
-        )
-        return format_memory(entities, facts, summaries, recalled)
+            return request
+        user, session = self._user(request.runtime), self._session(request.runtime)
 
-    async def _ablock(self, request: ModelRequest) -> str:
-        text = self._query(request)
-        if text is None:
-            return ""
-        ents, kg, _ = self._memories(request.runtime)
-        entities = await ents.arelevant(text, limit=self.max_entities) if self.use_entities else []
-        facts = (
-            await kg.arelevant_facts(_graph_query(text, entities), limit=self.max_facts)
-            if self.use_graph
-            else []
-        )
-        summaries = (
-            await SummaryMemory.alist_summaries(
-                self.engine,
-                self._user(request.runtime),
-                limit=self.max_summaries,
-                exclude=self._session(request.runtime),
+        def read() -> Body[tuple[list[Entity], list[Edge], list[SessionSummary]]]:
+            entities = (
+                (yield from ents._relevant(text, self.max_entities)) if self.use_entities else []
             )
-            if self.use_summaries
-            else []
-        )
-        recalled = (
-            [d.page_content for d in await self.vectorstore.asimilarity_search(text, k=self.k)]
-            if self.vectorstore
-            else []
-        )
-        return format_memory(entities, facts, summaries, recalled)
+            facts = (
+                (yield from kg._relevant(_graph_query(text, entities), None, self.max_facts))
+                if self.use_graph
+                else []
+            )
+            summaries = (
+                (yield from summaries_body(self.engine.dialect, user, self.max_summaries, session))
+                if self.use_summaries
+                else []
+            )
+            return entities, facts, summaries
 
+        entities, facts, summaries = (
+            (yield Atomic(read(), readonly=True))
+            if self.use_entities or self.use_graph or self.use_summaries
+            else ([], [], [])
+        )
+        recalled: list[str] = []
+        if self.vectorstore is not None:
+            retriever = self.vectorstore.as_retriever(search_kwargs={"k": self.k})
+            recalled = [d.page_content for d in (yield Model(retriever, text))]
+        block = format_memory(entities, facts, summaries, recalled)
+        if not block:
+            return request
+        return request.override(system_message=_with_memory(request.system_message, block))
+
+    # The hooks keep AgentMiddleware's docstrings; each pair drives one plan.
     def wrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
     ) -> ModelResponse:
-        block = self._block(request)
-        if block:
-            request = request.override(system_message=_with_memory(request.system_message, block))
-        return handler(request)
+        return handler(run(self.engine, *self._recall(request)))
 
     async def awrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[ModelResponse]]
     ) -> ModelResponse:
-        block = await self._ablock(request)
-        if block:
-            request = request.override(system_message=_with_memory(request.system_message, block))
-        return await handler(request)
+        return await handler(await arun(self.engine, *self._recall(request)))
 
     # -- after the agent ----------------------------------------------------------------
     def _turn(self, state: AgentState) -> list[BaseMessage]:
@@ -353,46 +334,39 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             return []
         return messages[i:]
 
-    def after_agent(self, state: AgentState, runtime: Any) -> dict[str, Any] | None:
-        turn = self._turn(state)
-        if not turn or self.llm is None:
-            return None
+    def _remember(self, state: AgentState, runtime: Any) -> tuple[str, Plan[None]]:
+        """The tenant, and the plan that writes the finished turn to the memories."""
         ents, kg, summary = self._memories(runtime)
+        return ents._uid, self._remember_plan(self._turn(state), runtime, ents, kg, summary)
+
+    def _remember_plan(
+        self,
+        turn: list[BaseMessage],
+        runtime: Any,
+        ents: EntityMemory,
+        kg: GraphMemory,
+        summary: SummaryMemory | None,
+    ) -> Plan[None]:
+        if not turn or self.llm is None:
+            return
+        session = self._session(runtime)
         if self._combined():
             assert self._extract is not None
-            run(
-                self.engine,
-                ents._uid,
-                _write_plan(self._extract, ents, kg, turn, self._session(runtime)),
-            )
+            yield from _write_plan(self._extract, ents, kg, turn, session)
         else:
             if self.use_entities:
-                ents.update(turn)
+                yield from ents._update(turn)
             if self.use_graph:
-                kg.add_text(turn, session_id=self._session(runtime))
+                yield from kg._add_text(turn, session, None, None)
         if summary is not None:
-            summary.add_messages(turn)
+            yield from summary._add_plan(turn)
+
+    def after_agent(self, state: AgentState, runtime: Any) -> dict[str, Any] | None:
+        run(self.engine, *self._remember(state, runtime))
         return None
 
     async def aafter_agent(self, state: AgentState, runtime: Any) -> dict[str, Any] | None:
-        turn = self._turn(state)
-        if not turn or self.llm is None:
-            return None
-        ents, kg, summary = self._memories(runtime)
-        if self._combined():
-            assert self._extract is not None
-            await arun(
-                self.engine,
-                ents._uid,
-                _write_plan(self._extract, ents, kg, turn, self._session(runtime)),
-            )
-        else:
-            if self.use_entities:
-                await ents.aupdate(turn)
-            if self.use_graph:
-                await kg.aadd_text(turn, session_id=self._session(runtime))
-        if summary is not None:
-            await summary.aadd_messages(turn)
+        await arun(self.engine, *self._remember(state, runtime))
         return None
 
     def _combined(self) -> bool:

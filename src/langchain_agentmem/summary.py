@@ -56,10 +56,10 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from ._core.llm import text_of
-from ._core.plan import Model, Plan, Sql, Stmt, arun, run
+from ._core.plan import Atomic, Body, Model, Plan, Sql, Stmt, arun, dual, run
 from ._encoding.json import dumps, loads
 from ._encoding.keys import decode_key, encode_key
-from .chat_history import ChatMessageHistory, clear_queries
+from .chat_history import ChatMessageHistory, _check_messages, append_queries, clear_queries
 from .dialects import Dialect
 from .engine import Engine
 
@@ -310,10 +310,63 @@ class SummaryMemory(BaseChatMessageHistory):
             self.prompt | llm | RunnableLambda(lambda out: text_of(out).strip())
         )
 
-    # -- plans (shared by the sync and async methods) ----------------------------------
+    # -- plans and bodies ----------------------------------------------------------------
     def _read_plan(self) -> Plan[_State]:
         (rows,) = yield Sql([Stmt(*state_query(self._uid, self._sid), fetch=True)], readonly=True)
         return _state(rows)
+
+    def _messages(self, state: _State) -> list[BaseMessage]:
+        if not state.summary:
+            return state.messages
+        return [SystemMessage(content=state.summary), *state.messages]
+
+    # -- reads -------------------------------------------------------------------------
+    @dual
+    def _current(self) -> Plan[list[BaseMessage]]:
+        return self._messages((yield from self._read_plan()))
+
+    @property
+    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
+        """A system message with the summary (when there is one), then the messages not
+        summarized yet. Reads only: never calls the model."""
+        return self._current()
+
+    aget_messages = _current.async_
+    aget_messages.__doc__ = "Async form of :attr:`messages`."
+
+    @dual
+    def get_summary(self) -> Plan[SessionSummary | None]:
+        """This session's summary row, or None before anything was summarized."""
+        body = _summaries_body(self.engine.dialect, self._uid, None, None, self._sid)
+        rows: list[SessionSummary] = yield Atomic(body, readonly=True)
+        return rows[0] if rows else None
+
+    aget_summary = get_summary.async_
+
+    @property
+    def moving_summary_buffer(self) -> str:
+        """The summary text ("" before anything was summarized), as the legacy class
+        named it."""
+        return run(self.engine, self._uid, self._read_plan()).summary or ""
+
+    # -- writes ------------------------------------------------------------------------
+    @dual
+    def add_messages(self, messages: Sequence[BaseMessage]) -> Plan[None]:
+        """Append ``messages``; then, with ``auto_prune``, summarize what no longer fits
+        (at most one model call)."""
+        yield from self._add_plan(messages)
+
+    aadd_messages = add_messages.async_
+
+    def _add_plan(self, messages: Sequence[BaseMessage]) -> Plan[None]:
+        messages = _check_messages(messages)
+        if messages:
+            queries = append_queries(
+                self.engine.dialect, self._uid, self._sid, self.history.agent_name, messages
+            )
+            yield Atomic(_run_queries(queries), pipeline=len(queries) > 1, single=len(queries) == 1)
+        if self.auto_prune:
+            yield from self._prune_plan()
 
     def _prune_plan(self) -> Plan[bool]:
         state = yield from self._read_plan()
@@ -331,87 +384,23 @@ class SummaryMemory(BaseChatMessageHistory):
         (changed,) = yield Sql([Stmt(query, params)])
         return bool(changed)
 
-    def _messages(self, state: _State) -> list[BaseMessage]:
-        if not state.summary:
-            return state.messages
-        return [SystemMessage(content=state.summary), *state.messages]
-
-    # -- reads -------------------------------------------------------------------------
-    @property
-    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
-        """A system message with the summary (when there is one), then the messages not
-        summarized yet. Reads only: never calls the model."""
-        return self._messages(run(self.engine, self._uid, self._read_plan()))
-
-    async def aget_messages(self) -> list[BaseMessage]:
-        """Async form of :attr:`messages`."""
-        return self._messages(await arun(self.engine, self._uid, self._read_plan()))
-
-    def get_summary(self) -> SessionSummary | None:
-        """This session's summary row, or None before anything was summarized."""
-        query, params = list_query(self._uid, None, None, self._sid)
-        with self.engine.transaction(self._uid, readonly=True) as tx:
-            rows = tx.fetchall(query, params)
-        return _summary(self.engine.dialect, rows[0]) if rows else None
-
-    async def aget_summary(self) -> SessionSummary | None:
-        """Async form of :meth:`get_summary`."""
-        query, params = list_query(self._uid, None, None, self._sid)
-        async with self.engine.atransaction(self._uid, readonly=True) as tx:
-            rows = await tx.fetchall(query, params)
-        return _summary(self.engine.dialect, rows[0]) if rows else None
-
-    @property
-    def moving_summary_buffer(self) -> str:
-        """The summary text ("" before anything was summarized), as the legacy class
-        named it."""
-        return run(self.engine, self._uid, self._read_plan()).summary or ""
-
-    # -- writes ------------------------------------------------------------------------
-    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
-        """Append ``messages``; then, with ``auto_prune``, summarize what no longer fits
-        (at most one model call)."""
-        self.history.add_messages(messages)
-        if self.auto_prune:
-            self.prune()
-
-    async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
-        """Async form of :meth:`add_messages`."""
-        await self.history.aadd_messages(messages)
-        if self.auto_prune:
-            await self.aprune()
-
-    def prune(self) -> bool:
+    @dual
+    def prune(self) -> Plan[bool]:
         """Fold the oldest unsummarized messages into the summary until the rest fit in
         ``max_token_limit``. One model call when something is folded, none otherwise.
         Returns whether the summary changed."""
-        return run(self.engine, self._uid, self._prune_plan())
+        return (yield from self._prune_plan())
 
-    async def aprune(self) -> bool:
-        """Async form of :meth:`prune`."""
-        return await arun(self.engine, self._uid, self._prune_plan())
+    aprune = prune.async_
 
-    def _clear_statements(self) -> list[Stmt]:
-        return [
-            Stmt(*delete_query(self._uid, self._sid)),
-            *(Stmt(q, p) for q, p in clear_queries(self._uid, self._sid)),
-        ]
-
-    def clear(self) -> None:
+    @dual
+    def clear(self) -> Plan[None]:
         """Delete the session's messages and its summary."""
+        yield Atomic(
+            _run_queries([delete_query(self._uid, self._sid), *clear_queries(self._uid, self._sid)])
+        )
 
-        def plan() -> Plan[None]:
-            yield Sql(self._clear_statements())
-
-        run(self.engine, self._uid, plan())
-
-    async def aclear(self) -> None:
-        """Async form of :meth:`clear`."""
-
-        def plan() -> Plan[None]:
-            yield Sql(self._clear_statements())
-
-        await arun(self.engine, self._uid, plan())
+    aclear = clear.async_
 
     # -- other sessions ----------------------------------------------------------------
     @staticmethod
@@ -431,11 +420,7 @@ class SummaryMemory(BaseChatMessageHistory):
             >>> SummaryMemory.list_summaries(engine, "alice")
             []
         """
-        query, params = _list_args(user_id, limit, exclude)
-        uid = encode_key(user_id)
-        with engine.transaction(uid, readonly=True) as tx:
-            rows = tx.fetchall(query, params)
-        return [_summary(engine.dialect, r) for r in rows]
+        return run(engine, encode_key(user_id), _list_plan(engine, user_id, limit, exclude))
 
     @staticmethod
     async def alist_summaries(
@@ -446,22 +431,42 @@ class SummaryMemory(BaseChatMessageHistory):
         exclude: str | None = None,
     ) -> list[SessionSummary]:
         """Async form of :meth:`list_summaries`."""
-        query, params = _list_args(user_id, limit, exclude)
-        uid = encode_key(user_id)
-        async with engine.atransaction(uid, readonly=True) as tx:
-            rows = await tx.fetchall(query, params)
-        return [_summary(engine.dialect, r) for r in rows]
+        return await arun(engine, encode_key(user_id), _list_plan(engine, user_id, limit, exclude))
 
     def __repr__(self) -> str:
         return f"SummaryMemory(session_id={self.session_id!r}, user_id={self.user_id!r}, max_token_limit={self.max_token_limit})"
 
 
-def _list_args(user_id: str, limit: int | None, exclude: str | None) -> Query:
+def _run_queries(queries: Sequence[Query]) -> Body[None]:
+    for query, params in queries:
+        yield Stmt(query, params)
+
+
+def _summaries_body(
+    dialect: Dialect, uid: str, limit: int | None, exclude: str | None, only: str | None = None
+) -> Body[list[SessionSummary]]:
+    """Summary rows of the tenant ``uid`` (encoded ids), most recently updated first."""
+    rows = yield Stmt(*list_query(uid, limit, exclude, only), fetch=True)
+    return [_summary(dialect, r) for r in rows]
+
+
+def summaries_body(
+    dialect: Dialect, user_id: str, limit: int | None, exclude: str | None
+) -> Body[list[SessionSummary]]:
+    """:meth:`SummaryMemory.list_summaries` as a body (arguments checked now), for plans
+    that read it with other statements in one transaction (the agent middleware)."""
     if limit is not None:
         _check_positive("limit", limit)
-    return list_query(
-        encode_key(user_id), limit, encode_key(exclude) if exclude is not None else None
+    return _summaries_body(
+        dialect, encode_key(user_id), limit, encode_key(exclude) if exclude is not None else None
     )
+
+
+def _list_plan(
+    engine: Engine, user_id: str, limit: int | None, exclude: str | None
+) -> Plan[list[SessionSummary]]:
+    body = summaries_body(engine.dialect, user_id, limit, exclude)
+    return (yield Atomic(body, readonly=True))
 
 
 def _summary(dialect: Dialect, row: tuple[Any, ...]) -> SessionSummary:

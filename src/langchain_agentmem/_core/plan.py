@@ -59,6 +59,9 @@ Example:
 from __future__ import annotations
 
 import functools
+import inspect
+import types
+import typing
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -329,31 +332,44 @@ async def arun(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
 # -- one definition, two methods -----------------------------------------------------
 
 
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """The signature a plan method shows: returning what the plan returns (``Plan[X]``
+    shows as ``X``); bound, ``types.MethodType`` drops ``self``."""
+    sig = inspect.signature(fn)
+    ret = sig.return_annotation
+    if isinstance(ret, str) and ret.startswith("Plan[") and ret.endswith("]"):
+        ret = ret[len("Plan[") : -1]
+    elif typing.get_origin(ret) is Generator:
+        ret = typing.get_args(ret)[2]
+    return sig.replace(return_annotation=ret)
+
+
 class dual(Generic[P, T]):  # noqa: N801 (used as a decorator)
     """Make a plan method the sync method of its name; ``.async_`` is its async form.
 
     The decorated method returns a :data:`Plan`; the object it is bound to has ``engine``
-    and ``_uid`` (the tenant). Signature and docstring are the plan method's.
+    and ``_uid`` (the tenant). Signature and docstring are the plan method's (the
+    signature returning what the plan returns). Bound, either form is a plain bound
+    method (``types.MethodType``): nothing is built per attribute access.
     """
 
     def __init__(self, fn: Callable[Concatenate[Any, P], Plan[T]]) -> None:
         self.fn = fn
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        self.__signature__ = _signature(fn)
+        # An attribute, not a property: mypy applies the descriptor protocol to what a
+        # property returns, which bound ``aX = X.async_`` twice (``self`` taken for the
+        # first parameter).
+        self.async_: _AsyncDual[P, T] = _AsyncDual(fn)
 
     def __get__(self, obj: Any, objtype: type | None = None) -> Callable[P, T]:
         if obj is None:
             return self  # type: ignore[return-value]
-        fn = self.fn
+        return types.MethodType(self, obj)
 
-        @functools.wraps(fn)
-        def method(*args: P.args, **kwargs: P.kwargs) -> T:
-            return run(obj.engine, getattr(obj, "_uid", None), fn(obj, *args, **kwargs))
-
-        return method
-
-    @property
-    def async_(self) -> _AsyncDual[P, T]:
-        return _AsyncDual(self.fn)
+    def __call__(self, obj: Any, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run the plan for ``obj`` (also called on the class: ``Class.method(obj, ...)``)."""
+        return run(obj.engine, getattr(obj, "_uid", None), self.fn(obj, *args, **kwargs))
 
 
 class AsyncMethod(Protocol[P, T_co]):
@@ -372,24 +388,26 @@ class AsyncPagedMethod(Protocol[P, T_co]):
 class _AsyncDual(Generic[P, T]):
     def __init__(self, fn: Callable[Concatenate[Any, P], Plan[T]]) -> None:
         self.fn = fn
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
-        self.__doc__ = f"Async form of :meth:`{fn.__name__}`."
+
+        @functools.wraps(fn)
+        async def function(obj: Any, *args: P.args, **kwargs: P.kwargs) -> T:
+            return await arun(obj.engine, getattr(obj, "_uid", None), fn(obj, *args, **kwargs))
+
+        function.__doc__ = f"Async form of :meth:`{fn.__name__}`."
+        function.__signature__ = _signature(fn)  # type: ignore[attr-defined]
+        # What the class shows: a coroutine function taking ``self`` first, so that
+        # ``inspect.iscoroutinefunction(Class.amethod)`` holds as for a hand-written one.
+        self.function = function
+        functools.update_wrapper(self, function)  # type: ignore[arg-type]
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.__name__ = name
+        self.__name__ = self.function.__name__ = name
+        self.__qualname__ = self.function.__qualname__ = f"{owner.__qualname__}.{name}"
 
     def __get__(self, obj: Any, objtype: type | None = None) -> AsyncMethod[P, T]:
         if obj is None:
-            return self  # type: ignore[return-value]
-        fn = self.fn
-
-        @functools.wraps(fn)
-        async def method(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await arun(obj.engine, getattr(obj, "_uid", None), fn(obj, *args, **kwargs))
-
-        method.__name__ = self.__name__
-        method.__doc__ = self.__doc__
-        return method
+            return self.function  # type: ignore[return-value]
+        return types.MethodType(self.function, obj)
 
 
 # -- paged reads -----------------------------------------------------------------------

@@ -149,6 +149,20 @@ class Dialect:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return escaped + "%"
 
+    # -- locks -----------------------------------------------------------------------
+    def lock_keys(self, keys: Sequence[Sequence[str]]) -> Stmt | None:
+        """A statement that serializes the writers of ``keys`` (each a tuple of strings,
+        e.g. ``("graph_edges", user_id, graph, source, relation)``): it takes an exclusive
+        lock on each key, held until the transaction ends, in one fixed order whatever the
+        order of ``keys`` (so two writers locking overlapping sets cannot deadlock).
+
+        ``None`` where write transactions are serialized already and no statement is
+        needed (SQLite: every write transaction starts with ``BEGIN IMMEDIATE``, one writer
+        at a time per database). Run it first in the write transaction, before reading
+        the rows the write depends on.
+        """
+        raise NotImplementedError
+
     # -- JSON, time and vectors (LangGraph checkpointer and store) --------------------
     def json_entries(self, expr: str, key: str, alias: str) -> str:
         """A FROM item ``alias(key, value)`` over the members of the JSON object at

@@ -98,6 +98,20 @@ class PostgresDialect(Dialect):
     def starts_with_params(self, prefix: str) -> list[Any]:
         return [self.like_escape(prefix)]
 
+    def lock_keys(self, keys: Sequence[Sequence[str]]) -> Stmt | None:
+        """``pg_advisory_xact_lock`` on a 64-bit hash of each key (with the schema, so
+        that schemas do not wait for each other), taken in hash order. Two keys with one
+        hash share a lock: writers then wait for each other, which is safe."""
+        from .._encoding.json import dumps
+
+        cols = [("k", "text")]
+        texts = sorted({dumps([self.schema, *key]) for key in keys})
+        return Stmt(
+            "SELECT pg_advisory_xact_lock(s.h) FROM (SELECT DISTINCT hashtextextended(m.k, 0) AS h "  # noqa: S608 (fixed text)
+            "FROM " + self.unnest(cols) + ") s ORDER BY s.h",
+            self.unnest_params(cols, [(t,) for t in texts]),
+        )
+
     def json_entries(self, expr: str, key: str, alias: str) -> str:
         check_identifier(key, "JSON key")
         check_identifier(alias, "alias")

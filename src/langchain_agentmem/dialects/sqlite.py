@@ -58,6 +58,12 @@ class SQLiteDialect(Dialect):
     def starts_with_params(self, prefix: str) -> list[Any]:
         return [prefix, len(prefix), prefix]
 
+    def lock_keys(self, keys: Sequence[Sequence[str]]) -> Stmt | None:
+        """None: SQLite has one writer at a time. Every write transaction begins with
+        ``BEGIN IMMEDIATE`` (and, in this process, after the engine's write lock), so a
+        write transaction that reads and then writes is never interleaved with another."""
+        return None
+
     def json_entries(self, expr: str, key: str, alias: str) -> str:
         check_identifier(key, "JSON key")
         check_identifier(alias, "alias")
