@@ -249,18 +249,26 @@ class VectorIndex:
             rows = yield Stmt(*self._exact(dist, query), fetch=True)
             return [tuple(r[: -len(query.orders)]) for r in rows]
         cfg = query.settings
-        sql, params = self._exact(dist, query, gate="c.small")
+        # The scope's rows are read once: their handles (up to the bound) are counted,
+        # and when few enough, the exact search reads just those rows again by handle.
+        handle = self.dialect.row_handle("v")
+        sql, params = self._exact(
+            dist, query, gate="c.small", where=(f"{handle} = ANY(ARRAY(SELECT h FROM s))", [])
+        )
         wsql, wparams = query.where
         counted = yield Stmt(
             "WITH l AS (SELECT CAST(greatest(?, ceil("
             + self.dialect.relation_rows()
-            + " * ?)) AS bigint) AS n), c AS MATERIALIZED (SELECT (SELECT count(*) FROM (SELECT 1 FROM {"
+            + " * ?)) AS bigint) AS n), s AS MATERIALIZED (SELECT "
+            + handle
+            + " AS h FROM {"
             + self.table
             + "} v"
             + query.joins
             + " WHERE "
             + wsql
-            + " LIMIT (SELECT n FROM l) + 1) s) <= (SELECT n FROM l) AS small) "
+            + " LIMIT (SELECT n FROM l) + 1), "
+            "c AS MATERIALIZED (SELECT (SELECT count(*) FROM s) <= (SELECT n FROM l) AS small) "
             "SELECT c.small, e.* FROM c LEFT JOIN LATERAL ("
             + sql
             + ") e ON TRUE ORDER BY e.d, "
@@ -314,9 +322,14 @@ class VectorIndex:
         return "strict_order" if mode == "auto" else mode
 
     def _exact(
-        self, dist: str, query: SearchQuery, gate: str | None = None
+        self,
+        dist: str,
+        query: SearchQuery,
+        gate: str | None = None,
+        where: Fragment | None = None,
     ) -> tuple[str, list[Any]]:
-        q, k, select, where, joins = query.q, query.k, query.select, query.where, query.joins
+        q, k, select, joins = query.q, query.k, query.select, query.joins
+        where = query.where if where is None else where
         group = query.group
         # Ordering by the plain column (not the indexed cast expression) cannot use the
         # HNSW index: this plan is exact. Columns are named c0.., d (distance), o (order).
