@@ -8,7 +8,11 @@ import pytest
 
 import langchain_agentmem
 from langchain_agentmem import Engine, MemoryMiddleware
-from langchain_agentmem._core.plan import dual
+from langchain_agentmem._core.plan import _AsyncDual, _AsyncPaged, dual, paged
+
+#: One definition made into a sync method and its async form (descriptors, not functions).
+SYNC_DESCRIPTORS = (dual, paged)
+ASYNC_DESCRIPTORS = (_AsyncDual, _AsyncPaged)
 
 CLASSES = [
     getattr(langchain_agentmem, name)
@@ -41,7 +45,7 @@ def _own_methods(cls: type) -> dict[str, object]:
         value = getattr(cls, name)
         module = getattr(value, "__module__", "") or ""
         # A dual plan method (and its async form) is a descriptor, not a function.
-        is_dual = hasattr(value, "fn") and hasattr(type(value), "__get__")
+        is_dual = isinstance(value, SYNC_DESCRIPTORS + ASYNC_DESCRIPTORS)
         if (callable(value) or is_dual) and module.startswith("langchain_agentmem"):
             out[name] = value
     return out
@@ -56,7 +60,7 @@ def _params(fn: object) -> list[tuple[str, object, object]]:
 def test_async_forms_match_sync_forms(cls: type) -> None:
     methods = _own_methods(cls)
     for name, fn in methods.items():
-        is_async_dual = hasattr(fn, "fn") and not isinstance(fn, dual)
+        is_async_dual = isinstance(fn, ASYNC_DESCRIPTORS)
         if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn) or is_async_dual:
             sync = name[1:]
             if sync not in dir(cls) and name in LANGCHAIN_PAIRS:

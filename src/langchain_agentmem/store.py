@@ -791,7 +791,7 @@ class LangGraphStore(BaseStore):
             while True:
                 await asyncio.sleep(interval * 60)
                 try:
-                    await self.asweep_ttl()  # type: ignore[misc]
+                    await self.asweep_ttl()
                 except Exception:
                     logger.exception("store TTL sweep failed")
 

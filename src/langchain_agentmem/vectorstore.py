@@ -967,8 +967,7 @@ class MemoryVectorStore(VectorStore):
                 "afrom_texts() needs engine=: an Engine from langchain_agentmem.connect()"
             )
         store = cls(engine, embedding, **kwargs)
-        # mypy binds self twice on a dual's async form: see _core/plan.py
-        await store.aadd_texts(texts, metadatas, ids=ids)  # type: ignore[misc, call-arg, arg-type]
+        await store.aadd_texts(texts, metadatas, ids=ids)
         return store
 
 
