@@ -135,7 +135,7 @@ def main() -> None:
         f"\n2. Scoped semantic search: {users * per_user} items over {users} user namespaces, {DIMS} dims, {queries} queries"
     )
     items = [
-        ((f"user{u}", "memories"), f"m{j}", {"text": f"user {u} memory {j}"})
+        ((f"user{u}", "memories"), f"m{j}", {"text": f"user {u} memory {j}", "rare": j % 10 == 0})
         for u in range(users)
         for j in range(per_user)
     ]
@@ -168,6 +168,34 @@ def main() -> None:
             f"   {name:<14} recall@10 {statistics.fmean(recalls[name]):.3f}   p50 {statistics.median(latency[name]):.2f} ms"
         )
     print("   (goal: recall@10 >= 0.99 where PostgresStore returns 0.05)")
+
+    # -- 3. scoped and filtered ----------------------------------------------------------------
+    print("\n3. Scoped search with a filter matching 10% of the namespace ({'rare': True}), top 5")
+    recalls = {"agentmem": [], "PostgresStore": []}
+    latency = {"agentmem": [], "PostgresStore": []}
+    rare = {(ns[0], key) for ns, key, value in items if value["rare"]}
+    for q in range(queries):
+        user = f"user{int(rng.integers(users))}"
+        text = f"query {q}"
+        qv = np.asarray(emb.embed_query(text))
+        scores = sorted(
+            (
+                (float(qv @ v), key)
+                for (u, key), v in vectors.items()
+                if u == user and (u, key) in rare
+            ),
+            reverse=True,
+        )
+        truth = {key for _, key in scores[:5]}
+        for name, store in (("agentmem", ours), ("PostgresStore", theirs)):
+            start = time.perf_counter()
+            hits = store.search((user, "memories"), query=text, limit=5, filter={"rare": True})
+            latency[name].append((time.perf_counter() - start) * 1000)
+            recalls[name].append(len(truth & {h.key for h in hits}) / max(1, len(truth)))
+    for name in ("agentmem", "PostgresStore"):
+        print(
+            f"   {name:<14} recall@5 {statistics.fmean(recalls[name]):.3f}   p50 {statistics.median(latency[name]):.2f} ms"
+        )
 
     their_conn.close()
     their_plain_conn.close()

@@ -40,6 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from langchain_agentmem import MemoryVectorStore, connect  # noqa: E402
+from langchain_agentmem._search.vector_index import SearchQuery  # noqa: E402
 
 
 class NoEmbeddings:
@@ -202,7 +203,17 @@ def explain(engine: Any, store: MemoryVectorStore, q: np.ndarray) -> None:
     """Print the plans of the indexed search (AGENTMEM_BENCH_EXPLAIN=1)."""
     coll = store._coll
     for fsql, fparams in (("1 = 1", []), ("v.metadata @> ?::jsonb", ['{"rare": true}'])):
-        step = store._ops._indexed(coll, store._uid, q, 10, fsql, fparams, False)  # type: ignore[attr-defined]
+        query = SearchQuery(
+            q,
+            10,
+            select=["v.id"],
+            where=(
+                "v.user_id = ? AND v.collection_id = ? AND " + fsql,
+                [store._uid, coll.collection_id, *fparams],
+            ),
+            order="v.id",
+        )
+        step = ("fetchall", *store._index(coll).indexed(query, 10))
         with engine.transaction(store._uid) as tx:
             tx.execute(
                 "SELECT set_config('hnsw.ef_search', '80', true), set_config('plan_cache_mode', 'force_custom_plan', true)"

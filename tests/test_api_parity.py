@@ -8,6 +8,11 @@ import pytest
 
 import langchain_agentmem
 from langchain_agentmem import Engine, MemoryMiddleware
+from langchain_agentmem._core.plan import _AsyncDual, _AsyncPaged, dual, paged
+
+#: One definition made into a sync method and its async form (descriptors, not functions).
+SYNC_DESCRIPTORS = (dual, paged)
+ASYNC_DESCRIPTORS = (_AsyncDual, _AsyncPaged)
 
 CLASSES = [
     getattr(langchain_agentmem, name)
@@ -39,12 +44,15 @@ def _own_methods(cls: type) -> dict[str, object]:
             continue
         value = getattr(cls, name)
         module = getattr(value, "__module__", "") or ""
-        if callable(value) and module.startswith("langchain_agentmem"):
+        # A dual plan method (and its async form) is a descriptor, not a function.
+        is_dual = isinstance(value, SYNC_DESCRIPTORS + ASYNC_DESCRIPTORS)
+        if (callable(value) or is_dual) and module.startswith("langchain_agentmem"):
             out[name] = value
     return out
 
 
 def _params(fn: object) -> list[tuple[str, object, object]]:
+    fn = getattr(fn, "fn", fn)  # a dual's plan method (self first, as a method's)
     return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]  # type: ignore[arg-type]
 
 
@@ -52,7 +60,8 @@ def _params(fn: object) -> list[tuple[str, object, object]]:
 def test_async_forms_match_sync_forms(cls: type) -> None:
     methods = _own_methods(cls)
     for name, fn in methods.items():
-        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        is_async_dual = isinstance(fn, ASYNC_DESCRIPTORS)
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn) or is_async_dual:
             sync = name[1:]
             if sync not in dir(cls) and name in LANGCHAIN_PAIRS:
                 assert isinstance(inspect.getattr_static(cls, LANGCHAIN_PAIRS[name]), property)

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from langchain_agentmem import Engine, MemoryVectorStore
+from langchain_agentmem._search.vector_index import SearchQuery
 from langchain_agentmem.vectorstore import _distances
 
 from conftest import make_engine
@@ -195,10 +196,17 @@ def test_postgres_uses_the_hnsw_index_for_large_scopes(loaded: dict[str, Engine]
     store.similarity_search_by_vector(DATA["queries"][0].tolist(), k=K)
     coll = store._coll
     assert coll is not None
-    step = store._ops._indexed(coll, "large", DATA["queries"][0], K, "1 = 1", [], False)  # type: ignore[attr-defined]
+    query = SearchQuery(
+        DATA["queries"][0],
+        K,
+        select=["v.id"],
+        where=("v.user_id = ? AND v.collection_id = ?", ["large", coll.collection_id]),
+        order="v.id",
+    )
+    sql, params = store._index(coll).indexed(query, K)
     with engine.transaction() as tx:
         tx.execute("SET LOCAL enable_seqscan = off")
-        plan = tx.fetchall("EXPLAIN " + step[1], step[2])
+        plan = tx.fetchall("EXPLAIN " + sql, params)
     assert f"vectors_c{coll.collection_id}_hnsw" in "\n".join(r[0] for r in plan)
 
 

@@ -7,11 +7,15 @@ and their async forms, all through ``batch`` / ``abatch``) over ``store_items`` 
 * Namespace prefixes match whole labels literally (range conditions on the encoded
   namespace, no LIKE patterns): ``("user_1",)`` never matches ``("userX1",)`` or
   ``("user_10",)``.
-* Filters compare numbers as numbers: ``{"age": {"$gte": 10}}`` does not match 9, nor
-  the string ``"9"``.
-* Semantic search (``index={"dims", "embed", "fields"}``) is exact within the namespace
-  prefix: every vector under the prefix is scored (pgvector's ``<=>`` on Postgres, in
-  Python on SQLite), so the top k are the true top k.
+* Filters run in SQL (:func:`~langchain_agentmem._search.filters.compile_store_filter`,
+  compiled once per search) and compare numbers as numbers: ``{"age": {"$gte": 10}}``
+  does not match 9, nor the string ``"9"``.
+* Semantic search (``index={"dims", "embed", "fields"}``) goes through the one vector
+  index (:mod:`langchain_agentmem._search.vector_index`): a namespace prefix (with its
+  filter) of up to 1,000 vectors, or under a tenth of the store's, is searched exactly
+  (the true top k); a larger one through an HNSW index (Postgres, pgvector, when built:
+  ``hnsw=`` or :meth:`LangGraphStore.create_index`), exactly again when the index leaves
+  fewer than asked. On SQLite the search is always exact.
 * TTL (``ttl={"default_ttl", "refresh_on_read", "sweep_interval_minutes"}``): expired
   items are not returned (unless ``omit_expired`` is ``False``) and :meth:`sweep_ttl`
   or the sweeper thread deletes them.
@@ -43,6 +47,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from langgraph.store.base import (
     BaseStore,
     GetOp,
@@ -62,9 +67,20 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 
+from ._core.plan import Atomic, Body, Copy, Embed, Many, Plan, Stmt, dual
 from ._encoding.json import dumps, loads
 from ._encoding.keys import decode_key, encode_key
+from ._search.filters import Fragment, compile_store_filter
+from ._search.vector_index import (
+    HNSWSettings,
+    SearchQuery,
+    SearchSettings,
+    VectorIndex,
+    describe,
+    search_settings,
+)
 from .dialects import Dialect
+from .dialects.statements import in_key_order
 from .engine import Engine
 
 __all__ = ["LangGraphStore"]
@@ -73,9 +89,9 @@ logger = logging.getLogger(__name__)
 
 Query = tuple[str, list[Any]]
 
-_ITEM_COLS = "i.namespace, i.key, i.value, i.created_at, i.updated_at, i.ttl_minutes"
+_ITEM_NAMES = ("namespace", "key", "value", "created_at", "updated_at", "ttl_minutes")
+_ITEM_COLS = ", ".join(f"i.{c}" for c in _ITEM_NAMES)
 _KEY_COLS = [("ns", "text"), ("k", "text")]
-_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 
 
 # -- namespaces ------------------------------------------------------------------------
@@ -97,11 +113,16 @@ def decode_namespace(text: str) -> tuple[str, ...]:
 
 def prefix_condition(column: str, prefix: Sequence[str]) -> tuple[str, list[Any]]:
     """Rows whose namespace is ``prefix`` or lies under it, label by label, literally:
-    equal, or in the range [``p.``, ``p/``) (``/`` follows ``.``)."""
+    equal, or in the range [``p.``, ``p/``) (``/`` follows ``.``). Written as the range
+    [``p``, ``p/``) (which an index serves) and that exact test."""
     if not prefix:
         return "1 = 1", []
     text = encode_namespace(prefix)
-    return f"({column} = ? OR ({column} >= ? AND {column} < ?))", [text, text + ".", text + "/"]
+    # One index range [p, p/) for the planner, then the exact test (p itself, or p.*).
+    return (
+        f"({column} >= ? AND {column} < ? AND ({column} = ? OR {column} >= ?))",
+        [text, text + "/", text, text + "."],
+    )
 
 
 def namespace_matches(namespace: tuple[str, ...], condition: MatchCondition) -> bool:
@@ -118,130 +139,6 @@ def namespace_matches(namespace: tuple[str, ...], condition: MatchCondition) -> 
             f"unsupported match_type {condition.match_type!r}: expected 'prefix' or 'suffix'"
         )
     return all(p == "*" or n == p for n, p in pairs)
-
-
-# -- filters ---------------------------------------------------------------------------
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _json_equal(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if _is_number(a) and _is_number(b):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and a == b
-
-
-def _compare(value: Any, op: str, operand: Any) -> bool:
-    if op == "$eq":
-        return _json_equal(value, operand)
-    if op == "$ne":
-        return not _json_equal(value, operand)
-    # Order only numbers with numbers and strings with strings.
-    if _is_number(value) and _is_number(operand):
-        pass
-    elif isinstance(value, str) and isinstance(operand, str):
-        pass
-    else:
-        return False
-    if op == "$gt":
-        return value > operand
-    if op == "$gte":
-        return value >= operand
-    if op == "$lt":
-        return value < operand
-    return value <= operand
-
-
-_MISSING = object()
-
-
-def _matches_value(value: Any, expected: Any) -> bool:
-    if isinstance(expected, dict) and expected and all(k.startswith("$") for k in expected):
-        if value is _MISSING:
-            return all(op == "$ne" for op in expected)
-        return all(_compare(value, op, operand) for op, operand in expected.items())
-    if isinstance(expected, dict):
-        return isinstance(value, dict) and all(
-            _matches_value(value.get(k, _MISSING), v) for k, v in expected.items()
-        )
-    return value is not _MISSING and _json_equal(value, expected)
-
-
-def matches_filter(value: dict[str, Any], filter: dict[str, Any] | None) -> bool:
-    """Whether an item's value passes a LangGraph store filter.
-
-    Example:
-        >>> matches_filter({"n": 9}, {"n": {"$gte": 10}})
-        False
-        >>> matches_filter({"n": 10.0, "tag": "a"}, {"n": {"$gte": 10}, "tag": "a"})
-        True
-        >>> matches_filter({"n": "9"}, {"n": {"$lt": 10}})
-        False
-    """
-    if not filter:
-        return True
-    return all(_matches_value(value.get(k, _MISSING), v) for k, v in filter.items())
-
-
-def check_filter(filter: dict[str, Any] | None) -> None:
-    if filter is None:
-        return
-    if not isinstance(filter, dict):
-        raise TypeError(f"filter must be a dict, got {type(filter).__name__}: {filter!r}")
-    for key, value in filter.items():
-        if isinstance(value, dict):
-            for op in value:
-                if isinstance(op, str) and op.startswith("$") and op not in _OPERATORS:
-                    raise ValueError(
-                        f"unsupported filter operator {op!r} for {key!r}: expected one of {', '.join(_OPERATORS)}"
-                    )
-
-
-# -- vectors ---------------------------------------------------------------------------
-
-
-def cosine_similarity(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
-    na = math.sqrt(math.fsum(x * x for x in a))
-    nb = math.sqrt(math.fsum(y * y for y in b))
-    return dot / (na * nb) if na and nb else 0.0
-
-
-def _unpack(blob: bytes) -> Any:
-    from array import array
-
-    values = array("f")
-    values.frombytes(bytes(blob))
-    return values
-
-
-def _score_python(query: Sequence[float], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Rows ending in an embedding BLOB -> rows ending in the cosine distance, nearest
-    first (numpy when installed)."""
-    if not rows:
-        return []
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is installed in tests
-        scored = [(*r[:-1], 1.0 - cosine_similarity(query, _unpack(r[-1]))) for r in rows]
-    else:
-        matrix = np.frombuffer(b"".join(bytes(r[-1]) for r in rows), dtype=np.float32).reshape(
-            len(rows), -1
-        )
-        q = np.asarray(query, dtype=np.float64)
-        norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(q) or 1.0)
-        sims = (matrix @ q) / np.where(norms == 0, 1.0, norms)
-        scored = [(*r[:-1], 1.0 - float(s)) for r, s in zip(rows, sims, strict=True)]
-    scored.sort(key=lambda r: (r[-1], r[0], r[1]))
-    return scored
 
 
 # -- query builders (pure) -------------------------------------------------------------
@@ -306,20 +203,21 @@ def put_queries(
     reindex: Sequence[tuple[str, str]],
     vectors: Sequence[tuple[str, str, str, Sequence[float]]],
 ) -> tuple[list[Query], list[tuple[str, str, str, str, Any]]]:
-    """Statements of a batch of puts: deletes, one upsert of every item, the removal of
-    the vectors of re-indexed items; and the rows of the new vectors (see
-    :data:`VECTOR_COPY`)."""
+    """Statements of a batch of puts: one upsert of every item, the deletes, the removal
+    of the vectors of re-indexed items; and the rows of the new vectors (see
+    :data:`VECTOR_COPY`).
+
+    Every item row is locked in key order (``deletes`` and ``upserts`` come sorted), in
+    one pass, so that concurrent batches of the same keys cannot deadlock: a batch that
+    both writes and deletes writes its deleted keys too (then deletes them), and a batch
+    that only deletes locks its rows in key order first."""
     queries: list[Query] = []
-    if deletes:
-        queries.append(
-            (
-                "DELETE FROM {store_items} WHERE user_id = ? AND (namespace, key) IN (SELECT ns, k FROM "
-                + dialect.unnest(_KEY_COLS)
-                + ")",
-                [uid, *dialect.unnest_params(_KEY_COLS, deletes)],
-            )
+    written = list(upserts)
+    if deletes and upserts:
+        written = in_key_order(
+            [*upserts, *((ns, k, "null", None) for ns, k in deletes)], key=lambda r: (r[0], r[1])
         )
-    if upserts:
+    if written:
         queries.append(
             (
                 "INSERT INTO {store_items} (user_id, namespace, key, value, expires_at, ttl_minutes) "
@@ -327,9 +225,20 @@ def put_queries(
                 + dialect.now_plus_minutes("m.ttl")
                 + ", m.ttl FROM "
                 + dialect.unnest(_PUT_COLS)
-                + " WHERE true ON CONFLICT (user_id, namespace, key) DO UPDATE SET value = excluded.value, "
+                + " WHERE true ORDER BY m.ord ON CONFLICT (user_id, namespace, key) DO UPDATE SET value = excluded.value, "
                 "updated_at = {now}, expires_at = excluded.expires_at, ttl_minutes = excluded.ttl_minutes",
-                [uid, *dialect.unnest_params(_PUT_COLS, upserts)],
+                [uid, *dialect.unnest_params(_PUT_COLS, written)],
+            )
+        )
+    if deletes:
+        queries.append(
+            (
+                "DELETE FROM {store_items} WHERE user_id = ? AND (namespace, key) IN (SELECT s.namespace, "
+                "s.key FROM {store_items} s JOIN "
+                + dialect.unnest(_KEY_COLS)
+                + " ON s.namespace = m.ns AND s.key = m.k WHERE s.user_id = ? "
+                "ORDER BY s.namespace, s.key {for_update})",
+                [uid, *dialect.unnest_params(_KEY_COLS, deletes), uid],
             )
         )
     if reindex:
@@ -372,9 +281,16 @@ VECTOR_INSERT = (
 
 
 def search_query(
-    dialect: Dialect, uid: str, prefix: Sequence[str], omit_expired: bool, limit: int
+    dialect: Dialect,
+    uid: str,
+    prefix: Sequence[str],
+    omit_expired: bool,
+    where: Fragment,
+    limit: int,
+    offset: int,
 ) -> Query:
-    """Items under ``prefix``, most recently updated first."""
+    """Items under ``prefix`` that pass the compiled filter ``where``, most recently
+    updated first."""
     cond, params = prefix_condition("i.namespace", prefix)
     query = (
         "SELECT "
@@ -382,42 +298,49 @@ def search_query(
         + " FROM {store_items} i WHERE i.user_id = ? AND "
         + cond
         + (_expiry(dialect) if omit_expired else "")
-        + " ORDER BY i.updated_at DESC, i.namespace, i.key LIMIT ?"
+        + " AND "
+        + where[0]
+        + " ORDER BY i.updated_at DESC, i.namespace, i.key LIMIT ? OFFSET ?"
     )
-    return query, [uid, *params, limit]
+    return query, [uid, *params, *where[1], limit, offset]
 
 
-def vector_search_query(
+def vector_query(
     dialect: Dialect,
     uid: str,
     prefix: Sequence[str],
     omit_expired: bool,
+    where: Fragment,
     vector: Sequence[float],
     limit: int,
-) -> tuple[Query, bool]:
-    """Every vector under ``prefix`` with its item, nearest first (exact: no ANN index).
-    Returns the query and whether the distance must still be computed in Python (the
-    rows then end in the embedding instead)."""
+    fanout: int,
+    settings: SearchSettings | None = None,
+) -> SearchQuery:
+    """The nearest ``limit`` items under ``prefix`` that pass ``where``, each at its
+    nearest vector (see :class:`~langchain_agentmem._search.vector_index.VectorIndex`)."""
     cond, params = prefix_condition("v.namespace", prefix)
-    distance = dialect.cosine_distance("v.embedding")
-    joined = (
-        " FROM {store_vectors} v JOIN {store_items} i ON i.user_id = v.user_id AND i.namespace = v.namespace "
-        "AND i.key = v.key WHERE v.user_id = ? AND "
-        + cond
-        + (_expiry(dialect) if omit_expired else "")
+    # The items' side of the scope too, so that the planner reads both by key range.
+    icond, iparams = prefix_condition("i.namespace", prefix)
+    return SearchQuery(
+        np.asarray(vector, dtype=np.float32),
+        limit,
+        select=[f"i.{c}" for c in _ITEM_NAMES],
+        where=(
+            "v.user_id = ? AND "
+            + cond
+            + " AND i.user_id = ? AND "
+            + icond
+            + (_expiry(dialect) if omit_expired else "")
+            + " AND "
+            + where[0],
+            [uid, *params, uid, *iparams, *where[1]],
+        ),
+        order=["v.namespace", "v.key"],
+        joins=" JOIN {store_items} i ON i.user_id = v.user_id AND i.namespace = v.namespace AND i.key = v.key",
+        group=(0, 1),
+        fanout=fanout,
+        settings=search_settings(settings),
     )
-    if distance is None:
-        return ("SELECT " + _ITEM_COLS + ", v.embedding" + joined, [uid, *params]), True
-    query = (
-        "SELECT "
-        + _ITEM_COLS
-        + ", "
-        + distance
-        + " AS d"
-        + joined
-        + " ORDER BY d, i.namespace, i.key LIMIT ?"
-    )
-    return (query, [dialect.vector_param(vector), uid, *params, limit]), False
 
 
 def namespaces_query(dialect: Dialect, uid: str, op: ListNamespacesOp, omit_expired: bool) -> Query:
@@ -480,32 +403,36 @@ def _dt(dialect: Dialect, value: Any) -> datetime:
     return out
 
 
-def select_hits(
-    dialect: Dialect, rows: Sequence[Sequence[Any]], op: SearchOp, scored: bool
-) -> tuple[list[SearchItem], list[tuple[str, str]], bool]:
-    """Apply the filter, one hit per item (its nearest vector), offset and limit.
-    Returns the hits, the keys whose TTL to refresh, and whether enough were found."""
-    seen: set[tuple[str, str]] = set()
-    hits: list[SearchItem] = []
-    refresh: list[tuple[str, str]] = []
-    skip = op.offset
-    for row in rows:
-        key = (row[0], row[1])
-        if key in seen:
-            continue
-        seen.add(key)
-        value = loads(row[2])
-        if not matches_filter(value, op.filter):
-            continue
-        if skip:
-            skip -= 1
-            continue
-        hits.append(_search_item(dialect, row, 1.0 - float(row[-1]) if scored else None))
-        if row[5] is not None:
-            refresh.append(key)
-        if len(hits) >= op.limit:
-            return hits, refresh, True
-    return hits, refresh, False
+# -- bodies ----------------------------------------------------------------------------
+
+
+def _fetch(query: Query) -> Body[list[tuple[Any, ...]]]:
+    return (yield Stmt(query[0], query[1], fetch=True))
+
+
+def _execute(queries: Sequence[Query]) -> Body[list[int]]:
+    out = []
+    for sql, params in queries:
+        out.append((yield Stmt(sql, params)))
+    return out
+
+
+def _put_body(queries: Sequence[Query], rows: Sequence[Any], copy: bool) -> Body[None]:
+    for sql, params in queries:
+        yield Stmt(sql, params)
+    if copy:
+        yield Copy(VECTOR_COPY, VECTOR_COPY_TYPES, rows)
+    elif rows:
+        yield Many(VECTOR_INSERT, rows)
+
+
+def _create_index(
+    dialect: Dialect, index: VectorIndex, name: str, hnsw: HNSWSettings
+) -> Body[bool]:
+    lock = dialect.lock_keys([("store_vectors", name)])
+    if lock is not None:
+        yield lock
+    return (yield from index.create(int(hnsw.get("m", 16)), int(hnsw.get("ef_construction", 64))))
 
 
 # -- the store -------------------------------------------------------------------------
@@ -521,6 +448,14 @@ class LangGraphStore(BaseStore):
             "fields": ["$"]}`` to embed items for ``search(query=...)``.
         ttl: ``{"default_ttl": minutes, "refresh_on_read": True,
             "sweep_interval_minutes": 5, "omit_expired": True}``.
+        hnsw: settings of an HNSW index over the vectors (Postgres; ``m``,
+            ``ef_construction``, ``ef_search``). Given (``{}`` for the defaults), the
+            first embedded put builds the index; without it, only :meth:`create_index`
+            does. Searches use an index that exists for large namespaces, else search
+            exactly. The index costs every later embedded put its upkeep (batched
+            embedded puts run about 5x slower with it).
+        search: how a semantic search chooses between an exact scan and the HNSW index
+            (see :class:`~langchain_agentmem._search.vector_index.SearchSettings`).
 
     Example:
         >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -541,6 +476,8 @@ class LangGraphStore(BaseStore):
         user_id: str = "default",
         index: IndexConfig | None = None,
         ttl: TTLConfig | None = None,
+        hnsw: HNSWSettings | None = None,
+        search: SearchSettings | None = None,
     ) -> None:
         if not isinstance(engine, Engine):
             raise TypeError(
@@ -553,6 +490,12 @@ class LangGraphStore(BaseStore):
         self.index_config = index
         self.ttl_config = ttl
         self._embeddings = ensure_embeddings(index["embed"]) if index is not None else None
+        self._hnsw: HNSWSettings = dict(hnsw or {})  # type: ignore[assignment]
+        # An HNSW index costs every later put its upkeep: built on request only.
+        self._auto_index = hnsw is not None
+        self._search_settings = search_settings(search, ef_search=self._hnsw.get("ef_search"))
+        # pgvector's version and whether the HNSW index exists (read once).
+        self._ann: tuple[tuple[int, ...], bool] | None = None
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -560,58 +503,33 @@ class LangGraphStore(BaseStore):
         return f"LangGraphStore({self.engine!r}, user_id={self.user_id!r})"
 
     # -- batch ---------------------------------------------------------------------------
-    def batch(self, ops: Iterable[Op]) -> list[Result]:
+    @dual
+    def batch(self, ops: Iterable[Op]) -> Plan[list[Result]]:
         """Run ``ops`` in order; consecutive operations of one kind go together."""
         ops = _check_ops(ops)
         results: list[Result] = [None] * len(ops)
         for kind, group in _groups(ops):
             if kind is PutOp:
-                self._put(group)
+                yield from self._put_plan(group)
             elif kind is GetOp:
-                self._get(group, results)
+                yield from self._get_plan(group, results)
             elif kind is SearchOp:
                 for i, op in group:
-                    results[i] = self._search(op)
+                    results[i] = yield from self._search_plan(op)
             else:
                 for i, op in group:
-                    results[i] = self._list_namespaces(op)
+                    results[i] = yield from self._list_namespaces_plan(op)
         return results
 
-    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        """Async form of :meth:`batch`."""
-        ops = _check_ops(ops)
-        results: list[Result] = [None] * len(ops)
-        for kind, group in _groups(ops):
-            if kind is PutOp:
-                await self._aput(group)
-            elif kind is GetOp:
-                await self._aget(group, results)
-            elif kind is SearchOp:
-                for i, op in group:
-                    results[i] = await self._asearch(op)
-            else:
-                for i, op in group:
-                    results[i] = await self._alist_namespaces(op)
-        return results
+    abatch = batch.async_  # type: ignore[assignment]
 
     # -- get -----------------------------------------------------------------------------
-    def _get_plan(
-        self, group: list[tuple[int, GetOp]]
-    ) -> tuple[Query, dict[tuple[str, str], list[int]]]:
+    def _get_plan(self, group: list[tuple[int, GetOp]], results: list[Result]) -> Plan[None]:
         wanted: dict[tuple[str, str], list[int]] = {}
         for i, op in group:
             wanted.setdefault((encode_namespace(op.namespace), encode_key(op.key)), []).append(i)
-        return get_query(
-            self.engine.dialect, self._uid, list(wanted), self._cfg.omit_expired
-        ), wanted
-
-    def _get_results(
-        self,
-        rows: list[tuple[Any, ...]],
-        wanted: dict[tuple[str, str], list[int]],
-        group: list[tuple[int, GetOp]],
-        results: list[Result],
-    ) -> list[tuple[str, str]]:
+        query = get_query(self.engine.dialect, self._uid, list(wanted), self._cfg.omit_expired)
+        rows = yield Atomic(_fetch(query), readonly=True)
         refresh_idx = {i for i, op in group if op.refresh_ttl}
         refresh: list[tuple[str, str]] = []
         for row in rows:
@@ -621,32 +539,15 @@ class LangGraphStore(BaseStore):
                 results[i] = item
             if row[5] is not None and refresh_idx.intersection(wanted.get(key, ())):
                 refresh.append(key)
-        return refresh
+        yield from self._refresh_plan(refresh)
 
-    def _get(self, group: list[tuple[int, GetOp]], results: list[Result]) -> None:
-        query, wanted = self._get_plan(group)
-        with self.engine.transaction(self._uid, readonly=True) as tx:
-            rows = tx.fetchall(*query)
-        self._refresh(self._get_results(rows, wanted, group, results))
-
-    async def _aget(self, group: list[tuple[int, GetOp]], results: list[Result]) -> None:
-        query, wanted = self._get_plan(group)
-        async with self.engine.atransaction(self._uid, readonly=True) as tx:
-            rows = await tx.fetchall(*query)
-        await self._arefresh(self._get_results(rows, wanted, group, results))
-
-    def _refresh(self, keys: list[tuple[str, str]]) -> None:
+    def _refresh_plan(self, keys: list[tuple[str, str]]) -> Plan[None]:
         if keys:
-            with self.engine.transaction(self._uid, single=True) as tx:
-                tx.execute(*refresh_query(self.engine.dialect, self._uid, keys))
-
-    async def _arefresh(self, keys: list[tuple[str, str]]) -> None:
-        if keys:
-            async with self.engine.atransaction(self._uid, single=True) as tx:
-                await tx.execute(*refresh_query(self.engine.dialect, self._uid, keys))
+            query = refresh_query(self.engine.dialect, self._uid, in_key_order(keys, key=tuple))
+            yield Atomic(_execute([query]), single=True)
 
     # -- put -----------------------------------------------------------------------------
-    def _put_plan(
+    def _put_rows(
         self, group: list[tuple[int, PutOp]]
     ) -> tuple[
         list[tuple[str, str]],
@@ -658,7 +559,8 @@ class LangGraphStore(BaseStore):
         for _, op in group:
             last[(encode_namespace(op.namespace), encode_key(op.key))] = op
         deletes, upserts, reindex, texts = [], [], [], []
-        for key, op in last.items():
+        # In key order: concurrent batches of the same keys lock them in one order.
+        for key, op in in_key_order(last.items(), key=lambda kv: kv[0]):
             if op.value is None:
                 deletes.append(key)
                 continue
@@ -692,13 +594,14 @@ class LangGraphStore(BaseStore):
             if not all(math.isfinite(x) for x in v):
                 raise ValueError("embeddings must be finite numbers (no NaN or infinity)")
 
-    def _put(self, group: list[tuple[int, PutOp]]) -> None:
-        deletes, upserts, reindex, texts = self._put_plan(group)
+    def _put_plan(self, group: list[tuple[int, PutOp]]) -> Plan[None]:
+        deletes, upserts, reindex, texts = self._put_rows(group)
         vectors: list[list[float]] = []
         if texts:
             assert self._embeddings is not None
-            vectors = self._embeddings.embed_documents([t[3] for t in texts])
+            vectors = yield Embed(self._embeddings, [t[3] for t in texts])
             self._check_vectors(vectors, len(texts))
+            yield from self._index_plan(create=self._auto_index)
         queries, rows = put_queries(
             self.engine.dialect,
             self._uid,
@@ -708,83 +611,50 @@ class LangGraphStore(BaseStore):
             [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)],
         )
         copy, single = put_mode(self.engine.dialect, queries, rows)
-        with self.engine.transaction(self._uid, pipeline=not copy, single=single) as tx:
-            for query in queries:
-                tx.execute(*query)
-            if copy:
-                tx.copy_rows(VECTOR_COPY, VECTOR_COPY_TYPES, rows)
-            elif rows:
-                tx.executemany(VECTOR_INSERT, rows)
+        yield Atomic(_put_body(queries, rows, copy), pipeline=not copy, single=single)
 
-    async def _aput(self, group: list[tuple[int, PutOp]]) -> None:
-        deletes, upserts, reindex, texts = self._put_plan(group)
-        vectors: list[list[float]] = []
-        if texts:
-            assert self._embeddings is not None
-            vectors = await self._embeddings.aembed_documents([t[3] for t in texts])
-            self._check_vectors(vectors, len(texts))
-        queries, rows = put_queries(
+    # -- the vector index ------------------------------------------------------------------
+    def _vector_index(self, exists: bool) -> VectorIndex:
+        dims = self._cfg.dims
+        return VectorIndex(
             self.engine.dialect,
-            self._uid,
-            deletes,
-            upserts,
-            reindex,
-            [(t[0], t[1], t[2], v) for t, v in zip(texts, vectors, strict=True)],
+            "store_vectors",
+            dims=dims,
+            distance="cosine",
+            index=f"store_vectors_d{dims}_hnsw" if exists else None,
+            where=self.engine.dialect.vector_dims_is("embedding", dims),
+            version=self._ann[0] if self._ann else (0, 0, 0),
         )
-        copy, single = put_mode(self.engine.dialect, queries, rows)
-        async with self.engine.atransaction(self._uid, pipeline=not copy, single=single) as tx:
-            for query in queries:
-                await tx.execute(*query)
-            if copy:
-                await tx.copy_rows(VECTOR_COPY, VECTOR_COPY_TYPES, rows)
-            elif rows:
-                await tx.executemany(VECTOR_INSERT, rows)
+
+    def _index_plan(self, *, create: bool = False) -> Plan[VectorIndex]:
+        """The index of this store's vectors; with ``create``, build its HNSW index first
+        when there is none (once per store object)."""
+        name = f"store_vectors_d{self._cfg.dims}_hnsw"
+        if self._ann is None:
+            self._ann = yield Atomic(describe(self.engine.dialect, name), readonly=True)
+        version, exists = self._ann
+        if create and not exists:
+            index = self._vector_index(True)
+            if index.cast is not None:
+                yield Atomic(_create_index(self.engine.dialect, index, name, self._hnsw))
+                exists = True
+            self._ann = (version, exists)
+        return self._vector_index(exists)
+
+    @dual
+    def create_index(self) -> Plan[bool]:
+        """Build the HNSW index over this store's vectors (Postgres, ``index=`` set) if it
+        does not exist (the first embedded put does so too when ``hnsw=`` is given).
+        Returns whether one exists (never on SQLite, whose search is exact)."""
+        if self._cfg.index is None:
+            return False
+        index = yield from self._index_plan(create=True)
+        return index.index is not None and index.cast is not None
+
+    acreate_index = create_index.async_
 
     # -- search --------------------------------------------------------------------------
-    def _batch_size(self, op: SearchOp, attempt: int) -> int:
-        per_item = max(1, len(self._cfg.fields)) if op.query else 1
-        return (op.offset + op.limit) * per_item * (4**attempt) + 1
-
-    def _search(self, op: SearchOp) -> list[SearchItem]:
-        vector = None
-        if op.query and self._embeddings is not None:
-            vector = self._embeddings.embed_query(op.query)
-        attempt = 0
-        while True:
-            size = self._batch_size(op, attempt)
-            query, python_scored = self._search_query(op, vector, size)
-            with self.engine.transaction(self._uid, readonly=True) as tx:
-                rows = tx.fetchall(*query)
-            hits, refresh, done = self._hits(op, vector, rows, python_scored)
-            if done or python_scored or len(rows) < size:
-                break
-            attempt += 1
-        if op.refresh_ttl:
-            self._refresh(refresh)
-        return hits
-
-    async def _asearch(self, op: SearchOp) -> list[SearchItem]:
-        vector = None
-        if op.query and self._embeddings is not None:
-            vector = await self._embeddings.aembed_query(op.query)
-        attempt = 0
-        while True:
-            size = self._batch_size(op, attempt)
-            query, python_scored = self._search_query(op, vector, size)
-            async with self.engine.atransaction(self._uid, readonly=True) as tx:
-                rows = await tx.fetchall(*query)
-            hits, refresh, done = self._hits(op, vector, rows, python_scored)
-            if done or python_scored or len(rows) < size:
-                break
-            attempt += 1
-        if op.refresh_ttl:
-            await self._arefresh(refresh)
-        return hits
-
-    def _search_query(
-        self, op: SearchOp, vector: list[float] | None, size: int
-    ) -> tuple[Query, bool]:
-        check_filter(op.filter)
+    def _search_plan(self, op: SearchOp) -> Plan[list[SearchItem]]:
         if (
             not isinstance(op.limit, int)
             or op.limit < 0
@@ -794,41 +664,56 @@ class LangGraphStore(BaseStore):
             raise ValueError(
                 f"limit and offset must be non-negative ints, got limit={op.limit!r}, offset={op.offset!r}"
             )
-        if vector is None:
-            return search_query(
-                self.engine.dialect, self._uid, op.namespace_prefix, self._cfg.omit_expired, size
-            ), False
-        if len(vector) != self._cfg.dims:
-            raise ValueError(
-                f"expected a query embedding of {self._cfg.dims} dimensions (index dims), got {len(vector)}"
+        dialect = self.engine.dialect
+        where = compile_store_filter(op.filter, dialect.json_sql("i.value", exact=True))
+        if not op.query or self._embeddings is None:
+            if op.limit == 0:
+                return []
+            query = search_query(
+                dialect,
+                self._uid,
+                op.namespace_prefix,
+                self._cfg.omit_expired,
+                where,
+                op.limit,
+                op.offset,
             )
-        return vector_search_query(
-            self.engine.dialect,
-            self._uid,
-            op.namespace_prefix,
-            self._cfg.omit_expired,
-            vector,
-            size,
-        )
-
-    def _hits(
-        self,
-        op: SearchOp,
-        vector: list[float] | None,
-        rows: list[tuple[Any, ...]],
-        python_scored: bool,
-    ) -> tuple[list[SearchItem], list[tuple[str, str]], bool]:
-        if op.limit == 0:
-            return [], [], True
-        if python_scored:
-            assert vector is not None
-            rows = _score_python(vector, rows)
-        return select_hits(self.engine.dialect, rows, op, scored=vector is not None)
+            rows = yield Atomic(_fetch(query), readonly=True)
+            hits = [_search_item(dialect, r, None) for r in rows]
+        else:
+            vector = yield Embed(self._embeddings, [op.query], query=True)
+            if len(vector) != self._cfg.dims:
+                raise ValueError(
+                    f"expected a query embedding of {self._cfg.dims} dimensions (index dims), got {len(vector)}"
+                )
+            if op.limit == 0:
+                return []
+            index = yield from self._index_plan()
+            search = vector_query(
+                dialect,
+                self._uid,
+                op.namespace_prefix,
+                self._cfg.omit_expired,
+                where,
+                vector,
+                op.offset + op.limit,
+                max(1, len(self._cfg.fields)),
+                self._search_settings,
+            )
+            found = yield Atomic(index.search_small(search), readonly=True)
+            if found is None:
+                found = yield Atomic(index.search_large(search), pipeline=True)
+            rows = found[op.offset :]
+            hits = [_search_item(dialect, r, 1.0 - float(r[-1])) for r in rows]
+        if op.refresh_ttl:
+            yield from self._refresh_plan([(r[0], r[1]) for r in rows if r[5] is not None])
+        return hits
 
     # -- namespaces ----------------------------------------------------------------------
-    def _namespaces(
-        self, op: ListNamespacesOp, rows: list[tuple[Any, ...]]
-    ) -> list[tuple[str, ...]]:
+    def _list_namespaces_plan(self, op: ListNamespacesOp) -> Plan[list[tuple[str, ...]]]:
+        _check_list_op(op)
+        query = namespaces_query(self.engine.dialect, self._uid, op, self._cfg.omit_expired)
+        rows = yield Atomic(_fetch(query), readonly=True)
         found: set[tuple[str, ...]] = set()
         for (text,) in rows:
             ns = decode_namespace(text)
@@ -836,33 +721,17 @@ class LangGraphStore(BaseStore):
                 found.add(ns[: op.max_depth] if op.max_depth is not None else ns)
         return sorted(found)[op.offset : op.offset + op.limit]
 
-    def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
-        _check_list_op(op)
-        with self.engine.transaction(self._uid, readonly=True) as tx:
-            rows = tx.fetchall(
-                *namespaces_query(self.engine.dialect, self._uid, op, self._cfg.omit_expired)
-            )
-        return self._namespaces(op, rows)
-
-    async def _alist_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
-        _check_list_op(op)
-        async with self.engine.atransaction(self._uid, readonly=True) as tx:
-            rows = await tx.fetchall(
-                *namespaces_query(self.engine.dialect, self._uid, op, self._cfg.omit_expired)
-            )
-        return self._namespaces(op, rows)
-
     # -- TTL -----------------------------------------------------------------------------
-    def sweep_ttl(self, *, all_users: bool = False) -> int:
+    @dual
+    def sweep_ttl(self, *, all_users: bool = False) -> Plan[int]:
         """Delete expired items (of this store's tenant, or of every tenant); return how
         many."""
-        with self.engine.transaction(self._uid, single=True) as tx:
-            return tx.execute(*sweep_query(None if all_users else self._uid))
+        counts = yield Atomic(
+            _execute([sweep_query(None if all_users else self._uid)]), single=True
+        )
+        return int(counts[0])
 
-    async def asweep_ttl(self, *, all_users: bool = False) -> int:
-        """Async form of :meth:`sweep_ttl`."""
-        async with self.engine.atransaction(self._uid, single=True) as tx:
-            return await tx.execute(*sweep_query(None if all_users else self._uid))
+    asweep_ttl = sweep_ttl.async_
 
     def start_ttl_sweeper(
         self, sweep_interval_minutes: float | None = None

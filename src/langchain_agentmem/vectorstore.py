@@ -40,41 +40,37 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
-from psycopg import sql as pgsql
 
+from ._core.plan import Atomic, Body, Embed, One, Plan, Stmt, dual, run
 from ._encoding.json import clean_text, dumps, loads
 from ._encoding.keys import decode_key, encode_key
-from ._search.filters import JsonSQL, PostgresJson, SQLiteJson, compile_filter
-from .dialects import PostgresDialect
+from ._search.filters import Fragment, compile_filter
+from ._search.vector_index import (
+    SearchQuery,
+    SearchSettings,
+    VectorIndex,
+    describe,
+    distances,
+    ingest,
+    search_settings,
+)
+from .dialects import Dialect
 from .engine import Engine
 
 __all__ = ["MemoryVectorStore", "DistanceStrategy"]
 
 DistanceStrategy = Literal["cosine", "l2", "inner_product"]
 _DISTANCES = ("cosine", "l2", "inner_product")
-_PG_OPERATOR = {"cosine": "<=>", "l2": "<->", "inner_product": "<#>"}
-_PG_OPCLASS = {"cosine": "cosine_ops", "l2": "l2_ops", "inner_product": "ip_ops"}
-#: HNSW indexes ``vector`` up to 2,000 dimensions and ``halfvec`` up to 4,000.
-_VECTOR_INDEX_MAX = 2000
-_HALFVEC_INDEX_MAX = 4000
 _COPY_BATCH = 5000
-#: Column types of the rows copied into the staging table.
-_STAGE_TYPES = ("text", "text", "text", "text", "vector")
-#: hnsw.ef_search when none is given: pgvector's default of 40 misses about 1% of the true
-#: top 10 on clustered 384-dim data; 80 keeps recall@10 above 0.99.
-_DEFAULT_EF_SEARCH = 80
-
-Step = tuple[str, str, Any]
-Plan = Generator[Step, Any, Any]
 
 
 @dataclass(frozen=True)
@@ -105,6 +101,19 @@ class _Hit:
 _STRICT = json.JSONEncoder(ensure_ascii=True, allow_nan=False, default=str)
 
 
+def _jsonb_changes(value: Any) -> bool:
+    """Whether Postgres ``jsonb`` would give back a number of another type or sign:
+    ``-0.0`` becomes ``0.0``, and a float written with an exponent (``1e+20``) comes back
+    as an integer (``jsonb`` keeps a number's decimal digits, not its form)."""
+    if isinstance(value, float):
+        return "e" in repr(value) or (value == 0.0 and math.copysign(1.0, value) < 0)
+    if isinstance(value, Mapping):
+        return any(_jsonb_changes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_jsonb_changes(v) for v in value)
+    return False
+
+
 def _clean_json(value: Any) -> Any:
     """``value`` with NUL and lone surrogates replaced in every string (keys too)."""
     if isinstance(value, str):
@@ -132,7 +141,8 @@ def _row(doc_id: str, text: str, metadata: Mapping[str, Any]) -> tuple[str, str,
     content = clean_text(text)
     clean_meta = _clean_json(metadata)
     exact = None
-    if content != text or clean_meta != metadata:
+    if content != text or clean_meta != metadata or _jsonb_changes(metadata):
+        # The search columns differ from the document: keep it exactly, too.
         exact = dumps([text, metadata])
     return encode_key(doc_id), content, dumps(clean_meta), exact
 
@@ -188,499 +198,47 @@ def _rrf(
 
 
 # ---------------------------------------------------------------------------------
-# Backends: pure query plans (generators of steps) that a sync or an async driver runs.
-# A step is (method, query, params); method is a Transaction method, or "copy".
+# Statement bodies (pure): each runs in one transaction through the core driver.
 # ---------------------------------------------------------------------------------
 
-
-class _Ops:
-    json: ClassVar[JsonSQL]
-    search_readonly: ClassVar[bool] = True
-
-    def __init__(self, store: MemoryVectorStore) -> None:
-        self.s = store
-
-    # -- collections ----------------------------------------------------------------
-    def lookup(self) -> Plan:
-        row = yield (
-            "fetchone",
-            "SELECT collection_id, dims, distance FROM {vector_collections} WHERE name = ?",
-            [self.s.collection],
-        )
-        return (
-            None
-            if row is None
-            else _Collection(int(row[0]), self.s.collection, int(row[1]), str(row[2]))
-        )
-
-    def create(self, dims: int) -> Plan:
-        s = self.s
-        yield (
-            "execute",
-            "INSERT INTO {vector_collections} (name, dims, distance, model, m, ef_construction) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
-            [s.collection, dims, s.distance, s.model, s.m, s.ef_construction],
-        )
-        coll = yield from self.lookup()
-        return coll
-
-    def server_info(self) -> Plan:
-        return None
-        yield  # pragma: no cover
-
-    def create_index(self, coll: _Collection, maintenance_work_mem: str | None) -> Plan:
-        return False  # SQLite searches exactly
-        yield  # pragma: no cover
-
-    # -- writes -----------------------------------------------------------------------
-    def upsert(
-        self, coll: _Collection, uid: str, rows: list[tuple[Any, ...]], matrix: np.ndarray
-    ) -> Plan:
-        raise NotImplementedError
-        yield  # pragma: no cover
-
-    def delete(
-        self, coll: _Collection, uid: str, ids: list[str] | None, filter: Mapping[str, Any] | None
-    ) -> Plan:
-        fsql, fparams = compile_filter(filter, self.json)
-        query = "DELETE FROM {vectors} AS v WHERE v.user_id = ? AND v.collection_id = ? AND " + fsql  # noqa: S608 (fixed fragments; values are parameters)
-        params: list[Any] = [uid, coll.collection_id, *fparams]
-        if ids is not None:
-            cols = [("id", "text")]
-            query += " AND v.id IN (SELECT m.id FROM " + self.s.engine.dialect.unnest(cols) + ")"  # noqa: S608 (fixed fragments; values are parameters)
-            params += self.s.engine.dialect.unnest_params(cols, [(i,) for i in ids])
-        n = yield ("execute", query, params)
-        return n
-
-    def get(self, coll: _Collection, uid: str, ids: list[str]) -> Plan:
-        cols = [("id", "text")]
-        rows = yield (
-            "fetchall",
-            "SELECT v.id, v.content, v.metadata, v.exact FROM {vectors} v WHERE v.user_id = ? AND "  # noqa: S608 (fixed fragments; values are parameters)
-            "v.collection_id = ? AND v.id IN (SELECT m.id FROM "
-            + self.s.engine.dialect.unnest(cols)
-            + ")",
-            [
-                uid,
-                coll.collection_id,
-                *self.s.engine.dialect.unnest_params(cols, [(i,) for i in ids]),
-            ],
-        )
-        return [_Hit(r[0], r[1], r[2], r[3], 0.0) for r in rows]
-
-    # -- reads ------------------------------------------------------------------------
-    def search(
-        self,
-        coll: _Collection,
-        uid: str,
-        q: np.ndarray,
-        k: int,
-        filter: Mapping[str, Any] | None,
-        with_embeddings: bool,
-        ef_search: int | None,
-    ) -> Plan:
-        raise NotImplementedError
-        yield  # pragma: no cover
-
-    def text_search(
-        self,
-        coll: _Collection,
-        uid: str,
-        tokens: list[str],
-        k: int,
-        filter: Mapping[str, Any] | None,
-    ) -> Plan:
-        raise NotImplementedError
-        yield  # pragma: no cover
+_SELECT = ["v.id", "v.content", "v.metadata", "v.exact"]
+_INGEST_COLUMNS = [
+    ("id", "text"),
+    ("content", "text"),
+    ("metadata", "jsonb"),
+    ("exact", "json"),
+    ("embedding", "vector"),
+]
 
 
-class _PgOps(_Ops):
-    json = PostgresJson()
-    search_readonly = False  # SET LOCAL of the hnsw.* settings needs a transaction
-
-    def server_info(self) -> Plan:
-        row = yield ("fetchone", "SELECT extversion FROM pg_extension WHERE extname = 'vector'", [])
-        if row is None:
-            return (0, 0, 0)
-        return tuple(int(x) for x in re.findall(r"\d+", str(row[0]))[:3])
-
-    def _cast(self, coll: _Collection) -> str:
-        kind = "halfvec" if coll.dims > _VECTOR_INDEX_MAX else "vector"
-        return f"{kind}({int(coll.dims)})"
-
-    def index_name(self, coll: _Collection) -> str:
-        return f"vectors_c{int(coll.collection_id)}_hnsw"
-
-    def create(self, dims: int) -> Plan:
-        s = self.s
-        yield (
-            "execute",
-            "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
-            [f"langchain_agentmem.vectors:{s.engine.schema}:{s.collection}"],
-        )
-        coll = yield from super().create(dims)
-        if coll is not None and not s.defer_index:
-            yield from self.create_index(coll, None)
-        return coll
-
-    def create_index(self, coll: _Collection, maintenance_work_mem: str | None) -> Plan:
-        version = self.s._server_version or (0, 0, 0)
-        if coll.dims > _HALFVEC_INDEX_MAX or (
-            coll.dims > _VECTOR_INDEX_MAX and version < (0, 7, 0)
-        ):
-            return False  # too large for HNSW (halfvec needs pgvector 0.7): exact search only
-        cast = self._cast(coll)
-        opclass = cast.split("(")[0] + "_" + _PG_OPCLASS[coll.distance]
-        row = yield (
-            "fetchone",
-            "SELECT m, ef_construction FROM {vector_collections} WHERE collection_id = ?",
-            [coll.collection_id],
-        )
-        m, ef_construction = int(row[0]), int(row[1])
-        if maintenance_work_mem is not None:
-            yield (
-                "execute",
-                "SELECT set_config('maintenance_work_mem', ?, true)",
-                [maintenance_work_mem],
-            )
-        # DDL takes no parameters: compose it with psycopg.sql (identifiers quoted, integers
-        # as literals; the cast and operator class come from fixed tables).
-        ddl = pgsql.SQL(
-            "CREATE INDEX IF NOT EXISTS {index} ON {table} USING hnsw (({column}::{cast}) {opclass}) "
-            "WITH (m = {m}, ef_construction = {ef}) WHERE collection_id = {cid}"
-        ).format(
-            index=pgsql.Identifier(self.index_name(coll)),
-            table=pgsql.Identifier(self.s.engine.schema, "vectors"),
-            column=pgsql.Identifier("embedding"),
-            cast=pgsql.SQL(cast),
-            opclass=pgsql.SQL(opclass),
-            m=pgsql.Literal(int(m)),
-            ef=pgsql.Literal(int(ef_construction)),
-            cid=pgsql.Literal(int(coll.collection_id)),
-        )
-        yield ("execute", ddl.as_string(None), [])
-        return True
-
-    _STAGE = (
-        "CREATE TEMP TABLE IF NOT EXISTS agentmem_vector_stage (id text, content text, "
-        "metadata text, exact text, embedding public.vector) ON COMMIT DELETE ROWS"
+def _lookup_body(dialect: Dialect, name: str, version_known: bool) -> Body[tuple[Any, Any]]:
+    version: tuple[int, ...] | None = None
+    if not version_known:
+        version, _ = yield from describe(dialect, None)
+    row = yield One(
+        "SELECT collection_id, dims, distance FROM {vector_collections} WHERE name = ?", [name]
     )
-    _COPY = (
-        "COPY agentmem_vector_stage (id, content, metadata, exact, embedding) "
-        "FROM STDIN WITH (FORMAT BINARY)"
-    )
-    _MERGE = (
-        "INSERT INTO {vectors} AS t (user_id, collection_id, id, content, metadata, exact, embedding) "
-        "SELECT ?, ?, s.id, s.content, s.metadata::jsonb, s.exact::json, s.embedding "
-        "FROM agentmem_vector_stage s "
-        "ON CONFLICT (user_id, collection_id, id) DO UPDATE SET content = excluded.content, "
-        "metadata = excluded.metadata, exact = excluded.exact, embedding = excluded.embedding, "
-        "updated_at = now()"
-    )
-
-    def upsert(
-        self, coll: _Collection, uid: str, rows: list[tuple[Any, ...]], matrix: np.ndarray
-    ) -> Plan:
-        yield ("execute", "SET LOCAL client_min_messages = warning", [])
-        yield ("execute", self._STAGE, [])
-        size = self.s.batch_size
-        for start in range(0, len(rows), size):
-            batch = [(*rows[i], matrix[i]) for i in range(start, min(start + size, len(rows)))]
-            yield ("copy", self._COPY, batch)
-            yield ("execute", self._MERGE, [uid, coll.collection_id])
-            yield ("execute", "TRUNCATE agentmem_vector_stage", [])
-        return len(rows)
-
-    def _select(self, coll: _Collection, with_embeddings: bool) -> str:
-        op = _PG_OPERATOR[coll.distance]
-        emb = ", v.embedding" if with_embeddings else ""
-        return (
-            f"SELECT v.id, v.content, v.metadata, v.exact, (v.embedding {op} ?::vector) AS d{emb} "  # noqa: S608 (fixed fragments; values are parameters)
-            "FROM {vectors} v "
-        )
-
-    def _exact(
-        self,
-        coll: _Collection,
-        uid: str,
-        q: np.ndarray,
-        k: int,
-        fsql: str,
-        fparams: list[Any],
-        with_embeddings: bool,
-    ) -> Step:
-        # Ordering by the plain column (not the indexed cast expression) cannot use the
-        # HNSW index: this plan is exact.
-        return (
-            "fetchall",
-            self._select(coll, with_embeddings)
-            + "WHERE v.user_id = ? AND v.collection_id = ? AND "
-            + fsql
-            + " ORDER BY d, v.id LIMIT ?",
-            [q, uid, coll.collection_id, *fparams, k],
-        )
-
-    def _indexed(
-        self,
-        coll: _Collection,
-        uid: str,
-        q: np.ndarray,
-        k: int,
-        fsql: str,
-        fparams: list[Any],
-        with_embeddings: bool,
-    ) -> Step:
-        op = _PG_OPERATOR[coll.distance]
-        cast = self._cast(coll)
-        # collection_id as a literal so that the partial index matches any plan.
-        return (
-            "fetchall",
-            self._select(coll, with_embeddings)
-            + f"WHERE v.collection_id = {int(coll.collection_id)} AND v.user_id = ? AND "
-            + fsql
-            + f" ORDER BY (v.embedding::{cast}) {op} (?::vector)::{cast} LIMIT ?",
-            [q, uid, *fparams, q, k],
-        )
-
-    def search(
-        self,
-        coll: _Collection,
-        uid: str,
-        q: np.ndarray,
-        k: int,
-        filter: Mapping[str, Any] | None,
-        with_embeddings: bool,
-        ef_search: int | None,
-    ) -> Plan:
-        s = self.s
-        fsql, fparams = compile_filter(filter, self.json)
-        has_index = coll.dims <= _HALFVEC_INDEX_MAX and not (
-            coll.dims > _VECTOR_INDEX_MAX and (s._server_version or (0, 0, 0)) < (0, 7, 0)
-        )
-        threshold = s.exact_search_threshold
-        if not has_index:
-            small = True
-        elif s._large_scope and filter is None:
-            # Counted before: scopes rarely shrink, and if this one did, the indexed path
-            # below still answers in full (exact fallback).
-            small = False
-        else:
-            # An HNSW graph searched under a filter that keeps a small share of the
-            # collection misses true neighbours, iterative scans or not: the scope (with
-            # its filter) must hold at least `hnsw_min_share` of the collection, and more
-            # than exact_search_threshold rows, before the index is used.
-            row = yield (
-                "fetchone",
-                # The collection's size: its index's row count (set by index builds and
-                # VACUUM), else the whole table's (larger: more exact searches, never fewer).
-                "SELECT greatest(coalesce((SELECT CASE WHEN reltuples > 0 THEN reltuples END "
-                "FROM pg_class WHERE oid = to_regclass(?)), "
-                "(SELECT reltuples FROM pg_class WHERE oid = to_regclass(?)), 0), 0)",
-                [f'"{s.engine.schema}".{self.index_name(coll)}', f'"{s.engine.schema}".vectors'],
-            )
-            limit = max(threshold, math.ceil(float(row[0]) * s.hnsw_min_share))
-            row = yield (
-                "fetchone",
-                "SELECT count(*) FROM (SELECT 1 FROM {vectors} v WHERE v.user_id = ? "  # noqa: S608 (fixed fragments; values are parameters)
-                "AND v.collection_id = ? AND " + fsql + " LIMIT ?) s",
-                [uid, coll.collection_id, *fparams, limit + 1],
-            )
-            small = int(row[0]) <= limit
-            if filter is None:
-                s._large_scope = not small
-        if small:
-            rows = yield self._exact(coll, uid, q, k, fsql, fparams, with_embeddings)
-            return rows
-        iterative = s._iterative_mode()
-        ef = max(ef_search or s.ef_search or _DEFAULT_EF_SEARCH, k)
-        if iterative is None:
-            ef = max(ef, s.legacy_ef_search)
-        # Custom plans only: a generic plan of this prepared statement cannot see how many
-        # rows the user holds and may trade the HNSW index for a scan of the scope.
-        yield (
-            "execute",
-            "SELECT set_config('hnsw.ef_search', ?, true), set_config('plan_cache_mode', 'force_custom_plan', true)",
-            [str(min(ef, 1000))],
-        )
-        if iterative is not None:
-            yield (
-                "execute",
-                "SELECT set_config('hnsw.iterative_scan', ?, true), set_config('hnsw.max_scan_tuples', ?, true)",
-                [iterative, str(s.max_scan_tuples)],
-            )
-        rows = yield self._indexed(coll, uid, q, k, fsql, fparams, with_embeddings)
-        if len(rows) < k:
-            # The scope (or the filter) kept fewer than k of the candidates the index
-            # handed out: answer exactly instead of short.
-            rows = yield self._exact(coll, uid, q, k, fsql, fparams, with_embeddings)
-        return rows
-
-    def text_search(
-        self,
-        coll: _Collection,
-        uid: str,
-        tokens: list[str],
-        k: int,
-        filter: Mapping[str, Any] | None,
-    ) -> Plan:
-        fsql, fparams = compile_filter(filter, self.json)
-        rows = yield (
-            "fetchall",
-            "SELECT v.id, v.content, v.metadata, v.exact, ts_rank_cd(v.tsv, tq) AS r "
-            "FROM {vectors} v, to_tsquery('simple', ?) tq "
-            "WHERE v.user_id = ? AND v.collection_id = ? AND v.tsv @@ tq AND "
-            + fsql
-            + " ORDER BY r DESC, v.id LIMIT ?",
-            [" | ".join(tokens), uid, coll.collection_id, *fparams, k],
-        )
-        return rows
-
-
-class _SQLiteOps(_Ops):
-    json = SQLiteJson()
-
-    def upsert(
-        self, coll: _Collection, uid: str, rows: list[tuple[Any, ...]], matrix: np.ndarray
-    ) -> Plan:
-        blobs = matrix.astype("<f4", copy=False)
-        yield (
-            "executemany",
-            "INSERT INTO {vectors} (user_id, collection_id, id, content, metadata, exact, embedding) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, collection_id, id) DO UPDATE SET "
-            "content = excluded.content, metadata = excluded.metadata, exact = excluded.exact, "
-            "embedding = excluded.embedding, updated_at = {now}",
-            [(uid, coll.collection_id, *r, blobs[i].tobytes()) for i, r in enumerate(rows)],
-        )
-        return len(rows)
-
-    def search(
-        self,
-        coll: _Collection,
-        uid: str,
-        q: np.ndarray,
-        k: int,
-        filter: Mapping[str, Any] | None,
-        with_embeddings: bool,
-        ef_search: int | None,
-    ) -> Plan:
-        fsql, fparams = compile_filter(filter, self.json)
-        cand = yield (
-            "fetchall",
-            "SELECT v.rowid, v.embedding FROM {vectors} v "  # noqa: S608 (fixed fragments; values are parameters)
-            "WHERE v.user_id = ? AND v.collection_id = ? AND " + fsql,
-            [uid, coll.collection_id, *fparams],
-        )
-        if not cand:
-            return []
-        matrix = np.frombuffer(b"".join(r[1] for r in cand), dtype="<f4").reshape(
-            len(cand), coll.dims
-        )
-        dist = _distances(matrix, q, coll.distance)
-        top = _top_k(dist, k)
-        rowids = [int(cand[i][0]) for i in top]
-        emb = ", v.embedding" if with_embeddings else ""
-        rows = yield (
-            "fetchall",
-            f"SELECT v.rowid, v.id, v.content, v.metadata, v.exact{emb} FROM {{vectors}} v "  # noqa: S608 (fixed fragments; values are parameters)
-            "WHERE v.rowid IN (SELECT value FROM json_each(?))",
-            [dumps(rowids)],
-        )
-        by_rowid = {r[0]: r for r in rows}
-        out = []
-        for i in top:
-            r = by_rowid[int(cand[i][0])]
-            vec = np.frombuffer(r[5], dtype="<f4") if with_embeddings else None
-            out.append(
-                (r[1], r[2], r[3], r[4], float(dist[i]), *([vec] if with_embeddings else []))
-            )
-        return out
-
-    def text_search(
-        self,
-        coll: _Collection,
-        uid: str,
-        tokens: list[str],
-        k: int,
-        filter: Mapping[str, Any] | None,
-    ) -> Plan:
-        fsql, fparams = compile_filter(filter, self.json)
-        match = " OR ".join(f'"{t}"' for t in tokens)
-        rows = yield (
-            "fetchall",
-            "SELECT v.id, v.content, v.metadata, v.exact, bm25({vectors_fts}) AS r "
-            "FROM {vectors_fts} JOIN {vectors} v ON v.rowid = {vectors_fts}.rowid "
-            "WHERE {vectors_fts} MATCH ? AND v.user_id = ? AND v.collection_id = ? AND "
-            + fsql
-            + " ORDER BY r, v.id LIMIT ?",
-            [match, uid, coll.collection_id, *fparams, k],
-        )
-        return rows
-
-
-def _distances(matrix: np.ndarray, q: np.ndarray, distance: str) -> np.ndarray:
-    m = matrix.astype(np.float64)
-    qv = q.astype(np.float64)
-    if distance == "l2":
-        return np.sqrt(((m - qv) ** 2).sum(axis=1))
-    dots = m @ qv
-    if distance == "inner_product":
-        return -dots
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return 1.0 - dots / (np.linalg.norm(m, axis=1) * np.linalg.norm(qv))
-
-
-def _top_k(dist: np.ndarray, k: int) -> list[int]:
-    n = len(dist)
-    if k >= n:
-        idx = np.arange(n)
-    else:
-        idx = np.argpartition(dist, k - 1)[:k]
-    return sorted(idx.tolist(), key=lambda i: (math.inf if math.isnan(dist[i]) else dist[i], i))
-
-
-def _run(tx: Any, plan: Plan) -> Any:
-    """Drive ``plan`` on a sync :class:`~.engine.Transaction`."""
-    try:
-        step = next(plan)
-        while True:
-            method, query, params = step
-            if method == "copy":
-                tx.copy_rows(query, _STAGE_TYPES, params)
-                result = None
-            else:
-                result = getattr(tx, method)(query, params)
-            step = plan.send(result)
-    except StopIteration as stop:
-        return stop.value
-
-
-async def _arun(tx: Any, plan: Plan) -> Any:
-    """Drive ``plan`` on an :class:`~.engine.AsyncTransaction`."""
-    try:
-        step = next(plan)
-        while True:
-            method, query, params = step
-            if method == "copy":
-                await tx.copy_rows(query, _STAGE_TYPES, params)
-                result = None
-            else:
-                result = await getattr(tx, method)(query, params)
-            step = plan.send(result)
-    except StopIteration as stop:
-        return stop.value
+    coll = None if row is None else _Collection(int(row[0]), name, int(row[1]), str(row[2]))
+    return coll, version
 
 
 def _hits(rows: Sequence[Sequence[Any]], with_embeddings: bool) -> list[_Hit]:
     hits = []
     for r in rows:
-        emb = r[5] if with_embeddings else None
-        if emb is not None and not isinstance(emb, np.ndarray):
+        emb = r[4] if with_embeddings else None
+        if isinstance(emb, (bytes, bytearray, memoryview)):
+            emb = np.frombuffer(bytes(emb), dtype="<f4")
+        elif emb is not None and not isinstance(emb, np.ndarray):
             emb = np.asarray(emb.to_numpy() if hasattr(emb, "to_numpy") else emb, dtype=np.float32)
-        hits.append(_Hit(r[0], r[1], r[2], r[3], float(r[4]), emb))
+        hits.append(_Hit(r[0], r[1], r[2], r[3], float(r[-1]), emb))
     # Postgres' indexed plan orders by the indexed (possibly half-precision) expression;
     # report in the order of the exact distances returned.
     hits.sort(key=lambda h: math.inf if math.isnan(h.distance) else h.distance)
     return hits
+
+
+#: Distances as pgvector defines them (numpy); the name the tests import.
+_distances = distances
 
 
 class MemoryVectorStore(VectorStore):
@@ -760,6 +318,11 @@ class MemoryVectorStore(VectorStore):
             )
         if not isinstance(collection, str) or not collection:
             raise ValueError(f"collection must be a non-empty str, got {collection!r}")
+        if "\x00" in collection or clean_text(collection) != collection:
+            raise ValueError(
+                f"collection names cannot contain NUL or lone surrogates, got {collection!r} "
+                "(any other string works)"
+            )
         if iterative_scan not in ("auto", "strict_order", "relaxed_order", "off"):
             raise ValueError(
                 f"unknown iterative_scan {iterative_scan!r}: expected auto, strict_order, relaxed_order or off"
@@ -776,6 +339,8 @@ class MemoryVectorStore(VectorStore):
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         if ef_search is not None and (not isinstance(ef_search, int) or not 1 <= ef_search <= 1000):
             raise ValueError(f"ef_search must be an int from 1 to 1000, got {ef_search!r}")
+        if not isinstance(hnsw_min_share, (int, float)) or not 0.0 <= hnsw_min_share <= 1.0:
+            raise ValueError(f"hnsw_min_share must be a number from 0 to 1, got {hnsw_min_share!r}")
         self.engine = engine
         self._embeddings = embeddings
         self.collection = collection
@@ -792,12 +357,7 @@ class MemoryVectorStore(VectorStore):
         self.legacy_ef_search = legacy_ef_search
         self.batch_size = batch_size
         self.defer_index = bool(defer_index)
-        if not isinstance(hnsw_min_share, (int, float)) or not 0.0 <= hnsw_min_share <= 1.0:
-            raise ValueError(f"hnsw_min_share must be a number from 0 to 1, got {hnsw_min_share!r}")
         self.hnsw_min_share = float(hnsw_min_share)
-        self._ops: _Ops = (
-            _PgOps(self) if isinstance(engine.dialect, PostgresDialect) else _SQLiteOps(self)
-        )
         self._coll: _Collection | None = None
         self._server_version: tuple[int, ...] | None = None
         self._large_scope = False  # this store's scope was seen above exact_search_threshold
@@ -816,10 +376,35 @@ class MemoryVectorStore(VectorStore):
             return self._euclidean_relevance_score_fn
         return self._max_inner_product_relevance_score_fn
 
+    def _settings(self, ef_search: int | None) -> SearchSettings:
+        return search_settings(
+            exact_search_threshold=self.exact_search_threshold,
+            hnsw_min_share=self.hnsw_min_share,
+            iterative_scan=self.iterative_scan,
+            max_scan_tuples=self.max_scan_tuples,
+            legacy_ef_search=self.legacy_ef_search,
+            ef_search=ef_search or self.ef_search,
+        )
+
     def _iterative_mode(self) -> str | None:
-        if self.iterative_scan == "off" or (self._server_version or (0, 0, 0)) < (0, 8, 0):
-            return None  # iterative index scans came with pgvector 0.8
-        return "strict_order" if self.iterative_scan == "auto" else self.iterative_scan
+        """The iterative scan mode searches use (``None``: the path of pgvector < 0.8)."""
+        return self._index(self._coll)._iterative(self._settings(None)) if self._coll else None
+
+    def _index(self, coll: _Collection) -> VectorIndex:
+        return VectorIndex(
+            self.engine.dialect,
+            "vectors",
+            dims=coll.dims,
+            distance=coll.distance,
+            index=f"vectors_c{int(coll.collection_id)}_hnsw",
+            where=f"collection_id = {int(coll.collection_id)}",
+            version=self._server_version or (0, 0, 0),
+        )
+
+    def _filter(self, filter: Mapping[str, Any] | None) -> Fragment:
+        """The filter compiled once for the call (malformed filters fail even on empty
+        stores)."""
+        return compile_filter(filter, self.engine.dialect.json_sql("v.metadata"))
 
     # -- collection -----------------------------------------------------------------------
     def _check_collection(self, coll: _Collection | None) -> _Collection | None:
@@ -831,30 +416,48 @@ class MemoryVectorStore(VectorStore):
         self._coll = coll
         return coll
 
-    def _collection(self, dims: int | None) -> _Collection | None:
+    def _create_body(self, dims: int) -> Body[_Collection | None]:
+        dialect = self.engine.dialect
+        lock = dialect.lock_keys([("vector_collections", self.collection)])
+        if lock is not None:
+            yield lock
+        yield Stmt(
+            "INSERT INTO {vector_collections} (name, dims, distance, model, m, ef_construction) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            [self.collection, dims, self.distance, self.model, self.m, self.ef_construction],
+        )
+        coll, _ = yield from _lookup_body(dialect, self.collection, True)
+        if coll is not None and not self.defer_index:
+            yield from self._create_index_body(coll, None)
+        return coll
+
+    def _create_index_body(self, coll: _Collection, maintenance_work_mem: str | None) -> Body[bool]:
+        index = self._index(coll)
+        if index.cast is None:
+            return False  # SQLite, or too large for HNSW: exact search only
+        row = yield One(
+            "SELECT m, ef_construction FROM {vector_collections} WHERE collection_id = ?",
+            [coll.collection_id],
+        )
+        assert row is not None
+        return (yield from index.create(int(row[0]), int(row[1]), maintenance_work_mem))
+
+    def _collection_plan(self, dims: int | None) -> Plan[_Collection | None]:
         """The collection, registered with ``dims`` when it does not exist yet."""
         if self._coll is not None:
             return self._coll
-        with self.engine.transaction(self._uid, readonly=True) as tx:
-            if self._server_version is None:
-                self._server_version = _run(tx, self._ops.server_info()) or (0, 0, 0)
-            coll = _run(tx, self._ops.lookup())
+        coll, version = yield Atomic(
+            _lookup_body(self.engine.dialect, self.collection, self._server_version is not None),
+            readonly=True,
+        )
+        if version is not None:
+            self._server_version = version
         if coll is None and dims is not None:
-            with self.engine.transaction(self._uid) as tx:
-                coll = _run(tx, self._ops.create(dims))
+            coll = yield Atomic(self._create_body(dims))
         return self._check_collection(coll)
 
-    async def _acollection(self, dims: int | None) -> _Collection | None:
-        if self._coll is not None:
-            return self._coll
-        async with self.engine.atransaction(self._uid, readonly=True) as tx:
-            if self._server_version is None:
-                self._server_version = await _arun(tx, self._ops.server_info()) or (0, 0, 0)
-            coll = await _arun(tx, self._ops.lookup())
-        if coll is None and dims is not None:
-            async with self.engine.atransaction(self._uid) as tx:
-                coll = await _arun(tx, self._ops.create(dims))
-        return self._check_collection(coll)
+    def _collection(self, dims: int | None) -> _Collection | None:
+        return run(self.engine, self._uid, self._collection_plan(dims))
 
     # -- writes -----------------------------------------------------------------------------
     def _prepare(
@@ -892,6 +495,29 @@ class MemoryVectorStore(VectorStore):
         keep = sorted(last.values())
         return [rows[n] for n in keep], matrix[keep]
 
+    def _add_plan(
+        self, rows: list[tuple[Any, ...]], vectors: Sequence[Sequence[float]], out_ids: list[str]
+    ) -> Plan[list[str]]:
+        coll = self._coll
+        matrix = _as_matrix(vectors, coll.dims if coll else None, "text")
+        coll = yield from self._collection_plan(matrix.shape[1])
+        assert coll is not None
+        matrix = _as_matrix(matrix, coll.dims, "text")
+        rows, matrix = self._dedupe(rows, matrix)
+        yield Atomic(
+            ingest(
+                self.engine.dialect,
+                "vectors",
+                fixed=[("user_id", self._uid), ("collection_id", coll.collection_id)],
+                columns=_INGEST_COLUMNS,
+                key=("user_id", "collection_id", "id"),
+                rows=[(*r, matrix[n]) for n, r in enumerate(rows)],
+                batch_size=self.batch_size,
+            )
+        )
+        return out_ids
+
+    @dual
     def add_texts(
         self,
         texts: Iterable[str],
@@ -899,7 +525,7 @@ class MemoryVectorStore(VectorStore):
         *,
         ids: list[str] | None = None,
         **kwargs: Any,
-    ) -> list[str]:
+    ) -> Plan[list[str]]:
         """Embed ``texts`` and store them (replacing rows with the same ids), atomically.
 
         Args:
@@ -918,44 +544,12 @@ class MemoryVectorStore(VectorStore):
         texts, rows, out_ids = self._prepare(texts, metadatas, ids)
         if not rows:
             return []
-        vectors = self._embeddings.embed_documents(texts)
-        return self._add_rows(rows, vectors, out_ids)
+        vectors = yield Embed(self._embeddings, texts)
+        return (yield from self._add_plan(rows, vectors, out_ids))
 
-    def _add_rows(
-        self, rows: list[tuple[Any, ...]], vectors: Sequence[Sequence[float]], out_ids: list[str]
-    ) -> list[str]:
-        coll = self._coll
-        matrix = _as_matrix(vectors, coll.dims if coll else None, "text")
-        coll = self._collection(matrix.shape[1])
-        matrix = _as_matrix(matrix, coll.dims if coll else None, "text")
-        rows, matrix = self._dedupe(rows, matrix)
-        with self.engine.transaction(self._uid) as tx:
-            _run(tx, self._ops.upsert(coll, self._uid, rows, matrix))  # type: ignore[arg-type]
-        return out_ids
+    aadd_texts = add_texts.async_  # type: ignore[assignment]
 
-    async def aadd_texts(
-        self,
-        texts: Iterable[str],
-        metadatas: list[dict[str, Any]] | None = None,
-        *,
-        ids: list[str] | None = None,
-        **kwargs: Any,
-    ) -> list[str]:
-        """Async form of :meth:`add_texts`."""
-        _no_kwargs(kwargs, "aadd_texts")
-        texts, rows, out_ids = self._prepare(texts, metadatas, ids)
-        if not rows:
-            return []
-        vectors = await self._embeddings.aembed_documents(texts)
-        coll = self._coll
-        matrix = _as_matrix(vectors, coll.dims if coll else None, "text")
-        coll = await self._acollection(matrix.shape[1])
-        matrix = _as_matrix(matrix, coll.dims if coll else None, "text")
-        rows, matrix = self._dedupe(rows, matrix)
-        async with self.engine.atransaction(self._uid) as tx:
-            await _arun(tx, self._ops.upsert(coll, self._uid, rows, matrix))  # type: ignore[arg-type]
-        return out_ids
-
+    @dual
     def add_embeddings(
         self,
         texts: Sequence[str],
@@ -963,7 +557,7 @@ class MemoryVectorStore(VectorStore):
         metadatas: Sequence[Mapping[str, Any]] | None = None,
         *,
         ids: Sequence[str] | None = None,
-    ) -> list[str]:
+    ) -> Plan[list[str]]:
         """Store texts with embeddings computed elsewhere (bulk ingest), atomically.
 
         Example:
@@ -985,34 +579,24 @@ class MemoryVectorStore(VectorStore):
             )
         if not rows:
             return []
-        return self._add_rows(rows, embeddings, out_ids)
+        return (yield from self._add_plan(rows, embeddings, out_ids))
 
-    async def aadd_embeddings(
-        self,
-        texts: Sequence[str],
-        embeddings: Sequence[Sequence[float]],
-        metadatas: Sequence[Mapping[str, Any]] | None = None,
-        *,
-        ids: Sequence[str] | None = None,
-    ) -> list[str]:
-        """Async form of :meth:`add_embeddings`."""
-        _, rows, out_ids = self._prepare(texts, metadatas, ids)
-        if len(embeddings) != len(rows):
-            raise ValueError(
-                f"expected {len(rows)} embeddings (one per text), got {len(embeddings)}"
-            )
-        if not rows:
-            return []
-        coll = self._coll
-        matrix = _as_matrix(embeddings, coll.dims if coll else None, "text")
-        coll = await self._acollection(matrix.shape[1])
-        matrix = _as_matrix(matrix, coll.dims if coll else None, "text")
-        rows, matrix = self._dedupe(rows, matrix)
-        async with self.engine.atransaction(self._uid) as tx:
-            await _arun(tx, self._ops.upsert(coll, self._uid, rows, matrix))  # type: ignore[arg-type]
-        return out_ids
+    aadd_embeddings = add_embeddings.async_
 
-    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+    def _delete_body(
+        self, coll: _Collection, ids: list[str] | None, fsql: str, fparams: list[Any]
+    ) -> Body[int]:
+        dialect = self.engine.dialect
+        query = "DELETE FROM {vectors} AS v WHERE v.user_id = ? AND v.collection_id = ? AND " + fsql  # noqa: S608 (fixed fragments; values are parameters)
+        params: list[Any] = [self._uid, coll.collection_id, *fparams]
+        if ids is not None:
+            cols = [("id", "text")]
+            query += " AND v.id IN (SELECT m.id FROM " + dialect.unnest(cols) + ")"  # noqa: S608
+            params += dialect.unnest_params(cols, [(i,) for i in ids])
+        return (yield Stmt(query, params))
+
+    @dual
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> Plan[bool | None]:
         """Delete rows of this user's collection by ``ids``, by ``filter=``, or both
         (rows matching both). ``filter={}`` deletes the whole scope. Missing ids are
         ignored.
@@ -1029,44 +613,40 @@ class MemoryVectorStore(VectorStore):
             ['a']
         """
         ids_, filter = _delete_args(ids, kwargs)
-        coll = self._collection(None)
+        fsql, fparams = self._filter(filter)
+        coll = yield from self._collection_plan(None)
         if coll is None:
             return True
-        with self.engine.transaction(self._uid) as tx:
-            _run(tx, self._ops.delete(coll, self._uid, ids_, filter))
+        yield Atomic(self._delete_body(coll, ids_, fsql, fparams), single=True)
         return True
 
-    async def adelete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
-        """Async form of :meth:`delete`."""
-        ids_, filter = _delete_args(ids, kwargs)
-        coll = await self._acollection(None)
-        if coll is None:
-            return True
-        async with self.engine.atransaction(self._uid) as tx:
-            await _arun(tx, self._ops.delete(coll, self._uid, ids_, filter))
-        return True
+    adelete = delete.async_  # type: ignore[assignment]
 
-    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+    def _get_body(self, coll: _Collection, ids: list[str]) -> Body[list[_Hit]]:
+        dialect = self.engine.dialect
+        cols = [("id", "text")]
+        rows = yield Stmt(
+            "SELECT v.id, v.content, v.metadata, v.exact FROM {vectors} v WHERE v.user_id = ? AND "  # noqa: S608 (fixed fragments; values are parameters)
+            "v.collection_id = ? AND v.id IN (SELECT m.id FROM " + dialect.unnest(cols) + ")",
+            [self._uid, coll.collection_id, *dialect.unnest_params(cols, [(i,) for i in ids])],
+            fetch=True,
+        )
+        return [_Hit(r[0], r[1], r[2], r[3], 0.0) for r in rows]
+
+    @dual
+    def get_by_ids(self, ids: Sequence[str], /) -> Plan[list[Document]]:
         """The documents with these ids (missing ids are skipped), in the order asked."""
         keys = _keys(ids)
-        coll = self._collection(None)
+        coll = yield from self._collection_plan(None)
         if coll is None or not keys:
             return []
-        with self.engine.transaction(self._uid, readonly=True) as tx:
-            hits = _run(tx, self._ops.get(coll, self._uid, keys))
+        hits = yield Atomic(self._get_body(coll, keys), readonly=True)
         return _in_order(hits, keys)
 
-    async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        """Async form of :meth:`get_by_ids`."""
-        keys = _keys(ids)
-        coll = await self._acollection(None)
-        if coll is None or not keys:
-            return []
-        async with self.engine.atransaction(self._uid, readonly=True) as tx:
-            hits = await _arun(tx, self._ops.get(coll, self._uid, keys))
-        return _in_order(hits, keys)
+    aget_by_ids = get_by_ids.async_  # type: ignore[assignment]
 
-    def create_index(self, *, maintenance_work_mem: str | None = "512MB") -> bool:
+    @dual
+    def create_index(self, *, maintenance_work_mem: str | None = "512MB") -> Plan[bool]:
         """Build the collection's HNSW index if it does not exist (Postgres; a no-op on
         SQLite). Use after a bulk load with ``defer_index=True``. The build blocks writes
         to the ``vectors`` table while it runs. Returns whether an index exists now.
@@ -1080,166 +660,139 @@ class MemoryVectorStore(VectorStore):
             >>> store.create_index()
             False
         """
-        coll = self._collection(None)
+        coll = yield from self._collection_plan(None)
         if coll is None:
             return False
-        with self.engine.transaction(self._uid) as tx:
-            return bool(_run(tx, self._ops.create_index(coll, maintenance_work_mem)))
+        return bool((yield Atomic(self._create_index_body(coll, maintenance_work_mem))))
 
-    async def acreate_index(self, *, maintenance_work_mem: str | None = "512MB") -> bool:
-        """Async form of :meth:`create_index`."""
-        coll = await self._acollection(None)
-        if coll is None:
-            return False
-        async with self.engine.atransaction(self._uid) as tx:
-            return bool(await _arun(tx, self._ops.create_index(coll, maintenance_work_mem)))
+    acreate_index = create_index.async_
 
     # -- search -----------------------------------------------------------------------------
-    def _query_vector(self, embedding: Sequence[float], coll: _Collection) -> np.ndarray:
-        return _as_matrix([embedding], coll.dims, "query")[0]
+    def _search_plan(
+        self,
+        embedding: Sequence[float],
+        k: int,
+        where: Fragment,
+        *,
+        with_embeddings: bool = False,
+        ef_search: int | None = None,
+        filtered: bool = True,
+    ) -> Plan[list[_Hit]]:
+        coll = yield from self._collection_plan(None)
+        if coll is None:
+            _as_matrix([embedding], None, "query")
+            return []
+        q = _as_matrix([embedding], coll.dims, "query")[0]
+        if k == 0:
+            return []
+        index = self._index(coll)
+        fsql, fparams = where
+        query = SearchQuery(
+            q,
+            k,
+            select=[*_SELECT, *(["v.embedding"] if with_embeddings else [])],
+            where=(
+                "v.user_id = ? AND v.collection_id = ? AND " + fsql,
+                [self._uid, coll.collection_id, *fparams],
+            ),
+            order="v.id",
+            settings=self._settings(ef_search),
+        )
+        rows = None
+        if not (self._large_scope and not filtered):
+            rows = yield Atomic(index.search_small(query), readonly=True)
+        if rows is None:
+            # A scope seen large stays large (scopes rarely shrink, and if this one did,
+            # the indexed path still answers in full: exact fallback).
+            self._large_scope = self._large_scope or not filtered
+            rows = yield Atomic(index.search_large(query), pipeline=True)
+        return _hits(rows, with_embeddings)
 
-    def _search_hits(
+    def _query_plan(
+        self, query: str, k: int, filter: Mapping[str, Any] | None, kwargs: dict[str, Any]
+    ) -> Plan[list[_Hit]]:
+        ef_search = _search_kwargs(kwargs)
+        _check_k(k)
+        where = self._filter(filter)
+        embedding = yield Embed(self._embeddings, [query], query=True)
+        return (
+            yield from self._search_plan(
+                embedding, k, where, ef_search=ef_search, filtered=filter is not None
+            )
+        )
+
+    def _vector_plan(
         self,
         embedding: Sequence[float],
         k: int,
         filter: Mapping[str, Any] | None,
-        *,
+        kwargs: dict[str, Any],
         with_embeddings: bool = False,
-        ef_search: int | None = None,
-    ) -> list[_Hit]:
+    ) -> Plan[list[_Hit]]:
+        ef_search = _search_kwargs(kwargs)
         _check_k(k)
-        compile_filter(filter, self._ops.json)  # malformed filters fail even on empty stores
-        coll = self._collection(None)
-        if coll is None:
-            _as_matrix([embedding], None, "query")
-            return []
-        q = self._query_vector(embedding, coll)
-        if k == 0:
-            return []
-        plan = self._ops.search(coll, self._uid, q, k, filter, with_embeddings, ef_search)
-        with self.engine.transaction(
-            self._uid, readonly=self._ops.search_readonly, pipeline=True
-        ) as tx:
-            rows = _run(tx, plan)
-        return _hits(rows, with_embeddings)
+        where = self._filter(filter)
+        return (
+            yield from self._search_plan(
+                embedding,
+                k,
+                where,
+                with_embeddings=with_embeddings,
+                ef_search=ef_search,
+                filtered=filter is not None,
+            )
+        )
 
-    async def _asearch_hits(
-        self,
-        embedding: Sequence[float],
-        k: int,
-        filter: Mapping[str, Any] | None,
-        *,
-        with_embeddings: bool = False,
-        ef_search: int | None = None,
-    ) -> list[_Hit]:
-        _check_k(k)
-        compile_filter(filter, self._ops.json)
-        coll = await self._acollection(None)
-        if coll is None:
-            _as_matrix([embedding], None, "query")
-            return []
-        q = self._query_vector(embedding, coll)
-        if k == 0:
-            return []
-        plan = self._ops.search(coll, self._uid, q, k, filter, with_embeddings, ef_search)
-        async with self.engine.atransaction(
-            self._uid, readonly=self._ops.search_readonly, pipeline=True
-        ) as tx:
-            rows = await _arun(tx, plan)
-        return _hits(rows, with_embeddings)
-
+    @dual
     def similarity_search(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
-    ) -> list[Document]:
+    ) -> Plan[list[Document]]:
         """The ``k`` documents closest to ``query`` in this user's collection that pass
-        ``filter`` (see :mod:`langchain_agentmem._filters` for the operators)."""
-        return [d for d, _ in self.similarity_search_with_score(query, k, filter=filter, **kwargs)]
+        ``filter`` (see :mod:`langchain_agentmem._search.filters` for the operators)."""
+        hits = yield from self._query_plan(query, k, filter, kwargs)
+        return [h.document() for h in hits]
 
-    async def asimilarity_search(
-        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
-    ) -> list[Document]:
-        """Async form of :meth:`similarity_search`."""
-        return [
-            d
-            for d, _ in await self.asimilarity_search_with_score(query, k, filter=filter, **kwargs)
-        ]
+    asimilarity_search = similarity_search.async_  # type: ignore[assignment]
 
+    @dual
     def similarity_search_with_score(
         self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
-    ) -> list[tuple[Document, float]]:
+    ) -> Plan[list[tuple[Document, float]]]:
         """Like :meth:`similarity_search`, with each document's distance (lower is closer)."""
-        ef_search = _search_kwargs(kwargs)
-        _check_k(k)
-        compile_filter(filter, self._ops.json)
-        embedding = self._embeddings.embed_query(query)
-        return self.similarity_search_with_score_by_vector(
-            embedding, k, filter=filter, ef_search=ef_search
-        )
+        hits = yield from self._query_plan(query, k, filter, kwargs)
+        return [(h.document(), h.distance) for h in hits]
 
-    async def asimilarity_search_with_score(
-        self, query: str, k: int = 4, filter: dict[str, Any] | None = None, **kwargs: Any
-    ) -> list[tuple[Document, float]]:
-        """Async form of :meth:`similarity_search_with_score`."""
-        ef_search = _search_kwargs(kwargs)
-        _check_k(k)
-        compile_filter(filter, self._ops.json)
-        embedding = await self._embeddings.aembed_query(query)
-        return await self.asimilarity_search_with_score_by_vector(
-            embedding, k, filter=filter, ef_search=ef_search
-        )
+    asimilarity_search_with_score = similarity_search_with_score.async_  # type: ignore[assignment]
 
+    @dual
     def similarity_search_with_score_by_vector(
         self,
         embedding: list[float],
         k: int = 4,
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
-    ) -> list[tuple[Document, float]]:
+    ) -> Plan[list[tuple[Document, float]]]:
         """Like :meth:`similarity_search_with_score`, for an embedding."""
-        ef_search = _search_kwargs(kwargs)
-        hits = self._search_hits(embedding, k, filter, ef_search=ef_search)
+        hits = yield from self._vector_plan(embedding, k, filter, kwargs)
         return [(h.document(), h.distance) for h in hits]
 
-    async def asimilarity_search_with_score_by_vector(
-        self,
-        embedding: list[float],
-        k: int = 4,
-        filter: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[tuple[Document, float]]:
-        """Async form of :meth:`similarity_search_with_score_by_vector`."""
-        ef_search = _search_kwargs(kwargs)
-        hits = await self._asearch_hits(embedding, k, filter, ef_search=ef_search)
-        return [(h.document(), h.distance) for h in hits]
+    asimilarity_search_with_score_by_vector = similarity_search_with_score_by_vector.async_
 
+    @dual
     def similarity_search_by_vector(
         self,
         embedding: list[float],
         k: int = 4,
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
-    ) -> list[Document]:
+    ) -> Plan[list[Document]]:
         """The ``k`` documents closest to ``embedding``."""
-        return [
-            d
-            for d, _ in self.similarity_search_with_score_by_vector(embedding, k, filter, **kwargs)
-        ]
+        hits = yield from self._vector_plan(embedding, k, filter, kwargs)
+        return [h.document() for h in hits]
 
-    async def asimilarity_search_by_vector(
-        self,
-        embedding: list[float],
-        k: int = 4,
-        filter: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[Document]:
-        """Async form of :meth:`similarity_search_by_vector`."""
-        return [
-            d
-            for d, _ in await self.asimilarity_search_with_score_by_vector(
-                embedding, k, filter, **kwargs
-            )
-        ]
+    asimilarity_search_by_vector = similarity_search_by_vector.async_  # type: ignore[assignment]
 
+    @dual
     def max_marginal_relevance_search(
         self,
         query: str,
@@ -1248,33 +801,32 @@ class MemoryVectorStore(VectorStore):
         lambda_mult: float = 0.5,
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
-    ) -> list[Document]:
+    ) -> Plan[list[Document]]:
         """``k`` documents relevant to ``query`` yet diverse, picked from the ``fetch_k``
         closest (maximal marginal relevance)."""
         _check_k(k)
         _check_k(fetch_k, "fetch_k")
-        embedding = self._embeddings.embed_query(query)
-        return self.max_marginal_relevance_search_by_vector(
-            embedding, k, fetch_k, lambda_mult, filter, **kwargs
-        )
+        embedding = yield Embed(self._embeddings, [query], query=True)
+        return (yield from self._mmr_plan(embedding, k, fetch_k, lambda_mult, filter, kwargs))
 
-    async def amax_marginal_relevance_search(
+    amax_marginal_relevance_search = max_marginal_relevance_search.async_  # type: ignore[assignment]
+
+    def _mmr_plan(
         self,
-        query: str,
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[Document]:
-        """Async form of :meth:`max_marginal_relevance_search`."""
-        _check_k(k)
-        _check_k(fetch_k, "fetch_k")
-        embedding = await self._embeddings.aembed_query(query)
-        return await self.amax_marginal_relevance_search_by_vector(
-            embedding, k, fetch_k, lambda_mult, filter, **kwargs
+        embedding: Sequence[float],
+        k: int,
+        fetch_k: int,
+        lambda_mult: float,
+        filter: Mapping[str, Any] | None,
+        kwargs: dict[str, Any],
+    ) -> Plan[list[Document]]:
+        _check_mmr(k, fetch_k, lambda_mult)
+        hits = yield from self._vector_plan(
+            embedding, max(fetch_k, k), filter, kwargs, with_embeddings=True
         )
+        return _mmr(embedding, hits, k, lambda_mult)
 
+    @dual
     def max_marginal_relevance_search_by_vector(
         self,
         embedding: list[float],
@@ -1283,33 +835,28 @@ class MemoryVectorStore(VectorStore):
         lambda_mult: float = 0.5,
         filter: dict[str, Any] | None = None,
         **kwargs: Any,
-    ) -> list[Document]:
+    ) -> Plan[list[Document]]:
         """Maximal marginal relevance for an embedding."""
-        ef_search = _search_kwargs(kwargs)
-        _check_mmr(k, fetch_k, lambda_mult)
-        hits = self._search_hits(
-            embedding, max(fetch_k, k), filter, with_embeddings=True, ef_search=ef_search
-        )
-        return _mmr(embedding, hits, k, lambda_mult)
+        return (yield from self._mmr_plan(embedding, k, fetch_k, lambda_mult, filter, kwargs))
 
-    async def amax_marginal_relevance_search_by_vector(
-        self,
-        embedding: list[float],
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[Document]:
-        """Async form of :meth:`max_marginal_relevance_search_by_vector`."""
-        ef_search = _search_kwargs(kwargs)
-        _check_mmr(k, fetch_k, lambda_mult)
-        hits = await self._asearch_hits(
-            embedding, max(fetch_k, k), filter, with_embeddings=True, ef_search=ef_search
-        )
-        return _mmr(embedding, hits, k, lambda_mult)
+    amax_marginal_relevance_search_by_vector = max_marginal_relevance_search_by_vector.async_  # type: ignore[assignment]
 
     # -- hybrid -----------------------------------------------------------------------------
+    def _text_body(
+        self, coll: _Collection, tokens: list[str], k: int, where: Fragment
+    ) -> Body[list[_Hit]]:
+        joins, jparams, cond, cparams, rank, desc = self.engine.dialect.text_search(tokens)
+        fsql, fparams = where
+        rows = yield Stmt(
+            f"SELECT v.id, v.content, v.metadata, v.exact, {rank} AS r FROM {{vectors}} v{joins} "  # noqa: S608 (fixed fragments; values are parameters)
+            f"WHERE {cond} AND v.user_id = ? AND v.collection_id = ? AND {fsql} "
+            f"ORDER BY r{' DESC' if desc else ''}, v.id LIMIT ?",
+            [*jparams, *cparams, self._uid, coll.collection_id, *fparams, k],
+            fetch=True,
+        )
+        return [_Hit(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
+
+    @dual
     def hybrid_search_with_score(
         self,
         query: str,
@@ -1319,7 +866,7 @@ class MemoryVectorStore(VectorStore):
         fetch_k: int = 20,
         rrf_k: int = 60,
         weights: tuple[float, float] = (1.0, 1.0),
-    ) -> list[tuple[Document, float]]:
+    ) -> Plan[list[tuple[Document, float]]]:
         """Dense and full-text search fused by reciprocal rank: each of the two result
         lists (``fetch_k`` long) adds ``weight / (rrf_k + rank)`` to a document's score.
         Full text is Postgres ``tsvector`` (``simple`` configuration) or SQLite FTS5;
@@ -1334,52 +881,42 @@ class MemoryVectorStore(VectorStore):
             >>> [d.id for d, _ in store.hybrid_search_with_score("invoice 4711", k=1)]
             ['i']
         """
-        _check_hybrid(k, fetch_k, rrf_k, weights)
-        compile_filter(filter, self._ops.json)
-        embedding = self._embeddings.embed_query(query)
-        dense = self._search_hits(embedding, fetch_k, filter)
-        coll = self._coll
-        tokens = _fts_tokens(query)
-        text: list[_Hit] = []
-        if coll is not None and tokens and fetch_k:
-            with self.engine.transaction(self._uid, readonly=True) as tx:
-                rows = _run(tx, self._ops.text_search(coll, self._uid, tokens, fetch_k, filter))
-            text = [_Hit(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
-        return [(h.document(), s) for h, s in _rrf([dense, text], k, rrf_k, weights)]
+        return (yield from self._hybrid_plan(query, k, filter, fetch_k, rrf_k, weights))
 
-    async def ahybrid_search_with_score(
+    ahybrid_search_with_score = hybrid_search_with_score.async_
+
+    def _hybrid_plan(
         self,
         query: str,
         k: int = 4,
-        *,
         filter: dict[str, Any] | None = None,
         fetch_k: int = 20,
         rrf_k: int = 60,
         weights: tuple[float, float] = (1.0, 1.0),
-    ) -> list[tuple[Document, float]]:
-        """Async form of :meth:`hybrid_search_with_score`."""
+    ) -> Plan[list[tuple[Document, float]]]:
         _check_hybrid(k, fetch_k, rrf_k, weights)
-        compile_filter(filter, self._ops.json)
-        embedding = await self._embeddings.aembed_query(query)
-        dense = await self._asearch_hits(embedding, fetch_k, filter)
+        where = self._filter(filter)
+        embedding = yield Embed(self._embeddings, [query], query=True)
+        dense = yield from self._search_plan(embedding, fetch_k, where, filtered=filter is not None)
         coll = self._coll
         tokens = _fts_tokens(query)
         text: list[_Hit] = []
         if coll is not None and tokens and fetch_k:
-            async with self.engine.atransaction(self._uid, readonly=True) as tx:
-                rows = await _arun(
-                    tx, self._ops.text_search(coll, self._uid, tokens, fetch_k, filter)
-                )
-            text = [_Hit(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
+            text = yield Atomic(self._text_body(coll, tokens, fetch_k, where), readonly=True)
         return [(h.document(), s) for h, s in _rrf([dense, text], k, rrf_k, weights)]
 
-    def hybrid_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
+    @dual
+    def hybrid_search(self, query: str, k: int = 4, **kwargs: Any) -> Plan[list[Document]]:
         """Documents of :meth:`hybrid_search_with_score`."""
-        return [d for d, _ in self.hybrid_search_with_score(query, k, **kwargs)]
+        unknown = set(kwargs) - {"filter", "fetch_k", "rrf_k", "weights"}
+        if unknown:
+            raise TypeError(
+                f"hybrid_search() got unexpected keyword argument(s): {', '.join(sorted(unknown))}"
+            )
+        pairs = yield from self._hybrid_plan(query, k, **kwargs)
+        return [d for d, _ in pairs]
 
-    async def ahybrid_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
-        """Async form of :meth:`hybrid_search`."""
-        return [d for d, _ in await self.ahybrid_search_with_score(query, k, **kwargs)]
+    ahybrid_search = hybrid_search.async_
 
     # -- construction ---------------------------------------------------------------------
     @classmethod

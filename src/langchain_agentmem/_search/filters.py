@@ -1,204 +1,81 @@
-"""Metadata filters: a small MongoDB-like language compiled to SQL for both backends.
+"""The one filter compiler: filters over any JSON column, compiled to SQL for both backends.
 
-A filter is a dict. Keys that do not start with ``$`` name metadata fields (dotted keys
-reach into nested objects: ``"author.name"``); their value is either a plain value
-(equality) or a dict of operators. ``$and`` / ``$or`` take a list of filters, ``$not`` one
-filter.
+Two filter languages share it, each compiled **once per call** to one SQL boolean and its
+parameters, over a column described by the dialect
+(:meth:`~langchain_agentmem.dialects.Dialect.json_sql`):
 
-Operators: ``$eq $ne $lt $lte $gt $gte $in $nin $between $exists $like $ilike``.
+* :func:`compile_filter`, the vector store's metadata filters: a small MongoDB-like
+  language. Keys that do not start with ``$`` name metadata fields (dotted keys reach into
+  nested objects: ``"author.name"``); their value is either a plain value (equality) or a
+  dict of operators. ``$and`` / ``$or`` take a list of filters, ``$not`` one filter.
+  Operators: ``$eq $ne $lt $lte $gt $gte $in $nin $between $exists $like $ilike``.
+* :func:`compile_store_filter`, LangGraph's store filters: each key names a top-level field
+  literally; a value is equality (objects and lists compared as JSON), a dict of operators
+  (``$eq $ne $gt $gte $lt $lte``), or a dict of fields matched inside a nested object.
+
 Semantics are the same on Postgres and SQLite:
 
-* a number matches only a JSON number, compared as a number (``1`` equals ``1.0``), a
-  string only a JSON string (compared by code point), ``True``/``False`` only a JSON
-  boolean, ``None`` only a JSON ``null``;
+* a number matches only a JSON number, compared as a number and exactly (``1`` equals
+  ``1.0``; an integer beyond 64 bits is compared exactly too), a string only a JSON string
+  (compared by code point), ``True``/``False`` only a JSON boolean, ``None`` only a JSON
+  ``null``;
 * ``$lt $lte $gt $gte $between`` take numbers or strings;
 * ``$ne`` and ``$nin`` also match rows where the field is missing;
 * ``$like`` is case-sensitive with ``%`` and ``_`` wildcards (``\\`` escapes); ``$ilike``
   ignores case (on SQLite only for ASCII letters).
 
-Anything else (an unknown operator, a list where a value belongs, an empty ``$and``)
-raises ``ValueError``.
+Limits (each a ``ValueError`` naming it, on both backends): integers in a filter lie in
+[-2**63, 2**63 - 1] and floats are finite; field names hold no NUL, lone surrogate, ``"``
+or ``\\``; filters nest at most :data:`MAX_DEPTH` levels (``$and``, ``$or``, ``$not``,
+nested objects). Anything else malformed (an unknown operator, a list where a value
+belongs, an empty ``$and``) raises ``ValueError`` too.
 
 Example:
-    >>> sql, params = compile_filter({"year": {"$gte": 2020}, "tag": "x"}, SQLiteJson())
+    >>> from langchain_agentmem.dialects import SQLiteDialect
+    >>> js = SQLiteDialect().json_sql("v.metadata")
+    >>> sql, params = compile_filter({"tag": "x", "$not": {"kind": {"$in": ["a", "b"]}}}, js)
     >>> sql
-    "((json_type(v.metadata, ?) IN ('integer', 'real') AND json_extract(v.metadata, ?) >= ?) AND (json_type(v.metadata, ?) = 'text' AND json_extract(v.metadata, ?) = ?))"
-    >>> params
-    ['$."year"', '$."year"', 2020, '$."tag"', '$."tag"', 'x']
+    "((json_type(v.metadata, ?) = 'text' AND json_extract(v.metadata, ?) = ?) AND (NOT coalesce(((json_type(v.metadata, ?) = 'text' AND json_extract(v.metadata, ?) = ?) OR (json_type(v.metadata, ?) = 'text' AND json_extract(v.metadata, ?) = ?)), FALSE)))"
+    >>> params[:3]
+    ['$."tag"', '$."tag"', 'x']
+    >>> compile_store_filter({"age": {"$gte": 10}}, js)[1][-1]
+    10
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._encoding.json import clean_text
+from ..dialects.base import Fragment, JsonSQL
+from ..dialects.postgres import PostgresJson
+from ..dialects.sqlite import SQLiteJson
 
-__all__ = ["JsonSQL", "PostgresJson", "SQLiteJson", "compile_filter"]
+__all__ = [
+    "MAX_DEPTH",
+    "Fragment",
+    "JsonSQL",
+    "PostgresJson",
+    "SQLiteJson",
+    "compile_filter",
+    "compile_store_filter",
+]
 
-Fragment = tuple[str, list[Any]]
+#: How deep filters may nest: levels of ``$and``, ``$or``, ``$not`` and nested objects.
+#: (SQLite's parser overflows at about 50 levels of parentheses.)
+MAX_DEPTH = 16
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+TRUE: Fragment = ("1 = 1", [])
+FALSE: Fragment = ("1 = 0", [])
 
 _COMPARE = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 _FIELD_OPS = {"$eq", "$ne", "$in", "$nin", "$between", "$exists", "$like", "$ilike", *_COMPARE}
+_STORE_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 
 
-class JsonSQL:
-    """How one backend reads a value at a path of the ``v.metadata`` column. Every method
-    returns a SQL fragment (with ``?`` placeholders) and its parameters."""
-
-    def path(self, parts: list[str]) -> Any:
-        raise NotImplementedError
-
-    def is_number(self, p: Any) -> Fragment:
-        raise NotImplementedError
-
-    def is_string(self, p: Any) -> Fragment:
-        raise NotImplementedError
-
-    def is_bool(self, p: Any, value: bool) -> Fragment:
-        raise NotImplementedError
-
-    def is_null(self, p: Any) -> Fragment:
-        raise NotImplementedError
-
-    def exists(self, p: Any) -> Fragment:
-        raise NotImplementedError
-
-    def number(self, p: Any) -> Fragment:
-        """The value as a number (only meaningful where :meth:`is_number` holds)."""
-        raise NotImplementedError
-
-    def number_param(self, value: float | int) -> str:
-        return "?"
-
-    def eq_hint(self, p: Any, value: Any) -> Fragment | None:
-        """An extra condition equivalent to equality with a scalar that an index can
-        serve, or None."""
-        return None
-
-    def string(self, p: Any) -> Fragment:
-        """The value as text compared by code point (where :meth:`is_string` holds)."""
-        raise NotImplementedError
-
-    def like(self, expr: str, pattern: str, ignore_case: bool) -> Fragment:
-        raise NotImplementedError
-
-
-class PostgresJson(JsonSQL):
-    """``v.metadata`` is ``jsonb``; paths are ``text[]`` parameters."""
-
-    def path(self, parts: list[str]) -> Any:
-        return parts
-
-    def is_number(self, p: Any) -> Fragment:
-        return "jsonb_typeof(v.metadata #> ?::text[]) = 'number'", [p]
-
-    def is_string(self, p: Any) -> Fragment:
-        return "jsonb_typeof(v.metadata #> ?::text[]) = 'string'", [p]
-
-    def is_bool(self, p: Any, value: bool) -> Fragment:
-        return "(v.metadata #> ?::text[]) = ?::jsonb", [p, "true" if value else "false"]
-
-    def is_null(self, p: Any) -> Fragment:
-        return "jsonb_typeof(v.metadata #> ?::text[]) = 'null'", [p]
-
-    def exists(self, p: Any) -> Fragment:
-        return "(v.metadata #> ?::text[]) IS NOT NULL", [p]
-
-    def number(self, p: Any) -> Fragment:
-        # jsonb numbers compare numerically with each other; no cast can fail.
-        return "(v.metadata #> ?::text[])", [p]
-
-    def number_param(self, value: float | int) -> str:
-        return "to_jsonb(?::numeric)"
-
-    def eq_hint(self, p: Any, value: Any) -> Fragment | None:
-        # Containment of a scalar at a path is equality (numbers by value); the GIN
-        # (jsonb_path_ops) index on metadata serves it.
-        doc: Any = value
-        for part in reversed(p):
-            doc = {part: doc}
-        return "v.metadata @> ?::jsonb", [json.dumps(doc, ensure_ascii=False)]
-
-    def string(self, p: Any) -> Fragment:
-        return '((v.metadata #>> ?::text[]) COLLATE "C")', [p]
-
-    def like(self, expr: str, pattern: str, ignore_case: bool) -> Fragment:
-        return f"{expr} {'ILIKE' if ignore_case else 'LIKE'} ?", [pattern]
-
-
-class SQLiteJson(JsonSQL):
-    """``v.metadata`` is JSON text; paths are ``$."a"."b"`` parameters."""
-
-    def path(self, parts: list[str]) -> Any:
-        return "$" + "".join(f'."{p}"' for p in parts)
-
-    def is_number(self, p: Any) -> Fragment:
-        return "json_type(v.metadata, ?) IN ('integer', 'real')", [p]
-
-    def is_string(self, p: Any) -> Fragment:
-        return "json_type(v.metadata, ?) = 'text'", [p]
-
-    def is_bool(self, p: Any, value: bool) -> Fragment:
-        return "json_type(v.metadata, ?) = ?", [p, "true" if value else "false"]
-
-    def is_null(self, p: Any) -> Fragment:
-        return "json_type(v.metadata, ?) = 'null'", [p]
-
-    def exists(self, p: Any) -> Fragment:
-        return "json_type(v.metadata, ?) IS NOT NULL", [p]
-
-    def number(self, p: Any) -> Fragment:
-        return "json_extract(v.metadata, ?)", [p]
-
-    def string(self, p: Any) -> Fragment:
-        return "json_extract(v.metadata, ?)", [p]
-
-    def like(self, expr: str, pattern: str, ignore_case: bool) -> Fragment:
-        if ignore_case:  # SQLite's LIKE folds ASCII case; it has no other wildcards
-            return f"{expr} LIKE ? ESCAPE '\\'", [pattern]
-        return f"{expr} GLOB ?", [_like_to_glob(pattern)]
-
-
-def _like_to_glob(pattern: str) -> str:
-    out: list[str] = []
-    it = iter(pattern)
-    for ch in it:
-        if ch == "\\":
-            nxt = next(it, "\\")
-            out.append(_glob_literal(nxt))
-        elif ch == "%":
-            out.append("*")
-        elif ch == "_":
-            out.append("?")
-        else:
-            out.append(_glob_literal(ch))
-    return "".join(out)
-
-
-def _glob_literal(ch: str) -> str:
-    return f"[{ch}]" if ch in "*?[" else ch
-
-
-def compile_filter(filter: Mapping[str, Any] | None, js: JsonSQL) -> Fragment:
-    """Compile ``filter`` to a SQL boolean over ``v.metadata``; ``("TRUE", [])`` for
-    ``None`` or ``{}``. Raises ``ValueError`` for a malformed filter."""
-    if filter is None:
-        return "1 = 1", []
-    if not isinstance(filter, Mapping):
-        raise ValueError(f"a filter must be a dict, got {type(filter).__name__}: {filter!r:.80}")
-    if not filter:
-        return "1 = 1", []
-    return _doc(filter, js)
-
-
-def _doc(filter: Any, js: JsonSQL) -> Fragment:
-    if not isinstance(filter, Mapping) or not filter:
-        raise ValueError(f"expected a non-empty filter dict, got {filter!r:.80}")
-    parts = [_clause(key, value, js) for key, value in filter.items()]
-    return _join("AND", parts)
+# -- shared pieces ---------------------------------------------------------------------
 
 
 def _join(op: str, parts: list[Fragment]) -> Fragment:
@@ -209,23 +86,81 @@ def _join(op: str, parts: list[Fragment]) -> Fragment:
     return sql, params
 
 
-def _clause(key: Any, value: Any, js: JsonSQL) -> Fragment:
+def _not(frag: Fragment) -> Fragment:
+    return f"(NOT coalesce({frag[0]}, FALSE))", frag[1]
+
+
+def _check_depth(depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ValueError(
+            f"filter nests more than {MAX_DEPTH} levels deep ($and, $or, $not, nested "
+            f"objects): at most {MAX_DEPTH} are supported"
+        )
+
+
+def _check_name(name: Any, key: Any) -> str:
+    if not isinstance(name, str):
+        raise ValueError(f"filter keys must be strings, got {name!r}")
+    if not name or '"' in name or "\\" in name or "\x00" in name or clean_text(name) != name:
+        raise ValueError(
+            f"invalid filter field {key!r}: expected non-empty names without NUL, lone "
+            'surrogates, " or \\'
+        )
+    return name
+
+
+def _number(key: str, op: str, value: int | float) -> int | float:
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise ValueError(
+                f"field {key!r}: {op} takes integers from -2**63 to 2**63-1 (compared exactly "
+                f"on both backends), got {value!r}"
+            )
+    elif not math.isfinite(value):
+        raise ValueError(f"field {key!r}: {op} needs a finite number, got {value!r}")
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# -- the vector store's metadata filters ---------------------------------------------------
+
+
+def compile_filter(filter: Mapping[str, Any] | None, js: JsonSQL) -> Fragment:
+    """Compile a metadata ``filter`` to a SQL boolean over ``js.column``; ``("1 = 1", [])``
+    for ``None`` or ``{}``. Raises ``ValueError`` for a malformed filter."""
+    if filter is None:
+        return TRUE
+    if not isinstance(filter, Mapping):
+        raise ValueError(f"a filter must be a dict, got {type(filter).__name__}: {filter!r:.80}")
+    if not filter:
+        return TRUE
+    return _doc(filter, js, 1)
+
+
+def _doc(filter: Any, js: JsonSQL, depth: int) -> Fragment:
+    _check_depth(depth)
+    if not isinstance(filter, Mapping) or not filter:
+        raise ValueError(f"expected a non-empty filter dict, got {filter!r:.80}")
+    return _join("AND", [_clause(key, value, js, depth) for key, value in filter.items()])
+
+
+def _clause(key: Any, value: Any, js: JsonSQL, depth: int) -> Fragment:
     if not isinstance(key, str):
         raise ValueError(f"filter keys must be strings, got {key!r}")
     if key in ("$and", "$or"):
         if not isinstance(value, (list, tuple)) or not value:
             raise ValueError(f"{key} expects a non-empty list of filters, got {value!r:.80}")
-        sql, params = _join(key[1:].upper(), [_doc(f, js) for f in value])
-        return f"({sql})", params
+        return _join(key[1:].upper(), [_doc(f, js, depth + 1) for f in value])
     if key == "$not":
-        sql, params = _doc(value, js)
-        return f"(NOT coalesce({sql}, FALSE))", params
+        return _not(_doc(value, js, depth + 1))
     if key.startswith("$"):
         raise ValueError(
             f"unknown filter operator {key!r}: expected a field name, $and, $or or $not"
         )
-    parts = _field_path(key)
-    p = js.path(parts)
+    parts = [_check_name(part, key) for part in key.split(".")]
     if isinstance(value, Mapping):
         if not value:
             raise ValueError(f"field {key!r}: expected a value or operators, got an empty dict")
@@ -236,20 +171,9 @@ def _clause(key: Any, value: Any, js: JsonSQL) -> Fragment:
                     f"field {key!r}: unknown filter operator {op!r}: expected one of "
                     + ", ".join(sorted(_FIELD_OPS))
                 )
-            conds.append(_operator(key, op, arg, p, js))
+            conds.append(_operator(key, op, arg, parts, js))
         return _join("AND", conds)
-    return _operator(key, "$eq", value, p, js)
-
-
-def _field_path(key: str) -> list[str]:
-    parts = key.split(".")
-    for part in parts:
-        if not part or '"' in part or "\\" in part:
-            raise ValueError(
-                f"invalid filter field {key!r}: expected dot-separated names, each non-empty "
-                'and without " or \\'
-            )
-    return parts
+    return _operator(key, "$eq", value, parts, js)
 
 
 def _scalar_kind(key: str, op: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -258,8 +182,7 @@ def _scalar_kind(key: str, op: str, value: Any, allowed: tuple[str, ...]) -> str
     elif value is None:
         kind = "null"
     elif isinstance(value, (int, float)):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"field {key!r}: {op} needs a finite number, got {value!r}")
+        _number(key, op, value)
         kind = "number"
     elif isinstance(value, str):
         kind = "string"
@@ -272,44 +195,35 @@ def _scalar_kind(key: str, op: str, value: Any, allowed: tuple[str, ...]) -> str
     return kind
 
 
-def _eq(key: str, op: str, value: Any, p: Any, js: JsonSQL, hint: bool = True) -> Fragment:
+def _compare(kind: str, op: str, value: Any, p: Any, js: JsonSQL) -> Fragment:
+    if kind == "number":
+        return js.compare_number(p, op, value)
+    return js.compare_string(p, op, clean_text(value))  # strings as stored
+
+
+def _eq(
+    key: str, op: str, value: Any, parts: list[str], js: JsonSQL, hint: bool = True
+) -> Fragment:
     kind = _scalar_kind(key, op, value, ("number", "string", "bool", "null"))
-    if kind == "string":
-        value = clean_text(value)  # as stored
+    p = js.path(parts)
     if kind == "bool":
         frag = js.is_bool(p, value)
     elif kind == "null":
         frag = js.is_null(p)
     else:
         frag = _compare(kind, "=", value, p, js)
-    extra = js.eq_hint(p, value) if hint else None
+    extra = js.eq_hint(parts, clean_text(value) if kind == "string" else value) if hint else None
     if extra is None:
         return frag
     return f"({extra[0]} AND {frag[0]})", [*extra[1], *frag[1]]
 
 
-def _compare(kind: str, sql_op: str, value: Any, p: Any, js: JsonSQL) -> Fragment:
-    if kind == "string":
-        value = clean_text(value)
-    if kind == "number":
-        t_sql, t_params = js.is_number(p)
-        v_sql, v_params = js.number(p)
-        return f"({t_sql} AND {v_sql} {sql_op} {js.number_param(value)})", [
-            *t_params,
-            *v_params,
-            value,
-        ]
-    t_sql, t_params = js.is_string(p)
-    v_sql, v_params = js.string(p)
-    return f"({t_sql} AND {v_sql} {sql_op} ?)", [*t_params, *v_params, value]
-
-
-def _operator(key: str, op: str, arg: Any, p: Any, js: JsonSQL) -> Fragment:
+def _operator(key: str, op: str, arg: Any, parts: list[str], js: JsonSQL) -> Fragment:
     if op == "$eq":
-        return _eq(key, op, arg, p, js)
+        return _eq(key, op, arg, parts, js)
     if op == "$ne":
-        sql, params = _eq(key, op, arg, p, js, hint=False)
-        return f"(NOT coalesce({sql}, FALSE))", params
+        return _not(_eq(key, op, arg, parts, js, hint=False))
+    p = js.path(parts)
     if op in _COMPARE:
         kind = _scalar_kind(key, op, arg, ("number", "string"))
         return _compare(kind, _COMPARE[op], arg, p, js)
@@ -328,14 +242,12 @@ def _operator(key: str, op: str, arg: Any, p: Any, js: JsonSQL) -> Fragment:
             raise ValueError(
                 f"field {key!r}: {op} expects a list of values, got {type(arg).__name__}: {arg!r:.80}"
             )
-        if not arg:
-            sql, params = "1 = 0", []
-        else:
-            sql, params = _join("OR", [_eq(key, op, v, p, js, hint=op == "$in") for v in arg])
-            sql = f"({sql})" if len(arg) > 1 else sql
-        if op == "$nin":
-            return f"(NOT coalesce({sql}, FALSE))", params
-        return sql, params
+        frag = (
+            _join("OR", [_eq(key, op, v, parts, js, hint=op == "$in") for v in arg])
+            if arg
+            else FALSE
+        )
+        return _not(frag) if op == "$nin" else frag
     if op == "$exists":
         if not isinstance(arg, bool):
             raise ValueError(f"field {key!r}: $exists expects True or False, got {arg!r:.80}")
@@ -346,8 +258,97 @@ def _operator(key: str, op: str, arg: Any, p: Any, js: JsonSQL) -> Fragment:
             raise ValueError(
                 f"field {key!r}: {op} expects a string pattern, got {type(arg).__name__}: {arg!r:.80}"
             )
-        t_sql, t_params = js.is_string(p)
-        v_sql, v_params = js.string(p)
-        l_sql, l_params = js.like(v_sql, arg, op == "$ilike")
-        return f"({t_sql} AND {l_sql})", [*t_params, *v_params, *l_params]
+        return js.like(p, arg, op == "$ilike")
     raise ValueError(f"field {key!r}: unknown filter operator {op!r}")  # pragma: no cover
+
+
+# -- LangGraph store filters ---------------------------------------------------------------
+
+
+def compile_store_filter(filter: Mapping[str, Any] | None, js: JsonSQL) -> Fragment:
+    """Compile a LangGraph store ``filter`` (over an item's value, ``js.column``) to a SQL
+    boolean with LangGraph's semantics: ``$ne`` matches a missing field, the other
+    operators need it; ``$gt``-like operators order numbers with numbers and strings with
+    strings (any other pair does not match); equality compares JSON values (numbers by
+    value, objects regardless of key order). Raises ``TypeError`` when ``filter`` is not a
+    dict, ``ValueError`` for an unsupported operator or a limit (see the module)."""
+    if filter is None:
+        return TRUE
+    if not isinstance(filter, dict):
+        raise TypeError(f"filter must be a dict, got {type(filter).__name__}: {filter!r}")
+    if not filter:
+        return TRUE
+    return _store_fields(filter, [], js, 1)
+
+
+def _store_fields(
+    filter: Mapping[Any, Any], path: list[str | int], js: JsonSQL, depth: int
+) -> Fragment:
+    _check_depth(depth)
+    parts = []
+    for key, expected in filter.items():
+        name = _check_name(key, key)
+        parts.append(_store_value(name, [*path, name], expected, js, depth))
+    return _join("AND", parts)
+
+
+def _store_value(
+    key: str, path: list[str | int], expected: Any, js: JsonSQL, depth: int
+) -> Fragment:
+    if isinstance(expected, dict):
+        ops = [k for k in expected if isinstance(k, str) and k.startswith("$")]
+        for op in ops:
+            if op not in _STORE_OPS:
+                raise ValueError(
+                    f"unsupported filter operator {op!r} for {key!r}: expected one of {', '.join(_STORE_OPS)}"
+                )
+        if expected and len(ops) == len(expected):
+            return _join(
+                "AND", [_store_op(key, path, op, arg, js, depth) for op, arg in expected.items()]
+            )
+        obj = js.is_object(js.path(path))
+        if not expected:
+            return obj
+        return _join("AND", [obj, _store_fields(expected, path, js, depth + 1)])
+    return _json_equal(key, path, expected, js, depth)
+
+
+def _store_op(
+    key: str, path: list[str | int], op: str, arg: Any, js: JsonSQL, depth: int
+) -> Fragment:
+    if op == "$eq":
+        return _json_equal(key, path, arg, js, depth)
+    if op == "$ne":
+        return _not(_json_equal(key, path, arg, js, depth))
+    sql_op = _COMPARE[op]
+    if _is_number(arg):
+        return js.compare_number(js.path(path), sql_op, _number(key, op, arg))
+    if isinstance(arg, str):
+        return js.compare_string(js.path(path), sql_op, clean_text(arg))
+    return FALSE  # only numbers with numbers and strings with strings are ordered
+
+
+def _json_equal(key: str, path: list[str | int], value: Any, js: JsonSQL, depth: int) -> Fragment:
+    p = js.path(path)
+    if isinstance(value, bool):
+        return js.is_bool(p, value)
+    if value is None:
+        return js.is_null(p)
+    if _is_number(value):
+        return js.compare_number(p, "=", _number(key, "$eq", value))
+    if isinstance(value, str):
+        return js.compare_string(p, "=", clean_text(value))
+    if isinstance(value, (Mapping, list, tuple)):
+        _check_depth(depth + 1)
+        is_map = isinstance(value, Mapping)
+        kind = js.is_object(p) if is_map else js.is_array(p)
+        length_sql, length_params = js.length(p)
+        members: Sequence[tuple[str | int, Any]] = (
+            [(_check_name(k, key), v) for k, v in value.items()]  # type: ignore[union-attr]
+            if is_map
+            else list(enumerate(value))
+        )
+        parts = [kind, (f"{length_sql} = ?", [*length_params, len(members)])]
+        parts += [_json_equal(key, [*path, k], v, js, depth + 1) for k, v in members]
+        return _join("AND", parts)
+    return FALSE  # nothing read from JSON equals another type

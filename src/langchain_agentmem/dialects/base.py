@@ -11,7 +11,14 @@ from typing import Any
 
 from .statements import One, Raw, Stmt
 
-__all__ = ["IDENTIFIER", "Dialect", "check_identifier"]
+__all__ = ["IDENTIFIER", "Dialect", "Fragment", "JsonSQL", "check_identifier"]
+
+#: A SQL fragment (with ``?`` placeholders) and its parameters.
+Fragment = tuple[str, list[Any]]
+#: A path into a JSON value: object member names and array positions.
+JsonPath = Sequence["str | int"]
+#: See :meth:`Dialect.text_search`.
+TextSearch = tuple[str, list[Any], str, list[Any], str, bool]
 
 #: What a schema, table or collection name may look like: lower-case ASCII, digits and
 #: underscores, starting with a letter or underscore, at most 63 characters (Postgres' limit).
@@ -37,6 +44,71 @@ def check_identifier(name: str, what: str = "identifier") -> str:
             "underscores, starting with a letter or underscore, at most 63 characters"
         )
     return name
+
+
+class JsonSQL:
+    """How one backend reads the values inside one JSON column, for the filter compiler
+    (:mod:`langchain_agentmem._search.filters`). Every method returns a SQL fragment with
+    ``?`` placeholders and its parameters; a path parameter is what :meth:`path` returns.
+
+    ``column`` is code (e.g. ``v.metadata``), never user input. ``exact``: the column holds
+    the exact JSON text of a value (strings may hold NUL or lone surrogates, compared as
+    :func:`~langchain_agentmem._encoding.json.clean_text` leaves them); otherwise it holds
+    a search copy that is already clean (a Postgres ``jsonb``).
+    """
+
+    def __init__(self, column: str = "v.metadata", *, exact: bool = False) -> None:
+        self.column = column
+        self.exact = exact
+
+    def path(self, parts: JsonPath) -> Any:
+        """The parameter naming the value at ``parts``."""
+        raise NotImplementedError
+
+    def is_number(self, p: Any) -> Fragment:
+        raise NotImplementedError
+
+    def is_string(self, p: Any) -> Fragment:
+        raise NotImplementedError
+
+    def is_bool(self, p: Any, value: bool) -> Fragment:
+        """The value is the JSON boolean ``value``."""
+        raise NotImplementedError
+
+    def is_null(self, p: Any) -> Fragment:
+        raise NotImplementedError
+
+    def is_object(self, p: Any) -> Fragment:
+        raise NotImplementedError
+
+    def is_array(self, p: Any) -> Fragment:
+        raise NotImplementedError
+
+    def exists(self, p: Any) -> Fragment:
+        raise NotImplementedError
+
+    def length(self, p: Any) -> Fragment:
+        """The number of members of the object or array at ``p``."""
+        raise NotImplementedError
+
+    def compare_number(self, p: Any, op: str, value: int | float) -> Fragment:
+        """The value is a number and ``number op value`` holds, compared exactly as
+        decimals (``op`` one of ``= < <= > >=``; ``value`` finite, integers within 64
+        bits; a float stands for its shortest decimal form, ``repr``)."""
+        raise NotImplementedError
+
+    def compare_string(self, p: Any, op: str, value: str) -> Fragment:
+        """The value is a string and compares by code point (``value`` clean)."""
+        raise NotImplementedError
+
+    def like(self, p: Any, pattern: str, ignore_case: bool) -> Fragment:
+        """The value is a string matching the LIKE ``pattern`` (``%``, ``_``, ``\\``)."""
+        raise NotImplementedError
+
+    def eq_hint(self, p: JsonPath, value: Any) -> Fragment | None:
+        """An extra condition, implied by equality with the scalar ``value``, that an
+        index of the column can serve; ``None`` when there is none."""
+        return None
 
 
 class Dialect:
@@ -164,6 +236,10 @@ class Dialect:
         raise NotImplementedError
 
     # -- JSON, time and vectors (LangGraph checkpointer and store) --------------------
+    def json_sql(self, column: str, *, exact: bool = False) -> JsonSQL:
+        """How this backend reads values inside the JSON ``column`` (see :class:`JsonSQL`)."""
+        raise NotImplementedError
+
     def json_entries(self, expr: str, key: str, alias: str) -> str:
         """A FROM item ``alias(key, value)`` over the members of the JSON object at
         ``expr``'s top-level ``key`` (``expr``, ``key`` and ``alias`` are code, never user
@@ -185,13 +261,23 @@ class Dialect:
         """A timestamp parameter as this backend stores it."""
         return value
 
-    def vector_param(self, values: Sequence[float]) -> Any:
+    def vector_param(self, values: Any) -> Any:
         """An embedding as a query parameter for a vector column."""
         raise NotImplementedError
 
     def cosine_distance(self, column: str) -> str | None:
         """SQL computing the cosine distance of vector ``column`` to one ``?`` parameter
         (a :meth:`vector_param`), or ``None`` when vectors are compared in Python."""
+        return self.vector_distance(column, "cosine")
+
+    # -- the vector index (see langchain_agentmem._search.vector_index) ---------------
+    #: The backend has an approximate (HNSW) index; without one every search is exact.
+    supports_ann: bool = False
+
+    def vector_distance(self, column: str, distance: str) -> str | None:
+        """SQL computing ``distance`` (``cosine``, ``l2``, ``inner_product``) of vector
+        ``column`` to one ``?`` parameter, or ``None`` when vectors are compared in
+        Python (blobs of little-endian float32)."""
         return None
 
     # -- schema ------------------------------------------------------------------------
@@ -211,4 +297,64 @@ class Dialect:
     def tables(self) -> Stmt:
         """A query listing the schema's tables (one name a row), the database's own
         internal tables left out."""
+        raise NotImplementedError
+
+    def vector_dims_is(self, column: str, dims: int) -> str:
+        """A condition (code, no parameters): vector ``column`` has ``dims`` dimensions."""
+        raise NotImplementedError
+
+    def row_handle(self, alias: str) -> str:
+        """A column that names one row of table ``alias`` within a statement's
+        transaction (the second step of a search whose distances are computed in
+        Python)."""
+        raise NotImplementedError
+
+    def ann_version_query(self) -> str | None:
+        """A query of one row and column: the ANN extension's version text."""
+        return None
+
+    def ann_cast(self, dims: int, version: tuple[int, ...]) -> str | None:
+        """The type an HNSW index of ``dims`` dimensions is built over (pgvector
+        ``version``), or ``None`` when such an index cannot be built."""
+        return None
+
+    def ann_index_ddl(
+        self,
+        name: str,
+        table: str,
+        column: str,
+        cast: str,
+        distance: str,
+        m: int,
+        ef_construction: int,
+        where: str,
+    ) -> str:
+        """``CREATE INDEX IF NOT EXISTS`` of a partial HNSW index (``where`` is code)."""
+        raise NotImplementedError
+
+    def ann_order(self, column: str, cast: str, distance: str) -> str:
+        """The ORDER BY expression (one ``?``: the query vector) the index serves."""
+        raise NotImplementedError
+
+    def ann_settings(
+        self, ef_search: int, iterative: str | None, max_scan_tuples: int
+    ) -> list[Any]:
+        """Statements (``(sql, params)``) setting the index's search parameters for the
+        rest of the transaction."""
+        return []
+
+    def relation_rows(self) -> str:
+        """A scalar SQL expression (one ``?``: a relation's qualified name): its
+        estimated row count, 0 when unknown."""
+        return "(0 * length(?))"
+
+    def qualified(self, name: str) -> str:
+        """The schema-qualified, quoted name of relation ``name`` as text (to pass to
+        :meth:`relation_rows`)."""
+        return self.table(check_identifier(name, "relation"))
+
+    def text_search(self, tokens: Sequence[str]) -> TextSearch:
+        """Full-text search of ``{vectors}`` rows ``v``: ``(from items, their parameters,
+        condition, its parameters, rank, whether a higher rank is better)``; query words
+        are OR-ed."""
         raise NotImplementedError

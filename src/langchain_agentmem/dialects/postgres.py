@@ -9,10 +9,125 @@ import psycopg
 from psycopg import sql as pgsql
 from psycopg.types.array import ListBinaryDumper
 
-from .base import Dialect, check_identifier
+from .base import Dialect, Fragment, JsonPath, JsonSQL, TextSearch, check_identifier
 from .statements import One, Raw, Stmt
 
-__all__ = ["PostgresDialect"]
+__all__ = ["PostgresDialect", "PostgresJson"]
+
+_DIST_OPERATOR = {"cosine": "<=>", "l2": "<->", "inner_product": "<#>"}
+_OPCLASS = {"cosine": "cosine_ops", "l2": "l2_ops", "inner_product": "ip_ops"}
+#: HNSW indexes ``vector`` up to 2,000 dimensions and ``halfvec`` (pgvector 0.7+) up to 4,000.
+_VECTOR_INDEX_MAX = 2000
+_HALFVEC_INDEX_MAX = 4000
+
+# Exact JSON text that holds an escape Postgres text cannot carry (NUL, a lone surrogate)
+# makes every json function fail on the whole document. Such a document is read through a
+# copy where those become U+FFFD: escaped backslashes are set aside (chr 1), surrogate
+# pairs marked (chr 2), the remaining \u0000 and lone surrogates replaced, the marks
+# undone. Only documents whose text holds a \u take that path.
+_SAFE_JSON = (
+    "CAST(replace(replace(regexp_replace(regexp_replace(replace(CAST({x} AS text), '\\\\', chr(1)), "
+    "'\\\\u(d[89ab][0-9a-f][0-9a-f])\\\\u(d[c-f][0-9a-f][0-9a-f])', chr(2) || 'u\\1' || chr(2) || 'u\\2', 'gi'), "
+    "'\\\\u(0000|d[89a-f][0-9a-f][0-9a-f])', '\\\\ufffd', 'gi'), chr(2), '\\'), chr(1), '\\\\') AS json)"
+)
+
+
+class PostgresJson(JsonSQL):
+    """A ``jsonb`` search column (``exact=False``) or a ``json`` column of exact text
+    (``exact=True``, read as its clean copy, see above); paths are ``text[]``
+    parameters."""
+
+    def __init__(self, column: str = "v.metadata", *, exact: bool = False) -> None:
+        if exact:
+            column = (
+                f"(CASE WHEN strpos(CAST({column} AS text), '\\u') = 0 THEN {column} "
+                f"ELSE {_SAFE_JSON.format(x=column)} END)"
+            )
+        super().__init__(column, exact=exact)
+
+    def path(self, parts: JsonPath) -> Any:
+        return [str(p) for p in parts]
+
+    def _at(self) -> str:
+        return f"({self.column} #> ?::text[])"
+
+    def _typeof(self) -> str:
+        return ("json_typeof" if self.exact else "jsonb_typeof") + "(" + self._at() + ")"
+
+    def is_number(self, p: Any) -> Fragment:
+        return f"{self._typeof()} = 'number'", [p]
+
+    def is_string(self, p: Any) -> Fragment:
+        return f"{self._typeof()} = 'string'", [p]
+
+    def is_bool(self, p: Any, value: bool) -> Fragment:
+        if self.exact:
+            return f"(CAST({self._at()} AS text) = ?)", [p, "true" if value else "false"]
+        return f"{self._at()} = ?::jsonb", [p, "true" if value else "false"]
+
+    def is_null(self, p: Any) -> Fragment:
+        return f"{self._typeof()} = 'null'", [p]
+
+    def is_object(self, p: Any) -> Fragment:
+        return f"{self._typeof()} = 'object'", [p]
+
+    def is_array(self, p: Any) -> Fragment:
+        return f"{self._typeof()} = 'array'", [p]
+
+    def exists(self, p: Any) -> Fragment:
+        return f"{self._at()} IS NOT NULL", [p]
+
+    def length(self, p: Any) -> Fragment:
+        fn = "json" if self.exact else "jsonb"
+        at = self._at()
+        return (
+            f"(CASE {fn}_typeof({at}) WHEN 'array' THEN {fn}_array_length({at}) "  # noqa: S608 (code only)
+            f"WHEN 'object' THEN (SELECT count(*) FROM {fn}_object_keys({at})) END)",
+            [p, p, p],
+        )
+
+    def compare_number(self, p: Any, op: str, value: int | float) -> Fragment:
+        # The operand goes as text: numeric parses it exactly (a float8 parameter would be
+        # rounded to 15 digits on the way).
+        if self.exact:
+            return (
+                f"((CASE WHEN json_typeof({self._at()}) = 'number' "
+                f"THEN CAST(CAST({self._at()} AS text) AS numeric) END) {op} CAST(? AS numeric))",
+                [p, p, repr(value)],
+            )
+        # jsonb numbers compare numerically with each other; no cast can fail.
+        return (
+            f"({self._typeof()} = 'number' AND {self._at()} {op} to_jsonb(CAST(? AS numeric)))",
+            [p, p, repr(value)],
+        )
+
+    def _string(self) -> tuple[str, int]:
+        return f"({self.column} #>> ?::text[])", 1
+
+    def compare_string(self, p: Any, op: str, value: str) -> Fragment:
+        text, n = self._string()
+        t_sql, t_params = self.is_string(p)
+        return f'({t_sql} AND ({text} COLLATE "C") {op} ?)', [*t_params, *[p] * n, value]
+
+    def like(self, p: Any, pattern: str, ignore_case: bool) -> Fragment:
+        text, n = self._string()
+        t_sql, t_params = self.is_string(p)
+        return (
+            f"({t_sql} AND {text} {'ILIKE' if ignore_case else 'LIKE'} ?)",
+            [*t_params, *[p] * n, pattern],
+        )
+
+    def eq_hint(self, p: JsonPath, value: Any) -> Fragment | None:
+        if self.exact:
+            return None  # no index on exact JSON text
+        # Containment of a scalar at a path is equality (numbers by value); the GIN
+        # (jsonb_path_ops) index on metadata serves it.
+        from .._encoding.json import dumps
+
+        doc: Any = value
+        for part in reversed(p):
+            doc = {part: doc}
+        return f"{self.column} @> ?::jsonb", [dumps(doc)]
 
 
 def _typed_list(name: str, element_oid: int, array_oid: int) -> type[list[Any]]:
@@ -49,6 +164,7 @@ class PostgresDialect(Dialect):
     supports_copy = True
     raw_options = {"prepare": False}
     supports_row_locks = True
+    supports_ann = True
 
     def table(self, name: str) -> str:
         return pgsql.Identifier(self.schema, name).as_string(None)
@@ -125,7 +241,7 @@ class PostgresDialect(Dialect):
     def now_plus_minutes(self, expr: str) -> str:
         return f"(now() + {expr} * interval '1 minute')"
 
-    def vector_param(self, values: Sequence[float]) -> Any:
+    def vector_param(self, values: Any) -> Any:
         try:
             from pgvector import Vector  # pgvector-python 0.4+
         except ImportError:  # 0.2 and 0.3 (langchain-postgres pins pgvector < 0.4)
@@ -174,4 +290,101 @@ class PostgresDialect(Dialect):
             "AND table_type = 'BASE TABLE' ORDER BY table_name",
             [self.schema],
             fetch=True,
+        )
+
+    def json_sql(self, column: str, *, exact: bool = False) -> JsonSQL:
+        return PostgresJson(column, exact=exact)
+
+    def vector_distance(self, column: str, distance: str) -> str | None:
+        return f"({column} {_DIST_OPERATOR[distance]} ?::vector)"
+
+    def vector_dims_is(self, column: str, dims: int) -> str:
+        return f"vector_dims({check_identifier(column, 'column')}) = {int(dims)}"
+
+    def row_handle(self, alias: str) -> str:
+        return f"{check_identifier(alias, 'alias')}.ctid"
+
+    def ann_version_query(self) -> str | None:
+        return "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+
+    def ann_cast(self, dims: int, version: tuple[int, ...]) -> str | None:
+        if dims <= _VECTOR_INDEX_MAX:
+            return f"vector({int(dims)})"
+        if dims <= _HALFVEC_INDEX_MAX and version >= (0, 7, 0):
+            return f"halfvec({int(dims)})"
+        return None  # too large for HNSW (halfvec needs pgvector 0.7): exact search only
+
+    def ann_index_ddl(
+        self,
+        name: str,
+        table: str,
+        column: str,
+        cast: str,
+        distance: str,
+        m: int,
+        ef_construction: int,
+        where: str,
+    ) -> str:
+        # DDL takes no parameters: identifiers quoted, integers as literals; the cast,
+        # the operator class and the predicate are code.
+        return (
+            pgsql.SQL(
+                "CREATE INDEX IF NOT EXISTS {index} ON {table} USING hnsw (({column}::{cast}) {opclass}) "
+                "WITH (m = {m}, ef_construction = {ef}) WHERE {where}"
+            )
+            .format(
+                index=pgsql.Identifier(check_identifier(name, "index")),
+                table=pgsql.Identifier(self.schema, check_identifier(table, "table")),
+                column=pgsql.Identifier(check_identifier(column, "column")),
+                cast=pgsql.SQL(cast),
+                opclass=pgsql.SQL(cast.split("(")[0] + "_" + _OPCLASS[distance]),
+                m=pgsql.Literal(int(m)),
+                ef=pgsql.Literal(int(ef_construction)),
+                where=pgsql.SQL(where),
+            )
+            .as_string(None)
+        )
+
+    def ann_order(self, column: str, cast: str, distance: str) -> str:
+        return f"({column}::{cast}) {_DIST_OPERATOR[distance]} (?::vector)::{cast}"
+
+    def ann_settings(
+        self, ef_search: int, iterative: str | None, max_scan_tuples: int
+    ) -> list[Any]:
+        # Custom plans only: a generic plan of a prepared statement cannot see how many
+        # rows the scope holds and may trade the HNSW index for a scan of the scope.
+        out: list[Any] = [
+            (
+                "SELECT set_config('hnsw.ef_search', ?, true), "
+                "set_config('plan_cache_mode', 'force_custom_plan', true)",
+                [str(min(int(ef_search), 1000))],
+            )
+        ]
+        if iterative is not None:
+            out.append(
+                (
+                    "SELECT set_config('hnsw.iterative_scan', ?, true), "
+                    "set_config('hnsw.max_scan_tuples', ?, true)",
+                    [iterative, str(int(max_scan_tuples))],
+                )
+            )
+        return out
+
+    def relation_rows(self) -> str:
+        return (
+            "coalesce((SELECT CASE WHEN reltuples > 0 THEN reltuples END FROM pg_class "
+            "WHERE oid = to_regclass(?)), 0)"
+        )
+
+    def qualified(self, name: str) -> str:
+        return self.table(check_identifier(name, "relation"))
+
+    def text_search(self, tokens: Sequence[str]) -> TextSearch:
+        return (
+            ", to_tsquery('simple', ?) tq",
+            [" | ".join(tokens)],
+            "v.tsv @@ tq",
+            [],
+            "ts_rank_cd(v.tsv, tq)",
+            True,
         )

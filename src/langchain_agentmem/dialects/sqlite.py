@@ -5,12 +5,121 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from .base import Dialect, check_identifier
+from .base import Dialect, Fragment, JsonPath, JsonSQL, TextSearch, check_identifier
 from .statements import One, Raw, Stmt
 
-__all__ = ["SQLiteDialect", "split_script"]
+__all__ = ["SQLiteDialect", "SQLiteJson", "split_script"]
+
+
+class SQLiteJson(JsonSQL):
+    """A JSON text column; paths are ``$."a"[0]`` parameters. Exact JSON holding a NUL
+    (``\\u0000``) is read as a copy where it is U+FFFD, as the clean operands hold it."""
+
+    def __init__(self, column: str = "v.metadata", *, exact: bool = False) -> None:
+        if exact:
+            column = (
+                f"(CASE WHEN instr({column}, '\\u0000') = 0 THEN {column} ELSE "
+                f"replace(replace(replace({column}, '\\\\', char(1)), '\\u0000', '\\ufffd'), "
+                f"char(1), '\\\\') END)"
+            )
+        super().__init__(column, exact=exact)
+
+    def path(self, parts: JsonPath) -> Any:
+        out = ["$"]
+        for part in parts:
+            out.append(f"[{part}]" if isinstance(part, int) else f'."{part}"')
+        return "".join(out)
+
+    def _type(self) -> str:
+        return f"json_type({self.column}, ?)"
+
+    def is_number(self, p: Any) -> Fragment:
+        return f"{self._type()} IN ('integer', 'real')", [p]
+
+    def is_string(self, p: Any) -> Fragment:
+        return f"{self._type()} = 'text'", [p]
+
+    def is_bool(self, p: Any, value: bool) -> Fragment:
+        return f"{self._type()} = ?", [p, "true" if value else "false"]
+
+    def is_null(self, p: Any) -> Fragment:
+        return f"{self._type()} = 'null'", [p]
+
+    def is_object(self, p: Any) -> Fragment:
+        return f"{self._type()} = 'object'", [p]
+
+    def is_array(self, p: Any) -> Fragment:
+        return f"{self._type()} = 'array'", [p]
+
+    def exists(self, p: Any) -> Fragment:
+        return f"{self._type()} IS NOT NULL", [p]
+
+    def length(self, p: Any) -> Fragment:
+        return f"(SELECT count(*) FROM json_each({self.column}, ?))", [p]  # noqa: S608 (code only)
+
+    def compare_number(self, p: Any, op: str, value: int | float) -> Fragment:
+        # SQLite reads an integer beyond 64 bits as the nearest REAL (json_type still
+        # says 'integer'); where that REAL ties with the operand, the integer's JSON text
+        # decides: sign, then number of digits, then digits.
+        x = f"json_extract({self.column}, ?)"
+        # A float stands for its shortest decimal form (as on Postgres, where numbers are
+        # compared as decimals): 2.0**63 is 9223372036854776000.
+        exact = str(int(Decimal(repr(value)))) if float(value).is_integer() else "0"
+        lit = f"({self.column} -> ?)"
+        digits = f"ltrim({lit}, '-')"
+        cmp = (
+            f"((CASE WHEN substr({lit}, 1, 1) = '-' THEN -1 ELSE 1 END) * "
+            f"(CASE WHEN length({digits}) <> length(?) THEN "
+            f"(CASE WHEN length({digits}) > length(?) THEN 1 ELSE -1 END) "
+            f"WHEN {digits} > ? THEN 1 WHEN {digits} < ? THEN -1 ELSE 0 END))"
+        )
+        a = exact.lstrip("-")
+        return (
+            f"({self._type()} IN ('integer', 'real') AND (CASE WHEN typeof({x}) = 'real' "
+            f"AND {self._type()} = 'integer' AND {x} = ? THEN {cmp} {op} 0 ELSE {x} {op} ? END))",
+            [p, p, p, p, value, p, p, a, p, a, p, a, p, a, p, value],
+        )
+
+    def _string(self) -> str:
+        return f"json_extract({self.column}, ?)"
+
+    def compare_string(self, p: Any, op: str, value: str) -> Fragment:
+        return f"({self._type()} = 'text' AND {self._string()} {op} ?)", [p, p, value]
+
+    def like(self, p: Any, pattern: str, ignore_case: bool) -> Fragment:
+        if ignore_case:  # SQLite's LIKE folds ASCII case; it has no other wildcards
+            return (
+                f"({self._type()} = 'text' AND {self._string()} LIKE ? ESCAPE '\\')",
+                [p, p, pattern],
+            )
+        return f"({self._type()} = 'text' AND {self._string()} GLOB ?)", [
+            p,
+            p,
+            _like_to_glob(pattern),
+        ]
+
+
+def _like_to_glob(pattern: str) -> str:
+    out: list[str] = []
+    it = iter(pattern)
+    for ch in it:
+        if ch == "\\":
+            nxt = next(it, "\\")
+            out.append(_glob_literal(nxt))
+        elif ch == "%":
+            out.append("*")
+        elif ch == "_":
+            out.append("?")
+        else:
+            out.append(_glob_literal(ch))
+    return "".join(out)
+
+
+def _glob_literal(ch: str) -> str:
+    return f"[{ch}]" if ch in "*?[" else ch
 
 
 class SQLiteDialect(Dialect):
@@ -64,6 +173,26 @@ class SQLiteDialect(Dialect):
         write transaction that reads and then writes is never interleaved with another."""
         return None
 
+    def json_sql(self, column: str, *, exact: bool = False) -> JsonSQL:
+        return SQLiteJson(column, exact=exact)
+
+    def vector_dims_is(self, column: str, dims: int) -> str:
+        return f"length({check_identifier(column, 'column')}) = {4 * int(dims)}"
+
+    def row_handle(self, alias: str) -> str:
+        return f"{check_identifier(alias, 'alias')}.rowid"
+
+    def text_search(self, tokens: Sequence[str]) -> TextSearch:
+        match = " OR ".join(f'"{t}"' for t in tokens)
+        return (
+            " JOIN {vectors_fts} ON {vectors_fts}.rowid = v.rowid",
+            [],
+            "{vectors_fts} MATCH ?",
+            [match],
+            "bm25({vectors_fts})",
+            False,
+        )
+
     def json_entries(self, expr: str, key: str, alias: str) -> str:
         check_identifier(key, "JSON key")
         check_identifier(alias, "alias")
@@ -87,9 +216,11 @@ class SQLiteDialect(Dialect):
 
         return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+00:00"
 
-    def vector_param(self, values: Sequence[float]) -> Any:
+    def vector_param(self, values: Any) -> Any:
         from array import array
 
+        if hasattr(values, "astype"):  # a numpy array
+            return values.astype("<f4").tobytes()
         return array("f", values).tobytes()
 
     def migration_prologue(self) -> list[Raw]:

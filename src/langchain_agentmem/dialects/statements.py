@@ -13,10 +13,10 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
-__all__ = ["Body", "Copy", "Many", "One", "Op", "Raw", "Stmt"]
+__all__ = ["Body", "Copy", "Many", "One", "Op", "Raw", "Stmt", "in_key_order"]
 
 T = TypeVar("T")
 
@@ -62,3 +62,16 @@ class Raw(NamedTuple):
 
 Op = Stmt | One | Many | Copy | Raw
 Body = Generator[Op, Any, T]
+
+
+def in_key_order(rows: Iterable[T], key: Callable[[T], Any]) -> list[T]:
+    """``rows`` sorted by their primary key (``key`` of a row), for a statement that
+    writes or locks them: writers that lock rows in one order cannot deadlock each other
+    (two batches locking the same keys in their callers' orders can). Write the rows in
+    this order (``INSERT ... SELECT ... ORDER BY`` the key, or in the list's order).
+
+    Example:
+        >>> in_key_order([("b", 1), ("a", 2)], key=lambda r: r[0])
+        [('a', 2), ('b', 1)]
+    """
+    return sorted(rows, key=key)
