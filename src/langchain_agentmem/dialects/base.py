@@ -15,7 +15,9 @@ __all__ = ["IDENTIFIER", "Dialect", "check_identifier"]
 
 #: What a schema, table or collection name may look like: lower-case ASCII, digits and
 #: underscores, starting with a letter or underscore, at most 63 characters (Postgres' limit).
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: Anchored with ``\Z`` (``$`` would also match before a final newline); match it with
+#: ``fullmatch``.
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
 
 _FORMATTER = string.Formatter()
 
@@ -30,8 +32,12 @@ def check_identifier(name: str, what: str = "identifier") -> str:
         Traceback (most recent call last):
         ...
         ValueError: invalid schema name 'x; drop table': expected lower-case letters, digits and underscores, starting with a letter or underscore, at most 63 characters
+        >>> check_identifier("agent_mem\\n", "schema")
+        Traceback (most recent call last):
+        ...
+        ValueError: invalid schema name 'agent_mem\\n': expected lower-case letters, digits and underscores, starting with a letter or underscore, at most 63 characters
     """
-    if not isinstance(name, str) or not IDENTIFIER.match(name):
+    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
         raise ValueError(
             f"invalid {what} name {name!r}: expected lower-case letters, digits and "
             "underscores, starting with a letter or underscore, at most 63 characters"
