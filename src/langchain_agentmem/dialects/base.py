@@ -181,6 +181,12 @@ class Dialect:
         """An embedding as a query parameter for a vector column."""
         raise NotImplementedError
 
+    def lock_in_order(self, column: str) -> str | None:
+        """The end of a ``SELECT`` that locks the rows it reads for update, in the byte
+        order of ``column``; ``None`` where a writer holds the whole database (SQLite), so
+        there is nothing to lock row by row."""
+        return None
+
     def cosine_distance(self, column: str) -> str | None:
         """SQL computing the cosine distance of vector ``column`` to one ``?`` parameter
         (a :meth:`vector_param`), or ``None`` when vectors are compared in Python."""
