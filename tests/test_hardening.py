@@ -24,7 +24,6 @@ from langchain_agentmem import ChatMessageHistory, Engine, connect
 
 from conftest import fresh_schema
 
-
 # -- 1. a cancelled async write ends its transaction ----------------------------------
 
 
@@ -439,3 +438,115 @@ def test_yield_keys_pages_through_many_keys(engine: Engine) -> None:
     store.mset([(k, b"") for k in reversed(keys)])
     assert list(store.yield_keys()) == keys
     assert list(store.yield_keys(prefix="k0100")) == keys[1000:1010]
+
+
+# -- 7. misuse gets messages that say what to do --------------------------------------
+
+
+async def test_using_a_class_before_migrate_names_migrate(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    from langchain_core.documents import Document
+
+    from langchain_agentmem import DocumentStore
+    from langchain_agentmem.engine import NotMigratedError
+
+    from conftest import make_engine
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
+    engine = make_engine(backend, url, tmp_path)
+    history = ChatMessageHistory(engine, "s")
+    expected = r"(no such table|does not exist).*call engine\.migrate\(\)"
+    with pytest.raises(NotMigratedError, match=expected):
+        history.add_messages([HumanMessage("x")])
+    with pytest.raises(NotMigratedError, match=expected):
+        await history.aget_messages()
+    with pytest.raises(NotMigratedError, match=expected):
+        DocumentStore(engine).mset([("k", Document("x"))])
+    engine.migrate()
+    history.add_messages([HumanMessage("x")])  # and nothing is wrong afterwards
+    await engine.aclose()
+    engine.close()
+
+
+def test_closed_in_memory_engine_raises_instead_of_starting_empty() -> None:
+    engine = connect("sqlite://")
+    engine.migrate()
+    ChatMessageHistory(engine, "s").add_messages([HumanMessage("hi")])
+    engine.close()
+    with pytest.raises(RuntimeError, match="in-memory SQLite engine is closed"):
+        _ = ChatMessageHistory(engine, "s").messages
+
+
+async def test_closed_in_memory_engine_raises_async() -> None:
+    engine = connect("sqlite://")
+    await engine.amigrate()
+    await engine.aclose()
+    with pytest.raises(RuntimeError, match="in-memory SQLite engine is closed"):
+        await ChatMessageHistory(engine, "s").aget_messages()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite:///", "no file path after sqlite:///"),
+        ("sqlite:///d.db?mode=rx", "unsupported SQLite URL parameter mode='rx'"),
+        ("sqlite:///d.db?journal=off", "unsupported SQLite URL parameter journal="),
+    ],
+)
+def test_bad_sqlite_urls_fail_in_connect(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        connect(url)
+
+
+def test_read_only_sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with connect("sqlite:///d.db") as engine:
+        engine.migrate()
+        ChatMessageHistory(engine, "s").add_messages([HumanMessage("kept")])
+    with connect("sqlite:///d.db?mode=ro") as engine:
+        history = ChatMessageHistory(engine, "s")
+        assert [m.content for m in history.messages] == ["kept"]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            history.add_messages([HumanMessage("refused")])
+    assert sorted(p.name for p in tmp_path.iterdir() if "?" in p.name) == []
+    with (
+        connect("sqlite:///missing.db?mode=ro") as engine,
+        pytest.raises(sqlite3.OperationalError, match="unable to open"),
+    ):
+        engine.migrate()
+    assert not (tmp_path / "missing.db").exists()
+
+
+@pytest.mark.parametrize("schema", ["agent_mem\n", "\nagent_mem", "a\x00"])
+def test_schema_names_with_a_newline_are_refused(schema: str) -> None:
+    with pytest.raises(ValueError, match="invalid schema name"):
+        connect("sqlite://", schema=schema)
+
+
+# -- 8. secrets never shown -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://me:s3cretpw@127.0.0.1:1/db",
+        "postgresql://me@127.0.0.1:1/db?password=s3cretpw",
+        "postgresql://me@127.0.0.1:1/db?sslmode=disable&password=s3cretpw&connect_timeout=2",
+        "postgresql://me:s3cret%40pw@127.0.0.1:1/db",
+    ],
+)
+def test_passwords_in_urls_stay_out_of_repr_and_errors(url: str) -> None:
+    engine = connect(url, timeout=2)
+    assert "s3cret" not in repr(engine)
+    with pytest.raises(ConnectionError) as caught:
+        engine.migrate()
+    assert "s3cret" not in str(caught.value)
+    assert "***" in repr(engine)
+
+
+def test_libpq_keyword_string_is_not_echoed() -> None:
+    with pytest.raises(ValueError, match="unsupported database URL") as caught:
+        connect("host=db.example.com user=me password=s3cretpw dbname=x")
+    assert "s3cretpw" not in str(caught.value)
+    assert "password=***" in str(caught.value)

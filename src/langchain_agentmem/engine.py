@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ._backends.base import AsyncTransaction, Backend, PoolConfig, Transaction, redact
+from ._backends.base import (
+    AsyncTransaction,
+    Backend,
+    NotMigratedError,
+    PoolConfig,
+    Transaction,
+    redact,
+)
 from ._backends.postgres import PostgresBackend
 from ._backends.sqlite import SQLiteBackend
 from ._core.migrations import migrate_plan, version_plan
@@ -36,6 +43,7 @@ from .dialects import Dialect, PostgresDialect, SQLiteDialect, check_identifier
 __all__ = [
     "AsyncTransaction",
     "Engine",
+    "NotMigratedError",
     "PoolConfig",
     "Transaction",
     "connect",

@@ -16,7 +16,17 @@ from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 from ..dialects import Dialect, SQLiteDialect
 
-__all__ = ["AsyncTransaction", "Backend", "PoolConfig", "Transaction", "redact", "run_to_end", "scrub"]
+__all__ = [
+    "AsyncTransaction",
+    "Backend",
+    "NotMigratedError",
+    "PoolConfig",
+    "Transaction",
+    "not_migrated",
+    "redact",
+    "run_to_end",
+    "scrub",
+]
 
 Params = Sequence[Any]
 T = TypeVar("T")
@@ -92,6 +102,32 @@ def scrub(message: str, url: str) -> str:
         for form in {password, quote(password, safe=""), quote_plus(password)}:
             message = message.replace(form, "***")
     return message
+
+
+class NotMigratedError(RuntimeError):
+    """A table of the schema does not exist: ``engine.migrate()`` has not been run on this
+    database (or schema), or not since this version of the package added the table."""
+
+
+def not_migrated(exc: BaseException) -> NotMigratedError | None:
+    """The error to raise instead of ``exc`` when ``exc`` is the driver saying that a table
+    does not exist (``no such table`` / ``relation ... does not exist``), else ``None``."""
+    import sqlite3
+
+    missing = isinstance(exc, sqlite3.OperationalError) and str(exc).startswith("no such table")
+    if not missing:
+        try:
+            from psycopg import errors
+        except ImportError:  # pragma: no cover (psycopg is a dependency)
+            return None
+        missing = isinstance(exc, errors.UndefinedTable)
+    if not missing:
+        return None
+    reason = str(exc).strip().splitlines()[0]
+    return NotMigratedError(
+        f"{reason}: the schema is not migrated; call engine.migrate() (or await "
+        "engine.amigrate(), or run `agentmem migrate URL`) once before using memory classes"
+    )
 
 
 async def run_to_end(fn: Callable[[], T], interrupt: Callable[[], None] | None = None) -> T:

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..dialects import Dialect
-from .base import AsyncTransaction, Backend, PoolConfig, Transaction, redact, scrub
+from .base import AsyncTransaction, Backend, PoolConfig, Transaction, not_migrated, redact, scrub
 
 __all__ = ["PostgresBackend"]
 
@@ -251,6 +251,9 @@ class PostgresBackend(Backend):
         except Exception as exc:
             if self._lost(conn, exc):
                 raise self._dead(pool, exc) from exc
+            missing = not_migrated(exc)
+            if missing is not None:
+                raise missing from exc
             raise
 
     @contextlib.asynccontextmanager
@@ -275,6 +278,9 @@ class PostgresBackend(Backend):
         except Exception as exc:
             if self._lost(conn, exc):
                 raise await self._adead(pool, exc) from exc
+            missing = not_migrated(exc)
+            if missing is not None:
+                raise missing from exc
             raise
 
     def after_migrate(self) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from ..dialects import Dialect
-from .base import AsyncTransaction, Backend, PoolConfig, Transaction, run_to_end
+from .base import AsyncTransaction, Backend, PoolConfig, Transaction, not_migrated, run_to_end
 
 __all__ = ["SQLiteBackend"]
 
@@ -132,10 +132,8 @@ class SQLiteBackend(Backend):
         self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
     ) -> Iterator[Transaction]:
         readonly = not write
-        locked = False
         if not readonly and not self._write_lock.acquire(timeout=self.timeout):
             raise TimeoutError(f"no SQLite write lock within {self.timeout} s")
-        locked = not readonly
         try:
             conn = self._acquire()
             try:
@@ -148,8 +146,13 @@ class SQLiteBackend(Backend):
                     self._end(conn, ok)
             finally:
                 self._release(conn)
+        except Exception as exc:
+            missing = not_migrated(exc)
+            if missing is not None:
+                raise missing from exc
+            raise
         finally:
-            if locked:
+            if not readonly:
                 self._write_lock.release()
 
     async def _await_lock(self) -> None:
@@ -194,6 +197,11 @@ class SQLiteBackend(Backend):
                     await run_to_end(lambda: self._end(conn, ok))
             finally:
                 self._release(conn)
+        except Exception as exc:
+            missing = not_migrated(exc)
+            if missing is not None:
+                raise missing from exc
+            raise
         finally:
             if not readonly:
                 self._write_lock.release()

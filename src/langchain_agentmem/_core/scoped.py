@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,7 +34,7 @@ _KEYS = [("key", "text")]
 def in_key_order(rows: Iterable[R], key: Callable[[R], Any]) -> list[R]:
     """``rows`` sorted by ``key(row)``, one row per key: a later row wins over an earlier
     one with the same key (as when the rows are written one after the other)."""
-    last: dict[Hashable, R] = {}
+    last: dict[Any, R] = {}
     for row in rows:
         last[key(row)] = row
     return [last[k] for k in sorted(last)]
