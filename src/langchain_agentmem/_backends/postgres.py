@@ -9,7 +9,8 @@ Two things a pool alone does not do, done here:
   of waiting the pool's timeout) until the server is back, when a fresh pool opens. If
   the server is there (one connection was killed, or it restarted), the pool's dead idle
   connections are dropped and the error is raised as a ``ConnectionError`` too: the
-  transaction was not committed, and the next call works.
+  transaction was not committed, and the next call works. (A pool time-out with the
+  server there is a busy pool, raised as it is.)
 * **A program that never closes the engine exits.** Each async pool has a guard task in
   its event loop; ``asyncio.run`` cancels every task when the program's coroutine
   returns, and the guard then closes the pool, which stops its worker tasks. (Without it,
@@ -200,8 +201,9 @@ class PostgresBackend(Backend):
             return False
         return conn is None or conn.closed or conn.broken
 
-    def _dead(self, pool: Any, exc: BaseException) -> ConnectionError:
-        """The error to raise for a lost connection; drops ``pool`` if the server is down."""
+    def _dead(self, pool: Any, conn: Any, exc: BaseException) -> ConnectionError | None:
+        """The error to raise for a lost connection (``None``: raise ``exc`` itself, the
+        pool being only busy); drops ``pool`` if the server is down."""
         try:
             self._probe()
         except ConnectionError as down:
@@ -210,11 +212,13 @@ class PostgresBackend(Backend):
                     self._pool = None
             pool.close(timeout=0)
             return down
+        if conn is None:  # the server is there: the pool was only busy
+            return None
         with contextlib.suppress(Exception):
             pool.check()  # the server is back: drop the idle connections that died
         return self._error("lost the connection to", exc)
 
-    async def _adead(self, pool: Any, exc: BaseException) -> ConnectionError:
+    async def _adead(self, pool: Any, conn: Any, exc: BaseException) -> ConnectionError | None:
         try:
             await self._aprobe()
         except ConnectionError as down:
@@ -224,6 +228,8 @@ class PostgresBackend(Backend):
             else:
                 await pool.close(timeout=0)
             return down
+        if conn is None:
+            return None
         with contextlib.suppress(Exception):
             await pool.check()
         return self._error("lost the connection to", exc)
@@ -249,8 +255,9 @@ class PostgresBackend(Backend):
                     self._set_tenant(conn, user_id)
                     yield Transaction(conn, dialect, user_id)
         except Exception as exc:
-            if self._lost(conn, exc):
-                raise self._dead(pool, exc) from exc
+            lost = self._dead(pool, conn, exc) if self._lost(conn, exc) else None
+            if lost is not None:
+                raise lost from exc
             missing = not_migrated(exc)
             if missing is not None:
                 raise missing from exc
@@ -276,8 +283,9 @@ class PostgresBackend(Backend):
                         )
                     yield AsyncTransaction(conn, dialect, user_id, threaded=False)
         except Exception as exc:
-            if self._lost(conn, exc):
-                raise await self._adead(pool, exc) from exc
+            lost = await self._adead(pool, conn, exc) if self._lost(conn, exc) else None
+            if lost is not None:
+                raise lost from exc
             missing = not_migrated(exc)
             if missing is not None:
                 raise missing from exc
