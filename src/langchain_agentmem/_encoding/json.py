@@ -99,15 +99,19 @@ def _non_finite(path: str, item: float) -> str:
     return f"{path} is {item!r}: JSON has no NaN or infinity (store it as a string or None)"
 
 
+_decode = json.JSONDecoder().decode
+
+
 def loads(value: Any) -> Any:
     """Parse JSON text; values a driver already parsed (Postgres ``json``) pass through."""
-    if isinstance(value, (bytes, bytearray)):
-        value = value.decode("utf-8")
-    if not isinstance(value, str):
-        return value
-    if "\\uD" in value and _SPLIT_PAIR.search(value):
+    if type(value) is not str:
+        if not isinstance(value, (str, bytes, bytearray)):
+            return value
+        value = value.decode("utf-8") if not isinstance(value, str) else value
+    first = value.find("\\")  # a one-character search is the fast one
+    if first >= 0 and value.find("\\uD", first) >= 0 and _SPLIT_PAIR.search(value, first):
         return _loads_split_pairs(value)
-    return json.loads(value)
+    return _decode(value)
 
 
 def _loads_split_pairs(text: str) -> Any:
