@@ -202,22 +202,23 @@ async def test_non_finite_numbers_are_refused_at_write_time(engine: Engine, bad:
 
     docs = DocumentStore(engine, "nan")
     with pytest.raises(
-        ValueError, match=r"\['metadata'\]\['score'\]: .*(NaN|Infinity) is not valid JSON"
+        ValueError,
+        match=r"\['metadata'\]\['score'\] is (nan|inf|-inf): JSON has no NaN or infinity",
     ):
         docs.mset([("k", Document("x", metadata={"score": bad}))])
-    with pytest.raises(ValueError, match=r"\['metadata'\]\['score'\]: .*is not valid JSON"):
+    with pytest.raises(ValueError, match=r"\['metadata'\]\['score'\] is .*: JSON has no NaN"):
         await docs.amset([("k", Document("x", metadata={"score": bad}))])
     assert docs.mget(["k"]) == [None]  # nothing written
     store = LangGraphStore(engine)
-    with pytest.raises(ValueError, match=r"\['v'\]\[1\]: .*is not valid JSON"):
+    with pytest.raises(ValueError, match=r"\['v'\]\[1\] is .*: JSON has no NaN"):
         store.put(("ns",), "k", {"v": [1, bad]})
-    with pytest.raises(ValueError, match="is not valid JSON"):
+    with pytest.raises(ValueError, match="JSON has no NaN or infinity"):
         await store.aput(("ns",), "k", {"v": [1, bad]})
     assert store.get(("ns",), "k") is None
     graph = GraphMemory(engine)
-    with pytest.raises(ValueError, match=r"\['w'\]: .*is not valid JSON"):
+    with pytest.raises(ValueError, match=r"\['w'\] is .*: JSON has no NaN"):
         graph.add_triple("a", "r", "b", properties={"w": bad})
-    with pytest.raises(ValueError, match="is not valid JSON"):
+    with pytest.raises(ValueError, match="JSON has no NaN or infinity"):
         await graph.aadd_triple("a", "r", "b", properties={"w": bad})
 
 
@@ -228,7 +229,7 @@ def test_checkpoint_metadata_with_nan_is_refused(engine: Engine) -> None:
 
     saver = CheckpointSaver(engine)
     config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
-    with pytest.raises(ValueError, match=r"\['score'\]: NaN is not valid JSON"):
+    with pytest.raises(ValueError, match=r"\['score'\] is nan: JSON has no NaN or infinity"):
         saver.put(config, empty_checkpoint(), {"score": float("nan")}, {})  # type: ignore[arg-type]
     assert saver.get_tuple(config) is None  # type: ignore[arg-type]
 
@@ -365,7 +366,7 @@ def test_rows_written_before_migration_5_stay_readable(
             ],
         )
     monkeypatch.setattr(migrations, "load_migrations", real)
-    assert engine.migrate() == [5]
+    assert engine.migrate()[0] == 5  # and the ones after it
     docs, raw = (
         DocumentStore(engine, "ns", user_id="alice"),
         ByteStore(engine, "ns", user_id="alice"),
