@@ -23,13 +23,13 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from langchain_core.documents import Document
 from langchain_core.stores import BaseStore
 
-from ._core.plan import Atomic, Plan, Sql, Stmt, dual
+from ._core.plan import Atomic, Page, Plan, Sql, Stmt, dual, paged
 from ._core.scoped import Scope, delete_in_key_order, upsert_in_key_order
 from ._encoding.json import dumps, loads
 from ._encoding.keys import decode_key, encode_key
@@ -155,37 +155,22 @@ class _KeyValueStore(BaseStore[str, V], Generic[V]):
 
     amdelete = mdelete.async_
 
-    @dual
-    def _keys_page(self, prefix: str | None, after: str | None) -> Plan[list[str]]:
+    @paged
+    def yield_keys(self, *, prefix: str | None = None) -> Plan[Page[str]]:
+        """Keys in order, those starting with ``prefix`` (literally) when given. Read
+        :data:`KEYS_PAGE` at a time, each page in a statement of its own."""
+        return self._keys_page(prefix, None)
+
+    ayield_keys = yield_keys.async_
+
+    def _keys_page(self, prefix: str | None, after: str | None) -> Plan[Page[str]]:
         query, params = keys_query(
             self.engine.dialect, self._uid, self._ns, self.kind, prefix, after
         )
         (rows,) = yield Sql([Stmt(query, params, fetch=True)], readonly=True)
-        return [r[0] for r in rows]
-
-    _akeys_page = _keys_page.async_
-
-    def yield_keys(self, *, prefix: str | None = None) -> Iterator[str]:
-        """Keys in order, those starting with ``prefix`` (literally) when given. Read
-        :data:`KEYS_PAGE` at a time, each page in a statement of its own."""
-        after: str | None = None
-        while True:
-            page = self._keys_page(prefix, after)
-            yield from map(decode_key, page)
-            if len(page) < KEYS_PAGE:
-                return
-            after = page[-1]
-
-    async def ayield_keys(self, *, prefix: str | None = None) -> AsyncIterator[str]:
-        """Async form of :meth:`yield_keys`."""
-        after: str | None = None
-        while True:
-            page = await self._akeys_page(prefix, after)
-            for key in map(decode_key, page):
-                yield key
-            if len(page) < KEYS_PAGE:
-                return
-            after = page[-1]
+        keys = [r[0] for r in rows]
+        following = self._keys_page(prefix, keys[-1]) if len(keys) == KEYS_PAGE else None
+        return [decode_key(k) for k in keys], following
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(namespace={self.namespace!r}, user_id={self.user_id!r})"
