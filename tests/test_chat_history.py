@@ -167,7 +167,7 @@ def test_ten_megabyte_message(engine: Engine) -> None:
         "nul\x00in the middle",
         "\ud800",
         "😀" * 100,
-        "x" * 5000,
+        "x" * 510,  # keys are at most 512 bytes (issue 11); the test appends a "\\" (2 bytes)
         "'; DROP TABLE events; --",
     ],
 )

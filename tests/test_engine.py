@@ -25,9 +25,12 @@ def test_sqlite_memory_url_is_transient() -> None:
     engine.migrate()
     ChatMessageHistory(engine, "s").add_messages([HumanMessage("hi")])
     assert len(ChatMessageHistory(engine, "s").messages) == 1
-    engine.close()
-    engine.migrate()  # a new, empty in-memory database
-    assert ChatMessageHistory(engine, "s").messages == []
+    engine.close()  # the database is gone with its connection: later use raises (issue 11)
+    with pytest.raises(RuntimeError, match="in-memory SQLite engine is closed"):
+        engine.migrate()
+    fresh = connect("sqlite://")  # a new engine is a new, empty database
+    fresh.migrate()
+    assert ChatMessageHistory(fresh, "s").messages == []
 
 
 def test_sqlite_file_persists_across_engines(tmp_path: Path) -> None:

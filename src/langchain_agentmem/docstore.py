@@ -23,12 +23,14 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from langchain_core.documents import Document
 from langchain_core.stores import BaseStore
 
+from ._core.plan import Atomic, Page, Plan, Sql, Stmt, dual, paged
+from ._core.scoped import Scope, delete_in_key_order, upsert_in_key_order
 from ._encoding.json import dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
@@ -40,6 +42,10 @@ V = TypeVar("V")
 Query = tuple[str, list[Any]]
 
 _KEYS = [("key", "text")]
+#: The rows of one store: a user's namespace of one kind (documents or bytes).
+SCOPE = Scope("documents", ("user_id", "namespace", "kind"), "key")
+#: Keys read per statement by ``yield_keys``.
+KEYS_PAGE = 1000
 
 
 # -- query builders (pure) ------------------------------------------------------------
@@ -55,38 +61,34 @@ def get_query(
     )
 
 
-def set_query() -> str:
-    return (
-        "INSERT INTO {documents} (user_id, namespace, key, kind, value, document) VALUES (?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (user_id, namespace, key) DO UPDATE SET kind = excluded.kind, value = excluded.value, "
-        "document = excluded.document, updated_at = {now}"
-    )
-
-
-def delete_query(dialect: Dialect, user_id: str, namespace: str, keys: Sequence[str]) -> Query:
-    return (
-        "DELETE FROM {documents} WHERE user_id = ? AND namespace = ? "  # noqa: S608 (dialect fragment)
-        "AND key IN (SELECT m.key FROM " + dialect.unnest(_KEYS) + ")",
-        [user_id, namespace, *dialect.unnest_params(_KEYS, [(k,) for k in keys])],
-    )
-
-
 def keys_query(
-    dialect: Dialect, user_id: str, namespace: str, kind: str, prefix: str | None
+    dialect: Dialect,
+    user_id: str,
+    namespace: str,
+    kind: str,
+    prefix: str | None,
+    after: str | None = None,
+    limit: int = KEYS_PAGE,
 ) -> Query:
+    """Stored keys in order, those starting with ``prefix``, after ``after``, ``limit`` of them."""
     query = "SELECT key FROM {documents} WHERE user_id = ? AND namespace = ? AND kind = ?"
     params: list[Any] = [user_id, namespace, kind]
     if prefix:
         query += " AND " + dialect.starts_with("key")
         params += dialect.starts_with_params(encode_key(prefix))
-    return query + " ORDER BY key", params
+    if after is not None:
+        query += " AND key > ?"
+        params.append(after)
+    return query + " ORDER BY key LIMIT ?", [*params, limit]
 
 
 # -- the stores -----------------------------------------------------------------------
 
 
 class _KeyValueStore(BaseStore[str, V], Generic[V]):
-    """Shared logic; subclasses say how a value is stored (``kind``, ``value``, ``document``)."""
+    """Shared logic; subclasses say how a value is stored (``kind``, ``value``, ``document``).
+    Writes lock rows in key order (see :mod:`~langchain_agentmem._core.scoped`), so
+    concurrent ``mset`` / ``mdelete`` calls on the same keys never deadlock."""
 
     kind: str = ""
 
@@ -105,19 +107,12 @@ class _KeyValueStore(BaseStore[str, V], Generic[V]):
     def _decode(self, value: Any, document: Any) -> V:
         raise NotImplementedError
 
-    def _set_rows(self, pairs: Sequence[tuple[str, V]]) -> list[tuple[Any, ...]]:
-        rows = []
-        for key, value in pairs:
-            raw, doc = self._encode(value)
-            rows.append((self._uid, self._ns, encode_key(key), self.kind, raw, doc))
-        return rows
-
     def _ordered(self, keys: Sequence[str], rows: list[tuple[Any, ...]]) -> list[V | None]:
         found = {decode_key(r[0]): self._decode(r[1], r[2]) for r in rows}
         return [found.get(k) for k in keys]
 
-    # -- sync ----------------------------------------------------------------------------
-    def mget(self, keys: Sequence[str]) -> list[V | None]:
+    @dual
+    def mget(self, keys: Sequence[str]) -> Plan[list[V | None]]:
         """Values of ``keys`` in order; ``None`` for keys not set."""
         keys = list(keys)
         if not keys:
@@ -125,70 +120,57 @@ class _KeyValueStore(BaseStore[str, V], Generic[V]):
         query, params = get_query(
             self.engine.dialect, self._uid, self._ns, self.kind, [encode_key(k) for k in keys]
         )
-        with self.engine.transaction(self._uid, readonly=True) as tx:
-            rows = tx.fetchall(query, params)
+        (rows,) = yield Sql([Stmt(query, params, fetch=True)], readonly=True)
         return self._ordered(keys, rows)
 
-    def mset(self, key_value_pairs: Sequence[tuple[str, V]]) -> None:
+    amget = mget.async_
+
+    @dual
+    def mset(self, key_value_pairs: Sequence[tuple[str, V]]) -> Plan[None]:
         """Set values, atomically; a later pair wins over an earlier one with the same key."""
-        rows = self._set_rows(list(key_value_pairs))
-        if not rows:
-            return
-        with self.engine.transaction(self._uid) as tx:
-            tx.executemany(set_query(), rows)
+        rows = [(encode_key(k), *self._encode(v)) for k, v in key_value_pairs]
+        if rows:
+            yield Atomic(
+                upsert_in_key_order(
+                    SCOPE,
+                    (self._uid, self._ns, self.kind),
+                    ("value", "document"),
+                    rows,
+                    touch="updated_at",
+                )
+            )
 
-    def mdelete(self, keys: Sequence[str]) -> None:
+    amset = mset.async_
+
+    @dual
+    def mdelete(self, keys: Sequence[str]) -> Plan[None]:
         """Delete ``keys``; missing keys are ignored."""
-        keys = [encode_key(k) for k in keys]
-        if not keys:
-            return
-        query, params = delete_query(self.engine.dialect, self._uid, self._ns, keys)
-        with self.engine.transaction(self._uid) as tx:
-            tx.execute(query, params)
+        stored = [encode_key(k) for k in keys]
+        if stored:
+            yield Atomic(
+                delete_in_key_order(
+                    self.engine.dialect, SCOPE, (self._uid, self._ns, self.kind), stored
+                )
+            )
 
-    def yield_keys(self, *, prefix: str | None = None) -> Iterator[str]:
-        """Keys in order, those starting with ``prefix`` (literally) when given."""
-        query, params = keys_query(self.engine.dialect, self._uid, self._ns, self.kind, prefix)
-        with self.engine.transaction(self._uid, readonly=True) as tx:
-            for row in tx.iterate(query, params):
-                yield decode_key(row[0])
+    amdelete = mdelete.async_
 
-    # -- async ---------------------------------------------------------------------------
-    async def amget(self, keys: Sequence[str]) -> list[V | None]:
-        """Async form of :meth:`mget`."""
-        keys = list(keys)
-        if not keys:
-            return []
-        query, params = get_query(
-            self.engine.dialect, self._uid, self._ns, self.kind, [encode_key(k) for k in keys]
+    @paged
+    def yield_keys(self, *, prefix: str | None = None) -> Plan[Page[str]]:
+        """Keys in order, those starting with ``prefix`` (literally) when given. Read
+        :data:`KEYS_PAGE` at a time, each page in a statement of its own."""
+        return self._keys_page(prefix, None)
+
+    ayield_keys = yield_keys.async_
+
+    def _keys_page(self, prefix: str | None, after: str | None) -> Plan[Page[str]]:
+        query, params = keys_query(
+            self.engine.dialect, self._uid, self._ns, self.kind, prefix, after
         )
-        async with self.engine.atransaction(self._uid, readonly=True) as tx:
-            rows = await tx.fetchall(query, params)
-        return self._ordered(keys, rows)
-
-    async def amset(self, key_value_pairs: Sequence[tuple[str, V]]) -> None:
-        """Async form of :meth:`mset`."""
-        rows = self._set_rows(list(key_value_pairs))
-        if not rows:
-            return
-        async with self.engine.atransaction(self._uid) as tx:
-            await tx.executemany(set_query(), rows)
-
-    async def amdelete(self, keys: Sequence[str]) -> None:
-        """Async form of :meth:`mdelete`."""
-        keys = [encode_key(k) for k in keys]
-        if not keys:
-            return
-        query, params = delete_query(self.engine.dialect, self._uid, self._ns, keys)
-        async with self.engine.atransaction(self._uid) as tx:
-            await tx.execute(query, params)
-
-    async def ayield_keys(self, *, prefix: str | None = None) -> AsyncIterator[str]:
-        """Async form of :meth:`yield_keys`."""
-        query, params = keys_query(self.engine.dialect, self._uid, self._ns, self.kind, prefix)
-        async with self.engine.atransaction(self._uid, readonly=True) as tx:
-            async for row in tx.iterate(query, params):
-                yield decode_key(row[0])
+        (rows,) = yield Sql([Stmt(query, params, fetch=True)], readonly=True)
+        keys = [r[0] for r in rows]
+        following = self._keys_page(prefix, keys[-1]) if len(keys) == KEYS_PAGE else None
+        return [decode_key(k) for k in keys], following
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(namespace={self.namespace!r}, user_id={self.user_id!r})"

@@ -24,9 +24,16 @@ import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-from ._backends.base import AsyncTransaction, Backend, PoolConfig, Transaction, redact
+from ._backends.base import (
+    AsyncTransaction,
+    Backend,
+    NotMigratedError,
+    PoolConfig,
+    Transaction,
+    redact,
+)
 from ._backends.postgres import PostgresBackend
 from ._backends.sqlite import SQLiteBackend
 from ._core.migrations import migrate_plan, version_plan
@@ -36,6 +43,7 @@ from .dialects import Dialect, PostgresDialect, SQLiteDialect, check_identifier
 __all__ = [
     "AsyncTransaction",
     "Engine",
+    "NotMigratedError",
     "PoolConfig",
     "Transaction",
     "connect",
@@ -85,17 +93,50 @@ def connect(url: str | None = None, *, schema: str = "agent_mem", **config: Any)
     return Engine(url, schema=schema, config=PoolConfig(**config))  # type: ignore[typeddict-item]
 
 
-def _parse_sqlite(url: str) -> str | None:
-    """The file path of a sqlite URL, or None for in-memory."""
+#: Query parameters of a ``sqlite:///`` URL, passed to SQLite as URI parameters.
+SQLITE_PARAMETERS = {
+    "mode": ("ro", "rw", "rwc"),
+    "immutable": ("0", "1"),
+    "nolock": ("0", "1"),
+    "cache": ("shared", "private"),
+}
+
+
+def _parse_sqlite(url: str) -> tuple[str | None, dict[str, str]]:
+    """The file path of a sqlite URL (None for in-memory) and its query parameters.
+
+    Example:
+        >>> _parse_sqlite("sqlite:///d.db?mode=ro")
+        ('d.db', {'mode': 'ro'})
+        >>> _parse_sqlite("sqlite:///")
+        Traceback (most recent call last):
+        ...
+        ValueError: invalid SQLite URL 'sqlite:///': no file path after sqlite:/// (use sqlite:// for in memory)
+    """
     rest = url[len("sqlite:") :]
-    if rest in ("", "//", "///:memory:", "//:memory:"):
-        return None
+    rest, _, query = rest.partition("?")
+    if rest in ("", "//", "///:memory:", "//:memory:") and not query:
+        return None, {}
     if not rest.startswith("///"):
         raise ValueError(
             f"invalid SQLite URL {url!r}: expected sqlite:///relative.db, "
             "sqlite:////absolute/path.db or sqlite:// (in memory)"
         )
-    return rest[3:]
+    path = rest[3:]
+    if not path or path == ":memory:":
+        raise ValueError(
+            f"invalid SQLite URL {url!r}: no file path after sqlite:/// (use sqlite:// for in memory)"
+        )
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+        allowed = SQLITE_PARAMETERS.get(name)
+        if allowed is None or value not in allowed:
+            expected = "; ".join(f"{k}={'|'.join(v)}" for k, v in SQLITE_PARAMETERS.items())
+            raise ValueError(
+                f"unsupported SQLite URL parameter {name}={value!r} in {url!r}: expected {expected}"
+            )
+        params[name] = value
+    return path, params
 
 
 class Engine:
@@ -113,7 +154,8 @@ class Engine:
             self._backend: Backend = PostgresBackend(url, self.config)
         elif scheme == "sqlite":
             self.dialect = SQLiteDialect(check_identifier(schema, "schema"))
-            self._backend = SQLiteBackend(_parse_sqlite(url), self.config)
+            path, params = _parse_sqlite(url)
+            self._backend = SQLiteBackend(path, self.config, params)
         else:
             raise ValueError(
                 f"unsupported database URL {redact(url)!r}: expected postgresql://..., "

@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from typing import Any, TypedDict
-from urllib.parse import urlsplit
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import Any, TypedDict, TypeVar
+from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 from ..dialects import Dialect, SQLiteDialect
 
-__all__ = ["AsyncTransaction", "Backend", "PoolConfig", "Transaction", "redact"]
+__all__ = [
+    "AsyncTransaction",
+    "Backend",
+    "NotMigratedError",
+    "PoolConfig",
+    "Transaction",
+    "not_migrated",
+    "redact",
+    "run_to_end",
+    "scrub",
+]
 
 Params = Sequence[Any]
+T = TypeVar("T")
 
 
 class PoolConfig(TypedDict, total=False):
@@ -39,12 +51,104 @@ class PoolConfig(TypedDict, total=False):
     transaction so row-level security policies can key on it (default False)."""
 
 
+_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&#]*)", re.IGNORECASE)
+
+
+def _passwords(url: str) -> list[str]:
+    """The passwords a URL or libpq keyword string holds, decoded (for scrubbing)."""
+    found: list[str] = []
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        password = conninfo_to_dict(url).get("password")
+        if password:
+            found.append(str(password))
+    except Exception:  # malformed: what the patterns below find is all we can scrub
+        pass
+    with contextlib.suppress(ValueError):
+        if urlsplit(url).password:
+            found.append(unquote(urlsplit(url).password or ""))
+    for match in _KEYWORD_PASSWORD.finditer(url):
+        value = match.group(2)
+        if value.startswith("'"):
+            value = value[1:-1]
+        found.append(unquote(value))
+    return [p for p in found if p]
+
+
 def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(":" + parts.password + "@", ":***@", 1)
-    return url
+    """``url`` (a URL or a libpq keyword string) with every password replaced by ``***``.
+
+    Example:
+        >>> redact("postgresql://me:s3cret@db/x?sslmode=require&password=other")
+        'postgresql://me:***@db/x?sslmode=require&password=***'
+        >>> redact("host=db password='s3 cret' dbname=x")
+        'host=db password=*** dbname=x'
+    """
+    text = _KEYWORD_PASSWORD.sub(lambda m: m.group(1) + "***", url)
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(text)
+        if parts.password is not None and "@" in parts.netloc:
+            userinfo, _, host = parts.netloc.rpartition("@")
+            user = userinfo.partition(":")[0]
+            text = urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return scrub(text, url)
+
+
+def scrub(message: str, url: str) -> str:
+    """``message`` (e.g. a driver's error) with every password of ``url`` replaced by
+    ``***``, as written and percent-encoded."""
+    for password in _passwords(url):
+        for form in {password, quote(password, safe=""), quote_plus(password)}:
+            message = message.replace(form, "***")
+    return message
+
+
+class NotMigratedError(RuntimeError):
+    """A table of the schema does not exist: ``engine.migrate()`` has not been run on this
+    database (or schema), or not since this version of the package added the table."""
+
+
+def not_migrated(exc: BaseException) -> NotMigratedError | None:
+    """The error to raise instead of ``exc`` when ``exc`` is the driver saying that a table
+    does not exist (``no such table`` / ``relation ... does not exist``), else ``None``."""
+    import sqlite3
+
+    missing = isinstance(exc, sqlite3.OperationalError) and str(exc).startswith("no such table")
+    if not missing:
+        try:
+            from psycopg import errors
+        except ImportError:  # pragma: no cover (psycopg is a dependency)
+            return None
+        missing = isinstance(exc, errors.UndefinedTable)
+    if not missing:
+        return None
+    reason = str(exc).strip().splitlines()[0]
+    return NotMigratedError(
+        f"{reason}: the schema is not migrated; call engine.migrate() (or await "
+        "engine.amigrate(), or run `agentmem migrate URL`) once before using memory classes"
+    )
+
+
+async def run_to_end(fn: Callable[[], T], interrupt: Callable[[], None] | None = None) -> T:
+    """``fn()`` in a worker thread, awaited so that cancelling the caller never leaves it
+    running: on cancellation ``interrupt`` is called (e.g. ``sqlite3.Connection.interrupt``,
+    which stops a running statement), the thread is still waited for, and only then is
+    ``CancelledError`` raised. So a connection is never used by two threads at once, and
+    the caller's ``finally`` (which ends the transaction) runs after the statement is over.
+    """
+    fut = asyncio.get_running_loop().run_in_executor(None, fn)
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        if interrupt is not None and not fut.done():
+            interrupt()
+        while not fut.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([fut])
+        if not fut.cancelled():
+            fut.exception()  # retrieved: the cancellation is what the caller sees
+        raise
 
 
 class Transaction:
@@ -116,10 +220,13 @@ class AsyncTransaction:
         self.user_id = user_id
         self._threaded = threaded  # SQLite: run each call in a worker thread
 
+    def _run(self, fn: Callable[[], T]) -> Awaitable[T]:
+        return run_to_end(fn, self.conn.interrupt)
+
     async def execute(self, query: str, params: Params = ()) -> int:
         text = self.dialect.render(query)
         if self._threaded:
-            return await asyncio.to_thread(lambda: self.conn.execute(text, params).rowcount)
+            return await self._run(lambda: self.conn.execute(text, params).rowcount)
         cur = await self.conn.execute(text, params)
         return cur.rowcount
 
@@ -133,14 +240,14 @@ class AsyncTransaction:
     async def fetchall(self, query: str, params: Params = ()) -> list[tuple[Any, ...]]:
         text = self.dialect.render(query)
         if self._threaded:
-            return await asyncio.to_thread(lambda: list(self.conn.execute(text, params).fetchall()))
+            return await self._run(lambda: list(self.conn.execute(text, params).fetchall()))
         cur = await self.conn.execute(text, params)
         return list(await cur.fetchall())
 
     async def fetchone(self, query: str, params: Params = ()) -> tuple[Any, ...] | None:
         text = self.dialect.render(query)
         if self._threaded:
-            row = await asyncio.to_thread(lambda: self.conn.execute(text, params).fetchone())
+            row = await self._run(lambda: self.conn.execute(text, params).fetchone())
         else:
             cur = await self.conn.execute(text, params)
             row = await cur.fetchone()
@@ -149,7 +256,7 @@ class AsyncTransaction:
     async def executemany(self, query: str, rows: Sequence[Params]) -> None:
         text = self.dialect.render(query)
         if self._threaded:
-            await asyncio.to_thread(self.conn.executemany, text, rows)
+            await self._run(lambda: self.conn.executemany(text, rows))
         else:
             async with self.conn.cursor() as cur:
                 await cur.executemany(text, rows)
@@ -166,10 +273,10 @@ class AsyncTransaction:
     ) -> AsyncIterator[tuple[Any, ...]]:
         text = self.dialect.render(query)
         if self._threaded:
-            cur = await asyncio.to_thread(self.conn.execute, text, params)
+            cur = await self._run(lambda: self.conn.execute(text, params))
             try:
                 while True:
-                    rows = await asyncio.to_thread(cur.fetchmany, size)
+                    rows = await self._run(lambda: cur.fetchmany(size))
                     if not rows:
                         return
                     for row in rows:

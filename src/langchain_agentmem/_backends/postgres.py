@@ -1,4 +1,22 @@
-"""The Postgres backend: psycopg 3 pools (one sync, one async per event loop)."""
+"""The Postgres backend: psycopg 3 pools (one sync, one async per event loop).
+
+Two things a pool alone does not do, done here:
+
+* **A dead server fails fast.** When a connection dies under a transaction, or no
+  connection can be had, the backend connects once to see whether the server is there.
+  If not, the pool is dropped and :class:`ConnectionError` is raised with the driver's
+  reason; every later call connects once more (failing at once with the reason, instead
+  of waiting the pool's timeout) until the server is back, when a fresh pool opens. If
+  the server is there (one connection was killed, or it restarted), the pool's dead idle
+  connections are dropped and the error is raised as a ``ConnectionError`` too: the
+  transaction was not committed, and the next call works. (A pool time-out with the
+  server there is a busy pool, raised as it is.)
+* **A program that never closes the engine exits.** Each async pool has a guard task in
+  its event loop; ``asyncio.run`` cancels every task when the program's coroutine
+  returns, and the guard then closes the pool, which stops its worker tasks. (Without it,
+  a worker that is connecting when cancelled catches the cancellation and waits for work
+  forever, and ``asyncio.run`` waits for it.) ``async with engine:`` is the clean way.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +27,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..dialects import Dialect
-from .base import AsyncTransaction, Backend, PoolConfig, Transaction, redact
+from .base import AsyncTransaction, Backend, PoolConfig, Transaction, not_migrated, redact, scrub
 
 __all__ = ["PostgresBackend"]
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).strip() or type(exc).__name__
 
 
 class PostgresBackend(Backend):
@@ -25,12 +47,18 @@ class PostgresBackend(Backend):
         self._pool: Any = None
         self._apools: dict[asyncio.AbstractEventLoop, Any] = {}
         self._apool_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._guards: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     def _kwargs(self) -> dict[str, Any]:
         return {
             "autocommit": True,
             "prepare_threshold": self.config.get("prepare_threshold", 5),
         }
+
+    def _error(self, what: str, exc: BaseException) -> ConnectionError:
+        return ConnectionError(
+            scrub(f"{what} Postgres at {redact(self.url)}: {_reason(exc)}", self.url)
+        )
 
     @staticmethod
     def _configure(conn: Any) -> None:
@@ -50,32 +78,29 @@ class PostgresBackend(Backend):
         except Exception:
             pass
 
+    def _connect_timeout(self) -> int:
+        return max(1, int(min(self.config.get("timeout", 30.0), 10)))
+
     def _probe(self) -> None:
         """Connect once, so that a bad URL or a server that is down fails at once with
         the driver's own message instead of a pool time-out."""
         import psycopg
 
         try:
-            psycopg.connect(
-                self.url, connect_timeout=max(1, int(min(self.config.get("timeout", 30.0), 10)))
-            ).close()
+            psycopg.connect(self.url, connect_timeout=self._connect_timeout()).close()
         except psycopg.Error as exc:
-            raise ConnectionError(
-                f"cannot connect to Postgres at {redact(self.url)}: {exc}".strip()
-            ) from exc
+            raise self._error("cannot connect to", exc) from exc
 
     async def _aprobe(self) -> None:
         import psycopg
 
         try:
             conn = await psycopg.AsyncConnection.connect(
-                self.url, connect_timeout=max(1, int(min(self.config.get("timeout", 30.0), 10)))
+                self.url, connect_timeout=self._connect_timeout()
             )
             await conn.close()
         except psycopg.Error as exc:
-            raise ConnectionError(
-                f"cannot connect to Postgres at {redact(self.url)}: {exc}".strip()
-            ) from exc
+            raise self._error("cannot connect to", exc) from exc
 
     def pool(self) -> Any:
         if self._pool is None:
@@ -98,9 +123,7 @@ class PostgresBackend(Backend):
                         pool.open(wait=True, timeout=self.config.get("timeout", 30.0))
                     except Exception as exc:
                         pool.close()
-                        raise ConnectionError(
-                            f"cannot connect to Postgres at {redact(self.url)}: {exc}"
-                        ) from exc
+                        raise self._error("cannot connect to", exc) from exc
                     self._pool = pool
         return self._pool
 
@@ -114,6 +137,7 @@ class PostgresBackend(Backend):
                 # Its loop is gone, and its sockets died with it.
                 self._apool_locks.pop(old, None)
                 self._apools.pop(old, None)
+                self._guards.pop(old, None)
             creating = self._apool_locks.setdefault(loop, asyncio.Lock())
         # One pool per loop, however many coroutines ask for it first at the same time.
         async with creating:
@@ -137,11 +161,78 @@ class PostgresBackend(Backend):
                 await pool.open(wait=True, timeout=self.config.get("timeout", 30.0))
             except Exception as exc:
                 await pool.close()
-                raise ConnectionError(
-                    f"cannot connect to Postgres at {redact(self.url)}: {exc}"
-                ) from exc
+                raise self._error("cannot connect to", exc) from exc
             self._apools[loop] = pool
+            self._guards[loop] = loop.create_task(
+                self._guard(loop, pool), name="agentmem-async-pool-guard"
+            )
         return pool
+
+    async def _guard(self, loop: asyncio.AbstractEventLoop, pool: Any) -> None:
+        """Wait until cancelled (``asyncio.run`` ending, or the loop's tasks cancelled),
+        then close ``pool`` unless the engine already let go of it."""
+        try:
+            await loop.create_future()
+        except asyncio.CancelledError:
+            if self._guards.get(loop) is asyncio.current_task():
+                self._guards.pop(loop, None)
+                if self._apools.get(loop) is pool:
+                    self._apools.pop(loop, None)
+                await pool.close()
+            raise
+
+    async def _adrop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the pool of ``loop`` (the running loop) and stop its guard."""
+        pool = self._apools.pop(loop, None)
+        guard = self._guards.pop(loop, None)
+        if guard is not None:
+            guard.cancel()
+        if pool is not None:
+            await pool.close()
+
+    # -- a dead server ---------------------------------------------------------------
+    @staticmethod
+    def _lost(conn: Any, exc: BaseException) -> bool:
+        """Whether ``exc`` says the server (or the way to it) is gone: a connection that
+        died, or none to be had from the pool."""
+        import psycopg
+
+        if not isinstance(exc, psycopg.OperationalError):
+            return False
+        return conn is None or conn.closed or conn.broken
+
+    def _dead(self, pool: Any, conn: Any, exc: BaseException) -> ConnectionError | None:
+        """The error to raise for a lost connection (``None``: raise ``exc`` itself, the
+        pool being only busy); drops ``pool`` if the server is down."""
+        try:
+            self._probe()
+        except ConnectionError as down:
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = None
+            pool.close(timeout=0)
+            return down
+        if conn is None:  # the server is there: the pool was only busy
+            return None
+        with contextlib.suppress(Exception):
+            pool.check()  # the server is back: drop the idle connections that died
+        return self._error("lost the connection to", exc)
+
+    async def _adead(self, pool: Any, conn: Any, exc: BaseException) -> ConnectionError | None:
+        try:
+            await self._aprobe()
+        except ConnectionError as down:
+            loop = asyncio.get_running_loop()
+            if self._apools.get(loop) is pool:
+                await self._adrop(loop)
+            else:
+                await pool.close(timeout=0)
+            return down
+        if conn is None:
+            return None
+        with contextlib.suppress(Exception):
+            await pool.check()
+        return self._error("lost the connection to", exc)
 
     def _set_tenant(self, conn: Any, user_id: str | None) -> None:
         if self.config.get("row_level_security") and user_id is not None:
@@ -152,14 +243,25 @@ class PostgresBackend(Backend):
         self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
     ) -> Iterator[Transaction]:
         rls = bool(self.config.get("row_level_security"))
-        with self.pool().connection() as conn:
-            if implicit and not rls:
-                yield Transaction(conn, dialect, user_id)
-                return
-            pipe = conn.pipeline() if pipeline else contextlib.nullcontext()
-            with pipe, conn.transaction():
-                self._set_tenant(conn, user_id)
-                yield Transaction(conn, dialect, user_id)
+        pool = self.pool()
+        conn = None
+        try:
+            with pool.connection() as conn:
+                if implicit and not rls:
+                    yield Transaction(conn, dialect, user_id)
+                    return
+                pipe = conn.pipeline() if pipeline else contextlib.nullcontext()
+                with pipe, conn.transaction():
+                    self._set_tenant(conn, user_id)
+                    yield Transaction(conn, dialect, user_id)
+        except Exception as exc:
+            lost = self._dead(pool, conn, exc) if self._lost(conn, exc) else None
+            if lost is not None:
+                raise lost from exc
+            missing = not_migrated(exc)
+            if missing is not None:
+                raise missing from exc
+            raise
 
     @contextlib.asynccontextmanager
     async def atransaction(
@@ -167,17 +269,27 @@ class PostgresBackend(Backend):
     ) -> AsyncIterator[AsyncTransaction]:
         rls = bool(self.config.get("row_level_security"))
         pool = await self.apool()
-        async with pool.connection() as conn:
-            if implicit and not rls:
-                yield AsyncTransaction(conn, dialect, user_id, threaded=False)
-                return
-            pipe = conn.pipeline() if pipeline else contextlib.nullcontext()
-            async with pipe, conn.transaction():
-                if rls and user_id is not None:
-                    await conn.execute(
-                        "SELECT set_config('agent_mem.user_id', %s, true)", (user_id,)
-                    )
-                yield AsyncTransaction(conn, dialect, user_id, threaded=False)
+        conn = None
+        try:
+            async with pool.connection() as conn:
+                if implicit and not rls:
+                    yield AsyncTransaction(conn, dialect, user_id, threaded=False)
+                    return
+                pipe = conn.pipeline() if pipeline else contextlib.nullcontext()
+                async with pipe, conn.transaction():
+                    if rls and user_id is not None:
+                        await conn.execute(
+                            "SELECT set_config('agent_mem.user_id', %s, true)", (user_id,)
+                        )
+                    yield AsyncTransaction(conn, dialect, user_id, threaded=False)
+        except Exception as exc:
+            lost = await self._adead(pool, conn, exc) if self._lost(conn, exc) else None
+            if lost is not None:
+                raise lost from exc
+            missing = not_migrated(exc)
+            if missing is not None:
+                raise missing from exc
+            raise
 
     def after_migrate(self) -> None:
         # New types (pgvector) exist now: reconnect so every connection has the adapters.
@@ -188,10 +300,7 @@ class PostgresBackend(Backend):
 
     async def aafter_migrate(self) -> None:
         self.after_migrate()
-        loop = asyncio.get_running_loop()
-        pool = self._apools.pop(loop, None)
-        if pool is not None:
-            await pool.close()
+        await self._adrop(asyncio.get_running_loop())
 
     def close(self) -> None:
         with self._lock:
@@ -205,7 +314,9 @@ class PostgresBackend(Backend):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        for lp, pool in list(self._apools.items()):
+        for lp in list(self._apools):
             if lp is loop:
-                await pool.close()
-            del self._apools[lp]
+                await self._adrop(lp)
+            else:  # its loop is gone or elsewhere: its connections cannot be closed from here
+                del self._apools[lp]
+                self._guards.pop(lp, None)

@@ -8,9 +8,10 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from ..dialects import Dialect
-from .base import AsyncTransaction, Backend, PoolConfig, Transaction
+from .base import AsyncTransaction, Backend, PoolConfig, Transaction, not_migrated, run_to_end
 
 __all__ = ["SQLiteBackend"]
 
@@ -22,8 +23,14 @@ class SQLiteBackend(Backend):
     Async transactions wait without blocking the event loop and run each statement in a
     worker thread."""
 
-    def __init__(self, path: str | None, config: PoolConfig) -> None:
+    def __init__(
+        self, path: str | None, config: PoolConfig, params: dict[str, str] | None = None
+    ) -> None:
         self.path = path
+        #: SQLite URI parameters (``mode=ro`` ...), see ``engine.SQLITE_PARAMETERS``.
+        self.params = dict(params or {})
+        self.readonly = self.params.get("mode") == "ro" or self.params.get("immutable") == "1"
+        self._closed = False  # an in-memory database, once closed, is gone
         self.timeout = float(config.get("timeout", 30.0))
         self.max_size = 1 if path is None else int(config.get("max_size", 4))
         self._idle: list[Any] = []
@@ -36,15 +43,25 @@ class SQLiteBackend(Backend):
     def _new_connection(self) -> Any:
         import sqlite3
 
-        target = ":memory:"
+        if self.path is None and self._closed:
+            raise RuntimeError(
+                "this in-memory SQLite engine is closed and its database is gone: "
+                "connect('sqlite://') again for a new one"
+            )
+        target, uri = ":memory:", False
         if self.path is not None:
-            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            target = str(Path(self.path).expanduser())
+            path = Path(self.path).expanduser()
+            if self.params.get("mode") in (None, "rwc"):
+                path.parent.mkdir(parents=True, exist_ok=True)
+            target = str(path)
+            if self.params:
+                target = "file:" + quote(str(path)) + "?" + urlencode(self.params)
+                uri = True
         # ``timeout`` is SQLite's busy timeout: how long a writer waits for another process.
         conn = sqlite3.connect(
-            target, check_same_thread=False, isolation_level=None, timeout=self.timeout
+            target, check_same_thread=False, isolation_level=None, timeout=self.timeout, uri=uri
         )
-        if self.path is not None:
+        if self.path is not None and not self.readonly:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -79,7 +96,11 @@ class SQLiteBackend(Backend):
 
     def _release(self, conn: Any) -> None:
         with self._cond:
-            if self._born.get(id(conn)) != self._generation:
+            if self._born.get(id(conn)) != self._generation or (
+                conn.in_transaction and self.path is not None
+            ):
+                # A connection still in a transaction (ROLLBACK itself failed) would hold
+                # SQLite's lock for every later user: close it instead.
                 self._born.pop(id(conn), None)
                 conn.close()
                 self._count -= 1
@@ -92,32 +113,46 @@ class SQLiteBackend(Backend):
 
     @staticmethod
     def _end(conn: Any, ok: bool) -> None:
-        if conn.in_transaction:
-            conn.execute("COMMIT" if ok else "ROLLBACK")
+        """COMMIT (or ROLLBACK when not ``ok``); a COMMIT that fails is rolled back, so the
+        connection always goes back to the pool outside a transaction."""
+        if not conn.in_transaction:
+            return
+        if ok:
+            try:
+                conn.execute("COMMIT")
+                return
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        conn.execute("ROLLBACK")
 
     @contextlib.contextmanager
     def transaction(
         self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
     ) -> Iterator[Transaction]:
         readonly = not write
-        locked = False
         if not readonly and not self._write_lock.acquire(timeout=self.timeout):
             raise TimeoutError(f"no SQLite write lock within {self.timeout} s")
-        locked = not readonly
         try:
             conn = self._acquire()
             try:
-                self._begin(conn, readonly)
                 ok = False
                 try:
+                    self._begin(conn, readonly)
                     yield Transaction(conn, dialect, user_id)
                     ok = True
                 finally:
                     self._end(conn, ok)
             finally:
                 self._release(conn)
+        except Exception as exc:
+            missing = not_migrated(exc)
+            if missing is not None:
+                raise missing from exc
+            raise
         finally:
-            if locked:
+            if not readonly:
                 self._write_lock.release()
 
     async def _await_lock(self) -> None:
@@ -143,29 +178,39 @@ class SQLiteBackend(Backend):
     async def atransaction(
         self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
     ) -> AsyncIterator[AsyncTransaction]:
+        # Cancellation may arrive at any await: each statement (BEGIN included) finishes
+        # in its thread before CancelledError goes on (``run_to_end``), and the
+        # ``finally`` blocks always end the transaction, then return the connection and
+        # the write lock, in that order.
         readonly = not write
         if not readonly:
             await self._await_lock()
         try:
             conn = await self._await_conn()
             try:
-                await asyncio.to_thread(self._begin, conn, readonly)
                 ok = False
                 try:
+                    await run_to_end(lambda: self._begin(conn, readonly), conn.interrupt)
                     yield AsyncTransaction(conn, dialect, user_id, threaded=True)
                     ok = True
                 finally:
-                    await asyncio.shield(asyncio.to_thread(self._end, conn, ok))
+                    await run_to_end(lambda: self._end(conn, ok))
             finally:
                 self._release(conn)
+        except Exception as exc:
+            missing = not_migrated(exc)
+            if missing is not None:
+                raise missing from exc
+            raise
         finally:
             if not readonly:
                 self._write_lock.release()
 
     def close(self) -> None:
         """Close idle connections now and busy ones when released; later use reopens.
-        An in-memory database is gone once its connection closes."""
+        An in-memory database is gone once its connection closes: later use raises."""
         with self._cond:
+            self._closed = True
             self._generation += 1
             idle, self._idle = self._idle, []
             self._count -= len(idle)

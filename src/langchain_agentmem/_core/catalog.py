@@ -62,8 +62,8 @@ _ALL: tuple[Table, ...] = (
     # conversations (0001)
     Table("sessions", ("user_id", "session_id"), time_column="last_activity_at", retention_key="last_activity_at"),
     Table("events", ("user_id", "session_id", "seq"), time_column="created_at", retention_key="created_at", parent="sessions"),
-    # documents (0001)
-    Table("documents", ("user_id", "namespace", "key"), time_column="updated_at", retention_key="updated_at"),
+    # documents (0001; the kind joins the key in 0005)
+    Table("documents", ("user_id", "namespace", "kind", "key"), time_column="updated_at", retention_key="updated_at"),
     # vectors (0002)
     Table("vector_collections", ("collection_id",), tenant_column=None, time_column="created_at", reference=True),
     Table("vectors", ("user_id", "collection_id", "id"), time_column="updated_at", vector_column="embedding", retention_key="updated_at"),

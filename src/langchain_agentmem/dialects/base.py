@@ -22,7 +22,9 @@ TextSearch = tuple[str, list[Any], str, list[Any], str, bool]
 
 #: What a schema, table or collection name may look like: lower-case ASCII, digits and
 #: underscores, starting with a letter or underscore, at most 63 characters (Postgres' limit).
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: Anchored with ``\Z`` (``$`` would also match before a final newline); match it with
+#: ``fullmatch``.
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
 
 _FORMATTER = string.Formatter()
 
@@ -37,8 +39,12 @@ def check_identifier(name: str, what: str = "identifier") -> str:
         Traceback (most recent call last):
         ...
         ValueError: invalid schema name 'x; drop table': expected lower-case letters, digits and underscores, starting with a letter or underscore, at most 63 characters
+        >>> check_identifier("agent_mem\\n", "schema")
+        Traceback (most recent call last):
+        ...
+        ValueError: invalid schema name 'agent_mem\\n': expected lower-case letters, digits and underscores, starting with a letter or underscore, at most 63 characters
     """
-    if not isinstance(name, str) or not IDENTIFIER.match(name):
+    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
         raise ValueError(
             f"invalid {what} name {name!r}: expected lower-case letters, digits and "
             "underscores, starting with a letter or underscore, at most 63 characters"
@@ -264,6 +270,12 @@ class Dialect:
     def vector_param(self, values: Any) -> Any:
         """An embedding as a query parameter for a vector column."""
         raise NotImplementedError
+
+    def lock_in_order(self, column: str) -> str | None:
+        """The end of a ``SELECT`` that locks the rows it reads for update, in the byte
+        order of ``column``; ``None`` where a writer holds the whole database (SQLite), so
+        there is nothing to lock row by row."""
+        return None
 
     def cosine_distance(self, column: str) -> str | None:
         """SQL computing the cosine distance of vector ``column`` to one ``?`` parameter

@@ -238,6 +238,9 @@ class PostgresDialect(Dialect):
 
         return f"{column} -> ? = CAST(? AS jsonb)", [key, dumps(value)]
 
+    def lock_in_order(self, column: str) -> str | None:
+        return f'ORDER BY {check_identifier(column, "column")} COLLATE "C" FOR UPDATE'
+
     def now_plus_minutes(self, expr: str) -> str:
         return f"(now() + {expr} * interval '1 minute')"
 
