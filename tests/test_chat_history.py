@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 
 import pytest
@@ -322,3 +323,18 @@ async def test_64_tasks_write_one_session(aengine: Engine) -> None:
         )
     )
     _check_batches(await history.aget_messages(), writers, per_batch)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+async def test_non_finite_numbers_in_a_message_are_refused_and_nothing_is_written(
+    engine: Engine, value: float
+) -> None:
+    history = ChatMessageHistory(engine, "nan", user_id="u")
+    bad = AIMessage("x", additional_kwargs={"logprob": value})
+    with pytest.raises(ValueError, match=r"additional_kwargs\['logprob'\]"):
+        history.add_messages([HumanMessage("kept?"), bad])
+    with pytest.raises(ValueError, match="tool_calls"):
+        await history.aadd_messages(
+            [AIMessage("", tool_calls=[{"name": "f", "args": {"x": value}, "id": "1"}])]
+        )
+    assert history.messages == []

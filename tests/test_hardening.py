@@ -551,3 +551,12 @@ def test_libpq_keyword_string_is_not_echoed() -> None:
         connect("host=db.example.com user=me password=s3cretpw dbname=x")
     assert "s3cretpw" not in str(caught.value)
     assert "password=***" in str(caught.value)
+
+
+def test_a_namespace_of_many_long_labels_is_refused_with_the_limit(engine: Engine) -> None:
+    from langchain_agentmem import LangGraphStore
+
+    store = LangGraphStore(engine)
+    with pytest.raises(ValueError, match="at most 512 bytes"):
+        store.put(("a" * 300, "b" * 300), "k", {"v": 1})
+    assert store.search(()) == []

@@ -43,7 +43,7 @@ from pydantic_core import PydanticSerializationError
 
 from ._checkpoint.serde import paused_gc
 from ._core.plan import Atomic, Plan, Stmt, arun, dual, run, statements
-from ._encoding.json import clean_text, dumps, loads
+from ._encoding.json import check_finite, clean_text, dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
 from .engine import Engine
@@ -74,7 +74,16 @@ class SessionInfo:
 def message_json(message: BaseMessage) -> str:
     """``message_to_dict(message)`` as JSON text, serialized by pydantic-core (3x faster
     than ``json.dumps``); messages it cannot encode (lone surrogates) take the exact
-    :func:`~._json.dumps` path, and values JSON cannot hold raise ``TypeError``."""
+    :func:`~._json.dumps` path, and values JSON cannot hold raise ``TypeError`` (NaN and
+    infinity ``ValueError``, naming where they are: pydantic would write them as null)."""
+    for name in ("additional_kwargs", "response_metadata"):
+        fields = getattr(message, name, None)
+        if fields:
+            check_finite(fields, name)
+    if not isinstance(message.content, str):
+        check_finite(message.content, "content")
+    for i, call in enumerate(getattr(message, "tool_calls", None) or ()):
+        check_finite(call.get("args"), f"tool_calls[{i}]['args']")
     try:
         return '{"type":' + dumps(message.type) + ',"data":' + message.model_dump_json() + "}"
     except PydanticSerializationError:

@@ -69,7 +69,7 @@ from langgraph.store.base import (
 
 from ._core.plan import Atomic, Body, Copy, Embed, Many, Plan, Stmt, dual
 from ._encoding.json import dumps, loads
-from ._encoding.keys import decode_key, encode_key
+from ._encoding.keys import check_key_size, decode_key, encode_key
 from ._search.filters import Fragment, compile_store_filter
 from ._search.vector_index import (
     HNSWSettings,
@@ -104,7 +104,7 @@ def encode_namespace(namespace: Sequence[str]) -> str:
         >>> encode_namespace(("users", "a\\\\b"))
         'users.a\\\\\\\\b'
     """
-    return ".".join(encode_key(label) for label in namespace)
+    return check_key_size(".".join(encode_key(label) for label in namespace))
 
 
 def decode_namespace(text: str) -> tuple[str, ...]:

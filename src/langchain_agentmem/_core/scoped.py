@@ -8,8 +8,6 @@ concurrent batches wait for each other instead. Every statement filters on the s
 columns, the tenant (``user_id``) first.
 
 Example:
-    >>> in_key_order([("b", 1), ("a", 2), ("b", 3)], key=lambda row: row[0])
-    [('a', 2), ('b', 3)]
     >>> docs = Scope("documents", ("user_id", "namespace", "kind"), "key")
     >>> upsert_sql(docs, ["value"])
     'INSERT INTO {documents} (user_id, namespace, kind, key, value) VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, namespace, kind, key) DO UPDATE SET value = excluded.value'
@@ -17,27 +15,18 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..dialects import Dialect, check_identifier
-from ..dialects.statements import Body, Many, Stmt
+from ..dialects.statements import Body, Many, Stmt, in_key_order
 
-__all__ = ["Scope", "delete_in_key_order", "in_key_order", "upsert_in_key_order", "upsert_sql"]
+__all__ = ["Scope", "delete_in_key_order", "upsert_in_key_order", "upsert_sql"]
 
 R = TypeVar("R")
 
 _KEYS = [("key", "text")]
-
-
-def in_key_order(rows: Iterable[R], key: Callable[[R], Any]) -> list[R]:
-    """``rows`` sorted by ``key(row)``, one row per key: a later row wins over an earlier
-    one with the same key (as when the rows are written one after the other)."""
-    last: dict[Any, R] = {}
-    for row in rows:
-        last[key(row)] = row
-    return [last[k] for k in sorted(last)]
 
 
 @dataclass(frozen=True)
@@ -89,7 +78,7 @@ def upsert_in_key_order(
 ) -> Body[int]:
     """A body upserting ``rows`` (each ``(key, *values)``) in key order, one per key (the
     last wins); returns how many rows it wrote."""
-    ordered = in_key_order(rows, key=lambda row: row[0])
+    ordered = in_key_order(rows, key=lambda row: row[0], unique=True)
     if ordered:
         yield Many(
             upsert_sql(scope, values, touch=touch),

@@ -64,14 +64,23 @@ Op = Stmt | One | Many | Copy | Raw
 Body = Generator[Op, Any, T]
 
 
-def in_key_order(rows: Iterable[T], key: Callable[[T], Any]) -> list[T]:
+def in_key_order(rows: Iterable[T], key: Callable[[T], Any], *, unique: bool = False) -> list[T]:
     """``rows`` sorted by their primary key (``key`` of a row), for a statement that
     writes or locks them: writers that lock rows in one order cannot deadlock each other
     (two batches locking the same keys in their callers' orders can). Write the rows in
     this order (``INSERT ... SELECT ... ORDER BY`` the key, or in the list's order).
+    With ``unique``, one row per key: a later row wins over an earlier one with the same
+    key (as when the rows are written one after the other).
 
     Example:
         >>> in_key_order([("b", 1), ("a", 2)], key=lambda r: r[0])
         [('a', 2), ('b', 1)]
+        >>> in_key_order([("b", 1), ("a", 2), ("b", 3)], key=lambda r: r[0], unique=True)
+        [('a', 2), ('b', 3)]
     """
-    return sorted(rows, key=key)
+    if not unique:
+        return sorted(rows, key=key)
+    last: dict[Any, T] = {}
+    for row in rows:
+        last[key(row)] = row
+    return [last[k] for k in sorted(last)]
