@@ -560,3 +560,15 @@ def test_a_namespace_of_many_long_labels_is_refused_with_the_limit(engine: Engin
     with pytest.raises(ValueError, match="at most 512 bytes"):
         store.put(("a" * 300, "b" * 300), "k", {"v": 1})
     assert store.search(()) == []
+
+
+async def test_store_values_keep_a_split_surrogate_pair_exactly(engine: Engine) -> None:
+    from langchain_agentmem import LangGraphStore
+
+    store = LangGraphStore(engine)
+    value = {"s": "\ud83d\ude00", "t": "😀"}
+    store.put(("ns",), "k", value)
+    got = store.get(("ns",), "k")
+    assert got is not None and got.value == value and len(got.value["s"]) == 2
+    [hit] = await store.asearch(("ns",))
+    assert hit.value == value and len(hit.value["s"]) == 2

@@ -90,7 +90,9 @@ logger = logging.getLogger(__name__)
 Query = tuple[str, list[Any]]
 
 _ITEM_NAMES = ("namespace", "key", "value", "created_at", "updated_at", "ttl_minutes")
-_ITEM_COLS = ", ".join(f"i.{c}" for c in _ITEM_NAMES)
+# The value as its stored text, decoded by the package's codec (a driver's JSON parser
+# would join a surrogate pair written as two code points into one character).
+_ITEM_COLS = ", ".join(f"CAST(i.{c} AS TEXT)" if c == "value" else f"i.{c}" for c in _ITEM_NAMES)
 _KEY_COLS = [("ns", "text"), ("k", "text")]
 
 
