@@ -248,7 +248,7 @@ class PostgresDialect(Dialect):
         try:
             from pgvector import Vector  # pgvector-python 0.4+
         except ImportError:  # 0.2 and 0.3 (langchain-postgres pins pgvector < 0.4)
-            from pgvector.utils import Vector
+            from pgvector.utils import Vector  # type: ignore[no-redef]
 
         return Vector(list(values))
 
