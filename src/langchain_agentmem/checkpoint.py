@@ -34,9 +34,10 @@ Example:
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -70,7 +71,7 @@ from ._core.plan import Atomic, Body, Page, Plan, Stmt, dual, paged, statements
 from ._encoding.json import clean_text, dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
-from .engine import Engine
+from .engine import Engine, conn_string_url, connect
 
 __all__ = ["CheckpointSaver"]
 
@@ -888,6 +889,51 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
 
     def __repr__(self) -> str:
         return f"CheckpointSaver({self.engine!r}, user_id={self.user_id!r})"
+
+    # -- LangGraph's entry points ---------------------------------------------------------
+    @classmethod
+    @contextlib.contextmanager
+    def from_conn_string(cls, conn_string: str, **kwargs: Any) -> Iterator[CheckpointSaver]:
+        """A saver on its own engine, closed when the block exits (as LangGraph's
+        ``PostgresSaver`` / ``SqliteSaver.from_conn_string``).
+
+        Args:
+            conn_string: a database URL (``postgresql://``, ``postgresql+psycopg://``,
+                ``sqlite:///file.db``), a bare file path (SQLite) or ``":memory:"``.
+            **kwargs: the constructor's (``user_id``, ``serde``, ...).
+
+        Example:
+            >>> with CheckpointSaver.from_conn_string(":memory:") as saver:
+            ...     saver.setup()
+            ...     saver.get_tuple({"configurable": {"thread_id": "t"}}) is None
+            True
+        """
+        engine = connect(conn_string_url(conn_string))
+        try:
+            yield cls(engine, **kwargs)
+        finally:
+            engine.close()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def afrom_conn_string(
+        cls, conn_string: str, **kwargs: Any
+    ) -> AsyncIterator[CheckpointSaver]:
+        """Async form of :meth:`from_conn_string` (``async with``; as LangGraph's
+        ``AsyncPostgresSaver`` / ``AsyncSqliteSaver.from_conn_string``)."""
+        engine = connect(conn_string_url(conn_string))
+        try:
+            yield cls(engine, **kwargs)
+        finally:
+            await engine.aclose()
+
+    def setup(self) -> None:
+        """Create or upgrade the schema (:meth:`Engine.migrate`); idempotent."""
+        self.engine.migrate()
+
+    async def asetup(self) -> None:
+        """Async form of :meth:`setup` (:meth:`Engine.amigrate`)."""
+        await self.engine.amigrate()
 
     # -- helpers -------------------------------------------------------------------------
     def _scope(self, config: RunnableConfig | None) -> _Scope:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -46,6 +47,7 @@ __all__ = [
     "NotMigratedError",
     "PoolConfig",
     "Transaction",
+    "conn_string_url",
     "connect",
     "default_sqlite_path",
 ]
@@ -65,7 +67,9 @@ def connect(url: str | None = None, *, schema: str = "agent_mem", **config: Any)
     """Return an :class:`Engine` for ``url``; nothing is opened until first use.
 
     Args:
-        url: ``postgresql://...`` (psycopg 3), ``sqlite:///path/to/file.db``, or
+        url: ``postgresql://...`` (psycopg 3; also ``postgres://`` and the SQLAlchemy
+            spellings ``postgresql+psycopg://`` / ``postgres+psycopg://``),
+            ``sqlite:///path/to/file.db``, or
             ``sqlite://`` for a transient in-memory database. When omitted, the
             ``AGENTMEM_URL`` environment variable, else a local SQLite file (see
             :func:`default_sqlite_path`), announced in one line on stderr.
@@ -139,6 +143,55 @@ def _parse_sqlite(url: str) -> tuple[str | None, dict[str, str]]:
     return path, params
 
 
+#: Postgres URL schemes; ``+psycopg`` is the SQLAlchemy spelling (langchain-postgres).
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgres+psycopg")
+
+
+def _libpq_url(url: str, scheme: str) -> str:
+    """``url`` as libpq reads it: a SQLAlchemy ``+psycopg`` scheme without its driver."""
+    if "+" not in scheme:
+        return url
+    return "postgresql" + url[len(scheme) :]
+
+
+def conn_string_url(conn_string: str) -> str:
+    """The :func:`connect` URL for a connection string as LangGraph's savers take it.
+
+    URLs pass through; SqliteSaver's ``":memory:"`` is in-memory SQLite and a bare file
+    path a SQLite file.
+
+    Example:
+        >>> conn_string_url(":memory:")
+        'sqlite://'
+        >>> conn_string_url("checkpoints.sqlite")
+        'sqlite:///checkpoints.sqlite'
+        >>> conn_string_url("/tmp/x.db")
+        'sqlite:////tmp/x.db'
+        >>> conn_string_url("postgresql+psycopg://u@h/db")
+        'postgresql+psycopg://u@h/db'
+        >>> conn_string_url("host=h dbname=db")
+        Traceback (most recent call last):
+        ...
+        ValueError: libpq key=value connection strings are not supported: expected a URL (postgresql://user:password@host:port/dbname), sqlite:///path.db, a file path or ':memory:'
+    """
+    if not isinstance(conn_string, str) or not conn_string.strip():
+        raise ValueError(
+            f"expected a connection string (a database URL, a file path or ':memory:'), "
+            f"got {conn_string!r}"
+        )
+    if conn_string == ":memory:":
+        return "sqlite://"
+    if "://" in conn_string or conn_string.startswith("sqlite:"):
+        return conn_string
+    if re.match(r"\s*\w+\s*=", conn_string):
+        raise ValueError(
+            "libpq key=value connection strings are not supported: expected a URL "
+            "(postgresql://user:password@host:port/dbname), sqlite:///path.db, a file path or "
+            "':memory:'"
+        )
+    return "sqlite:///" + conn_string
+
+
 class Engine:
     """Pools, the dialect, migrations and the tenant transaction. See :func:`connect`."""
 
@@ -149,9 +202,9 @@ class Engine:
         self.config: PoolConfig = config or PoolConfig()
         scheme = urlsplit(url).scheme
         self.dialect: Dialect
-        if scheme in ("postgresql", "postgres"):
+        if scheme in _POSTGRES_SCHEMES:
             self.dialect = PostgresDialect(check_identifier(schema, "schema"))
-            self._backend: Backend = PostgresBackend(url, self.config)
+            self._backend: Backend = PostgresBackend(_libpq_url(url, scheme), self.config)
         elif scheme == "sqlite":
             self.dialect = SQLiteDialect(check_identifier(schema, "schema"))
             path, params = _parse_sqlite(url)

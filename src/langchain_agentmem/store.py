@@ -40,10 +40,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -81,7 +82,7 @@ from ._search.vector_index import (
 )
 from .dialects import Dialect
 from .dialects.statements import in_key_order
-from .engine import Engine
+from .engine import Engine, conn_string_url, connect
 
 __all__ = ["LangGraphStore"]
 
@@ -146,6 +147,77 @@ def namespace_matches(namespace: tuple[str, ...], condition: MatchCondition) -> 
 # -- query builders (pure) -------------------------------------------------------------
 
 
+_INDEX_KEYS = ("dims", "embed", "fields", "distance_type", "ann_index_config")
+_DISTANCES = ("cosine", "l2", "inner_product")
+
+
+def index_options(index: Mapping[str, Any]) -> tuple[str, HNSWSettings | None]:
+    """The distance and the HNSW settings named by an ``index`` config in the form of
+    LangGraph's ``PostgresStore`` (``distance_type``, ``ann_index_config``); what this
+    store cannot honour raises :class:`ValueError` instead of being ignored.
+
+    Example:
+        >>> index_options({"dims": 2, "embed": None, "distance_type": "l2"})
+        ('l2', None)
+        >>> index_options({"dims": 2, "embed": None, "ann_index_config": {"kind": "hnsw", "m": 8}})
+        ('cosine', {'m': 8})
+        >>> index_options({"dims": 2, "embed": None, "ann_index_config": {"kind": "ivfflat"}})
+        Traceback (most recent call last):
+        ...
+        ValueError: index ann_index_config kind 'ivfflat' is not supported: expected 'hnsw' (pgvector HNSW; exact search on SQLite)
+    """
+    unknown = sorted(set(index) - set(_INDEX_KEYS))
+    if unknown:
+        raise ValueError(
+            f"unknown index key(s) {', '.join(map(repr, unknown))}: expected {', '.join(_INDEX_KEYS)}"
+        )
+    distance = index.get("distance_type", "cosine")
+    if distance not in _DISTANCES:
+        raise ValueError(
+            f"index distance_type must be one of {', '.join(map(repr, _DISTANCES))}, got {distance!r}"
+        )
+    ann = index.get("ann_index_config")
+    if ann is None:
+        return distance, None
+    if not isinstance(ann, dict):
+        raise ValueError(f"index ann_index_config must be a dict, got {ann!r}")
+    kind = ann.get("kind", "hnsw")
+    if kind != "hnsw":
+        raise ValueError(
+            f"index ann_index_config kind {kind!r} is not supported: expected 'hnsw' "
+            "(pgvector HNSW; exact search on SQLite)"
+        )
+    vector_type = ann.get("vector_type", "vector")
+    if vector_type != "vector":
+        raise ValueError(
+            f"index ann_index_config vector_type {vector_type!r} is not supported: expected "
+            "'vector' (the index casts to halfvec by itself above 2,000 dimensions)"
+        )
+    hnsw: dict[str, int] = {}
+    for key, value in ann.items():
+        if key in ("kind", "vector_type"):
+            continue
+        if key not in ("m", "ef_construction"):
+            raise ValueError(
+                f"unknown ann_index_config key {key!r} for kind 'hnsw': expected m, ef_construction"
+            )
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"ann_index_config {key} must be a positive int, got {value!r}")
+        hnsw[key] = value
+    return distance, hnsw  # type: ignore[return-value]
+
+
+_DISTANCE_TAGS = {"cosine": "", "l2": "_l2", "inner_product": "_ip"}
+
+
+def _score(distance: str, value: Any) -> float:
+    """A hit's score as LangGraph's ``PostgresStore`` reports it: ``1 - d`` for cosine,
+    ``-d`` for l2 and for inner product (pgvector's ``<#>`` is the negated product, so
+    the score is the product itself). Higher is nearer for each."""
+    d = float(value)
+    return 1.0 - d if distance == "cosine" else -d
+
+
 class _Config:
     """What a store needs from its settings, prepared once."""
 
@@ -154,6 +226,8 @@ class _Config:
         self.ttl = ttl
         self.fields: list[tuple[str, Any]] = []
         self.dims = 0
+        self.distance = "cosine"
+        self.ann: HNSWSettings | None = None
         if index is not None:
             if not isinstance(index, dict) or "dims" not in index or "embed" not in index:
                 raise ValueError(
@@ -165,6 +239,7 @@ class _Config:
             self.dims = dims
             fields = index.get("fields") or ["$"]
             self.fields = [(f, "$" if f == "$" else tokenize_path(f)) for f in fields]
+            self.distance, self.ann = index_options(index)
         self.omit_expired = True if ttl is None else bool(ttl.get("omit_expired", True))
 
 
@@ -489,6 +564,12 @@ class LangGraphStore(BaseStore):
         self.user_id = user_id
         self._uid = encode_key(user_id)
         self._cfg = _Config(index, ttl)
+        if self._cfg.ann is not None:
+            if hnsw is not None:
+                raise ValueError(
+                    "give the HNSW settings once: index ann_index_config or hnsw=, not both"
+                )
+            hnsw = self._cfg.ann
         self.index_config = index
         self.ttl_config = ttl
         self._embeddings = ensure_embeddings(index["embed"]) if index is not None else None
@@ -503,6 +584,52 @@ class LangGraphStore(BaseStore):
 
     def __repr__(self) -> str:
         return f"LangGraphStore({self.engine!r}, user_id={self.user_id!r})"
+
+    # -- LangGraph's entry points ---------------------------------------------------------
+    @classmethod
+    @contextlib.contextmanager
+    def from_conn_string(cls, conn_string: str, **kwargs: Any) -> Iterator[LangGraphStore]:
+        """A store on its own engine, closed when the block exits (as LangGraph's
+        ``PostgresStore.from_conn_string``).
+
+        Args:
+            conn_string: a database URL (``postgresql://``, ``postgresql+psycopg://``,
+                ``sqlite:///file.db``), a bare file path (SQLite) or ``":memory:"``.
+            **kwargs: the constructor's (``index``, ``ttl``, ``user_id``, ...).
+
+        Example:
+            >>> with LangGraphStore.from_conn_string(":memory:") as store:
+            ...     store.setup()
+            ...     store.put(("u",), "k", {"v": 1})
+            ...     store.get(("u",), "k").value
+            {'v': 1}
+        """
+        engine = connect(conn_string_url(conn_string))
+        try:
+            yield cls(engine, **kwargs)
+        finally:
+            engine.close()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def afrom_conn_string(
+        cls, conn_string: str, **kwargs: Any
+    ) -> AsyncIterator[LangGraphStore]:
+        """Async form of :meth:`from_conn_string` (``async with``; as LangGraph's
+        ``AsyncPostgresStore.from_conn_string``)."""
+        engine = connect(conn_string_url(conn_string))
+        try:
+            yield cls(engine, **kwargs)
+        finally:
+            await engine.aclose()
+
+    def setup(self) -> None:
+        """Create or upgrade the schema (:meth:`Engine.migrate`); idempotent."""
+        self.engine.migrate()
+
+    async def asetup(self) -> None:
+        """Async form of :meth:`setup` (:meth:`Engine.amigrate`)."""
+        await self.engine.amigrate()
 
     # -- batch ---------------------------------------------------------------------------
     @dual
@@ -616,14 +743,19 @@ class LangGraphStore(BaseStore):
         yield Atomic(_put_body(queries, rows, copy), pipeline=not copy, single=single)
 
     # -- the vector index ------------------------------------------------------------------
+    def _index_name(self) -> str:
+        # Cosine keeps the name it always had; another distance needs its own opclass.
+        tag = _DISTANCE_TAGS[self._cfg.distance]
+        return f"store_vectors_d{self._cfg.dims}{tag}_hnsw"
+
     def _vector_index(self, exists: bool) -> VectorIndex:
         dims = self._cfg.dims
         return VectorIndex(
             self.engine.dialect,
             "store_vectors",
             dims=dims,
-            distance="cosine",
-            index=f"store_vectors_d{dims}_hnsw" if exists else None,
+            distance=self._cfg.distance,
+            index=self._index_name() if exists else None,
             where=self.engine.dialect.vector_dims_is("embedding", dims),
             version=self._ann[0] if self._ann else (0, 0, 0),
         )
@@ -631,7 +763,7 @@ class LangGraphStore(BaseStore):
     def _index_plan(self, *, create: bool = False) -> Plan[VectorIndex]:
         """The index of this store's vectors; with ``create``, build its HNSW index first
         when there is none (once per store object)."""
-        name = f"store_vectors_d{self._cfg.dims}_hnsw"
+        name = self._index_name()
         if self._ann is None:
             self._ann = yield Atomic(describe(self.engine.dialect, name), readonly=True)
         version, exists = self._ann
@@ -706,7 +838,7 @@ class LangGraphStore(BaseStore):
             if found is None:
                 found = yield Atomic(index.search_large(search), pipeline=True)
             rows = found[op.offset :]
-            hits = [_search_item(dialect, r, 1.0 - float(r[-1])) for r in rows]
+            hits = [_search_item(dialect, r, _score(self._cfg.distance, r[-1])) for r in rows]
         if op.refresh_ttl:
             yield from self._refresh_plan([(r[0], r[1]) for r in rows if r[5] is not None])
         return hits

@@ -532,6 +532,9 @@ class MemoryVectorStore(VectorStore):
             texts: the texts.
             metadatas: one JSON-serializable dict per text.
             ids: one id per text (any string); new UUIDs when omitted.
+            batch_size: at most this many texts per embedding request (what
+                ``add_documents`` and LangChain's indexing API ``index()`` pass); the
+                texts are still stored in one transaction. Default: one request.
 
         Returns:
             The ids, in order.
@@ -540,11 +543,19 @@ class MemoryVectorStore(VectorStore):
             ValueError: an embedding's size differs from the collection's (the message
                 names both sizes), or the counts of texts, metadatas and ids differ.
         """
+        batch_size = kwargs.pop("batch_size", None)
         _no_kwargs(kwargs, "add_texts")
+        if batch_size is not None and (
+            not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         texts, rows, out_ids = self._prepare(texts, metadatas, ids)
         if not rows:
             return []
-        vectors = yield Embed(self._embeddings, texts)
+        step = batch_size or len(texts)
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), step):
+            vectors += yield Embed(self._embeddings, texts[start : start + step])
         return (yield from self._add_plan(rows, vectors, out_ids))
 
     aadd_texts = add_texts.async_  # type: ignore[assignment]
