@@ -88,7 +88,8 @@ def test_postgres_saver_snippet(conn_string: str) -> None:
         engine = checkpointer.engine
     # The engine the block opened is closed with it; a new saver on the same database
     # sees the thread (setup again is a no-op).
-    assert engine.raw_backend is not None
+    if engine.dialect.name == "postgres":
+        assert engine.raw_backend._pool is None  # closed by the block's exit
     with PostgresSaver.from_conn_string(DB_URI) as again:
         again.setup()
         state = again.get_tuple({"configurable": {"thread_id": "1"}})
@@ -128,6 +129,10 @@ async def test_async_postgres_saver_snippet(conn_string: str) -> None:
         assert out["messages"][-1].content == "Your name is Bob."
         state = await graph.aget_state(config)  # type: ignore[arg-type]
         assert len(state.values["messages"]) == 4
+    # AsyncPostgresSaver's own spelling, ``async with X.from_conn_string(...)``, works too.
+    async with PostgresSaver.from_conn_string(DB_URI) as again:
+        await again.asetup()
+        assert await again.alist_threads() == ["1"]
 
 
 def test_postgres_store_snippet(conn_string: str) -> None:
@@ -166,7 +171,13 @@ def test_sqlite_saver_memory_conn_string() -> None:
         assert store.search(("x",)) == []
 
 
-def test_from_conn_string_closes_engine_and_rejects_bad_strings() -> None:
+def test_from_conn_string_rejects_bad_strings_and_reuse() -> None:
+    opening = CheckpointSaver.from_conn_string(":memory:")
+    with opening:
+        pass
+    with pytest.raises(RuntimeError, match="entered once"):
+        with opening:
+            pass
     with pytest.raises(ValueError, match="key=value connection strings are not supported"):
         with CheckpointSaver.from_conn_string("host=localhost dbname=x"):
             pass

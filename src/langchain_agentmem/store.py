@@ -40,11 +40,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
+import functools
 import logging
 import math
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -80,9 +80,10 @@ from ._search.vector_index import (
     describe,
     search_settings,
 )
+from .checkpoint import EngineCall, Opening, from_conn_string
 from .dialects import Dialect
 from .dialects.statements import in_key_order
-from .engine import Engine, conn_string_url, connect
+from .engine import Engine
 
 __all__ = ["LangGraphStore"]
 
@@ -587,49 +588,17 @@ class LangGraphStore(BaseStore):
 
     # -- LangGraph's entry points ---------------------------------------------------------
     @classmethod
-    @contextlib.contextmanager
-    def from_conn_string(cls, conn_string: str, **kwargs: Any) -> Iterator[LangGraphStore]:
-        """A store on its own engine, closed when the block exits (as LangGraph's
-        ``PostgresStore.from_conn_string``).
+    @functools.wraps(from_conn_string)
+    def from_conn_string(cls, conn_string: str, **kwargs: Any) -> Opening[LangGraphStore]:
+        return from_conn_string(cls, conn_string, **kwargs)
 
-        Args:
-            conn_string: a database URL (``postgresql://``, ``postgresql+psycopg://``,
-                ``sqlite:///file.db``), a bare file path (SQLite) or ``":memory:"``.
-            **kwargs: the constructor's (``index``, ``ttl``, ``user_id``, ...).
+    #: The same, named for ``async with`` (one definition: either form works with either).
+    afrom_conn_string = from_conn_string
 
-        Example:
-            >>> with LangGraphStore.from_conn_string(":memory:") as store:
-            ...     store.setup()
-            ...     store.put(("u",), "k", {"v": 1})
-            ...     store.get(("u",), "k").value
-            {'v': 1}
-        """
-        engine = connect(conn_string_url(conn_string))
-        try:
-            yield cls(engine, **kwargs)
-        finally:
-            engine.close()
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def afrom_conn_string(
-        cls, conn_string: str, **kwargs: Any
-    ) -> AsyncIterator[LangGraphStore]:
-        """Async form of :meth:`from_conn_string` (``async with``; as LangGraph's
-        ``AsyncPostgresStore.from_conn_string``)."""
-        engine = connect(conn_string_url(conn_string))
-        try:
-            yield cls(engine, **kwargs)
-        finally:
-            await engine.aclose()
-
-    def setup(self) -> None:
-        """Create or upgrade the schema (:meth:`Engine.migrate`); idempotent."""
-        self.engine.migrate()
-
-    async def asetup(self) -> None:
-        """Async form of :meth:`setup` (:meth:`Engine.amigrate`)."""
-        await self.engine.amigrate()
+    setup = EngineCall(
+        "migrate", "Create or upgrade the schema (:meth:`Engine.migrate`); idempotent."
+    )
+    asetup = setup.async_
 
     # -- batch ---------------------------------------------------------------------------
     @dual
