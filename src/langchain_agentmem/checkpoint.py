@@ -36,10 +36,9 @@ from __future__ import annotations
 import builtins
 import functools
 import random
-import types
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -70,8 +69,9 @@ from ._checkpoint.serde import MemoLoader, ValueMemo, paused_gc
 from ._core.plan import Atomic, Body, Page, Plan, Stmt, dual, paged, statements
 from ._encoding.json import clean_text, dumps, loads
 from ._encoding.keys import decode_key, encode_key
+from ._entry import ConnStringEntry
 from .dialects import Dialect
-from .engine import Engine, conn_string_url, connect
+from .engine import Engine
 
 __all__ = ["CheckpointSaver"]
 
@@ -833,89 +833,7 @@ class _Listing:
         self.filter, self.loader = filter, loader
 
 
-class Opening(Generic[_T]):
-    """What ``from_conn_string`` returns: opens an engine for ``conn_string`` and builds
-    the object on it when entered (``with`` or ``async with``), and closes the engine
-    (``close`` / ``aclose``) when the block exits."""
-
-    def __init__(self, build: Callable[[Engine], _T], conn_string: str) -> None:
-        self._build = build
-        self._url = conn_string_url(conn_string)
-        self._engine: Engine | None = None
-
-    def _open(self) -> _T:
-        if self._engine is not None:
-            raise RuntimeError("from_conn_string(...) is entered once; call it again")
-        self._engine = connect(self._url)
-        try:
-            return self._build(self._engine)
-        except BaseException:
-            self._engine.close()
-            raise
-
-    def __enter__(self) -> _T:
-        return self._open()
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._engine is not None
-        self._engine.close()
-
-    async def __aenter__(self) -> _T:
-        return self._open()
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._engine is not None
-        await self._engine.aclose()
-
-
-def from_conn_string(cls: type[_T], conn_string: str, **kwargs: Any) -> Opening[_T]:
-    """An object of ``cls`` on its own engine, closed when the block exits; enter it
-    with ``with`` or ``async with`` (LangGraph's ``from_conn_string`` on its sync and
-    async savers and stores). The classes' ``from_conn_string`` and ``afrom_conn_string``.
-
-    Args:
-        conn_string: a database URL (``postgresql://``, ``postgresql+psycopg://``,
-            ``sqlite:///file.db``), a bare file path (SQLite) or ``":memory:"``.
-        **kwargs: the constructor's (``user_id``, ``serde``, ``index``, ...).
-
-    Example:
-        >>> from langchain_agentmem import CheckpointSaver
-        >>> with CheckpointSaver.from_conn_string(":memory:") as saver:
-        ...     saver.setup()
-        ...     saver.get_tuple({"configurable": {"thread_id": "t"}}) is None
-        True
-    """
-    return Opening(lambda engine: cls(engine, **kwargs), conn_string)  # type: ignore[call-arg]
-
-
-class EngineCall:
-    """A method that calls one of the engine's sync/async pairs (``X`` / ``aX``), for
-    both its forms from one definition: ``setup = EngineCall("migrate", doc)`` and
-    ``asetup = setup.async_``."""
-
-    def __init__(self, name: str, doc: str) -> None:
-        def call(obj: Any) -> None:
-            getattr(obj.engine, name)()
-
-        async def acall(obj: Any) -> None:
-            await getattr(obj.engine, "a" + name)()
-
-        call.__doc__, acall.__doc__ = doc, f"Async form of :meth:`{name}`."
-        self.fn = call
-        functools.update_wrapper(self, call)  # as dual: both forms wrap the one definition
-        acall.__wrapped__ = call  # type: ignore[attr-defined]
-        self.async_: Callable[[Any], Coroutine[Any, Any, None]] = acall
-
-    def __get__(self, obj: Any, objtype: type | None = None) -> Callable[[], None]:
-        if obj is None:
-            return self.fn  # type: ignore[return-value]
-        return types.MethodType(self, obj)
-
-    def __call__(self, obj: Any) -> None:
-        self.fn(obj)
-
-
-class CheckpointSaver(BaseCheckpointSaver[str]):
+class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
     """A LangGraph checkpointer on the shared schema (Postgres or SQLite), sync and async.
 
     Args:
@@ -975,18 +893,6 @@ class CheckpointSaver(BaseCheckpointSaver[str]):
         return f"CheckpointSaver({self.engine!r}, user_id={self.user_id!r})"
 
     # -- LangGraph's entry points ---------------------------------------------------------
-    @classmethod
-    @functools.wraps(from_conn_string)
-    def from_conn_string(cls, conn_string: str, **kwargs: Any) -> Opening[CheckpointSaver]:
-        return from_conn_string(cls, conn_string, **kwargs)
-
-    #: The same, named for ``async with`` (one definition: either form works with either).
-    afrom_conn_string = from_conn_string
-
-    setup = EngineCall(
-        "migrate", "Create or upgrade the schema (:meth:`Engine.migrate`); idempotent."
-    )
-    asetup = setup.async_
 
     # -- helpers -------------------------------------------------------------------------
     def _scope(self, config: RunnableConfig | None) -> _Scope:

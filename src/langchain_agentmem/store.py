@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
 import logging
 import math
 import threading
@@ -71,6 +70,7 @@ from langgraph.store.base import (
 from ._core.plan import Atomic, Body, Copy, Embed, Many, Plan, Stmt, dual
 from ._encoding.json import dumps, loads
 from ._encoding.keys import check_key_size, decode_key, encode_key
+from ._entry import ConnStringEntry
 from ._search.filters import Fragment, compile_store_filter
 from ._search.vector_index import (
     HNSWSettings,
@@ -80,7 +80,6 @@ from ._search.vector_index import (
     describe,
     search_settings,
 )
-from .checkpoint import EngineCall, Opening, from_conn_string
 from .dialects import Dialect
 from .dialects.statements import in_key_order
 from .engine import Engine
@@ -516,7 +515,7 @@ def _create_index(
 # -- the store -------------------------------------------------------------------------
 
 
-class LangGraphStore(BaseStore):
+class LangGraphStore(ConnStringEntry, BaseStore):
     """A LangGraph ``BaseStore`` on the shared schema, with semantic search and TTL.
 
     Args:
@@ -587,18 +586,6 @@ class LangGraphStore(BaseStore):
         return f"LangGraphStore({self.engine!r}, user_id={self.user_id!r})"
 
     # -- LangGraph's entry points ---------------------------------------------------------
-    @classmethod
-    @functools.wraps(from_conn_string)
-    def from_conn_string(cls, conn_string: str, **kwargs: Any) -> Opening[LangGraphStore]:
-        return from_conn_string(cls, conn_string, **kwargs)
-
-    #: The same, named for ``async with`` (one definition: either form works with either).
-    afrom_conn_string = from_conn_string
-
-    setup = EngineCall(
-        "migrate", "Create or upgrade the schema (:meth:`Engine.migrate`); idempotent."
-    )
-    asetup = setup.async_
 
     # -- batch ---------------------------------------------------------------------------
     @dual
