@@ -137,3 +137,39 @@ async def test_async_reads_of_users_threads_and_sessions(aengine: Engine) -> Non
     sessions = await ChatMessageHistory.alist_sessions(aengine, "ann")
     assert [s.session_id for s in sessions] == ["s1"]
     assert ChatMessageHistory.list_sessions(aengine, "ann") == sessions
+
+
+def test_a_transaction_that_need_not_be_durable_skips_the_disk_flush_alone(
+    postgres_url: str,
+) -> None:
+    # Sessions that wait for the disk by default (the test server itself does not).
+    sep = "&" if "?" in postgres_url else "?"
+    eng = connect(postgres_url + sep + "options=-csynchronous_commit%3Don", schema="t_durable")
+    try:
+        for single in (False, True):
+            with eng.transaction("u", durable=False, single=single) as tx:
+                assert tx.fetchone("SHOW synchronous_commit") == ("off",)
+            with eng.transaction("u") as tx:
+                assert tx.fetchone("SHOW synchronous_commit") == ("on",)
+    finally:
+        eng.close()
+
+
+async def test_a_transaction_that_need_not_be_durable_skips_the_disk_flush_alone_async(
+    postgres_url: str,
+) -> None:
+    sep = "&" if "?" in postgres_url else "?"
+    eng = connect(postgres_url + sep + "options=-csynchronous_commit%3Don", schema="t_durable")
+    try:
+        async with eng.atransaction("u", durable=False, single=True) as tx:
+            assert await tx.fetchone("SHOW synchronous_commit") == ("off",)
+        async with eng.atransaction("u") as tx:
+            assert await tx.fetchone("SHOW synchronous_commit") == ("on",)
+    finally:
+        await eng.aclose()
+        eng.close()
+
+
+def test_pending_writes_skip_the_disk_flush_unless_asked() -> None:
+    assert CheckpointSaver(connect("sqlite://")).durable_writes is False
+    assert CheckpointSaver(connect("sqlite://"), durable_writes=True).durable_writes is True

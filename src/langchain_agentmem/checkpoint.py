@@ -851,6 +851,14 @@ class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
             last step is not serialized again, and messages built from stored bytes, so
             that a read copies them instead of validating them again (see ``_serde.py``;
             LangGraph's default serializer only). 0 remembers nothing.
+        durable_writes: whether a task's pending writes (:meth:`put_writes`) wait for
+            the server's disk before returning. By default they do not (Postgres
+            ``synchronous_commit = off`` for that transaction alone; SQLite commits so
+            anyway): a crash of the database server within a moment of a write may lose
+            it, and LangGraph then runs that task again on resume, as after a crash just
+            before the write. Checkpoints (:meth:`put`) always wait, and since the log
+            is written in order, a checkpoint that is durable makes every write before
+            it durable too. ``True`` makes writes wait as well (one disk flush each).
 
     Example:
         >>> from langchain_agentmem import connect
@@ -868,6 +876,7 @@ class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         chunk_cache_size: int = 1024,
         value_cache_bytes: int = 64 * 1024 * 1024,
+        durable_writes: bool = False,
     ) -> None:
         if not isinstance(engine, Engine):
             raise TypeError(
@@ -882,6 +891,7 @@ class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
         super().__init__(serde=serde)
         self.engine = engine
         self.user_id = user_id
+        self.durable_writes = bool(durable_writes)
         if not isinstance(value_cache_bytes, int) or value_cache_bytes < 0:
             raise ValueError(
                 f"value_cache_bytes must be a non-negative int, got {value_cache_bytes!r}"
@@ -1153,7 +1163,12 @@ class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
         """Save the writes of one task, linked to the checkpoint ``config`` names."""
         query = self._writes_args(config, writes, task_id, task_path)
         if query is not None:
-            yield Atomic(statements([Stmt(*query)]), single=True, user_id=query[1][0])
+            yield Atomic(
+                statements([Stmt(*query)]),
+                single=True,
+                durable=self.durable_writes,
+                user_id=query[1][0],
+            )
 
     aput_writes = put_writes.async_
 

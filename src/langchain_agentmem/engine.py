@@ -231,6 +231,7 @@ class Engine:
         readonly: bool = False,
         pipeline: bool = False,
         single: bool = False,
+        durable: bool = True,
     ) -> Iterator[Transaction]:
         """Run statements for one tenant in one transaction (committed on success).
 
@@ -244,9 +245,15 @@ class Engine:
                 a block of writes). Ignored on SQLite.
             single: the block runs one statement, atomic by itself: on Postgres it runs
                 without BEGIN/COMMIT (one round trip instead of three).
+            durable: ``False``: on Postgres the commit returns before the server has
+                flushed it to disk (``synchronous_commit = off`` for this transaction
+                only). A crash of the server may then lose this transaction (and other
+                such ones of the last moment), never one committed durably after it, and
+                never leaves the data inconsistent. On SQLite every commit is already
+                like this (WAL with ``synchronous=NORMAL``).
         """
         with self._backend.transaction(
-            self.dialect, user_id, readonly or single, pipeline, write=not readonly
+            self.dialect, user_id, readonly or single, pipeline, write=not readonly, durable=durable
         ) as tx:
             yield tx
 
@@ -258,10 +265,11 @@ class Engine:
         readonly: bool = False,
         pipeline: bool = False,
         single: bool = False,
+        durable: bool = True,
     ) -> AsyncIterator[AsyncTransaction]:
         """Async form of :meth:`transaction`."""
         async with self._backend.atransaction(
-            self.dialect, user_id, readonly or single, pipeline, write=not readonly
+            self.dialect, user_id, readonly or single, pipeline, write=not readonly, durable=durable
         ) as tx:
             yield tx
 

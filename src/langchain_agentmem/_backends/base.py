@@ -298,12 +298,26 @@ class Backend:
     # ``implicit``: no explicit transaction is needed (read-only, or one atomic statement);
     # ``write``: the block writes (SQLite takes its write lock).
     def transaction(
-        self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
+        self,
+        dialect: Dialect,
+        user_id: str | None,
+        implicit: bool,
+        pipeline: bool,
+        *,
+        write: bool,
+        durable: bool = True,
     ) -> contextlib.AbstractContextManager[Transaction]:
         raise NotImplementedError
 
     def atransaction(
-        self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
+        self,
+        dialect: Dialect,
+        user_id: str | None,
+        implicit: bool,
+        pipeline: bool,
+        *,
+        write: bool,
+        durable: bool = True,
     ) -> contextlib.AbstractAsyncContextManager[AsyncTransaction]:
         raise NotImplementedError
 

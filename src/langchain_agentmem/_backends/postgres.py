@@ -234,25 +234,40 @@ class PostgresBackend(Backend):
             await pool.check()
         return self._error("lost the connection to", exc)
 
-    def _set_tenant(self, conn: Any, user_id: str | None) -> None:
+    def _prologue(self, user_id: str | None, durable: bool) -> tuple[str, tuple[Any, ...]] | None:
+        # Settings local to the transaction, in one statement (pipelined with the rest).
+        settings: list[str] = []
+        params: tuple[Any, ...] = ()
         if self.config.get("row_level_security") and user_id is not None:
-            conn.execute("SELECT set_config('agent_mem.user_id', %s, true)", (user_id,))
+            settings.append("set_config('agent_mem.user_id', %s, true)")
+            params = (user_id,)
+        if not durable:
+            settings.append("set_config('synchronous_commit', 'off', true)")
+        return ("SELECT " + ", ".join(settings), params) if settings else None
 
     @contextlib.contextmanager
     def transaction(
-        self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
+        self,
+        dialect: Dialect,
+        user_id: str | None,
+        implicit: bool,
+        pipeline: bool,
+        *,
+        write: bool,
+        durable: bool = True,
     ) -> Iterator[Transaction]:
-        rls = bool(self.config.get("row_level_security"))
         pool = self.pool()
         conn = None
         try:
             with pool.connection() as conn:
-                if implicit and not rls:
+                prologue = self._prologue(user_id, durable)
+                if implicit and prologue is None:
                     yield Transaction(conn, dialect, user_id)
                     return
-                pipe = conn.pipeline() if pipeline else contextlib.nullcontext()
+                pipe = conn.pipeline() if pipeline or not durable else contextlib.nullcontext()
                 with pipe, conn.transaction():
-                    self._set_tenant(conn, user_id)
+                    if prologue is not None:
+                        conn.execute(*prologue)
                     yield Transaction(conn, dialect, user_id)
         except Exception as exc:
             lost = self._dead(pool, conn, exc) if self._lost(conn, exc) else None
@@ -265,22 +280,27 @@ class PostgresBackend(Backend):
 
     @contextlib.asynccontextmanager
     async def atransaction(
-        self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
+        self,
+        dialect: Dialect,
+        user_id: str | None,
+        implicit: bool,
+        pipeline: bool,
+        *,
+        write: bool,
+        durable: bool = True,
     ) -> AsyncIterator[AsyncTransaction]:
-        rls = bool(self.config.get("row_level_security"))
         pool = await self.apool()
         conn = None
         try:
             async with pool.connection() as conn:
-                if implicit and not rls:
+                prologue = self._prologue(user_id, durable)
+                if implicit and prologue is None:
                     yield AsyncTransaction(conn, dialect, user_id, threaded=False)
                     return
-                pipe = conn.pipeline() if pipeline else contextlib.nullcontext()
+                pipe = conn.pipeline() if pipeline or not durable else contextlib.nullcontext()
                 async with pipe, conn.transaction():
-                    if rls and user_id is not None:
-                        await conn.execute(
-                            "SELECT set_config('agent_mem.user_id', %s, true)", (user_id,)
-                        )
+                    if prologue is not None:
+                        await conn.execute(*prologue)
                     yield AsyncTransaction(conn, dialect, user_id, threaded=False)
         except Exception as exc:
             lost = await self._adead(pool, conn, exc) if self._lost(conn, exc) else None

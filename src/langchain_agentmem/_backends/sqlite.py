@@ -129,7 +129,14 @@ class SQLiteBackend(Backend):
 
     @contextlib.contextmanager
     def transaction(
-        self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
+        self,
+        dialect: Dialect,
+        user_id: str | None,
+        implicit: bool,
+        pipeline: bool,
+        *,
+        write: bool,
+        durable: bool = True,
     ) -> Iterator[Transaction]:
         readonly = not write
         if not readonly and not self._write_lock.acquire(timeout=self.timeout):
@@ -176,7 +183,14 @@ class SQLiteBackend(Backend):
 
     @contextlib.asynccontextmanager
     async def atransaction(
-        self, dialect: Dialect, user_id: str | None, implicit: bool, pipeline: bool, *, write: bool
+        self,
+        dialect: Dialect,
+        user_id: str | None,
+        implicit: bool,
+        pipeline: bool,
+        *,
+        write: bool,
+        durable: bool = True,
     ) -> AsyncIterator[AsyncTransaction]:
         # Cancellation may arrive at any await: each statement (BEGIN included) finishes
         # in its thread before CancelledError goes on (``run_to_end``), and the

@@ -95,6 +95,7 @@ class Engine(Protocol):
         readonly: bool = ...,
         pipeline: bool = ...,
         single: bool = ...,
+        durable: bool = ...,
     ) -> AbstractContextManager[Transaction]: ...
 
     def atransaction(
@@ -104,6 +105,7 @@ class Engine(Protocol):
         readonly: bool = ...,
         pipeline: bool = ...,
         single: bool = ...,
+        durable: bool = ...,
     ) -> AbstractAsyncContextManager[AsyncTransaction]: ...
 
 
@@ -146,13 +148,16 @@ class Atomic(Generic[T]):
 
     ``readonly``: the body only reads; ``pipeline``: Postgres sends its statements in
     pipeline mode; ``single``: the body is one statement, atomic by itself (no
-    BEGIN/COMMIT round trips on Postgres). See :meth:`~langchain_agentmem.Engine.transaction`.
+    BEGIN/COMMIT round trips on Postgres); ``durable=False``: the commit does not wait
+    for the server's disk (for writes that a crash may lose, like a task's pending
+    writes that LangGraph can compute again). See :meth:`~langchain_agentmem.Engine.transaction`.
     """
 
     body: Body[T]
     readonly: bool = False
     pipeline: bool = False
     single: bool = False
+    durable: bool = True
     user_id: Any = _DEFAULT
 
 
@@ -292,7 +297,11 @@ def run(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
             else:
                 atomic, uid = _atomic(step, user_id)
                 with engine.transaction(
-                    uid, readonly=atomic.readonly, pipeline=atomic.pipeline, single=atomic.single
+                    uid,
+                    readonly=atomic.readonly,
+                    pipeline=atomic.pipeline,
+                    single=atomic.single,
+                    durable=atomic.durable,
                 ) as tx:
                     result = execute(tx, atomic.body)
         except Exception as exc:  # thrown into the plan, which may handle it
@@ -322,7 +331,11 @@ async def arun(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
             else:
                 atomic, uid = _atomic(step, user_id)
                 async with engine.atransaction(
-                    uid, readonly=atomic.readonly, pipeline=atomic.pipeline, single=atomic.single
+                    uid,
+                    readonly=atomic.readonly,
+                    pipeline=atomic.pipeline,
+                    single=atomic.single,
+                    durable=atomic.durable,
                 ) as tx:
                     result = await aexecute(tx, atomic.body)
         except Exception as exc:
