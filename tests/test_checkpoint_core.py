@@ -15,6 +15,8 @@ from langchain_agentmem._core.plan import Atomic, One, Plan, apages, pages
 from langchain_agentmem.checkpoint import _Scope, put_steps
 from langchain_agentmem.dialects import PostgresDialect, SQLiteDialect
 
+from conftest import fresh_schema
+
 
 def twins(cls: type) -> list[str]:
     """Names ``aX`` defined by ``cls`` whose ``X`` it defines too."""
@@ -144,7 +146,7 @@ def test_a_transaction_that_need_not_be_durable_skips_the_disk_flush_alone(
 ) -> None:
     # Sessions that wait for the disk by default (the test server itself does not).
     sep = "&" if "?" in postgres_url else "?"
-    eng = connect(postgres_url + sep + "options=-csynchronous_commit%3Don", schema="t_durable")
+    eng = connect(postgres_url + sep + "options=-csynchronous_commit%3Don", schema=fresh_schema())
     try:
         for single in (False, True):
             with eng.transaction("u", durable=False, single=single) as tx:
@@ -159,7 +161,7 @@ async def test_a_transaction_that_need_not_be_durable_skips_the_disk_flush_alone
     postgres_url: str,
 ) -> None:
     sep = "&" if "?" in postgres_url else "?"
-    eng = connect(postgres_url + sep + "options=-csynchronous_commit%3Don", schema="t_durable")
+    eng = connect(postgres_url + sep + "options=-csynchronous_commit%3Don", schema=fresh_schema())
     try:
         async with eng.atransaction("u", durable=False, single=True) as tx:
             assert await tx.fetchone("SHOW synchronous_commit") == ("off",)
