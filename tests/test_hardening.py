@@ -430,6 +430,34 @@ async def test_concurrent_amset_and_amdelete_do_not_deadlock(aengine: Engine) ->
     assert {k async for k in store.ayield_keys()} <= set(KEYS)
 
 
+def test_concurrent_vector_deletes_and_upserts_of_the_same_ids_do_not_deadlock(
+    engine: Engine,
+) -> None:
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from langchain_agentmem import MemoryVectorStore
+
+    store = MemoryVectorStore(engine, DeterministicFakeEmbedding(size=4), collection="contended")
+    store.add_texts(KEYS, ids=KEYS)
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(25):
+            ids = rng.sample(KEYS, 16)  # each batch in its own order
+            if rng.random() < 0.5:
+                store.add_texts(ids, ids=ids)
+            else:
+                store.delete(ids)
+
+    with ThreadPoolExecutor(8) as pool:
+        for future in [pool.submit(worker, seed) for seed in range(8)]:
+            future.result()  # DeadlockDetected would surface here
+    assert {d.id for d in store.get_by_ids(KEYS)} <= set(KEYS)
+
+
 def test_yield_keys_pages_through_many_keys(engine: Engine) -> None:
     from langchain_agentmem import ByteStore
     from langchain_agentmem.docstore import KEYS_PAGE

@@ -598,13 +598,31 @@ class MemoryVectorStore(VectorStore):
         self, coll: _Collection, ids: list[str] | None, fsql: str, fparams: list[Any]
     ) -> Body[int]:
         dialect = self.engine.dialect
-        query = "DELETE FROM {vectors} AS v WHERE v.user_id = ? AND v.collection_id = ? AND " + fsql  # noqa: S608 (fixed fragments; values are parameters)
+        where = "v.user_id = ? AND v.collection_id = ? AND " + fsql
         params: list[Any] = [self._uid, coll.collection_id, *fparams]
-        if ids is not None:
-            cols = [("id", "text")]
-            query += " AND v.id IN (SELECT m.id FROM " + dialect.unnest(cols) + ")"  # noqa: S608
-            params += dialect.unnest_params(cols, [(i,) for i in ids])
-        return (yield Stmt(query, params))
+        cols = [("id", "text")]
+        by_ids = " AND v.id IN (SELECT m.id FROM " + dialect.unnest(cols) + ")"  # noqa: S608
+        if ids is None:
+            return (yield Stmt("DELETE FROM {vectors} AS v WHERE " + where, params))  # noqa: S608 (fixed fragments; values are parameters)
+        ordered = sorted(set(ids))
+        lock = dialect.lock_in_order("id")
+        if lock is not None:
+            # Lock the rows in id order first (as the scoped writer does), then delete
+            # exactly those: concurrent deletes of overlapping ids cannot deadlock.
+            rows = yield Stmt(
+                "SELECT v.id FROM {vectors} v WHERE " + where + by_ids + " " + lock,  # noqa: S608
+                [*params, *dialect.unnest_params(cols, [(i,) for i in ordered])],
+                fetch=True,
+            )
+            ordered = [row[0] for row in rows]
+            if not ordered:
+                return 0
+        return (
+            yield Stmt(
+                "DELETE FROM {vectors} AS v WHERE " + where + by_ids,  # noqa: S608
+                [*params, *dialect.unnest_params(cols, [(i,) for i in ordered])],
+            )
+        )
 
     @dual
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> Plan[bool | None]:
@@ -628,7 +646,7 @@ class MemoryVectorStore(VectorStore):
         coll = yield from self._collection_plan(None)
         if coll is None:
             return True
-        yield Atomic(self._delete_body(coll, ids_, fsql, fparams), single=True)
+        yield Atomic(self._delete_body(coll, ids_, fsql, fparams), single=ids_ is None)
         return True
 
     adelete = delete.async_  # type: ignore[assignment]
