@@ -10,12 +10,13 @@ import uuid
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 from typing import Annotated, Any, TypedDict
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy
 import psycopg
 import pytest
+from _fakes import ScriptedChatModel
 from click.testing import CliRunner
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -39,10 +40,9 @@ from langchain_agentmem import (
 )
 from langchain_agentmem._core.catalog import TABLES
 from langchain_agentmem.cli import main, table_counts
-from langchain_agentmem.retention import Retention
 from langchain_agentmem.dialects import Stmt
+from langchain_agentmem.retention import Retention
 
-from _fakes import ScriptedChatModel
 from conftest import fresh_schema
 
 CANARY = "zqcanaryx7"  # one lower-case word: the graph normalizes names, FTS tokenizes
@@ -189,7 +189,9 @@ def test_round_trip_sqlite_postgres_sqlite_is_exact(postgres_url: str, tmp_path:
             manifest = json.loads(zf.read("manifest.json"))
         cols = next(t["columns"] for t in manifest["tables"] if t["name"] == "vectors")
         emb = [n for n, _ in cols].index("embedding")
-        stored = [float(numpy.float32(x)) for x in embeddings().embed_query(f"{CANARY} vector text")]
+        stored = [
+            float(numpy.float32(x)) for x in embeddings().embed_query(f"{CANARY} vector text")
+        ]
         assert rows_a["vectors"][0][emb] == stored
         assert manifest["schema_version"] == a.schema_version()
     finally:
@@ -231,7 +233,7 @@ async def test_export_forget_import_async(aengine: Engine, tmp_path: Path) -> No
 
 
 def test_import_refuses_a_user_with_data_and_writes_nothing(engine: Engine, tmp_path: Path) -> None:
-    populate(engine, "ann")
+    ChatMessageHistory(engine, "s", user_id="ann").add_user_message("hi")
     engine.export_user("ann", tmp_path / "ann.zip")
     KeyValueStore(engine, "kv", user_id="bob").set("only", 1)
     with pytest.raises(ValueError, match="already has 1 row"):

@@ -443,9 +443,13 @@ def export_user(url: str | None, schema: str, user_id: str, path: str, as_json: 
 @main.command("import")
 @database_options
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--user", "user_id", default=None, help="Import as this user (default: the archive's).")
+@click.option(
+    "--user", "user_id", default=None, help="Import as this user (default: the archive's)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def import_user(url: str | None, schema: str, path: str, user_id: str | None, as_json: bool) -> None:
+def import_user(
+    url: str | None, schema: str, path: str, user_id: str | None, as_json: bool
+) -> None:
     """Load an archive written by `agentmem export` (into SQLite or Postgres, of the same or
     a newer schema version), in one transaction. Moves a user from the SQLite dev file to
     Postgres: export there, import here.
@@ -525,7 +529,9 @@ def retention(url: str | None, schema: str, dry_run: bool, batch_size: int, as_j
         return
     verb = "would delete" if dry_run else "deleted"
     for rule, n in counts.items():
-        click.echo(f"  {rule:<16} " + ("skipped (not in this schema)" if n is None else f"{verb} {n}"))
+        click.echo(
+            f"  {rule:<16} " + ("skipped (not in this schema)" if n is None else f"{verb} {n}")
+        )
 
 
 @main.command()
@@ -570,6 +576,7 @@ def restore(url: str | None, schema: str, path: str) -> None:
             raise click.ClickException(str(exc)) from exc
         version = engine.schema_version()
     click.echo(f"restored {path} into {engine!r}; schema version {version}")
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

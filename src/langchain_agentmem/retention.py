@@ -34,9 +34,9 @@ from typing import Any, TypedDict
 
 from ._core.catalog import TABLES, Table
 from ._core.plan import Atomic, Plan, dual
+from ._encoding.keys import encode_key
 from .checkpoint import prune_before_steps, users_query
 from .dialects import Body, Dialect, One, Stmt, check_identifier
-from ._encoding.keys import encode_key
 from .engine import Engine
 from .working_memory import cleanup_plan, users_to_clean_plan
 
@@ -139,8 +139,10 @@ def _rule_plan(
     columns = yield Atomic(_columns(dialect, table.name), readonly=True, user_id=None)
     if columns is None or not needs <= columns:
         return None
+    users_sql = f"SELECT DISTINCT user_id FROM {{{table.name}}} WHERE {cond} ORDER BY 1"  # noqa: S608 (catalog names)
+    count_sql = f"SELECT count(*) FROM {{{table.name}}} WHERE user_id = ? AND {cond}"  # noqa: S608 (catalog names)
     (users,) = yield Atomic(
-        _stmts([Stmt(f"SELECT DISTINCT user_id FROM {{{table.name}}} WHERE {cond} ORDER BY 1", params, fetch=True)]),  # noqa: S608 (catalog names)
+        _stmts([Stmt(users_sql, params, fetch=True)]),
         readonly=True,
         user_id=None,
     )
@@ -148,7 +150,7 @@ def _rule_plan(
     for (uid,) in users:
         if dry_run:
             row = yield Atomic(
-                _one(One(f"SELECT count(*) FROM {{{table.name}}} WHERE user_id = ? AND {cond}", [uid, *params])),  # noqa: S608 (catalog names)
+                _one(One(count_sql, [uid, *params])),
                 readonly=True,
                 user_id=uid,
             )
@@ -257,7 +259,9 @@ class Retention:
                 )
                 total += int(row[0])
             else:
-                total += int((yield Atomic(prune_before_steps(dialect, uid, cutoff, True), user_id=uid)))
+                total += int(
+                    (yield Atomic(prune_before_steps(dialect, uid, cutoff, True), user_id=uid))
+                )
         return total
 
     def _working_memory(self, size: int, dry_run: bool) -> Plan[int]:

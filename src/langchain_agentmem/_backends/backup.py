@@ -110,7 +110,9 @@ def restore(engine: Any, path: str | os.PathLike[str]) -> None:
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
             ).fetchone()
             if not has or not has[0]:
-                raise ValueError(f"{str(source)!r} is not a memory database backup (no schema_version)")
+                raise ValueError(
+                    f"{str(source)!r} is not a memory database backup (no schema_version)"
+                )
             dst = sqlite3.connect(_sqlite_path(engine))
             try:
                 src.backup(dst)

@@ -97,7 +97,9 @@ def ordered_tables(dialect: str, present: set[str] | None = None) -> list[Table]
     placed: set[str] = set()
     while len(out) < len(tables):
         for t in tables:
-            if t.name not in placed and (t.parent is None or t.parent not in names or t.parent in placed):
+            if t.name not in placed and (
+                t.parent is None or t.parent not in names or t.parent in placed
+            ):
                 out.append(t)
                 placed.add(t.name)
                 break
@@ -413,10 +415,17 @@ def _reference_import(
         lock = dialect.lock_keys([(ref.name, *map(str, natural))])
         if lock is not None:
             yield lock
-        row = yield One(f"SELECT {_quoted(dialect, [key])}, {select} FROM {{{ref.name}}} WHERE {match}", natural)  # noqa: S608 (checked names)
+        find = f"SELECT {_quoted(dialect, [key])}, {select} FROM {{{ref.name}}} WHERE {match}"  # noqa: S608 (checked names)
+        row = yield One(find, natural)
         if row is None:
             params = [
-                _adapt(dialect, _decode(archive_cols[i][1], values[i]), archive_cols[i][1], c[1], f"{ref.name}.{c[0]}")
+                _adapt(
+                    dialect,
+                    _decode(archive_cols[i][1], values[i]),
+                    archive_cols[i][1],
+                    c[1],
+                    f"{ref.name}.{c[0]}",
+                )
                 for i, c in insert
             ]
             marks = ", ".join(dialect.import_placeholder(c[1], c[2]) for _, c in insert)
@@ -546,8 +555,7 @@ def _forget_body(dialect: Dialect, uid: str) -> Body[dict[str, int]]:
         counts[table.name] = int(n)
     for derived in derived_tables(dialect.name):
         if derived.name in present and counts.get(str(derived.derived_from)):
-            for statement in dialect.purge_derived(derived.name):
-                yield statement
+            yield from dialect.purge_derived(derived.name)
     return {t.name: counts[t.name] for t in ordered_tables(dialect.name, present)}
 
 
