@@ -214,22 +214,32 @@ def test_import_under_another_user_and_into_a_matching_collection(
 
 
 async def test_export_forget_import_async(aengine: Engine, tmp_path: Path) -> None:
-    populate(aengine, "ann")
-    populate(aengine, "other", word="bystander")
-    expected = snapshot(aengine, "ann")
+    # Written and read through the async forms only.
+    chat = ChatMessageHistory(aengine, "s1", user_id="ann")
+    await chat.aadd_messages([HumanMessage(f"{CANARY} {i}\x00") for i in range(3)])
+    kv = KeyValueStore(aengine, "kv", user_id="ann")
+    await kv.amset({"a": {"n": "\x00"}, "b": 2})
+    vs = MemoryVectorStore(aengine, embeddings(), collection="lc", user_id="ann")
+    await vs.aadd_texts(["one", "two"], ids=["v1", "v2"])
+    await KeyValueStore(aengine, "kv", user_id="other").aset("keep", 1)
+    expected = (await chat.aget_messages(), await kv.aitems(), await vs.aget_by_ids(["v1", "v2"]))
     seen: list[tuple[str, int]] = []
     counts = await aengine.aexport_user(
         "ann", tmp_path / "ann.zip", page_size=1, progress=lambda t, n: seen.append((t, n))
     )
     # One page a row: the keyset paging visits every row once.
-    assert sum(n for _, n in seen) == sum(counts.values())
+    assert sum(n for _, n in seen) == sum(counts.values()) == 3 + 1 + 2 + 2
     assert all(n == 1 for _, n in seen)
     assert await aengine.acount_user("ann") == counts
     assert await aengine.aforget_user("ann") == counts
     assert sum((await aengine.acount_user("ann")).values()) == 0
     assert await aengine.aimport_user(tmp_path / "ann.zip", batch_size=2) == counts
-    assert snapshot(aengine, "ann") == expected
-    assert snapshot(aengine, "other") != expected
+    assert (
+        await chat.aget_messages(),
+        await kv.aitems(),
+        await vs.aget_by_ids(["v1", "v2"]),
+    ) == expected
+    assert await KeyValueStore(aengine, "kv", user_id="other").aget("keep") == 1
 
 
 def test_import_refuses_a_user_with_data_and_writes_nothing(engine: Engine, tmp_path: Path) -> None:
