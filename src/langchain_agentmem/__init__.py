@@ -16,6 +16,7 @@ from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
 from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
 from .kv import KeyValueStore
+from .retention import Retention, RetentionPolicy
 from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
 from .vectorstore import MemoryVectorStore
@@ -39,6 +40,8 @@ __all__ = [
     "MemoryVectorStore",
     "Node",
     "PoolConfig",
+    "Retention",
+    "RetentionPolicy",
     "SessionInfo",
     "SessionSummary",
     "Subgraph",

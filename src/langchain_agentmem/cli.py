@@ -399,5 +399,184 @@ def prune_expired(
             )
 
 
+# --- data lifecycle: export, import, forget, retention, backup, restore ---
+
+
+def _progress(total: int, label: str) -> Any:
+    """A progress bar on stderr (stdout stays for the result, e.g. --json)."""
+    return click.progressbar(length=max(total, 1), label=label, file=sys.stderr, show_pos=True)
+
+
+def _print_counts(counts: dict[str, Any], as_json: bool, verb: str, extra: dict[str, Any]) -> None:
+    if as_json:
+        click.echo(json.dumps({**extra, "tables": counts}))
+        return
+    done = sum(v for v in counts.values() if v)
+    click.echo(f"{verb} {_plural(done, 'row')}")
+    for name, n in counts.items():
+        if n:
+            click.echo(f"  {name:<28} {n:>10}")
+
+
+@main.command("export")
+@database_options
+@click.argument("user_id")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def export_user(url: str | None, schema: str, user_id: str, path: str, as_json: bool) -> None:
+    """Write every row of USER_ID to the archive PATH (a zip of JSON lines per table).
+
+    Example:
+
+        agentmem export alice alice.zip --url sqlite:///memory.sqlite3
+    """
+    engine = open_engine(url, schema)
+    with engine:
+        total = sum(run(lambda: engine.count_user(user_id)).values())
+        with _progress(total, f"exporting {user_id}") as bar:
+            counts = run(
+                lambda: engine.export_user(user_id, path, progress=lambda _t, n: bar.update(n))
+            )
+    _print_counts(counts, as_json, f"exported to {path}:", {"user_id": user_id, "path": path})
+
+
+@main.command("import")
+@database_options
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--user", "user_id", default=None, help="Import as this user (default: the archive's)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def import_user(
+    url: str | None, schema: str, path: str, user_id: str | None, as_json: bool
+) -> None:
+    """Load an archive written by `agentmem export` (into SQLite or Postgres, of the same or
+    a newer schema version), in one transaction. Moves a user from the SQLite dev file to
+    Postgres: export there, import here.
+
+    Example:
+
+        agentmem import alice.zip --url postgresql://localhost/mydb
+    """
+    from ._core.lifecycle import read_manifest
+
+    try:
+        manifest = read_manifest(path)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    total = sum(int(t["rows"]) for t in manifest["tables"])
+    engine = open_engine(url, schema)
+    with engine:
+        with _progress(total, "importing") as bar:
+            try:
+                counts = run(
+                    lambda: engine.import_user(
+                        path, user_id=user_id, progress=lambda _t, n: bar.update(n)
+                    )
+                )
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from exc
+    _print_counts(counts, as_json, "imported", {"path": path})
+
+
+@main.command("forget")
+@database_options
+@click.argument("user_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def forget_user(url: str | None, schema: str, user_id: str, yes: bool, as_json: bool) -> None:
+    """Delete every row of USER_ID in every table, in one transaction.
+
+    Example:
+
+        agentmem forget alice --yes --url postgresql://localhost/mydb
+    """
+    engine = open_engine(url, schema)
+    with engine:
+        total = sum(run(lambda: engine.count_user(user_id)).values())
+        if not yes:
+            click.confirm(
+                f"delete {_plural(total, 'row')} of user {user_id!r} for good?",
+                abort=True,
+                err=True,
+            )
+        counts = run(lambda: engine.forget_user(user_id))
+    _print_counts(counts, as_json, f"forgot {user_id!r}:", {"user_id": user_id})
+
+
+@main.command()
+@database_options
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def retention(url: str | None, schema: str, dry_run: bool, batch_size: int, as_json: bool) -> None:
+    """Apply the default retention policy to every tenant, in short batches: sessions
+    ended over 90 days ago (completed, failed, abandoned), events over 30 days old with
+    importance under 0.3, failed sync-log rows over 7 days old, checkpoints over 30 days
+    old (each thread keeps its newest), expired and ended working memory.
+
+    Example:
+
+        agentmem retention --dry-run --url postgresql://localhost/mydb
+    """
+    from .retention import Retention
+
+    engine = open_engine(url, schema)
+    with engine:
+        counts = run(lambda: Retention(engine, {"batch_size": batch_size}).apply(dry_run=dry_run))
+    if as_json:
+        click.echo(json.dumps({"dry_run": dry_run, "rules": counts}))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for rule, n in counts.items():
+        click.echo(
+            f"  {rule:<16} " + ("skipped (not in this schema)" if n is None else f"{verb} {n}")
+        )
+
+
+@main.command()
+@database_options
+@click.argument("path", type=click.Path(dir_okay=False))
+def backup(url: str | None, schema: str, path: str) -> None:
+    """Back the memory database up to PATH: `pg_dump --format=custom --schema` on
+    Postgres, the online backup API on SQLite.
+
+    Example:
+
+        agentmem backup memory.dump --url postgresql://localhost/mydb
+    """
+    from ._backends.backup import backup as do_backup
+
+    engine = open_engine(url, schema)
+    with engine:
+        try:
+            run(lambda: do_backup(engine, path))
+        except (RuntimeError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"backed up {engine!r} to {path}")
+
+
+@main.command()
+@database_options
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def restore(url: str | None, schema: str, path: str) -> None:
+    """Restore a backup of `agentmem backup` into a database holding no memory tables yet.
+
+    Example:
+
+        agentmem restore memory.dump --url postgresql://localhost/fresh
+    """
+    from ._backends.backup import restore as do_restore
+
+    engine = open_engine(url, schema)
+    with engine:
+        try:
+            run(lambda: do_restore(engine, path))
+        except (RuntimeError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        version = engine.schema_version()
+    click.echo(f"restored {path} into {engine!r}; schema version {version}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -37,8 +37,10 @@ from ._backends.base import (
 )
 from ._backends.postgres import PostgresBackend
 from ._backends.sqlite import SQLiteBackend
+from ._core import lifecycle
 from ._core.migrations import migrate_plan, version_plan
-from ._core.plan import arun, run
+from ._core.plan import Plan, arun, dual, run
+from ._encoding.keys import encode_key
 from .dialects import Dialect, PostgresDialect, SQLiteDialect, check_identifier
 
 __all__ = [
@@ -296,6 +298,87 @@ class Engine:
     async def aschema_version(self) -> int:
         """Async form of :meth:`schema_version`."""
         return await arun(self, None, version_plan(self.dialect))
+
+    # -- one user's data: export, import, forget ---------------------------------------
+    @property
+    def engine(self) -> Engine:
+        """The engine itself (plan methods run on ``self.engine``)."""
+        return self
+
+    _uid = None
+
+    @dual
+    def export_user(
+        self,
+        user_id: str,
+        path: str | os.PathLike[str],
+        *,
+        page_size: int = 1000,
+        progress: lifecycle.Progress = None,
+    ) -> Plan[dict[str, int]]:
+        """Write every row of ``user_id`` in every table to the zip archive ``path``
+        (JSON lines per table and a manifest with the schema version), reading
+        ``page_size`` rows at a time. Returns the rows written per table.
+
+        ``progress(table, rows)``, when given, is called after each page. The archive
+        loads into any engine (SQLite or Postgres) of the same or a newer schema version
+        with :meth:`import_user`. Pages are read in separate short transactions: export
+        a user nothing writes to meanwhile for a consistent archive.
+        """
+        uid = encode_key(user_id)
+        return (
+            yield from lifecycle.export_plan(
+                self.dialect, uid, path, page_size=page_size, progress=progress
+            )
+        )
+
+    aexport_user = export_user.async_
+
+    @dual
+    def import_user(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        user_id: str | None = None,
+        batch_size: int = 1000,
+        progress: lifecycle.Progress = None,
+    ) -> Plan[dict[str, int]]:
+        """Load an archive of :meth:`export_user` as the user it came from, or as
+        ``user_id``, in one transaction; returns the rows inserted per table.
+
+        The user must have no rows here yet (``ValueError`` otherwise; nothing is
+        written). Shared catalogue rows the archive points to (vector collections) are
+        found by name, or created. This is also how to move from the SQLite dev file to
+        Postgres: export each user from one engine and import into the other.
+        """
+        uid = encode_key(user_id) if user_id is not None else None
+        return (
+            yield from lifecycle.import_plan(
+                self.dialect, path, uid, batch_size=batch_size, progress=progress
+            )
+        )
+
+    aimport_user = import_user.async_
+
+    @dual
+    def forget_user(self, user_id: str) -> Plan[dict[str, int]]:
+        """Delete every row of ``user_id`` in every table, in one transaction (children
+        before parents); returns the rows deleted per table.
+
+        Shared catalogue rows (a vector collection's name and size) are not the user's
+        and stay. Deleted rows may linger in free pages until ``VACUUM`` (both
+        backends); on SQLite the full-text index is merged so no deleted term remains.
+        """
+        return (yield from lifecycle.forget_plan(self.dialect, encode_key(user_id)))
+
+    aforget_user = forget_user.async_
+
+    @dual
+    def count_user(self, user_id: str) -> Plan[dict[str, int]]:
+        """The rows of ``user_id`` per table (what :meth:`forget_user` would delete)."""
+        return (yield from lifecycle.count_plan(self.dialect, encode_key(user_id)))
+
+    acount_user = count_user.async_
 
     # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:

@@ -56,6 +56,11 @@ class Table:
     never written, exported or synced by itself."""
     dialects: tuple[str, ...] = ("postgres", "sqlite")
     """The backends on which the table exists."""
+    match_on: tuple[str, ...] = ()
+    """A reference table's natural key: the columns that identify one of its rows in any
+    database (its primary key may be a number each database assigns). An export carries
+    the reference rows a user's rows point to; an import finds them by these columns, or
+    creates them."""
 
 
 _ALL: tuple[Table, ...] = (
@@ -65,7 +70,7 @@ _ALL: tuple[Table, ...] = (
     # documents (0001; the kind joins the key in 0005)
     Table("documents", ("user_id", "namespace", "kind", "key"), time_column="updated_at", retention_key="updated_at"),
     # vectors (0002)
-    Table("vector_collections", ("collection_id",), tenant_column=None, time_column="created_at", reference=True),
+    Table("vector_collections", ("collection_id",), tenant_column=None, time_column="created_at", reference=True, match_on=("name",)),
     Table("vectors", ("user_id", "collection_id", "id"), time_column="updated_at", vector_column="embedding", retention_key="updated_at"),
     Table("vectors_fts", ("rowid",), tenant_column=None, derived_from="vectors", dialects=("sqlite",)),
     # LangGraph (0003)

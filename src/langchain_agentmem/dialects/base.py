@@ -311,6 +311,48 @@ class Dialect:
         internal tables left out."""
         raise NotImplementedError
 
+    # -- data lifecycle (export, import, forget; see langchain_agentmem._core.lifecycle) --
+    def columns(self, name: str) -> Stmt:
+        """A query listing the columns of table ``name`` in their order, one row each, in
+        the form :meth:`column_kinds` reads."""
+        raise NotImplementedError
+
+    def column_kinds(
+        self, rows: Sequence[Sequence[Any]], vector_column: str | None
+    ) -> list[tuple[str, str, str]]:
+        """``(name, kind, sql type)`` of each column :meth:`columns` listed, generated
+        columns left out. ``kind`` is the portable kind of the archive: ``text``,
+        ``integer``, ``real``, ``bool``, ``bytes``, ``json``, ``timestamp``, ``vector`` or
+        ``text[]`` (``vector_column``: the catalog's embedding column)."""
+        raise NotImplementedError
+
+    def foreign_keys(self, name: str) -> Stmt:
+        """A query of the foreign keys of table ``name``: rows ``(column, referenced
+        table, referenced column)``."""
+        raise NotImplementedError
+
+    def export_expr(self, column: str, kind: str) -> str:
+        """The SELECT expression reading ``column`` (checked) for the archive."""
+        return self.quote(check_identifier(column, "column"))
+
+    def export_value(self, kind: str, value: Any) -> Any:
+        """A value read by :meth:`export_expr` as plain JSON data (bytes stay bytes)."""
+        return value
+
+    def import_placeholder(self, kind: str, sql_type: str) -> str:
+        """The placeholder of a column of ``kind`` (and ``sql_type``) in an INSERT."""
+        return "?"
+
+    def import_value(self, kind: str, value: Any) -> Any:
+        """An archive value, already in the Python form of ``kind`` (``datetime`` for a
+        timestamp, a list of floats for a vector, ``bytes``), as a parameter."""
+        return value
+
+    def purge_derived(self, derived: str) -> list[Raw]:
+        """Statements that drop deleted rows' traces from the derived table ``derived``
+        (an index the database keeps from another table) after a forget."""
+        return []
+
     def vector_dims_is(self, column: str, dims: int) -> str:
         """A condition (code, no parameters): vector ``column`` has ``dims`` dimensions."""
         raise NotImplementedError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timezone
 from typing import Any
 
 import psycopg
@@ -14,6 +15,23 @@ from .statements import One, Raw, Stmt
 
 __all__ = ["PostgresDialect", "PostgresJson"]
 
+#: The archive's kind of each column type (``udt_name``) of the shared schema.
+_KINDS = {
+    "text": "text",
+    "varchar": "text",
+    "int2": "integer",
+    "int4": "integer",
+    "int8": "integer",
+    "float4": "real",
+    "float8": "real",
+    "bool": "bool",
+    "bytea": "bytes",
+    "json": "json",
+    "jsonb": "json",
+    "timestamptz": "timestamp",
+    "vector": "vector",
+    "_text": "text[]",
+}
 _DIST_OPERATOR = {"cosine": "<=>", "l2": "<->", "inner_product": "<#>"}
 _OPCLASS = {"cosine": "cosine_ops", "l2": "l2_ops", "inner_product": "ip_ops"}
 #: HNSW indexes ``vector`` up to 2,000 dimensions and ``halfvec`` (pgvector 0.7+) up to 4,000.
@@ -294,6 +312,69 @@ class PostgresDialect(Dialect):
             [self.schema],
             fetch=True,
         )
+
+    # -- data lifecycle ------------------------------------------------------------------
+    def columns(self, name: str) -> Stmt:
+        return Stmt(
+            "SELECT column_name, data_type, udt_name, is_generated FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [self.schema, check_identifier(name, "table")],
+            fetch=True,
+        )
+
+    def column_kinds(
+        self, rows: Sequence[Sequence[Any]], vector_column: str | None
+    ) -> list[tuple[str, str, str]]:
+        out = []
+        for name, data_type, udt, generated in rows:
+            if generated == "ALWAYS" or udt == "tsvector":
+                continue  # computed by the database from other columns
+            kind = _KINDS.get(udt)
+            if kind is None:
+                raise ValueError(
+                    f"column {name!r} has type {data_type} ({udt}), which the archive does not "
+                    f"know: expected one of {', '.join(sorted(_KINDS))}"
+                )
+            out.append((str(name), kind, str(udt)))
+        return out
+
+    def foreign_keys(self, name: str) -> Stmt:
+        return Stmt(
+            "SELECT a.attname, cf.relname, af.attname FROM pg_constraint c "
+            "JOIN pg_class cl ON cl.oid = c.conrelid "
+            "JOIN pg_namespace n ON n.oid = cl.relnamespace "
+            "JOIN pg_class cf ON cf.oid = c.confrelid "
+            "CROSS JOIN LATERAL unnest(c.conkey, c.confkey) AS k(a, f) "
+            "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.a "
+            "JOIN pg_attribute af ON af.attrelid = c.confrelid AND af.attnum = k.f "
+            "WHERE c.contype = 'f' AND n.nspname = ? AND cl.relname = ? ORDER BY 1",
+            [self.schema, check_identifier(name, "table")],
+            fetch=True,
+        )
+
+    def export_expr(self, column: str, kind: str) -> str:
+        col = self.quote(check_identifier(column, "column"))
+        # json/jsonb as their text (jsonb's is its canonical form), not parsed objects.
+        return f"CAST({col} AS text)" if kind == "json" else col
+
+    def export_value(self, kind: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if kind == "vector":
+            return [float(x) for x in (value.tolist() if hasattr(value, "tolist") else value)]
+        if kind == "timestamp":
+            return value.astimezone(timezone.utc).isoformat()
+        return value
+
+    def import_placeholder(self, kind: str, sql_type: str) -> str:
+        if kind == "json":
+            return f"CAST(? AS {check_identifier(sql_type, 'type')})"
+        return "?"
+
+    def import_value(self, kind: str, value: Any) -> Any:
+        if value is not None and kind == "vector":
+            return self.vector_param(value)
+        return value
 
     def json_sql(self, column: str, *, exact: bool = False) -> JsonSQL:
         return PostgresJson(column, exact=exact)

@@ -122,6 +122,10 @@ def _glob_literal(ch: str) -> str:
     return f"[{ch}]" if ch in "*?[" else ch
 
 
+#: The archive's kind of each declared column type (an embedding BLOB is a ``vector``).
+_KINDS = {"TEXT": "text", "INTEGER": "integer", "REAL": "real", "BLOB": "bytes"}
+
+
 class SQLiteDialect(Dialect):
     """SQLite (stdlib ``sqlite3``). One database: the schema name is not used."""
 
@@ -172,6 +176,60 @@ class SQLiteDialect(Dialect):
         ``BEGIN IMMEDIATE`` (and, in this process, after the engine's write lock), so a
         write transaction that reads and then writes is never interleaved with another."""
         return None
+
+    # -- data lifecycle ------------------------------------------------------------------
+    def columns(self, name: str) -> Stmt:
+        # hidden: 0 a stored column, 1 hidden (virtual tables), 2 and 3 generated.
+        return Stmt(
+            "SELECT name, upper(type), hidden FROM pragma_table_xinfo(?) ORDER BY cid",
+            [check_identifier(name, "table")],
+            fetch=True,
+        )
+
+    def column_kinds(
+        self, rows: Sequence[Sequence[Any]], vector_column: str | None
+    ) -> list[tuple[str, str, str]]:
+        out = []
+        for name, type_, hidden in rows:
+            if hidden:
+                continue
+            if name == vector_column:
+                kind = "vector"
+            else:
+                kind = _KINDS.get(type_, "")
+                if not kind:
+                    raise ValueError(
+                        f"column {name!r} has type {type_!r}, which the archive does not know: "
+                        f"expected one of {', '.join(sorted(_KINDS))}"
+                    )
+            out.append((str(name), kind, str(type_)))
+        return out
+
+    def foreign_keys(self, name: str) -> Stmt:
+        return Stmt(
+            'SELECT "from", "table", "to" FROM pragma_foreign_key_list(?) ORDER BY 1',
+            [check_identifier(name, "table")],
+            fetch=True,
+        )
+
+    def export_value(self, kind: str, value: Any) -> Any:
+        if value is not None and kind == "vector":
+            from array import array
+
+            vec = array("f")
+            vec.frombytes(value)
+            return vec.tolist()
+        return value
+
+    def import_value(self, kind: str, value: Any) -> Any:
+        if value is not None and kind == "vector":
+            return self.vector_param(value)
+        return value
+
+    def purge_derived(self, derived: str) -> list[Raw]:
+        # An FTS5 index keeps deleted terms in older segments until they are merged.
+        name = self.quote(check_identifier(derived, "table"))
+        return [Raw(f"INSERT INTO {name} ({name}) VALUES ('optimize')")]  # noqa: S608 (checked name)
 
     def json_sql(self, column: str, *, exact: bool = False) -> JsonSQL:
         return SQLiteJson(column, exact=exact)
