@@ -14,6 +14,7 @@ from .checkpoint import CheckpointSaver
 from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
+from .episodes import Episode, EpisodeRetriever, EpisodicMemory, Ranking, RecalledEpisode
 from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
 from .kv import KeyValueStore
 from .store import LangGraphStore
@@ -31,6 +32,9 @@ __all__ = [
     "Entity",
     "EntityMemory",
     "EntityStore",
+    "Episode",
+    "EpisodeRetriever",
+    "EpisodicMemory",
     "GraphMemory",
     "KeyValueStore",
     "KnowledgeTriple",
@@ -39,6 +43,8 @@ __all__ = [
     "MemoryVectorStore",
     "Node",
     "PoolConfig",
+    "Ranking",
+    "RecalledEpisode",
     "SessionInfo",
     "SessionSummary",
     "Subgraph",
