@@ -68,7 +68,7 @@ from pydantic import ConfigDict
 
 from ._core.plan import Atomic, Embed, Plan, dual
 from ._core.scoped import Scope, delete_in_key_order
-from ._encoding.json import check_exact, dumps, dumps_exact, loads
+from ._encoding.json import check_exact, clean_text, dumps, dumps_exact, loads
 from ._encoding.keys import decode_key, encode_key
 from ._search.filters import compile_filter
 from ._search.vector_index import (
@@ -308,6 +308,12 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else dumps(value)
 
 
+def _embed_text(value: Any) -> str:
+    """What is embedded for a JSON value: its text with NUL and lone surrogates replaced
+    (an embedding model takes UTF-8; the exact value is stored as it is)."""
+    return clean_text(_text(value))
+
+
 # -- rows ----------------------------------------------------------------------------------
 
 _COLUMNS = (
@@ -403,7 +409,9 @@ def _outcome_body(
     )
 
 
-def _create_index(dialect: Dialect, index: VectorIndex, name: str, hnsw: HNSWSettings) -> Body[bool]:
+def _create_index(
+    dialect: Dialect, index: VectorIndex, name: str, hnsw: HNSWSettings
+) -> Body[bool]:
     lock = dialect.lock_keys([("episodes", name)])
     if lock is not None:
         yield lock
@@ -423,8 +431,8 @@ class EpisodicMemory:
     Args:
         engine: from :func:`langchain_agentmem.connect`, migrated.
         embeddings: LangChain ``Embeddings``; an episode's perception is embedded (its
-            text: a string as itself, other JSON as JSON text), and so is a situation
-            to recall.
+            text: a string as itself, other JSON as JSON text; NUL and lone surrogates
+            replaced by U+FFFD for the model only), and so is a situation to recall.
         user_id: the tenant.
         project: the project episodes are recorded in and recalled from by default (any
             string; methods take ``project=`` or ``all_projects=True``).
@@ -616,7 +624,7 @@ class EpisodicMemory:
             _metadata(item.get("metadata")),
             created,
         ]
-        return row, _text(item.get("perception"))
+        return row, _embed_text(item.get("perception"))
 
     @dual
     def record(
@@ -801,9 +809,7 @@ class EpisodicMemory:
         ids = [episode_ids] if isinstance(episode_ids, str) else list(episode_ids)
         keys = [_key(i, "episode_id") for i in ids]
         scope = Scope("episodes", ("user_id",), "id")
-        return (
-            yield Atomic(delete_in_key_order(self.engine.dialect, scope, [self._uid], keys))
-        )
+        return (yield Atomic(delete_in_key_order(self.engine.dialect, scope, [self._uid], keys)))
 
     adelete = delete.async_
 
@@ -963,7 +969,7 @@ class EpisodicMemory:
         if situation is None:
             raise ValueError("situation is required (any JSON value but None), got None")
         check_exact(situation, "situation")
-        vector = yield Embed(self.embeddings, [_text(situation)], query=True)
+        vector = yield Embed(self.embeddings, [_embed_text(situation)], query=True)
         q = self._matrix([vector], "query embedding")[0]
         if k == 0:
             return []
@@ -1202,7 +1208,10 @@ def episode_tools(memory: EpisodicMemory, *, k: int = 3) -> list[StructuredTool]
             raise _guard(exc) from exc
 
     def recall_similar_episodes(
-        situation: str, k: int = k, min_quality: float | None = None, only_with_outcome: bool = False
+        situation: str,
+        k: int = k,
+        min_quality: float | None = None,
+        only_with_outcome: bool = False,
     ) -> str:
         try:
             return _recalled(
@@ -1214,7 +1223,10 @@ def episode_tools(memory: EpisodicMemory, *, k: int = 3) -> list[StructuredTool]
             raise _guard(exc) from exc
 
     async def arecall_similar_episodes(
-        situation: str, k: int = k, min_quality: float | None = None, only_with_outcome: bool = False
+        situation: str,
+        k: int = k,
+        min_quality: float | None = None,
+        only_with_outcome: bool = False,
     ) -> str:
         try:
             return _recalled(
@@ -1272,4 +1284,3 @@ def episode_tools(memory: EpisodicMemory, *, k: int = 3) -> list[StructuredTool]
             handle_tool_error=True,
         ),
     ]
-
