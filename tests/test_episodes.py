@@ -486,3 +486,44 @@ def test_hnsw_index_on_request(engine: Engine) -> None:
     ep = mem.record("p", "r", "a")
     assert mem.create_index() is (engine.dialect.name == "postgres")
     assert [r.episode.id for r in mem.recall_similar("p", k=1, all_projects=True)] == [ep.id]
+
+
+def _system_text(messages: Any) -> str:
+    return "\n".join(str(m.content) for m in messages if m.type == "system")
+
+
+def test_middleware_injects_similar_episodes_for_the_runs_user(engine: Engine) -> None:
+    from _fakes import ScriptedChatModel
+    from langchain.agents import create_agent
+
+    from langchain_agentmem import MemoryMiddleware
+
+    mem = memory(engine, user="default")
+    ep = mem.record("the deploy to prod failed", "a migration locked a table", "retry at night")
+    mem.record_outcome(ep.id, "deployed at 2am", 0.9)
+    memory(engine, user="carol").record("the deploy to prod failed", "r", "carol's action")
+    model = ScriptedChatModel(responses=["ok", "ok"])
+    mw = MemoryMiddleware(engine, entities=False, graph=False, session_summaries=False, episodes=mem)
+    agent = create_agent(model, middleware=[mw])
+    agent.invoke({"messages": [("user", "the deploy to prod failed")]})
+    seen = _system_text(model.calls[0])
+    assert "Similar past episodes" in seen and "Action: retry at night" in seen
+    assert "Outcome: deployed at 2am (quality 0.90)" in seen and "carol" not in seen
+    agent.invoke({"messages": [("user", "the deploy to prod failed")]}, context={"user_id": "carol"})
+    assert "carol's action" in _system_text(model.calls[1])
+    with pytest.raises(TypeError, match="EpisodicMemory"):
+        MemoryMiddleware(engine, episodes="not a memory")  # type: ignore[arg-type]
+
+
+async def test_middleware_episodes_async(aengine: Engine) -> None:
+    from _fakes import ScriptedChatModel
+    from langchain.agents import create_agent
+
+    from langchain_agentmem import MemoryMiddleware
+
+    mem = memory(aengine, user="default")
+    await mem.arecord("cache miss storm", "ttl too short", "raise ttl to 10 min")
+    model = ScriptedChatModel(responses=["ok"])
+    mw = MemoryMiddleware(aengine, entities=False, graph=False, session_summaries=False, episodes=mem)
+    await create_agent(model, middleware=[mw]).ainvoke({"messages": [("user", "cache miss storm")]})
+    assert "Action: raise ttl to 10 min" in _system_text(model.calls[0])
