@@ -172,12 +172,11 @@ def main() -> None:
         idx = members[project]
         sims = unit[idx] @ (queries[j] / np.linalg.norm(queries[j]))
         truth = {f"e{i}" for i in idx[np.argsort(-sims)[:10]]}
-        for name in (("agentmem", "PostgresStore") if j % 2 else ("PostgresStore", "agentmem")):
+        for name in ("agentmem", "PostgresStore") if j % 2 else ("PostgresStore", "agentmem"):
             start = time.perf_counter()
             if name == "agentmem":
                 got = {
-                    r.episode.perception
-                    for r in ours.recall_similar(f"q{j}", 10, project=project)
+                    r.episode.perception for r in ours.recall_similar(f"q{j}", 10, project=project)
                 }
             else:
                 got = {

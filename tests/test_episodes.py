@@ -177,7 +177,7 @@ def test_the_view_sums_quality_up_per_project(engine: Engine) -> None:
         )
     for bad in ("outcome_quality = 1.5", "control_mode = 'yolo'"):  # the table's CHECKs too
         with pytest.raises(Exception, match="(?i)check"), engine.transaction() as tx:
-            tx.execute("UPDATE {episodes} SET " + bad + " WHERE user_id = ?", ["alice"])
+            tx.execute("UPDATE {episodes} SET " + bad + " WHERE user_id = ?", ["alice"])  # noqa: S608 (constants)
     assert [tuple(r) for r in rows] == [
         ("billing", 3, 2, 1, 0.75, 0.5, 1.0),
         ("ops", 1, 0, 1, None, None, None),
@@ -503,13 +503,17 @@ def test_middleware_injects_similar_episodes_for_the_runs_user(engine: Engine) -
     mem.record_outcome(ep.id, "deployed at 2am", 0.9)
     memory(engine, user="carol").record("the deploy to prod failed", "r", "carol's action")
     model = ScriptedChatModel(responses=["ok", "ok"])
-    mw = MemoryMiddleware(engine, entities=False, graph=False, session_summaries=False, episodes=mem)
+    mw = MemoryMiddleware(
+        engine, entities=False, graph=False, session_summaries=False, episodes=mem
+    )
     agent = create_agent(model, middleware=[mw])
     agent.invoke({"messages": [("user", "the deploy to prod failed")]})
     seen = _system_text(model.calls[0])
     assert "Similar past episodes" in seen and "Action: retry at night" in seen
     assert "Outcome: deployed at 2am (quality 0.90)" in seen and "carol" not in seen
-    agent.invoke({"messages": [("user", "the deploy to prod failed")]}, context={"user_id": "carol"})
+    agent.invoke(
+        {"messages": [("user", "the deploy to prod failed")]}, context={"user_id": "carol"}
+    )
     assert "carol's action" in _system_text(model.calls[1])
     with pytest.raises(TypeError, match="EpisodicMemory"):
         MemoryMiddleware(engine, episodes="not a memory")  # type: ignore[arg-type]
@@ -524,6 +528,8 @@ async def test_middleware_episodes_async(aengine: Engine) -> None:
     mem = memory(aengine, user="default")
     await mem.arecord("cache miss storm", "ttl too short", "raise ttl to 10 min")
     model = ScriptedChatModel(responses=["ok"])
-    mw = MemoryMiddleware(aengine, entities=False, graph=False, session_summaries=False, episodes=mem)
+    mw = MemoryMiddleware(
+        aengine, entities=False, graph=False, session_summaries=False, episodes=mem
+    )
     await create_agent(model, middleware=[mw]).ainvoke({"messages": [("user", "cache miss storm")]})
     assert "Action: raise ttl to 10 min" in _system_text(model.calls[0])

@@ -521,7 +521,11 @@ def ingest(
 
 
 #: Staging column types (COPY) of the column types :func:`ingest` takes, text otherwise.
-_STAGE_TYPES = {"vector": "public.vector", "double": "double precision", "timestamptz": "timestamptz"}
+_STAGE_TYPES = {
+    "vector": "public.vector",
+    "double": "double precision",
+    "timestamptz": "timestamptz",
+}
 _COPY_TYPES = {"vector": "vector", "double": "float8", "timestamptz": "timestamptz"}
 
 
