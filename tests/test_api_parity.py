@@ -28,6 +28,7 @@ PURE = {
     "with_allowlist",
     "stop_ttl_sweeper",
     "as_retriever",
+    "score",
     "close",
     "transaction",
     "raw_backend",

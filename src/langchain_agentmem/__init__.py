@@ -14,6 +14,7 @@ from .checkpoint import CheckpointSaver
 from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
+from .episodes import Episode, EpisodeRetriever, EpisodicMemory, Ranking, RecalledEpisode
 from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
 from .kv import KeyValueStore
 from .retention import Retention, RetentionPolicy
@@ -32,6 +33,9 @@ __all__ = [
     "Entity",
     "EntityMemory",
     "EntityStore",
+    "Episode",
+    "EpisodeRetriever",
+    "EpisodicMemory",
     "GraphMemory",
     "KeyValueStore",
     "KnowledgeTriple",
@@ -40,6 +44,8 @@ __all__ = [
     "MemoryVectorStore",
     "Node",
     "PoolConfig",
+    "Ranking",
+    "RecalledEpisode",
     "Retention",
     "RetentionPolicy",
     "SessionInfo",

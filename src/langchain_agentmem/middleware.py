@@ -48,6 +48,7 @@ from .entities import (
     _turn_prompt,
     format_entities,
 )
+from .episodes import EpisodicMemory
 from .graph import Edge, ExtractedTriple, GraphMemory
 from .summary import SessionSummary, SummaryMemory, summaries_body
 
@@ -109,6 +110,7 @@ def format_memory(
     facts: Sequence[Edge],
     summaries: Sequence[SessionSummary],
     recalled: Sequence[str] = (),
+    episodes: Sequence[str] = (),
 ) -> str:
     """The memory block added to the system message ("" when nothing is known).
 
@@ -127,6 +129,11 @@ def format_memory(
         parts.append("Earlier sessions:\n" + "\n".join(f"- {s.summary}" for s in summaries))
     if recalled:
         parts.append("Related memories:\n" + "\n".join(f"- {r}" for r in recalled))
+    if episodes:
+        parts.append(
+            "Similar past episodes (what was done and how it turned out):\n"
+            + "\n".join("- " + e.replace("\n", "\n  ") for e in episodes)
+        )
     if not parts:
         return ""
     return "What you remember about this user (from earlier conversations):\n" + "\n".join(parts)
@@ -172,6 +179,9 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         entity_system, graph_name: namespaces of the entity and graph memories.
         combined_extraction: with both entities and graph on, extract both from a turn
             in ONE model call (default True); False: one call each.
+        episodes: optional :class:`~.episodes.EpisodicMemory`; the ``max_episodes``
+            past episodes most similar to the user's message (its ``recall_similar``,
+            for the run's user) are added with their outcomes.
 
     Example:
         >>> from langchain_agentmem import connect
@@ -199,12 +209,16 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         entity_system: str = "default",
         graph_name: str = "default",
         combined_extraction: bool = True,
+        episodes: EpisodicMemory | None = None,
+        max_episodes: int = 3,
     ) -> None:
         super().__init__()
         if vectorstore is not None and not isinstance(vectorstore, VectorStore):
             raise TypeError(
                 f"vectorstore must be a LangChain VectorStore, got {type(vectorstore).__name__}"
             )
+        if episodes is not None and not isinstance(episodes, EpisodicMemory):
+            raise TypeError(f"episodes must be an EpisodicMemory, got {type(episodes).__name__}")
         if llm is not None and not isinstance(llm, (BaseLanguageModel, Runnable)):
             raise TypeError(f"llm must be a LangChain chat model, got {type(llm).__name__}")
         self.engine = engine
@@ -223,6 +237,8 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         self.entity_system = entity_system
         self.graph_name = graph_name
         self.combined_extraction = combined_extraction
+        self.episodes = episodes
+        self.max_episodes = max_episodes
         self._extract: Runnable[Any, TurnExtraction] | None = (
             structured(llm, TurnExtraction) if llm is not None else None
         )
@@ -310,7 +326,14 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         if self.vectorstore is not None:
             retriever = self.vectorstore.as_retriever(search_kwargs={"k": self.k})
             recalled = [d.page_content for d in (yield Model(retriever, text))]
-        block = format_memory(entities, facts, summaries, recalled)
+        similar: list[str] = []
+        if self.episodes is not None:
+            mem = self.episodes._for_user(user)
+            found = yield from mem._recall_plan(
+                text, self.max_episodes, None, False, None, None, False, None
+            )
+            similar = [f.episode.as_text() for f in found]
+        block = format_memory(entities, facts, summaries, recalled, similar)
         if not block:
             return request
         return request.override(system_message=_with_memory(request.system_message, block))

@@ -466,8 +466,8 @@ def ingest(
     """Upsert ``rows`` (values of ``columns``, the vector last, as a numpy array) into
     ``table``, each with the ``fixed`` column values; a row whose ``key`` (the fixed
     columns' names and some of ``columns``) exists replaces it. ``columns`` are
-    ``(name, type)`` with type ``text``, ``jsonb``, ``json`` or ``vector``. Rows go in
-    key order; returns how many.
+    ``(name, type)`` with type ``text``, ``jsonb``, ``json``, ``double``, ``timestamptz``
+    (an aware ``datetime``) or ``vector``. Rows go in key order; returns how many.
 
     With ``dialect.supports_copy`` the rows travel by binary ``COPY`` into a temporary
     staging table, ``batch_size`` at a time, each batch upserted by one statement.
@@ -484,7 +484,7 @@ def ingest(
     target = f"INSERT INTO {{{table}}} AS t ({', '.join([*fixed_names, *names])}) "
     if dialect.supports_copy:
         stage = f"agentmem_{table}_stage"
-        defs = ", ".join(f"{n} {'public.vector' if t == 'vector' else 'text'}" for n, t in columns)
+        defs = ", ".join(f"{n} {_STAGE_TYPES.get(t, 'text')}" for n, t in columns)
         yield Stmt("SET LOCAL client_min_messages = warning")
         yield Stmt(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({defs}) ON COMMIT DELETE ROWS")
         casts = ", ".join(f"s.{n}::{t}" if t in ("json", "jsonb") else f"s.{n}" for n, t in columns)
@@ -496,7 +496,7 @@ def ingest(
             + f", {casts} FROM {stage} s ORDER BY {order}"
             + conflict
         )
-        types = ["vector" if t == "vector" else "text" for _, t in columns]
+        types = [_COPY_TYPES.get(t, "text") for _, t in columns]
         for start in range(0, len(ordered), batch_size):
             batch = ordered[start : start + batch_size]
             yield Copy(
@@ -507,11 +507,26 @@ def ingest(
         return len(ordered)
     values = ", ".join("?" for _ in [*fixed, *columns])
     fixed_values = [v for _, v in fixed]
-    yield Many(
-        target + f"VALUES ({values})" + conflict,
-        [[*fixed_values, *r[:-1], dialect.vector_param(r[-1])] for r in ordered],
-    )
+    times = [i for i, (_, t) in enumerate(columns[:-1]) if t == "timestamptz"]
+
+    def param_row(r: Sequence[Any]) -> list[Any]:
+        out = [*fixed_values, *r[:-1], dialect.vector_param(r[-1])]
+        for i in times:
+            if r[i] is not None:
+                out[len(fixed_values) + i] = dialect.from_datetime(r[i])
+        return out
+
+    yield Many(target + f"VALUES ({values})" + conflict, [param_row(r) for r in ordered])
     return len(ordered)
+
+
+#: Staging column types (COPY) of the column types :func:`ingest` takes, text otherwise.
+_STAGE_TYPES = {
+    "vector": "public.vector",
+    "double": "double precision",
+    "timestamptz": "timestamptz",
+}
+_COPY_TYPES = {"vector": "vector", "double": "float8", "timestamptz": "timestamptz"}
 
 
 def describe(dialect: Dialect, index: str | None) -> Body[tuple[tuple[int, ...], bool]]:
