@@ -30,6 +30,7 @@ from langchain_agentmem import (
     DocumentStore,
     Engine,
     EntityMemory,
+    EpisodicMemory,
     GraphMemory,
     KeyValueStore,
     LangGraphStore,
@@ -101,6 +102,10 @@ def populate(engine: Engine, user: str, word: str = CANARY) -> None:
     wm.set_goal(f"{word} goal")
     wm.add_thought(f"{word} thought\x00")
     KeyValueStore(engine, "kv", user_id=user).set("k", {"v": word, "n": "\x00"})
+    EpisodicMemory(engine, embeddings(), user_id=user, project="ops").record(
+        {"seen": f"{word} perception\x00"}, f"{word} reasoning", {"act": word},
+        outcome={"ok": True}, outcome_quality=0.75, tags=[word], metadata={"sprint": "S\x001"},
+    )  # fmt: skip
 
 
 def snapshot(engine: Engine, user: str) -> dict[str, Any]:
@@ -132,6 +137,10 @@ def snapshot(engine: Engine, user: str) -> dict[str, Any]:
         "graph": [e.as_text() for e in GraphMemory(engine, user_id=user).edges()],
         "working": (wm.get_goal(), [t.text for t in wm.get_thoughts()]),
         "kv": KeyValueStore(engine, "kv", user_id=user).items(),
+        "episodes": [
+            (e.perception, e.reasoning, e.action, e.outcome, e.outcome_quality, e.tags, e.metadata)
+            for e in EpisodicMemory(engine, embeddings(), user_id=user, project="ops").list()
+        ],
     }  # fmt: skip
 
 
