@@ -311,6 +311,10 @@ class Dialect:
         internal tables left out."""
         raise NotImplementedError
 
+    def views(self) -> Stmt:
+        """A query listing the schema's views (one name a row)."""
+        raise NotImplementedError
+
     def vector_dims_is(self, column: str, dims: int) -> str:
         """A condition (code, no parameters): vector ``column`` has ``dims`` dimensions."""
         raise NotImplementedError
