@@ -15,6 +15,16 @@ from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
 from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
+from .knowledge import (
+    Distilled,
+    Fact,
+    Knowledge,
+    KnowledgeBase,
+    Rule,
+    ScoredKnowledge,
+    StrategyWeights,
+    knowledge_tools,
+)
 from .kv import KeyValueStore
 from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
@@ -25,28 +35,36 @@ __all__ = [
     "ByteStore",
     "ChatMessageHistory",
     "CheckpointSaver",
+    "Distilled",
     "DocumentStore",
     "Edge",
     "Engine",
     "Entity",
     "EntityMemory",
     "EntityStore",
+    "Fact",
     "GraphMemory",
     "KeyValueStore",
+    "Knowledge",
+    "KnowledgeBase",
     "KnowledgeTriple",
     "LangGraphStore",
     "MemoryMiddleware",
     "MemoryVectorStore",
     "Node",
     "PoolConfig",
+    "Rule",
+    "ScoredKnowledge",
     "SessionInfo",
     "SessionSummary",
+    "StrategyWeights",
     "Subgraph",
     "SummaryMemory",
     "Thought",
     "WorkingMemory",
     "WorkingState",
     "connect",
+    "knowledge_tools",
 ]
 
 __version__ = "0.1.0"
