@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from conftest import make_engine
 from langchain_agentmem import Engine, KeyValueStore, KnowledgeBase, connect
+
+from conftest import make_engine
 
 
 def metric_rows(engine: Engine, user: str) -> list[tuple[Any, ...]]:
