@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from langchain_agentmem import Engine
-from langchain_agentmem._core.catalog import TABLES, tenant_tables
+from langchain_agentmem._core.catalog import TABLES, VIEWS, tenant_tables
 
 
 def _tables(engine: Engine) -> set[str]:
@@ -50,3 +50,13 @@ def test_catalog_primary_keys_and_tenant_columns_match_the_schema(engine: Engine
     for table in tenant_tables(engine.dialect.name):
         if table.derived_from is None:
             assert table.primary_key[0] == table.tenant_column == "user_id", table.name
+
+
+def test_every_migrated_view_is_in_the_catalog(engine: Engine) -> None:
+    stmt = engine.dialect.views()
+    with engine.transaction(readonly=True) as tx:
+        present = {row[0] for row in tx.fetchall(stmt.sql, stmt.params)}
+    known = {v.name for v in VIEWS.values() if engine.dialect.name in v.dialects}
+    assert present == known
+    for view in VIEWS.values():
+        assert set(view.reads) <= set(TABLES), view.name

@@ -16,6 +16,16 @@ from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
 from .episodes import Episode, EpisodeRetriever, EpisodicMemory, Ranking, RecalledEpisode
 from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
+from .knowledge import (
+    Distilled,
+    Fact,
+    Knowledge,
+    KnowledgeBase,
+    Rule,
+    ScoredKnowledge,
+    StrategyWeights,
+    knowledge_tools,
+)
 from .kv import KeyValueStore
 from .retention import Retention, RetentionPolicy
 from .store import LangGraphStore
@@ -27,6 +37,7 @@ __all__ = [
     "ByteStore",
     "ChatMessageHistory",
     "CheckpointSaver",
+    "Distilled",
     "DocumentStore",
     "Edge",
     "Engine",
@@ -36,8 +47,11 @@ __all__ = [
     "Episode",
     "EpisodeRetriever",
     "EpisodicMemory",
+    "Fact",
     "GraphMemory",
     "KeyValueStore",
+    "Knowledge",
+    "KnowledgeBase",
     "KnowledgeTriple",
     "LangGraphStore",
     "MemoryMiddleware",
@@ -48,14 +62,18 @@ __all__ = [
     "RecalledEpisode",
     "Retention",
     "RetentionPolicy",
+    "Rule",
+    "ScoredKnowledge",
     "SessionInfo",
     "SessionSummary",
+    "StrategyWeights",
     "Subgraph",
     "SummaryMemory",
     "Thought",
     "WorkingMemory",
     "WorkingState",
     "connect",
+    "knowledge_tools",
 ]
 
 __version__ = "0.1.0"

@@ -65,7 +65,9 @@ def default_sqlite_path() -> Path:
     return base / "memory.sqlite3"
 
 
-def connect(url: str | None = None, *, schema: str = "agent_mem", **config: Any) -> Engine:
+def connect(
+    url: str | None = None, *, schema: str = "agent_mem", metrics: bool = False, **config: Any
+) -> Engine:
     """Return an :class:`Engine` for ``url``; nothing is opened until first use.
 
     Args:
@@ -76,6 +78,10 @@ def connect(url: str | None = None, *, schema: str = "agent_mem", **config: Any)
             ``AGENTMEM_URL`` environment variable, else a local SQLite file (see
             :func:`default_sqlite_path`), announced in one line on stderr.
         schema: Postgres schema holding the tables (default ``agent_mem``).
+        metrics: record every operation of every memory class (operation, memory type,
+            latency, results count, error) in ``agent_memory_metrics``, one row each, in a
+            transaction of its own after the operation (default off). See
+            :mod:`langchain_agentmem._core.metrics`.
         **config: see :class:`PoolConfig`.
 
     Example:
@@ -96,7 +102,9 @@ def connect(url: str | None = None, *, schema: str = "agent_mem", **config: Any)
         path = default_sqlite_path()
         print(f"agentmem: no URL given, using SQLite at {path}", file=sys.stderr)
         url = "sqlite:///" + str(path)
-    return Engine(url, schema=schema, config=PoolConfig(**config))  # type: ignore[typeddict-item]
+    if not isinstance(metrics, bool):
+        raise TypeError(f"metrics must be True or False, got {metrics!r}")
+    return Engine(url, schema=schema, config=PoolConfig(**config), metrics=metrics)  # type: ignore[typeddict-item]
 
 
 #: Query parameters of a ``sqlite:///`` URL, passed to SQLite as URI parameters.
@@ -198,9 +206,16 @@ class Engine:
     """Pools, the dialect, migrations and the tenant transaction. See :func:`connect`."""
 
     def __init__(
-        self, url: str, *, schema: str = "agent_mem", config: PoolConfig | None = None
+        self,
+        url: str,
+        *,
+        schema: str = "agent_mem",
+        config: PoolConfig | None = None,
+        metrics: bool = False,
     ) -> None:
         self.url = url
+        #: Whether operations are recorded in ``agent_memory_metrics`` (see :func:`connect`).
+        self.metrics = metrics
         self.config: PoolConfig = config or PoolConfig()
         scheme = urlsplit(url).scheme
         self.dialect: Dialect

@@ -3,7 +3,8 @@
 Before each model call, :class:`MemoryMiddleware` adds what is known about the user to the
 model request's system message (not to the agent state): the entities and graph facts
 the latest user message mentions (found by name and alias, no model call), the summaries
-of the user's earlier sessions, and optionally what a vector store recalls. After the
+of the user's earlier sessions, optionally what a vector store recalls and the best
+strategies of the user's :class:`~.knowledge.KnowledgeBase` (``knowledge_embeddings``). After the
 agent finishes a turn, it writes the turn to the memories it is configured with: entity
 summaries and graph facts (ONE model call for both), and the session's running summary (a
 model call only when the session outgrows its token budget).
@@ -30,6 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
+from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
@@ -50,6 +52,7 @@ from .entities import (
 )
 from .episodes import EpisodicMemory
 from .graph import Edge, ExtractedTriple, GraphMemory
+from .knowledge import KnowledgeBase, ScoredKnowledge, format_strategies
 from .summary import SessionSummary, SummaryMemory, summaries_body
 
 __all__ = ["MemoryMiddleware", "format_memory"]
@@ -111,6 +114,7 @@ def format_memory(
     summaries: Sequence[SessionSummary],
     recalled: Sequence[str] = (),
     episodes: Sequence[str] = (),
+    strategies: Sequence[ScoredKnowledge] = (),
 ) -> str:
     """The memory block added to the system message ("" when nothing is known).
 
@@ -134,6 +138,8 @@ def format_memory(
             "Similar past episodes (what was done and how it turned out):\n"
             + "\n".join("- " + e.replace("\n", "\n  ") for e in episodes)
         )
+    if strategies:
+        parts.append("Strategies that worked before:\n" + format_strategies(strategies))
     if not parts:
         return ""
     return "What you remember about this user (from earlier conversations):\n" + "\n".join(parts)
@@ -182,6 +188,9 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         episodes: optional :class:`~.episodes.EpisodicMemory`; the ``max_episodes``
             past episodes most similar to the user's message (its ``recall_similar``,
             for the run's user) are added with their outcomes.
+        knowledge_embeddings: when given, the user's ``max_strategies`` best strategies
+            for the latest user message (:meth:`~.knowledge.KnowledgeBase.best_strategies`,
+            with these embeddings) are added too ("Strategies that worked before").
 
     Example:
         >>> from langchain_agentmem import connect
@@ -211,8 +220,15 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         combined_extraction: bool = True,
         episodes: EpisodicMemory | None = None,
         max_episodes: int = 3,
+        knowledge_embeddings: Embeddings | None = None,
+        max_strategies: int = 3,
     ) -> None:
         super().__init__()
+        if knowledge_embeddings is not None and not isinstance(knowledge_embeddings, Embeddings):
+            raise TypeError(
+                "knowledge_embeddings must be a LangChain Embeddings, got "
+                f"{type(knowledge_embeddings).__name__}"
+            )
         if vectorstore is not None and not isinstance(vectorstore, VectorStore):
             raise TypeError(
                 f"vectorstore must be a LangChain VectorStore, got {type(vectorstore).__name__}"
@@ -239,6 +255,8 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         self.combined_extraction = combined_extraction
         self.episodes = episodes
         self.max_episodes = max_episodes
+        self.knowledge_embeddings = knowledge_embeddings
+        self.max_strategies = max_strategies
         self._extract: Runnable[Any, TurnExtraction] | None = (
             structured(llm, TurnExtraction) if llm is not None else None
         )
@@ -333,7 +351,13 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
                 text, self.max_episodes, None, False, None, None, False, None
             )
             similar = [f.episode.as_text() for f in found]
-        block = format_memory(entities, facts, summaries, recalled, similar)
+        strategies: list[ScoredKnowledge] = []
+        if self.knowledge_embeddings is not None:
+            kb = KnowledgeBase(self.engine, self.knowledge_embeddings, user_id=user)
+            strategies = yield from kb._best_plan(
+                text, self.max_strategies, ("strategy",), None, None, None
+            )
+        block = format_memory(entities, facts, summaries, recalled, similar, strategies)
         if not block:
             return request
         return request.override(system_message=_with_memory(request.system_message, block))

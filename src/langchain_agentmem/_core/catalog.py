@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["TABLES", "Sync", "Table", "derived_tables", "tenant_tables"]
+__all__ = ["TABLES", "VIEWS", "Sync", "Table", "View", "derived_tables", "tenant_tables"]
 
 Sync = Literal["up", "local"]
 """``up``: a persistent memory, delivered to the canonical Postgres in hybrid mode;
@@ -91,12 +91,46 @@ _ALL: tuple[Table, ...] = (
     Table("kv", ("user_id", "namespace", "key"), time_column="updated_at", retention_key="updated_at"),
     # episodic memory (0010)
     Table("episodes", ("user_id", "id"), time_column="created_at", vector_column="embedding", retention_key="created_at"),
+    # the knowledge base and the operation metrics (0011)
+    Table("knowledge_facts", ("user_id", "subject", "predicate", "object"), time_column="updated_at"),
+    Table("knowledge_rules", ("user_id", "id"), time_column="updated_at"),
+    Table("knowledge", ("user_id", "id"), time_column="updated_at", vector_column="embedding"),
+    Table("agent_memory_metrics", ("user_id", "id"), time_column="created_at", sync="local", retention_key="created_at"),
     # bookkeeping
     Table("schema_version", ("version",), tenant_column=None, time_column="applied_at", reference=True, sync="local"),
 )  # fmt: skip
 
 #: Every table by name, in the order of the migrations that create them.
 TABLES: dict[str, Table] = {t.name: t for t in _ALL}
+
+
+@dataclass(frozen=True)
+class View:
+    """One view of the shared schema: plain SQL over tables, readable by any client."""
+
+    name: str
+    reads: tuple[str, ...]
+    """The tables it reads."""
+    tenant_column: str | None = "user_id"
+    """The column naming the tenant of each row (filter on it)."""
+    dialects: tuple[str, ...] = ("postgres", "sqlite")
+
+
+_MEMORY_TABLES = (
+    "sessions", "events", "documents", "vectors", "checkpoints", "store_items",
+    "conversation_summaries", "entities", "graph_nodes", "graph_edges", "working_memory", "kv",
+    "knowledge_facts", "knowledge_rules", "knowledge", "agent_memory_metrics",
+)  # fmt: skip
+
+#: Every view by name (0010: episodes; 0011: the knowledge base's and the system's health).
+VIEWS: dict[str, View] = {
+    v.name: v
+    for v in (
+        View("v_episode_quality_by_project", ("episodes",)),
+        View("v_strategy_effectiveness", ("knowledge",)),
+        View("v_memory_system_health", _MEMORY_TABLES),
+    )
+}
 
 
 def tenant_tables(dialect: str | None = None) -> list[Table]:

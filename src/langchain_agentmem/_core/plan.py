@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 import types
 import typing
 from collections.abc import (
@@ -78,6 +79,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from ..dialects.statements import Body, Copy, Many, One, Op, Raw, Stmt
+from . import metrics
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager, AbstractContextManager
@@ -274,8 +276,55 @@ def _next(plan: Plan[T], result: Any, error: BaseException | None) -> Step:
     return plan.throw(error) if error is not None else plan.send(result)
 
 
+def _measured(engine: Engine, user_id: str | None) -> bool:
+    return user_id is not None and bool(getattr(engine, "metrics", False))
+
+
 def run(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
-    """Drive ``plan`` synchronously; return its value."""
+    """Drive ``plan`` synchronously; return its value. With the engine's ``metrics`` on,
+    a plan of a tenant is recorded (see :mod:`~langchain_agentmem._core.metrics`)."""
+    if not _measured(engine, user_id):
+        return _run(engine, user_id, plan)
+    assert user_id is not None
+    names, start = metrics.operation_of(plan), time.perf_counter()
+    try:
+        value = _run(engine, user_id, plan)
+    except Exception as exc:
+        _record(engine, user_id, names, start, None, exc)
+        raise
+    _record(engine, user_id, names, start, value, None)
+    return value
+
+
+def _record(
+    engine: Engine,
+    user_id: str,
+    names: tuple[str, str],
+    start: float,
+    value: Any,
+    error: Exception | None,
+) -> None:
+    stmt = metrics.record(user_id, names, (time.perf_counter() - start) * 1000, value, error)
+    try:
+        with engine.transaction(user_id, single=True) as tx:
+            tx.execute(stmt.sql, stmt.params)
+    except Exception as exc:
+        _metric_failed(names, exc, error)
+
+
+def _metric_failed(names: tuple[str, str], exc: Exception, error: Exception | None) -> None:
+    if error is not None:  # the operation's own error is what the caller sees
+        add_note = getattr(error, "add_note", None)  # Python 3.11+
+        if add_note is not None:
+            add_note(f"(recording its metric failed too: {metrics.error_text(exc)})")
+        return
+    raise metrics.MetricsError(
+        f"{names[1]}.{names[0]} completed, but recording its metric in agent_memory_metrics "
+        f"failed: {metrics.error_text(exc)}"
+    ) from exc
+
+
+def _run(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
     result: Any = None
     error: Exception | None = None
     while True:
@@ -309,7 +358,37 @@ def run(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
 
 
 async def arun(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
-    """Drive ``plan`` asynchronously; return its value."""
+    """Drive ``plan`` asynchronously; return its value (recorded like :func:`run`)."""
+    if not _measured(engine, user_id):
+        return await _arun(engine, user_id, plan)
+    assert user_id is not None
+    names, start = metrics.operation_of(plan), time.perf_counter()
+    try:
+        value = await _arun(engine, user_id, plan)
+    except Exception as exc:
+        await _arecord(engine, user_id, names, start, None, exc)
+        raise
+    await _arecord(engine, user_id, names, start, value, None)
+    return value
+
+
+async def _arecord(
+    engine: Engine,
+    user_id: str,
+    names: tuple[str, str],
+    start: float,
+    value: Any,
+    error: Exception | None,
+) -> None:
+    stmt = metrics.record(user_id, names, (time.perf_counter() - start) * 1000, value, error)
+    try:
+        async with engine.atransaction(user_id, single=True) as tx:
+            await tx.execute(stmt.sql, stmt.params)
+    except Exception as exc:
+        _metric_failed(names, exc, error)
+
+
+async def _arun(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
     result: Any = None
     error: Exception | None = None
     while True:

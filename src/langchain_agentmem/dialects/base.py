@@ -353,6 +353,10 @@ class Dialect:
         (an index the database keeps from another table) after a forget."""
         return []
 
+    def views(self) -> Stmt:
+        """A query listing the schema's views (one name a row)."""
+        raise NotImplementedError
+
     def vector_dims_is(self, column: str, dims: int) -> str:
         """A condition (code, no parameters): vector ``column`` has ``dims`` dimensions."""
         raise NotImplementedError

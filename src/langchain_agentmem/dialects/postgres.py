@@ -376,6 +376,14 @@ class PostgresDialect(Dialect):
             return self.vector_param(value)
         return value
 
+    def views(self) -> Stmt:
+        return Stmt(
+            "SELECT table_name FROM information_schema.views WHERE table_schema = ? "
+            "ORDER BY table_name",
+            [self.schema],
+            fetch=True,
+        )
+
     def json_sql(self, column: str, *, exact: bool = False) -> JsonSQL:
         return PostgresJson(column, exact=exact)
 

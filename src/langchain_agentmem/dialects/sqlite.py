@@ -300,6 +300,9 @@ class SQLiteDialect(Dialect):
             [check_identifier(name, "table")],
         )
 
+    def views(self) -> Stmt:
+        return Stmt("SELECT name FROM sqlite_master WHERE type = 'view' ORDER BY name", fetch=True)
+
     def tables(self) -> Stmt:
         # Leaves out SQLite's own tables and the shadow tables of FTS5 indexes.
         return Stmt(
