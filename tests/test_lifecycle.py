@@ -33,6 +33,7 @@ from langchain_agentmem import (
     EpisodicMemory,
     GraphMemory,
     KeyValueStore,
+    KnowledgeBase,
     LangGraphStore,
     MemoryVectorStore,
     SummaryMemory,
@@ -106,6 +107,17 @@ def populate(engine: Engine, user: str, word: str = CANARY) -> None:
         {"seen": f"{word} perception\x00"}, f"{word} reasoning", {"act": word},
         outcome={"ok": True}, outcome_quality=0.75, tags=[word], metadata={"sprint": "S\x001"},
     )  # fmt: skip
+    kb = KnowledgeBase(engine, embeddings(), user_id=user)
+    kb.assert_fact("Alice", "likes", f"{word} tea\x00", source="chat")
+    kb.add_rule({"topic": word}, {"do": "x\x00"}, priority=2)
+    kb.add_strategy(
+        f"{word} strategy", {"steps": ["a\x00"]}, supporting_episodes=["e1", "e2", "e3"]
+    )
+    engine.metrics = True  # one operation recorded in agent_memory_metrics
+    try:
+        kb.rules()
+    finally:
+        engine.metrics = False
 
 
 def snapshot(engine: Engine, user: str) -> dict[str, Any]:
@@ -120,6 +132,7 @@ def snapshot(engine: Engine, user: str) -> dict[str, Any]:
     )
     info = SummaryMemory(engine, ScriptedChatModel(), "s2", user_id=user).get_summary()
     wm = WorkingMemory(engine, user_id=user, session_id="w1")
+    kb = KnowledgeBase(engine, embeddings(), user_id=user)
     return {
         "chat": messages_to_dict(ChatMessageHistory(engine, "s1", user_id=user).messages),
         "docs": [
@@ -141,6 +154,11 @@ def snapshot(engine: Engine, user: str) -> dict[str, Any]:
             (e.perception, e.reasoning, e.action, e.outcome, e.outcome_quality, e.tags, e.metadata)
             for e in EpisodicMemory(engine, embeddings(), user_id=user, project="ops").list()
         ],
+        "knowledge": (
+            [(f.subject, f.predicate, f.object, f.confidence, f.source) for f in kb.facts("Alice")],
+            [(r.condition, r.action, r.priority) for r in kb.rules()],
+            [(k.description, k.content, k.supporting_episodes) for k in kb.list_knowledge()],
+        ),
     }  # fmt: skip
 
 
