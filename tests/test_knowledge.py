@@ -537,9 +537,7 @@ def test_middleware_injects_the_best_strategies_before_the_model(engine: Engine)
     kb = kb_for(engine)
     kb.add_strategy("retry the network call with backoff", supporting_episodes=EPISODES)
     model = ScriptedChatModel(responses=["I will retry with backoff."])
-    mw = MemoryMiddleware(
-        engine, user_id="alice", graph=False, knowledge_embeddings=WordEmbeddings()
-    )
+    mw = MemoryMiddleware(engine, user_id="alice", graph=False, knowledge=kb)
     create_agent(model, system_prompt="You are an agent.", middleware=[mw]).invoke(
         {"messages": [("user", "The network call failed, what now?")]}
     )

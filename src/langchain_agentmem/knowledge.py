@@ -886,6 +886,20 @@ class KnowledgeBase:
     def __repr__(self) -> str:
         return f"KnowledgeBase(user_id={self.user_id!r})"
 
+    def _for_user(self, user_id: str) -> KnowledgeBase:
+        """The same knowledge base for another user (the middleware's per-run user)."""
+        if user_id == self.user_id:
+            return self
+        return KnowledgeBase(
+            self.engine,
+            self.embeddings,
+            user_id=user_id,
+            single_valued=self.single_valued,
+            weights=dict(
+                zip(("similarity", "confidence", "success_rate"), self.weights, strict=True)
+            ),  # type: ignore[arg-type]
+        )
+
     @property
     def _d(self) -> Dialect:
         return self.engine.dialect

@@ -4,7 +4,7 @@ Before each model call, :class:`MemoryMiddleware` adds what is known about the u
 model request's system message (not to the agent state): the entities and graph facts
 the latest user message mentions (found by name and alias, no model call), the summaries
 of the user's earlier sessions, optionally what a vector store recalls and the best
-strategies of the user's :class:`~.knowledge.KnowledgeBase` (``knowledge_embeddings``). After the
+strategies of the user's :class:`~.knowledge.KnowledgeBase` (``knowledge=``). After the
 agent finishes a turn, it writes the turn to the memories it is configured with: entity
 summaries and graph facts (ONE model call for both), and the session's running summary (a
 model call only when the session outgrows its token budget).
@@ -31,7 +31,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
-from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
@@ -188,9 +187,9 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         episodes: optional :class:`~.episodes.EpisodicMemory`; the ``max_episodes``
             past episodes most similar to the user's message (its ``recall_similar``,
             for the run's user) are added with their outcomes.
-        knowledge_embeddings: when given, the user's ``max_strategies`` best strategies
-            for the latest user message (:meth:`~.knowledge.KnowledgeBase.best_strategies`,
-            with these embeddings) are added too ("Strategies that worked before").
+        knowledge: optional :class:`~.knowledge.KnowledgeBase` (with embeddings); the
+            run's user's ``max_strategies`` best strategies for the latest user message
+            (its ``best_strategies``) are added too ("Strategies that worked before").
 
     Example:
         >>> from langchain_agentmem import connect
@@ -220,15 +219,12 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         combined_extraction: bool = True,
         episodes: EpisodicMemory | None = None,
         max_episodes: int = 3,
-        knowledge_embeddings: Embeddings | None = None,
+        knowledge: KnowledgeBase | None = None,
         max_strategies: int = 3,
     ) -> None:
         super().__init__()
-        if knowledge_embeddings is not None and not isinstance(knowledge_embeddings, Embeddings):
-            raise TypeError(
-                "knowledge_embeddings must be a LangChain Embeddings, got "
-                f"{type(knowledge_embeddings).__name__}"
-            )
+        if knowledge is not None and not isinstance(knowledge, KnowledgeBase):
+            raise TypeError(f"knowledge must be a KnowledgeBase, got {type(knowledge).__name__}")
         if vectorstore is not None and not isinstance(vectorstore, VectorStore):
             raise TypeError(
                 f"vectorstore must be a LangChain VectorStore, got {type(vectorstore).__name__}"
@@ -255,7 +251,7 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         self.combined_extraction = combined_extraction
         self.episodes = episodes
         self.max_episodes = max_episodes
-        self.knowledge_embeddings = knowledge_embeddings
+        self.knowledge = knowledge
         self.max_strategies = max_strategies
         self._extract: Runnable[Any, TurnExtraction] | None = (
             structured(llm, TurnExtraction) if llm is not None else None
@@ -352,8 +348,8 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             )
             similar = [f.episode.as_text() for f in found]
         strategies: list[ScoredKnowledge] = []
-        if self.knowledge_embeddings is not None:
-            kb = KnowledgeBase(self.engine, self.knowledge_embeddings, user_id=user)
+        if self.knowledge is not None:
+            kb = self.knowledge._for_user(user)
             strategies = yield from kb._best_plan(
                 text, self.max_strategies, ("strategy",), None, None, None
             )
