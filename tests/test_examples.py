@@ -124,3 +124,19 @@ def test_every_cli_command_has_help_with_an_example() -> None:
         assert result.exit_code == 0, name
         assert "Example:" in result.output, f"`agentmem {name} --help` shows no example"
         assert (command.help or "").strip(), name
+
+
+def test_the_ops_agent_learns_from_its_outcomes_across_restarts(tmp_path: Path) -> None:
+    def shift() -> str:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "learn_from_outcomes.py"), str(tmp_path / "ops.db")],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    first, second, third = shift(), shift(), shift()
+    assert "resolved 1 of 6" in first and "learned" not in first
+    assert "learned: when disk almost full on the database host, clear_disk" in second
+    assert "-- shift 3: 1 strategies known" in third and "resolved 6 of 6" in third
+    assert "(a strategy learned before)" in third
