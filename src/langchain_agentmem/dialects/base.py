@@ -370,3 +370,44 @@ class Dialect:
         condition, its parameters, rank, whether a higher rank is better)``; query words
         are OR-ed."""
         raise NotImplementedError
+
+
+# -- hybrid mode: moving rows between a SQLite cache and Postgres -----------------------
+
+#: The Postgres types (``format_type`` text) sync reads and writes; anything else moves as
+#: text.
+_SYNC_KINDS = {
+    "bytea": "bytes",
+    "boolean": "bool",
+    "vector": "vector",
+    "halfvec": "vector",
+    "json": "json",
+    "jsonb": "json",
+    "timestamp with time zone": "time",
+    "timestamp without time zone": "time",
+    "date": "time",
+    "smallint": "int",
+    "integer": "int",
+    "bigint": "int",
+    "real": "float",
+    "double precision": "float",
+    "numeric": "float",
+}
+
+_SYNC_TYPE = re.compile(r"^[a-z][a-z0-9 _.]*(\(\d+(,\d+)?\))?(\[\])?$")
+
+
+def sync_kind(column_type: str) -> str:
+    """How sync moves a value of the Postgres ``column_type`` (``format_type`` text):
+    ``bytes``, ``bool``, ``vector``, ``array``, ``json``, ``time``, ``int``, ``float`` or
+    ``text``.
+
+    Example:
+        >>> sync_kind("timestamp with time zone"), sync_kind("text[]"), sync_kind("vector(3)")
+        ('time', 'array', 'vector')
+    """
+    if not _SYNC_TYPE.match(column_type):
+        raise ValueError(f"unexpected column type {column_type!r} (expected a Postgres type name)")
+    if column_type.endswith("[]"):
+        return "array"
+    return _SYNC_KINDS.get(column_type.split("(")[0].rsplit(".", 1)[-1], "text")

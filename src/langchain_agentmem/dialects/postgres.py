@@ -391,3 +391,80 @@ class PostgresDialect(Dialect):
             "ts_rank_cd(v.tsv, tq)",
             True,
         )
+
+    # -- hybrid mode (see langchain_agentmem.hybrid) -------------------------------------
+    def sync_columns(self, name: str) -> Stmt:
+        """Columns of table ``name`` a sync writes: ``(name, format_type)`` in order,
+        generated and always-identity columns left out."""
+        return Stmt(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = CAST(? AS regclass) AND a.attnum > 0 AND NOT a.attisdropped "
+            "AND a.attgenerated = '' AND a.attidentity <> 'a' ORDER BY a.attnum",
+            [self.table(check_identifier(name, "table"))],
+            fetch=True,
+        )
+
+    @staticmethod
+    def sync_param_type(kind: str) -> str:
+        """The :meth:`unnest` type a column of sync ``kind`` is sent as."""
+        return "bytes" if kind == "bytes" else "text"
+
+    @staticmethod
+    def sync_input(value: Any, kind: str) -> Any:
+        """A cache (SQLite) value as the text (bytes for ``bytea``) Postgres reads into a
+        column of sync ``kind`` (see :func:`~.base.sync_kind`).
+
+        Example:
+            >>> PostgresDialect.sync_input('["a", "b\\\\"c"]', "array")
+            '{"a","b\\\\"c"}'
+            >>> PostgresDialect.sync_input(1, "bool"), PostgresDialect.sync_input(None, "int")
+            ('true', None)
+        """
+        if value is None:
+            return None
+        if kind == "bytes":
+            return bytes(value) if not isinstance(value, str) else value.encode()
+        if kind == "vector":
+            from array import array
+
+            floats = array("f")
+            floats.frombytes(value)
+            return "[" + ",".join(map(repr, floats)) + "]"
+        if kind == "bool":
+            return "true" if value else "false"
+        if kind == "array":
+            from .._encoding.json import loads
+
+            items = loads(value) if isinstance(value, str) else value
+
+            def element(v: Any) -> str:
+                if v is None:
+                    return "NULL"
+                text = v if isinstance(v, str) else str(v)
+                return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+            return "{" + ",".join(element(v) for v in items) + "}"
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+        if isinstance(value, float):
+            return repr(value)
+        return str(value)
+
+    @staticmethod
+    def sync_select(column: str, kind: str) -> str:
+        """The expression a pull reads column ``column`` of sync ``kind`` with: JSON,
+        vectors and arrays as text (arrays as JSON), the rest as they are."""
+        name = check_identifier(column, "column")
+        if kind in ("json", "vector"):
+            return f"CAST(t.{name} AS text)"
+        if kind == "array":
+            return f"CAST(to_json(t.{name}) AS text)"
+        return f"t.{name}"
+
+    @staticmethod
+    def sync_cast(column_type: str) -> str:
+        """``CAST`` target for a column of ``column_type`` (checked Postgres type text)."""
+        from .base import sync_kind
+
+        sync_kind(column_type)  # checks the text
+        return column_type
