@@ -59,7 +59,7 @@ from ._core.catalog import TABLES, Sync, Table, synced_tables
 from ._core.migrations import migrate_plan
 from ._core.plan import Atomic, Plan, dual, run
 from ._encoding.json import dumps
-from .dialects import Body, One, Stmt, check_identifier
+from .dialects import Body, Many, One, Stmt, check_identifier
 from .dialects.base import sync_kind
 from .engine import Engine
 
@@ -641,6 +641,7 @@ class HybridEngine(Engine):
             record["recovered"] = True
             return record
         ref_ids = yield from self._remote_refs(batch)
+        self._losers: list[tuple[Table, tuple[Any, ...]]] = []
         assigned: list[list[Any]] = []
         events = 0
         by_table: dict[str, list[_Op]] = {}
@@ -664,6 +665,7 @@ class HybridEngine(Engine):
                 got = yield from self._remote_append(t, inserts, batch, ref_ids)
                 assigned.extend(got)
                 events += len(got)
+        refresh = yield from self._refresh_losers(batch, ref_ids)
         done = {
             "seqs": _ranges([o.seq for o in batch.ops]),
             "assigned": assigned,
@@ -676,7 +678,31 @@ class HybridEngine(Engine):
             [batch.last, json.dumps(done), source],
         )
         done["events"] = events
+        done["refresh"] = refresh
         return done
+
+    def _refresh_losers(
+        self, batch: _Batch, ref_ids: dict[str, dict[Any, Any]]
+    ) -> Body[dict[str, dict[str, Any]]]:
+        """Postgres's rows for the keys where a newer write won, to put in the cache."""
+        by_table: dict[str, list[tuple[Any, ...]]] = {}
+        for t, key in self._losers:
+            by_table.setdefault(t.name, []).append(key)
+        refs = {
+            ref: [(ref_ids[ref][local], row[0]) for local, row in rows.items()]
+            for ref, rows in batch.refs.items()
+        }
+        out: dict[str, dict[str, Any]] = {}
+        for name, keys in by_table.items():
+            t = TABLES[name]
+            natural = [json.loads(self._natural_pk(t, k, batch.refs)) for k in keys]
+            users = sorted({k[0] for k in keys})
+            rows: list[tuple[Any, ...]] = []
+            for user in users:
+                mine = [k for k in natural if k[0] == user]
+                rows += yield from self._fetch_keys(t, user, mine, refs)
+            out[name] = {"rows": rows, "keys": keys}
+        return out
 
     def _net(
         self, t: Table, ops: list[_Op], batch: _Batch, orphans: list[list[Any]]
@@ -773,7 +799,7 @@ class HybridEngine(Engine):
         texts = {self._natural_pk(t, key, refs): key for key, _ in items}
         cols = [("u", "text"), ("k", "text"), ("v", "bigint")]
         rows = [(o.user_id, self._natural_pk(t, key, refs), o.version) for key, o in items]
-        won = yield Stmt(
+        won_rows = yield Stmt(
             "INSERT INTO {sync_versions} AS s (user_id, table_name, pk, version, source, deleted) "
             "SELECT m.u, ?, m.k, m.v, ?, ? FROM " + self.remote.dialect.unnest(cols) + " "
             "ORDER BY m.u, m.k ON CONFLICT (user_id, table_name, pk) DO UPDATE SET "
@@ -783,7 +809,9 @@ class HybridEngine(Engine):
             [t.name, source, deleted, *self.remote.dialect.unnest_params(cols, rows)],
             fetch=True,
         )
-        return {texts[r[0]] for r in won}
+        won = {texts[r[0]] for r in won_rows}
+        self._losers.extend((t, key) for key, _ in items if key not in won)
+        return won
 
     def _key_relation(self, t: Table, keys: list[tuple[Any, ...]], ref_ids: dict[str, dict[Any, Any]]) -> tuple[str, list[Any]]:
         """``(pk columns) IN (SELECT ...)`` over ``keys`` (reference ids translated)."""
@@ -953,6 +981,18 @@ class HybridEngine(Engine):
             yield from self._renumber(TABLES[name], parent, moves)
         for name, key in done.get("orphans", []):
             yield from self._drop_orphan(TABLES[name], tuple(key), batch.last)
+        for name, got in done.get("refresh", {}).items():
+            t = TABLES[name]
+            ids = {ref: {row[0]: local for local, row in rows.items()} for ref, rows in batch.refs.items()}
+            rows = [self._to_local(t, r, ids) for r in got["rows"]]
+            idx = [self._cols(name).names.index(c) for c in t.primary_key]
+            found = {tuple(r[i] for i in idx) for r in rows}
+            queued = yield Stmt(
+                "SELECT pk FROM {sync_outbox} WHERE table_name = ?", [name], fetch=True
+            )
+            pending = {(name, tuple(json.loads(q[0]))) for q in queued}
+            gone = [tuple(k) for k in got["keys"] if tuple(k) not in found]
+            yield from self._apply_rows(t, "", rows, gone, pending, False)
         yield Stmt(
             "UPDATE {sync_state} SET value = max(value, ?) WHERE key = 'clock'",
             [int(done.get("clock", 0))],
@@ -1033,6 +1073,285 @@ class HybridEngine(Engine):
             f"UPDATE {{{parent_t}}} SET {_q(counter)} = max({_q(counter)}, ?) WHERE {pwhere}",  # noqa: S608
             [max(moving.values()), *parent],
         )
+
+    # -- load_user (down) ------------------------------------------------------------------
+    @dual
+    def load_user(self, user_id: str, *, full: bool = False) -> Plan[PullReport]:
+        """Bring ``user_id``'s memories from Postgres into the cache: all of them the first
+        time (or with ``full``), afterwards only what changed since the last pull. Rows
+        with writes still queued in the outbox keep the cache's version (their delivery
+        decides); nothing pulled is queued back. The worker refreshes loaded users every
+        ``refresh_interval`` seconds.
+
+        Incremental pulls see what caches delivered (through ``sync_versions``) and events
+        appended after the last seq pulled; a state-table row written to Postgres directly
+        (not through a cache) shows in the next ``full`` pull.
+        """
+        yield from self._prepare()
+        state = yield Atomic(self._pull_state(user_id), readonly=True, user_id=user_id)
+        full = full or state[0] is None
+        data = yield Atomic(
+            self._remote_read(user_id, full, state), engine=self.remote, user_id=user_id
+        )
+        report = yield Atomic(self._apply_pull(user_id, full, data), user_id=user_id)
+        self._loaded[user_id] = time.monotonic()
+        return report
+
+    aload_user = load_user.async_
+
+    def _pull_state(self, user_id: str) -> Body[tuple[str | None, dict[tuple[str, str], int]]]:
+        row = yield One("SELECT xmin FROM {sync_pulls} WHERE user_id = ?", [user_id])
+        cursors = yield Stmt(
+            "SELECT table_name, parent, seq FROM {sync_cursors} WHERE user_id = ?",
+            [user_id],
+            fetch=True,
+        )
+        return (row[0] if row else None), {(r[0], r[1]): int(r[2]) for r in cursors}
+
+    def _select(self, t: Table) -> str:
+        """The columns a pull reads from ``t`` (alias ``t``), reference ids as names."""
+        cols = self._cols(t.name)
+        refs = dict(t.refs)
+        out = []
+        for c in cols.names:
+            if c in refs:
+                ref = TABLES[refs[c]]
+                (pk,) = ref.primary_key
+                nk = (ref.natural_key or ())[0]
+                out.append(f"(SELECT r.{_q(nk)} FROM {{{ref.name}}} r WHERE r.{_q(pk)} = t.{_q(c)})")  # noqa: S608
+            else:
+                out.append(self.remote.dialect.sync_select(c, cols.kinds[c]))  # type: ignore[attr-defined]
+        return ", ".join(out)
+
+    def _read_ref_tables(self) -> Body[dict[str, list[tuple[Any, ...]]]]:
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        for t in self._involved():
+            if not t.reference or t.natural_key is None:
+                continue
+            cols = self._ref_columns(t.name)
+            (pk,) = t.primary_key
+            kinds = self._remote_columns[t.name].kinds
+            select = ", ".join(self.remote.dialect.sync_select(c, kinds[c]) for c in cols)  # type: ignore[attr-defined]
+            rows = yield Stmt(
+                f"SELECT t.{_q(pk)}, {select} FROM {{{t.name}}} t",  # noqa: S608 (catalog names)
+                fetch=True,
+            )
+            out[t.name] = [tuple(r) for r in rows]
+        return out
+
+    def _fetch_keys(
+        self, t: Table, user_id: str, keys: list[list[Any]], refs: dict[str, list[tuple[Any, ...]]]
+    ) -> Body[list[tuple[Any, ...]]]:
+        """Rows of ``t`` by natural key (reference ids as names)."""
+        if not keys:
+            return []
+        ref_ids = {name: {row[1]: row[0] for row in rows} for name, rows in refs.items()}
+        cond, params = self._key_relation(t, [tuple(k) for k in keys], ref_ids)
+        rows = yield Stmt(
+            f"SELECT {self._select(t)} FROM {{{t.name}}} t WHERE t.user_id = ? AND {cond}",  # noqa: S608
+            [user_id, *params],
+            fetch=True,
+        )
+        return [tuple(r) for r in rows]
+
+    def _remote_read(
+        self, user_id: str, full: bool, state: tuple[str | None, dict[tuple[str, str], int]]
+    ) -> Body[dict[str, Any]]:
+        row = yield One("SELECT CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text)")
+        xmin = row[0] if row else "0"
+        refs = yield from self._read_ref_tables()
+        version = yield One(
+            "SELECT max(version) FROM {sync_versions} WHERE user_id = ?", [user_id]
+        )
+        tables: dict[str, dict[str, Any]] = {}
+        changed: dict[str, list[tuple[list[Any], bool]]] = {}
+        if not full:
+            found = yield Stmt(
+                "SELECT table_name, pk, deleted FROM {sync_versions} WHERE user_id = ? "
+                "AND xid >= CAST(? AS xid8)",
+                [user_id, state[0]],
+                fetch=True,
+            )
+            for name, pk, deleted in found:
+                changed.setdefault(name, []).append((json.loads(pk), bool(deleted)))
+        for t in self.tables:
+            if full:
+                rows = yield Stmt(
+                    f"SELECT {self._select(t)} FROM {{{t.name}}} t WHERE t.user_id = ?",  # noqa: S608
+                    [user_id],
+                    fetch=True,
+                )
+                tables[t.name] = {"rows": [tuple(r) for r in rows], "deleted": []}
+            elif t.seq_counter is None:
+                keys = changed.get(t.name, [])
+                live = [k for k, d in keys if not d]
+                rows = yield from self._fetch_keys(t, user_id, live, refs)
+                tables[t.name] = {"rows": rows, "deleted": [k for k, d in keys if d]}
+            else:
+                parent = TABLES[t.seq_counter[0]]
+                rest = list(parent.primary_key[1:])
+                cursors = [
+                    (*json.loads(p)[1:], seq)
+                    for (name, p), seq in state[1].items()
+                    if name == t.name
+                ]
+                cols = [(f"c{i}", "text") for i in range(len(rest))] + [("s", "bigint")]
+                on = " AND ".join(
+                    f"CAST(m.c{i} AS text) = CAST(t.{_q(c)} AS text)" for i, c in enumerate(rest)
+                )
+                rows = yield Stmt(
+                    f"SELECT {self._select(t)} FROM {{{t.name}}} t LEFT JOIN "  # noqa: S608
+                    f"{self.remote.dialect.unnest(cols)} ON {on} WHERE t.user_id = ? "
+                    f"AND t.{_q(t.primary_key[-1])} > coalesce(m.s, 0)",
+                    [*self.remote.dialect.unnest_params(cols, cursors), user_id],
+                    fetch=True,
+                )
+                tables[t.name] = {"rows": [tuple(r) for r in rows], "deleted": []}
+        return {
+            "xmin": xmin,
+            "refs": refs,
+            "tables": tables,
+            "version": int((version[0] if version else None) or 0),
+        }
+
+    def _local_refs(self, refs: dict[str, list[tuple[Any, ...]]]) -> Body[dict[str, dict[Any, Any]]]:
+        """Create the reference rows the cache lacks; natural key -> local id."""
+        out: dict[str, dict[Any, Any]] = {}
+        for name, rows in refs.items():
+            t = TABLES[name]
+            cols = self._ref_columns(name)
+            kinds = self._remote_columns[name].kinds
+            natural = ", ".join(_q(c) for c in t.natural_key or ())
+            if rows:
+                yield Many(
+                    f"INSERT INTO {{{name}}} ({', '.join(_q(c) for c in cols)}) VALUES "  # noqa: S608
+                    f"({', '.join('?' for _ in cols)}) ON CONFLICT ({natural}) DO NOTHING",
+                    [
+                        tuple(self.dialect.sync_local(v, kinds[c]) for c, v in zip(cols, r[1:], strict=True))  # type: ignore[attr-defined]
+                        for r in rows
+                    ],
+                )
+            (pk,) = t.primary_key
+            nk = (t.natural_key or ())[0]
+            found = yield Stmt(f"SELECT {_q(nk)}, {_q(pk)} FROM {{{name}}}", fetch=True)  # noqa: S608
+            out[name] = {r[0]: r[1] for r in found}
+        return out
+
+    def _to_local(
+        self, t: Table, row: tuple[Any, ...], ids: dict[str, dict[Any, Any]]
+    ) -> tuple[Any, ...]:
+        cols = self._cols(t.name)
+        refs = dict(t.refs)
+        return tuple(
+            ids[refs[c]][v] if c in refs else self.dialect.sync_local(v, cols.kinds[c])  # type: ignore[attr-defined]
+            for c, v in zip(cols.names, row, strict=True)
+        )
+
+    def _apply_pull(self, user_id: str, full: bool, data: dict[str, Any]) -> Body[PullReport]:
+        report = PullReport(user_id, full)
+        yield Stmt("UPDATE {sync_state} SET value = 1 WHERE key = 'muted'")
+        ids = yield from self._local_refs(data["refs"])
+        queued = yield Stmt(
+            "SELECT table_name, pk FROM {sync_outbox} WHERE user_id = ?", [user_id], fetch=True
+        )
+        pending = {(r[0], tuple(json.loads(r[1]))) for r in queued}
+        for t in self.tables:
+            got = data["tables"].get(t.name)
+            if got is None:
+                continue
+            rows = [self._to_local(t, r, ids) for r in got["rows"]]
+            deleted = []
+            for key in got["deleted"]:
+                key = list(key)
+                for column, ref in t.refs:
+                    if column in t.primary_key:
+                        i = t.primary_key.index(column)
+                        key[i] = ids[ref].get(key[i])
+                deleted.append(tuple(key))
+            n, d = yield from self._apply_rows(t, user_id, rows, deleted, pending, full)
+            report.rows += n
+            report.deleted += d
+        # Counters never below the rows they numbered (queued rows included).
+        for t in self.tables:
+            if t.seq_counter is None:
+                continue
+            parent_t, counter = t.seq_counter
+            pk = TABLES[parent_t].primary_key
+            match = " AND ".join(f"c.{_q(c)} = p.{_q(c)}" for c in pk)
+            yield Stmt(
+                f"UPDATE {{{parent_t}}} AS p SET {_q(counter)} = max({_q(counter)}, coalesce("  # noqa: S608
+                f"(SELECT max(c.{_q(t.primary_key[-1])}) FROM {{{t.name}}} c WHERE {match}), 0)) "
+                "WHERE p.user_id = ?",
+                [user_id],
+            )
+        yield Stmt(
+            "UPDATE {sync_state} SET value = max(value, ?) WHERE key = 'clock'", [data["version"]]
+        )
+        yield Stmt(
+            "INSERT INTO {sync_pulls} (user_id, xmin, pulled_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET xmin = excluded.xmin, pulled_at = excluded.pulled_at",
+            [user_id, data["xmin"], _now()],
+        )
+        yield Stmt("UPDATE {sync_state} SET value = 0 WHERE key = 'muted'")
+        return report
+
+    def _apply_rows(
+        self,
+        t: Table,
+        user_id: str,
+        rows: list[tuple[Any, ...]],
+        deleted: list[tuple[Any, ...]],
+        pending: set[tuple[str, tuple[Any, ...]]],
+        full: bool,
+    ) -> Body[tuple[int, int]]:
+        """Write pulled rows of ``t`` into the cache (triggers muted), leaving rows with
+        queued writes alone; with ``full``, rows Postgres lacks go."""
+        cols = self._cols(t.name)
+        idx = [cols.names.index(c) for c in t.primary_key]
+        pk_names = ", ".join(_q(c) for c in t.primary_key)
+        where = " AND ".join(f"{_q(c)} = ?" for c in t.primary_key)
+        removed = 0
+        if full:
+            local = yield Stmt(
+                f"SELECT {pk_names} FROM {{{t.name}}} WHERE user_id = ?", [user_id], fetch=True  # noqa: S608
+            )
+            remote_keys = {tuple(r[i] for i in idx) for r in rows}
+            deleted = [tuple(k) for k in local if tuple(k) not in remote_keys]
+        gone = [k for k in deleted if (t.name, k) not in pending and None not in k]
+        if gone:
+            yield Many(f"DELETE FROM {{{t.name}}} WHERE {where}", gone)  # noqa: S608
+            removed = len(gone)
+        if t.seq_counter is not None and rows:
+            width = len(TABLES[t.seq_counter[0]].primary_key)
+            tops: dict[tuple[Any, ...], int] = {}
+            for r in rows:
+                key = tuple(r[i] for i in idx)
+                tops[key[:width]] = max(tops.get(key[:width], 0), key[-1])
+            for parent, top in tops.items():
+                # Queued rows numbered at or below what Postgres handed out move above it.
+                yield from self._renumber(t, parent, [], floor=top)
+                yield Stmt(
+                    "INSERT INTO {sync_cursors} (user_id, table_name, parent, seq) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (user_id, table_name, parent) DO UPDATE SET seq = max(seq, excluded.seq)",
+                    [user_id, t.name, json.dumps(list(parent)), top],
+                )
+            queued = yield Stmt(
+                "SELECT pk FROM {sync_outbox} WHERE table_name = ? AND user_id = ?",
+                [t.name, user_id],
+                fetch=True,
+            )
+            pending = pending | {(t.name, tuple(json.loads(q[0]))) for q in queued}
+        keep = [r for r in rows if (t.name, tuple(r[i] for i in idx)) not in pending]
+        if keep:
+            names = ", ".join(_q(c) for c in cols.names)
+            update = [c for c in cols.names if c not in t.primary_key]
+            sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in update)
+            yield Many(
+                f"INSERT INTO {{{t.name}}} ({names}) VALUES ({', '.join('?' for _ in cols.names)}) "  # noqa: S608
+                f"ON CONFLICT ({pk_names}) DO " + (f"UPDATE SET {sets}" if update else "NOTHING"),
+                keep,
+            )
+        return len(keep), removed
 
     # -- status -------------------------------------------------------------------------
     def outbox_depth(self) -> int:
