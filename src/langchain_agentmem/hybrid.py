@@ -443,11 +443,10 @@ class HybridEngine(Engine):
                 done = yield Atomic(
                     self._deliver(source, batch), engine=self.remote, user_id=None
                 )
-                yield Atomic(self._finish(batch, done), user_id=None)
+                yield Atomic(self._finish(batch, done, source, report), user_id=None)
                 report.batches += 1
-                if not done.get("recovered"):
-                    report.rows_synced += len(batch.ops)
-                    report.events_synced += done["events"]
+                report.rows_synced += len(batch.ops)
+                report.events_synced += done["events"]
         except Exception as exc:
             report.status = "failed"
             report.error = scrub(f"{type(exc).__name__}: {exc}", self.remote.url)[:2000]
@@ -525,16 +524,27 @@ class HybridEngine(Engine):
         )
 
     def _insert_log(self, rows: list[tuple[Any, ...]]) -> Body[None]:
-        for r in rows:
-            yield Stmt(
-                "INSERT INTO {memory_sync_log} (source, run_id, session_id, started_at, "
-                "ended_at, events_synced, rows_synced, status, error) VALUES "
-                "(?, ?, ?, CAST(? AS timestamptz), CAST(? AS timestamptz), ?, ?, ?, ?) "
-                "ON CONFLICT (source, run_id) DO UPDATE SET ended_at = excluded.ended_at, "
-                "events_synced = excluded.events_synced, rows_synced = excluded.rows_synced, "
-                "status = excluded.status, error = excluded.error",
-                list(r),
-            )
+        cols = [
+            ("source", "text"),
+            ("run_id", "bigint"),
+            ("session_id", "text"),
+            ("started_at", "text"),
+            ("ended_at", "text"),
+            ("events_synced", "bigint"),
+            ("rows_synced", "bigint"),
+            ("status", "text"),
+            ("error", "text"),
+        ]
+        yield Stmt(
+            "INSERT INTO {memory_sync_log} (source, run_id, session_id, started_at, ended_at, "
+            "events_synced, rows_synced, status, error) SELECT m.source, m.run_id, m.session_id, "
+            "CAST(m.started_at AS timestamptz), CAST(m.ended_at AS timestamptz), m.events_synced, "
+            "m.rows_synced, m.status, m.error FROM " + self.remote.dialect.unnest(cols) + " "
+            "ON CONFLICT (source, run_id) DO UPDATE SET ended_at = excluded.ended_at, "
+            "events_synced = excluded.events_synced, rows_synced = excluded.rows_synced, "
+            "status = excluded.status, error = excluded.error",
+            self.remote.dialect.unnest_params(cols, rows),
+        )
 
     # reading a batch (local, read-only) -------------------------------------------------
     def _read_batch(
@@ -637,7 +647,6 @@ class HybridEngine(Engine):
         record = json.loads(row[0]) if row else []
         if isinstance(record, dict) and _in_ranges(batch.ops[0].seq, record.get("seqs", [])):
             # Delivered by a run that died before its local commit: finish it locally only.
-            record["events"] = 0
             record["recovered"] = True
             return record
         ref_ids = yield from self._remote_refs(batch)
@@ -671,13 +680,13 @@ class HybridEngine(Engine):
             "assigned": assigned,
             "orphans": orphans,
             "clock": max(o.version for o in batch.ops),
+            "events": events,
         }
         yield Stmt(
             "UPDATE {sync_sources} SET delivered = greatest(delivered, ?), last_batch = ?, "
             "updated_at = now() WHERE source = ?",
             [batch.last, json.dumps(done), source],
         )
-        done["events"] = events
         done["refresh"] = refresh
         return done
 
@@ -963,11 +972,19 @@ class HybridEngine(Engine):
         return assigned
 
     # finishing a batch (local) --------------------------------------------------------------
-    def _finish(self, batch: _Batch, done: dict[str, Any]) -> Body[None]:
+    def _finish(
+        self, batch: _Batch, done: dict[str, Any], source: str, report: SyncReport
+    ) -> Body[None]:
         first = batch.ops[0].seq
         still = yield One("SELECT 1 FROM {sync_outbox} WHERE seq = ?", [first])
         if still is None:
             return  # another run of this cache finished it
+        # The run's counts so far, committed with the batch (true even if the run dies).
+        yield Stmt(
+            "UPDATE {memory_sync_log} SET events_synced = events_synced + ?, "
+            "rows_synced = rows_synced + ? WHERE source = ? AND run_id = ?",
+            [int(done.get("events", 0)), len(batch.ops), source, report.run_id],
+        )
         yield Stmt("UPDATE {sync_state} SET value = 1 WHERE key = 'muted'")
         seqs = [o.seq for o in batch.ops]
         yield Stmt(
@@ -1413,29 +1430,28 @@ class HybridEngine(Engine):
         """Start the sync worker as a task of the running event loop."""
         if self._task is not None and not self._task.done():
             return
-        self._task = asyncio.get_running_loop().create_task(self._aloop())
+        self._astop = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._aloop(self._astop))
 
     async def astop(self) -> None:
-        """Stop the worker task."""
+        """Stop the worker task (after the batch it is delivering)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._astop.set()
+            await self._task
             self._task = None
 
-    async def _aloop(self) -> None:
-        while True:
+    async def _aloop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             try:
                 await self.async_sync()
                 self.last_error = None
                 for user, at in list(self._loaded.items()):
                     if time.monotonic() - at >= self.refresh_interval:
                         await self.aload_user(user)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            except Exception as exc:  # logged in memory_sync_log; retried next interval
                 self.last_error = exc
-            await asyncio.sleep(self.sync_interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.sync_interval)
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
