@@ -79,7 +79,9 @@ class Proxy:
             threading.Thread(target=self._pipe, args=(client, server, state), daemon=True).start()
             threading.Thread(target=self._pipe, args=(server, client, None), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, state: dict[str, int | None] | None) -> None:
+    def _pipe(
+        self, src: socket.socket, dst: socket.socket, state: dict[str, int | None] | None
+    ) -> None:
         chunks = 0
         try:
             while True:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _proxy import Proxy
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.messages import AIMessage, HumanMessage
@@ -26,8 +27,6 @@ from langchain_agentmem import (
 )
 from langchain_agentmem._core.plan import run
 from langchain_agentmem.hybrid import HybridEngine, connect_hybrid
-
-from _proxy import Proxy
 
 
 @pytest.fixture
@@ -84,7 +83,7 @@ def contents(engine: HybridEngine, user: str = "u") -> tuple[dict[str, Any], dic
                 [user],
             )
 
-        def norm(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        def norm(row: tuple[Any, ...], cols: Any = cols) -> tuple[Any, ...]:
             out = []
             for c, v in zip(cols.names, row, strict=True):
                 kind = cols.kinds[c]
@@ -347,8 +346,13 @@ def _kill_on(cls: type, name: str, *, nth: int, after: bool = False) -> None:
     ],
 )
 def test_sigkill_mid_sync(
-    cache: Callable[..., HybridEngine], tmp_path: Path, proxy: Proxy, schema: str,
-    point: str, method: str, after: bool,
+    cache: Callable[..., HybridEngine],
+    tmp_path: Path,
+    proxy: Proxy,
+    schema: str,
+    point: str,
+    method: str,
+    after: bool,
 ) -> None:
     b = cache("b")  # another cache wrote to the session first: the seqs a gets differ
     ChatMessageHistory(b, "s", user_id="u").add_messages([HumanMessage("b0"), HumanMessage("b1")])

@@ -15,6 +15,7 @@ from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
 from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
+from .hybrid import HybridEngine, SyncReport, connect_hybrid
 from .kv import KeyValueStore
 from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
@@ -32,6 +33,7 @@ __all__ = [
     "EntityMemory",
     "EntityStore",
     "GraphMemory",
+    "HybridEngine",
     "KeyValueStore",
     "KnowledgeTriple",
     "LangGraphStore",
@@ -42,11 +44,13 @@ __all__ = [
     "SessionInfo",
     "SessionSummary",
     "Subgraph",
+    "SyncReport",
     "SummaryMemory",
     "Thought",
     "WorkingMemory",
     "WorkingState",
     "connect",
+    "connect_hybrid",
 ]
 
 __version__ = "0.1.0"

@@ -57,7 +57,7 @@ from typing import Any
 from ._backends.base import PoolConfig, redact, scrub
 from ._core.catalog import TABLES, Sync, Table, synced_tables
 from ._core.migrations import migrate_plan
-from ._core.plan import Atomic, Plan, dual, run
+from ._core.plan import Atomic, Plan, Sql, dual, run, statements
 from ._encoding.json import dumps
 from .dialects import Body, Many, One, Stmt, check_identifier
 from .dialects.base import sync_kind
@@ -262,14 +262,13 @@ class HybridEngine(Engine):
             if table.derived_from is not None:
                 continue
             install = table.name in synced
-            cols = yield self.dialect.sync_columns(table.name)  # type: ignore[attr-defined]
+            cols = yield self.dialect.sync_columns(table.name)
             names = [c[0] for c in cols]
             if not names:  # not migrated yet on this database
                 continue
-            for raw in self.dialect.sync_triggers(  # type: ignore[attr-defined]
+            yield from self.dialect.sync_triggers(
                 table.name, table.primary_key, names, install=install
-            ):
-                yield raw
+            )
 
     def _migrate_plan(self) -> Plan[list[int]]:
         applied = yield from migrate_plan(self.dialect)
@@ -305,7 +304,11 @@ class HybridEngine(Engine):
                 return stop.value
             result, error = None, None
             try:
-                result = yield replace(step, engine=self.remote)  # type: ignore[type-var]
+                if isinstance(step, Sql):
+                    step = Atomic(statements(step.statements), readonly=step.readonly)
+                if isinstance(step, Atomic):
+                    step = replace(step, engine=self.remote)
+                result = yield step
             except Exception as exc:
                 error = exc
 
@@ -335,7 +338,7 @@ class HybridEngine(Engine):
     def _read_remote_columns(self) -> Body[dict[str, _Columns]]:
         out: dict[str, _Columns] = {}
         for t in self._involved():
-            rows = yield self.remote.dialect.sync_columns(t.name)  # type: ignore[attr-defined]
+            rows = yield self.remote.dialect.sync_columns(t.name)
             types = {r[0]: r[1] for r in rows}
             out[t.name] = _Columns(
                 [r[0] for r in rows], types, {n: sync_kind(ty) for n, ty in types.items()}
@@ -345,7 +348,7 @@ class HybridEngine(Engine):
     def _read_local_columns(self) -> Body[dict[str, list[str]]]:
         out: dict[str, list[str]] = {}
         for t in self._involved():
-            rows = yield self.dialect.sync_columns(t.name)  # type: ignore[attr-defined]
+            rows = yield self.dialect.sync_columns(t.name)
             out[t.name] = [r[0] for r in rows]
         return out
 
@@ -440,9 +443,7 @@ class HybridEngine(Engine):
                 cursor = batch.last
                 if not batch.ops:
                     continue
-                done = yield Atomic(
-                    self._deliver(source, batch), engine=self.remote, user_id=None
-                )
+                done = yield Atomic(self._deliver(source, batch), engine=self.remote, user_id=None)
                 yield Atomic(self._finish(batch, done, source, report), user_id=None)
                 report.batches += 1
                 report.rows_synced += len(batch.ops)
@@ -536,7 +537,7 @@ class HybridEngine(Engine):
             ("error", "text"),
         ]
         yield Stmt(
-            "INSERT INTO {memory_sync_log} (source, run_id, session_id, started_at, ended_at, "
+            "INSERT INTO {memory_sync_log} (source, run_id, session_id, started_at, ended_at, "  # noqa: S608 (catalog names, checked)
             "events_synced, rows_synced, status, error) SELECT m.source, m.run_id, m.session_id, "
             "CAST(m.started_at AS timestamptz), CAST(m.ended_at AS timestamptz), m.events_synced, "
             "m.rows_synced, m.status, m.error FROM " + self.remote.dialect.unnest(cols) + " "
@@ -761,13 +762,10 @@ class HybridEngine(Engine):
             cols = self._ref_columns(ref)
             types = self._remote_columns[ref].types
             kinds = self._remote_columns[ref].kinds
-            unnest_cols = [
-                (c, self.remote.dialect.sync_param_type(kinds[c]))  # type: ignore[attr-defined]
-                for c in cols
-            ]
+            unnest_cols = [(c, self.remote.dialect.sync_param_type(kinds[c])) for c in cols]
             values = [
                 tuple(
-                    self.remote.dialect.sync_input(v, kinds[c])  # type: ignore[attr-defined]
+                    self.remote.dialect.sync_input(v, kinds[c])
                     for c, v in zip(cols, row, strict=True)
                 )
                 for row in local_rows.values()
@@ -790,7 +788,9 @@ class HybridEngine(Engine):
             out[ref] = {local: by_name[row[0]] for local, row in local_rows.items()}
         return out
 
-    def _natural_pk(self, t: Table, key: tuple[Any, ...], batch_refs: dict[str, dict[Any, tuple[Any, ...]]]) -> str:
+    def _natural_pk(
+        self, t: Table, key: tuple[Any, ...], batch_refs: dict[str, dict[Any, tuple[Any, ...]]]
+    ) -> str:
         """The row's key as the same text in every database (reference ids by name)."""
         out = list(key)
         for column, ref in t.refs:
@@ -800,7 +800,12 @@ class HybridEngine(Engine):
         return dumps(out)
 
     def _won(
-        self, t: Table, items: list[tuple[tuple[Any, ...], _Op]], deleted: bool, batch: _Batch | None, source: str
+        self,
+        t: Table,
+        items: list[tuple[tuple[Any, ...], _Op]],
+        deleted: bool,
+        batch: _Batch | None,
+        source: str,
     ) -> Body[set[tuple[Any, ...]]]:
         """Record the items' versions where they are newer than Postgres's; the keys that
         won (last writer wins, ties by source)."""
@@ -809,7 +814,7 @@ class HybridEngine(Engine):
         cols = [("u", "text"), ("k", "text"), ("v", "bigint")]
         rows = [(o.user_id, self._natural_pk(t, key, refs), o.version) for key, o in items]
         won_rows = yield Stmt(
-            "INSERT INTO {sync_versions} AS s (user_id, table_name, pk, version, source, deleted) "
+            "INSERT INTO {sync_versions} AS s (user_id, table_name, pk, version, source, deleted) "  # noqa: S608 (catalog names, checked)
             "SELECT m.u, ?, m.k, m.v, ?, ? FROM " + self.remote.dialect.unnest(cols) + " "
             "ORDER BY m.u, m.k ON CONFLICT (user_id, table_name, pk) DO UPDATE SET "
             "version = excluded.version, source = excluded.source, deleted = excluded.deleted, "
@@ -822,12 +827,14 @@ class HybridEngine(Engine):
         self._losers.extend((t, key) for key, _ in items if key not in won)
         return won
 
-    def _key_relation(self, t: Table, keys: list[tuple[Any, ...]], ref_ids: dict[str, dict[Any, Any]]) -> tuple[str, list[Any]]:
+    def _key_relation(
+        self, t: Table, keys: list[tuple[Any, ...]], ref_ids: dict[str, dict[Any, Any]]
+    ) -> tuple[str, list[Any]]:
         """``(pk columns) IN (SELECT ...)`` over ``keys`` (reference ids translated)."""
         types = self._remote_columns[t.name].types
         kinds = self._remote_columns[t.name].kinds
         pk = list(t.primary_key)
-        cols = [(c, self.remote.dialect.sync_param_type(kinds[c])) for c in pk]  # type: ignore[attr-defined]
+        cols = [(c, self.remote.dialect.sync_param_type(kinds[c])) for c in pk]
         refs = dict(t.refs)
         values = []
         for key in keys:
@@ -835,12 +842,12 @@ class HybridEngine(Engine):
             for c, v in zip(pk, key, strict=True):
                 if c in refs:
                     v = ref_ids[refs[c]][v]
-                row.append(self.remote.dialect.sync_input(v, kinds[c]))  # type: ignore[attr-defined]
+                row.append(self.remote.dialect.sync_input(v, kinds[c]))
             values.append(tuple(row))
         casts = ", ".join(f"CAST(m.{_q(c)} AS {types[c]})" for c in pk)
         names = ", ".join(_q(c) for c in pk)
         return (
-            f"({names}) IN (SELECT {casts} FROM {self.remote.dialect.unnest(cols)})",
+            f"({names}) IN (SELECT {casts} FROM {self.remote.dialect.unnest(cols)})",  # noqa: S608 (catalog names, checked)
             self.remote.dialect.unnest_params(cols, values),
         )
 
@@ -868,7 +875,12 @@ class HybridEngine(Engine):
                 yield Stmt(f"DELETE FROM {{{child.name}}} WHERE {cond}", params)  # noqa: S608
 
     def _remote_upsert(
-        self, t: Table, items: list[tuple[Any, ...]], batch: _Batch, ref_ids: dict[str, dict[Any, Any]], source: str
+        self,
+        t: Table,
+        items: list[tuple[Any, ...]],
+        batch: _Batch,
+        ref_ids: dict[str, dict[Any, Any]],
+        source: str,
     ) -> Body[None]:
         if t.seq_counter is None:
             won = yield from self._won(t, items, False, batch, source)
@@ -881,7 +893,9 @@ class HybridEngine(Engine):
         yield from self._write_rows(t, rows, ref_ids, conflict="update")
 
     def _counter_columns(self, t: Table) -> set[str]:
-        return {c.seq_counter[1] for c in self.tables if c.seq_counter and c.seq_counter[0] == t.name}
+        return {
+            c.seq_counter[1] for c in self.tables if c.seq_counter and c.seq_counter[0] == t.name
+        }
 
     def _write_rows(
         self,
@@ -895,7 +909,7 @@ class HybridEngine(Engine):
         counters = self._counter_columns(t)
         refs = dict(t.refs)
         kinds = cols.kinds
-        unnest_cols = [(c, self.remote.dialect.sync_param_type(kinds[c])) for c in cols.names]  # type: ignore[attr-defined]
+        unnest_cols = [(c, self.remote.dialect.sync_param_type(kinds[c])) for c in cols.names]
         values = []
         for row in rows:
             out = []
@@ -904,7 +918,7 @@ class HybridEngine(Engine):
                     v = ref_ids[refs[c]][v]
                 elif c in counters:
                     v = 0  # Postgres's own counter: raised by the rows appended to it
-                out.append(self.remote.dialect.sync_input(v, kinds[c]))  # type: ignore[attr-defined]
+                out.append(self.remote.dialect.sync_input(v, kinds[c]))
             values.append(tuple(out))
         names = ", ".join(_q(c) for c in cols.names)
         casts = ", ".join(f"CAST(m.{_q(c)} AS {cols.types[c]})" for c in cols.names)
@@ -938,11 +952,17 @@ class HybridEngine(Engine):
             counts[o.pk[:width]] = counts.get(o.pk[:width], 0) + 1
         types = self._remote_columns[parent_name].types
         kinds = self._remote_columns[parent_name].kinds
-        pcols = [(c, self.remote.dialect.sync_param_type(kinds[c])) for c in parent.primary_key]  # type: ignore[attr-defined]
+        pcols = [(c, self.remote.dialect.sync_param_type(kinds[c])) for c in parent.primary_key]
         cols = [*pcols, ("n", "bigint")]
         keys = sorted(counts)
         values = [
-            (*(self.remote.dialect.sync_input(v, kinds[c]) for c, v in zip(parent.primary_key, k, strict=True)), counts[k])  # type: ignore[attr-defined]
+            (
+                *(
+                    self.remote.dialect.sync_input(v, kinds[c])
+                    for c, v in zip(parent.primary_key, k, strict=True)
+                ),
+                counts[k],
+            )
             for k in keys
         ]
         names = ", ".join(_q(c) for c in parent.primary_key)
@@ -1000,7 +1020,10 @@ class HybridEngine(Engine):
             yield from self._drop_orphan(TABLES[name], tuple(key), batch.last)
         for name, got in done.get("refresh", {}).items():
             t = TABLES[name]
-            ids = {ref: {row[0]: local for local, row in rows.items()} for ref, rows in batch.refs.items()}
+            ids = {
+                ref: {row[0]: local for local, row in rows.items()}
+                for ref, rows in batch.refs.items()
+            }
             rows = [self._to_local(t, r, ids) for r in got["rows"]]
             idx = [self._cols(name).names.index(c) for c in t.primary_key]
             found = {tuple(r[i] for i in idx) for r in rows}
@@ -1135,9 +1158,11 @@ class HybridEngine(Engine):
                 ref = TABLES[refs[c]]
                 (pk,) = ref.primary_key
                 nk = (ref.natural_key or ())[0]
-                out.append(f"(SELECT r.{_q(nk)} FROM {{{ref.name}}} r WHERE r.{_q(pk)} = t.{_q(c)})")  # noqa: S608
+                out.append(
+                    f"(SELECT r.{_q(nk)} FROM {{{ref.name}}} r WHERE r.{_q(pk)} = t.{_q(c)})"  # noqa: S608 (catalog names, checked)
+                )
             else:
-                out.append(self.remote.dialect.sync_select(c, cols.kinds[c]))  # type: ignore[attr-defined]
+                out.append(self.remote.dialect.sync_select(c, cols.kinds[c]))
         return ", ".join(out)
 
     def _read_ref_tables(self) -> Body[dict[str, list[tuple[Any, ...]]]]:
@@ -1148,7 +1173,7 @@ class HybridEngine(Engine):
             cols = self._ref_columns(t.name)
             (pk,) = t.primary_key
             kinds = self._remote_columns[t.name].kinds
-            select = ", ".join(self.remote.dialect.sync_select(c, kinds[c]) for c in cols)  # type: ignore[attr-defined]
+            select = ", ".join(self.remote.dialect.sync_select(c, kinds[c]) for c in cols)
             rows = yield Stmt(
                 f"SELECT t.{_q(pk)}, {select} FROM {{{t.name}}} t",  # noqa: S608 (catalog names)
                 fetch=True,
@@ -1177,9 +1202,7 @@ class HybridEngine(Engine):
         row = yield One("SELECT CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text)")
         xmin = row[0] if row else "0"
         refs = yield from self._read_ref_tables()
-        version = yield One(
-            "SELECT max(version) FROM {sync_versions} WHERE user_id = ?", [user_id]
-        )
+        version = yield One("SELECT max(version) FROM {sync_versions} WHERE user_id = ?", [user_id])
         tables: dict[str, dict[str, Any]] = {}
         changed: dict[str, list[tuple[list[Any], bool]]] = {}
         if not full:
@@ -1231,7 +1254,9 @@ class HybridEngine(Engine):
             "version": int((version[0] if version else None) or 0),
         }
 
-    def _local_refs(self, refs: dict[str, list[tuple[Any, ...]]]) -> Body[dict[str, dict[Any, Any]]]:
+    def _local_refs(
+        self, refs: dict[str, list[tuple[Any, ...]]]
+    ) -> Body[dict[str, dict[Any, Any]]]:
         """Create the reference rows the cache lacks; natural key -> local id."""
         out: dict[str, dict[Any, Any]] = {}
         for name, rows in refs.items():
@@ -1244,7 +1269,10 @@ class HybridEngine(Engine):
                     f"INSERT INTO {{{name}}} ({', '.join(_q(c) for c in cols)}) VALUES "  # noqa: S608
                     f"({', '.join('?' for _ in cols)}) ON CONFLICT ({natural}) DO NOTHING",
                     [
-                        tuple(self.dialect.sync_local(v, kinds[c]) for c, v in zip(cols, r[1:], strict=True))  # type: ignore[attr-defined]
+                        tuple(
+                            self.dialect.sync_local(v, kinds[c])
+                            for c, v in zip(cols, r[1:], strict=True)
+                        )
                         for r in rows
                     ],
                 )
@@ -1260,7 +1288,7 @@ class HybridEngine(Engine):
         cols = self._cols(t.name)
         refs = dict(t.refs)
         return tuple(
-            ids[refs[c]][v] if c in refs else self.dialect.sync_local(v, cols.kinds[c])  # type: ignore[attr-defined]
+            ids[refs[c]][v] if c in refs else self.dialect.sync_local(v, cols.kinds[c])
             for c, v in zip(cols.names, row, strict=True)
         )
 
@@ -1330,7 +1358,9 @@ class HybridEngine(Engine):
         removed = 0
         if full:
             local = yield Stmt(
-                f"SELECT {pk_names} FROM {{{t.name}}} WHERE user_id = ?", [user_id], fetch=True  # noqa: S608
+                f"SELECT {pk_names} FROM {{{t.name}}} WHERE user_id = ?",  # noqa: S608 (catalog names, checked)
+                [user_id],
+                fetch=True,
             )
             remote_keys = {tuple(r[i] for i in idx) for r in rows}
             deleted = [tuple(k) for k in local if tuple(k) not in remote_keys]
@@ -1371,30 +1401,40 @@ class HybridEngine(Engine):
         return len(keep), removed
 
     # -- status -------------------------------------------------------------------------
-    def outbox_depth(self) -> int:
+    @dual
+    def outbox_depth(self) -> Plan[int]:
         """Outbox rows not delivered yet."""
-        with self.transaction(readonly=True) as tx:
-            row = tx.fetchone("SELECT count(*) FROM {sync_outbox}")
+        row = yield Atomic(
+            statements_one(One("SELECT count(*) FROM {sync_outbox}")), readonly=True, user_id=None
+        )
         return int(row[0]) if row else 0
 
-    def status(self, runs: int = 5) -> dict[str, Any]:
-        """Outbox depth, lag (age of the oldest queued write, seconds) and the last runs."""
-        with self.transaction(readonly=True) as tx:
-            depth = tx.fetchone("SELECT count(*), min(created_at) FROM {sync_outbox}")
-            last = tx.fetchall(
-                "SELECT run_id, started_at, ended_at, events_synced, rows_synced, status, error "
-                "FROM {memory_sync_log} ORDER BY run_id DESC LIMIT ?",
-                [runs],
-            )
+    aoutbox_depth = outbox_depth.async_
+
+    @dual
+    def status(self, runs: int = 5) -> Plan[dict[str, Any]]:
+        """Outbox depth, lag (age of the oldest queued write, seconds) and the last runs
+        of the sync log (newest first)."""
+        depth, last = yield Atomic(_status_body(runs), readonly=True, user_id=None)
         lag = 0.0
         if depth and depth[1]:
             lag = (datetime.now(timezone.utc) - datetime.fromisoformat(depth[1])).total_seconds()
-        keys = ("run_id", "started_at", "ended_at", "events_synced", "rows_synced", "status", "error")
+        keys = (
+            "run_id",
+            "started_at",
+            "ended_at",
+            "events_synced",
+            "rows_synced",
+            "status",
+            "error",
+        )
         return {
             "outbox": int(depth[0]) if depth else 0,
             "lag_seconds": round(max(lag, 0.0), 3),
             "runs": [dict(zip(keys, r, strict=True)) for r in last],
         }
+
+    astatus = status.async_
 
     # -- the worker ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -1433,11 +1473,11 @@ class HybridEngine(Engine):
         self._astop = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._aloop(self._astop))
 
-    async def astop(self) -> None:
+    async def astop(self, *, timeout: float | None = 30.0) -> None:
         """Stop the worker task (after the batch it is delivering)."""
         if self._task is not None:
             self._astop.set()
-            await self._task
+            await asyncio.wait_for(self._task, timeout)
             self._task = None
 
     async def _aloop(self, stop: asyncio.Event) -> None:
@@ -1487,6 +1527,17 @@ class HybridEngine(Engine):
         await self.aclose()
 
 
-def statements_one(stmt: Stmt) -> Body[Any]:
+def _status_body(runs: int) -> Body[tuple[Any, Any]]:
+    depth = yield One("SELECT count(*), min(created_at) FROM {sync_outbox}")
+    last = yield Stmt(
+        "SELECT run_id, started_at, ended_at, events_synced, rows_synced, status, error "
+        "FROM {memory_sync_log} ORDER BY run_id DESC LIMIT ?",
+        [runs],
+        fetch=True,
+    )
+    return depth, last
+
+
+def statements_one(stmt: Stmt | One) -> Body[Any]:
     """A body of one statement; its result."""
     return (yield stmt)

@@ -365,6 +365,33 @@ class Dialect:
         :meth:`relation_rows`)."""
         return self.table(check_identifier(name, "relation"))
 
+    # -- hybrid mode (see langchain_agentmem.hybrid) -------------------------------------
+    def sync_columns(self, name: str) -> Stmt:
+        """The columns of table ``name`` a sync moves (see the backends' forms)."""
+        raise NotImplementedError
+
+    def sync_triggers(
+        self, name: str, primary_key: Sequence[str], columns: Sequence[str], *, install: bool
+    ) -> list[Raw]:
+        """Statements (re)installing the outbox triggers of a cache's table."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode cache")
+
+    def sync_local(self, value: Any, kind: str) -> Any:
+        """A value read from Postgres as a cache stores it."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode cache")
+
+    def sync_param_type(self, kind: str) -> str:
+        """The :meth:`unnest` type a value of sync ``kind`` is sent to Postgres as."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
+
+    def sync_input(self, value: Any, kind: str) -> Any:
+        """A cache value as Postgres reads it into a column of sync ``kind``."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
+
+    def sync_select(self, column: str, kind: str) -> str:
+        """How a pull reads a column of sync ``kind``."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
+
     def text_search(self, tokens: Sequence[str]) -> TextSearch:
         """Full-text search of ``{vectors}`` rows ``v``: ``(from items, their parameters,
         condition, its parameters, rank, whether a higher rank is better)``; query words

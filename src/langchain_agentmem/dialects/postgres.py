@@ -404,20 +404,19 @@ class PostgresDialect(Dialect):
             fetch=True,
         )
 
-    @staticmethod
-    def sync_param_type(kind: str) -> str:
+    def sync_param_type(self, kind: str) -> str:
         """The :meth:`unnest` type a column of sync ``kind`` is sent as."""
         return "bytes" if kind == "bytes" else "text"
 
-    @staticmethod
-    def sync_input(value: Any, kind: str) -> Any:
+    def sync_input(self, value: Any, kind: str) -> Any:
         """A cache (SQLite) value as the text (bytes for ``bytea``) Postgres reads into a
         column of sync ``kind`` (see :func:`~.base.sync_kind`).
 
         Example:
-            >>> PostgresDialect.sync_input('["a", "b\\\\"c"]', "array")
+            >>> d = PostgresDialect()
+            >>> d.sync_input('["a", "b\\\\"c"]', "array")
             '{"a","b\\\\"c"}'
-            >>> PostgresDialect.sync_input(1, "bool"), PostgresDialect.sync_input(None, "int")
+            >>> d.sync_input(1, "bool"), d.sync_input(None, "int")
             ('true', None)
         """
         if value is None:
@@ -450,8 +449,7 @@ class PostgresDialect(Dialect):
             return repr(value)
         return str(value)
 
-    @staticmethod
-    def sync_select(column: str, kind: str) -> str:
+    def sync_select(self, column: str, kind: str) -> str:
         """The expression a pull reads column ``column`` of sync ``kind`` with: JSON,
         vectors and arrays as text (arrays as JSON), the rest as they are."""
         name = check_identifier(column, "column")
@@ -460,11 +458,3 @@ class PostgresDialect(Dialect):
         if kind == "array":
             return f"CAST(to_json(t.{name}) AS text)"
         return f"t.{name}"
-
-    @staticmethod
-    def sync_cast(column_type: str) -> str:
-        """``CAST`` target for a column of ``column_type`` (checked Postgres type text)."""
-        from .base import sync_kind
-
-        sync_kind(column_type)  # checks the text
-        return column_type

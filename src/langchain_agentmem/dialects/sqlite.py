@@ -287,7 +287,7 @@ class SQLiteDialect(Dialect):
         def row(op: str, r: str) -> str:
             key = "json_array(" + ", ".join(f'{r}."{c}"' for c in pk) + ")"
             return (
-                f"INSERT INTO sync_outbox (table_name, op, user_id, session_id, pk, version) "
+                f"INSERT INTO sync_outbox (table_name, op, user_id, session_id, pk, version) "  # noqa: S608 (catalog names, checked)
                 f"VALUES ('{table}', '{op}', {r}.user_id, {session.format(r=r)}, {key}, {self._VERSION});"
             )
 
@@ -371,4 +371,3 @@ def _split_line_statements(text: str) -> list[str]:
     if text[start:].strip():
         out.append(text[start:])
     return out
-
