@@ -501,3 +501,46 @@ def test_local_policy_keeps_checkpoints_local(cache: Callable[..., HybridEngine]
     assert "checkpoints" in {t.name for t in cache("b", policy={"checkpoints": "up"}).tables}
     with pytest.raises(ValueError, match="unknown table"):
         cache("c", policy={"nope": "up"})
+
+
+# -- the command line -----------------------------------------------------------------------
+
+
+def test_sync_cli(
+    cache: Callable[..., HybridEngine], tmp_path: Path, proxy: Proxy, schema: str
+) -> None:
+    from click.testing import CliRunner
+
+    from langchain_agentmem.cli import main
+
+    a = cache("a")
+    ChatMessageHistory(a, "s", user_id="u").add_messages([HumanMessage("x"), HumanMessage("y")])
+    ChatMessageHistory(a, "t", user_id="u").add_messages([HumanMessage("z")])
+    a.close()
+    base = [
+        "sync",
+        "--url",
+        f"sqlite:///{tmp_path / 'a.db'}",
+        "--remote",
+        proxy.url,
+        "--schema",
+        schema,
+    ]
+    out = CliRunner().invoke(main, [*base, "--session-id", "s"])
+    assert out.exit_code == 0, out.output
+    assert "run 1: ok, 2 events and 3 rows synced in 1 batch, 2 queued" in out.output
+    out = CliRunner().invoke(main, [*base, "--daemon", "--interval", "0", "--runs", "2"])
+    assert out.exit_code == 0, out.output
+    assert "run 2: ok, 1 event" in out.output and "run 3: ok, 0 events" in out.output
+    proxy.cut()
+    out = CliRunner().invoke(main, [*base])
+    assert out.exit_code == 1 and "cannot connect" in out.output
+    proxy.restore()
+    out = CliRunner().invoke(main, [*base, "status"])
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith("outbox: 0 rows queued, lag 0.0 s")
+    assert "run 4" in out.output and "failed" in out.output
+    out = CliRunner().invoke(main, [*base, "status", "--json"])
+    assert json.loads(out.output)["runs"][0]["status"] == "failed"
+    out = CliRunner().invoke(main, [*base, "--since", "yesterday"])
+    assert out.exit_code == 2 and "expected a duration" in out.output

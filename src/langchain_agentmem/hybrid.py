@@ -49,7 +49,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -367,6 +367,7 @@ class HybridEngine(Engine):
         since: datetime | None = None,
         min_importance: float | None = None,
         max_batches: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> Plan[SyncReport]:
         """Deliver the outbox to Postgres, batch after batch; log the run.
 
@@ -375,6 +376,7 @@ class HybridEngine(Engine):
             since: only rows written at or after this time (others stay queued).
             min_importance: overrides the engine's threshold for this run.
             max_batches: stop after this many batches (the rest waits for the next run).
+            progress: called after each batch with the number of outbox rows it delivered.
 
         Returns:
             The run's :class:`SyncReport` (status ``busy`` when another sync of this cache
@@ -383,7 +385,7 @@ class HybridEngine(Engine):
         if not self._acquire_run():
             return SyncReport(status="busy")
         try:
-            return (yield from self._sync(session_id, since, min_importance, max_batches))
+            return (yield from self._sync(session_id, since, min_importance, max_batches, progress))
         finally:
             self._release_run()
 
@@ -424,6 +426,7 @@ class HybridEngine(Engine):
         since: datetime | None,
         min_importance: float | None,
         max_batches: int | None,
+        progress: Callable[[int], None] | None = None,
     ) -> Plan[SyncReport]:
         threshold = self.min_importance if min_importance is None else min_importance
         source, run_id = yield Atomic(self._start_run(session_id), user_id=None)
@@ -448,6 +451,8 @@ class HybridEngine(Engine):
                 report.batches += 1
                 report.rows_synced += len(batch.ops)
                 report.events_synced += done["events"]
+                if progress is not None:
+                    progress(len(batch.ops))
         except Exception as exc:
             report.status = "failed"
             report.error = scrub(f"{type(exc).__name__}: {exc}", self.remote.url)[:2000]
