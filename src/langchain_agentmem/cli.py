@@ -475,6 +475,7 @@ def sync(
         return
     import time
 
+    after = _since(since)
     engine = open_hybrid(url, remote, schema)
     done = 0
     with contextlib.closing(engine):
@@ -486,7 +487,7 @@ def sync(
                 try:
                     report = engine.sync(
                         session_id=session_id,
-                        since=_since(since),
+                        since=after,
                         min_importance=min_importance,
                         progress=bar.update,
                     )
