@@ -914,17 +914,19 @@ class HybridEngine(Engine):
         counters = self._counter_columns(t)
         refs = dict(t.refs)
         kinds = cols.kinds
-        unnest_cols = [(c, self.remote.dialect.sync_param_type(kinds[c])) for c in cols.names]
-        values = []
-        for row in rows:
-            out = []
-            for c, v in zip(cols.names, row, strict=True):
-                if c in refs:
-                    v = ref_ids[refs[c]][v]
-                elif c in counters:
-                    v = 0  # Postgres's own counter: raised by the rows appended to it
-                out.append(self.remote.dialect.sync_input(v, kinds[c]))
-            values.append(tuple(out))
+        dialect = self.remote.dialect
+        unnest_cols = [(c, dialect.sync_param_type(kinds[c])) for c in cols.names]
+        columns: list[list[Any]] = [list(col) for col in zip(*rows, strict=True)]
+        for i, c in enumerate(cols.names):
+            if c in refs:
+                ids = ref_ids[refs[c]]
+                columns[i] = [ids[v] for v in columns[i]]
+            elif c in counters:
+                columns[i] = [0] * len(rows)  # Postgres's own counter: raised by its rows
+            convert = dialect.sync_converter(kinds[c])
+            if convert is not None:
+                columns[i] = [convert(v) for v in columns[i]]
+        values = list(zip(*columns, strict=True))
         names = ", ".join(_q(c) for c in cols.names)
         casts = ", ".join(f"CAST(m.{_q(c)} AS {cols.types[c]})" for c in cols.names)
         order = ", ".join(f"m.{_q(c)}" for c in t.primary_key)

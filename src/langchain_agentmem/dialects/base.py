@@ -384,6 +384,10 @@ class Dialect:
         """The :meth:`unnest` type a value of sync ``kind`` is sent to Postgres as."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
 
+    def sync_converter(self, kind: str) -> Any:
+        """A function turning cache values into the parameters of a sync ``kind``."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
+
     def sync_input(self, value: Any, kind: str) -> Any:
         """A cache value as Postgres reads it into a column of sync ``kind``."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode store")

@@ -406,7 +406,19 @@ class PostgresDialect(Dialect):
 
     def sync_param_type(self, kind: str) -> str:
         """The :meth:`unnest` type a column of sync ``kind`` is sent as."""
-        return "bytes" if kind == "bytes" else "text"
+        return {"bytes": "bytes", "int": "bigint", "float": "double"}.get(kind, "text")
+
+    def sync_converter(self, kind: str) -> Any:
+        """A function turning a cache value into the parameter :meth:`sync_param_type`
+        sends, or ``None`` where the value goes as it is (text, JSON, timestamps and
+        numbers of the right type)."""
+        if kind in ("bytes", "vector", "bool", "array"):
+            return lambda v: self.sync_input(v, kind)
+        if kind == "int":
+            return lambda v: v if v is None or type(v) is int else int(v)
+        if kind == "float":
+            return lambda v: v if v is None or type(v) is float else float(v)
+        return lambda v: v if v is None or type(v) is str else self.sync_input(v, kind)
 
     def sync_input(self, value: Any, kind: str) -> Any:
         """A cache (SQLite) value as the text (bytes for ``bytea``) Postgres reads into a
@@ -432,6 +444,8 @@ class PostgresDialect(Dialect):
         if kind == "bool":
             return "true" if value else "false"
         if kind == "array":
+            if value == "[]":
+                return "{}"
             from .._encoding.json import loads
 
             items = loads(value) if isinstance(value, str) else value
