@@ -37,6 +37,9 @@ PURE = {
 #: LangChain's own pairs whose sync form is a property.
 LANGCHAIN_PAIRS = {"aget_messages": "messages"}
 
+#: Pairs whose ``a``-prefixed name would be a Python keyword (``async``).
+KEYWORD_PAIRS = {"async_sync": "sync"}
+
 
 def _own_methods(cls: type) -> dict[str, object]:
     out = {}
@@ -63,7 +66,7 @@ def test_async_forms_match_sync_forms(cls: type) -> None:
     for name, fn in methods.items():
         is_async_dual = isinstance(fn, ASYNC_DESCRIPTORS)
         if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn) or is_async_dual:
-            sync = name[1:]
+            sync = KEYWORD_PAIRS.get(name, name[1:])
             if sync not in dir(cls) and name in LANGCHAIN_PAIRS:
                 assert isinstance(inspect.getattr_static(cls, LANGCHAIN_PAIRS[name]), property)
                 continue
@@ -72,6 +75,7 @@ def test_async_forms_match_sync_forms(cls: type) -> None:
         elif (
             name not in PURE
             and not name.startswith("a")
+            and name not in KEYWORD_PAIRS.values()
             and not isinstance(
                 inspect.getattr_static(cls, name), (staticmethod, classmethod, property)
             )

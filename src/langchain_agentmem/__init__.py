@@ -16,6 +16,7 @@ from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
 from .episodes import Episode, EpisodeRetriever, EpisodicMemory, Ranking, RecalledEpisode
 from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
+from .hybrid import HybridEngine, SyncReport, connect_hybrid
 from .knowledge import (
     Distilled,
     Fact,
@@ -49,6 +50,7 @@ __all__ = [
     "EpisodicMemory",
     "Fact",
     "GraphMemory",
+    "HybridEngine",
     "KeyValueStore",
     "Knowledge",
     "KnowledgeBase",
@@ -69,10 +71,12 @@ __all__ = [
     "StrategyWeights",
     "Subgraph",
     "SummaryMemory",
+    "SyncReport",
     "Thought",
     "WorkingMemory",
     "WorkingState",
     "connect",
+    "connect_hybrid",
     "knowledge_tools",
 ]
 

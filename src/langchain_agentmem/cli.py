@@ -6,6 +6,7 @@ Every command takes ``--url`` (else ``AGENTMEM_URL``, else the local SQLite defa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -576,6 +577,140 @@ def restore(url: str | None, schema: str, path: str) -> None:
             raise click.ClickException(str(exc)) from exc
         version = engine.schema_version()
     click.echo(f"restored {path} into {engine!r}; schema version {version}")
+
+
+# --- hybrid mode (sync) ---
+
+
+def _sync_options(func: F) -> F:
+    func = click.option(
+        "--remote",
+        envvar="AGENTMEM_REMOTE_URL",
+        required=True,
+        help="The canonical Postgres (postgresql://...). Default: $AGENTMEM_REMOTE_URL.",
+    )(func)
+    return database_options(func)
+
+
+def open_hybrid(url: str | None, remote: str, schema: str, **options: Any) -> Any:
+    from .hybrid import connect_hybrid
+
+    if url is None or not url.startswith("sqlite:"):
+        raise click.BadParameter(
+            f"expected the local cache as sqlite:///file.db, got {url!r}", param_hint="--url"
+        )
+    try:
+        engine = connect_hybrid(url, remote, schema=schema, **options)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    engine.migrate()
+    return engine
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.now(timezone.utc) - parse_duration(text)
+    except click.BadParameter:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected a duration (30m, 12h, 2d) or an ISO date, got {text!r}",
+            param_hint="--since",
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+@main.group(invoke_without_command=True)
+@_sync_options
+@click.option("--daemon", is_flag=True, help="Keep syncing every --interval seconds.")
+@click.option("--interval", default=300.0, show_default=True, help="Seconds between runs.")
+@click.option("--session-id", help="Only this session's writes (the rest stay queued).")
+@click.option("--since", help="Only writes made since: a duration (12h, 2d) or an ISO date.")
+@click.option("--min-importance", type=float, help="Keep rows whose importance is below it local.")
+@click.option("--runs", type=int, hidden=True, help="With --daemon: stop after this many runs.")
+@click.pass_context
+def sync(
+    ctx: click.Context,
+    url: str | None,
+    schema: str,
+    remote: str,
+    daemon: bool,
+    interval: float,
+    session_id: str | None,
+    since: str | None,
+    min_importance: float | None,
+    runs: int | None,
+) -> None:
+    """Deliver a hybrid cache's outbox to Postgres (once, or --daemon).
+
+    Example: agentmem sync --url sqlite:///cache.db --remote postgresql://db/mem --min-importance 0.3
+    """
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = (url, schema, remote)
+        return
+    import time
+
+    after = _since(since)
+    engine = open_hybrid(url, remote, schema)
+    done = 0
+    with contextlib.closing(engine):
+        while True:
+            depth = engine.outbox_depth()
+            with click.progressbar(
+                length=depth, label="syncing", file=sys.stderr, show_pos=True
+            ) as bar:
+                try:
+                    report = engine.sync(
+                        session_id=session_id,
+                        since=after,
+                        min_importance=min_importance,
+                        progress=bar.update,
+                    )
+                except Exception as exc:  # in the sync log; the daemon retries
+                    if not daemon:
+                        raise click.ClickException(str(exc)) from exc
+                    click.echo(f"run failed: {exc}", err=True)
+                    report = None
+            if report is not None:
+                left = engine.outbox_depth()
+                click.echo(
+                    f"run {report.run_id}: {report.status}, {_plural(report.events_synced, 'event')}"
+                    f" and {_plural(report.rows_synced, 'row')} synced in "
+                    f"{_plural(report.batches, 'batch')}, {left} queued"
+                )
+            done += 1
+            if not daemon or (runs is not None and done >= runs):
+                return
+            time.sleep(interval)
+
+
+@sync.command("status")
+@click.option("--runs", default=5, show_default=True, help="How many of the last runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def sync_status(obj: tuple[str | None, str, str], runs: int, as_json: bool) -> None:
+    """Outbox depth, lag and the last runs of a hybrid cache.
+
+    Example: agentmem sync --url sqlite:///cache.db --remote postgresql://db/mem status
+    """
+    url, schema, remote = obj
+    engine = open_hybrid(url, remote, schema)
+    with contextlib.closing(engine):
+        info = engine.status(runs)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    click.echo(f"outbox: {_plural(info['outbox'], 'row')} queued, lag {info['lag_seconds']} s")
+    for r in info["runs"]:
+        error = f" ({r['error'].splitlines()[0]})" if r["error"] else ""
+        click.echo(
+            f"run {r['run_id']} {r['started_at']}: {r['status']}, "
+            f"{_plural(r['events_synced'], 'event')}, {_plural(r['rows_synced'], 'row')}{error}"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

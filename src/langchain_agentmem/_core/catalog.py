@@ -21,7 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["TABLES", "VIEWS", "Sync", "Table", "View", "derived_tables", "tenant_tables"]
+__all__ = [
+    "TABLES",
+    "VIEWS",
+    "Sync",
+    "Table",
+    "View",
+    "derived_tables",
+    "synced_tables",
+    "tenant_tables",
+]
 
 Sync = Literal["up", "local"]
 """``up``: a persistent memory, delivered to the canonical Postgres in hybrid mode;
@@ -56,22 +65,31 @@ class Table:
     never written, exported or synced by itself."""
     dialects: tuple[str, ...] = ("postgres", "sqlite")
     """The backends on which the table exists."""
-    match_on: tuple[str, ...] = ()
-    """A reference table's natural key: the columns that identify one of its rows in any
-    database (its primary key may be a number each database assigns). An export carries
-    the reference rows a user's rows point to; an import finds them by these columns, or
-    creates them."""
+    seq_counter: tuple[str, str] | None = None
+    """``(table, column)``: the last primary-key column is a sequence that column of the
+    table keyed by the rest of this key hands out (``events.seq`` from
+    ``sessions.last_seq``). In hybrid mode Postgres hands it out when the row is delivered,
+    so two caches appending to one parent never collide."""
+    natural_key: tuple[str, ...] | None = None
+    """Reference tables: the columns that name a row in every database (its primary key
+    is a local number that differs between a cache and Postgres, or between the database
+    an export came from and the one it is imported into). An export carries the reference
+    rows a user's rows point to; an import and a sync find them by these columns, or
+    create them."""
+    refs: tuple[tuple[str, str], ...] = ()
+    """``(column, reference table)``: the column holds that reference table's primary key;
+    sync translates it through the table's :attr:`natural_key`."""
 
 
 _ALL: tuple[Table, ...] = (
     # conversations (0001)
     Table("sessions", ("user_id", "session_id"), time_column="last_activity_at", retention_key="last_activity_at"),
-    Table("events", ("user_id", "session_id", "seq"), time_column="created_at", retention_key="created_at", parent="sessions"),
+    Table("events", ("user_id", "session_id", "seq"), time_column="created_at", retention_key="created_at", parent="sessions", seq_counter=("sessions", "last_seq")),
     # documents (0001; the kind joins the key in 0005)
     Table("documents", ("user_id", "namespace", "kind", "key"), time_column="updated_at", retention_key="updated_at"),
     # vectors (0002)
-    Table("vector_collections", ("collection_id",), tenant_column=None, time_column="created_at", reference=True, match_on=("name",)),
-    Table("vectors", ("user_id", "collection_id", "id"), time_column="updated_at", vector_column="embedding", retention_key="updated_at"),
+    Table("vector_collections", ("collection_id",), tenant_column=None, time_column="created_at", reference=True, natural_key=("name",)),
+    Table("vectors", ("user_id", "collection_id", "id"), time_column="updated_at", vector_column="embedding", retention_key="updated_at", refs=(("collection_id", "vector_collections"),)),
     Table("vectors_fts", ("rowid",), tenant_column=None, derived_from="vectors", dialects=("sqlite",)),
     # LangGraph (0003)
     Table("checkpoints", ("user_id", "thread_id", "checkpoint_ns", "checkpoint_id"), time_column="created_at", sync="local", retention_key="created_at"),
@@ -96,6 +114,14 @@ _ALL: tuple[Table, ...] = (
     Table("knowledge_rules", ("user_id", "id"), time_column="updated_at"),
     Table("knowledge", ("user_id", "id"), time_column="updated_at", vector_column="embedding"),
     Table("agent_memory_metrics", ("user_id", "id"), time_column="created_at", sync="local", retention_key="created_at"),
+    # hybrid mode (0014): the cache's outbox and pull state, Postgres's delivery state
+    Table("sync_outbox", ("seq",), tenant_column=None, time_column="created_at", sync="local", dialects=("sqlite",)),
+    Table("sync_state", ("key",), tenant_column=None, sync="local", dialects=("sqlite",)),
+    Table("sync_pulls", ("user_id",), time_column="pulled_at", sync="local", dialects=("sqlite",)),
+    Table("sync_cursors", ("user_id", "table_name", "parent"), sync="local", dialects=("sqlite",)),
+    Table("memory_sync_log", ("source", "run_id"), tenant_column=None, time_column="started_at", sync="local", retention_key="started_at"),
+    Table("sync_sources", ("source",), tenant_column=None, time_column="updated_at", sync="local", dialects=("postgres",)),
+    Table("sync_versions", ("user_id", "table_name", "pk"), sync="local", dialects=("postgres",)),
     # bookkeeping
     Table("schema_version", ("version",), tenant_column=None, time_column="applied_at", reference=True, sync="local"),
 )  # fmt: skip
@@ -146,3 +172,27 @@ def tenant_tables(dialect: str | None = None) -> list[Table]:
 def derived_tables(dialect: str) -> list[Table]:
     """Tables the database maintains from others (never written directly)."""
     return [t for t in _ALL if t.derived_from is not None and dialect in t.dialects]
+
+
+def synced_tables(policy: dict[str, Sync] | None = None) -> list[Table]:
+    """The tenant tables hybrid mode delivers to Postgres, in creation order (parents
+    first): sync policy ``up`` (``policy`` overrides it per table name), present on both
+    backends, not derived.
+
+    Example:
+        >>> "events" in [t.name for t in synced_tables()]
+        True
+        >>> "checkpoints" in [t.name for t in synced_tables({"checkpoints": "up"})]
+        True
+    """
+    policy = policy or {}
+    unknown = set(policy) - set(TABLES)
+    if unknown:
+        raise ValueError(f"unknown table(s) in the sync policy: {', '.join(sorted(unknown))}")
+    return [
+        t
+        for t in tenant_tables()
+        if policy.get(t.name, t.sync) == "up"
+        and t.derived_from is None
+        and set(t.dialects) >= {"postgres", "sqlite"}
+    ]

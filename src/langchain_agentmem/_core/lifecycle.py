@@ -12,7 +12,7 @@ forgotten without a change here.
   user, and per table its columns (name and portable kind) and row count;
 * ``tables/<table>.jsonl``: one JSON array a row, values in the manifest's column order;
 * ``reference/<table>.jsonl``: the shared catalogue rows (e.g. ``vector_collections``) that
-  the user's rows point to; an import finds them by their natural key (``match_on`` in the
+  the user's rows point to; an import finds them by their natural key (``natural_key`` in the
   catalog) or creates them, and rewrites the pointers.
 
 Values are exact: text (NUL and lone surrogates included) through the package's JSON codec,
@@ -127,7 +127,7 @@ def _describe(dialect: Dialect) -> Body[_Schema]:
     schema.tables = ordered_tables(dialect.name, present)
     wanted = list(schema.tables)
     for ref in TABLES.values():
-        if ref.reference and ref.match_on and ref.name in present:
+        if ref.reference and (ref.natural_key or ()) and ref.name in present:
             wanted.append(ref)
     for table in wanted:
         rows = yield dialect.columns(table.name)
@@ -137,7 +137,7 @@ def _describe(dialect: Dialect) -> Body[_Schema]:
         schema.refs[table.name] = [
             (str(col), str(rt), str(rc))
             for col, rt, rc in fks
-            if rt in TABLES and TABLES[rt].reference and TABLES[rt].match_on
+            if rt in TABLES and TABLES[rt].reference and TABLES[rt].natural_key
         ]
     return schema
 
@@ -408,10 +408,10 @@ def _reference_import(
     cols = _target_columns(schema, ref.name, archive_cols)
     compare = [(i, c) for i, c in cols if c[0] not in ref.primary_key and c[0] != ref.time_column]
     insert = [(i, c) for i, c in cols if c[0] not in ref.primary_key]
-    match = " AND ".join(f"{_quoted(dialect, [m])} = ?" for m in ref.match_on)
+    match = " AND ".join(f"{_quoted(dialect, [m])} = ?" for m in (ref.natural_key or ()))
     select = ", ".join(dialect.export_expr(c[0], c[1]) for _, c in compare)
     for values in _lines(zf, f"reference/{ref.name}.jsonl"):
-        natural = [values[names.index(m)] for m in ref.match_on]
+        natural = [values[names.index(m)] for m in (ref.natural_key or ())]
         lock = dialect.lock_keys([(ref.name, *map(str, natural))])
         if lock is not None:
             yield lock
@@ -440,7 +440,7 @@ def _reference_import(
                 mine = _encode(c[1], dialect.export_value(c[1], have))
                 if archive_cols[i][1] == c[1] and mine != values[i]:
                     raise ValueError(
-                        f"{ref.name} {dict(zip(ref.match_on, natural, strict=True))} exists in "
+                        f"{ref.name} {dict(zip((ref.natural_key or ()), natural, strict=True))} exists in "
                         f"this database with {c[0]}={mine!r}, the archive has {values[i]!r}"
                     )
         mapping[values[names.index(key)]] = row[0]

@@ -153,6 +153,8 @@ class Atomic(Generic[T]):
     BEGIN/COMMIT round trips on Postgres); ``durable=False``: the commit does not wait
     for the server's disk (for writes that a crash may lose, like a task's pending
     writes that LangGraph can compute again). See :meth:`~langchain_agentmem.Engine.transaction`.
+    ``engine``: run it on this engine instead of the plan's (a plan moving rows between
+    two databases, as hybrid mode's sync does).
     """
 
     body: Body[T]
@@ -161,6 +163,7 @@ class Atomic(Generic[T]):
     single: bool = False
     durable: bool = True
     user_id: Any = _DEFAULT
+    engine: Any = None
 
 
 @dataclass(frozen=True)
@@ -345,7 +348,7 @@ def _run(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
                 )
             else:
                 atomic, uid = _atomic(step, user_id)
-                with engine.transaction(
+                with (atomic.engine or engine).transaction(
                     uid,
                     readonly=atomic.readonly,
                     pipeline=atomic.pipeline,
@@ -409,7 +412,7 @@ async def _arun(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
                 )
             else:
                 atomic, uid = _atomic(step, user_id)
-                async with engine.atransaction(
+                async with (atomic.engine or engine).atransaction(
                     uid,
                     readonly=atomic.readonly,
                     pipeline=atomic.pipeline,

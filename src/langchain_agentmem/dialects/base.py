@@ -411,8 +411,80 @@ class Dialect:
         :meth:`relation_rows`)."""
         return self.table(check_identifier(name, "relation"))
 
+    # -- hybrid mode (see langchain_agentmem.hybrid) -------------------------------------
+    def sync_columns(self, name: str) -> Stmt:
+        """The columns of table ``name`` a sync moves (see the backends' forms)."""
+        raise NotImplementedError
+
+    def sync_triggers(
+        self, name: str, primary_key: Sequence[str], columns: Sequence[str], *, install: bool
+    ) -> list[Raw]:
+        """Statements (re)installing the outbox triggers of a cache's table."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode cache")
+
+    def sync_local(self, value: Any, kind: str) -> Any:
+        """A value read from Postgres as a cache stores it."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode cache")
+
+    def sync_param_type(self, kind: str) -> str:
+        """The :meth:`unnest` type a value of sync ``kind`` is sent to Postgres as."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
+
+    def sync_converter(self, kind: str) -> Any:
+        """A function turning cache values into the parameters of a sync ``kind``."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
+
+    def sync_input(self, value: Any, kind: str) -> Any:
+        """A cache value as Postgres reads it into a column of sync ``kind``."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
+
+    def sync_select(self, column: str, kind: str) -> str:
+        """How a pull reads a column of sync ``kind``."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
+
     def text_search(self, tokens: Sequence[str]) -> TextSearch:
         """Full-text search of ``{vectors}`` rows ``v``: ``(from items, their parameters,
         condition, its parameters, rank, whether a higher rank is better)``; query words
         are OR-ed."""
         raise NotImplementedError
+
+
+# -- hybrid mode: moving rows between a SQLite cache and Postgres -----------------------
+
+#: The Postgres types (``format_type`` text) sync reads and writes; anything else moves as
+#: text.
+_SYNC_KINDS = {
+    "bytea": "bytes",
+    "boolean": "bool",
+    "vector": "vector",
+    "halfvec": "vector",
+    "json": "json",
+    "jsonb": "json",
+    "timestamp with time zone": "time",
+    "timestamp without time zone": "time",
+    "date": "time",
+    "smallint": "int",
+    "integer": "int",
+    "bigint": "int",
+    "real": "float",
+    "double precision": "float",
+    "numeric": "float",
+}
+
+_SYNC_TYPE = re.compile(r"^[a-z][a-z0-9 _.]*(\(\d+(,\d+)?\))?(\[\])?$")
+
+
+def sync_kind(column_type: str) -> str:
+    """How sync moves a value of the Postgres ``column_type`` (``format_type`` text):
+    ``bytes``, ``bool``, ``vector``, ``array``, ``json``, ``time``, ``int``, ``float`` or
+    ``text``.
+
+    Example:
+        >>> sync_kind("timestamp with time zone"), sync_kind("text[]"), sync_kind("vector(3)")
+        ('time', 'array', 'vector')
+    """
+    if not _SYNC_TYPE.match(column_type):
+        raise ValueError(f"unexpected column type {column_type!r} (expected a Postgres type name)")
+    if column_type.endswith("[]"):
+        return "array"
+    return _SYNC_KINDS.get(column_type.split("(")[0].rsplit(".", 1)[-1], "text")

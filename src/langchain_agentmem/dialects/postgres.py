@@ -480,3 +480,84 @@ class PostgresDialect(Dialect):
             "ts_rank_cd(v.tsv, tq)",
             True,
         )
+
+    # -- hybrid mode (see langchain_agentmem.hybrid) -------------------------------------
+    def sync_columns(self, name: str) -> Stmt:
+        """Columns of table ``name`` a sync writes: ``(name, format_type)`` in order,
+        generated and always-identity columns left out."""
+        return Stmt(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = CAST(? AS regclass) AND a.attnum > 0 AND NOT a.attisdropped "
+            "AND a.attgenerated = '' AND a.attidentity <> 'a' ORDER BY a.attnum",
+            [self.table(check_identifier(name, "table"))],
+            fetch=True,
+        )
+
+    def sync_param_type(self, kind: str) -> str:
+        """The :meth:`unnest` type a column of sync ``kind`` is sent as."""
+        return {"bytes": "bytes", "int": "bigint", "float": "double"}.get(kind, "text")
+
+    def sync_converter(self, kind: str) -> Any:
+        """A function turning a cache value into the parameter :meth:`sync_param_type`
+        sends, or ``None`` where the value goes as it is (text, JSON, timestamps and
+        numbers of the right type)."""
+        if kind in ("bytes", "vector", "bool", "array"):
+            return lambda v: self.sync_input(v, kind)
+        if kind == "int":
+            return lambda v: v if v is None or type(v) is int else int(v)
+        if kind == "float":
+            return lambda v: v if v is None or type(v) is float else float(v)
+        return lambda v: v if v is None or type(v) is str else self.sync_input(v, kind)
+
+    def sync_input(self, value: Any, kind: str) -> Any:
+        """A cache (SQLite) value as the text (bytes for ``bytea``) Postgres reads into a
+        column of sync ``kind`` (see :func:`~.base.sync_kind`).
+
+        Example:
+            >>> d = PostgresDialect()
+            >>> d.sync_input('["a", "b\\\\"c"]', "array")
+            '{"a","b\\\\"c"}'
+            >>> d.sync_input(1, "bool"), d.sync_input(None, "int")
+            ('true', None)
+        """
+        if value is None:
+            return None
+        if kind == "bytes":
+            return bytes(value) if not isinstance(value, str) else value.encode()
+        if kind == "vector":
+            from array import array
+
+            floats = array("f")
+            floats.frombytes(value)
+            return "[" + ",".join(map(repr, floats)) + "]"
+        if kind == "bool":
+            return "true" if value else "false"
+        if kind == "array":
+            if value == "[]":
+                return "{}"
+            from .._encoding.json import loads
+
+            items = loads(value) if isinstance(value, str) else value
+
+            def element(v: Any) -> str:
+                if v is None:
+                    return "NULL"
+                text = v if isinstance(v, str) else str(v)
+                return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+            return "{" + ",".join(element(v) for v in items) + "}"
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+        if isinstance(value, float):
+            return repr(value)
+        return str(value)
+
+    def sync_select(self, column: str, kind: str) -> str:
+        """The expression a pull reads column ``column`` of sync ``kind`` with: JSON,
+        vectors and arrays as text (arrays as JSON), the rest as they are."""
+        name = check_identifier(column, "column")
+        if kind in ("json", "vector"):
+            return f"CAST(t.{name} AS text)"
+        if kind == "array":
+            return f"CAST(to_json(t.{name}) AS text)"
+        return f"t.{name}"

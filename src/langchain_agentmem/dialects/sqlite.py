@@ -314,6 +314,88 @@ class SQLiteDialect(Dialect):
             fetch=True,
         )
 
+    # -- hybrid mode (see langchain_agentmem.hybrid) -------------------------------------
+    def sync_columns(self, name: str) -> Stmt:
+        """Column names of table ``name``, in order."""
+        return Stmt(
+            "SELECT name FROM pragma_table_info(?) ORDER BY cid",
+            [check_identifier(name, "table")],
+            fetch=True,
+        )
+
+    #: The version a trigger gives an outbox row: a hybrid logical clock in microseconds
+    #: since 1970 that never goes back (the wall clock, else one more than the last).
+    _VERSION = (
+        "max(CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER), "
+        "(SELECT value FROM sync_state WHERE key = 'clock') + 1, "
+        "coalesce((SELECT version FROM sync_outbox ORDER BY seq DESC LIMIT 1), 0) + 1)"
+    )
+
+    def sync_triggers(
+        self, name: str, primary_key: Sequence[str], columns: Sequence[str], *, install: bool
+    ) -> list[Raw]:
+        """Drop, then (with ``install``) create the outbox triggers of table ``name``:
+        after every insert, update and delete, one ``sync_outbox`` row (the table, the op,
+        the tenant, the session if the table has one, the primary key as a JSON array and
+        a version) in the writer's transaction; nothing while ``sync_state.muted`` is 1."""
+        table = check_identifier(name, "table")
+        pk = [check_identifier(c, "column") for c in primary_key]
+        session = "{r}.session_id" if "session_id" in columns else "NULL"
+        out = [Raw(f'DROP TRIGGER IF EXISTS "sync_{table}_{op}"') for op in ("i", "u", "d")]
+        if not install:
+            return out
+
+        def row(op: str, r: str) -> str:
+            key = "json_array(" + ", ".join(f'{r}."{c}"' for c in pk) + ")"
+            return (
+                f"INSERT INTO sync_outbox (table_name, op, user_id, session_id, pk, version) "  # noqa: S608 (catalog names, checked)
+                f"VALUES ('{table}', '{op}', {r}.user_id, {session.format(r=r)}, {key}, {self._VERSION});"
+            )
+
+        muted = "(SELECT value FROM sync_state WHERE key = 'muted') = 0"
+        same = " AND ".join(f'OLD."{c}" IS NEW."{c}"' for c in pk)
+        old_key = "json_array(" + ", ".join(f'OLD."{c}"' for c in pk) + ")"
+        out += [
+            Raw(
+                f'CREATE TRIGGER "sync_{table}_i" AFTER INSERT ON "{table}" WHEN {muted} '
+                f"BEGIN {row('i', 'NEW')} END"
+            ),
+            Raw(
+                f'CREATE TRIGGER "sync_{table}_u" AFTER UPDATE ON "{table}" WHEN {muted} BEGIN '
+                f"INSERT INTO sync_outbox (table_name, op, user_id, session_id, pk, version) "
+                f"SELECT '{table}', 'd', OLD.user_id, {session.format(r='OLD')}, {old_key}, {self._VERSION} "
+                f"WHERE NOT ({same}); {row('u', 'NEW')} END"
+            ),
+            Raw(
+                f'CREATE TRIGGER "sync_{table}_d" AFTER DELETE ON "{table}" WHEN {muted} '
+                f"BEGIN {row('d', 'OLD')} END"
+            ),
+        ]
+        return out
+
+    def sync_local(self, value: Any, kind: str) -> Any:
+        """A value read from Postgres (see ``PostgresDialect.sync_select``) as this cache
+        stores it: timestamps as ISO text, booleans as 0/1, vectors as float32 blobs,
+        JSON and arrays (as JSON) as text.
+
+        Example:
+            >>> SQLiteDialect().sync_local("[1,2]", "vector")
+            b'\\x00\\x00\\x80?\\x00\\x00\\x00@'
+        """
+        if value is None:
+            return None
+        if kind == "time" and isinstance(value, datetime):
+            return self.from_datetime(value)
+        if kind == "bool":
+            return int(bool(value))
+        if kind == "vector":
+            return self.vector_param([float(v) for v in value.strip("[]").split(",") if v])
+        if isinstance(value, Decimal):
+            return float(value)
+        if isinstance(value, memoryview):
+            return bytes(value)
+        return value
+
 
 def split_script(script: str) -> list[str]:
     """Split a SQLite script into complete statements (triggers stay whole).

@@ -1,0 +1,1549 @@
+"""Hybrid mode: a local SQLite cache in front of a canonical Postgres.
+
+:func:`connect_hybrid` returns a :class:`HybridEngine`: an ordinary SQLite engine (so every
+memory class accepts it unchanged; reads and writes go to the local file and never wait
+for Postgres) that also knows a Postgres engine. What moves between the two:
+
+* **Up** (cache to Postgres): every write to a table whose catalog sync policy is ``up``
+  (:func:`~._core.catalog.synced_tables`) also writes one ``sync_outbox`` row, by a trigger
+  the package generates from the catalog, in the writer's own transaction. :meth:`sync
+  <HybridEngine.sync>` (or the worker: :meth:`~HybridEngine.start`, ``with engine:``)
+  delivers the outbox in batches, each batch in one Postgres transaction together with
+  the source's delivery record (``sync_sources``), then deletes the delivered outbox rows.
+  A crash between the two commits leaves the record naming the batch, and the next run
+  finishes it locally instead of delivering it again: every write arrives exactly once.
+* **Down** (Postgres to cache): :meth:`~HybridEngine.load_user` copies a user's rows into
+  the cache, then brings only what changed since (``sync_versions.xid`` past the last
+  pull's snapshot horizon, and events past the last seq pulled), without echoing them back.
+
+Rules when caches write the same rows:
+
+* Tables with a sequence (``events.seq`` from ``sessions.last_seq``, catalog
+  ``seq_counter``): **Postgres hands out the seq when it receives the row**, in each
+  cache's write order, so two caches appending to one session never collide and leave no
+  gap. The cache's own number is provisional: when Postgres hands out another, the cache
+  renumbers its row (and the rows it has not delivered yet) to match. A session written by
+  one cache at a time keeps the numbers it had.
+* Every other table: **last writer wins** by a version that cannot go back (a hybrid
+  logical clock in microseconds: the wall clock, or one more than the last version this
+  cache handed out or saw), ties broken by the source id; deletes leave a tombstone, so a
+  late older write does not bring a row back.
+
+Example:
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> engine = connect_hybrid("sqlite:///" + os.path.join(d, "c.db"), "postgresql://127.0.0.1:1/x")
+    >>> _ = engine.migrate()
+    >>> from langchain_agentmem import KeyValueStore
+    >>> KeyValueStore(engine, "ns", user_id="u").set("k", 1)   # local only: Postgres is down
+    >>> engine.outbox_depth()
+    1
+    >>> engine.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from ._backends.base import PoolConfig, redact, scrub
+from ._core.catalog import TABLES, Sync, Table, synced_tables
+from ._core.migrations import migrate_plan
+from ._core.plan import Atomic, Plan, Sql, dual, run, statements
+from ._encoding.json import dumps
+from .dialects import Body, Many, One, Stmt, check_identifier
+from .dialects.base import sync_kind
+from .engine import Engine
+
+__all__ = ["HybridEngine", "SyncReport", "connect_hybrid"]
+
+#: Outbox rows read and delivered per Postgres transaction.
+DEFAULT_BATCH = 5000
+
+
+@dataclass
+class SyncReport:
+    """What one :meth:`HybridEngine.sync` run did (also its ``memory_sync_log`` row)."""
+
+    run_id: int = 0
+    status: str = "ok"
+    """``ok``, ``failed``, or ``busy`` (another sync of this cache was running)."""
+    events_synced: int = 0
+    """Rows of sequence tables (events) delivered."""
+    rows_synced: int = 0
+    """Outbox rows delivered (events included)."""
+    batches: int = 0
+    error: str | None = None
+
+
+@dataclass
+class PullReport:
+    """What one :meth:`HybridEngine.load_user` did."""
+
+    user_id: str
+    full: bool
+    rows: int = 0
+    deleted: int = 0
+
+
+@dataclass
+class _Columns:
+    """The columns sync moves for one table: in both databases, Postgres types."""
+
+    names: list[str]
+    types: dict[str, str]
+    kinds: dict[str, str] = field(default_factory=dict)
+
+
+def connect_hybrid(
+    local: str,
+    remote: str,
+    *,
+    schema: str = "agent_mem",
+    sync_interval: float = 5.0,
+    refresh_interval: float = 60.0,
+    min_importance: float | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    policy: dict[str, Sync] | None = None,
+    remote_config: PoolConfig | None = None,
+    **config: Any,
+) -> HybridEngine:
+    """A local SQLite cache (``local``, ``sqlite:///file.db``) in front of the canonical
+    Postgres (``remote``). Nothing is opened until first use; call ``migrate()`` once.
+
+    Args:
+        local: the cache, a ``sqlite:///`` URL (a file, so that the outbox survives).
+        remote: the canonical store, ``postgresql://...``.
+        sync_interval: seconds between the worker's runs (see :meth:`HybridEngine.start`).
+        refresh_interval: seconds between the worker's refreshes of loaded users.
+        min_importance: rows with an ``importance`` below it stay local (queued, not
+            delivered); rows without an importance are delivered.
+        batch_size: outbox rows per Postgres transaction.
+        policy: per table name, ``up`` or ``local``, overriding the catalog's policy (e.g.
+            ``{"checkpoints": "up"}``).
+        remote_config: :class:`~.PoolConfig` of the Postgres engine (its ``timeout``
+            defaults to 5 s here, so a sync gives up quickly when Postgres is away).
+        **config: :class:`~.PoolConfig` of the SQLite engine.
+    """
+    unknown = set(config) - set(PoolConfig.__annotations__)
+    if unknown:
+        raise TypeError(f"unknown connect_hybrid() option(s): {', '.join(sorted(unknown))}")
+    return HybridEngine(
+        local,
+        remote,
+        schema=schema,
+        sync_interval=sync_interval,
+        refresh_interval=refresh_interval,
+        min_importance=min_importance,
+        batch_size=batch_size,
+        policy=policy,
+        config=PoolConfig(**config),  # type: ignore[typeddict-item]
+        remote_config=PoolConfig(**{"timeout": 5.0, **(remote_config or {})}),  # type: ignore[typeddict-item]
+    )
+
+
+# -- pure helpers -------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _q(name: str) -> str:
+    return '"' + check_identifier(name, "column") + '"'
+
+
+def _ranges(seqs: Sequence[int]) -> list[list[int]]:
+    """Sorted ``seqs`` as ``[first, last]`` runs (the delivery record)."""
+    out: list[list[int]] = []
+    for s in sorted(seqs):
+        if out and out[-1][1] == s - 1:
+            out[-1][1] = s
+        else:
+            out.append([s, s])
+    return out
+
+
+def _in_ranges(seq: int, ranges: Sequence[Sequence[int]]) -> bool:
+    return any(a <= seq <= b for a, b in ranges)
+
+
+@dataclass
+class _Op:
+    seq: int
+    table: str
+    op: str
+    user_id: str
+    pk: tuple[Any, ...]
+    version: int
+
+
+@dataclass
+class _Batch:
+    ops: list[_Op]
+    rows: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]
+    """Per table, the current local row of each key a non-delete op names."""
+    refs: dict[str, dict[Any, tuple[Any, ...]]]
+    """Per reference table, local primary key -> the row (natural key first)."""
+    kept: list[int]
+    """Outbox seqs left queued (below min_importance, or after such a row)."""
+    last: int
+
+
+class HybridEngine(Engine):
+    """A SQLite engine whose writes are also delivered to Postgres. See :func:`connect_hybrid`.
+
+    ``with engine:`` (``async with engine:``) starts the sync worker and, on exit, stops
+    it, runs a last sync when Postgres answers, and closes both engines.
+    """
+
+    def __init__(
+        self,
+        local: str,
+        remote: str,
+        *,
+        schema: str = "agent_mem",
+        sync_interval: float = 5.0,
+        refresh_interval: float = 60.0,
+        min_importance: float | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        policy: dict[str, Sync] | None = None,
+        config: PoolConfig | None = None,
+        remote_config: PoolConfig | None = None,
+    ) -> None:
+        super().__init__(local, schema=schema, config=config)
+        if self.dialect.name != "sqlite":
+            raise ValueError(
+                f"connect_hybrid(local=...) expects a sqlite:/// URL, got {redact(local)!r}"
+            )
+        self.remote = Engine(remote, schema=schema, config=remote_config)
+        if self.remote.dialect.name != "postgres":
+            raise ValueError(
+                f"connect_hybrid(remote=...) expects a postgresql:// URL, got {redact(remote)!r}"
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.sync_interval = float(sync_interval)
+        self.refresh_interval = float(refresh_interval)
+        self.min_importance = min_importance
+        self.batch_size = batch_size
+        self.tables: list[Table] = synced_tables(policy)
+        self._policy = dict(policy or {})
+        self._local_columns: dict[str, list[str]] = {}
+        self._remote_columns: dict[str, _Columns] = {}
+        self._remote_ready = False
+        self._run_lock = threading.Lock()
+        self._lock_file: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loaded: dict[str, float] = {}
+        self.last_error: BaseException | None = None
+        """The last error of the worker (it retries; the sync log has every run)."""
+
+    def __repr__(self) -> str:
+        return f"HybridEngine({redact(self.url)!r}, remote={redact(self.remote.url)!r})"
+
+    # -- schema -----------------------------------------------------------------------
+    def _triggers(self) -> Body[None]:
+        synced = {t.name for t in self.tables}
+        for table in TABLES.values():
+            if table.tenant_column is None or "sqlite" not in table.dialects:
+                continue
+            if table.derived_from is not None:
+                continue
+            install = table.name in synced
+            cols = yield self.dialect.sync_columns(table.name)
+            names = [c[0] for c in cols]
+            if not names:  # not migrated yet on this database
+                continue
+            yield from self.dialect.sync_triggers(
+                table.name, table.primary_key, names, install=install
+            )
+
+    def _migrate_plan(self) -> Plan[list[int]]:
+        applied = yield from migrate_plan(self.dialect)
+        yield Atomic(self._triggers(), user_id=None)
+        return applied
+
+    def migrate(self) -> list[int]:
+        """Migrate the cache and install its outbox triggers (Postgres is migrated by the
+        first sync that reaches it); return the cache's versions applied now."""
+        applied = run(self, None, self._migrate_plan())
+        if applied:
+            self._backend.after_migrate()
+        return applied
+
+    async def amigrate(self) -> list[int]:
+        """Async form of :meth:`migrate`."""
+        from ._core.plan import arun
+
+        applied = await arun(self, None, self._migrate_plan())
+        if applied:
+            await self._backend.aafter_migrate()
+        return applied
+
+    # -- steps on Postgres --------------------------------------------------------------
+    def _on_remote(self, plan: Plan[Any]) -> Plan[Any]:
+        """``plan`` with every transaction run on Postgres."""
+        result: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = plan.throw(error) if error is not None else plan.send(result)
+            except StopIteration as stop:
+                return stop.value
+            result, error = None, None
+            try:
+                if isinstance(step, Sql):
+                    step = Atomic(statements(step.statements), readonly=step.readonly)
+                if isinstance(step, Atomic):
+                    step = replace(step, engine=self.remote)
+                result = yield step
+            except Exception as exc:
+                error = exc
+
+    def _prepare(self) -> Plan[None]:
+        """Migrate Postgres (once per engine) and read both databases' columns."""
+        if not self._remote_ready:
+            yield from self._on_remote(migrate_plan(self.remote.dialect))
+            self._remote_ready = True
+        if not self._remote_columns:
+            self._remote_columns = yield Atomic(
+                self._read_remote_columns(), engine=self.remote, readonly=True, user_id=None
+            )
+        if not self._local_columns:
+            self._local_columns = yield Atomic(
+                self._read_local_columns(), readonly=True, user_id=None
+            )
+
+    def _involved(self) -> list[Table]:
+        """Synced tables and the reference and counter tables they need."""
+        names = {t.name for t in self.tables}
+        for t in self.tables:
+            names.update(ref for _, ref in t.refs)
+            if t.seq_counter:
+                names.add(t.seq_counter[0])
+        return [TABLES[n] for n in TABLES if n in names]
+
+    def _read_remote_columns(self) -> Body[dict[str, _Columns]]:
+        out: dict[str, _Columns] = {}
+        for t in self._involved():
+            rows = yield self.remote.dialect.sync_columns(t.name)
+            types = {r[0]: r[1] for r in rows}
+            out[t.name] = _Columns(
+                [r[0] for r in rows], types, {n: sync_kind(ty) for n, ty in types.items()}
+            )
+        return out
+
+    def _read_local_columns(self) -> Body[dict[str, list[str]]]:
+        out: dict[str, list[str]] = {}
+        for t in self._involved():
+            rows = yield self.dialect.sync_columns(t.name)
+            out[t.name] = [r[0] for r in rows]
+        return out
+
+    def _cols(self, table: str) -> _Columns:
+        """Columns in both databases, in the local order."""
+        remote = self._remote_columns[table]
+        names = [c for c in self._local_columns[table] if c in remote.types]
+        return _Columns(names, remote.types, remote.kinds)
+
+    # -- sync (up) ------------------------------------------------------------------------
+    @dual
+    def sync(
+        self,
+        *,
+        session_id: str | None = None,
+        since: datetime | None = None,
+        min_importance: float | None = None,
+        max_batches: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Plan[SyncReport]:
+        """Deliver the outbox to Postgres, batch after batch; log the run.
+
+        Args:
+            session_id: only rows of this session (other rows stay queued).
+            since: only rows written at or after this time (others stay queued).
+            min_importance: overrides the engine's threshold for this run.
+            max_batches: stop after this many batches (the rest waits for the next run).
+            progress: called after each batch with the number of outbox rows it delivered.
+
+        Returns:
+            The run's :class:`SyncReport` (status ``busy`` when another sync of this cache
+            is running). A failure is logged (status ``failed`` and its error), then raised.
+        """
+        if not self._acquire_run():
+            return SyncReport(status="busy")
+        try:
+            return (yield from self._sync(session_id, since, min_importance, max_batches, progress))
+        finally:
+            self._release_run()
+
+    async_sync = sync.async_
+
+    def _acquire_run(self) -> bool:
+        """One sync of a cache at a time, across threads and processes (a lock on a file
+        next to the cache, released by the system when the process dies)."""
+        if not self._run_lock.acquire(blocking=False):
+            return False
+        path = self.raw_backend.path
+        if path is None:
+            return True
+        try:
+            import fcntl
+
+            handle = open(os.fspath(path) + ".sync-lock", "a")  # noqa: SIM115 (held across a run)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                self._run_lock.release()
+                return False
+            self._lock_file = handle
+        except ImportError:  # pragma: no cover (not Unix: threads of this process only)
+            pass
+        return True
+
+    def _release_run(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the flock
+            self._lock_file = None
+        self._run_lock.release()
+
+    def _sync(
+        self,
+        session_id: str | None,
+        since: datetime | None,
+        min_importance: float | None,
+        max_batches: int | None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Plan[SyncReport]:
+        threshold = self.min_importance if min_importance is None else min_importance
+        source, run_id = yield Atomic(self._start_run(session_id), user_id=None)
+        report = SyncReport(run_id=run_id)
+        try:
+            yield from self._prepare()
+            cursor = 0
+            kept_keys: set[tuple[str, tuple[Any, ...]]] = set()
+            while max_batches is None or report.batches < max_batches:
+                batch = yield Atomic(
+                    self._read_batch(cursor, session_id, since, threshold, kept_keys),
+                    readonly=True,
+                    user_id=None,
+                )
+                if batch is None:
+                    break
+                cursor = batch.last
+                if not batch.ops:
+                    continue
+                done = yield Atomic(self._deliver(source, batch), engine=self.remote, user_id=None)
+                yield Atomic(self._finish(batch, done, source, report), user_id=None)
+                report.batches += 1
+                report.rows_synced += len(batch.ops)
+                report.events_synced += done["events"]
+                if progress is not None:
+                    progress(len(batch.ops))
+        except Exception as exc:
+            report.status = "failed"
+            report.error = scrub(f"{type(exc).__name__}: {exc}", self.remote.url)[:2000]
+            yield Atomic(self._end_run(source, report), user_id=None)
+            yield from self._upload_log()
+            raise
+        yield Atomic(self._end_run(source, report), user_id=None)
+        yield from self._upload_log()
+        return report
+
+    def _start_run(self, session_id: str | None) -> Body[tuple[str, int]]:
+        row = yield One("SELECT value FROM {sync_state} WHERE key = 'source'")
+        source = str(row[0]) if row else "unknown"
+        last = yield One("SELECT max(run_id) FROM {memory_sync_log} WHERE source = ?", [source])
+        run_id = int((last[0] if last else None) or 0) + 1
+        # A run still "running" was killed (runs of a cache hold its lock one at a time).
+        yield Stmt(
+            "UPDATE {memory_sync_log} SET status = 'interrupted', ended_at = ?, "
+            "error = 'the process stopped during the run' WHERE source = ? AND status = 'running'",
+            [_now(), source],
+        )
+        yield Stmt(
+            "INSERT INTO {memory_sync_log} (source, run_id, session_id, started_at, status) "
+            "VALUES (?, ?, ?, ?, 'running')",
+            [source, run_id, session_id, _now()],
+        )
+        return source, run_id
+
+    def _end_run(self, source: str, report: SyncReport) -> Body[None]:
+        yield Stmt(
+            "UPDATE {memory_sync_log} SET ended_at = ?, events_synced = ?, rows_synced = ?, "
+            "status = ?, error = ? WHERE source = ? AND run_id = ?",
+            [
+                _now(),
+                report.events_synced,
+                report.rows_synced,
+                report.status,
+                report.error,
+                source,
+                report.run_id,
+            ],
+        )
+
+    def _upload_log(self) -> Plan[None]:
+        """Copy the runs Postgres has not seen to its ``memory_sync_log`` (when it
+        answers; else they wait for the next run)."""
+        rows = yield Atomic(
+            statements_one(
+                Stmt(
+                    "SELECT source, run_id, session_id, started_at, ended_at, events_synced, "
+                    "rows_synced, status, error FROM {memory_sync_log} WHERE uploaded = 0 "
+                    "AND status <> 'running' ORDER BY run_id",
+                    fetch=True,
+                )
+            ),
+            readonly=True,
+            user_id=None,
+        )
+        if not rows:
+            return
+        try:
+            yield from self._prepare()
+            yield Atomic(self._insert_log(rows), engine=self.remote, user_id=None)
+        except Exception:  # Postgres away: the runs stay queued locally (status in the log)
+            return
+        yield Atomic(
+            statements_one(
+                Stmt(
+                    "UPDATE {memory_sync_log} SET uploaded = 1 WHERE source = ? AND run_id IN "
+                    "(SELECT value FROM json_each(?))",
+                    [rows[0][0], json.dumps([r[1] for r in rows])],
+                )
+            ),
+            user_id=None,
+        )
+
+    def _insert_log(self, rows: list[tuple[Any, ...]]) -> Body[None]:
+        cols = [
+            ("source", "text"),
+            ("run_id", "bigint"),
+            ("session_id", "text"),
+            ("started_at", "text"),
+            ("ended_at", "text"),
+            ("events_synced", "bigint"),
+            ("rows_synced", "bigint"),
+            ("status", "text"),
+            ("error", "text"),
+        ]
+        yield Stmt(
+            "INSERT INTO {memory_sync_log} (source, run_id, session_id, started_at, ended_at, "  # noqa: S608 (catalog names, checked)
+            "events_synced, rows_synced, status, error) SELECT m.source, m.run_id, m.session_id, "
+            "CAST(m.started_at AS timestamptz), CAST(m.ended_at AS timestamptz), m.events_synced, "
+            "m.rows_synced, m.status, m.error FROM " + self.remote.dialect.unnest(cols) + " "
+            "ON CONFLICT (source, run_id) DO UPDATE SET ended_at = excluded.ended_at, "
+            "events_synced = excluded.events_synced, rows_synced = excluded.rows_synced, "
+            "status = excluded.status, error = excluded.error",
+            self.remote.dialect.unnest_params(cols, rows),
+        )
+
+    # reading a batch (local, read-only) -------------------------------------------------
+    def _read_batch(
+        self,
+        cursor: int,
+        session_id: str | None,
+        since: datetime | None,
+        threshold: float | None,
+        kept_keys: set[tuple[str, tuple[Any, ...]]],
+    ) -> Body[_Batch | None]:
+        synced = [t.name for t in self.tables]
+        query = (
+            "SELECT seq, table_name, op, user_id, pk, version FROM {sync_outbox} WHERE seq > ? "
+            "AND table_name IN (SELECT value FROM json_each(?))"
+        )
+        params: list[Any] = [cursor, json.dumps(synced)]
+        if session_id is not None:
+            query += " AND session_id = ?"
+            params.append(session_id)
+        if since is not None:
+            query += " AND created_at >= ?"
+            params.append(self.dialect.from_datetime(since))
+        rows = yield Stmt(query + " ORDER BY seq LIMIT ?", [*params, self.batch_size], fetch=True)
+        if not rows:
+            return None
+        ops = [_Op(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), r[5]) for r in rows]
+        first, last = ops[0].seq, ops[-1].seq
+        current: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
+        for name in sorted({o.table for o in ops}):
+            t = TABLES[name]
+            cols = self._cols(name)
+            join = " AND ".join(
+                f"t.{_q(c)} = json_extract(o.pk, '$[{i}]')" for i, c in enumerate(t.primary_key)
+            )
+            select = ", ".join(f"t.{_q(c)}" for c in cols.names)
+            found = yield Stmt(
+                f"SELECT {select} FROM {{sync_outbox}} o JOIN {{{name}}} t ON {join} "  # noqa: S608 (catalog names)
+                "WHERE o.table_name = ? AND o.op <> 'd' AND o.seq BETWEEN ? AND ?",
+                [name, first, last],
+                fetch=True,
+            )
+            idx = [cols.names.index(c) for c in t.primary_key]
+            current[name] = {tuple(r[i] for i in idx): tuple(r) for r in found}
+        kept: list[int] = []
+        if threshold is not None:
+            for o in ops:
+                key = (o.table, o.pk)
+                cols = self._cols(o.table)
+                row = current[o.table].get(o.pk)
+                if key in kept_keys:
+                    kept.append(o.seq)
+                elif o.op == "i" and row is not None and "importance" in cols.names:
+                    value = row[cols.names.index("importance")]
+                    if value is not None and value < threshold:
+                        kept_keys.add(key)
+                        kept.append(o.seq)
+            ops = [o for o in ops if o.seq not in set(kept)]
+        refs: dict[str, dict[Any, tuple[Any, ...]]] = {}
+        for name in {o.table for o in ops}:
+            for column, ref in TABLES[name].refs:
+                cols = self._cols(name)
+                i = cols.names.index(column)
+                ids = {row[i] for row in current[name].values()} | {
+                    o.pk[TABLES[name].primary_key.index(column)]
+                    for o in ops
+                    if o.table == name and column in TABLES[name].primary_key
+                }
+                refs.setdefault(ref, {}).update((yield from self._read_refs(ref, ids)))
+        return _Batch(ops, current, refs, kept, last)
+
+    def _read_refs(self, ref: str, ids: set[Any]) -> Body[dict[Any, tuple[Any, ...]]]:
+        """Local reference rows by primary key: natural key columns first, then the other
+        columns Postgres has (its own primary key left out)."""
+        t = TABLES[ref]
+        cols = self._ref_columns(ref)
+        (pk,) = t.primary_key
+        rows = yield Stmt(
+            f"SELECT {_q(pk)}, {', '.join(_q(c) for c in cols)} FROM {{{ref}}} "  # noqa: S608 (catalog names)
+            f"WHERE {_q(pk)} IN (SELECT value FROM json_each(?))",
+            [json.dumps(sorted(ids))],
+            fetch=True,
+        )
+        return {r[0]: tuple(r[1:]) for r in rows}
+
+    def _ref_columns(self, ref: str) -> list[str]:
+        t = TABLES[ref]
+        assert t.natural_key is not None, f"reference table {ref} has no natural key"
+        others = [c for c in self._cols(ref).names if c not in t.primary_key]
+        return list(t.natural_key) + [c for c in others if c not in t.natural_key]
+
+    # delivering a batch (Postgres, one transaction) ---------------------------------------
+    def _deliver(self, source: str, batch: _Batch) -> Body[dict[str, Any]]:
+        yield Stmt(
+            "INSERT INTO {sync_sources} (source) VALUES (?) ON CONFLICT (source) DO NOTHING",
+            [source],
+        )
+        row = yield One(
+            "SELECT last_batch FROM {sync_sources} WHERE source = ? FOR UPDATE", [source]
+        )
+        record = json.loads(row[0]) if row else []
+        if isinstance(record, dict) and _in_ranges(batch.ops[0].seq, record.get("seqs", [])):
+            # Delivered by a run that died before its local commit: finish it locally only.
+            record["recovered"] = True
+            return record
+        ref_ids = yield from self._remote_refs(batch)
+        self._losers: list[tuple[Table, tuple[Any, ...]]] = []
+        assigned: list[list[Any]] = []
+        events = 0
+        by_table: dict[str, list[_Op]] = {}
+        for o in batch.ops:
+            by_table.setdefault(o.table, []).append(o)
+        order = [t for t in self.tables if t.name in by_table]
+        plans: dict[str, tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[_Op]]] = {}
+        orphans: list[list[Any]] = []
+        for t in order:
+            plans[t.name] = self._net(t, by_table[t.name], batch, orphans)
+        # Deletes children first, then upserts parents first (catalog order).
+        for t in reversed(order):
+            deletes = plans[t.name][1]
+            if deletes:
+                yield from self._remote_delete(t, deletes, batch, ref_ids, source)
+        for t in order:
+            upserts, _, inserts = plans[t.name]
+            if upserts:
+                yield from self._remote_upsert(t, upserts, batch, ref_ids, source)
+            if inserts:
+                got = yield from self._remote_append(t, inserts, batch, ref_ids)
+                assigned.extend(got)
+                events += len(got)
+        refresh = yield from self._refresh_losers(batch, ref_ids)
+        done = {
+            "seqs": _ranges([o.seq for o in batch.ops]),
+            "assigned": assigned,
+            "orphans": orphans,
+            "clock": max(o.version for o in batch.ops),
+            "events": events,
+        }
+        yield Stmt(
+            "UPDATE {sync_sources} SET delivered = greatest(delivered, ?), last_batch = ?, "
+            "updated_at = now() WHERE source = ?",
+            [batch.last, json.dumps(done), source],
+        )
+        done["refresh"] = refresh
+        return done
+
+    def _refresh_losers(
+        self, batch: _Batch, ref_ids: dict[str, dict[Any, Any]]
+    ) -> Body[dict[str, dict[str, Any]]]:
+        """Postgres's rows for the keys where a newer write won, to put in the cache."""
+        by_table: dict[str, list[tuple[Any, ...]]] = {}
+        for t, key in self._losers:
+            by_table.setdefault(t.name, []).append(key)
+        refs = {
+            ref: [(ref_ids[ref][local], row[0]) for local, row in rows.items()]
+            for ref, rows in batch.refs.items()
+        }
+        out: dict[str, dict[str, Any]] = {}
+        for name, keys in by_table.items():
+            t = TABLES[name]
+            natural = [json.loads(self._natural_pk(t, k, batch.refs)) for k in keys]
+            users = sorted({k[0] for k in keys})
+            rows: list[tuple[Any, ...]] = []
+            for user in users:
+                mine = [k for k in natural if k[0] == user]
+                rows += yield from self._fetch_keys(t, user, mine, refs)
+            out[name] = {"rows": rows, "keys": keys}
+        return out
+
+    def _net(
+        self, t: Table, ops: list[_Op], batch: _Batch, orphans: list[list[Any]]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[_Op]]:
+        """The batch's net effect on table ``t``: keys to upsert (with the last op's
+        version), keys to delete, and (sequence tables) rows to append."""
+        by_key: dict[tuple[Any, ...], list[_Op]] = {}
+        for o in ops:
+            by_key.setdefault(o.pk, []).append(o)
+        rows = batch.rows[t.name]
+        upserts: list[tuple[Any, ...]] = []
+        deletes: list[tuple[Any, ...]] = []
+        inserts: list[_Op] = []
+        for key, key_ops in by_key.items():
+            last = key_ops[-1]
+            exists = key in rows
+            if t.seq_counter is None:
+                if last.op == "d":
+                    deletes.append((key, last))
+                elif exists:
+                    upserts.append((key, last))
+                # else: deleted since; a later op in the outbox delivers the delete
+                continue
+            fresh = key_ops[0].op == "i"
+            deleted = any(o.op == "d" for o in key_ops)
+            if not fresh and deleted:
+                deletes.append((key, last))
+            if exists and last.op != "d" and (fresh or any(o.op == "i" for o in key_ops[1:])):
+                inserts.append(last)
+            elif exists and not fresh and not deleted:
+                upserts.append((key, last))
+            elif fresh and not exists:
+                # Never delivered and gone: the ops still queued for this key (up to its
+                # delete) refer to a row Postgres never had.
+                orphans.append([t.name, list(key)])
+        return upserts, deletes, inserts
+
+    def _remote_refs(self, batch: _Batch) -> Body[dict[str, dict[Any, Any]]]:
+        """Make sure Postgres has the reference rows the batch points at; local primary
+        key -> Postgres primary key, per reference table."""
+        out: dict[str, dict[Any, Any]] = {}
+        for ref, local_rows in batch.refs.items():
+            if not local_rows:
+                out[ref] = {}
+                continue
+            t = TABLES[ref]
+            cols = self._ref_columns(ref)
+            types = self._remote_columns[ref].types
+            kinds = self._remote_columns[ref].kinds
+            unnest_cols = [(c, self.remote.dialect.sync_param_type(kinds[c])) for c in cols]
+            values = [
+                tuple(
+                    self.remote.dialect.sync_input(v, kinds[c])
+                    for c, v in zip(cols, row, strict=True)
+                )
+                for row in local_rows.values()
+            ]
+            casts = ", ".join(f"CAST(m.{_q(c)} AS {types[c]})" for c in cols)
+            natural = ", ".join(_q(c) for c in t.natural_key or ())
+            yield Stmt(
+                f"INSERT INTO {{{ref}}} ({', '.join(_q(c) for c in cols)}) SELECT {casts} "  # noqa: S608 (catalog names)
+                f"FROM {self.remote.dialect.unnest(unnest_cols)} ON CONFLICT ({natural}) DO NOTHING",
+                self.remote.dialect.unnest_params(unnest_cols, values),
+            )
+            (pk,) = t.primary_key
+            nk = (t.natural_key or ())[0]
+            found = yield Stmt(
+                f"SELECT {_q(nk)}, {_q(pk)} FROM {{{ref}}} WHERE {_q(nk)} = ANY(?)",  # noqa: S608
+                [[row[0] for row in local_rows.values()]],
+                fetch=True,
+            )
+            by_name = {r[0]: r[1] for r in found}
+            out[ref] = {local: by_name[row[0]] for local, row in local_rows.items()}
+        return out
+
+    def _natural_pk(
+        self, t: Table, key: tuple[Any, ...], batch_refs: dict[str, dict[Any, tuple[Any, ...]]]
+    ) -> str:
+        """The row's key as the same text in every database (reference ids by name)."""
+        out = list(key)
+        for column, ref in t.refs:
+            if column in t.primary_key:
+                i = t.primary_key.index(column)
+                out[i] = batch_refs[ref][key[i]][0]
+        return dumps(out)
+
+    def _won(
+        self,
+        t: Table,
+        items: list[tuple[tuple[Any, ...], _Op]],
+        deleted: bool,
+        batch: _Batch | None,
+        source: str,
+    ) -> Body[set[tuple[Any, ...]]]:
+        """Record the items' versions where they are newer than Postgres's; the keys that
+        won (last writer wins, ties by source)."""
+        refs = batch.refs if batch is not None else {}
+        texts = {self._natural_pk(t, key, refs): key for key, _ in items}
+        cols = [("u", "text"), ("k", "text"), ("v", "bigint")]
+        rows = [(o.user_id, self._natural_pk(t, key, refs), o.version) for key, o in items]
+        won_rows = yield Stmt(
+            "INSERT INTO {sync_versions} AS s (user_id, table_name, pk, version, source, deleted) "  # noqa: S608 (catalog names, checked)
+            "SELECT m.u, ?, m.k, m.v, ?, ? FROM " + self.remote.dialect.unnest(cols) + " "
+            "ORDER BY m.u, m.k ON CONFLICT (user_id, table_name, pk) DO UPDATE SET "
+            "version = excluded.version, source = excluded.source, deleted = excluded.deleted, "
+            "xid = pg_current_xact_id() WHERE (s.version, s.source) < (excluded.version, excluded.source) "
+            "RETURNING pk",
+            [t.name, source, deleted, *self.remote.dialect.unnest_params(cols, rows)],
+            fetch=True,
+        )
+        won = {texts[r[0]] for r in won_rows}
+        self._losers.extend((t, key) for key, _ in items if key not in won)
+        return won
+
+    def _key_relation(
+        self, t: Table, keys: list[tuple[Any, ...]], ref_ids: dict[str, dict[Any, Any]]
+    ) -> tuple[str, list[Any]]:
+        """``(pk columns) IN (SELECT ...)`` over ``keys`` (reference ids translated)."""
+        types = self._remote_columns[t.name].types
+        kinds = self._remote_columns[t.name].kinds
+        pk = list(t.primary_key)
+        cols = [(c, self.remote.dialect.sync_param_type(kinds[c])) for c in pk]
+        refs = dict(t.refs)
+        values = []
+        for key in keys:
+            row = []
+            for c, v in zip(pk, key, strict=True):
+                if c in refs:
+                    v = ref_ids[refs[c]][v]
+                row.append(self.remote.dialect.sync_input(v, kinds[c]))
+            values.append(tuple(row))
+        casts = ", ".join(f"CAST(m.{_q(c)} AS {types[c]})" for c in pk)
+        names = ", ".join(_q(c) for c in pk)
+        return (
+            f"({names}) IN (SELECT {casts} FROM {self.remote.dialect.unnest(cols)})",  # noqa: S608 (catalog names, checked)
+            self.remote.dialect.unnest_params(cols, values),
+        )
+
+    def _remote_delete(
+        self,
+        t: Table,
+        items: list[tuple[Any, ...]],
+        batch: _Batch,
+        ref_ids: dict[str, dict[Any, Any]],
+        source: str,
+    ) -> Body[None]:
+        if t.seq_counter is None:
+            won = yield from self._won(t, items, True, batch, source)
+            keys = [k for k, _ in items if k in won]
+        else:
+            keys = [k for k, _ in items]
+        if not keys:
+            return
+        cond, params = self._key_relation(t, keys, ref_ids)
+        yield Stmt(f"DELETE FROM {{{t.name}}} WHERE {cond}", params)  # noqa: S608 (catalog names)
+        # A deleted sequence parent takes its rows with it (as the cache's clear() does), so
+        # its sequence can start again without colliding.
+        for child in self.tables:
+            if child.seq_counter and child.seq_counter[0] == t.name:
+                yield Stmt(f"DELETE FROM {{{child.name}}} WHERE {cond}", params)  # noqa: S608
+
+    def _remote_upsert(
+        self,
+        t: Table,
+        items: list[tuple[Any, ...]],
+        batch: _Batch,
+        ref_ids: dict[str, dict[Any, Any]],
+        source: str,
+    ) -> Body[None]:
+        if t.seq_counter is None:
+            won = yield from self._won(t, items, False, batch, source)
+            keys = [k for k, _ in items if k in won]
+        else:
+            keys = [k for k, _ in items]
+        if not keys:
+            return
+        rows = [batch.rows[t.name][k] for k in sorted(keys)]
+        yield from self._write_rows(t, rows, ref_ids, conflict="update")
+
+    def _counter_columns(self, t: Table) -> set[str]:
+        return {
+            c.seq_counter[1] for c in self.tables if c.seq_counter and c.seq_counter[0] == t.name
+        }
+
+    def _write_rows(
+        self,
+        t: Table,
+        rows: list[tuple[Any, ...]],
+        ref_ids: dict[str, dict[Any, Any]],
+        *,
+        conflict: str,
+    ) -> Body[None]:
+        cols = self._cols(t.name)
+        counters = self._counter_columns(t)
+        refs = dict(t.refs)
+        kinds = cols.kinds
+        dialect = self.remote.dialect
+        unnest_cols = [(c, dialect.sync_param_type(kinds[c])) for c in cols.names]
+        columns: list[list[Any]] = [list(col) for col in zip(*rows, strict=True)]
+        for i, c in enumerate(cols.names):
+            if c in refs:
+                ids = ref_ids[refs[c]]
+                columns[i] = [ids[v] for v in columns[i]]
+            elif c in counters:
+                columns[i] = [0] * len(rows)  # Postgres's own counter: raised by its rows
+            convert = dialect.sync_converter(kinds[c])
+            if convert is not None:
+                columns[i] = [convert(v) for v in columns[i]]
+        values = list(zip(*columns, strict=True))
+        names = ", ".join(_q(c) for c in cols.names)
+        casts = ", ".join(f"CAST(m.{_q(c)} AS {cols.types[c]})" for c in cols.names)
+        order = ", ".join(f"m.{_q(c)}" for c in t.primary_key)
+        sql = (
+            f"INSERT INTO {{{t.name}}} AS t ({names}) SELECT {casts} FROM "  # noqa: S608 (catalog names)
+            f"{self.remote.dialect.unnest(unnest_cols)} ORDER BY {order}"
+        )
+        if conflict == "update":
+            update = [c for c in cols.names if c not in t.primary_key and c not in counters]
+            target = ", ".join(_q(c) for c in t.primary_key)
+            if update:
+                sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in update)
+                sql += f" ON CONFLICT ({target}) DO UPDATE SET {sets}"
+            else:
+                sql += f" ON CONFLICT ({target}) DO NOTHING"
+        yield Stmt(sql, self.remote.dialect.unnest_params(unnest_cols, values))
+
+    def _remote_append(
+        self, t: Table, inserts: list[_Op], batch: _Batch, ref_ids: dict[str, dict[Any, Any]]
+    ) -> Body[list[list[Any]]]:
+        """Reserve seqs on each parent row (Postgres's counter), in the cache's order, then
+        insert the rows under them; ``[table, parent key, local seq, new seq]`` each."""
+        assert t.seq_counter is not None
+        parent_name, counter = t.seq_counter
+        parent = TABLES[parent_name]
+        width = len(parent.primary_key)
+        inserts = sorted(inserts, key=lambda o: o.seq)
+        counts: dict[tuple[Any, ...], int] = {}
+        for o in inserts:
+            counts[o.pk[:width]] = counts.get(o.pk[:width], 0) + 1
+        types = self._remote_columns[parent_name].types
+        kinds = self._remote_columns[parent_name].kinds
+        pcols = [(c, self.remote.dialect.sync_param_type(kinds[c])) for c in parent.primary_key]
+        cols = [*pcols, ("n", "bigint")]
+        keys = sorted(counts)
+        values = [
+            (
+                *(
+                    self.remote.dialect.sync_input(v, kinds[c])
+                    for c, v in zip(parent.primary_key, k, strict=True)
+                ),
+                counts[k],
+            )
+            for k in keys
+        ]
+        names = ", ".join(_q(c) for c in parent.primary_key)
+        casts = ", ".join(f"CAST(m.{_q(c)} AS {types[c]})" for c in parent.primary_key)
+        reserved = yield Stmt(
+            f"INSERT INTO {{{parent_name}}} AS p ({names}, {_q(counter)}) SELECT {casts}, m.n FROM "  # noqa: S608 (catalog names)
+            f"{self.remote.dialect.unnest(cols)} ORDER BY {', '.join('m.' + _q(c) for c in parent.primary_key)} "
+            f"ON CONFLICT ({names}) DO UPDATE SET {_q(counter)} = p.{_q(counter)} + excluded.{_q(counter)} "
+            f"RETURNING {names}, {_q(counter)}",
+            self.remote.dialect.unnest_params(cols, values),
+            fetch=True,
+        )
+        top = {tuple(r[:width]): int(r[width]) for r in reserved}
+        nxt = {k: top[k] - counts[k] for k in counts}
+        cols_t = self._cols(t.name)
+        seq_i = cols_t.names.index(t.primary_key[-1])
+        rows = []
+        assigned = []
+        for o in inserts:
+            parent_key = o.pk[:width]
+            nxt[parent_key] += 1
+            row = list(batch.rows[t.name][o.pk])
+            row[seq_i] = nxt[parent_key]
+            rows.append(tuple(row))
+            assigned.append([t.name, list(parent_key), o.pk[-1], nxt[parent_key]])
+        yield from self._write_rows(t, rows, ref_ids, conflict="none")
+        return assigned
+
+    # finishing a batch (local) --------------------------------------------------------------
+    def _finish(
+        self, batch: _Batch, done: dict[str, Any], source: str, report: SyncReport
+    ) -> Body[None]:
+        first = batch.ops[0].seq
+        still = yield One("SELECT 1 FROM {sync_outbox} WHERE seq = ?", [first])
+        if still is None:
+            return  # another run of this cache finished it
+        # The run's counts so far, committed with the batch (true even if the run dies).
+        yield Stmt(
+            "UPDATE {memory_sync_log} SET events_synced = events_synced + ?, "
+            "rows_synced = rows_synced + ? WHERE source = ? AND run_id = ?",
+            [int(done.get("events", 0)), len(batch.ops), source, report.run_id],
+        )
+        yield Stmt("UPDATE {sync_state} SET value = 1 WHERE key = 'muted'")
+        seqs = [o.seq for o in batch.ops]
+        yield Stmt(
+            "DELETE FROM {sync_outbox} WHERE seq IN (SELECT value FROM json_each(?))",
+            [json.dumps(seqs)],
+        )
+        groups: dict[tuple[str, tuple[Any, ...]], list[tuple[int, int]]] = {}
+        for name, parent, old, new in done.get("assigned", []):
+            groups.setdefault((name, tuple(parent)), []).append((old, new))
+        for (name, parent), moves in groups.items():
+            yield from self._renumber(TABLES[name], parent, moves)
+        for name, key in done.get("orphans", []):
+            yield from self._drop_orphan(TABLES[name], tuple(key), batch.last)
+        for name, got in done.get("refresh", {}).items():
+            t = TABLES[name]
+            ids = {
+                ref: {row[0]: local for local, row in rows.items()}
+                for ref, rows in batch.refs.items()
+            }
+            rows = [self._to_local(t, r, ids) for r in got["rows"]]
+            idx = [self._cols(name).names.index(c) for c in t.primary_key]
+            found = {tuple(r[i] for i in idx) for r in rows}
+            queued = yield Stmt(
+                "SELECT pk FROM {sync_outbox} WHERE table_name = ?", [name], fetch=True
+            )
+            pending = {(name, tuple(json.loads(q[0]))) for q in queued}
+            gone = [tuple(k) for k in got["keys"] if tuple(k) not in found]
+            yield from self._apply_rows(t, "", rows, gone, pending, False)
+        yield Stmt(
+            "UPDATE {sync_state} SET value = max(value, ?) WHERE key = 'clock'",
+            [int(done.get("clock", 0))],
+        )
+        yield Stmt("UPDATE {sync_state} SET value = 0 WHERE key = 'muted'")
+
+    def _drop_orphan(self, t: Table, key: tuple[Any, ...], after: int) -> Body[None]:
+        rows = yield Stmt(
+            "SELECT seq, op FROM {sync_outbox} WHERE table_name = ? AND pk = json(?) AND seq > ? "
+            "ORDER BY seq",
+            [t.name, json.dumps(list(key)), after],
+            fetch=True,
+        )
+        drop = []
+        for seq, op in rows:
+            drop.append(seq)
+            if op == "d":
+                break
+        if drop:
+            yield Stmt(
+                "DELETE FROM {sync_outbox} WHERE seq IN (SELECT value FROM json_each(?))",
+                [json.dumps(drop)],
+            )
+
+    def _pending(self, t: Table, parent: tuple[Any, ...]) -> Body[list[tuple[int, int]]]:
+        """Queued inserts of ``t`` under ``parent``: ``(outbox seq, local seq)``."""
+        rows = yield Stmt(
+            "SELECT seq, pk FROM {sync_outbox} WHERE table_name = ? AND op = 'i' ORDER BY seq",
+            [t.name],
+            fetch=True,
+        )
+        width = len(parent)
+        out = []
+        for seq, pk in rows:
+            key = json.loads(pk)
+            if tuple(key[:width]) == parent:
+                out.append((seq, key[-1]))
+        return out
+
+    def _renumber(
+        self, t: Table, parent: tuple[Any, ...], moves: list[tuple[int, int]], floor: int = 0
+    ) -> Body[None]:
+        """Give delivered (or pulled) rows their Postgres seqs (``moves``: local -> new)
+        and, when they would collide, move the rows still queued under ``parent`` above
+        every seq Postgres has handed out (``floor`` included), keeping their order."""
+        assert t.seq_counter is not None
+        moving = {old: new for old, new in moves if old != new}
+        top = max([new for _, new in moves] + [floor])
+        if not moving and not floor:
+            return  # Postgres kept this cache's numbers: nothing collides
+        pending = yield from self._pending(t, parent)
+        queued = sorted({local for _, local in pending} - set(moving))
+        if queued and queued[0] <= top:
+            for i, local in enumerate(queued):
+                moving[local] = top + 1 + i
+        if not moving:
+            return
+        seq_col = _q(t.primary_key[-1])
+        where = " AND ".join(f"{_q(c)} = ?" for c in t.primary_key[:-1])
+        for old, new in moving.items():
+            yield Stmt(
+                f"UPDATE {{{t.name}}} SET {seq_col} = ? WHERE {where} AND {seq_col} = ?",  # noqa: S608 (catalog names)
+                [-new, *parent, old],
+            )
+        yield Stmt(
+            f"UPDATE {{{t.name}}} SET {seq_col} = -{seq_col} WHERE {where} AND {seq_col} < 0",  # noqa: S608
+            list(parent),
+        )
+        for seq, local in pending:
+            if local in moving:
+                yield Stmt(
+                    "UPDATE {sync_outbox} SET pk = ? WHERE seq = ?",
+                    [json.dumps([*parent, moving[local]]), seq],
+                )
+        parent_t, counter = t.seq_counter
+        pwhere = " AND ".join(f"{_q(c)} = ?" for c in TABLES[parent_t].primary_key)
+        yield Stmt(
+            f"UPDATE {{{parent_t}}} SET {_q(counter)} = max({_q(counter)}, ?) WHERE {pwhere}",  # noqa: S608
+            [max(moving.values()), *parent],
+        )
+
+    # -- load_user (down) ------------------------------------------------------------------
+    @dual
+    def load_user(self, user_id: str, *, full: bool = False) -> Plan[PullReport]:
+        """Bring ``user_id``'s memories from Postgres into the cache: all of them the first
+        time (or with ``full``), afterwards only what changed since the last pull. Rows
+        with writes still queued in the outbox keep the cache's version (their delivery
+        decides); nothing pulled is queued back. The worker refreshes loaded users every
+        ``refresh_interval`` seconds.
+
+        Incremental pulls see what caches delivered (through ``sync_versions``) and events
+        appended after the last seq pulled; a state-table row written to Postgres directly
+        (not through a cache) shows in the next ``full`` pull.
+        """
+        yield from self._prepare()
+        state = yield Atomic(self._pull_state(user_id), readonly=True, user_id=user_id)
+        full = full or state[0] is None
+        data = yield Atomic(
+            self._remote_read(user_id, full, state), engine=self.remote, user_id=user_id
+        )
+        report = yield Atomic(self._apply_pull(user_id, full, data), user_id=user_id)
+        self._loaded[user_id] = time.monotonic()
+        return report
+
+    aload_user = load_user.async_
+
+    def _pull_state(self, user_id: str) -> Body[tuple[str | None, dict[tuple[str, str], int]]]:
+        row = yield One("SELECT xmin FROM {sync_pulls} WHERE user_id = ?", [user_id])
+        cursors = yield Stmt(
+            "SELECT table_name, parent, seq FROM {sync_cursors} WHERE user_id = ?",
+            [user_id],
+            fetch=True,
+        )
+        return (row[0] if row else None), {(r[0], r[1]): int(r[2]) for r in cursors}
+
+    def _select(self, t: Table) -> str:
+        """The columns a pull reads from ``t`` (alias ``t``), reference ids as names."""
+        cols = self._cols(t.name)
+        refs = dict(t.refs)
+        out = []
+        for c in cols.names:
+            if c in refs:
+                ref = TABLES[refs[c]]
+                (pk,) = ref.primary_key
+                nk = (ref.natural_key or ())[0]
+                out.append(
+                    f"(SELECT r.{_q(nk)} FROM {{{ref.name}}} r WHERE r.{_q(pk)} = t.{_q(c)})"  # noqa: S608 (catalog names, checked)
+                )
+            else:
+                out.append(self.remote.dialect.sync_select(c, cols.kinds[c]))
+        return ", ".join(out)
+
+    def _read_ref_tables(self) -> Body[dict[str, list[tuple[Any, ...]]]]:
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        for t in self._involved():
+            if not t.reference or t.natural_key is None:
+                continue
+            cols = self._ref_columns(t.name)
+            (pk,) = t.primary_key
+            kinds = self._remote_columns[t.name].kinds
+            select = ", ".join(self.remote.dialect.sync_select(c, kinds[c]) for c in cols)
+            rows = yield Stmt(
+                f"SELECT t.{_q(pk)}, {select} FROM {{{t.name}}} t",  # noqa: S608 (catalog names)
+                fetch=True,
+            )
+            out[t.name] = [tuple(r) for r in rows]
+        return out
+
+    def _fetch_keys(
+        self, t: Table, user_id: str, keys: list[list[Any]], refs: dict[str, list[tuple[Any, ...]]]
+    ) -> Body[list[tuple[Any, ...]]]:
+        """Rows of ``t`` by natural key (reference ids as names)."""
+        if not keys:
+            return []
+        ref_ids = {name: {row[1]: row[0] for row in rows} for name, rows in refs.items()}
+        cond, params = self._key_relation(t, [tuple(k) for k in keys], ref_ids)
+        rows = yield Stmt(
+            f"SELECT {self._select(t)} FROM {{{t.name}}} t WHERE t.user_id = ? AND {cond}",  # noqa: S608
+            [user_id, *params],
+            fetch=True,
+        )
+        return [tuple(r) for r in rows]
+
+    def _remote_read(
+        self, user_id: str, full: bool, state: tuple[str | None, dict[tuple[str, str], int]]
+    ) -> Body[dict[str, Any]]:
+        row = yield One("SELECT CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text)")
+        xmin = row[0] if row else "0"
+        refs = yield from self._read_ref_tables()
+        version = yield One("SELECT max(version) FROM {sync_versions} WHERE user_id = ?", [user_id])
+        tables: dict[str, dict[str, Any]] = {}
+        changed: dict[str, list[tuple[list[Any], bool]]] = {}
+        if not full:
+            found = yield Stmt(
+                "SELECT table_name, pk, deleted FROM {sync_versions} WHERE user_id = ? "
+                "AND xid >= CAST(? AS xid8)",
+                [user_id, state[0]],
+                fetch=True,
+            )
+            for name, pk, deleted in found:
+                changed.setdefault(name, []).append((json.loads(pk), bool(deleted)))
+        for t in self.tables:
+            if full:
+                rows = yield Stmt(
+                    f"SELECT {self._select(t)} FROM {{{t.name}}} t WHERE t.user_id = ?",  # noqa: S608
+                    [user_id],
+                    fetch=True,
+                )
+                tables[t.name] = {"rows": [tuple(r) for r in rows], "deleted": []}
+            elif t.seq_counter is None:
+                keys = changed.get(t.name, [])
+                live = [k for k, d in keys if not d]
+                rows = yield from self._fetch_keys(t, user_id, live, refs)
+                tables[t.name] = {"rows": rows, "deleted": [k for k, d in keys if d]}
+            else:
+                parent = TABLES[t.seq_counter[0]]
+                rest = list(parent.primary_key[1:])
+                cursors = [
+                    (*json.loads(p)[1:], seq)
+                    for (name, p), seq in state[1].items()
+                    if name == t.name
+                ]
+                cols = [(f"c{i}", "text") for i in range(len(rest))] + [("s", "bigint")]
+                on = " AND ".join(
+                    f"CAST(m.c{i} AS text) = CAST(t.{_q(c)} AS text)" for i, c in enumerate(rest)
+                )
+                rows = yield Stmt(
+                    f"SELECT {self._select(t)} FROM {{{t.name}}} t LEFT JOIN "  # noqa: S608
+                    f"{self.remote.dialect.unnest(cols)} ON {on} WHERE t.user_id = ? "
+                    f"AND t.{_q(t.primary_key[-1])} > coalesce(m.s, 0)",
+                    [*self.remote.dialect.unnest_params(cols, cursors), user_id],
+                    fetch=True,
+                )
+                tables[t.name] = {"rows": [tuple(r) for r in rows], "deleted": []}
+        return {
+            "xmin": xmin,
+            "refs": refs,
+            "tables": tables,
+            "version": int((version[0] if version else None) or 0),
+        }
+
+    def _local_refs(
+        self, refs: dict[str, list[tuple[Any, ...]]]
+    ) -> Body[dict[str, dict[Any, Any]]]:
+        """Create the reference rows the cache lacks; natural key -> local id."""
+        out: dict[str, dict[Any, Any]] = {}
+        for name, rows in refs.items():
+            t = TABLES[name]
+            cols = self._ref_columns(name)
+            kinds = self._remote_columns[name].kinds
+            natural = ", ".join(_q(c) for c in t.natural_key or ())
+            if rows:
+                yield Many(
+                    f"INSERT INTO {{{name}}} ({', '.join(_q(c) for c in cols)}) VALUES "  # noqa: S608
+                    f"({', '.join('?' for _ in cols)}) ON CONFLICT ({natural}) DO NOTHING",
+                    [
+                        tuple(
+                            self.dialect.sync_local(v, kinds[c])
+                            for c, v in zip(cols, r[1:], strict=True)
+                        )
+                        for r in rows
+                    ],
+                )
+            (pk,) = t.primary_key
+            nk = (t.natural_key or ())[0]
+            found = yield Stmt(f"SELECT {_q(nk)}, {_q(pk)} FROM {{{name}}}", fetch=True)  # noqa: S608
+            out[name] = {r[0]: r[1] for r in found}
+        return out
+
+    def _to_local(
+        self, t: Table, row: tuple[Any, ...], ids: dict[str, dict[Any, Any]]
+    ) -> tuple[Any, ...]:
+        cols = self._cols(t.name)
+        refs = dict(t.refs)
+        return tuple(
+            ids[refs[c]][v] if c in refs else self.dialect.sync_local(v, cols.kinds[c])
+            for c, v in zip(cols.names, row, strict=True)
+        )
+
+    def _apply_pull(self, user_id: str, full: bool, data: dict[str, Any]) -> Body[PullReport]:
+        report = PullReport(user_id, full)
+        yield Stmt("UPDATE {sync_state} SET value = 1 WHERE key = 'muted'")
+        ids = yield from self._local_refs(data["refs"])
+        queued = yield Stmt(
+            "SELECT table_name, pk FROM {sync_outbox} WHERE user_id = ?", [user_id], fetch=True
+        )
+        pending = {(r[0], tuple(json.loads(r[1]))) for r in queued}
+        for t in self.tables:
+            got = data["tables"].get(t.name)
+            if got is None:
+                continue
+            rows = [self._to_local(t, r, ids) for r in got["rows"]]
+            deleted = []
+            for key in got["deleted"]:
+                key = list(key)
+                for column, ref in t.refs:
+                    if column in t.primary_key:
+                        i = t.primary_key.index(column)
+                        key[i] = ids[ref].get(key[i])
+                deleted.append(tuple(key))
+            n, d = yield from self._apply_rows(t, user_id, rows, deleted, pending, full)
+            report.rows += n
+            report.deleted += d
+        # Counters never below the rows they numbered (queued rows included).
+        for t in self.tables:
+            if t.seq_counter is None:
+                continue
+            parent_t, counter = t.seq_counter
+            pk = TABLES[parent_t].primary_key
+            match = " AND ".join(f"c.{_q(c)} = p.{_q(c)}" for c in pk)
+            yield Stmt(
+                f"UPDATE {{{parent_t}}} AS p SET {_q(counter)} = max({_q(counter)}, coalesce("  # noqa: S608
+                f"(SELECT max(c.{_q(t.primary_key[-1])}) FROM {{{t.name}}} c WHERE {match}), 0)) "
+                "WHERE p.user_id = ?",
+                [user_id],
+            )
+        yield Stmt(
+            "UPDATE {sync_state} SET value = max(value, ?) WHERE key = 'clock'", [data["version"]]
+        )
+        yield Stmt(
+            "INSERT INTO {sync_pulls} (user_id, xmin, pulled_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET xmin = excluded.xmin, pulled_at = excluded.pulled_at",
+            [user_id, data["xmin"], _now()],
+        )
+        yield Stmt("UPDATE {sync_state} SET value = 0 WHERE key = 'muted'")
+        return report
+
+    def _apply_rows(
+        self,
+        t: Table,
+        user_id: str,
+        rows: list[tuple[Any, ...]],
+        deleted: list[tuple[Any, ...]],
+        pending: set[tuple[str, tuple[Any, ...]]],
+        full: bool,
+    ) -> Body[tuple[int, int]]:
+        """Write pulled rows of ``t`` into the cache (triggers muted), leaving rows with
+        queued writes alone; with ``full``, rows Postgres lacks go."""
+        cols = self._cols(t.name)
+        idx = [cols.names.index(c) for c in t.primary_key]
+        pk_names = ", ".join(_q(c) for c in t.primary_key)
+        where = " AND ".join(f"{_q(c)} = ?" for c in t.primary_key)
+        removed = 0
+        if full:
+            local = yield Stmt(
+                f"SELECT {pk_names} FROM {{{t.name}}} WHERE user_id = ?",  # noqa: S608 (catalog names, checked)
+                [user_id],
+                fetch=True,
+            )
+            remote_keys = {tuple(r[i] for i in idx) for r in rows}
+            deleted = [tuple(k) for k in local if tuple(k) not in remote_keys]
+        gone = [k for k in deleted if (t.name, k) not in pending and None not in k]
+        if gone:
+            yield Many(f"DELETE FROM {{{t.name}}} WHERE {where}", gone)  # noqa: S608
+            removed = len(gone)
+        if t.seq_counter is not None and rows:
+            width = len(TABLES[t.seq_counter[0]].primary_key)
+            tops: dict[tuple[Any, ...], int] = {}
+            for r in rows:
+                key = tuple(r[i] for i in idx)
+                tops[key[:width]] = max(tops.get(key[:width], 0), key[-1])
+            for parent, top in tops.items():
+                # Queued rows numbered at or below what Postgres handed out move above it.
+                yield from self._renumber(t, parent, [], floor=top)
+                yield Stmt(
+                    "INSERT INTO {sync_cursors} (user_id, table_name, parent, seq) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (user_id, table_name, parent) DO UPDATE SET seq = max(seq, excluded.seq)",
+                    [user_id, t.name, json.dumps(list(parent)), top],
+                )
+            queued = yield Stmt(
+                "SELECT pk FROM {sync_outbox} WHERE table_name = ? AND user_id = ?",
+                [t.name, user_id],
+                fetch=True,
+            )
+            pending = pending | {(t.name, tuple(json.loads(q[0]))) for q in queued}
+        keep = [r for r in rows if (t.name, tuple(r[i] for i in idx)) not in pending]
+        if keep:
+            names = ", ".join(_q(c) for c in cols.names)
+            update = [c for c in cols.names if c not in t.primary_key]
+            sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in update)
+            yield Many(
+                f"INSERT INTO {{{t.name}}} ({names}) VALUES ({', '.join('?' for _ in cols.names)}) "  # noqa: S608
+                f"ON CONFLICT ({pk_names}) DO " + (f"UPDATE SET {sets}" if update else "NOTHING"),
+                keep,
+            )
+        return len(keep), removed
+
+    # -- status -------------------------------------------------------------------------
+    @dual
+    def outbox_depth(self) -> Plan[int]:
+        """Outbox rows not delivered yet."""
+        row = yield Atomic(
+            statements_one(One("SELECT count(*) FROM {sync_outbox}")), readonly=True, user_id=None
+        )
+        return int(row[0]) if row else 0
+
+    aoutbox_depth = outbox_depth.async_
+
+    @dual
+    def status(self, runs: int = 5) -> Plan[dict[str, Any]]:
+        """Outbox depth, lag (age of the oldest queued write, seconds) and the last runs
+        of the sync log (newest first)."""
+        depth, last = yield Atomic(_status_body(runs), readonly=True, user_id=None)
+        lag = 0.0
+        if depth and depth[1]:
+            lag = (datetime.now(timezone.utc) - datetime.fromisoformat(depth[1])).total_seconds()
+        keys = (
+            "run_id",
+            "started_at",
+            "ended_at",
+            "events_synced",
+            "rows_synced",
+            "status",
+            "error",
+        )
+        return {
+            "outbox": int(depth[0]) if depth else 0,
+            "lag_seconds": round(max(lag, 0.0), 3),
+            "runs": [dict(zip(keys, r, strict=True)) for r in last],
+        }
+
+    astatus = status.async_
+
+    # -- the worker ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the sync worker thread: a sync every ``sync_interval`` seconds (and a
+        refresh of the users loaded with :meth:`load_user` every ``refresh_interval``);
+        failures are logged in the sync log and retried at the next interval."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="agentmem-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self, *, timeout: float | None = 30.0) -> None:
+        """Stop the worker thread (after the batch it is delivering)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync()
+                self.last_error = None
+                for user, at in list(self._loaded.items()):
+                    if time.monotonic() - at >= self.refresh_interval:
+                        self.load_user(user)
+            except Exception as exc:  # logged in memory_sync_log; retried next interval
+                self.last_error = exc
+            self._stop.wait(self.sync_interval)
+
+    async def astart(self) -> None:
+        """Start the sync worker as a task of the running event loop."""
+        if self._task is not None and not self._task.done():
+            return
+        self._astop = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._aloop(self._astop))
+
+    async def astop(self, *, timeout: float | None = 30.0) -> None:
+        """Stop the worker task (after the batch it is delivering)."""
+        if self._task is not None:
+            self._astop.set()
+            await asyncio.wait_for(self._task, timeout)
+            self._task = None
+
+    async def _aloop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.async_sync()
+                self.last_error = None
+                for user, at in list(self._loaded.items()):
+                    if time.monotonic() - at >= self.refresh_interval:
+                        await self.aload_user(user)
+            except Exception as exc:  # logged in memory_sync_log; retried next interval
+                self.last_error = exc
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.sync_interval)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the worker and close both engines (queued writes stay in the outbox)."""
+        self.stop()
+        super().close()
+        self.remote.close()
+
+    async def aclose(self) -> None:
+        await self.astop()
+        self.stop()
+        await super().aclose()
+        await self.remote.aclose()
+
+    def __enter__(self) -> HybridEngine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        with contextlib.suppress(Exception):
+            self.sync()
+        self.close()
+
+    async def __aenter__(self) -> HybridEngine:
+        await self.astart()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.astop()
+        with contextlib.suppress(Exception):
+            await self.async_sync()
+        await self.aclose()
+
+
+def _status_body(runs: int) -> Body[tuple[Any, Any]]:
+    depth = yield One("SELECT count(*), min(created_at) FROM {sync_outbox}")
+    last = yield Stmt(
+        "SELECT run_id, started_at, ended_at, events_synced, rows_synced, status, error "
+        "FROM {memory_sync_log} ORDER BY run_id DESC LIMIT ?",
+        [runs],
+        fetch=True,
+    )
+    return depth, last
+
+
+def statements_one(stmt: Stmt | One) -> Body[Any]:
+    """A body of one statement; its result."""
+    return (yield stmt)
