@@ -105,11 +105,14 @@ def _key_in(dialect: Dialect, cols: Sequence[str], n: int) -> str:
 def _delete_batch(
     dialect: Dialect, table: Table, cond: str, params: list[Any], uid: str, size: int
 ) -> Body[int]:
+    # A shared table (no tenant column, e.g. the sync log) is aged as a whole.
+    scoped = table.tenant_column is not None
+    tenant, first = ("user_id = ? AND ", [uid]) if scoped else ("", [])
     keys = [k for k in table.primary_key if k != "user_id"]
     quoted = ", ".join(dialect.quote(check_identifier(k, "column")) for k in keys)
     rows = yield Stmt(
-        f"SELECT {quoted} FROM {{{table.name}}} WHERE user_id = ? AND {cond} ORDER BY {quoted} LIMIT ?",  # noqa: S608 (catalog names)
-        [uid, *params, size],
+        f"SELECT {quoted} FROM {{{table.name}}} WHERE {tenant}{cond} ORDER BY {quoted} LIMIT ?",  # noqa: S608 (catalog names)
+        [*first, *params, size],
         fetch=True,
     )
     if not rows:
@@ -117,12 +120,12 @@ def _delete_batch(
     flat = [v for r in rows for v in r]
     for child in _children(table.name):  # their rows go with the parent's
         yield Stmt(
-            f"DELETE FROM {{{child.name}}} WHERE user_id = ? AND {_key_in(dialect, keys, len(rows))}",  # noqa: S608 (catalog names)
-            [uid, *flat],
+            f"DELETE FROM {{{child.name}}} WHERE {tenant}{_key_in(dialect, keys, len(rows))}",  # noqa: S608 (catalog names)
+            [*first, *flat],
         )
     yield Stmt(
-        f"DELETE FROM {{{table.name}}} WHERE user_id = ? AND {_key_in(dialect, keys, len(rows))}",  # noqa: S608 (catalog names)
-        [uid, *flat],
+        f"DELETE FROM {{{table.name}}} WHERE {tenant}{_key_in(dialect, keys, len(rows))}",  # noqa: S608 (catalog names)
+        [*first, *flat],
     )
     return len(rows)
 
@@ -139,18 +142,22 @@ def _rule_plan(
     columns = yield Atomic(_columns(dialect, table.name), readonly=True, user_id=None)
     if columns is None or not needs <= columns:
         return None
+    scoped = table.tenant_column is not None
     users_sql = f"SELECT DISTINCT user_id FROM {{{table.name}}} WHERE {cond} ORDER BY 1"  # noqa: S608 (catalog names)
-    count_sql = f"SELECT count(*) FROM {{{table.name}}} WHERE user_id = ? AND {cond}"  # noqa: S608 (catalog names)
-    (users,) = yield Atomic(
-        _stmts([Stmt(users_sql, params, fetch=True)]),
-        readonly=True,
-        user_id=None,
-    )
+    tenant = "user_id = ? AND " if scoped else ""
+    count_sql = f"SELECT count(*) FROM {{{table.name}}} WHERE {tenant}{cond}"  # noqa: S608 (catalog names)
+    users: list[tuple[Any, ...]] = [(None,)]
+    if scoped:
+        (users,) = yield Atomic(
+            _stmts([Stmt(users_sql, params, fetch=True)]),
+            readonly=True,
+            user_id=None,
+        )
     total = 0
     for (uid,) in users:
         if dry_run:
             row = yield Atomic(
-                _one(One(count_sql, [uid, *params])),
+                _one(One(count_sql, [uid, *params] if scoped else params)),
                 readonly=True,
                 user_id=uid,
             )
@@ -222,7 +229,7 @@ class Retention:
         out["sync_log"] = None
         if failed is not None:
             table = TABLES.get(SYNC_LOG) or Table(SYNC_LOG, ("user_id", "id"))
-            time = table.time_column or "created_at"
+            time = table.time_column or "created_at"  # memory_sync_log: started_at
             out["sync_log"] = yield from _rule_plan(
                 dialect, table, {"status", time}, f"status = ? AND {check_identifier(time, 'column')} < ?",
                 ["failed", at(failed)], size, dry_run,

@@ -76,6 +76,10 @@ class Table:
     an export came from and the one it is imported into). An export carries the reference
     rows a user's rows point to; an import and a sync find them by these columns, or
     create them."""
+    bookkeeping: bool = False
+    """The package's own state about a tenant (hybrid sync cursors and delivery
+    versions), not a memory: deleted with the tenant by a forget, never exported,
+    imported or counted as the tenant's data."""
     refs: tuple[tuple[str, str], ...] = ()
     """``(column, reference table)``: the column holds that reference table's primary key;
     sync translates it through the table's :attr:`natural_key`."""
@@ -117,11 +121,11 @@ _ALL: tuple[Table, ...] = (
     # hybrid mode (0014): the cache's outbox and pull state, Postgres's delivery state
     Table("sync_outbox", ("seq",), tenant_column=None, time_column="created_at", sync="local", dialects=("sqlite",)),
     Table("sync_state", ("key",), tenant_column=None, sync="local", dialects=("sqlite",)),
-    Table("sync_pulls", ("user_id",), time_column="pulled_at", sync="local", dialects=("sqlite",)),
-    Table("sync_cursors", ("user_id", "table_name", "parent"), sync="local", dialects=("sqlite",)),
+    Table("sync_pulls", ("user_id",), time_column="pulled_at", sync="local", dialects=("sqlite",), bookkeeping=True),
+    Table("sync_cursors", ("user_id", "table_name", "parent"), sync="local", dialects=("sqlite",), bookkeeping=True),
     Table("memory_sync_log", ("source", "run_id"), tenant_column=None, time_column="started_at", sync="local", retention_key="started_at"),
     Table("sync_sources", ("source",), tenant_column=None, time_column="updated_at", sync="local", dialects=("postgres",)),
-    Table("sync_versions", ("user_id", "table_name", "pk"), sync="local", dialects=("postgres",)),
+    Table("sync_versions", ("user_id", "table_name", "pk"), sync="local", dialects=("postgres",), bookkeeping=True),
     # bookkeeping
     Table("schema_version", ("version",), tenant_column=None, time_column="applied_at", reference=True, sync="local"),
 )  # fmt: skip

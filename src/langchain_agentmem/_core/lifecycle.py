@@ -75,7 +75,9 @@ Column = tuple[str, str, str]
 """(name, portable kind, SQL type), see :meth:`~langchain_agentmem.dialects.Dialect.column_kinds`."""
 
 
-def ordered_tables(dialect: str, present: set[str] | None = None) -> list[Table]:
+def ordered_tables(
+    dialect: str, present: set[str] | None = None, *, bookkeeping: bool = False
+) -> list[Table]:
     """The tenant tables of ``dialect`` that hold a user's own rows, parents before
     children (catalog order otherwise); derived tables left out, and with ``present`` the
     tables the database lacks.
@@ -90,7 +92,9 @@ def ordered_tables(dialect: str, present: set[str] | None = None) -> list[Table]
     tables = [
         t
         for t in tenant_tables(dialect)
-        if t.derived_from is None and (present is None or t.name in present)
+        if t.derived_from is None
+        and (present is None or t.name in present)
+        and (bookkeeping or not t.bookkeeping)
     ]
     names = {t.name for t in tables}
     out: list[Table] = []
@@ -549,7 +553,8 @@ def import_plan(
 def _forget_body(dialect: Dialect, uid: str) -> Body[dict[str, int]]:
     present = {row[0] for row in (yield dialect.tables())}
     counts: dict[str, int] = {}
-    for table in reversed(ordered_tables(dialect.name, present)):  # children first
+    # Children first; the package's bookkeeping about the user goes too, uncounted.
+    for table in reversed(ordered_tables(dialect.name, present, bookkeeping=True)):
         tenant = dialect.quote(check_identifier(str(table.tenant_column), "column"))
         n = yield Stmt(f"DELETE FROM {{{table.name}}} WHERE {tenant} = ?", [uid])  # noqa: S608 (catalog names)
         counts[table.name] = int(n)
