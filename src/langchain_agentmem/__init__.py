@@ -16,12 +16,14 @@ from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
 from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
 from .kv import KeyValueStore
+from .skills import Binding, Skill, SkillRegistry
 from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
 from .vectorstore import MemoryVectorStore
 from .working_memory import Thought, WorkingMemory, WorkingState
 
 __all__ = [
+    "Binding",
     "ByteStore",
     "ChatMessageHistory",
     "CheckpointSaver",
@@ -41,6 +43,8 @@ __all__ = [
     "PoolConfig",
     "SessionInfo",
     "SessionSummary",
+    "Skill",
+    "SkillRegistry",
     "Subgraph",
     "SummaryMemory",
     "Thought",

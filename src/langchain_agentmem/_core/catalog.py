@@ -61,7 +61,7 @@ class Table:
 _ALL: tuple[Table, ...] = (
     # conversations (0001)
     Table("sessions", ("user_id", "session_id"), time_column="last_activity_at", retention_key="last_activity_at"),
-    Table("events", ("user_id", "session_id", "seq"), time_column="created_at", retention_key="created_at", parent="sessions"),
+    Table("events", ("user_id", "session_id", "seq"), time_column="created_at", vector_column="embedding", retention_key="created_at", parent="sessions"),
     # documents (0001; the kind joins the key in 0005)
     Table("documents", ("user_id", "namespace", "kind", "key"), time_column="updated_at", retention_key="updated_at"),
     # vectors (0002)
@@ -84,6 +84,9 @@ _ALL: tuple[Table, ...] = (
     Table("working_memory", ("user_id", "session_id"), time_column="last_updated", sync="local", retention_key="last_updated"),
     Table("working_memory_thoughts", ("user_id", "session_id", "seq"), time_column="created_at", sync="local", parent="working_memory"),
     Table("kv", ("user_id", "namespace", "key"), time_column="updated_at", retention_key="updated_at"),
+    # skills registry and agent bindings (0012; sessions and events gain columns there)
+    Table("skills", ("user_id", "name", "version"), time_column="updated_at", vector_column="embedding"),
+    Table("agent_skill_bindings", ("user_id", "agent_name", "skill_name"), time_column="updated_at"),
     # bookkeeping
     Table("schema_version", ("version",), tenant_column=None, time_column="applied_at", reference=True, sync="local"),
 )  # fmt: skip
