@@ -108,7 +108,7 @@ SELECT e.user_id,
        e.kind                           AS event_type,
        e.role,
        e.content,
-       e.importance::double precision   AS importance,
+       e.importance::numeric::double precision AS importance, -- real: 0.95, not 0.949999988
        array_to_string(e.tags, ', ')    AS tags,
        e.created_at
 FROM events e
@@ -130,8 +130,8 @@ GROUP BY e.user_id, s.agent_name, date_trunc('hour', e.created_at);
 -- Scored events of the last 7 days in tenths of importance (bucket 0.0 to 1.0).
 CREATE VIEW importance_distribution WITH (security_invoker = true) AS
 SELECT e.user_id,
-       (least(floor(e.importance * 10), 10) / 10)::double precision AS bucket,
+       (least(floor(e.importance::numeric * 10), 10) / 10)::double precision AS bucket,
        count(*)                                                    AS events
 FROM events e
 WHERE e.importance IS NOT NULL AND e.created_at >= now() - interval '7 days'
-GROUP BY e.user_id, least(floor(e.importance * 10), 10);
+GROUP BY e.user_id, least(floor(e.importance::numeric * 10), 10);

@@ -9,11 +9,13 @@ Example:
     []
 """
 
+from .analytics import Analytics
 from .chat_history import ChatMessageHistory, SessionInfo
 from .checkpoint import CheckpointSaver
 from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
+from .events import AgentSession, Event, EventLog, SessionLog
 from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
 from .kv import KeyValueStore
 from .skills import Binding, Skill, SkillRegistry
@@ -23,6 +25,8 @@ from .vectorstore import MemoryVectorStore
 from .working_memory import Thought, WorkingMemory, WorkingState
 
 __all__ = [
+    "AgentSession",
+    "Analytics",
     "Binding",
     "ByteStore",
     "ChatMessageHistory",
@@ -33,6 +37,8 @@ __all__ = [
     "Entity",
     "EntityMemory",
     "EntityStore",
+    "Event",
+    "EventLog",
     "GraphMemory",
     "KeyValueStore",
     "KnowledgeTriple",
@@ -42,6 +48,7 @@ __all__ = [
     "Node",
     "PoolConfig",
     "SessionInfo",
+    "SessionLog",
     "SessionSummary",
     "Skill",
     "SkillRegistry",

@@ -574,5 +574,55 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+@main.command()
+@database_options
+@click.option(
+    "--user", "user_id", default=None, help="Only this tenant's rows (default: every tenant)."
+)
+@click.option(
+    "--view",
+    "views",
+    multiple=True,
+    help="Only these views (repeatable); default: all five.",
+)
+@click.option("--limit", default=20, show_default=True, help="Most rows per view.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def stats(
+    url: str | None,
+    schema: str,
+    user_id: str | None,
+    views: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Print the analytics views (agent performance, skill usage, important events,
+    hourly activity, importance distribution) as tables.
+
+    Example:
+
+        agentmem stats --user acme --view agent_performance_summary
+    """
+    from .analytics import VIEWS, Analytics
+
+    unknown = [v for v in views if v not in VIEWS]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown view {unknown[0]!r}: expected one of {', '.join(VIEWS)}", param_hint="--view"
+        )
+    engine = open_engine(url, schema)
+    with engine:
+        analytics = Analytics(engine, user_id=user_id)
+        report = run(lambda: analytics.report(limit=limit))
+    chosen = {name: report[name] for name in (views or VIEWS)}
+    if as_json:
+        click.echo(json.dumps(chosen, indent=2, ensure_ascii=False, default=str))
+        return
+    for i, (name, rows) in enumerate(chosen.items()):
+        if i:
+            click.echo("")
+        click.echo(f"== {name} ==")
+        click.echo(format_table(rows))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
