@@ -86,7 +86,7 @@ def test_filtered_reads(engine: Engine) -> None:
     log.log_many(
         [
             {"event_type": "tool_call", "content": "one", "importance": 0.1, "tags": ["x"]},
-            {"event_type": "tool_call", "content": "two", "importance": 0.9, "tags": ["x", "y"]},
+            {"event_type": "tool_call", "content": "two", "importance": 0.8, "tags": ["x", "y"]},
             {"event_type": "decision", "content": "three", "importance": 0.95, "tags": ["y"]},
             {"event_type": "observation", "content": "four"},
         ]
@@ -103,6 +103,8 @@ def test_filtered_reads(engine: Engine) -> None:
     assert contents(event_type=["decision", "observation"]) == ["four", "three"]
     assert contents(tags=["x", "y"]) == ["five", "two"]
     assert contents(tags=["y"], min_importance=0.95) == ["five", "three"]
+    assert contents(min_importance=0.8) == ["five", "three", "two"]  # float32 on both backends
+    assert [e.importance for e in users.events(min_importance=0.8)] == [0.99, 0.95, 0.8]
     assert contents(event_type="tool_call", tags=["x"], min_importance=0.5) == ["five", "two"]
     assert contents(since=NOW - timedelta(days=1), event_type="tool_call") == ["five", "two"]
     assert contents(until=NOW - timedelta(days=1)) == ["one"]

@@ -87,7 +87,7 @@ SELECT e.user_id,
        e.kind                                               AS event_type,
        e.role,
        e.content,
-       e.importance,
+       round(e.importance, 6)                               AS importance, -- float32: 0.95, not 0.949999988
        (SELECT group_concat(t.value, ', ') FROM json_each(e.tags) t) AS tags,
        e.created_at
 FROM events e
@@ -108,9 +108,9 @@ GROUP BY e.user_id, s.agent_name, strftime('%Y-%m-%dT%H:00:00+00:00', e.created_
 
 CREATE VIEW importance_distribution AS
 SELECT e.user_id,
-       min(CAST(e.importance * 10 AS INTEGER), 10) / 10.0 AS bucket,
+       min(CAST(round(e.importance, 6) * 10 AS INTEGER), 10) / 10.0 AS bucket,
        count(*)                                            AS events
 FROM events e
 WHERE e.importance IS NOT NULL
   AND e.created_at >= strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '-7 days')
-GROUP BY e.user_id, min(CAST(e.importance * 10 AS INTEGER), 10);
+GROUP BY e.user_id, min(CAST(round(e.importance, 6) * 10 AS INTEGER), 10);

@@ -48,7 +48,7 @@ from langchain_core.embeddings import Embeddings
 from ._core.plain import importance as check_importance
 from ._core.plain import plain, plain_list
 from ._core.plan import Atomic, Embed, Plan, dual
-from ._encoding.json import clean_text, dumps_exact, loads
+from ._encoding.json import clean_text, dumps, dumps_exact, loads
 from ._encoding.keys import decode_key, encode_key
 from ._search.vector_index import SearchQuery, VectorIndex, search_settings
 from .dialects import Body, Dialect, Many, One, Stmt
@@ -247,7 +247,7 @@ class _Filter:
             conds.append(dialect.text_array_contains(a + "tags"))
             params.append(dialect.text_array_param(list(self.tags)))
         if self.min_importance is not None:
-            # Postgres stores importance as real (float32): compare with the float32 value.
+            # Importance is stored as float32: compare with the float32 value.
             conds.append(a + "importance >= ?")
             params.append(float(np.float32(self.min_importance)))
         if self.since is not None:
@@ -590,13 +590,23 @@ class SessionLog(EventLog):
                 )
             role = plain(ev.get("role", "agent"), "role")
             score = check_importance(ev.get("importance"))
+            if score is not None:
+                # Stored as float32 on both backends (real on Postgres), so filters agree.
+                score = float(np.float32(score))
             tags = plain_list(ev.get("tags") or (), "tags")
-            payload = dumps_exact({"content": content, "data": ev.get("data")}, f"events[{i}]")
+            data = ev.get("data")
+            payload = (
+                '{"content":'
+                + dumps(content)
+                + ',"data":'
+                + ("null" if data is None else dumps_exact(data, f"events[{i}]['data']"))
+                + "}"
+            )
             rows.append(
                 [kind, role, clean_text(content), payload, score, dialect.text_array_param(tags)]
             )
             checked.append(
-                Event(self.session_id, 0, kind, role, content, ev.get("data"), score, tags)
+                Event(self.session_id, 0, kind, role, content, data, _importance(score), tags)
             )
         if not rows:
             return []

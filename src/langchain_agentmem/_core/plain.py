@@ -29,6 +29,8 @@ def plain(value: Any, what: str, *, optional: bool = False, max_bytes: int = _MA
     """``value`` if it is a non-empty ``str`` of plain text of at most ``max_bytes`` bytes
     of UTF-8 (``None`` too when ``optional``); else ``TypeError`` / ``ValueError``
     saying what was expected."""
+    if type(value) is str and 0 < len(value) <= max_bytes // 4 and value.isprintable():
+        return value  # the common case: no NUL, no surrogate (neither is printable), short
     if value is None and optional:
         return None
     if not isinstance(value, str):

@@ -224,9 +224,10 @@ class SQLiteDialect(Dialect):
         return array("f", values).tobytes()
 
     def text_array_param(self, values: Sequence[str]) -> Any:
-        from .._encoding.json import dumps
+        import json
 
-        return dumps(list(values))
+        # Plain strings (no NUL, no lone surrogate: checked by the caller) need no escapes.
+        return json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
 
     def text_array_value(self, value: Any) -> list[str]:
         from .._encoding.json import loads
