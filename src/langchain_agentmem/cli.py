@@ -410,7 +410,12 @@ def _user_option(func: F) -> F:
 
 @main.group()
 def skills() -> None:
-    """Skills (MCP tool definitions) and the agents bound to them."""
+    """Skills (MCP tool definitions) and the agents bound to them.
+
+    Example:
+
+        agentmem skills load examples/skills.yaml --user acme
+    """
 
 
 def _registry(url: str | None, schema: str, user_id: str) -> tuple[Engine, Any]:
