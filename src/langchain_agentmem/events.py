@@ -204,7 +204,8 @@ def _append(
     """Reserve ``len(rows)`` seqs on the session row (creating it), add the importance
     sums, then insert the events numbered from the reserved range; the first seq."""
     n = len(rows)
-    scored = [r[4] for r in rows if r[4] is not None]
+    # The sums add importances as given (0.9), not their float32 form (0.8999999761).
+    scored = [float(str(np.float32(r[4]))) for r in rows if r[4] is not None]
     found = yield One(
         "INSERT INTO {sessions} AS s (user_id, session_id, agent_name, source, last_seq, "
         "importance_sum, importance_count) VALUES (?, ?, ?, ?, ?, ?, ?) "
