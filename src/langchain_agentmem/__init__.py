@@ -9,12 +9,14 @@ Example:
     []
 """
 
+from .analytics import Analytics
 from .chat_history import ChatMessageHistory, SessionInfo
 from .checkpoint import CheckpointSaver
 from .docstore import ByteStore, DocumentStore
 from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
 from .episodes import Episode, EpisodeRetriever, EpisodicMemory, Ranking, RecalledEpisode
+from .events import AgentSession, Event, EventLog, SessionLog
 from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
 from .hybrid import HybridEngine, SyncReport, connect_hybrid
 from .knowledge import (
@@ -29,12 +31,16 @@ from .knowledge import (
 )
 from .kv import KeyValueStore
 from .retention import Retention, RetentionPolicy
+from .skills import Binding, Skill, SkillRegistry
 from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
 from .vectorstore import MemoryVectorStore
 from .working_memory import Thought, WorkingMemory, WorkingState
 
 __all__ = [
+    "AgentSession",
+    "Analytics",
+    "Binding",
     "ByteStore",
     "ChatMessageHistory",
     "CheckpointSaver",
@@ -48,6 +54,8 @@ __all__ = [
     "Episode",
     "EpisodeRetriever",
     "EpisodicMemory",
+    "Event",
+    "EventLog",
     "Fact",
     "GraphMemory",
     "HybridEngine",
@@ -67,7 +75,10 @@ __all__ = [
     "Rule",
     "ScoredKnowledge",
     "SessionInfo",
+    "SessionLog",
     "SessionSummary",
+    "Skill",
+    "SkillRegistry",
     "StrategyWeights",
     "Subgraph",
     "SummaryMemory",

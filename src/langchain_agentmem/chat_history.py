@@ -47,6 +47,7 @@ from ._encoding.json import check_finite, clean_text, dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
 from .engine import Engine
+from .events import check_status, end_session
 
 __all__ = ["ChatMessageHistory", "SessionInfo"]
 
@@ -327,6 +328,16 @@ class ChatMessageHistory(BaseChatMessageHistory):
         yield Atomic(statements(Stmt(*q) for q in clear_queries(self._uid, self._sid)))
 
     aclear = clear.async_
+
+    @dual
+    def end_session(self, status: str = "completed") -> Plan[bool]:
+        """Set the session's status (``completed``, ``failed``, ``abandoned``, or
+        ``active`` to re-open it) and its end time; whether the session exists. See
+        :class:`~langchain_agentmem.SessionLog` for the rest of the agent log."""
+        row = yield Atomic(end_session(self._uid, self._sid, check_status(status)), single=True)
+        return row is not None
+
+    aend_session = end_session.async_
 
     # -- sessions ----------------------------------------------------------------------
     @staticmethod

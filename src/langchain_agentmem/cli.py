@@ -713,5 +713,235 @@ def sync_status(obj: tuple[str | None, str, str], runs: int, as_json: bool) -> N
         )
 
 
+# --- skills registry and agent log (issue 14) ---
+
+
+def _user_option(func: F) -> F:
+    return click.option(
+        "--user", "user_id", default="default", show_default=True, help="The tenant (user_id)."
+    )(func)
+
+
+@main.group()
+def skills() -> None:
+    """Skills (MCP tool definitions) and the agents bound to them.
+
+    Example:
+
+        agentmem skills load examples/skills.yaml --user acme
+    """
+
+
+def _registry(url: str | None, schema: str, user_id: str) -> tuple[Engine, Any]:
+    from .skills import SkillRegistry
+
+    engine = open_engine(url, schema)
+    return engine, SkillRegistry(engine, user_id=user_id)
+
+
+def _skill_errors(action: Callable[[], Any]) -> Any:
+    try:
+        return run(action)
+    except (ValueError, TypeError, LookupError) as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from exc
+
+
+@skills.command("load")
+@database_options
+@_user_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def skills_load(url: str | None, schema: str, user_id: str, file: str) -> None:
+    """Register the skills and bindings of a YAML or JSON file.
+
+    Example:
+
+        agentmem skills load examples/skills.yaml --user acme
+    """
+    from .skills import read_skills_file
+
+    document = _skill_errors(lambda: read_skills_file(file))
+    engine, registry = _registry(url, schema, user_id)
+    with engine:
+        n_skills, n_bindings = _skill_errors(lambda: registry.load(document))
+    click.echo(f"loaded {_plural(n_skills, 'skill')} and {_plural(n_bindings, 'binding')}")
+
+
+@skills.command("list")
+@database_options
+@_user_option
+@click.option("--agent", default=None, help="Only this agent's usable skills, in priority order.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def skills_list(
+    url: str | None, schema: str, user_id: str, agent: str | None, as_json: bool
+) -> None:
+    """List skills (latest versions), or an agent's skills in priority order.
+
+    Example:
+
+        agentmem skills list --user acme --agent devops_engineer
+    """
+    engine, registry = _registry(url, schema, user_id)
+    with engine:
+        if agent is None:
+            found = _skill_errors(registry.list_skills)
+            rows = [
+                {
+                    "name": k.name,
+                    "version": k.version,
+                    "category": k.category,
+                    "active": k.is_active,
+                    "description": k.description,
+                }
+                for k in found
+            ]
+        else:
+            bound = _skill_errors(lambda: registry.skills_for(agent))
+            rows = [
+                {
+                    "priority": b.priority,
+                    "skill": b.skill_name,
+                    "version": b.skill.version if b.skill else None,
+                    "category": b.skill.category if b.skill else None,
+                    "config": json.dumps(b.config, ensure_ascii=False),
+                }
+                for b in bound
+            ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_table(rows))
+
+
+@skills.command("bind")
+@database_options
+@_user_option
+@click.argument("agent")
+@click.argument("skill")
+@click.option("--priority", default=0, show_default=True, type=int, help="Higher first.")
+@click.option("--disabled", is_flag=True, help="Bind it disabled.")
+@click.option("--config", "config_json", default=None, help="The binding's config, a JSON object.")
+def skills_bind(
+    url: str | None,
+    schema: str,
+    user_id: str,
+    agent: str,
+    skill: str,
+    priority: int,
+    disabled: bool,
+    config_json: str | None,
+) -> None:
+    """Let AGENT use SKILL (binding it again replaces the binding).
+
+    Example:
+
+        agentmem skills bind devops_engineer log_analysis --priority 90 --user acme
+    """
+    try:
+        config = json.loads(config_json) if config_json is not None else None
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--config") from exc
+    engine, registry = _registry(url, schema, user_id)
+    with engine:
+        _skill_errors(
+            lambda: registry.bind(
+                agent, skill, enabled=not disabled, priority=priority, config=config
+            )
+        )
+    click.echo(f"bound {agent} -> {skill} (priority {priority}{', disabled' if disabled else ''})")
+
+
+@skills.command("unbind")
+@database_options
+@_user_option
+@click.argument("agent")
+@click.argument("skill")
+def skills_unbind(url: str | None, schema: str, user_id: str, agent: str, skill: str) -> None:
+    """Remove AGENT's binding to SKILL.
+
+    Example:
+
+        agentmem skills unbind devops_engineer log_analysis --user acme
+    """
+    engine, registry = _registry(url, schema, user_id)
+    with engine:
+        removed = _skill_errors(lambda: registry.unbind(agent, skill))
+    click.echo(f"unbound {agent} -> {skill}" if removed else f"{agent} was not bound to {skill}")
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Rows as an aligned text table (columns of the first row); ``(no rows)`` when empty."""
+    if not rows:
+        return "(no rows)"
+    columns = list(rows[0])
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        if isinstance(value, datetime):
+            return value.isoformat(timespec="seconds")
+        return str(value)
+
+    cells = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    return "\n".join(lines)
+
+
+@main.command()
+@database_options
+@click.option(
+    "--user", "user_id", default=None, help="Only this tenant's rows (default: every tenant)."
+)
+@click.option(
+    "--view",
+    "views",
+    multiple=True,
+    help="Only these views (repeatable); default: all five.",
+)
+@click.option("--limit", default=20, show_default=True, help="Most rows per view.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def stats(
+    url: str | None,
+    schema: str,
+    user_id: str | None,
+    views: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Print the analytics views (agent performance, skill usage, important events,
+    hourly activity, importance distribution) as tables.
+
+    Example:
+
+        agentmem stats --user acme --view agent_performance_summary
+    """
+    from .analytics import VIEWS, Analytics
+
+    unknown = [v for v in views if v not in VIEWS]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown view {unknown[0]!r}: expected one of {', '.join(VIEWS)}", param_hint="--view"
+        )
+    engine = open_engine(url, schema)
+    with engine:
+        analytics = Analytics(engine, user_id=user_id)
+        report = run(lambda: analytics.report(limit=limit))
+    chosen = {name: report[name] for name in (views or VIEWS)}
+    if as_json:
+        click.echo(json.dumps(chosen, indent=2, ensure_ascii=False, default=str))
+        return
+    for i, (name, rows) in enumerate(chosen.items()):
+        if i:
+            click.echo("")
+        click.echo(f"== {name} ==")
+        click.echo(format_table(rows))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -88,7 +88,7 @@ class Table:
 _ALL: tuple[Table, ...] = (
     # conversations (0001)
     Table("sessions", ("user_id", "session_id"), time_column="last_activity_at", retention_key="last_activity_at"),
-    Table("events", ("user_id", "session_id", "seq"), time_column="created_at", retention_key="created_at", parent="sessions", seq_counter=("sessions", "last_seq")),
+    Table("events", ("user_id", "session_id", "seq"), time_column="created_at", vector_column="embedding", retention_key="created_at", parent="sessions", seq_counter=("sessions", "last_seq")),
     # documents (0001; the kind joins the key in 0005)
     Table("documents", ("user_id", "namespace", "kind", "key"), time_column="updated_at", retention_key="updated_at"),
     # vectors (0002)
@@ -118,6 +118,9 @@ _ALL: tuple[Table, ...] = (
     Table("knowledge_rules", ("user_id", "id"), time_column="updated_at"),
     Table("knowledge", ("user_id", "id"), time_column="updated_at", vector_column="embedding"),
     Table("agent_memory_metrics", ("user_id", "id"), time_column="created_at", sync="local", retention_key="created_at"),
+    # skills registry and agent bindings (0012; sessions and events gain columns there)
+    Table("skills", ("user_id", "name", "version"), time_column="updated_at", vector_column="embedding"),
+    Table("agent_skill_bindings", ("user_id", "agent_name", "skill_name"), time_column="updated_at"),
     # hybrid mode (0014): the cache's outbox and pull state, Postgres's delivery state
     Table("sync_outbox", ("seq",), tenant_column=None, time_column="created_at", sync="local", dialects=("sqlite",)),
     Table("sync_state", ("key",), tenant_column=None, sync="local", dialects=("sqlite",)),

@@ -292,6 +292,24 @@ class Dialect:
         Python (blobs of little-endian float32)."""
         return None
 
+    # -- text arrays (events.tags) ------------------------------------------------------
+    def text_array_param(self, values: Sequence[str]) -> Any:
+        """A list of strings as the parameter of a text-array column (``events.tags``)."""
+        raise NotImplementedError
+
+    def text_array_value(self, value: Any) -> list[str]:
+        """A text-array column's value as a list."""
+        raise NotImplementedError
+
+    def text_array_contains(self, column: str) -> str:
+        """A condition (one ``?``, a :meth:`text_array_param`): the array ``column`` (code)
+        holds every string of the parameter."""
+        raise NotImplementedError
+
+    def text_array_text(self, column: str) -> str:
+        """The array ``column`` (code) as plain text, its strings joined by ``", "``."""
+        raise NotImplementedError
+
     # -- schema ------------------------------------------------------------------------
     def migration_prologue(self) -> list[Raw]:
         """What runs first in every migration's transaction: the lock that serializes

@@ -273,6 +273,19 @@ class PostgresDialect(Dialect):
     def cosine_distance(self, column: str) -> str | None:
         return f"({column} <=> ?)"
 
+    def text_array_param(self, values: Sequence[str]) -> Any:
+        return list(values)
+
+    def text_array_value(self, value: Any) -> list[str]:
+        return list(value or ())
+
+    def text_array_contains(self, column: str) -> str:
+        # Served by the column's GIN index.
+        return f"{column} @> CAST(? AS text[])"
+
+    def text_array_text(self, column: str) -> str:
+        return f"array_to_string({column}, ', ')"
+
     #: One advisory lock for every schema: CREATE EXTENSION is database-wide.
     MIGRATION_LOCK = "langchain_agentmem.migrate"
 

@@ -281,6 +281,26 @@ class SQLiteDialect(Dialect):
             return values.astype("<f4").tobytes()
         return array("f", values).tobytes()
 
+    def text_array_param(self, values: Sequence[str]) -> Any:
+        import json
+
+        # Plain strings (no NUL, no lone surrogate: checked by the caller) need no escapes.
+        return json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
+
+    def text_array_value(self, value: Any) -> list[str]:
+        from .._encoding.json import loads
+
+        return list(loads(value)) if value else []
+
+    def text_array_contains(self, column: str) -> str:
+        return (
+            "NOT EXISTS (SELECT 1 FROM json_each(?) w WHERE w.value NOT IN "  # noqa: S608 (code)
+            f"(SELECT t.value FROM json_each({column}) t))"
+        )
+
+    def text_array_text(self, column: str) -> str:
+        return f"(SELECT group_concat(t.value, ', ') FROM json_each({column}) t)"  # noqa: S608
+
     def migration_prologue(self) -> list[Raw]:
         # BEGIN IMMEDIATE (the write transaction) already serializes migrate() calls.
         return [
