@@ -36,6 +36,7 @@ from langchain_agentmem import (
     KnowledgeBase,
     LangGraphStore,
     MemoryVectorStore,
+    SkillRegistry,
     SummaryMemory,
     WorkingMemory,
     connect,
@@ -113,6 +114,14 @@ def populate(engine: Engine, user: str, word: str = CANARY) -> None:
     kb.add_strategy(
         f"{word} strategy", {"steps": ["a\x00"]}, supporting_episodes=["e1", "e2", "e3"]
     )
+    skills = SkillRegistry(engine, user_id=user)
+    spec = {
+        "name": "look",
+        "description": f"{word} look",
+        "inputSchema": {"type": "object", "properties": {}},
+    }
+    skills.register("look", description=f"{word} looks things up", spec=spec, category="read")
+    skills.bind("agent", "look", priority=1, config={"k": "v\x00"})
     engine.metrics = True  # one operation recorded in agent_memory_metrics
     try:
         kb.rules()
@@ -153,6 +162,9 @@ def snapshot(engine: Engine, user: str) -> dict[str, Any]:
         "episodes": [
             (e.perception, e.reasoning, e.action, e.outcome, e.outcome_quality, e.tags, e.metadata)
             for e in EpisodicMemory(engine, embeddings(), user_id=user, project="ops").list()
+        ],
+        "skills": [
+            (b.skill_name, b.priority, b.config) for b in SkillRegistry(engine, user_id=user).skills_for("agent")
         ],
         "knowledge": (
             [(f.subject, f.predicate, f.object, f.confidence, f.source) for f in kb.facts("Alice")],

@@ -155,11 +155,17 @@ _MEMORY_TABLES = (
     "knowledge_facts", "knowledge_rules", "knowledge", "agent_memory_metrics",
 )  # fmt: skip
 
-#: Every view by name (0010: episodes; 0011: the knowledge base's and the system's health).
+#: Every view by name (0010: episodes; 0011: the knowledge base's and the system's health;
+#: 0012: the agent log's and the skills').
 VIEWS: dict[str, View] = {
     v.name: v
     for v in (
         View("v_episode_quality_by_project", ("episodes",)),
+        View("agent_performance_summary", ("sessions",)),
+        View("skill_usage_summary", ("skills", "agent_skill_bindings")),
+        View("important_events_recent", ("events", "sessions")),
+        View("agent_activity_hourly", ("events", "sessions")),
+        View("importance_distribution", ("events",)),
         View("v_strategy_effectiveness", ("knowledge",)),
         View("v_memory_system_health", _MEMORY_TABLES),
     )
