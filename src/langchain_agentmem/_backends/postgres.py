@@ -236,6 +236,9 @@ class PostgresBackend(Backend):
 
     def _prologue(self, user_id: str | None, durable: bool) -> tuple[str, tuple[Any, ...]] | None:
         # Settings local to the transaction, in one statement (pipelined with the rest).
+        # The tenant for row-level security has SET LOCAL semantics (``true``): it ends
+        # with the transaction and never reaches the connection's next user (behind
+        # PgBouncer in transaction mode, maybe another client).
         settings: list[str] = []
         params: tuple[Any, ...] = ()
         if self.config.get("row_level_security") and user_id is not None:
@@ -263,6 +266,15 @@ class PostgresBackend(Backend):
                 prologue = self._prologue(user_id, durable)
                 if implicit and prologue is None:
                     yield Transaction(conn, dialect, user_id)
+                    return
+                if implicit and not write:
+                    # A read under row-level security: the tenant and the reads go in one
+                    # pipeline, one implicit transaction that ends at its Sync (fetches
+                    # only flush), so the tenant is set for those reads alone, in one
+                    # round trip more instead of three (BEGIN, set_config, COMMIT).
+                    with conn.pipeline():
+                        conn.execute(*prologue)
+                        yield Transaction(conn, dialect, user_id)
                     return
                 pipe = conn.pipeline() if pipeline or not durable else contextlib.nullcontext()
                 with pipe, conn.transaction():
@@ -296,6 +308,11 @@ class PostgresBackend(Backend):
                 prologue = self._prologue(user_id, durable)
                 if implicit and prologue is None:
                     yield AsyncTransaction(conn, dialect, user_id, threaded=False)
+                    return
+                if implicit and not write:  # see transaction()
+                    async with conn.pipeline():
+                        await conn.execute(*prologue)
+                        yield AsyncTransaction(conn, dialect, user_id, threaded=False)
                     return
                 pipe = conn.pipeline() if pipeline or not durable else contextlib.nullcontext()
                 async with pipe, conn.transaction():
