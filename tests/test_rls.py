@@ -11,19 +11,21 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from _workload import exercise, register_collection
+from click.testing import CliRunner
 from pgbouncer_server import pgbouncer
 from psycopg import sql as pgsql
 
 from langchain_agentmem import CheckpointSaver, Engine, connect
 from langchain_agentmem._core.catalog import TABLES
 from langchain_agentmem._core.tenancy import distributed_tables
-from langchain_agentmem.cli import table_counts
-from langchain_agentmem.tenancy import TenantRequiredError, grant_app_role
+from langchain_agentmem.cli import main, table_counts
+from langchain_agentmem.tenancy import TenantRequiredError, citus_ddl, grant_app_role
 
 PASSWORD = "app-secret-Ω"
 
@@ -203,6 +205,35 @@ def test_the_app_role_owns_nothing_and_has_only_the_catalog_privileges(
     with pytest.raises(ValueError, match="owns") as info:
         grant_app_role(owner, "postgres", password="leak-me")
     assert "leak-me" not in str(info.value)
+
+
+def test_grant_app_role_command(
+    rls_db: tuple[Engine, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner, role, app_url = rls_db
+    monkeypatch.setenv("AGENTMEM_TEST_APP_PW", "new-pw-Ω")
+    args = ["grant-app-role", role, "--url", owner.url, "--schema", owner.schema]
+    out = CliRunner().invoke(main, [*args, "--password-env", "AGENTMEM_TEST_APP_PW"])
+    assert out.exit_code == 0, out.output
+    assert f"role {role}: " in out.output and "events" in out.output
+    with psycopg.connect(as_role(app_url, role, "new-pw-Ω")) as conn:  # the new password
+        assert conn.execute("SELECT current_user").fetchone() == (role,)
+    missing = CliRunner().invoke(main, [*args, "--password-env", "AGENTMEM_TEST_UNSET_PW"])
+    assert missing.exit_code != 0 and "AGENTMEM_TEST_UNSET_PW" in missing.output
+    owns = CliRunner().invoke(
+        main, ["grant-app-role", "postgres", "--url", owner.url, "--schema", owner.schema]
+    )
+    assert owns.exit_code != 0 and "owns" in owns.output
+
+
+def test_sqlite_has_no_roles_and_migrates_as_before(tmp_path: Path) -> None:
+    with connect(f"sqlite:///{tmp_path / 'm.db'}", row_level_security=True) as engine:
+        engine.migrate()
+        with pytest.raises(NotImplementedError, match="Postgres"):
+            grant_app_role(engine, "app")
+        with pytest.raises(NotImplementedError):
+            citus_ddl(engine)
+        assert engine.migrate() == []
 
 
 def test_operations_reading_every_tenant_are_refused_under_row_level_security(
