@@ -267,7 +267,7 @@ class PostgresBackend(Backend):
                 if implicit and prologue is None:
                     yield Transaction(conn, dialect, user_id)
                     return
-                if implicit and not write:
+                if implicit and not write and prologue is not None:
                     # A read under row-level security: the tenant and the reads go in one
                     # pipeline, one implicit transaction that ends at its Sync (fetches
                     # only flush), so the tenant is set for those reads alone, in one
@@ -309,7 +309,7 @@ class PostgresBackend(Backend):
                 if implicit and prologue is None:
                     yield AsyncTransaction(conn, dialect, user_id, threaded=False)
                     return
-                if implicit and not write:  # see transaction()
+                if implicit and not write and prologue is not None:  # see transaction()
                     async with conn.pipeline():
                         await conn.execute(*prologue)
                         yield AsyncTransaction(conn, dialect, user_id, threaded=False)
