@@ -275,6 +275,40 @@ def test_a_tenant_setting_made_per_session_does_not_outlive_the_transaction(
             assert tx.fetchone("SELECT current_setting('agent_mem.user_id', true)") == ("bob",)
 
 
+def test_a_refused_or_failed_write_rolls_back_and_the_connection_is_reusable(
+    rls_db: tuple[Engine, str, str],
+) -> None:
+    owner, _, app_url = rls_db
+    insert = "INSERT INTO {kv} (user_id, namespace, key, value) VALUES (?, 'n', ?, '1')"
+
+    async def async_form(app: Engine) -> None:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            async with app.atransaction("alice") as tx:
+                await tx.execute(insert, ["alice", "a2"])
+                await tx.execute(insert, ["bob", "b2"])
+        with pytest.raises(KeyError):
+            async with app.atransaction("alice") as tx:
+                await tx.execute(insert, ["alice", "a3"])
+                raise KeyError("stop")
+        async with app.atransaction("alice", readonly=True) as tx:
+            assert await tx.fetchall("SELECT key FROM {kv}") == [("a1",)]
+
+    with connect(app_url, schema=owner.schema, row_level_security=True, max_size=1) as app:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            with app.transaction("alice") as tx:
+                tx.execute(insert, ["alice", "a1"])
+                tx.execute(insert, ["bob", "b1"])  # refused: the whole transaction rolls back
+        with pytest.raises(KeyError):
+            with app.transaction("alice") as tx:
+                tx.execute(insert, ["alice", "a1"])
+                raise KeyError("stop")
+        with app.transaction("alice") as tx:
+            tx.execute(insert, ["alice", "a1"])
+        with app.transaction("alice", readonly=True) as tx:
+            assert tx.fetchall("SELECT key FROM {kv}") == [("a1",)]
+        asyncio.run(async_form(app))
+
+
 # -- through PgBouncer in transaction mode --------------------------------------------
 
 

@@ -36,6 +36,49 @@ def _reason(exc: BaseException) -> str:
     return str(exc).strip() or type(exc).__name__
 
 
+@contextlib.contextmanager
+def _begun(conn: Any, prologue: tuple[str, tuple[Any, ...]]) -> Iterator[None]:
+    """A transaction whose ``BEGIN`` and prologue (the tenant) go in one round trip (a
+    pipeline around them alone), its body then run outside pipeline mode."""
+    txn = conn.transaction()
+    try:
+        with conn.pipeline():
+            txn.__enter__()
+            conn.execute(*prologue)
+    except BaseException as exc:
+        if txn.status == txn.Status.ACTIVE:
+            txn.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    try:
+        yield
+    except BaseException as exc:
+        if not txn.__exit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        txn.__exit__(None, None, None)
+
+
+@contextlib.asynccontextmanager
+async def _abegun(conn: Any, prologue: tuple[str, tuple[Any, ...]]) -> AsyncIterator[None]:
+    """Async form of :func:`_begun`."""
+    txn = conn.transaction()
+    try:
+        async with conn.pipeline():
+            await txn.__aenter__()
+            await conn.execute(*prologue)
+    except BaseException as exc:
+        if txn.status == txn.Status.ACTIVE:
+            await txn.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    try:
+        yield
+    except BaseException as exc:
+        if not await txn.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await txn.__aexit__(None, None, None)
+
+
 class PostgresBackend(Backend):
     """A sync ``ConnectionPool`` and one ``AsyncConnectionPool`` per event loop, each
     opened on first use. Connections are in autocommit mode; transactions are explicit."""
@@ -276,6 +319,10 @@ class PostgresBackend(Backend):
                         conn.execute(*prologue)
                         yield Transaction(conn, dialect, user_id)
                     return
+                if prologue is not None and not (pipeline or not durable):
+                    with _begun(conn, prologue):
+                        yield Transaction(conn, dialect, user_id)
+                    return
                 pipe = conn.pipeline() if pipeline or not durable else contextlib.nullcontext()
                 with pipe, conn.transaction():
                     if prologue is not None:
@@ -312,6 +359,10 @@ class PostgresBackend(Backend):
                 if implicit and not write and prologue is not None:  # see transaction()
                     async with conn.pipeline():
                         await conn.execute(*prologue)
+                        yield AsyncTransaction(conn, dialect, user_id, threaded=False)
+                    return
+                if prologue is not None and not (pipeline or not durable):
+                    async with _abegun(conn, prologue):
                         yield AsyncTransaction(conn, dialect, user_id, threaded=False)
                     return
                 pipe = conn.pipeline() if pipeline or not durable else contextlib.nullcontext()
