@@ -18,6 +18,7 @@ from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
 from .kv import KeyValueStore
 from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
+from .tenancy import TenantRequiredError, agrant_app_role, citus_ddl, grant_app_role
 from .vectorstore import MemoryVectorStore
 from .working_memory import Thought, WorkingMemory, WorkingState
 
@@ -43,10 +44,14 @@ __all__ = [
     "SessionSummary",
     "Subgraph",
     "SummaryMemory",
+    "TenantRequiredError",
     "Thought",
     "WorkingMemory",
     "WorkingState",
+    "agrant_app_role",
+    "citus_ddl",
     "connect",
+    "grant_app_role",
 ]
 
 __version__ = "0.1.0"

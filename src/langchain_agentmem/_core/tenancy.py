@@ -8,10 +8,10 @@ is covered as soon as its catalog entry exists.
 Example:
     >>> from langchain_agentmem.dialects import PostgresDialect
     >>> ddl = citus_statements(PostgresDialect("agent_mem"))
-    >>> ddl[0]
-    'SELECT create_reference_table(\\'"agent_mem"."vector_collections"\\')'
-    >>> [s for s in ddl if '"sessions"' in s]
-    ['SELECT create_distributed_table(\\'"agent_mem"."sessions"\\', \\'user_id\\')']
+    >>> print(ddl[0])
+    SELECT create_reference_table('"agent_mem"."vector_collections"')
+    >>> print(ddl[len(reference_tables("postgres"))])
+    SELECT create_distributed_table('"agent_mem"."sessions"', 'user_id')
 """
 
 from __future__ import annotations
