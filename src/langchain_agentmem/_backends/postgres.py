@@ -40,7 +40,11 @@ def _reason(exc: BaseException) -> str:
 def _begun(conn: Any, prologue: tuple[str, tuple[Any, ...]]) -> Iterator[None]:
     """A transaction whose ``BEGIN`` and prologue (the tenant) go in one round trip (a
     pipeline around them alone), its body then run outside pipeline mode."""
-    txn = conn.transaction()
+    import psycopg
+
+    # The Transaction object itself: Connection.transaction() entered in a pipeline nests
+    # pipelines around the block, which would keep the body in pipeline mode.
+    txn = psycopg.Transaction(conn)
     try:
         with conn.pipeline():
             txn.__enter__()
@@ -61,7 +65,9 @@ def _begun(conn: Any, prologue: tuple[str, tuple[Any, ...]]) -> Iterator[None]:
 @contextlib.asynccontextmanager
 async def _abegun(conn: Any, prologue: tuple[str, tuple[Any, ...]]) -> AsyncIterator[None]:
     """Async form of :func:`_begun`."""
-    txn = conn.transaction()
+    import psycopg
+
+    txn = psycopg.AsyncTransaction(conn)
     try:
         async with conn.pipeline():
             await txn.__aenter__()
