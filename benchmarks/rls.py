@@ -6,6 +6,9 @@ application role (``agentmem grant-app-role``: no BYPASSRLS, owns nothing) with
 ``row_level_security=True``: every transaction sets its tenant (``SET LOCAL``
 semantics) and every row goes through the tenant policy. Rounds alternate off/on and the
 medians of the rounds' p50s are printed with the ratio (goal: on at most 10% slower).
+A third side, "set", is the owner with ``row_level_security=True``: the tenant set in
+every transaction but no policy applied (superusers bypass them), which tells the cost
+of the setting from the cost of the policies.
 
     python benchmarks/rls.py                 # --quick for a smoke run
     python benchmarks/rls.py --rtt-ms 1      # the server one network hop away
@@ -83,6 +86,9 @@ def main() -> None:
         )
     with hop(base, args.rtt_ms) as url:
         off = connect(url, schema=schema, max_size=2)
+        # The owner (a superuser: policies never bind it) setting the tenant: the cost of
+        # the per-transaction setting alone, without the policies.
+        setting = connect(url, schema=schema, max_size=2, row_level_security=True)
         on = connect(
             role_url(url, role, password), schema=schema, max_size=2, row_level_security=True
         )
@@ -111,16 +117,16 @@ def main() -> None:
                 "checkpoint: graph step (put+get)": lambda: graph.invoke({"n": 1}, thread),
             }
 
-        sides = {"off": ops(off), "on": ops(on)}
+        sides = {"off": ops(off), "set": ops(setting), "on": ops(on)}
         for side in sides.values():  # warm up
             for fn in side.values():
                 for _ in range(5):
                     fn()
         figures: dict[str, dict[str, list[float]]] = {
-            name: {"off": [], "on": []} for name in sides["off"]
+            name: {side: [] for side in sides} for name in sides["off"]
         }
         for r in range(rounds):
-            order = ["off", "on"] if r % 2 == 0 else ["on", "off"]
+            order = ["off", "set", "on"] if r % 2 == 0 else ["on", "set", "off"]
             for name in figures:
                 for side in order:
                     figures[name][side].append(p50_ms(sides[side][name], calls))
@@ -128,11 +134,13 @@ def main() -> None:
             f"\nrow-level security, {rounds} alternating rounds of {calls} calls, "
             f"{TENANTS} tenants x {vectors} vectors, added rtt {args.rtt_ms} ms"
         )
-        print(f"{'p50 (ms)':<36} {'off':>8} {'on':>8} {'on/off':>8}")
+        print("set: the owner with row_level_security=True (tenant set, no policy applies)")
+        print(f"{'p50 (ms)':<36} {'off':>8} {'set':>8} {'on':>8} {'set/off':>8} {'on/off':>8}")
         for name, by in figures.items():
-            a, b = statistics.median(by["off"]), statistics.median(by["on"])
-            print(f"{name:<36} {a:>8.2f} {b:>8.2f} {b / a:>7.2f}x")
+            a, m, b = (statistics.median(by[k]) for k in ("off", "set", "on"))
+            print(f"{name:<36} {a:>8.2f} {m:>8.2f} {b:>8.2f} {m / a:>7.2f}x {b / a:>7.2f}x")
         off.close()
+        setting.close()
         on.close()
     with connect(base, schema=schema) as owner, owner.transaction() as tx:
         tx.execute_raw(f'DROP SCHEMA "{schema}" CASCADE')  # noqa: S608 (generated name)
