@@ -52,10 +52,63 @@ def fresh_schema() -> str:
     return "t_" + uuid.uuid4().hex[:12]
 
 
+#: A third backend a test module may add to its ``backend`` fixture's params: Postgres
+#: through the application role (``agentmem grant-app-role``) with row-level security on,
+#: the schema migrated by its owner. ``BACKENDS_WITH_RLS`` is the list to use.
+POSTGRES_RLS = "postgres_rls"
+BACKENDS_WITH_RLS = [*BACKENDS, POSTGRES_RLS]
+APP_ROLE_PASSWORD = "app-role-Ω-\"'pw"
+
+
+def role_url(url: str, role: str, password: str) -> str:
+    """``url`` with another user and password."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{role}:{quote(password, safe='')}@{host}"))
+
+
+@pytest.fixture(scope="session")
+def app_role(postgres_url: str) -> Iterator[str]:
+    """A login role without BYPASSRLS, granted per schema by ``grant_app_role``; dropped
+    at the end of the session."""
+    from psycopg import sql
+
+    role = "agentmem_app_" + uuid.uuid4().hex[:8]
+    yield role
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
+        if exists:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def make_rls_engine(postgres_url: str, role: str, **config: object) -> Engine:
+    """A fresh schema migrated by its owner, and an engine on it connected as ``role``
+    (granted by ``grant_app_role``) with ``row_level_security``."""
+    from langchain_agentmem.tenancy import grant_app_role
+
+    schema = fresh_schema()
+    with connect(postgres_url, schema=schema) as owner:
+        owner.migrate()
+        grant_app_role(owner, role, password=APP_ROLE_PASSWORD)
+    url = role_url(postgres_url, role, APP_ROLE_PASSWORD)
+    return connect(url, schema=schema, row_level_security=True, **config)  # type: ignore[arg-type]
+
+
 def make_engine(backend: str, postgres_url: str, tmp_path: Path, **config: object) -> Engine:
     if backend == "postgres":
         return connect(postgres_url, schema=fresh_schema(), **config)  # type: ignore[arg-type]
     return connect(f"sqlite:///{tmp_path / 'memory.sqlite3'}", **config)  # type: ignore[arg-type]
+
+
+def _engine_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    if backend == POSTGRES_RLS:
+        url = request.getfixturevalue("postgres_url")
+        return make_rls_engine(url, request.getfixturevalue("app_role"))
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
+    return make_engine(backend, url, tmp_path)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -66,9 +119,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def engine(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A migrated engine on a fresh database, on each backend."""
-    url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
-    eng = make_engine(backend, url, tmp_path)
-    eng.migrate()
+    eng = _engine_for(backend, request, tmp_path)
+    if backend != POSTGRES_RLS:  # migrated by the schema's owner
+        eng.migrate()
     yield eng
     eng.close()
 
@@ -78,9 +131,9 @@ async def aengine(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[Engine]:
     """Like ``engine``, migrated and closed through the async API."""
-    url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
-    eng = make_engine(backend, url, tmp_path)
-    await eng.amigrate()
+    eng = _engine_for(backend, request, tmp_path)
+    if backend != POSTGRES_RLS:
+        await eng.amigrate()
     yield eng
     await eng.aclose()
     eng.close()

@@ -1,4 +1,5 @@
-"""ChatMessageHistory on both backends, sync and async."""
+"""ChatMessageHistory on both backends, sync and async; on Postgres also through the
+application role with row-level security on (``postgres_rls``)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,14 @@ from langchain_core.messages import (
 
 from langchain_agentmem import ChatMessageHistory, Engine
 from langchain_agentmem.chat_history import message_json
+
+from conftest import BACKENDS_WITH_RLS
+
+
+@pytest.fixture(params=BACKENDS_WITH_RLS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
 
 ODD_TEXT = "nul\x00 byte, emoji 😀, RTL עברית, combining e\u0301, lone \ud800 surrogate, \u2028 sep, \\ back\\slash, 'quote' \"dq\" %s ?"
 

@@ -33,5 +33,5 @@ def test_readme_starts_with_the_two_setup_commands() -> None:
 def test_readme_cli_commands_exist() -> None:
     from langchain_agentmem.cli import main
 
-    used = set(re.findall(r"^agentmem (\w+)", README, re.MULTILINE))
+    used = set(re.findall(r"^agentmem ([\w-]+)", README, re.MULTILINE))
     assert used and used <= set(main.commands)

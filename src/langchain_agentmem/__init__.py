@@ -34,6 +34,7 @@ from .retention import Retention, RetentionPolicy
 from .skills import Binding, Skill, SkillRegistry
 from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
+from .tenancy import TenantRequiredError, agrant_app_role, citus_ddl, grant_app_role
 from .vectorstore import MemoryVectorStore
 from .working_memory import Thought, WorkingMemory, WorkingState
 
@@ -83,11 +84,15 @@ __all__ = [
     "Subgraph",
     "SummaryMemory",
     "SyncReport",
+    "TenantRequiredError",
     "Thought",
     "WorkingMemory",
     "WorkingState",
+    "agrant_app_role",
+    "citus_ddl",
     "connect",
     "connect_hybrid",
+    "grant_app_role",
     "knowledge_tools",
 ]
 

@@ -1261,7 +1261,10 @@ class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
     def list_users(self) -> Plan[builtins.list[str]]:
         """Every tenant with checkpoints (for maintenance such as ``agentmem prune``)."""
         (rows,) = yield Atomic(
-            statements([Stmt(*users_query(), True)]), readonly=True, user_id=None
+            statements([Stmt(*users_query(), True)]),
+            readonly=True,
+            user_id=None,
+            every_tenant=True,
         )
         return [decode_key(r[0]) for r in rows]
 

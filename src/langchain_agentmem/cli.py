@@ -96,7 +96,7 @@ def _counts(engine: Engine) -> Body[dict[str, int]]:
 
 
 def _counts_plan(engine: Engine) -> Plan[dict[str, int]]:
-    return (yield Atomic(_counts(engine), readonly=True, user_id=None))
+    return (yield Atomic(_counts(engine), readonly=True, user_id=None, every_tenant=True))
 
 
 @main.command()
@@ -941,6 +941,75 @@ def stats(
             click.echo("")
         click.echo(f"== {name} ==")
         click.echo(format_table(rows))
+
+
+# --- tenant isolation: the application role and the Citus DDL ---
+
+
+@main.command("grant-app-role")
+@database_options
+@click.argument("name")
+@click.option(
+    "--password-env",
+    metavar="VAR",
+    help="Set the role's password from this environment variable (else it is left as it is).",
+)
+def grant_app_role_command(
+    url: str | None, schema: str, name: str, password_env: str | None
+) -> None:
+    """Create or update NAME, the role an application connects as under row-level
+    security: LOGIN, no SUPERUSER or BYPASSRLS, owning nothing, with exactly the
+    privileges the package needs on the schema's tables. Run it as a superuser (or a
+    role with CREATEROLE) after `agentmem migrate`, and again after a migration adds
+    tables. The application then connects as NAME with row_level_security=True.
+
+    Example:
+
+        AGENTMEM_APP_PASSWORD=... agentmem grant-app-role agentmem_app --password-env AGENTMEM_APP_PASSWORD
+    """
+    import os
+
+    from .tenancy import grant_app_role
+
+    password = None
+    if password_env is not None:
+        password = os.environ.get(password_env)
+        if not password:
+            raise click.BadParameter(
+                f"${password_env} is not set or empty", param_hint="--password-env"
+            )
+    engine = open_engine(url, schema)
+    with engine:
+        try:
+            grants = run(lambda: grant_app_role(engine, name, password=password))
+        except (ValueError, RuntimeError, NotImplementedError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    for table, privileges in grants:
+        click.echo(f"  {table:<28} {privileges}")
+    click.echo(f"role {name}: {len(grants)} tables granted in schema {schema}")
+
+
+@main.command("citus-ddl")
+@click.option(
+    "--schema", default="agent_mem", show_default=True, help="Postgres schema of the tables."
+)
+def citus_ddl_command(schema: str) -> None:
+    """Print the Citus statements distributing the schema by user_id (reference tables
+    replicated), from the table catalog. Run them on the coordinator after migrating.
+
+    Example:
+
+        agentmem citus-ddl | psql postgresql://coordinator/mydb
+    """
+    from ._core.tenancy import citus_statements
+    from .dialects import PostgresDialect, check_identifier
+
+    try:
+        dialect = PostgresDialect(check_identifier(schema, "schema"))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--schema") from exc
+    for statement in citus_statements(dialect):
+        click.echo(statement + ";")
 
 
 if __name__ == "__main__":  # pragma: no cover

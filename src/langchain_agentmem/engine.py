@@ -40,6 +40,7 @@ from ._backends.sqlite import SQLiteBackend
 from ._core import lifecycle
 from ._core.migrations import migrate_plan, version_plan
 from ._core.plan import Plan, arun, dual, run
+from ._core.tenancy import TenantRequiredError
 from ._encoding.keys import encode_key
 from .dialects import Dialect, PostgresDialect, SQLiteDialect, check_identifier
 
@@ -48,6 +49,7 @@ __all__ = [
     "Engine",
     "NotMigratedError",
     "PoolConfig",
+    "TenantRequiredError",
     "Transaction",
     "conn_string_url",
     "connect",
@@ -249,6 +251,7 @@ class Engine:
         pipeline: bool = False,
         single: bool = False,
         durable: bool = True,
+        every_tenant: bool = False,
     ) -> Iterator[Transaction]:
         """Run statements for one tenant in one transaction (committed on success).
 
@@ -268,7 +271,11 @@ class Engine:
                 such ones of the last moment), never one committed durably after it, and
                 never leaves the data inconsistent. On SQLite every commit is already
                 like this (WAL with ``synchronous=NORMAL``).
+            every_tenant: the block reads every tenant's rows (maintenance). With
+                ``row_level_security`` the policies would hide them all, so the engine
+                raises :class:`TenantRequiredError` instead.
         """
+        self._check_tenant(every_tenant)
         with self._backend.transaction(
             self.dialect, user_id, readonly or single, pipeline, write=not readonly, durable=durable
         ) as tx:
@@ -283,12 +290,29 @@ class Engine:
         pipeline: bool = False,
         single: bool = False,
         durable: bool = True,
+        every_tenant: bool = False,
     ) -> AsyncIterator[AsyncTransaction]:
         """Async form of :meth:`transaction`."""
+        self._check_tenant(every_tenant)
         async with self._backend.atransaction(
             self.dialect, user_id, readonly or single, pipeline, write=not readonly, durable=durable
         ) as tx:
             yield tx
+
+    @property
+    def row_level_security(self) -> bool:
+        """Whether every transaction sets its tenant for row-level security."""
+        return bool(self.config.get("row_level_security"))
+
+    def _check_tenant(self, every_tenant: bool) -> None:
+        if every_tenant and self.row_level_security:
+            raise TenantRequiredError(
+                "this operation reads every tenant's rows, which row-level security hides "
+                "from an engine with row_level_security=True: run it on an engine without "
+                "row_level_security, connected as a superuser or a role with BYPASSRLS (the "
+                "tables' owner does not bypass it: the tables FORCE row-level security), or "
+                "name the tenants (e.g. agentmem prune --user ...)"
+            )
 
     # -- migrations -----------------------------------------------------------------
     def migrate(self) -> list[int]:

@@ -266,7 +266,7 @@ def _users() -> Body[list[str]]:
 
 def users_with_expired_plan() -> Plan[list[str]]:
     """Every tenant with expired keys (for ``agentmem prune``)."""
-    return (yield Atomic(_users(), readonly=True, user_id=None))
+    return (yield Atomic(_users(), readonly=True, user_id=None, every_tenant=True))
 
 
 # -- the store -------------------------------------------------------------------------

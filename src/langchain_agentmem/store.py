@@ -817,7 +817,9 @@ class LangGraphStore(ConnStringEntry, BaseStore):
         """Delete expired items (of this store's tenant, or of every tenant); return how
         many."""
         counts = yield Atomic(
-            _execute([sweep_query(None if all_users else self._uid)]), single=True
+            _execute([sweep_query(None if all_users else self._uid)]),
+            single=True,
+            every_tenant=all_users,
         )
         return int(counts[0])
 

@@ -295,7 +295,7 @@ def _users(delete: bool) -> Body[list[str]]:
 
 def users_to_clean_plan(delete: bool = False) -> Plan[list[str]]:
     """Every tenant with sessions :func:`cleanup_plan` would change (``agentmem prune``)."""
-    return (yield Atomic(_users(delete), readonly=True, user_id=None))
+    return (yield Atomic(_users(delete), readonly=True, user_id=None, every_tenant=True))
 
 
 # -- the memory ------------------------------------------------------------------------

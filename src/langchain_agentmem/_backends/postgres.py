@@ -36,6 +36,55 @@ def _reason(exc: BaseException) -> str:
     return str(exc).strip() or type(exc).__name__
 
 
+@contextlib.contextmanager
+def _begun(conn: Any, prologue: tuple[str, tuple[Any, ...]]) -> Iterator[None]:
+    """A transaction whose ``BEGIN`` and prologue (the tenant) go in one round trip (a
+    pipeline around them alone), its body then run outside pipeline mode."""
+    import psycopg
+
+    # The Transaction object itself: Connection.transaction() entered in a pipeline nests
+    # pipelines around the block, which would keep the body in pipeline mode.
+    txn = psycopg.Transaction(conn)
+    try:
+        with conn.pipeline():
+            txn.__enter__()
+            conn.execute(*prologue)
+    except BaseException as exc:
+        if txn.status == txn.Status.ACTIVE:
+            txn.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    try:
+        yield
+    except BaseException as exc:
+        if not txn.__exit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        txn.__exit__(None, None, None)
+
+
+@contextlib.asynccontextmanager
+async def _abegun(conn: Any, prologue: tuple[str, tuple[Any, ...]]) -> AsyncIterator[None]:
+    """Async form of :func:`_begun`."""
+    import psycopg
+
+    txn = psycopg.AsyncTransaction(conn)
+    try:
+        async with conn.pipeline():
+            await txn.__aenter__()
+            await conn.execute(*prologue)
+    except BaseException as exc:
+        if txn.status == txn.Status.ACTIVE:
+            await txn.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    try:
+        yield
+    except BaseException as exc:
+        if not await txn.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await txn.__aexit__(None, None, None)
+
+
 class PostgresBackend(Backend):
     """A sync ``ConnectionPool`` and one ``AsyncConnectionPool`` per event loop, each
     opened on first use. Connections are in autocommit mode; transactions are explicit."""
@@ -236,6 +285,9 @@ class PostgresBackend(Backend):
 
     def _prologue(self, user_id: str | None, durable: bool) -> tuple[str, tuple[Any, ...]] | None:
         # Settings local to the transaction, in one statement (pipelined with the rest).
+        # The tenant for row-level security has SET LOCAL semantics (``true``): it ends
+        # with the transaction and never reaches the connection's next user (behind
+        # PgBouncer in transaction mode, maybe another client).
         settings: list[str] = []
         params: tuple[Any, ...] = ()
         if self.config.get("row_level_security") and user_id is not None:
@@ -263,6 +315,19 @@ class PostgresBackend(Backend):
                 prologue = self._prologue(user_id, durable)
                 if implicit and prologue is None:
                     yield Transaction(conn, dialect, user_id)
+                    return
+                if implicit and not write and prologue is not None:
+                    # A read under row-level security: the tenant and the reads go in one
+                    # pipeline, one implicit transaction that ends at its Sync (fetches
+                    # only flush), so the tenant is set for those reads alone, in one
+                    # round trip more instead of three (BEGIN, set_config, COMMIT).
+                    with conn.pipeline():
+                        conn.execute(*prologue)
+                        yield Transaction(conn, dialect, user_id)
+                    return
+                if prologue is not None and not (pipeline or not durable):
+                    with _begun(conn, prologue):
+                        yield Transaction(conn, dialect, user_id)
                     return
                 pipe = conn.pipeline() if pipeline or not durable else contextlib.nullcontext()
                 with pipe, conn.transaction():
@@ -296,6 +361,15 @@ class PostgresBackend(Backend):
                 prologue = self._prologue(user_id, durable)
                 if implicit and prologue is None:
                     yield AsyncTransaction(conn, dialect, user_id, threaded=False)
+                    return
+                if implicit and not write and prologue is not None:  # see transaction()
+                    async with conn.pipeline():
+                        await conn.execute(*prologue)
+                        yield AsyncTransaction(conn, dialect, user_id, threaded=False)
+                    return
+                if prologue is not None and not (pipeline or not durable):
+                    async with _abegun(conn, prologue):
+                        yield AsyncTransaction(conn, dialect, user_id, threaded=False)
                     return
                 pipe = conn.pipeline() if pipeline or not durable else contextlib.nullcontext()
                 async with pipe, conn.transaction():

@@ -83,6 +83,23 @@ class Table:
     refs: tuple[tuple[str, str], ...] = ()
     """``(column, reference table)``: the column holds that reference table's primary key;
     sync translates it through the table's :attr:`natural_key`."""
+    app_privileges: str | None = None
+    """What the application role (``agentmem grant-app-role``) may do on the table;
+    ``None``: ``SELECT, INSERT, UPDATE, DELETE`` on a tenant table (its rows limited to the
+    transaction's tenant by row-level security), ``SELECT`` on a reference table."""
+
+    @property
+    def privileges(self) -> str:
+        """:attr:`app_privileges` with its default applied."""
+        if self.app_privileges is not None:
+            return self.app_privileges
+        return "SELECT" if self.tenant_column is None else "SELECT, INSERT, UPDATE, DELETE"
+
+    @property
+    def distributed(self) -> bool:
+        """A tenant table written directly: row-level security keys it on the tenant, and
+        on Citus it is distributed by the tenant column (reference tables are replicated)."""
+        return self.tenant_column is not None and self.derived_from is None
 
 
 _ALL: tuple[Table, ...] = (
@@ -92,7 +109,8 @@ _ALL: tuple[Table, ...] = (
     # documents (0001; the kind joins the key in 0005)
     Table("documents", ("user_id", "namespace", "kind", "key"), time_column="updated_at", retention_key="updated_at"),
     # vectors (0002)
-    Table("vector_collections", ("collection_id",), tenant_column=None, time_column="created_at", reference=True, natural_key=("name",)),
+    # Every tenant registers collections (a name, a size, a distance) and reads them all.
+    Table("vector_collections", ("collection_id",), tenant_column=None, time_column="created_at", reference=True, natural_key=("name",), app_privileges="SELECT, INSERT"),
     Table("vectors", ("user_id", "collection_id", "id"), time_column="updated_at", vector_column="embedding", retention_key="updated_at", refs=(("collection_id", "vector_collections"),)),
     Table("vectors_fts", ("rowid",), tenant_column=None, derived_from="vectors", dialects=("sqlite",)),
     # LangGraph (0003)

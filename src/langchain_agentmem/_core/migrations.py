@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..dialects import Body, Dialect, One, Stmt
 from .plan import Atomic, Plan
+from .tenancy import row_security_body
 
 __all__ = ["Migration", "load_migrations", "migrate_plan", "version_plan"]
 
@@ -84,6 +85,9 @@ def migrate_plan(dialect: Dialect) -> Plan[list[int]]:
     for migration in load_migrations(dialect.name):
         if (yield Atomic(_apply(dialect, migration), user_id=None)):
             applied.append(migration.version)
+    if dialect.supports_row_security:
+        # Last: every tenant table of the catalog, however recent, gets its policy.
+        yield Atomic(row_security_body(dialect), user_id=None)
     return applied
 
 

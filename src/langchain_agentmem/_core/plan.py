@@ -98,6 +98,7 @@ class Engine(Protocol):
         pipeline: bool = ...,
         single: bool = ...,
         durable: bool = ...,
+        every_tenant: bool = ...,
     ) -> AbstractContextManager[Transaction]: ...
 
     def atransaction(
@@ -108,6 +109,7 @@ class Engine(Protocol):
         pipeline: bool = ...,
         single: bool = ...,
         durable: bool = ...,
+        every_tenant: bool = ...,
     ) -> AbstractAsyncContextManager[AsyncTransaction]: ...
 
 
@@ -152,7 +154,9 @@ class Atomic(Generic[T]):
     pipeline mode; ``single``: the body is one statement, atomic by itself (no
     BEGIN/COMMIT round trips on Postgres); ``durable=False``: the commit does not wait
     for the server's disk (for writes that a crash may lose, like a task's pending
-    writes that LangGraph can compute again). See :meth:`~langchain_agentmem.Engine.transaction`.
+    writes that LangGraph can compute again); ``every_tenant``: the body reads the rows of
+    every tenant (maintenance such as listing the tenants to prune), which an engine with
+    ``row_level_security`` refuses. See :meth:`~langchain_agentmem.Engine.transaction`.
     ``engine``: run it on this engine instead of the plan's (a plan moving rows between
     two databases, as hybrid mode's sync does).
     """
@@ -164,6 +168,7 @@ class Atomic(Generic[T]):
     durable: bool = True
     user_id: Any = _DEFAULT
     engine: Any = None
+    every_tenant: bool = False
 
 
 @dataclass(frozen=True)
@@ -354,6 +359,7 @@ def _run(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
                     pipeline=atomic.pipeline,
                     single=atomic.single,
                     durable=atomic.durable,
+                    every_tenant=atomic.every_tenant,
                 ) as tx:
                     result = execute(tx, atomic.body)
         except Exception as exc:  # thrown into the plan, which may handle it
@@ -418,6 +424,7 @@ async def _arun(engine: Engine, user_id: str | None, plan: Plan[T]) -> T:
                     pipeline=atomic.pipeline,
                     single=atomic.single,
                     durable=atomic.durable,
+                    every_tenant=atomic.every_tenant,
                 ) as tx:
                     result = await aexecute(tx, atomic.body)
         except Exception as exc:

@@ -460,6 +460,41 @@ class Dialect:
         """How a pull reads a column of sync ``kind``."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
 
+    # -- tenant isolation (see langchain_agentmem.tenancy) -----------------------------
+    #: Tables can carry row-level security policies and roles can be granted privileges
+    #: (Postgres). Without it (SQLite: one file, one user) tenants are kept apart by the
+    #: package's own ``user_id`` filters only.
+    supports_row_security: bool = False
+
+    #: The setting a transaction's tenant is written to, which the policies read.
+    TENANT_SETTING = "agent_mem.user_id"
+    #: The name of the one policy on every tenant table.
+    TENANT_POLICY = "agentmem_tenant"
+
+    def row_security_state(self) -> Stmt:
+        """A query of the schema's tables: ``(name, enabled, forced, has the policy)``."""
+        raise NotImplementedError
+
+    def row_security_ddl(self, changes: Sequence[tuple[str, str, Sequence[str]]]) -> Raw:
+        """One script giving each ``(table, tenant column, missing)`` what it lacks of
+        ``missing`` (``enable``, ``force``, ``policy``): row-level security enabled,
+        forced on the owner too, and the policy keeping the rows whose tenant column is
+        the transaction's tenant."""
+        raise NotImplementedError
+
+    def role_state(self, role: str) -> One:
+        """A query of one row: ``(role exists, objects it owns)``."""
+        raise NotImplementedError
+
+    def app_role_ddl(
+        self, role: str, password: str | None, exists: bool, grants: Sequence[tuple[str, str]]
+    ) -> Raw:
+        """One script creating (or, when ``exists``, updating) login role ``role``: no
+        superuser, no ``BYPASSRLS``, no role or database creation; every privilege it
+        held on the schema revoked, then ``grants`` (``(table, "SELECT, INSERT")``) and
+        the schema's ``USAGE`` granted."""
+        raise NotImplementedError
+
     def text_search(self, tokens: Sequence[str]) -> TextSearch:
         """Full-text search of ``{vectors}`` rows ``v``: ``(from items, their parameters,
         condition, its parameters, rank, whether a higher rank is better)``; query words

@@ -574,3 +574,87 @@ class PostgresDialect(Dialect):
         if kind == "array":
             return f"CAST(to_json(t.{name}) AS text)"
         return f"t.{name}"
+
+    # -- tenant isolation ----------------------------------------------------------------
+    supports_row_security = True
+
+    def row_security_state(self) -> Stmt:
+        return Stmt(
+            "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, EXISTS (SELECT 1 FROM "
+            "pg_policy p WHERE p.polrelid = c.oid AND p.polname = ?) FROM pg_class c JOIN "
+            "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ? AND c.relkind IN ('r', 'p')",
+            [self.TENANT_POLICY, self.schema],
+            fetch=True,
+        )
+
+    def row_security_ddl(self, changes: Sequence[tuple[str, str, Sequence[str]]]) -> Raw:
+        parts: list[pgsql.Composable] = []
+        for table, column, missing in changes:
+            target = pgsql.Identifier(self.schema, check_identifier(table, "table"))
+            actions = [
+                pgsql.SQL(sql)
+                for what, sql in (
+                    ("enable", "ENABLE ROW LEVEL SECURITY"),
+                    ("force", "FORCE ROW LEVEL SECURITY"),
+                )
+                if what in missing
+            ]
+            if actions:
+                parts.append(
+                    pgsql.SQL("ALTER TABLE {} {}").format(target, pgsql.SQL(", ").join(actions))
+                )
+            if "policy" in missing:
+                # current_setting(..., true) is NULL with no tenant set: no row matches.
+                same = pgsql.SQL("{} = current_setting({}, true)").format(
+                    pgsql.Identifier(check_identifier(column, "column")),
+                    pgsql.Literal(self.TENANT_SETTING),
+                )
+                parts.append(
+                    pgsql.SQL("CREATE POLICY {} ON {} USING ({}) WITH CHECK ({})").format(
+                        pgsql.Identifier(self.TENANT_POLICY), target, same, same
+                    )
+                )
+        return Raw(pgsql.SQL("; ").join(parts).as_string(None))
+
+    def role_state(self, role: str) -> One:
+        return One(
+            "SELECT count(*) > 0, coalesce(sum((SELECT count(*) FROM pg_class c WHERE c.relowner "
+            "= r.oid) + (SELECT count(*) FROM pg_namespace n WHERE n.nspowner = r.oid) + "
+            "(SELECT count(*) FROM pg_proc f WHERE f.proowner = r.oid) + (SELECT count(*) FROM "
+            "pg_type t WHERE t.typowner = r.oid)), 0) FROM pg_roles r WHERE r.rolname = ?",
+            [check_identifier(role, "role")],
+        )
+
+    def app_role_ddl(
+        self, role: str, password: str | None, exists: bool, grants: Sequence[tuple[str, str]]
+    ) -> Raw:
+        name = pgsql.Identifier(check_identifier(role, "role"))
+        schema = pgsql.Identifier(self.schema)
+        options: pgsql.Composable = pgsql.SQL(
+            "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION"
+        )
+        if password is not None:
+            options = pgsql.SQL("{} PASSWORD {}").format(options, pgsql.Literal(password))
+        verb = pgsql.SQL("ALTER ROLE" if exists else "CREATE ROLE")
+        parts: list[pgsql.Composable] = [
+            pgsql.SQL("{} {} {}").format(verb, name, options),
+            pgsql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(schema, name),
+            pgsql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {} FROM {}").format(schema, name),
+            pgsql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(schema, name),
+            pgsql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, name),
+        ]
+        allowed = {"SELECT", "INSERT", "UPDATE", "DELETE"}
+        for table, privileges in grants:
+            names = [p.strip() for p in privileges.split(",")]
+            if not names or not set(names) <= allowed:
+                raise ValueError(
+                    f"privileges of {table!r} must be among {sorted(allowed)}, got {privileges!r}"
+                )
+            parts.append(
+                pgsql.SQL("GRANT {} ON {} TO {}").format(
+                    pgsql.SQL(", ").join(pgsql.SQL(p) for p in names),
+                    pgsql.Identifier(self.schema, check_identifier(table, "table")),
+                    name,
+                )
+            )
+        return Raw(pgsql.SQL("; ").join(parts).as_string(None))
