@@ -23,10 +23,13 @@ from langchain_agentmem import (
     DocumentStore,
     Engine,
     EntityMemory,
+    EpisodicMemory,
     GraphMemory,
     KeyValueStore,
+    KnowledgeBase,
     LangGraphStore,
     MemoryVectorStore,
+    SkillRegistry,
     SummaryMemory,
     WorkingMemory,
 )
@@ -116,3 +119,27 @@ def exercise(engine: Engine, user: str) -> None:
     kv = KeyValueStore(engine, "kv", user_id=user)
     kv.set("k", {"user": user})
     assert kv.get("k") == {"user": user}
+
+    episodes = EpisodicMemory(engine, Hashed(), user_id=user, project="ops")
+    ep = episodes.record({"alert": f"{user} disk full"}, "archive stuck", {"do": "clear"})
+    episodes.record_outcome(ep.id, {"freed": 1}, 0.9)
+    assert episodes.recall_similar({"alert": "disk full"}, k=1)
+
+    kb = KnowledgeBase(engine, Hashed(), user_id=user)
+    kb.assert_fact(user, "likes", "tea")
+    kb.add_rule({"topic": "disk"}, {"do": "clear"}, priority=1)
+    strategy = kb.add_strategy("clear the disk", supporting_episodes=["e1", "e2", "e3"])
+    kb.record_application(strategy.id, True)
+    assert kb.best_strategies("disk full", k=1)
+
+    skills = SkillRegistry(engine, user_id=user)
+    spec = {"name": "look", "description": "Look up.", "inputSchema": {"type": "object"}}
+    skills.register("look", description="looks things up", spec=spec)
+    skills.bind("agent", "look", priority=1)
+    assert skills.skills_for("agent")
+
+    metrics, engine.metrics = engine.metrics, True  # one operation in agent_memory_metrics
+    try:
+        assert kv.get("k") == {"user": user}
+    finally:
+        engine.metrics = metrics

@@ -161,7 +161,11 @@ def test_every_statement_on_a_distributed_table_is_bound_to_one_tenant(
     exercise(pg, "alice")
     exercise(pg, "bob")
     monkeypatch.undo()
-    names = {t.name: pg.dialect.table(t.name) for t in distributed_tables("postgres")}
+    names = {
+        t.name: pg.dialect.table(t.name)
+        for t in distributed_tables("postgres")
+        if not t.bookkeeping  # hybrid sync's own state: no memory class writes it
+    }
     touched: set[str] = set()
     offenders: list[str] = []
     checked = 0
