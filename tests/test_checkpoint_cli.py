@@ -23,7 +23,7 @@ def invoke(*args: str) -> Any:
 
 
 def test_prune_keeps_latest_of_every_thread_of_every_tenant(engine: Engine) -> None:
-    saver = CheckpointSaver(engine)
+    saver = CheckpointSaver(engine, user_key="user_id")
     graph = chat_graph(saver)
     for user in ("alice", "bob"):
         for thread in ("t1", "t2"):

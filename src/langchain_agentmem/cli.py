@@ -399,5 +399,66 @@ def prune_expired(
             )
 
 
+# --- drop-in: checkpoint tenancy ---
+
+
+@main.group()
+def checkpoints() -> None:
+    """LangGraph checkpoints: move threads between tenants."""
+
+
+@checkpoints.command("move-user")
+@database_options
+@click.argument("from_user")
+@click.option("--to", "to_user", default="default", show_default=True, help="Target tenant.")
+@click.option("--thread", "threads", multiple=True, help="Only these threads (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show what would move; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def move_user(
+    url: str | None,
+    schema: str,
+    from_user: str,
+    to_user: str,
+    threads: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Move FROM_USER's checkpoint threads under another tenant (default "default"), e.g.
+    threads an earlier version stored under configurable["user_id"]. Idempotent.
+
+    Example:
+
+        agentmem checkpoints move-user alice --dry-run --url sqlite:///memory.sqlite3
+    """
+    from .checkpoint import CheckpointSaver
+
+    engine = open_engine(url, schema)
+    with engine:
+        saver = CheckpointSaver(engine, user_id=to_user)
+        found = run(lambda: saver.list_threads(user_id=from_user))
+        selected = [t for t in found if not threads or t in threads]
+        moved = 0
+        if not dry_run and selected:
+            moved = run(lambda: saver.move_threads(from_user, thread_ids=selected))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "from": from_user,
+                    "to": to_user,
+                    "threads": selected,
+                    "dry_run": dry_run,
+                    "checkpoints_moved": moved,
+                }
+            )
+        )
+        return
+    verb = "would move" if dry_run else "moved"
+    detail = "" if dry_run else f" ({_plural(moved, 'checkpoint')})"
+    click.echo(
+        f"{verb} {_plural(len(selected), 'thread')} from {from_user!r} to {to_user!r}{detail}"
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -24,8 +24,8 @@ import re
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from typing import TYPE_CHECKING, Any, Union
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ._backends.base import (
     AsyncTransaction,
@@ -47,8 +47,11 @@ __all__ = [
     "NotMigratedError",
     "PoolConfig",
     "Transaction",
+    "EngineLike",
+    "as_engine",
     "conn_string_url",
     "connect",
+    "psycopg_url",
     "default_sqlite_path",
 ]
 
@@ -192,6 +195,65 @@ def conn_string_url(conn_string: str) -> str:
     return "sqlite:///" + conn_string
 
 
+def psycopg_url(source: Any) -> str | None:
+    """The URL of the database a psycopg connection or pool (sync or async) is connected
+    to, password included; ``None`` if ``source`` is neither.
+
+    Example:
+        >>> from psycopg_pool import ConnectionPool
+        >>> pool = ConnectionPool("postgresql://me:pw@db:5433/app", open=False)
+        >>> redact(psycopg_url(pool))
+        'postgresql://?dbname=app&host=db&password=***&port=5433&user=me'
+        >>> psycopg_url("not a pool") is None
+        True
+    """
+    from psycopg.conninfo import conninfo_to_dict
+
+    params: dict[str, Any]
+    info = getattr(source, "info", None)
+    if info is not None and hasattr(info, "get_parameters") and hasattr(source, "pgconn"):
+        params = conninfo_to_dict(info.dsn)
+        if info.password:
+            params["password"] = info.password
+    elif isinstance(getattr(source, "conninfo", None), str) and hasattr(source, "getconn"):
+        params = conninfo_to_dict(source.conninfo, **(getattr(source, "kwargs", None) or {}))
+    else:
+        return None
+    keep = {k: str(v) for k, v in params.items() if v is not None and k not in _SESSION_KEYS}
+    return "postgresql://?" + urlencode(sorted(keep.items()))
+
+
+#: Connection keywords the engine sets itself (psycopg's, not libpq's).
+_SESSION_KEYS = frozenset({"autocommit", "prepare_threshold", "row_factory", "cursor_factory"})
+
+
+def as_engine(source: EngineLike, *, schema: str = "agent_mem") -> Engine:
+    """The engine a memory class works on: an :class:`Engine` as it is; a URL or connection
+    string (as :func:`connect` and LangGraph's ``from_conn_string`` take them) opened as a
+    new engine; a psycopg connection or pool (sync or async): a new engine on the same
+    database (its own pool; yours is neither used nor closed).
+
+    Example:
+        >>> as_engine(":memory:").dialect.name
+        'sqlite'
+        >>> as_engine(3)
+        Traceback (most recent call last):
+        ...
+        TypeError: expected an Engine from langchain_agentmem.connect(), a database URL or a psycopg connection or pool, got int
+    """
+    if isinstance(source, Engine):
+        return source
+    if isinstance(source, str):
+        return connect(conn_string_url(source), schema=schema)
+    url = psycopg_url(source)
+    if url is not None:
+        return connect(url, schema=schema)
+    raise TypeError(
+        "expected an Engine from langchain_agentmem.connect(), a database URL or a psycopg "
+        f"connection or pool, got {type(source).__name__}"
+    )
+
+
 class Engine:
     """Pools, the dialect, migrations and the tenant transaction. See :func:`connect`."""
 
@@ -322,3 +384,18 @@ class Engine:
     def raw_backend(self) -> Any:
         """The backend object (pools); for tests and tooling."""
         return self._backend
+
+
+if TYPE_CHECKING:
+    import psycopg
+    import psycopg_pool
+
+#: What a class of this package takes where it needs an engine (see :func:`as_engine`).
+EngineLike = Union[  # noqa: UP007 (a runtime alias on Python 3.10)
+    Engine,
+    str,
+    "psycopg.Connection[Any]",
+    "psycopg.AsyncConnection[Any]",
+    "psycopg_pool.ConnectionPool[Any]",
+    "psycopg_pool.AsyncConnectionPool[Any]",
+]

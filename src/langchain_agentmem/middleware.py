@@ -9,8 +9,9 @@ summaries and graph facts (ONE model call for both), and the session's running s
 model call only when the session outgrows its token budget).
 
 The user comes from the run's context (``context={"user_id": ...}`` or an object with a
-``user_id`` attribute), else the middleware's ``user_id``; the session is the run's
-``thread_id``, else ``session_id``.
+``user_id`` attribute), else the run's ``configurable["user_id"]``, else the middleware's
+``user_id`` (``user_key=`` names another key; the same rule as the memory tools'); the
+session is the run's ``thread_id``, else ``session_id``.
 
 Example:
     >>> from langchain.agents import create_agent
@@ -38,7 +39,8 @@ from pydantic import BaseModel
 
 from ._core.llm import structured
 from ._core.plan import Atomic, Body, Model, Plan, arun, run
-from .engine import Engine
+from ._core.users import DEFAULT_USER_KEY, check_user_key, user_from
+from .engine import EngineLike, as_engine
 from .entities import (
     Entity,
     EntityMemory,
@@ -160,7 +162,9 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         engine: from :func:`langchain_agentmem.connect`, migrated.
         llm: the chat model that writes memories (entity summaries, graph facts, session
             summaries); without it the middleware only reads.
-        user_id: the user when the run's context does not name one.
+        user_id: the user when the run does not name one.
+        user_key: the key the run names the user by, in its context or its
+            ``configurable`` (default ``"user_id"``; LangMem's is ``"langgraph_user_id"``).
         session_id: the session when the run has no ``thread_id``.
         entities: read and write :class:`~.entities.EntityMemory`.
         graph: read and write :class:`~.graph.GraphMemory`.
@@ -182,10 +186,11 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         *,
         llm: BaseLanguageModel[Any] | Runnable[Any, Any] | None = None,
         user_id: str = "default",
+        user_key: str = DEFAULT_USER_KEY,
         session_id: str = "default",
         entities: bool = True,
         graph: bool = True,
@@ -207,9 +212,11 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             )
         if llm is not None and not isinstance(llm, (BaseLanguageModel, Runnable)):
             raise TypeError(f"llm must be a LangChain chat model, got {type(llm).__name__}")
-        self.engine = engine
+        check_user_key(user_key)
+        self.engine = as_engine(engine)
         self.llm = llm
         self.user_id = user_id
+        self.user_key = user_key
         self.session_id = session_id
         self.use_entities = entities
         self.use_graph = graph
@@ -229,11 +236,9 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
 
     # -- who and where ------------------------------------------------------------------
     def _user(self, runtime: Any) -> str:
-        context = getattr(runtime, "context", None)
-        if isinstance(context, dict) and isinstance(context.get("user_id"), str):
-            return str(context["user_id"])
-        value = getattr(context, "user_id", None)
-        return value if isinstance(value, str) else self.user_id
+        return user_from(
+            context=getattr(runtime, "context", None), key=self.user_key, default=self.user_id
+        )
 
     def _session(self, runtime: Any) -> str:
         info = getattr(runtime, "execution_info", None)
