@@ -51,7 +51,7 @@ __all__ = [
     "as_engine",
     "conn_string_url",
     "connect",
-    "psycopg_url",
+    "connection_url",
     "default_sqlite_path",
 ]
 
@@ -195,20 +195,32 @@ def conn_string_url(conn_string: str) -> str:
     return "sqlite:///" + conn_string
 
 
-def psycopg_url(source: Any) -> str | None:
-    """The URL of the database a psycopg connection or pool (sync or async) is connected
-    to, password included; ``None`` if ``source`` is neither.
+def connection_url(source: Any) -> str | None:
+    """The URL of the database a psycopg connection or pool (sync or async) or a
+    ``sqlite3`` connection (to a file) is connected to, password included; ``None`` if
+    ``source`` is none of these.
 
     Example:
         >>> from psycopg_pool import ConnectionPool
         >>> pool = ConnectionPool("postgresql://me:pw@db:5433/app", open=False)
-        >>> redact(psycopg_url(pool))
+        >>> redact(connection_url(pool))
         'postgresql://?dbname=app&host=db&password=***&port=5433&user=me'
-        >>> psycopg_url("not a pool") is None
+        >>> connection_url("not a pool") is None
         True
     """
+    import sqlite3
+
     from psycopg.conninfo import conninfo_to_dict
 
+    if isinstance(source, sqlite3.Connection):
+        rows = source.execute("PRAGMA database_list").fetchall()
+        path = next((r[2] for r in rows if r[1] == "main"), "")
+        if not path:
+            raise ValueError(
+                "expected a sqlite3 connection to a file, got one to an in-memory database "
+                "(it cannot be shared: pass the file's path or 'sqlite://')"
+            )
+        return "sqlite:///" + path
     params: dict[str, Any]
     info = getattr(source, "info", None)
     if info is not None and hasattr(info, "get_parameters") and hasattr(source, "pgconn"):
@@ -230,8 +242,9 @@ _SESSION_KEYS = frozenset({"autocommit", "prepare_threshold", "row_factory", "cu
 def as_engine(source: EngineLike, *, schema: str = "agent_mem") -> Engine:
     """The engine a memory class works on: an :class:`Engine` as it is; a URL or connection
     string (as :func:`connect` and LangGraph's ``from_conn_string`` take them) opened as a
-    new engine; a psycopg connection or pool (sync or async): a new engine on the same
-    database (its own pool; yours is neither used nor closed).
+    new engine; a psycopg connection or pool (sync or async), or a ``sqlite3`` connection
+    to a file: a new engine on the same database (its own pool; yours is neither used nor
+    closed).
 
     Example:
         >>> as_engine(":memory:").dialect.name
@@ -239,18 +252,18 @@ def as_engine(source: EngineLike, *, schema: str = "agent_mem") -> Engine:
         >>> as_engine(3)
         Traceback (most recent call last):
         ...
-        TypeError: expected an Engine from langchain_agentmem.connect(), a database URL or a psycopg connection or pool, got int
+        TypeError: expected an Engine from langchain_agentmem.connect(), a database URL or a psycopg or sqlite3 connection or pool, got int
     """
     if isinstance(source, Engine):
         return source
     if isinstance(source, str):
         return connect(conn_string_url(source), schema=schema)
-    url = psycopg_url(source)
+    url = connection_url(source)
     if url is not None:
         return connect(url, schema=schema)
     raise TypeError(
         "expected an Engine from langchain_agentmem.connect(), a database URL or a psycopg "
-        f"connection or pool, got {type(source).__name__}"
+        f"or sqlite3 connection or pool, got {type(source).__name__}"
     )
 
 
@@ -387,6 +400,8 @@ class Engine:
 
 
 if TYPE_CHECKING:
+    import sqlite3
+
     import psycopg
     import psycopg_pool
 
@@ -398,4 +413,5 @@ EngineLike = Union[  # noqa: UP007 (a runtime alias on Python 3.10)
     "psycopg.AsyncConnection[Any]",
     "psycopg_pool.ConnectionPool[Any]",
     "psycopg_pool.AsyncConnectionPool[Any]",
+    "sqlite3.Connection",
 ]
