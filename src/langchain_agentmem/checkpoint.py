@@ -720,19 +720,36 @@ def prune_steps(dialect: Dialect, uid: str, thread_ids: Sequence[str], strategy:
     return deleted
 
 
+_NEWER_EXISTS = (
+    " AND EXISTS (SELECT 1 FROM {checkpoints} n WHERE n.user_id = c.user_id AND n.thread_id = c.thread_id "
+    "AND n.checkpoint_ns = c.checkpoint_ns AND n.checkpoint_id > c.checkpoint_id)"
+)
+
+
 def prune_before_steps(
-    dialect: Dialect, uid: str, cutoff: datetime, keep_latest: bool
+    dialect: Dialect, uid: str, cutoff: datetime, keep_latest: bool, dry_run: bool = False
 ) -> Body[Any]:
     """Delete the checkpoints created before ``cutoff``; with ``keep_latest`` never the
-    newest checkpoint of a thread namespace."""
+    newest checkpoint of a thread namespace. ``dry_run``: only count them."""
     query = "SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id FROM {checkpoints} c WHERE c.user_id = ? AND c.created_at < ?"
     if keep_latest:
-        query += (
-            " AND EXISTS (SELECT 1 FROM {checkpoints} n WHERE n.user_id = c.user_id AND n.thread_id = c.thread_id "
-            "AND n.checkpoint_ns = c.checkpoint_ns AND n.checkpoint_id > c.checkpoint_id)"
-        )
+        query += _NEWER_EXISTS
     rows = yield Stmt(query, [uid, dialect.from_datetime(cutoff)], True)
+    if dry_run:
+        return len(rows)
     return (yield from delete_checkpoints_steps(dialect, uid, [tuple(r) for r in rows]))  # type: ignore[misc]
+
+
+def prune_count_steps(uid: str, thread_ids: Sequence[str], strategy: str) -> Body[int]:
+    """How many checkpoints :func:`prune_steps` would delete."""
+    total = 0
+    for tid in thread_ids:
+        query = "SELECT count(*) FROM {checkpoints} c WHERE c.user_id = ? AND c.thread_id = ?"
+        if strategy == "keep_latest":
+            query += _NEWER_EXISTS
+        rows = yield Stmt(query, [uid, tid], True)
+        total += int(rows[0][0])
+    return total
 
 
 def users_query() -> Query:
@@ -1285,15 +1302,19 @@ class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
         *,
         strategy: str = "keep_latest",
         user_id: str | None = None,
+        dry_run: bool = False,
     ) -> Plan[int]:
         """Prune threads: ``"keep_latest"`` keeps the newest checkpoint of each namespace
         (and its pending writes), ``"delete"`` removes everything. Returns the number of
-        checkpoints deleted."""
+        checkpoints deleted (with ``dry_run``: that would be; nothing is deleted)."""
         _check_strategy(strategy)
         uid = self._tenant(user_id)
         tids = _thread_keys(thread_ids)
         if not tids:
             return 0
+        if dry_run:
+            steps = prune_count_steps(uid, tids, strategy)
+            return int((yield Atomic(steps, readonly=True, user_id=uid)))
         try:
             steps = prune_steps(self.engine.dialect, uid, tids, strategy)
             return int((yield Atomic(steps, user_id=uid)))
@@ -1305,13 +1326,21 @@ class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
 
     @dual
     def prune_before(
-        self, cutoff: datetime, *, keep_latest: bool = True, user_id: str | None = None
+        self,
+        cutoff: datetime,
+        *,
+        keep_latest: bool = True,
+        user_id: str | None = None,
+        dry_run: bool = False,
     ) -> Plan[int]:
         """Delete the tenant's checkpoints saved before ``cutoff`` (an aware datetime);
         with ``keep_latest`` each thread namespace keeps its newest one. Returns the number
-        deleted."""
+        deleted (with ``dry_run``: that would be; nothing is deleted)."""
         _check_cutoff(cutoff)
         uid = self._tenant(user_id)
+        if dry_run:
+            steps = prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest, True)
+            return int((yield Atomic(steps, readonly=True, user_id=uid)))
         try:
             steps = prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest)
             return int((yield Atomic(steps, user_id=uid)))

@@ -394,6 +394,13 @@ class Engine:
         await self.aclose()
 
     @property
+    def missing_file(self) -> str | None:
+        """The database file's path when it does not exist yet (SQLite: the first
+        connection would create it), else ``None``; lets read-only tools refuse a mistyped
+        path instead of creating an empty database."""
+        return self._backend.missing_file()
+
+    @property
     def raw_backend(self) -> Any:
         """The backend object (pools); for tests and tooling."""
         return self._backend
