@@ -9,6 +9,8 @@ Example:
     []
 """
 
+from typing import TYPE_CHECKING
+
 from .chat_history import ChatMessageHistory, SessionInfo
 from .checkpoint import CheckpointSaver
 from .docstore import ByteStore, DocumentStore
@@ -20,6 +22,9 @@ from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
 from .vectorstore import MemoryVectorStore
 from .working_memory import Thought, WorkingMemory, WorkingState
+
+if TYPE_CHECKING:  # imported lazily at run time (it needs the ``agents`` extra)
+    from .middleware import MemoryMiddleware
 
 __all__ = [
     "ByteStore",

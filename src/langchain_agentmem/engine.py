@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from typing_extensions import Unpack
+
 from ._backends.base import (
     AsyncTransaction,
     Backend,
@@ -66,7 +68,9 @@ def default_sqlite_path() -> Path:
     return base / "memory.sqlite3"
 
 
-def connect(url: str | None = None, *, schema: str = "agent_mem", **config: Any) -> Engine:
+def connect(
+    url: str | None = None, *, schema: str = "agent_mem", **config: Unpack[PoolConfig]
+) -> Engine:
     """Return an :class:`Engine` for ``url``; nothing is opened until first use.
 
     Args:
@@ -77,7 +81,8 @@ def connect(url: str | None = None, *, schema: str = "agent_mem", **config: Any)
             ``AGENTMEM_URL`` environment variable, else a local SQLite file (see
             :func:`default_sqlite_path`), announced in one line on stderr.
         schema: Postgres schema holding the tables (default ``agent_mem``).
-        **config: see :class:`PoolConfig`.
+        **config: see :class:`PoolConfig` (typed: an unknown keyword such as
+            ``max_pool=3`` fails type-checking, and raises ``TypeError`` at run time).
 
     Example:
         >>> engine = connect("sqlite://")
@@ -97,7 +102,7 @@ def connect(url: str | None = None, *, schema: str = "agent_mem", **config: Any)
         path = default_sqlite_path()
         print(f"agentmem: no URL given, using SQLite at {path}", file=sys.stderr)
         url = "sqlite:///" + str(path)
-    return Engine(url, schema=schema, config=PoolConfig(**config))  # type: ignore[typeddict-item]
+    return Engine(url, schema=schema, config=PoolConfig(**config))
 
 
 #: Query parameters of a ``sqlite:///`` URL, passed to SQLite as URI parameters.
