@@ -20,6 +20,7 @@ from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
 from .kv import KeyValueStore
 from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
+from .tools import create_manage_memory_tool, create_search_memory_tool, memory_tools
 from .vectorstore import MemoryVectorStore
 from .working_memory import Thought, WorkingMemory, WorkingState
 
@@ -52,6 +53,9 @@ __all__ = [
     "WorkingMemory",
     "WorkingState",
     "connect",
+    "create_manage_memory_tool",
+    "create_search_memory_tool",
+    "memory_tools",
 ]
 
 __version__ = "0.1.0"

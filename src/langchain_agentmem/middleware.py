@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.vectorstores import VectorStore
 from pydantic import BaseModel
 
+from ._core.background import BackgroundRunner
 from ._core.llm import structured
 from ._core.plan import Atomic, Body, Model, Plan, arun, run
 from ._core.users import DEFAULT_USER_KEY, check_user_key, user_from
@@ -176,6 +178,11 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         entity_system, graph_name: namespaces of the entity and graph memories.
         combined_extraction: with both entities and graph on, extract both from a turn
             in ONE model call (default True); False: one call each.
+        background: write each finished turn from a queue drained by a worker thread, so
+            that the agent's answer does not wait for the memory writes (default False:
+            inline). Writes run in order; :meth:`flush` waits for them and raises
+            :class:`~._core.background.BackgroundWriteError` for any that failed; at
+            interpreter exit the queue is drained (nothing lost).
 
     Example:
         >>> from langchain_agentmem import connect
@@ -204,6 +211,7 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         entity_system: str = "default",
         graph_name: str = "default",
         combined_extraction: bool = True,
+        background: bool = False,
     ) -> None:
         super().__init__()
         if vectorstore is not None and not isinstance(vectorstore, VectorStore):
@@ -233,6 +241,8 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         self._extract: Runnable[Any, TurnExtraction] | None = (
             structured(llm, TurnExtraction) if llm is not None else None
         )
+        self.background = background
+        self._runner = BackgroundRunner(self.engine) if background else None
 
     # -- who and where ------------------------------------------------------------------
     def _user(self, runtime: Any) -> str:
@@ -340,21 +350,22 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         return messages[i:]
 
     def _remember(self, state: AgentState, runtime: Any) -> tuple[str, Plan[None]]:
-        """The tenant, and the plan that writes the finished turn to the memories."""
+        """The tenant, and the plan that writes the finished turn to the memories (who and
+        where are read now, so that the plan can run later in another thread)."""
         ents, kg, summary = self._memories(runtime)
-        return ents._uid, self._remember_plan(self._turn(state), runtime, ents, kg, summary)
+        plan = self._remember_plan(self._turn(state), self._session(runtime), ents, kg, summary)
+        return ents._uid, plan
 
     def _remember_plan(
         self,
         turn: list[BaseMessage],
-        runtime: Any,
+        session: str,
         ents: EntityMemory,
         kg: GraphMemory,
         summary: SummaryMemory | None,
     ) -> Plan[None]:
         if not turn or self.llm is None:
             return
-        session = self._session(runtime)
         if self._combined():
             assert self._extract is not None
             yield from _write_plan(self._extract, ents, kg, turn, session)
@@ -367,12 +378,30 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             yield from summary._add_plan(turn)
 
     def after_agent(self, state: AgentState, runtime: Any) -> dict[str, Any] | None:
-        run(self.engine, *self._remember(state, runtime))
+        if self._runner is not None:
+            self._runner.submit(*self._remember(state, runtime))
+        else:
+            run(self.engine, *self._remember(state, runtime))
         return None
 
     async def aafter_agent(self, state: AgentState, runtime: Any) -> dict[str, Any] | None:
-        await arun(self.engine, *self._remember(state, runtime))
+        if self._runner is not None:
+            self._runner.submit(*self._remember(state, runtime))
+        else:
+            await arun(self.engine, *self._remember(state, runtime))
         return None
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait for the background writes (``background=True``) submitted so far; raise
+        :class:`~._core.background.BackgroundWriteError` for those that failed since the
+        last flush, ``TimeoutError`` when ``timeout`` seconds were not enough. Inline
+        writes have nothing to wait for."""
+        if self._runner is not None:
+            self._runner.flush(timeout)
+
+    async def aflush(self, timeout: float | None = None) -> None:
+        """Async form of :meth:`flush` (waits in a worker thread)."""
+        await asyncio.to_thread(self.flush, timeout)
 
     def _combined(self) -> bool:
         return (

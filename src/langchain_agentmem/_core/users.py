@@ -37,7 +37,8 @@ def user_from(
     key: str = DEFAULT_USER_KEY,
     default: str,
 ) -> str:
-    """The user a run names: ``context[key]`` (or ``context.key``), else
+    """The user a run names: ``context[key]`` (or ``context.key``; the current run's
+    context when ``context`` is None and one is running), else
     ``config["configurable"][key]`` (the current run's config when ``config`` is None
     and one is running), else ``default``.
 
@@ -50,6 +51,13 @@ def user_from(
         >>> user_from(default="default")
         'default'
     """
+    if context is None:
+        try:
+            from langgraph.runtime import get_runtime
+
+            context = getattr(get_runtime(), "context", None)
+        except (RuntimeError, ImportError):  # not inside a run
+            context = None
     if context is not None and (found := _named(context, key)) is not None:
         return found
     if config is None:
