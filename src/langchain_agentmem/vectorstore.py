@@ -64,7 +64,7 @@ from ._search.vector_index import (
     search_settings,
 )
 from .dialects import Dialect
-from .engine import Engine, EngineLike, as_engine
+from .engine import EngineLike, as_engine
 
 __all__ = ["MemoryVectorStore", "DistanceStrategy"]
 
@@ -953,7 +953,7 @@ class MemoryVectorStore(VectorStore):
         metadatas: list[dict[str, Any]] | None = None,
         *,
         ids: list[str] | None = None,
-        engine: Engine | None = None,
+        engine: EngineLike | None = None,
         **kwargs: Any,
     ) -> MemoryVectorStore:
         """A store (``engine=`` and the constructor's keywords) holding ``texts``.
@@ -982,7 +982,7 @@ class MemoryVectorStore(VectorStore):
         metadatas: list[dict[str, Any]] | None = None,
         *,
         ids: list[str] | None = None,
-        engine: Engine | None = None,
+        engine: EngineLike | None = None,
         **kwargs: Any,
     ) -> MemoryVectorStore:
         """Async form of :meth:`from_texts`."""
