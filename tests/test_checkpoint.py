@@ -221,8 +221,8 @@ def test_encrypted_serializer_round_trips_and_hides_values(engine: Engine) -> No
     )
 
 
-def test_user_id_in_configurable_scopes_rows(engine: Engine) -> None:
-    graph = chat_graph(CheckpointSaver(engine))
+def test_user_key_scopes_rows_by_the_configurable_user(engine: Engine) -> None:
+    graph = chat_graph(CheckpointSaver(engine, user_key="user_id"))
     graph.invoke({"messages": ["alice"], "note": ""}, cfg("shared", user_id="alice"))
     graph.invoke({"messages": ["bob"], "note": ""}, cfg("shared", user_id="bob"))
     assert graph.get_state(cfg("shared", user_id="alice")).values["messages"][0] == "alice"
@@ -231,7 +231,7 @@ def test_user_id_in_configurable_scopes_rows(engine: Engine) -> None:
     with engine.transaction(readonly=True) as tx:
         users = {r[0] for r in tx.fetchall("SELECT DISTINCT user_id FROM {checkpoints}")}
     assert users == {"alice", "bob"}
-    saver = CheckpointSaver(engine)
+    saver = CheckpointSaver(engine, user_key="user_id")
     saver.delete_thread("shared", user_id="alice")
     assert graph.get_state(cfg("shared", user_id="alice")).values == {}
     assert graph.get_state(cfg("shared", user_id="bob")).values["messages"][0] == "bob"
@@ -440,12 +440,16 @@ async def test_async_maintenance_forms(aengine: Engine) -> None:
 
 def test_bad_input_is_refused_clearly(engine: Engine) -> None:
     with pytest.raises(TypeError, match="expected an Engine"):
-        CheckpointSaver("sqlite://")  # type: ignore[arg-type]
-    saver = CheckpointSaver(engine)
+        CheckpointSaver(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="user_key must be a non-empty str"):
+        CheckpointSaver(engine, user_key="")
+    saver = CheckpointSaver(engine, user_key="user_id")
     with pytest.raises(ValueError, match="thread_id"):
         saver.get_tuple({"configurable": {}})
-    with pytest.raises(TypeError, match="user_id must be a str"):
+    with pytest.raises(TypeError, match="configurable user_id must be a str"):
         saver.get_tuple(cfg("t", user_id=7))
+    # Without a user key the configurable's user_id is not read at all.
+    assert CheckpointSaver(engine).get_tuple(cfg("t", user_id=7)) is None
     with pytest.raises(ValueError, match="limit"):
         list(saver.list(cfg("t"), limit=-1))
     with pytest.raises(ValueError, match="checkpoint_id"):
@@ -1015,7 +1019,7 @@ def test_delta_channel_history_equals_langgraphs_walk(
 async def test_adelta_channel_history_equals_langgraphs_walk(aengine: Engine) -> None:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
-    saver = CheckpointSaver(aengine)
+    saver = CheckpointSaver(aengine, user_key="user_id")
     graph = deltas_graph(saver)
     for i in range(4):
         await graph.ainvoke({"log": [f"user {i}"], "messages": [f"u{i}"]}, cfg("d", user_id="ann"))

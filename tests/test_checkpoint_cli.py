@@ -23,12 +23,12 @@ def invoke(*args: str) -> Any:
 
 
 def test_prune_keeps_latest_of_every_thread_of_every_tenant(engine: Engine) -> None:
-    saver = CheckpointSaver(engine)
+    saver = CheckpointSaver(engine, user_key="user_id")
     graph = chat_graph(saver)
     for user in ("alice", "bob"):
         for thread in ("t1", "t2"):
             graph.invoke({"messages": ["x"], "note": ""}, cfg(thread, user_id=user))
-    result = invoke("prune", *cli_args(engine))
+    result = invoke("prune", *cli_args(engine), "--yes")
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "deleted 12 checkpoints of 2 tenants"
     for user in ("alice", "bob"):
@@ -49,7 +49,7 @@ def test_prune_by_age_and_selected_threads(engine: Engine) -> None:
         invoke("prune", *cli_args(engine), "--older-than", "1d").output.strip()
         == "deleted 0 checkpoints of 1 tenant"
     )
-    result = invoke("prune", *cli_args(engine), "--thread", "a", "--user", "default")
+    result = invoke("prune", *cli_args(engine), "--thread", "a", "--user", "default", "--yes")
     assert result.output.strip() == "deleted 2 checkpoints of 1 tenant"
     assert len(list(saver.list(cfg("b")))) == 3
 

@@ -289,3 +289,12 @@ def test_the_wheel_ships_the_sql_files(tmp_path: Path) -> None:
                 in names
             )
     assert "langchain_agentmem/py.typed" in names
+    # Packaging: the license file, the extras, and upper bounds where private internals are used.
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    (meta_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    meta = zipfile.ZipFile(wheel).read(meta_name).decode()
+    assert "License-Expression: MIT" in meta and "License-File: LICENSE" in meta
+    for extra in ("postgres", "all", "agents", "openai"):
+        assert f"Provides-Extra: {extra}" in meta
+    assert "Requires-Dist: langgraph-checkpoint<5,>=4.0" in meta
+    assert "Requires-Dist: langgraph<2,>=1.0" in meta

@@ -17,6 +17,8 @@ DRIVERS = {
     ("SummaryMemory", "list_summaries"),
     ("MemoryMiddleware", "wrap_model_call"),
     ("MemoryMiddleware", "after_agent"),
+    # Waits for the background writer's queue (a thread, not a plan).
+    ("MemoryMiddleware", "flush"),
 }
 
 CLASSES = [GraphMemory, EntityMemory, EntityStore, SummaryMemory, MemoryMiddleware]

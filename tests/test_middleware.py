@@ -244,3 +244,34 @@ def test_remember_user_example_runs(tmp_path: Path) -> None:
     assert "Bob lives in Lyon [closed]" in out and "Bob lives in Berlin [open]" in out
     assert "path Alice -> chess: Alice -> Bob -> chess" in out
     assert "memory-writer model calls: 4 for 2 turns" in out
+
+
+def test_the_user_named_in_configurable_or_by_another_key(engine: Engine) -> None:
+    EntityMemory(engine, user_id="alice").set("Bob", "Alice's brother.")
+    EntityMemory(engine, user_id="ann").set("Bob", "Ann's cat.")
+    model = ScriptedChatModel(responses=["a", "b", "c"])
+    agent = create_agent(model, middleware=[MemoryMiddleware(engine, graph=False)])
+    # LangGraph's tutorials name the user in configurable: the middleware reads it there too.
+    agent.invoke(
+        {"messages": [("user", "Who is Bob?")]},
+        {"configurable": {"thread_id": "t", "user_id": "alice"}},
+    )
+    assert "Alice's brother." in system_text(model.calls[0])
+    # The context wins over configurable.
+    agent.invoke(
+        {"messages": [("user", "Who is Bob?")]},
+        {"configurable": {"thread_id": "t", "user_id": "alice"}},
+        context={"user_id": "ann"},
+    )
+    assert "Ann's cat." in system_text(model.calls[1])
+    # LangMem's key.
+    langmem = create_agent(
+        model, middleware=[MemoryMiddleware(engine, graph=False, user_key="langgraph_user_id")]
+    )
+    langmem.invoke(
+        {"messages": [("user", "Who is Bob?")]},
+        {"configurable": {"thread_id": "t", "langgraph_user_id": "ann"}},
+    )
+    assert "Ann's cat." in system_text(model.calls[2])
+    with pytest.raises(TypeError, match="user_key must be a non-empty str"):
+        MemoryMiddleware(engine, user_key="")

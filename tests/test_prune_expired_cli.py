@@ -17,7 +17,7 @@ PAST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 def _prune(engine: Engine, *args: str) -> str:
     result = CliRunner().invoke(
-        main, ["prune", "--url", engine.url, "--schema", engine.schema, *args]
+        main, ["prune", "--url", engine.url, "--schema", engine.schema, "--yes", *args]
     )
     assert result.exit_code == 0, result.output
     return result.output.strip()

@@ -9,6 +9,8 @@ Example:
     []
 """
 
+from typing import TYPE_CHECKING
+
 from .analytics import Analytics
 from .chat_history import ChatMessageHistory, SessionInfo
 from .checkpoint import CheckpointSaver
@@ -35,8 +37,12 @@ from .skills import Binding, Skill, SkillRegistry
 from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
 from .tenancy import TenantRequiredError, agrant_app_role, citus_ddl, grant_app_role
+from .tools import create_manage_memory_tool, create_search_memory_tool, memory_tools
 from .vectorstore import MemoryVectorStore
 from .working_memory import Thought, WorkingMemory, WorkingState
+
+if TYPE_CHECKING:  # imported lazily at run time (it needs the ``agents`` extra)
+    from .middleware import MemoryMiddleware
 
 __all__ = [
     "AgentSession",
@@ -92,8 +98,11 @@ __all__ = [
     "citus_ddl",
     "connect",
     "connect_hybrid",
+    "create_manage_memory_tool",
+    "create_search_memory_tool",
     "grant_app_role",
     "knowledge_tools",
+    "memory_tools",
 ]
 
 __version__ = "0.1.0"

@@ -79,28 +79,41 @@ def from_conn_string(cls: type[T], conn_string: str, **kwargs: Any) -> Opening[T
 class EngineCall:
     """A method that calls one of the engine's sync/async pairs (``X`` / ``aX``), for
     both its forms from one definition: ``setup = EngineCall("migrate", doc)`` and
-    ``asetup = setup.async_``."""
+    ``asetup = setup.async_``. ``check`` (called with the method's arguments) validates
+    arguments the call takes for compatibility; ``of`` finds the engine (default
+    ``obj.engine``)."""
 
-    def __init__(self, name: str, doc: str) -> None:
-        def call(obj: Any) -> None:
-            getattr(obj.engine, name)()
+    def __init__(
+        self,
+        name: str,
+        doc: str,
+        *,
+        check: Callable[..., None] | None = None,
+        of: Callable[[Any], Any] = lambda obj: obj.engine,
+    ) -> None:
+        def call(obj: Any, *args: Any, **kwargs: Any) -> None:
+            if check is not None:
+                check(*args, **kwargs)
+            getattr(of(obj), name)()
 
-        async def acall(obj: Any) -> None:
-            await getattr(obj.engine, "a" + name)()
+        async def acall(obj: Any, *args: Any, **kwargs: Any) -> None:
+            if check is not None:
+                check(*args, **kwargs)
+            await getattr(of(obj), "a" + name)()
 
         call.__doc__, acall.__doc__ = doc, f"Async form of :meth:`{name}`."
         self.fn = call
         functools.update_wrapper(self, call)  # as dual: both forms wrap the one definition
         acall.__wrapped__ = call  # type: ignore[attr-defined]
-        self.async_: Callable[[Any], Coroutine[Any, Any, None]] = acall
+        self.async_: Callable[..., Coroutine[Any, Any, None]] = acall
 
-    def __get__(self, obj: Any, objtype: type | None = None) -> Callable[[], None]:
+    def __get__(self, obj: Any, objtype: type | None = None) -> Callable[..., None]:
         if obj is None:
             return self.fn  # type: ignore[return-value]
         return types.MethodType(self, obj)
 
-    def __call__(self, obj: Any) -> None:
-        self.fn(obj)
+    def __call__(self, obj: Any, *args: Any, **kwargs: Any) -> None:
+        self.fn(obj, *args, **kwargs)
 
 
 class ConnStringEntry:

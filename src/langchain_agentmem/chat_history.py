@@ -46,7 +46,7 @@ from ._core.plan import Atomic, Plan, Stmt, arun, dual, run, statements
 from ._encoding.json import check_finite, clean_text, dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
-from .engine import Engine
+from .engine import Engine, EngineLike, as_engine
 from .events import check_status, end_session
 
 __all__ = ["ChatMessageHistory", "SessionInfo"]
@@ -274,12 +274,13 @@ class ChatMessageHistory(BaseChatMessageHistory):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         session_id: str,
         *,
         user_id: str = "default",
         agent_name: str | None = None,
     ) -> None:
+        engine = as_engine(engine)
         self.engine = engine
         self.session_id = session_id
         self.user_id = user_id

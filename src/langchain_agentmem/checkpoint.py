@@ -67,11 +67,12 @@ from ._checkpoint.chunks import (
 from ._checkpoint.delta import delta_walk_steps
 from ._checkpoint.serde import MemoLoader, ValueMemo, paused_gc
 from ._core.plan import Atomic, Body, Page, Plan, Stmt, dual, paged, statements
+from ._core.users import check_user_key
 from ._encoding.json import clean_text, dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from ._entry import ConnStringEntry
 from .dialects import Dialect
-from .engine import Engine
+from .engine import EngineLike, as_engine
 
 __all__ = ["CheckpointSaver"]
 
@@ -140,16 +141,20 @@ def metadata_matches(metadata: dict[str, Any], filter: dict[str, Any] | None) ->
 class _Scope:
     """Who and where: the tenant, thread and namespace of a config, as stored."""
 
-    __slots__ = ("uid", "tid", "ns", "user_id", "explicit_user")
+    __slots__ = ("uid", "tid", "ns", "user_id", "explicit_user", "user_key")
 
-    def __init__(self, config: RunnableConfig | None, default_user: str) -> None:
+    def __init__(
+        self, config: RunnableConfig | None, default_user: str, user_key: str | None = None
+    ) -> None:
         conf = (config or {}).get("configurable") or {}
-        user = conf.get("user_id")
+        # Without a user key the configurable's keys never partition (LangGraph's rule).
+        user = conf.get(user_key) if user_key is not None else None
+        self.user_key = user_key
         self.explicit_user = user is not None and user != default_user
         self.user_id = default_user if user is None else user
         if not isinstance(self.user_id, str):
             raise TypeError(
-                f"configurable user_id must be a str, got {type(self.user_id).__name__}: {self.user_id!r}"
+                f"configurable {user_key} must be a str, got {type(self.user_id).__name__}: {self.user_id!r}"
             )
         self.uid = encode_key(self.user_id)
         thread = conf.get("thread_id")
@@ -520,6 +525,50 @@ def copy_thread_queries(uid: str, source: str, target: str) -> list[Query]:
     ]
 
 
+_TABLE_COLS = {
+    "checkpoints": "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, checkpoint, "
+    "metadata, metadata_exact, created_at",
+    "checkpoint_blobs": "thread_id, checkpoint_ns, channel, version, type, blob",
+    "checkpoint_writes": "thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path",
+}
+
+
+def move_threads_steps(
+    dialect: Dialect, source: str, target: str, thread_ids: Sequence[str] | None
+) -> Body[Any]:
+    """Copy the rows of ``source``'s threads (all, or ``thread_ids``) to ``target`` (rows
+    it has are kept), delete them from ``source``; return the checkpoints moved."""
+    cols = [("tid", "text")]
+    where, extra = "", []
+    if thread_ids is not None:
+        if not thread_ids:
+            return 0
+        where = " AND thread_id IN (SELECT tid FROM " + dialect.unnest(cols) + ")"
+        extra = dialect.unnest_params(cols, [(t,) for t in thread_ids])
+    rows = yield Stmt(
+        "SELECT count(*) FROM {checkpoints} WHERE user_id = ?" + where, [source, *extra], True
+    )
+    for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+        names = _TABLE_COLS[table]
+        yield Stmt(
+            "INSERT INTO {"
+            + table
+            + "} (user_id, "
+            + names
+            + ") SELECT ?, "
+            + names
+            + " FROM {"
+            + table
+            + "} WHERE user_id = ?"
+            + where
+            + " ON CONFLICT DO NOTHING",
+            [target, source, *extra],
+        )
+    for table in _TABLES:
+        yield Stmt("DELETE FROM {" + table + "} WHERE user_id = ?" + where, [source, *extra])
+    return int(rows[0][0])
+
+
 # -- multi-step operations (run by _steps.run / arun) ----------------------------------
 
 
@@ -671,19 +720,36 @@ def prune_steps(dialect: Dialect, uid: str, thread_ids: Sequence[str], strategy:
     return deleted
 
 
+_NEWER_EXISTS = (
+    " AND EXISTS (SELECT 1 FROM {checkpoints} n WHERE n.user_id = c.user_id AND n.thread_id = c.thread_id "
+    "AND n.checkpoint_ns = c.checkpoint_ns AND n.checkpoint_id > c.checkpoint_id)"
+)
+
+
 def prune_before_steps(
-    dialect: Dialect, uid: str, cutoff: datetime, keep_latest: bool
+    dialect: Dialect, uid: str, cutoff: datetime, keep_latest: bool, dry_run: bool = False
 ) -> Body[Any]:
     """Delete the checkpoints created before ``cutoff``; with ``keep_latest`` never the
-    newest checkpoint of a thread namespace."""
+    newest checkpoint of a thread namespace. ``dry_run``: only count them."""
     query = "SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id FROM {checkpoints} c WHERE c.user_id = ? AND c.created_at < ?"
     if keep_latest:
-        query += (
-            " AND EXISTS (SELECT 1 FROM {checkpoints} n WHERE n.user_id = c.user_id AND n.thread_id = c.thread_id "
-            "AND n.checkpoint_ns = c.checkpoint_ns AND n.checkpoint_id > c.checkpoint_id)"
-        )
+        query += _NEWER_EXISTS
     rows = yield Stmt(query, [uid, dialect.from_datetime(cutoff)], True)
+    if dry_run:
+        return len(rows)
     return (yield from delete_checkpoints_steps(dialect, uid, [tuple(r) for r in rows]))  # type: ignore[misc]
+
+
+def prune_count_steps(uid: str, thread_ids: Sequence[str], strategy: str) -> Body[int]:
+    """How many checkpoints :func:`prune_steps` would delete."""
+    total = 0
+    for tid in thread_ids:
+        query = "SELECT count(*) FROM {checkpoints} c WHERE c.user_id = ? AND c.thread_id = ?"
+        if strategy == "keep_latest":
+            query += _NEWER_EXISTS
+        rows = yield Stmt(query, [uid, tid], True)
+        total += int(rows[0][0])
+    return total
 
 
 def users_query() -> Query:
@@ -792,8 +858,8 @@ def _config(scope: _Scope, tid: str, ns: str, cid: str) -> RunnableConfig:
         "checkpoint_ns": decode_key(ns),
         "checkpoint_id": cid,
     }
-    if scope.explicit_user:
-        conf["user_id"] = scope.user_id
+    if scope.explicit_user and scope.user_key is not None:
+        conf[scope.user_key] = scope.user_id
     return {"configurable": conf}
 
 
@@ -836,11 +902,24 @@ class _Listing:
 class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
     """A LangGraph checkpointer on the shared schema (Postgres or SQLite), sync and async.
 
+    Threads are LangGraph's: a thread is named by its ``thread_id`` alone, whatever else the
+    config's ``configurable`` holds (LangGraph's tutorials put a ``user_id`` there for the
+    store; it does not split the thread). Every row is stored under the saver's tenant,
+    ``user_id``. To partition checkpoints by a user named in each run's config, say so
+    with ``user_key`` (see the README, "Naming the user").
+
     Args:
-        engine: from :func:`langchain_agentmem.connect`, migrated.
-        user_id: the tenant of calls whose config has no ``configurable.user_id`` and of
-            :meth:`delete_thread`, :meth:`copy_thread`, :meth:`prune` and
-            :meth:`delete_for_runs` called without ``user_id``.
+        engine: from :func:`langchain_agentmem.connect` (migrated), or a database URL, or
+            a psycopg connection or pool (see :func:`~langchain_agentmem.engine.as_engine`).
+        user_id: the tenant the rows are stored under (with ``user_key``: of calls whose
+            config does not name one), and of :meth:`delete_thread`, :meth:`copy_thread`,
+            :meth:`prune` and :meth:`delete_for_runs` called without ``user_id``.
+        user_key: ``None`` (default): the tenant is always ``user_id``, as in LangGraph's
+            own savers. A key (e.g. ``"user_id"``, or LangMem's ``"langgraph_user_id"``):
+            ``configurable[user_key]``, when the config has it, is the tenant; threads of
+            different tenants are then separate even with the same ``thread_id``, and
+            ``list(None)`` / ``delete_thread(t)`` cover the saver's ``user_id`` only
+            (pass ``user_id=`` for another).
         serde: how channel values and writes become bytes (default LangGraph's
             ``JsonPlusSerializer``; an ``EncryptedSerializer`` encrypts them at rest).
         chunk_cache_size: thread channels whose last written list (e.g. messages) is
@@ -870,20 +949,19 @@ class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         *,
         user_id: str = "default",
+        user_key: str | None = None,
         serde: SerializerProtocol | None = None,
         chunk_cache_size: int = 1024,
         value_cache_bytes: int = 64 * 1024 * 1024,
         durable_writes: bool = False,
     ) -> None:
-        if not isinstance(engine, Engine):
-            raise TypeError(
-                f"expected an Engine from langchain_agentmem.connect(), got {type(engine).__name__}"
-            )
+        engine = as_engine(engine)
         if not isinstance(user_id, str):
             raise TypeError(f"user_id must be a str, got {type(user_id).__name__}: {user_id!r}")
+        check_user_key(user_key, optional=True)
         if not isinstance(chunk_cache_size, int) or chunk_cache_size < 0:
             raise ValueError(
                 f"chunk_cache_size must be a non-negative int, got {chunk_cache_size!r}"
@@ -892,6 +970,7 @@ class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
         self.engine = engine
         self.user_id = user_id
         self.durable_writes = bool(durable_writes)
+        self.user_key = user_key
         if not isinstance(value_cache_bytes, int) or value_cache_bytes < 0:
             raise ValueError(
                 f"value_cache_bytes must be a non-negative int, got {value_cache_bytes!r}"
@@ -900,13 +979,14 @@ class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
         self._memo = ValueMemo(value_cache_bytes if chunkable(self.serde) else 0)
 
     def __repr__(self) -> str:
-        return f"CheckpointSaver({self.engine!r}, user_id={self.user_id!r})"
+        key = f", user_key={self.user_key!r}" if self.user_key is not None else ""
+        return f"CheckpointSaver({self.engine!r}, user_id={self.user_id!r}{key})"
 
     # -- LangGraph's entry points ---------------------------------------------------------
 
     # -- helpers -------------------------------------------------------------------------
     def _scope(self, config: RunnableConfig | None) -> _Scope:
-        return _Scope(config, self.user_id)
+        return _Scope(config, self.user_id, self.user_key)
 
     def _tenant(self, user_id: str | None) -> str:
         return encode_key(self.user_id if user_id is None else user_id)
@@ -976,8 +1056,8 @@ class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
             "checkpoint_ns": conf.get("checkpoint_ns", ""),
             "checkpoint_id": checkpoint["id"],
         }
-        if "user_id" in conf:
-            next_conf["user_id"] = conf["user_id"]
+        if self.user_key is not None and self.user_key in conf:
+            next_conf[self.user_key] = conf[self.user_key]
         return steps, {"configurable": next_conf}, updates
 
     def _writes_args(
@@ -1222,15 +1302,19 @@ class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
         *,
         strategy: str = "keep_latest",
         user_id: str | None = None,
+        dry_run: bool = False,
     ) -> Plan[int]:
         """Prune threads: ``"keep_latest"`` keeps the newest checkpoint of each namespace
         (and its pending writes), ``"delete"`` removes everything. Returns the number of
-        checkpoints deleted."""
+        checkpoints deleted (with ``dry_run``: that would be; nothing is deleted)."""
         _check_strategy(strategy)
         uid = self._tenant(user_id)
         tids = _thread_keys(thread_ids)
         if not tids:
             return 0
+        if dry_run:
+            steps = prune_count_steps(uid, tids, strategy)
+            return int((yield Atomic(steps, readonly=True, user_id=uid)))
         try:
             steps = prune_steps(self.engine.dialect, uid, tids, strategy)
             return int((yield Atomic(steps, user_id=uid)))
@@ -1242,13 +1326,21 @@ class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
 
     @dual
     def prune_before(
-        self, cutoff: datetime, *, keep_latest: bool = True, user_id: str | None = None
+        self,
+        cutoff: datetime,
+        *,
+        keep_latest: bool = True,
+        user_id: str | None = None,
+        dry_run: bool = False,
     ) -> Plan[int]:
         """Delete the tenant's checkpoints saved before ``cutoff`` (an aware datetime);
         with ``keep_latest`` each thread namespace keeps its newest one. Returns the number
-        deleted."""
+        deleted (with ``dry_run``: that would be; nothing is deleted)."""
         _check_cutoff(cutoff)
         uid = self._tenant(user_id)
+        if dry_run:
+            steps = prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest, True)
+            return int((yield Atomic(steps, readonly=True, user_id=uid)))
         try:
             steps = prune_before_steps(self.engine.dialect, uid, cutoff, keep_latest)
             return int((yield Atomic(steps, user_id=uid)))
@@ -1256,6 +1348,40 @@ class CheckpointSaver(ConnStringEntry, BaseCheckpointSaver[str]):
             self._chunks.forget(uid)
 
     aprune_before = prune_before.async_
+
+    @dual
+    def move_threads(
+        self,
+        from_user_id: str,
+        *,
+        to_user_id: str | None = None,
+        thread_ids: Sequence[str] | None = None,
+    ) -> Plan[int]:
+        """Move threads stored under one tenant to another (default the saver's): every
+        checkpoint, blob and write, in one transaction. Returns the number of checkpoints
+        moved. Rows the target already has are kept (moving twice moves nothing).
+
+        This brings over threads that an earlier version stored under
+        ``configurable["user_id"]`` (it partitioned by that key without being asked), so
+        that a saver without ``user_key`` sees them; or keep reading them where they are
+        with ``CheckpointSaver(engine, user_key="user_id")``.
+
+        Args:
+            from_user_id: the tenant the threads are stored under now.
+            to_user_id: the tenant to store them under (default the saver's ``user_id``).
+            thread_ids: only these threads (default every thread of ``from_user_id``).
+        """
+        source, target = self._tenant(from_user_id), self._tenant(to_user_id)
+        if source == target:
+            return 0
+        tids = None if thread_ids is None else _thread_keys(thread_ids)
+        steps = move_threads_steps(self.engine.dialect, source, target, tids)
+        moved = int((yield Atomic(steps, user_id=None)))
+        self._chunks.forget(source)
+        self._chunks.forget(target)
+        return moved
+
+    amove_threads = move_threads.async_
 
     @dual
     def list_users(self) -> Plan[builtins.list[str]]:

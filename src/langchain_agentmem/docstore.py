@@ -34,7 +34,7 @@ from ._core.scoped import Scope, delete_in_key_order, upsert_in_key_order
 from ._encoding.json import dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
-from .engine import Engine
+from .engine import EngineLike, as_engine
 
 __all__ = ["ByteStore", "DocumentStore"]
 
@@ -93,8 +93,9 @@ class _KeyValueStore(BaseStore[str, V], Generic[V]):
     kind: str = ""
 
     def __init__(
-        self, engine: Engine, namespace: str = "default", *, user_id: str = "default"
+        self, engine: EngineLike, namespace: str = "default", *, user_id: str = "default"
     ) -> None:
+        engine = as_engine(engine)
         self.engine = engine
         self.namespace = namespace
         self.user_id = user_id

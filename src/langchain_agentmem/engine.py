@@ -24,8 +24,10 @@ import re
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from typing import TYPE_CHECKING, Any, Union
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from typing_extensions import Unpack
 
 from ._backends.base import (
     AsyncTransaction,
@@ -51,8 +53,11 @@ __all__ = [
     "PoolConfig",
     "TenantRequiredError",
     "Transaction",
+    "EngineLike",
+    "as_engine",
     "conn_string_url",
     "connect",
+    "connection_url",
     "default_sqlite_path",
 ]
 
@@ -68,7 +73,11 @@ def default_sqlite_path() -> Path:
 
 
 def connect(
-    url: str | None = None, *, schema: str = "agent_mem", metrics: bool = False, **config: Any
+    url: str | None = None,
+    *,
+    schema: str = "agent_mem",
+    metrics: bool = False,
+    **config: Unpack[PoolConfig],
 ) -> Engine:
     """Return an :class:`Engine` for ``url``; nothing is opened until first use.
 
@@ -84,7 +93,8 @@ def connect(
             latency, results count, error) in ``agent_memory_metrics``, one row each, in a
             transaction of its own after the operation (default off). See
             :mod:`langchain_agentmem._core.metrics`.
-        **config: see :class:`PoolConfig`.
+        **config: see :class:`PoolConfig` (typed: an unknown keyword such as
+            ``max_pool=3`` fails type-checking, and raises ``TypeError`` at run time).
 
     Example:
         >>> engine = connect("sqlite://")
@@ -106,7 +116,7 @@ def connect(
         url = "sqlite:///" + str(path)
     if not isinstance(metrics, bool):
         raise TypeError(f"metrics must be True or False, got {metrics!r}")
-    return Engine(url, schema=schema, config=PoolConfig(**config), metrics=metrics)  # type: ignore[typeddict-item]
+    return Engine(url, schema=schema, config=PoolConfig(**config), metrics=metrics)
 
 
 #: Query parameters of a ``sqlite:///`` URL, passed to SQLite as URI parameters.
@@ -202,6 +212,78 @@ def conn_string_url(conn_string: str) -> str:
             "':memory:'"
         )
     return "sqlite:///" + conn_string
+
+
+def connection_url(source: Any) -> str | None:
+    """The URL of the database a psycopg connection or pool (sync or async) or a
+    ``sqlite3`` connection (to a file) is connected to, password included; ``None`` if
+    ``source`` is none of these.
+
+    Example:
+        >>> from psycopg_pool import ConnectionPool
+        >>> pool = ConnectionPool("postgresql://me:pw@db:5433/app", open=False)
+        >>> redact(connection_url(pool))
+        'postgresql://?dbname=app&host=db&password=***&port=5433&user=me'
+        >>> connection_url("not a pool") is None
+        True
+    """
+    import sqlite3
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    if isinstance(source, sqlite3.Connection):
+        rows = source.execute("PRAGMA database_list").fetchall()
+        path = next((r[2] for r in rows if r[1] == "main"), "")
+        if not path:
+            raise ValueError(
+                "expected a sqlite3 connection to a file, got one to an in-memory database "
+                "(it cannot be shared: pass the file's path or 'sqlite://')"
+            )
+        return "sqlite:///" + path
+    params: dict[str, Any]
+    info = getattr(source, "info", None)
+    if info is not None and hasattr(info, "get_parameters") and hasattr(source, "pgconn"):
+        params = conninfo_to_dict(info.dsn)
+        if info.password:
+            params["password"] = info.password
+    elif isinstance(getattr(source, "conninfo", None), str) and hasattr(source, "getconn"):
+        params = conninfo_to_dict(source.conninfo, **(getattr(source, "kwargs", None) or {}))
+    else:
+        return None
+    keep = {k: str(v) for k, v in params.items() if v is not None and k not in _SESSION_KEYS}
+    return "postgresql://?" + urlencode(sorted(keep.items()))
+
+
+#: Connection keywords the engine sets itself (psycopg's, not libpq's).
+_SESSION_KEYS = frozenset({"autocommit", "prepare_threshold", "row_factory", "cursor_factory"})
+
+
+def as_engine(source: EngineLike, *, schema: str = "agent_mem") -> Engine:
+    """The engine a memory class works on: an :class:`Engine` as it is; a URL or connection
+    string (as :func:`connect` and LangGraph's ``from_conn_string`` take them) opened as a
+    new engine; a psycopg connection or pool (sync or async), or a ``sqlite3`` connection
+    to a file: a new engine on the same database (its own pool; yours is neither used nor
+    closed).
+
+    Example:
+        >>> as_engine(":memory:").dialect.name
+        'sqlite'
+        >>> as_engine(3)
+        Traceback (most recent call last):
+        ...
+        TypeError: expected an Engine from langchain_agentmem.connect(), a database URL or a psycopg or sqlite3 connection or pool, got int
+    """
+    if isinstance(source, Engine):
+        return source
+    if isinstance(source, str):
+        return connect(conn_string_url(source), schema=schema)
+    url = connection_url(source)
+    if url is not None:
+        return connect(url, schema=schema)
+    raise TypeError(
+        "expected an Engine from langchain_agentmem.connect(), a database URL or a psycopg "
+        f"or sqlite3 connection or pool, got {type(source).__name__}"
+    )
 
 
 class Engine:
@@ -441,6 +523,31 @@ class Engine:
         await self.aclose()
 
     @property
+    def missing_file(self) -> str | None:
+        """The database file's path when it does not exist yet (SQLite: the first
+        connection would create it), else ``None``; lets read-only tools refuse a mistyped
+        path instead of creating an empty database."""
+        return self._backend.missing_file()
+
+    @property
     def raw_backend(self) -> Any:
         """The backend object (pools); for tests and tooling."""
         return self._backend
+
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    import psycopg
+    import psycopg_pool
+
+#: What a class of this package takes where it needs an engine (see :func:`as_engine`).
+EngineLike = Union[  # noqa: UP007 (a runtime alias on Python 3.10)
+    Engine,
+    str,
+    "psycopg.Connection[Any]",
+    "psycopg.AsyncConnection[Any]",
+    "psycopg_pool.ConnectionPool[Any]",
+    "psycopg_pool.AsyncConnectionPool[Any]",
+    "sqlite3.Connection",
+]

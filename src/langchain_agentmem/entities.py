@@ -45,7 +45,7 @@ from ._core.plan import Atomic, Body, Model, Plan, Sql, Stmt, _AsyncDual, dual
 from ._encoding.json import dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
-from .engine import Engine
+from .engine import EngineLike, as_engine
 
 try:  # langchain-classic is optional: EntityStore subclasses its BaseEntityStore when present.
     from langchain_classic.memory.entity import BaseEntityStore as _EntityStoreBase
@@ -454,13 +454,14 @@ class EntityMemory:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         llm: BaseLanguageModel[Any] | Runnable[Any, Any] | None = None,
         *,
         user_id: str = "default",
         entity_system: str = "default",
         max_known: int = 20,
     ) -> None:
+        engine = as_engine(engine)
         self.engine = engine
         self.llm = llm
         self.user_id = user_id
@@ -608,12 +609,13 @@ class EntityStore(_EntityStoreBase):  # type: ignore[misc,valid-type]
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         *,
         user_id: str = "default",
         entity_system: str = "default",
         **kwargs: Any,
     ) -> None:
+        engine = as_engine(engine)
         super().__init__(engine=engine, user_id=user_id, entity_system=entity_system, **kwargs)  # type: ignore[call-arg]
         self._memory = EntityMemory(engine, None, user_id=user_id, entity_system=entity_system)
         self._uid = self._memory._uid

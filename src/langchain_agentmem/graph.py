@@ -49,7 +49,7 @@ from ._core.plan import Atomic, Body, Model, Plan, Sql, Stmt, dual
 from ._encoding.json import dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Dialect
-from .engine import Engine
+from .engine import EngineLike, as_engine
 from .entities import _text_of_turn, resolve_query
 
 __all__ = [
@@ -478,7 +478,7 @@ class GraphMemory:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         llm: BaseLanguageModel[Any] | Runnable[Any, Any] | None = None,
         *,
         user_id: str = "default",
@@ -487,6 +487,7 @@ class GraphMemory:
         chat_history: BaseChatMessageHistory | None = None,
         k: int = 2,
     ) -> None:
+        engine = as_engine(engine)
         self.engine = engine
         self.llm = llm
         self.user_id = user_id

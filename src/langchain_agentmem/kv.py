@@ -58,7 +58,7 @@ from ._core.plan import Atomic, Plan, dual
 from ._encoding.json import check_exact, dumps_exact, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Body, Dialect, Many, One, Stmt
-from .engine import Engine
+from .engine import EngineLike, as_engine
 
 __all__ = ["MISSING", "KeyValueStore"]
 
@@ -305,7 +305,10 @@ class KeyValueStore:
     #: ``expected`` of :meth:`compare_and_set` for a key that is not set.
     MISSING: Final = MISSING
 
-    def __init__(self, engine: Engine, namespace: str, *, user_id: str, ttl: Any = None) -> None:
+    def __init__(
+        self, engine: EngineLike, namespace: str, *, user_id: str, ttl: Any = None
+    ) -> None:
+        engine = as_engine(engine)
         self.engine = engine
         self.namespace = _str(namespace, "namespace")
         self.user_id = _str(user_id, "user_id")

@@ -10,8 +10,9 @@ summaries and graph facts (ONE model call for both), and the session's running s
 model call only when the session outgrows its token budget).
 
 The user comes from the run's context (``context={"user_id": ...}`` or an object with a
-``user_id`` attribute), else the middleware's ``user_id``; the session is the run's
-``thread_id``, else ``session_id``.
+``user_id`` attribute), else the run's ``configurable["user_id"]``, else the middleware's
+``user_id`` (``user_key=`` names another key; the same rule as the memory tools'); the
+session is the run's ``thread_id``, else ``session_id``.
 
 Example:
     >>> from langchain.agents import create_agent
@@ -27,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -37,9 +39,11 @@ from langchain_core.runnables import Runnable
 from langchain_core.vectorstores import VectorStore
 from pydantic import BaseModel
 
+from ._core.background import BackgroundRunner
 from ._core.llm import structured
 from ._core.plan import Atomic, Body, Model, Plan, arun, run
-from .engine import Engine
+from ._core.users import DEFAULT_USER_KEY, check_user_key, user_from
+from .engine import EngineLike, as_engine
 from .entities import (
     Entity,
     EntityMemory,
@@ -172,7 +176,9 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         engine: from :func:`langchain_agentmem.connect`, migrated.
         llm: the chat model that writes memories (entity summaries, graph facts, session
             summaries); without it the middleware only reads.
-        user_id: the user when the run's context does not name one.
+        user_id: the user when the run does not name one.
+        user_key: the key the run names the user by, in its context or its
+            ``configurable`` (default ``"user_id"``; LangMem's is ``"langgraph_user_id"``).
         session_id: the session when the run has no ``thread_id``.
         entities: read and write :class:`~.entities.EntityMemory`.
         graph: read and write :class:`~.graph.GraphMemory`.
@@ -190,6 +196,11 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         knowledge: optional :class:`~.knowledge.KnowledgeBase` (with embeddings); the
             run's user's ``max_strategies`` best strategies for the latest user message
             (its ``best_strategies``) are added too ("Strategies that worked before").
+        background: write each finished turn from a queue drained by a worker thread, so
+            that the agent's answer does not wait for the memory writes (default False:
+            inline). Writes run in order; :meth:`flush` waits for them and raises
+            :class:`~._core.background.BackgroundWriteError` for any that failed; at
+            interpreter exit the queue is drained (nothing lost).
 
     Example:
         >>> from langchain_agentmem import connect
@@ -200,10 +211,11 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         *,
         llm: BaseLanguageModel[Any] | Runnable[Any, Any] | None = None,
         user_id: str = "default",
+        user_key: str = DEFAULT_USER_KEY,
         session_id: str = "default",
         entities: bool = True,
         graph: bool = True,
@@ -221,6 +233,7 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         max_episodes: int = 3,
         knowledge: KnowledgeBase | None = None,
         max_strategies: int = 3,
+        background: bool = False,
     ) -> None:
         super().__init__()
         if knowledge is not None and not isinstance(knowledge, KnowledgeBase):
@@ -233,9 +246,11 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             raise TypeError(f"episodes must be an EpisodicMemory, got {type(episodes).__name__}")
         if llm is not None and not isinstance(llm, (BaseLanguageModel, Runnable)):
             raise TypeError(f"llm must be a LangChain chat model, got {type(llm).__name__}")
-        self.engine = engine
+        check_user_key(user_key)
+        self.engine = as_engine(engine)
         self.llm = llm
         self.user_id = user_id
+        self.user_key = user_key
         self.session_id = session_id
         self.use_entities = entities
         self.use_graph = graph
@@ -256,14 +271,14 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         self._extract: Runnable[Any, TurnExtraction] | None = (
             structured(llm, TurnExtraction) if llm is not None else None
         )
+        self.background = background
+        self._runner = BackgroundRunner(self.engine) if background else None
 
     # -- who and where ------------------------------------------------------------------
     def _user(self, runtime: Any) -> str:
-        context = getattr(runtime, "context", None)
-        if isinstance(context, dict) and isinstance(context.get("user_id"), str):
-            return str(context["user_id"])
-        value = getattr(context, "user_id", None)
-        return value if isinstance(value, str) else self.user_id
+        return user_from(
+            context=getattr(runtime, "context", None), key=self.user_key, default=self.user_id
+        )
 
     def _session(self, runtime: Any) -> str:
         info = getattr(runtime, "execution_info", None)
@@ -378,21 +393,22 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         return messages[i:]
 
     def _remember(self, state: AgentState, runtime: Any) -> tuple[str, Plan[None]]:
-        """The tenant, and the plan that writes the finished turn to the memories."""
+        """The tenant, and the plan that writes the finished turn to the memories (who and
+        where are read now, so that the plan can run later in another thread)."""
         ents, kg, summary = self._memories(runtime)
-        return ents._uid, self._remember_plan(self._turn(state), runtime, ents, kg, summary)
+        plan = self._remember_plan(self._turn(state), self._session(runtime), ents, kg, summary)
+        return ents._uid, plan
 
     def _remember_plan(
         self,
         turn: list[BaseMessage],
-        runtime: Any,
+        session: str,
         ents: EntityMemory,
         kg: GraphMemory,
         summary: SummaryMemory | None,
     ) -> Plan[None]:
         if not turn or self.llm is None:
             return
-        session = self._session(runtime)
         if self._combined():
             assert self._extract is not None
             yield from _write_plan(self._extract, ents, kg, turn, session)
@@ -405,12 +421,30 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             yield from summary._add_plan(turn)
 
     def after_agent(self, state: AgentState, runtime: Any) -> dict[str, Any] | None:
-        run(self.engine, *self._remember(state, runtime))
+        if self._runner is not None:
+            self._runner.submit(*self._remember(state, runtime))
+        else:
+            run(self.engine, *self._remember(state, runtime))
         return None
 
     async def aafter_agent(self, state: AgentState, runtime: Any) -> dict[str, Any] | None:
-        await arun(self.engine, *self._remember(state, runtime))
+        if self._runner is not None:
+            self._runner.submit(*self._remember(state, runtime))
+        else:
+            await arun(self.engine, *self._remember(state, runtime))
         return None
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait for the background writes (``background=True``) submitted so far; raise
+        :class:`~._core.background.BackgroundWriteError` for those that failed since the
+        last flush, ``TimeoutError`` when ``timeout`` seconds were not enough. Inline
+        writes have nothing to wait for."""
+        if self._runner is not None:
+            self._runner.flush(timeout)
+
+    async def aflush(self, timeout: float | None = None) -> None:
+        """Async form of :meth:`flush` (waits in a worker thread)."""
+        await asyncio.to_thread(self.flush, timeout)
 
     def _combined(self) -> bool:
         return (

@@ -82,7 +82,7 @@ from ._search.vector_index import (
 )
 from .dialects import Dialect
 from .dialects.statements import in_key_order
-from .engine import Engine
+from .engine import EngineLike, as_engine
 
 __all__ = ["LangGraphStore"]
 
@@ -548,7 +548,7 @@ class LangGraphStore(ConnStringEntry, BaseStore):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         *,
         user_id: str = "default",
         index: IndexConfig | None = None,
@@ -556,10 +556,7 @@ class LangGraphStore(ConnStringEntry, BaseStore):
         hnsw: HNSWSettings | None = None,
         search: SearchSettings | None = None,
     ) -> None:
-        if not isinstance(engine, Engine):
-            raise TypeError(
-                f"expected an Engine from langchain_agentmem.connect(), got {type(engine).__name__}"
-            )
+        engine = as_engine(engine)
         self.engine = engine
         self.user_id = user_id
         self._uid = encode_key(user_id)

@@ -61,7 +61,7 @@ from ._encoding.json import dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from .chat_history import ChatMessageHistory, _check_messages, append_queries, clear_queries
 from .dialects import Dialect
-from .engine import Engine
+from .engine import Engine, EngineLike, as_engine
 
 __all__ = ["DEFAULT_SUMMARY_PROMPT", "SessionSummary", "SummaryMemory", "safe_cut"]
 
@@ -278,7 +278,7 @@ class SummaryMemory(BaseChatMessageHistory):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         llm: BaseLanguageModel[Any] | Runnable[Any, Any],
         session_id: str,
         *,
@@ -290,6 +290,7 @@ class SummaryMemory(BaseChatMessageHistory):
         prune_to: int | None = None,
         agent_name: str | None = None,
     ) -> None:
+        engine = as_engine(engine)
         if not isinstance(llm, (BaseLanguageModel, Runnable)):
             raise TypeError(f"expected a LangChain chat model as llm, got {type(llm).__name__}")
         self.engine = engine

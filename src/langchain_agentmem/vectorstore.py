@@ -64,7 +64,7 @@ from ._search.vector_index import (
     search_settings,
 )
 from .dialects import Dialect
-from .engine import Engine
+from .engine import EngineLike, as_engine
 
 __all__ = ["MemoryVectorStore", "DistanceStrategy"]
 
@@ -290,7 +290,7 @@ class MemoryVectorStore(VectorStore):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         embeddings: Embeddings,
         *,
         collection: str = "default",
@@ -308,10 +308,7 @@ class MemoryVectorStore(VectorStore):
         defer_index: bool = False,
         hnsw_min_share: float = 0.1,
     ) -> None:
-        if not isinstance(engine, Engine):
-            raise TypeError(
-                f"expected an Engine from langchain_agentmem.connect(), got {type(engine).__name__}"
-            )
+        engine = as_engine(engine)
         if distance not in _DISTANCES:
             raise ValueError(
                 f"unknown distance {distance!r}: expected one of {', '.join(_DISTANCES)}"
@@ -956,7 +953,7 @@ class MemoryVectorStore(VectorStore):
         metadatas: list[dict[str, Any]] | None = None,
         *,
         ids: list[str] | None = None,
-        engine: Engine | None = None,
+        engine: EngineLike | None = None,
         **kwargs: Any,
     ) -> MemoryVectorStore:
         """A store (``engine=`` and the constructor's keywords) holding ``texts``.
@@ -985,7 +982,7 @@ class MemoryVectorStore(VectorStore):
         metadatas: list[dict[str, Any]] | None = None,
         *,
         ids: list[str] | None = None,
-        engine: Engine | None = None,
+        engine: EngineLike | None = None,
         **kwargs: Any,
     ) -> MemoryVectorStore:
         """Async form of :meth:`from_texts`."""

@@ -48,7 +48,7 @@ from ._core.plan import Atomic, Plan, dual
 from ._encoding.json import check_exact, dumps, dumps_exact, loads
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Body, Dialect, Many, One, Stmt
-from .engine import Engine
+from .engine import EngineLike, as_engine
 
 __all__ = ["Thought", "WorkingMemory", "WorkingState"]
 
@@ -337,13 +337,13 @@ class WorkingMemory:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         *,
         user_id: str,
         session_id: str,
         ttl: timedelta = timedelta(hours=1),
     ) -> None:
-        self.engine = engine
+        self.engine = as_engine(engine)
         self.user_id = _str(user_id, "user_id")
         self.session_id = _str(session_id, "session_id")
         minutes = ttl_minutes(ttl, "ttl")

@@ -321,6 +321,11 @@ class Backend:
     ) -> contextlib.AbstractAsyncContextManager[AsyncTransaction]:
         raise NotImplementedError
 
+    def missing_file(self) -> str | None:
+        """The path of the database file when it does not exist yet (a file database
+        that the first connection would create), else ``None``."""
+        return None
+
     def after_migrate(self) -> None:
         pass
 

@@ -40,6 +40,13 @@ class SQLiteBackend(Backend):
         self._generation = 0  # close() bumps it; older connections close on release
         self._born: dict[int, int] = {}
 
+    def missing_file(self) -> str | None:
+        import os
+
+        if self.path is None or self.path.startswith("file:") or os.path.exists(self.path):
+            return None
+        return self.path
+
     def _new_connection(self) -> Any:
         import sqlite3
 
