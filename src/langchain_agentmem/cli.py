@@ -758,7 +758,8 @@ def retention(url: str | None, schema: str, dry_run: bool, batch_size: int, as_j
 @main.command()
 @database_options
 @click.argument("path", type=click.Path(dir_okay=False))
-def backup(url: str | None, schema: str, path: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def backup(url: str | None, schema: str, path: str, as_json: bool) -> None:
     """Back the memory database up to PATH: `pg_dump --format=custom --schema` on
     Postgres, the online backup API on SQLite.
 
@@ -774,13 +775,17 @@ def backup(url: str | None, schema: str, path: str) -> None:
             run(lambda: do_backup(engine, path))
         except (RuntimeError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
-    click.echo(f"backed up {engine!r} to {path}")
+    if as_json:
+        click.echo(json.dumps({"url": shown_url(engine), "backup": path}))
+    else:
+        click.echo(f"backed up {shown_url(engine)} to {path}")
 
 
 @main.command()
 @database_options
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-def restore(url: str | None, schema: str, path: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def restore(url: str | None, schema: str, path: str, as_json: bool) -> None:
     """Restore a backup of `agentmem backup` into a database holding no memory tables yet.
 
     Example:
@@ -789,14 +794,19 @@ def restore(url: str | None, schema: str, path: str) -> None:
     """
     from ._backends.backup import restore as do_restore
 
-    engine = open_engine(url, schema)
+    engine = open_engine(url, schema, create=True)  # restoring makes the database
     with engine:
         try:
             run(lambda: do_restore(engine, path))
         except (RuntimeError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
         version = engine.schema_version()
-    click.echo(f"restored {path} into {engine!r}; schema version {version}")
+    if as_json:
+        click.echo(
+            json.dumps({"url": shown_url(engine), "restored": path, "schema_version": version})
+        )
+    else:
+        click.echo(f"restored {path} into {shown_url(engine)}; schema version {version}")
 
 
 # --- hybrid mode (sync) ---
@@ -806,14 +816,18 @@ def _sync_options(func: F) -> F:
     func = click.option(
         "--remote",
         envvar="AGENTMEM_REMOTE_URL",
-        required=True,
         help="The canonical Postgres (postgresql://...). Default: $AGENTMEM_REMOTE_URL.",
     )(func)
     return database_options(func)
 
 
-def open_hybrid(url: str | None, remote: str, schema: str, **options: Any) -> Any:
+def open_hybrid(url: str | None, remote: str | None, schema: str, **options: Any) -> Any:
     from .hybrid import connect_hybrid
+
+    if not remote:
+        raise click.UsageError(
+            "give the canonical Postgres: --remote postgresql://... (or $AGENTMEM_REMOTE_URL)"
+        )
 
     if url is None or not url.startswith("sqlite:"):
         raise click.BadParameter(
@@ -852,18 +866,20 @@ def _since(text: str | None) -> datetime | None:
 @click.option("--since", help="Only writes made since: a duration (12h, 2d) or an ISO date.")
 @click.option("--min-importance", type=float, help="Keep rows whose importance is below it local.")
 @click.option("--runs", type=int, hidden=True, help="With --daemon: stop after this many runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print each run's report as JSON.")
 @click.pass_context
 def sync(
     ctx: click.Context,
     url: str | None,
     schema: str,
-    remote: str,
+    remote: str | None,
     daemon: bool,
     interval: float,
     session_id: str | None,
     since: str | None,
     min_importance: float | None,
     runs: int | None,
+    as_json: bool,
 ) -> None:
     """Deliver a hybrid cache's outbox to Postgres (once, or --daemon).
 
@@ -895,7 +911,13 @@ def sync(
                         raise click.ClickException(str(exc)) from exc
                     click.echo(f"run failed: {exc}", err=True)
                     report = None
-            if report is not None:
+            if report is not None and as_json:
+                click.echo(json.dumps({
+                    "run_id": report.run_id, "status": report.status,
+                    "events_synced": report.events_synced, "rows_synced": report.rows_synced,
+                    "batches": report.batches, "queued": engine.outbox_depth(),
+                }))  # fmt: skip
+            elif report is not None:
                 left = engine.outbox_depth()
                 click.echo(
                     f"run {report.run_id}: {report.status}, {_plural(report.events_synced, 'event')}"
@@ -912,7 +934,7 @@ def sync(
 @click.option("--runs", default=5, show_default=True, help="How many of the last runs to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def sync_status(obj: tuple[str | None, str, str], runs: int, as_json: bool) -> None:
+def sync_status(obj: tuple[str | None, str, str | None], runs: int, as_json: bool) -> None:
     """Outbox depth, lag and the last runs of a hybrid cache.
 
     Example: agentmem sync --url sqlite:///cache.db --remote postgresql://db/mem status
@@ -970,7 +992,8 @@ def _skill_errors(action: Callable[[], Any]) -> Any:
 @database_options
 @_user_option
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-def skills_load(url: str | None, schema: str, user_id: str, file: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def skills_load(url: str | None, schema: str, user_id: str, file: str, as_json: bool) -> None:
     """Register the skills and bindings of a YAML or JSON file.
 
     Example:
@@ -983,7 +1006,10 @@ def skills_load(url: str | None, schema: str, user_id: str, file: str) -> None:
     engine, registry = _registry(url, schema, user_id)
     with engine:
         n_skills, n_bindings = _skill_errors(lambda: registry.load(document))
-    click.echo(f"loaded {_plural(n_skills, 'skill')} and {_plural(n_bindings, 'binding')}")
+    if as_json:
+        click.echo(json.dumps({"skills": n_skills, "bindings": n_bindings}))
+    else:
+        click.echo(f"loaded {_plural(n_skills, 'skill')} and {_plural(n_bindings, 'binding')}")
 
 
 @skills.command("list")
@@ -1040,6 +1066,7 @@ def skills_list(
 @click.option("--priority", default=0, show_default=True, type=int, help="Higher first.")
 @click.option("--disabled", is_flag=True, help="Bind it disabled.")
 @click.option("--config", "config_json", default=None, help="The binding's config, a JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def skills_bind(
     url: str | None,
     schema: str,
@@ -1049,6 +1076,7 @@ def skills_bind(
     priority: int,
     disabled: bool,
     config_json: str | None,
+    as_json: bool,
 ) -> None:
     """Let AGENT use SKILL (binding it again replaces the binding).
 
@@ -1067,7 +1095,16 @@ def skills_bind(
                 agent, skill, enabled=not disabled, priority=priority, config=config
             )
         )
-    click.echo(f"bound {agent} -> {skill} (priority {priority}{', disabled' if disabled else ''})")
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"agent": agent, "skill": skill, "priority": priority, "enabled": not disabled}
+            )
+        )
+    else:
+        click.echo(
+            f"bound {agent} -> {skill} (priority {priority}{', disabled' if disabled else ''})"
+        )
 
 
 @skills.command("unbind")
@@ -1075,7 +1112,10 @@ def skills_bind(
 @_user_option
 @click.argument("agent")
 @click.argument("skill")
-def skills_unbind(url: str | None, schema: str, user_id: str, agent: str, skill: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def skills_unbind(
+    url: str | None, schema: str, user_id: str, agent: str, skill: str, as_json: bool
+) -> None:
     """Remove AGENT's binding to SKILL.
 
     Example:
@@ -1085,7 +1125,12 @@ def skills_unbind(url: str | None, schema: str, user_id: str, agent: str, skill:
     engine, registry = _registry(url, schema, user_id)
     with engine:
         removed = _skill_errors(lambda: registry.unbind(agent, skill))
-    click.echo(f"unbound {agent} -> {skill}" if removed else f"{agent} was not bound to {skill}")
+    if as_json:
+        click.echo(json.dumps({"agent": agent, "skill": skill, "removed": bool(removed)}))
+    else:
+        click.echo(
+            f"unbound {agent} -> {skill}" if removed else f"{agent} was not bound to {skill}"
+        )
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -1174,8 +1219,9 @@ def stats(
     metavar="VAR",
     help="Set the role's password from this environment variable (else it is left as it is).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def grant_app_role_command(
-    url: str | None, schema: str, name: str, password_env: str | None
+    url: str | None, schema: str, name: str, password_env: str | None, as_json: bool
 ) -> None:
     """Create or update NAME, the role an application connects as under row-level
     security: LOGIN, no SUPERUSER or BYPASSRLS, owning nothing, with exactly the
@@ -1204,6 +1250,9 @@ def grant_app_role_command(
             grants = run(lambda: grant_app_role(engine, name, password=password))
         except (ValueError, RuntimeError, NotImplementedError) as exc:
             raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps({"role": name, "schema": schema, "grants": dict(grants)}))
+        return
     for table, privileges in grants:
         click.echo(f"  {table:<28} {privileges}")
     click.echo(f"role {name}: {len(grants)} tables granted in schema {schema}")
@@ -1213,7 +1262,8 @@ def grant_app_role_command(
 @click.option(
     "--schema", default="agent_mem", show_default=True, help="Postgres schema of the tables."
 )
-def citus_ddl_command(schema: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the statements as a JSON list.")
+def citus_ddl_command(schema: str, as_json: bool) -> None:
     """Print the Citus statements distributing the schema by user_id (reference tables
     replicated), from the table catalog. Run them on the coordinator after migrating.
 
@@ -1228,7 +1278,11 @@ def citus_ddl_command(schema: str) -> None:
         dialect = PostgresDialect(check_identifier(schema, "schema"))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--schema") from exc
-    for statement in citus_statements(dialect):
+    statements = list(citus_statements(dialect))
+    if as_json:
+        click.echo(json.dumps(statements))
+        return
+    for statement in statements:
         click.echo(statement + ";")
 
 
