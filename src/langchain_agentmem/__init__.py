@@ -12,10 +12,12 @@ Example:
 from .chat_history import ChatMessageHistory, SessionInfo
 from .checkpoint import CheckpointSaver
 from .docstore import ByteStore, DocumentStore
+from .embeddings import LocalEmbeddings
 from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
 from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
 from .kv import KeyValueStore
+from .recall import MemoryRetriever, RecallSettings
 from .store import LangGraphStore
 from .summary import SessionSummary, SummaryMemory
 from .vectorstore import MemoryVectorStore
@@ -35,10 +37,13 @@ __all__ = [
     "KeyValueStore",
     "KnowledgeTriple",
     "LangGraphStore",
+    "LocalEmbeddings",
     "MemoryMiddleware",
+    "MemoryRetriever",
     "MemoryVectorStore",
     "Node",
     "PoolConfig",
+    "RecallSettings",
     "SessionInfo",
     "SessionSummary",
     "Subgraph",

@@ -84,6 +84,9 @@ _ALL: tuple[Table, ...] = (
     Table("working_memory", ("user_id", "session_id"), time_column="last_updated", sync="local", retention_key="last_updated"),
     Table("working_memory_thoughts", ("user_id", "session_id", "seq"), time_column="created_at", sync="local", parent="working_memory"),
     Table("kv", ("user_id", "namespace", "key"), time_column="updated_at", retention_key="updated_at"),
+    # the recall index over the chat history (0013)
+    Table("recall_events", ("user_id", "session_id", "seq"), time_column="created_at", vector_column="embedding", parent="events"),
+    Table("recall_terms", ("user_id", "term", "session_id", "seq"), parent="recall_events"),
     # bookkeeping
     Table("schema_version", ("version",), tenant_column=None, time_column="applied_at", reference=True, sync="local"),
 )  # fmt: skip
