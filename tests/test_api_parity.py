@@ -31,6 +31,7 @@ PURE = {
     "close",
     "transaction",
     "raw_backend",
+    "for_user",
 }
 
 #: LangChain's own pairs whose sync form is a property.

@@ -27,8 +27,8 @@ development split (``benchmarks/locomo.py``, results in ``benchmarks/RESULTS.md`
 
 The index (tables ``recall_events`` and ``recall_terms``) is filled by :meth:`index`,
 which embeds the turns not indexed yet; a search indexes new turns first
-(``auto_index``). A turn's text is ``"<name>: <content>"`` when its message has a
-``name`` (the speaker).
+(``auto_index``). A turn's embedded text is ``"<name>: <content>"`` when its message has
+a ``name`` (the speaker); its terms are those of the content.
 
 Example:
     >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -51,9 +51,10 @@ Example:
 from __future__ import annotations
 
 import calendar
+import heapq
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any, Literal, TypedDict
 
 import numpy as np
@@ -94,7 +95,7 @@ class RecallSettings(TypedDict, total=False):
     rrf_k: int
     """RRF's constant (default 60)."""
     fetch_k: int
-    """Candidates taken from each of the dense and the lexical search (default 100)."""
+    """Candidates taken from each of the dense and the lexical search (default 50)."""
     k1: float
     """BM25 term-frequency saturation (default 0.9)."""
     b: float
@@ -108,7 +109,7 @@ class RecallSettings(TypedDict, total=False):
     session: float
     """A turn gains this share of the mean of its session's 3 best scores (default 0.5)."""
     names: float
-    """Bonus of the turns spoken by a person the query names (default 0.3)."""
+    """Bonus of the turns spoken by a person the query names (default 0.5)."""
     entities: float
     """Weight, in the lexical query, of the names and aliases of the known entities the
     query mentions (default 0.5)."""
@@ -121,13 +122,13 @@ DEFAULT_SETTINGS: RecallSettings = {
     "lexical": 1.0,
     "fusion": "score",
     "rrf_k": 60,
-    "fetch_k": 100,
+    "fetch_k": 50,
     "k1": 0.9,
     "b": 0.4,
     "context": 0.3,
     "neighbours": 0.1,
     "session": 0.5,
-    "names": 0.3,
+    "names": 0.5,
     "entities": 0.5,
     "time": 0.3,
 }
@@ -175,16 +176,18 @@ def period(query: str) -> tuple[datetime, datetime] | None:
     for m in _DATE.finditer(query):
         if m.group(5):
             year = int(m.group(5))
-            return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+            return datetime(year, 1, 1, tzinfo=timezone.utc), datetime(
+                year + 1, 1, 1, tzinfo=timezone.utc
+            )
         if not m.group(4):
             continue  # a month without a year ("may", "march") is no period
         year, month = int(m.group(4)), _MONTHS[m.group(2).casefold()]
         day = m.group(1) or m.group(3)
         if day and 1 <= int(day) <= calendar.monthrange(year, month)[1]:
-            start = datetime(year, month, int(day), tzinfo=UTC)
-            return start, datetime.fromordinal(start.toordinal() + 1).replace(tzinfo=UTC)
-        end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
-        return datetime(year, month, 1, tzinfo=UTC), end
+            start = datetime(year, month, int(day), tzinfo=timezone.utc)
+            return start, datetime.fromordinal(start.toordinal() + 1).replace(tzinfo=timezone.utc)
+        end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=timezone.utc)
+        return datetime(year, month, 1, tzinfo=timezone.utc), end
     return None
 
 
@@ -212,6 +215,19 @@ def _missing_body(uid: str, limit: int) -> Body[list[tuple[Any, ...]]]:
         fetch=True,
     )
     return [tuple(r) for r in rows]
+
+
+def _behind_body(uid: str) -> Body[bool]:
+    """Whether a session of the tenant holds events past its last indexed one: one probe
+    of the index's primary key per session, the cheap test before :func:`_missing_body`."""
+    row = yield Stmt(
+        "SELECT 1 FROM {sessions} s WHERE s.user_id = ? AND s.last_seq > coalesce((SELECT "
+        "max(r.seq) FROM {recall_events} r WHERE r.user_id = s.user_id AND r.session_id = "
+        "s.session_id), 0) LIMIT 1",
+        [uid],
+        fetch=True,
+    )
+    return bool(row)
 
 
 def _write_body(
@@ -311,17 +327,17 @@ class MemoryRetriever(BaseRetriever):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         _settings({}, settings)  # fails early on a bad setting
-        super().__init__(
-            engine=engine,
-            embeddings=embeddings,
-            user_id=user_id,
-            k=k,
-            settings=dict(settings or {}),
-            auto_index=auto_index,
-            entity_system=entity_system,
-            batch_size=batch_size,
-            **kwargs,
-        )
+        fields: dict[str, Any] = {
+            "engine": engine,
+            "embeddings": embeddings,
+            "user_id": user_id,
+            "k": k,
+            "settings": dict(settings or {}),
+            "auto_index": auto_index,
+            "entity_system": entity_system,
+            "batch_size": batch_size,
+        }
+        super().__init__(**fields, **kwargs)
         self._uid = encode_key(user_id)
 
     def __repr__(self) -> str:
@@ -343,9 +359,11 @@ class MemoryRetriever(BaseRetriever):
         )
 
     # -- indexing ---------------------------------------------------------------------------
-    def _index_plan(self) -> Plan[int]:
+    def _index_plan(self, check: bool = False) -> Plan[int]:
         dialect: Dialect = self.engine.dialect
         total = 0
+        if check and not (yield Atomic(_behind_body(self._uid), readonly=True)):
+            return 0
         while True:
             rows = yield Atomic(_missing_body(self._uid, self.batch_size), readonly=True)
             if not rows:
@@ -354,21 +372,21 @@ class MemoryRetriever(BaseRetriever):
             prepared = []
             for session, seq, role, kind, content, payload, at in rows:
                 speaker = _speaker(payload)
-                text = content if isinstance(content, str) else ""
-                if speaker and text:
-                    text = f"{speaker}: {text}"
-                use = kind == "message" and role in _INDEXED_ROLES and bool(text.strip())
+                body = content if isinstance(content, str) else ""
+                use = kind == "message" and role in _INDEXED_ROLES and bool(body.strip())
                 if use:
-                    texts.append(text)
-                prepared.append((session, int(seq), speaker, text if use else None, at))
+                    texts.append(f"{speaker}: {body}" if speaker else body)
+                prepared.append((session, int(seq), speaker, body if use else None, at))
             vectors = (yield Embed(self.embeddings, texts)) if texts else []
             it = iter(vectors)
-            index_rows = []
-            postings = []
+            index_rows: list[tuple[str, int, str | None, float, Any, Any]] = []
+            postings: list[tuple[str, str, int, float]] = []
             for session, seq, speaker, text, at in prepared:
                 if text is None:
                     index_rows.append((session, seq, None, 0.0, None, at))
                     continue
+                # The speaker's name is no term (it would post half the tenant's turns
+                # under it): the names signal matches speakers.
                 counts = term_counts(text)
                 spk = clean_text(normalize(speaker)) if speaker else None
                 vector = np.asarray(next(it), dtype=np.float32)
@@ -396,7 +414,7 @@ class MemoryRetriever(BaseRetriever):
             raise ValueError(f"k must be a positive int, got {k!r}")
         cfg = _settings(self.settings, settings)  # type: ignore[arg-type]
         if self.auto_index:
-            yield from self._index_plan()
+            yield from self._index_plan(check=True)
         vector = None
         if cfg["dense"] and query.strip():
             vector = np.asarray((yield Embed(self.embeddings, [query], query=True)), np.float32)
@@ -460,13 +478,14 @@ class MemoryRetriever(BaseRetriever):
         if not keys:
             return []
         # The candidates and the turns around them: length, speaker, time.
-        relation, params = _keys_param(dialect, sorted(keys))
+        relation, params = _keys_param(dialect, list(keys))
         rows = yield Stmt(
-            "SELECT DISTINCT r.session_id, r.seq, r.length, r.speaker, r.created_at "
-            "FROM {recall_events} r JOIN "
+            # The keys drive the join (CROSS JOIN keeps that order on SQLite): one
+            # primary-key range read per key.
+            "SELECT DISTINCT r.session_id, r.seq, r.length, r.speaker, r.created_at FROM "
             + relation
-            + " ON r.session_id = m.session_id AND r.seq BETWEEN m.seq - 1 AND m.seq + 1 "
-            "WHERE r.user_id = ?",
+            + " CROSS JOIN {recall_events} r WHERE r.user_id = ? AND r.session_id = m.session_id "
+            "AND r.seq BETWEEN m.seq - 1 AND m.seq + 1",
             [*params, uid],
             fetch=True,
         )
@@ -491,7 +510,7 @@ class MemoryRetriever(BaseRetriever):
                 context=float(cfg["context"]),
             )
             lexical = dict(
-                sorted(lexical.items(), key=lambda kv: (-kv[1], kv[0]))[:fetch_k]
+                heapq.nsmallest(fetch_k, lexical.items(), key=lambda kv: (-kv[1], kv[0]))
             )
         scores = _fuse(dense, lexical, cfg)
         scores = fusion.spread(
@@ -510,23 +529,24 @@ class MemoryRetriever(BaseRetriever):
             inside = set()
             for key, m in meta.items():
                 at = dialect.to_datetime(m[2])
-                if at is not None and start <= at.astimezone(UTC) < end:
+                if at is not None and start <= at.astimezone(timezone.utc) < end:
                     inside.add(key)
             scores = fusion.boost(scores, inside, float(cfg["time"]))
-        top = fusion.ranked(scores)[:k]
-        return (yield from self._documents_body(top, scores, meta))
+        top = fusion.ranked(scores, limit=k)
+        return (yield from self._documents_body(top, scores))
 
     def _documents_body(
-        self, top: Sequence[Key], scores: Mapping[Key, float], meta: Mapping[Key, Any]
+        self, top: Sequence[Key], scores: Mapping[Key, float]
     ) -> Body[list[Document]]:
         if not top:
             return []
         dialect: Dialect = self.engine.dialect
         relation, params = _keys_param(dialect, top)
         rows = yield Stmt(
-            "SELECT e.session_id, e.seq, e.role, e.content, e.created_at FROM {events} e JOIN "
+            "SELECT e.session_id, e.seq, e.role, e.content, e.created_at, e.payload FROM "
             + relation
-            + " ON e.session_id = m.session_id AND e.seq = m.seq WHERE e.user_id = ?",
+            + " CROSS JOIN {events} e WHERE e.user_id = ? AND e.session_id = m.session_id "
+            "AND e.seq = m.seq",
             [*params, self._uid],
             fetch=True,
         )
@@ -538,7 +558,7 @@ class MemoryRetriever(BaseRetriever):
                 continue  # deleted since the candidates were read
             session = decode_key(key[0])
             at = dialect.to_datetime(row[4])
-            speaker = meta[key][1] if key in meta else None
+            speaker = _speaker(row[5])
             docs.append(
                 Document(
                     page_content=row[3],
@@ -577,10 +597,15 @@ class MemoryRetriever(BaseRetriever):
         return await self.asearch(query)
 
 
-def _fuse(dense: Mapping[Key, float], lexical: Mapping[Key, float], cfg: RecallSettings) -> dict[Key, float]:
+def _fuse(
+    dense: Mapping[Key, float], lexical: Mapping[Key, float], cfg: RecallSettings
+) -> dict[Key, float]:
     if cfg["fusion"] == "rrf":
         return fusion.rrf(
-            [(fusion.ranked(dense), float(cfg["dense"])), (fusion.ranked(lexical), float(cfg["lexical"]))],
+            [
+                (fusion.ranked(dense), float(cfg["dense"])),
+                (fusion.ranked(lexical), float(cfg["lexical"])),
+            ],
             k=int(cfg["rrf_k"]),
         )
     return fusion.combine(
@@ -589,4 +614,3 @@ def _fuse(dense: Mapping[Key, float], lexical: Mapping[Key, float], cfg: RecallS
             (fusion.normalized(lexical), float(cfg["lexical"])),
         ]
     )
-

@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from collections.abc import Callable, Container, Hashable, Iterable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["boost", "combine", "group_boost", "normalized", "ranked", "rrf", "spread"]
 
@@ -66,10 +66,12 @@ def rrf(rankings: Iterable[tuple[Sequence[K], float]], k: int = 60) -> dict[K, f
     return dict(out)
 
 
-def ranked(scores: Mapping[K, float], key: Callable[[K], object] | None = None) -> list[K]:
-    """Items best first (ties: by ``key``, else by the item)."""
-    tie = key or (lambda item: item)
-    return sorted(scores, key=lambda item: (-scores[item], tie(item)))  # type: ignore[arg-type, return-value]
+def ranked(scores: Mapping[K, float], limit: int | None = None) -> list[K]:
+    """Items best first (ties: by the item), the first ``limit`` only when given."""
+    order: Callable[[K], Any] = lambda item: (-scores[item], item)  # noqa: E731
+    if limit is not None and limit < len(scores):
+        return heapq.nsmallest(limit, scores, key=order)
+    return sorted(scores, key=order)
 
 
 def spread(
