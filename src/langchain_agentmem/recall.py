@@ -359,11 +359,9 @@ class MemoryRetriever(BaseRetriever):
         )
 
     # -- indexing ---------------------------------------------------------------------------
-    def _index_plan(self, check: bool = False) -> Plan[int]:
+    def _index_plan(self) -> Plan[int]:
         dialect: Dialect = self.engine.dialect
         total = 0
-        if check and not (yield Atomic(_behind_body(self._uid), readonly=True)):
-            return 0
         while True:
             rows = yield Atomic(_missing_body(self._uid, self.batch_size), readonly=True)
             if not rows:
@@ -413,18 +411,27 @@ class MemoryRetriever(BaseRetriever):
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
         cfg = _settings(self.settings, settings)  # type: ignore[arg-type]
-        if self.auto_index:
-            yield from self._index_plan(check=True)
         vector = None
         if cfg["dense"] and query.strip():
             vector = np.asarray((yield Embed(self.embeddings, [query], query=True)), np.float32)
-        return (yield Atomic(self._search_body(query, vector, k, cfg), readonly=True))
+        # The search's transaction first checks that the index is up to date (one probe);
+        # when it is not, the new turns are indexed and the search runs again.
+        found = yield Atomic(
+            self._search_body(query, vector, k, cfg, self.auto_index), readonly=True
+        )
+        if found is None:
+            yield from self._index_plan()
+            found = yield Atomic(self._search_body(query, vector, k, cfg, False), readonly=True)
+        return found or []
 
     def _search_body(
-        self, query: str, vector: np.ndarray | None, k: int, cfg: RecallSettings
-    ) -> Body[list[Document]]:
+        self, query: str, vector: np.ndarray | None, k: int, cfg: RecallSettings, check: bool
+    ) -> Body[list[Document] | None]:
+        """The search; ``None`` when ``check`` and the index is behind the history."""
         dialect: Dialect = self.engine.dialect
         uid = self._uid
+        if check and (yield from _behind_body(uid)):
+            return None
         fetch_k = max(cfg["fetch_k"], k)
         # Names the query mentions: speakers of the tenant's turns, known entities.
         names = [clean_text(n) for n in candidate_names(query)]
