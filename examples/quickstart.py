@@ -5,6 +5,9 @@ set AGENTMEM_URL=postgresql://... to use Postgres instead. No API key, no server
 
     python examples/quickstart.py
     python examples/quickstart.py   # remembers the first run
+
+With the ``local`` extra (``pip install "langchain-agentmem[local]"``: the offline wordllama
+embedder) it also recalls the turn that answers a question, with MemoryRetriever.
 """
 
 from __future__ import annotations
@@ -14,8 +17,22 @@ from datetime import datetime, timezone
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage
 
-from langchain_agentmem import ChatMessageHistory, DocumentStore, connect
+from langchain_agentmem import ChatMessageHistory, DocumentStore, MemoryRetriever, connect
 from langchain_agentmem.cli import table_counts
+
+
+def recall(engine: object, question: str) -> None:
+    """Recall the turn that answers ``question`` (needs the ``local`` extra)."""
+    try:
+        import wordllama  # noqa: F401
+    except ImportError:
+        print('Recall: pip install "langchain-agentmem[local]" for offline semantic recall.')
+        return
+    from langchain_agentmem import LocalEmbeddings
+
+    retriever = MemoryRetriever(engine, LocalEmbeddings(), user_id="alice", k=1)  # type: ignore[arg-type]
+    for doc in retriever.invoke(question):
+        print(f"Recall ({question!r}): {doc.page_content}")
 
 
 def main() -> None:
@@ -47,6 +64,7 @@ def main() -> None:
     print(
         f"The session now holds {total} messages; notes: {', '.join(notes.yield_keys(prefix='run/'))}"
     )
+    recall(engine, "when did run 1 happen?")
     print("Rows per table:", ", ".join(f"{k}={v}" for k, v in table_counts(engine).items()))
     engine.close()
 

@@ -32,6 +32,7 @@ PURE = {
     "close",
     "transaction",
     "raw_backend",
+    "for_user",
 }
 
 #: LangChain's own pairs whose sync form is a property.

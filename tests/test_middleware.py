@@ -3,6 +3,7 @@ writes each turn back; sync and async agents, both backends."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from _fakes import ScriptedChatModel
 from langchain.agents import create_agent
 from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.messages import HumanMessage
 from langchain_core.vectorstores import InMemoryVectorStore
 
 from langchain_agentmem import ChatMessageHistory, Engine, EntityMemory, GraphMemory, SummaryMemory
@@ -275,3 +277,32 @@ def test_the_user_named_in_configurable_or_by_another_key(engine: Engine) -> Non
     assert "Ann's cat." in system_text(model.calls[2])
     with pytest.raises(TypeError, match="user_key must be a non-empty str"):
         MemoryMiddleware(engine, user_key="")
+
+
+def test_recall_of_past_turns_sync_and_async(engine: Engine) -> None:
+    """With a MemoryRetriever, the past turns of the run's user that match the message are
+    added (no model call for them), and another user's turns never are."""
+    from langchain_agentmem import MemoryRetriever
+
+    ChatMessageHistory(engine, "old", user_id="alice").add_messages(
+        [HumanMessage("I always ask for a window seat on flights.", name="Alice")]
+    )
+    ChatMessageHistory(engine, "old", user_id="mallory").add_messages(
+        [HumanMessage("Aisle seat on flights, please.")]
+    )
+    recall = MemoryRetriever(engine, DeterministicFakeEmbedding(size=16), user_id="nobody")
+    for run_async in (False, True):
+        model = ScriptedChatModel(responses=["ok"])
+        mw = MemoryMiddleware(engine, retriever=recall, k=1, entities=False, graph=False)
+        agent = create_agent(model, middleware=[mw])
+        question = {"messages": [("user", "Book a seat on flights to Paris")]}
+        if run_async:
+            asyncio.run(agent.ainvoke(question, context={"user_id": "alice"}))
+        else:
+            agent.invoke(question, context={"user_id": "alice"})
+        seen = system_text(model.calls[0])
+        assert "Related memories:\n- [Alice, " in seen
+        assert "I always ask for a window seat on flights." in seen
+        assert "Aisle" not in seen
+    with pytest.raises(TypeError, match="MemoryRetriever"):
+        MemoryMiddleware(engine, retriever="not a retriever")  # type: ignore[arg-type]

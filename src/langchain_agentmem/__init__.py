@@ -15,6 +15,7 @@ from .analytics import Analytics
 from .chat_history import ChatMessageHistory, SessionInfo
 from .checkpoint import CheckpointSaver
 from .docstore import ByteStore, DocumentStore
+from .embeddings import LocalEmbeddings
 from .engine import Engine, PoolConfig, connect
 from .entities import Entity, EntityMemory, EntityStore
 from .episodes import Episode, EpisodeRetriever, EpisodicMemory, Ranking, RecalledEpisode
@@ -32,6 +33,7 @@ from .knowledge import (
     knowledge_tools,
 )
 from .kv import KeyValueStore
+from .recall import MemoryRetriever, RecallSettings
 from .retention import Retention, RetentionPolicy
 from .skills import Binding, Skill, SkillRegistry
 from .store import LangGraphStore
@@ -71,11 +73,14 @@ __all__ = [
     "KnowledgeBase",
     "KnowledgeTriple",
     "LangGraphStore",
+    "LocalEmbeddings",
     "MemoryMiddleware",
+    "MemoryRetriever",
     "MemoryVectorStore",
     "Node",
     "PoolConfig",
     "Ranking",
+    "RecallSettings",
     "RecalledEpisode",
     "Retention",
     "RetentionPolicy",

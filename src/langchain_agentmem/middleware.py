@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
+from langchain_core.documents import Document
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
@@ -56,6 +57,7 @@ from .entities import (
 from .episodes import EpisodicMemory
 from .graph import Edge, ExtractedTriple, GraphMemory
 from .knowledge import KnowledgeBase, ScoredKnowledge, format_strategies
+from .recall import MemoryRetriever
 from .summary import SessionSummary, SummaryMemory, summaries_body
 
 __all__ = ["MemoryMiddleware", "format_memory"]
@@ -148,6 +150,14 @@ def format_memory(
     return "What you remember about this user (from earlier conversations):\n" + "\n".join(parts)
 
 
+def _turn_text(doc: Document) -> str:
+    """A recalled turn as a line: its speaker and date when known, then its text."""
+    speaker = doc.metadata.get("speaker") or doc.metadata.get("role")
+    at = doc.metadata.get("created_at")
+    head = ", ".join(str(x) for x in (speaker, at[:10] if isinstance(at, str) else None) if x)
+    return f"[{head}] {doc.page_content}" if head else doc.page_content
+
+
 def _last_human(messages: Sequence[BaseMessage]) -> int | None:
     for i in range(len(messages) - 1, -1, -1):
         if isinstance(messages[i], HumanMessage):
@@ -187,6 +197,9 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             :class:`~.summary.SummaryMemory` (budget ``summary_token_limit``).
         vectorstore: optional LangChain vector store; its ``k`` best matches for the user's
             message are added ("vector recall"). It is used as given (scope it per user).
+        retriever: optional :class:`~.recall.MemoryRetriever`; the ``k`` past turns of the
+            run's user (the retriever's settings, the run's tenant) that best match the
+            user's message are added ("recall"), with no model call.
         entity_system, graph_name: namespaces of the entity and graph memories.
         combined_extraction: with both entities and graph on, extract both from a turn
             in ONE model call (default True); False: one call each.
@@ -221,6 +234,7 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         graph: bool = True,
         session_summaries: bool = True,
         vectorstore: VectorStore | None = None,
+        retriever: MemoryRetriever | None = None,
         k: int = 4,
         max_entities: int = 10,
         max_facts: int = 20,
@@ -244,6 +258,8 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             )
         if episodes is not None and not isinstance(episodes, EpisodicMemory):
             raise TypeError(f"episodes must be an EpisodicMemory, got {type(episodes).__name__}")
+        if retriever is not None and not isinstance(retriever, MemoryRetriever):
+            raise TypeError(f"retriever must be a MemoryRetriever, got {type(retriever).__name__}")
         if llm is not None and not isinstance(llm, (BaseLanguageModel, Runnable)):
             raise TypeError(f"llm must be a LangChain chat model, got {type(llm).__name__}")
         check_user_key(user_key)
@@ -256,6 +272,7 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         self.use_graph = graph
         self.use_summaries = session_summaries
         self.vectorstore = vectorstore
+        self.retriever = retriever
         self.k = k
         self.max_entities = max_entities
         self.max_facts = max_facts
@@ -368,6 +385,9 @@ class MemoryMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             strategies = yield from kb._best_plan(
                 text, self.max_strategies, ("strategy",), None, None, None
             )
+        if self.retriever is not None:
+            turns = yield from self.retriever.for_user(user)._search_plan(text, self.k, None)
+            recalled += [_turn_text(d) for d in turns]
         block = format_memory(entities, facts, summaries, recalled, similar, strategies)
         if not block:
             return request

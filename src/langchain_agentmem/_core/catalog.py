@@ -139,6 +139,9 @@ _ALL: tuple[Table, ...] = (
     # skills registry and agent bindings (0012; sessions and events gain columns there)
     Table("skills", ("user_id", "name", "version"), time_column="updated_at", vector_column="embedding"),
     Table("agent_skill_bindings", ("user_id", "agent_name", "skill_name"), time_column="updated_at"),
+    # the recall index over the chat history (0013)
+    Table("recall_events", ("user_id", "session_id", "seq"), time_column="created_at", vector_column="embedding", parent="events"),
+    Table("recall_terms", ("user_id", "term", "session_id", "seq"), parent="recall_events"),
     # hybrid mode (0014): the cache's outbox and pull state, Postgres's delivery state
     Table("sync_outbox", ("seq",), tenant_column=None, time_column="created_at", sync="local", dialects=("sqlite",)),
     Table("sync_state", ("key",), tenant_column=None, sync="local", dialects=("sqlite",)),
