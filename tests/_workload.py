@@ -28,6 +28,7 @@ from langchain_agentmem import (
     KeyValueStore,
     KnowledgeBase,
     LangGraphStore,
+    MemoryRetriever,
     MemoryVectorStore,
     SkillRegistry,
     SummaryMemory,
@@ -143,3 +144,6 @@ def exercise(engine: Engine, user: str) -> None:
         assert kv.get("k") == {"user": user}
     finally:
         engine.metrics = metrics
+
+    retriever = MemoryRetriever(engine, Hashed(), user_id=user)
+    assert retriever.search("hello", k=1)  # indexes the chat turns first

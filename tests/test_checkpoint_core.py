@@ -172,6 +172,6 @@ async def test_a_transaction_that_need_not_be_durable_skips_the_disk_flush_alone
         eng.close()
 
 
-def test_pending_writes_skip_the_disk_flush_unless_asked() -> None:
-    assert CheckpointSaver(connect("sqlite://")).durable_writes is False
-    assert CheckpointSaver(connect("sqlite://"), durable_writes=True).durable_writes is True
+def test_pending_writes_wait_for_the_disk_unless_told_not_to() -> None:
+    assert CheckpointSaver(connect("sqlite://")).durable_writes is True
+    assert CheckpointSaver(connect("sqlite://"), durable_writes=False).durable_writes is False

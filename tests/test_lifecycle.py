@@ -35,6 +35,7 @@ from langchain_agentmem import (
     KeyValueStore,
     KnowledgeBase,
     LangGraphStore,
+    MemoryRetriever,
     MemoryVectorStore,
     SkillRegistry,
     SummaryMemory,
@@ -122,6 +123,7 @@ def populate(engine: Engine, user: str, word: str = CANARY) -> None:
     }
     skills.register("look", description=f"{word} looks things up", spec=spec, category="read")
     skills.bind("agent", "look", priority=1, config={"k": "v\x00"})
+    MemoryRetriever(engine, embeddings(), user_id=user).index()  # the recall index of s1
     engine.metrics = True  # one operation recorded in agent_memory_metrics
     try:
         kb.rules()
@@ -163,6 +165,7 @@ def snapshot(engine: Engine, user: str) -> dict[str, Any]:
             (e.perception, e.reasoning, e.action, e.outcome, e.outcome_quality, e.tags, e.metadata)
             for e in EpisodicMemory(engine, embeddings(), user_id=user, project="ops").list()
         ],
+        "recall": [d.page_content for d in MemoryRetriever(engine, embeddings(), user_id=user).search("hello", k=2)],
         "skills": [
             (b.skill_name, b.priority, b.config) for b in SkillRegistry(engine, user_id=user).skills_for("agent")
         ],
