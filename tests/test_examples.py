@@ -140,3 +140,22 @@ def test_the_ops_agent_learns_from_its_outcomes_across_restarts(tmp_path: Path) 
     assert "learned: when disk almost full on the database host, clear_disk" in second
     assert "-- shift 3: 1 strategies known" in third and "resolved 6 of 6" in third
     assert "(a strategy learned before)" in third
+
+
+def test_the_memory_notebook_draws_the_graph_timeline_neighbours_and_history() -> None:
+    notebook = nbformat.read(ROOT / "notebooks" / "02_memories.ipynb", as_version=4)
+    # Committed with its outputs (so that it reads on GitHub) ...
+    assert any(
+        o.get("data", {}).get("image/png") for c in notebook.cells for o in c.get("outputs", [])
+    )
+    for cell in notebook.cells:
+        cell["outputs"] = []
+    # ... and it runs again from scratch here.
+    NotebookClient(notebook, timeout=180, kernel_name="python3").execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    figures = [o for o in outputs if o.get("data", {}).get("image/png")]
+    text = "\n".join(o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert len(figures) == 4  # graph, timeline, neighbours, checkpoint history
+    assert re.search(r"Alice lives in Lyon\s+2019-03-01.*2022-09-01", text)  # closed, kept
+    assert "Caro" in text and "cosine distance" in text
+    assert re.search(r"\n0\s+13\s+loop", text)  # the newest checkpoint first
