@@ -216,22 +216,34 @@ def _build(cls: type, source: Any) -> Any:
         "MemoryVectorStore": lambda: cls(source, emb),
         "SummaryMemory": lambda: cls(source, FakeListChatModel(responses=["x"]), "s1"),
         "WorkingMemory": lambda: cls(source, user_id="u", session_id="s1"),
+        "EpisodicMemory": lambda: cls(source, emb, user_id="u"),
+        "KnowledgeBase": lambda: cls(source, emb, user_id="u"),
+        "MemoryRetriever": lambda: cls(source, emb, user_id="u"),
+        "SessionLog": lambda: cls(source, "s1", user_id="u"),
     }
     return special.get(cls.__name__, lambda: cls(source))()
 
 
 ENGINE_CLASSES = [
+    "Analytics",
     "ByteStore",
     "ChatMessageHistory",
     "CheckpointSaver",
     "DocumentStore",
     "EntityMemory",
     "EntityStore",
+    "EpisodicMemory",
+    "EventLog",
     "GraphMemory",
     "KeyValueStore",
+    "KnowledgeBase",
     "LangGraphStore",
     "MemoryMiddleware",
+    "MemoryRetriever",
     "MemoryVectorStore",
+    "Retention",
+    "SessionLog",
+    "SkillRegistry",
     "SummaryMemory",
     "WorkingMemory",
 ]

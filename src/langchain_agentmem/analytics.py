@@ -35,7 +35,7 @@ from typing import Any
 from ._core.plan import Atomic, Plan, dual
 from ._encoding.keys import decode_key, encode_key
 from .dialects import Body, Dialect, Stmt
-from .engine import Engine
+from .engine import EngineLike, as_engine
 
 __all__ = ["VIEWS", "Analytics"]
 
@@ -142,8 +142,8 @@ class Analytics:
             view of the whole database).
     """
 
-    def __init__(self, engine: Engine, *, user_id: str | None = "default") -> None:
-        self.engine = engine
+    def __init__(self, engine: EngineLike, *, user_id: str | None = "default") -> None:
+        self.engine = as_engine(engine)
         self.user_id = user_id
         self._uid = None if user_id is None else encode_key(user_id)
 

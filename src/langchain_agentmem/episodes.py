@@ -81,7 +81,7 @@ from ._search.vector_index import (
     search_settings,
 )
 from .dialects import Body, Dialect, One, Stmt
-from .engine import Engine
+from .engine import EngineLike, as_engine
 
 __all__ = [
     "CONTROL_MODES",
@@ -453,7 +453,7 @@ class EpisodicMemory:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         embeddings: Embeddings,
         *,
         user_id: str,
@@ -463,10 +463,7 @@ class EpisodicMemory:
         hnsw: HNSWSettings | None = None,
         search: SearchSettings | None = None,
     ) -> None:
-        if not isinstance(engine, Engine):
-            raise TypeError(
-                f"expected an Engine from langchain_agentmem.connect(), got {type(engine).__name__}"
-            )
+        engine = as_engine(engine)  # an Engine, a URL, or a connection (clear error otherwise)
         if not isinstance(embeddings, Embeddings):
             raise TypeError(
                 f"embeddings must be LangChain Embeddings, got {type(embeddings).__name__}"
@@ -475,7 +472,7 @@ class EpisodicMemory:
             raise ValueError(f"dims must be a positive int or None, got {dims!r}")
         if ranking is not None and not isinstance(ranking, Ranking):
             raise TypeError(f"ranking must be a Ranking or None, got {type(ranking).__name__}")
-        self.engine = engine
+        self.engine = as_engine(engine)
         self.embeddings = embeddings
         self.user_id = user_id
         self.project = project

@@ -52,7 +52,7 @@ from ._encoding.json import clean_text, dumps, dumps_exact, loads
 from ._encoding.keys import decode_key, encode_key
 from ._search.vector_index import SearchQuery, VectorIndex, search_settings
 from .dialects import Body, Dialect, Many, One, Stmt
-from .engine import Engine
+from .engine import EngineLike, as_engine
 
 __all__ = ["STATUSES", "AgentSession", "Event", "EventLog", "SessionLog"]
 
@@ -328,9 +328,9 @@ class EventLog:
     """
 
     def __init__(
-        self, engine: Engine, *, user_id: str = "default", embeddings: Embeddings | None = None
+        self, engine: EngineLike, *, user_id: str = "default", embeddings: Embeddings | None = None
     ) -> None:
-        self.engine = engine
+        self.engine = as_engine(engine)
         self.user_id = user_id
         self._uid = encode_key(user_id)
         self._embeddings = embeddings
@@ -461,7 +461,7 @@ class SessionLog(EventLog):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         session_id: str,
         *,
         user_id: str = "default",

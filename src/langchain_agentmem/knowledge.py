@@ -81,7 +81,7 @@ from ._encoding.json import check_exact, clean_text, dumps, dumps_exact, loads
 from ._encoding.keys import decode_key, encode_key
 from ._search.vector_index import SearchQuery, VectorIndex
 from .dialects import Body, Dialect, One, Stmt
-from .engine import Engine
+from .engine import EngineLike, as_engine
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -861,7 +861,7 @@ class KnowledgeBase:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         embeddings: Embeddings | None = None,
         *,
         user_id: str,
@@ -876,7 +876,7 @@ class KnowledgeBase:
             raise TypeError(
                 f"single_valued must be a list of predicates, got the str {single_valued!r}"
             )
-        self.engine = engine
+        self.engine = as_engine(engine)
         self.embeddings = embeddings
         self.user_id = _text(user_id, "user_id", empty=True)
         self.single_valued = frozenset(_text(p, "a single-valued predicate") for p in single_valued)

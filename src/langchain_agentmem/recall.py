@@ -76,7 +76,7 @@ from ._search.lexical import Key, bm25, term_counts, terms
 from ._search.vector_index import SearchQuery, VectorIndex
 from .dialects import Dialect
 from .dialects.statements import Body, Many, Stmt
-from .engine import Engine
+from .engine import EngineLike, as_engine
 from .entities import _relevant_body
 
 __all__ = ["DEFAULT_SETTINGS", "MemoryRetriever", "RecallSettings"]
@@ -305,7 +305,7 @@ class MemoryRetriever(BaseRetriever):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineLike,
         embeddings: Embeddings,
         *,
         user_id: str = "default",
@@ -328,7 +328,7 @@ class MemoryRetriever(BaseRetriever):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         _settings({}, settings)  # fails early on a bad setting
         fields: dict[str, Any] = {
-            "engine": engine,
+            "engine": as_engine(engine),
             "embeddings": embeddings,
             "user_id": user_id,
             "k": k,

@@ -37,7 +37,7 @@ from ._core.plan import Atomic, Plan, dual
 from ._encoding.keys import encode_key
 from .checkpoint import prune_before_steps, users_query
 from .dialects import Body, Dialect, One, Stmt, check_identifier
-from .engine import Engine
+from .engine import EngineLike, as_engine
 from .working_memory import cleanup_plan, users_to_clean_plan
 
 __all__ = ["DEFAULT_RETENTION", "Retention", "RetentionPolicy"]
@@ -186,11 +186,11 @@ class Retention:
     """Apply a :class:`RetentionPolicy` (merged over :data:`DEFAULT_RETENTION`) to every
     tenant of ``engine``."""
 
-    def __init__(self, engine: Engine, policy: RetentionPolicy | None = None) -> None:
+    def __init__(self, engine: EngineLike, policy: RetentionPolicy | None = None) -> None:
         unknown = set(policy or {}) - set(RetentionPolicy.__annotations__)
         if unknown:
             raise TypeError(f"unknown retention setting(s): {', '.join(sorted(unknown))}")
-        self.engine = engine
+        self.engine = as_engine(engine)
         self.policy: RetentionPolicy = {**DEFAULT_RETENTION, **(policy or {})}  # type: ignore[typeddict-item]
         size = self.policy["batch_size"]
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:

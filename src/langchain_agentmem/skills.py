@@ -61,7 +61,7 @@ from ._encoding.json import dumps_exact, loads
 from ._encoding.keys import encode_key
 from ._search.vector_index import SearchQuery, VectorIndex, search_settings
 from .dialects import Body, Dialect, One, Stmt
-from .engine import Engine
+from .engine import EngineLike, as_engine
 
 __all__ = [
     "Binding",
@@ -357,9 +357,9 @@ class SkillRegistry:
     """
 
     def __init__(
-        self, engine: Engine, *, user_id: str = "default", embeddings: Embeddings | None = None
+        self, engine: EngineLike, *, user_id: str = "default", embeddings: Embeddings | None = None
     ) -> None:
-        self.engine = engine
+        self.engine = as_engine(engine)
         self.user_id = user_id
         self._uid = encode_key(user_id)
         self._embeddings = embeddings
