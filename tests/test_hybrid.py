@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -468,6 +469,7 @@ def test_last_writer_wins_for_kv_documents_and_entities(
         assert EntityStore(e, user_id="u").get("Paris") == "newer"
     # A delete is a write too: a later one wins over an earlier set delivered after it.
     KeyValueStore(b, "ns", user_id="u").set("k", "set before the delete")
+    time.sleep(0.005)  # two caches' writes in one millisecond have no order to test
     KeyValueStore(a, "ns", user_id="u").delete("k")
     a.sync()
     b.sync()
