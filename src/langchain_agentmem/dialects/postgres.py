@@ -374,7 +374,11 @@ class PostgresDialect(Dialect):
         if value is None:
             return None
         if kind == "vector":
-            return [float(x) for x in (value.tolist() if hasattr(value, "tolist") else value)]
+            if hasattr(value, "to_list"):  # pgvector-python 0.4+ reads a Vector object
+                value = value.to_list()
+            elif hasattr(value, "tolist"):  # 0.2/0.3: a numpy array
+                value = value.tolist()
+            return [float(x) for x in value]
         if kind == "timestamp":
             return value.astimezone(timezone.utc).isoformat()
         return value
