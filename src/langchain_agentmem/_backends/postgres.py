@@ -27,7 +27,17 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..dialects import Dialect
-from .base import AsyncTransaction, Backend, PoolConfig, Transaction, not_migrated, redact, scrub
+from .base import (
+    AsyncTransaction,
+    Backend,
+    PoolConfig,
+    Transaction,
+    cancellations,
+    not_migrated,
+    raise_swallowed_cancel,
+    redact,
+    scrub,
+)
 
 __all__ = ["PostgresBackend"]
 
@@ -356,8 +366,10 @@ class PostgresBackend(Backend):
     ) -> AsyncIterator[AsyncTransaction]:
         pool = await self.apool()
         conn = None
+        cancels = cancellations()
         try:
             async with pool.connection() as conn:
+                raise_swallowed_cancel(cancels)
                 prologue = self._prologue(user_id, durable)
                 if implicit and prologue is None:
                     yield AsyncTransaction(conn, dialect, user_id, threaded=False)
