@@ -64,7 +64,6 @@ async def test_cancelled_async_writes_leave_the_engine_clean(
         other.close()
 
 
-
 async def test_a_writer_cancelled_while_waiting_for_a_connection_is_cancelled(
     postgres_url: str,
 ) -> None:
@@ -96,6 +95,7 @@ async def test_a_writer_cancelled_while_waiting_for_a_connection_is_cancelled(
         # A write cancelled after its commit stays written (the caller cannot know it
         # was); every one that was not cancelled is there.
         assert 400 - cancelled <= written.count("b") <= 400
+
 
 # -- 2. a program that never closes the engine exits --------------------------------
 
