@@ -63,10 +63,11 @@ from langchain_core.callbacks import (
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.tools import StructuredTool, ToolException
+from langchain_core.tools import StructuredTool
 from pydantic import ConfigDict
 
 from ._core.plan import Atomic, Embed, Plan, dual
+from ._core.plan_tool import plan_tool
 from ._core.scoped import Scope, delete_in_key_order
 from ._encoding.json import check_exact, clean_text, dumps, dumps_exact, loads
 from ._encoding.keys import decode_key, encode_key
@@ -1149,17 +1150,6 @@ def episode_tools(memory: EpisodicMemory, *, k: int = 3) -> list[StructuredTool]
         Outcome: freed 40 GB (quality 0.80)
     """
 
-    def _guard(exc: Exception) -> ToolException:
-        return ToolException(f"Error: {exc}")
-
-    def _recorded(ep: Episode) -> str:
-        return f"Recorded episode {ep.id}"
-
-    def _recalled(found: RecallList) -> str:
-        if not found:
-            return "No similar episodes."
-        return "\n\n".join(f"Episode {f.episode.id}:\n{f.episode.as_text()}" for f in found)
-
     def record_episode(
         perception: str,
         reasoning: str,
@@ -1167,117 +1157,62 @@ def episode_tools(memory: EpisodicMemory, *, k: int = 3) -> list[StructuredTool]
         outcome: str | None = None,
         outcome_quality: float | None = None,
         tags: list[str] | None = None,
-    ) -> str:
-        try:
-            return _recorded(
-                memory.record(
-                    perception,
-                    reasoning,
-                    action,
-                    outcome=outcome,
-                    outcome_quality=outcome_quality,
-                    tags=tags,
-                )
-            )
-        except (ValueError, TypeError, LookupError) as exc:
-            raise _guard(exc) from exc
-
-    async def arecord_episode(
-        perception: str,
-        reasoning: str,
-        action: str,
-        outcome: str | None = None,
-        outcome_quality: float | None = None,
-        tags: list[str] | None = None,
-    ) -> str:
-        try:
-            return _recorded(
-                await memory.arecord(
-                    perception,
-                    reasoning,
-                    action,
-                    outcome=outcome,
-                    outcome_quality=outcome_quality,
-                    tags=tags,
-                )
-            )
-        except (ValueError, TypeError, LookupError) as exc:
-            raise _guard(exc) from exc
+    ) -> Plan[str]:
+        ep = yield from EpisodicMemory.record.fn(
+            memory,
+            perception,
+            reasoning,
+            action,
+            outcome=outcome,
+            outcome_quality=outcome_quality,
+            tags=tags,
+        )
+        return f"Recorded episode {ep.id}"
 
     def recall_similar_episodes(
         situation: str,
         k: int = k,
         min_quality: float | None = None,
         only_with_outcome: bool = False,
-    ) -> str:
-        try:
-            return _recalled(
-                memory.recall_similar(
-                    situation, k, min_quality=min_quality, only_with_outcome=only_with_outcome
-                )
-            )
-        except (ValueError, TypeError, LookupError) as exc:
-            raise _guard(exc) from exc
+    ) -> Plan[str]:
+        found = yield from EpisodicMemory.recall_similar.fn(
+            memory, situation, k, min_quality=min_quality, only_with_outcome=only_with_outcome
+        )
+        if not found:
+            return "No similar episodes."
+        return "\n\n".join(f"Episode {f.episode.id}:\n{f.episode.as_text()}" for f in found)
 
-    async def arecall_similar_episodes(
-        situation: str,
-        k: int = k,
-        min_quality: float | None = None,
-        only_with_outcome: bool = False,
-    ) -> str:
-        try:
-            return _recalled(
-                await memory.arecall_similar(
-                    situation, k, min_quality=min_quality, only_with_outcome=only_with_outcome
-                )
-            )
-        except (ValueError, TypeError, LookupError) as exc:
-            raise _guard(exc) from exc
-
-    def record_outcome(episode_id: str, outcome: str, quality: float) -> str:
-        try:
-            memory.record_outcome(episode_id, outcome, quality)
-        except (ValueError, TypeError, LookupError) as exc:
-            raise _guard(exc) from exc
-        return f"Outcome recorded for episode {episode_id}"
-
-    async def arecord_outcome(episode_id: str, outcome: str, quality: float) -> str:
-        try:
-            await memory.arecord_outcome(episode_id, outcome, quality)
-        except (ValueError, TypeError, LookupError) as exc:
-            raise _guard(exc) from exc
+    def record_outcome(episode_id: str, outcome: str, quality: float) -> Plan[str]:
+        yield from EpisodicMemory.record_outcome.fn(memory, episode_id, outcome, quality)
         return f"Outcome recorded for episode {episode_id}"
 
     return [
-        StructuredTool.from_function(
+        plan_tool(
+            memory,
             record_episode,
-            coroutine=arecord_episode,
             name="record_episode",
             description=(
                 "Record what you saw (perception), how you reasoned and what you did (action), "
                 "and the outcome with its quality (0 to 1) if already known. Returns the "
                 "episode id; record the outcome later with record_outcome."
             ),
-            handle_tool_error=True,
         ),
-        StructuredTool.from_function(
+        plan_tool(
+            memory,
             recall_similar_episodes,
-            coroutine=arecall_similar_episodes,
             name="recall_similar_episodes",
             description=(
                 "Recall past episodes whose situation is most similar to the given one, with "
                 "what was done and how it turned out. Use before deciding."
             ),
-            handle_tool_error=True,
         ),
-        StructuredTool.from_function(
+        plan_tool(
+            memory,
             record_outcome,
-            coroutine=arecord_outcome,
             name="record_outcome",
             description=(
                 "Record how an earlier episode turned out: the outcome and its quality, a "
                 "number from 0 (bad) to 1 (good)."
             ),
-            handle_tool_error=True,
         ),
     ]

@@ -72,11 +72,12 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
-from langchain_core.tools import BaseTool, StructuredTool
+from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
 from ._core.llm import structured
 from ._core.plan import Atomic, Embed, Model, Plan, dual
+from ._core.plan_tool import plan_tool
 from ._encoding.json import check_exact, clean_text, dumps, dumps_exact, loads
 from ._encoding.keys import decode_key, encode_key
 from ._search.vector_index import SearchQuery, VectorIndex
@@ -1442,21 +1443,19 @@ def knowledge_tools(kb: KnowledgeBase, *, k: int = 3) -> list[BaseTool]:
     """
     _int(k, "k", minimum=1)
 
-    def best_strategies(situation: str) -> str:
-        return format_strategies(kb.best_strategies(situation, k))
-
-    async def abest_strategies(situation: str) -> str:
-        return format_strategies(await kb.abest_strategies(situation, k))
+    def best_strategies(situation: str) -> Plan[str]:
+        return format_strategies((yield from KnowledgeBase.best_strategies.fn(kb, situation, k)))
 
     return [
-        StructuredTool.from_function(
-            func=best_strategies,
-            coroutine=abest_strategies,
+        plan_tool(
+            kb,
+            best_strategies,
             name="best_strategies",
             description=(
                 "Strategies that worked before in situations like the given one, best first "
                 "(with confidence and success counts). Input: a short description of the "
                 "current situation."
             ),
+            errors=(),
         )
     ]

@@ -133,9 +133,10 @@ def not_migrated(exc: BaseException) -> NotMigratedError | None:
 
 
 def cancellations() -> int:
-    """How many cancellations of the running task are pending (``Task.cancelling()``)."""
-    task = asyncio.current_task()
-    return task.cancelling() if task is not None else 0
+    """How many cancellations of the running task are pending (``Task.cancelling()``;
+    always 0 on Python 3.10, which does not count them)."""
+    count = getattr(asyncio.current_task(), "cancelling", None)
+    return int(count()) if count is not None else 0
 
 
 def raise_swallowed_cancel(before: int) -> None:

@@ -73,7 +73,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables import Runnable, RunnableConfig
@@ -464,9 +464,13 @@ class dual(Generic[P, T]):  # noqa: N801 (used as a decorator)
         # first parameter).
         self.async_: _AsyncDual[P, T] = _AsyncDual(fn)
 
-    def __get__(self, obj: Any, objtype: type | None = None) -> Callable[P, T]:
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> dual[P, T]: ...
+    @overload
+    def __get__(self, obj: object, objtype: type | None = None) -> Callable[P, T]: ...
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
         if obj is None:
-            return self  # type: ignore[return-value]
+            return self
         return types.MethodType(self, obj)
 
     def __call__(self, obj: Any, *args: P.args, **kwargs: P.kwargs) -> T:
