@@ -22,6 +22,7 @@ from .episodes import Episode, EpisodeRetriever, EpisodicMemory, Ranking, Recall
 from .events import AgentSession, Event, EventLog, SessionLog
 from .graph import Edge, GraphMemory, KnowledgeTriple, Node, Subgraph
 from .hybrid import HybridEngine, SyncReport, connect_hybrid
+from .importers import Importer, ImportReport, MissingSourceError
 from .knowledge import (
     Distilled,
     Fact,
@@ -68,6 +69,8 @@ __all__ = [
     "Fact",
     "GraphMemory",
     "HybridEngine",
+    "ImportReport",
+    "Importer",
     "KeyValueStore",
     "Knowledge",
     "KnowledgeBase",
@@ -77,6 +80,7 @@ __all__ = [
     "MemoryMiddleware",
     "MemoryRetriever",
     "MemoryVectorStore",
+    "MissingSourceError",
     "Node",
     "PoolConfig",
     "Ranking",

@@ -1286,5 +1286,245 @@ def citus_ddl_command(schema: str, as_json: bool) -> None:
         click.echo(statement + ";")
 
 
+# --- importers: langchain-postgres and LangGraph's Postgres savers (issue 12) ---
+
+
+def _import_options(func: F) -> F:
+    for option in reversed(
+        [
+            click.option(
+                "--to",
+                "to",
+                envvar="AGENTMEM_URL",
+                help="Target database URL. Default: $AGENTMEM_URL, else the local SQLite file.",
+            ),
+            click.option(
+                "--schema",
+                default="agent_mem",
+                show_default=True,
+                help="Target Postgres schema of the tables.",
+            ),
+            click.option(
+                "--user-id",
+                "user_id",
+                default="default",
+                show_default=True,
+                help="The tenant the data is imported for.",
+            ),
+            click.option(
+                "--source-schema",
+                default="public",
+                show_default=True,
+                help="Schema of the source tables (PostgresSaver's: the URL's search_path).",
+            ),
+            click.option("--dry-run", is_flag=True, help="Only count what would be written."),
+            json_option,
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+class _Bar:
+    """Progress of one import on stderr, drawn only on a terminal (as :func:`progress`)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+        self.shown = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not interactive():
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(
+                length=max(total, 1), label=self.label, file=sys.stderr, show_pos=True
+            )
+            self.bar.__enter__()
+        self.bar.update(done - self.shown)
+        self.shown = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _run_imports(
+    source: str,
+    to: str | None,
+    schema: str,
+    user_id: str,
+    source_schema: str,
+    dry_run: bool,
+    as_json: bool,
+    steps: list[tuple[str, Any]],
+) -> None:
+    from .importers import Importer, MissingSourceError
+
+    engine = open_engine(to, schema)
+    try:
+        importer = Importer(source, to=engine, user_id=user_id, source_schema=source_schema)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="URL_OR_DSN") from exc
+    reports = []
+    with engine, importer:
+        for label, step in steps:
+            bar = _Bar(label)
+            try:
+                reports.append(run(functools.partial(step, importer, bar)))
+            except (MissingSourceError, ValueError, TypeError) as exc:
+                raise click.ClickException(str(exc).strip("'\"")) from exc
+            finally:
+                bar.close()
+    if as_json:
+        click.echo(json.dumps({"user_id": user_id, "dry_run": dry_run,
+                               "imports": [r.as_dict() for r in reports]}))  # fmt: skip
+        return
+    verb = "would write" if dry_run else "wrote"
+    for r in reports:
+        writes = f", {_plural(r.writes, 'pending write')}" if r.kind == "checkpoints" else ""
+        click.echo(
+            f"{r.kind} {r.source}: {r.found} found, {verb} {r.written}{writes}, "
+            f"{r.unchanged} unchanged ({r.groups} {'group' if r.groups == 1 else 'groups'})"
+        )
+
+
+@main.group("import-from")
+def import_from() -> None:
+    """Bring data over from langchain-postgres or LangGraph's Postgres savers
+    (idempotent: a second run writes nothing).
+
+    Example:
+
+        agentmem import-from langchain-postgres postgresql://localhost/app --pgvector --to sqlite:///memory.sqlite3
+    """
+
+
+@import_from.command("langchain-postgres")
+@click.argument("source", metavar="URL_OR_DSN")
+@click.option(
+    "--vectorstore-table",
+    "tables",
+    multiple=True,
+    help="A PGVectorStore table (PGEngine.init_vectorstore_table); repeatable. Its collection has the table's name.",
+)
+@click.option("--pgvector", is_flag=True, help="The legacy PGVector collections (every one).")
+@click.option(
+    "--pgvector-collection",
+    "collections",
+    multiple=True,
+    help="Only this legacy PGVector collection (repeatable; implies --pgvector).",
+)
+@click.option(
+    "--chat-table",
+    "chat_tables",
+    multiple=True,
+    help="A PostgresChatMessageHistory table (repeatable).",
+)
+@click.option(
+    "--session-id",
+    "session_ids",
+    multiple=True,
+    help="With --chat-table: only this session (repeatable).",
+)
+@click.option(
+    "--distance",
+    type=click.Choice(["cosine", "l2", "inner_product"]),
+    default="cosine",
+    show_default=True,
+    help="Distance of the target vector collections (the source store's distance_strategy).",
+)
+@_import_options
+def import_langchain_postgres(
+    source: str,
+    tables: tuple[str, ...],
+    pgvector: bool,
+    collections: tuple[str, ...],
+    chat_tables: tuple[str, ...],
+    session_ids: tuple[str, ...],
+    distance: Any,
+    to: str | None,
+    schema: str,
+    user_id: str,
+    source_schema: str,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Import PGVectorStore tables, legacy PGVector collections and
+    PostgresChatMessageHistory tables from URL_OR_DSN into MemoryVectorStore
+    collections and ChatMessageHistory sessions of --user-id.
+
+    Example:
+
+        agentmem import-from langchain-postgres postgresql://localhost/app --vectorstore-table my_docs --chat-table message_store --user-id alice --dry-run
+    """
+    if session_ids and not chat_tables:
+        raise click.UsageError("--session-id needs --chat-table")
+    steps: list[tuple[str, Any]] = []
+    for table in tables:
+        steps.append((f"vectors {table}", lambda imp, bar, t=table: imp.vectorstore(
+            t, distance=distance, dry_run=dry_run, progress=bar)))  # fmt: skip
+    if pgvector or collections:
+        steps.append(("PGVector", lambda imp, bar: imp.pgvector(
+            list(collections) or None, distance=distance, dry_run=dry_run, progress=bar)))  # fmt: skip
+    for table in chat_tables:
+        steps.append((f"chat {table}", lambda imp, bar, t=table: imp.chat_history(
+            t, list(session_ids) or None, dry_run=dry_run, progress=bar)))  # fmt: skip
+    if not steps:
+        raise click.UsageError(
+            "name what to import: --vectorstore-table TABLE, --pgvector (or "
+            "--pgvector-collection NAME) and/or --chat-table TABLE"
+        )
+    _run_imports(source, to, schema, user_id, source_schema, dry_run, as_json, steps)
+
+
+@import_from.command("langgraph-postgres")
+@click.argument("source", metavar="URL_OR_DSN")
+@click.option("--thread", "threads", multiple=True, help="Only this thread (repeatable).")
+@click.option(
+    "--checkpoints/--no-checkpoints",
+    default=True,
+    show_default=True,
+    help="Import the PostgresSaver threads.",
+)
+@click.option(
+    "--store",
+    is_flag=True,
+    help="Also import the PostgresStore items (without their embeddings).",
+)
+@_import_options
+def import_langgraph_postgres(
+    source: str,
+    threads: tuple[str, ...],
+    checkpoints: bool,
+    store: bool,
+    to: str | None,
+    schema: str,
+    user_id: str,
+    source_schema: str,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Import the threads of a LangGraph PostgresSaver (checkpoints, blobs and pending
+    writes of every namespace) and, with --store, the items of a PostgresStore (their
+    embeddings are not copied: items are stored without vectors) into CheckpointSaver
+    threads and LangGraphStore items of --user-id.
+
+    Example:
+
+        agentmem import-from langgraph-postgres postgresql://localhost/app --store --to postgresql://localhost/mem
+    """
+    steps: list[tuple[str, Any]] = []
+    if checkpoints:
+        steps.append(("checkpoints", lambda imp, bar: imp.checkpoints(
+            list(threads) or None, dry_run=dry_run, progress=bar)))  # fmt: skip
+    if store:
+        steps.append(("store items", lambda imp, bar: imp.store_items(
+            dry_run=dry_run, progress=bar)))  # fmt: skip
+    if not steps:
+        raise click.UsageError("nothing to import: drop --no-checkpoints or add --store")
+    _run_imports(source, to, schema, user_id, source_schema, dry_run, as_json, steps)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
