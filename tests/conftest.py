@@ -103,12 +103,120 @@ def make_engine(backend: str, postgres_url: str, tmp_path: Path, **config: objec
     return connect(f"sqlite:///{tmp_path / 'memory.sqlite3'}", **config)  # type: ignore[arg-type]
 
 
+# -- migrated schemas, handed from one test to the next ------------------------------
+#
+# Migrating a fresh Postgres schema is DDL for some thirty tables, their indexes, views and
+# policies: a quarter of a second, for each of several hundred tests. A test's schema is
+# handed on to a later test instead, emptied (every row deleted, every sequence restarted),
+# when its definition is still exactly what migrate() made (same relations, columns,
+# indexes, triggers, policies, functions and privileges): one that a test altered (a
+# vector collection's own index, a grant) is left alone and never reused.
+
+_SIGNATURE = """
+SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM (
+  SELECT format('rel %%s %%s %%s %%s %%s', c.relname, c.relkind, c.relrowsecurity,
+                c.relforcerowsecurity, c.relacl) AS x
+    FROM pg_class c WHERE c.relnamespace = %(ns)s::text::regnamespace
+  UNION ALL
+  SELECT format('col %%s.%%s %%s %%s %%s', c.relname, a.attname, a.atttypid, a.attnotnull,
+                a.atthasdef)
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+   WHERE c.relnamespace = %(ns)s::text::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT format('trigger %%s %%s %%s', c.relname, t.tgname, t.tgenabled)
+    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+   WHERE c.relnamespace = %(ns)s::text::regnamespace AND NOT t.tgisinternal
+  UNION ALL
+  SELECT format('constraint %%s %%s %%s', c.relname, k.conname, md5(replace(pg_get_constraintdef(k.oid), %(ns)s::text || '.', '')))
+    FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+   WHERE c.relnamespace = %(ns)s::text::regnamespace
+  UNION ALL
+  SELECT format('policy %%s %%s', c.relname, p.polname)
+    FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+   WHERE c.relnamespace = %(ns)s::text::regnamespace
+  UNION ALL
+  SELECT format('proc %%s %%s', p.proname, md5(p.prosrc))
+    FROM pg_proc p WHERE p.pronamespace = %(ns)s::text::regnamespace
+  UNION ALL
+  SELECT format('schema %%s', n.nspacl) FROM pg_namespace n WHERE n.nspname = %(ns)s::text
+) q
+"""
+
+
+class SchemaPool:
+    """Migrated, empty schemas of one Postgres server for the ``engine`` fixtures."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.free: list[str] = []
+        self.pristine: str | None = None
+        self.admin = psycopg.connect(url, autocommit=True)
+
+    def _signature(self, schema: str) -> str:
+        # Every schema is named ``t_<hex>``: the same in the catalog as in text.
+        row = self.admin.execute(_SIGNATURE, {"ns": schema}).fetchone()
+        return str(row[0]) if row else ""
+
+    def take(self) -> str:
+        """A schema to migrate: a handed-on one when there is one, else a new name."""
+        return self.free.pop() if self.free else fresh_schema()
+
+    def give_back(self, schema: str) -> None:
+        """Empty ``schema`` for a later test, if its definition is still pristine."""
+        from psycopg import sql
+
+        try:
+            signature = self._signature(schema)
+            if self.pristine is None:  # the first schema back sets the standard
+                with connect(self.url, schema=fresh_schema()) as reference:
+                    reference.migrate()
+                    self.pristine = self._signature(reference.schema)
+            if signature != self.pristine:
+                return
+            tables = self.admin.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s"
+                " AND tablename <> 'schema_version'",
+                [schema],
+            ).fetchall()
+            sequences = self.admin.execute(
+                "SELECT sequencename FROM pg_sequences WHERE schemaname = %s", [schema]
+            ).fetchall()
+            with self.admin.transaction():
+                # Rows go in any order: foreign keys are not checked for this.
+                self.admin.execute("SET LOCAL session_replication_role = replica")
+                for (table,) in tables:
+                    self.admin.execute(
+                        sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, table))
+                    )
+                for (seq,) in sequences:
+                    self.admin.execute(
+                        sql.SQL("ALTER SEQUENCE {} RESTART").format(sql.Identifier(schema, seq))
+                    )
+        except psycopg.Error:
+            return  # e.g. the test dropped the schema: a fresh one will do
+        self.free.append(schema)
+
+    def close(self) -> None:
+        self.admin.close()
+
+
+@pytest.fixture(scope="session")
+def schema_pool(postgres_url: str) -> Iterator[SchemaPool]:
+    pool = SchemaPool(postgres_url)
+    yield pool
+    pool.close()
+
+
 def _engine_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
     if backend == POSTGRES_RLS:
         url = request.getfixturevalue("postgres_url")
         return make_rls_engine(url, request.getfixturevalue("app_role"))
-    url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
-    return make_engine(backend, url, tmp_path)
+    if backend == "postgres":
+        pool: SchemaPool = request.getfixturevalue("schema_pool")
+        engine = connect(pool.url, schema=pool.take())
+        request.addfinalizer(lambda: pool.give_back(engine.schema))
+        return engine
+    return make_engine(backend, "", tmp_path)
 
 
 @pytest.fixture(params=BACKENDS)
