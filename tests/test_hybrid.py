@@ -479,6 +479,39 @@ def test_last_writer_wins_for_kv_documents_and_entities(
     assert_same(b)
 
 
+def test_outbox_seqs_that_come_back_are_not_taken_for_a_delivered_batch(
+    cache: Callable[..., HybridEngine],
+) -> None:
+    a = cache("a")
+    kv = KeyValueStore(a, "ns", user_id="u")
+    kv.set("k1", 1)
+    a.sync()  # the delivery record now names outbox seq 1
+    kv.set("k2", 2)  # the outbox is empty again: this write gets seq 1 too
+    with a.transaction(readonly=True) as tx:
+        assert tx.fetchall("SELECT seq FROM {sync_outbox}") == [(1,)]
+    assert a.sync().rows_synced == 1
+    assert KeyValueStore(a.remote, "ns", user_id="u").get("k2") == 2
+    assert_same(a)
+
+
+def test_an_update_of_the_key_queues_a_delete_of_the_old_key(
+    cache: Callable[..., HybridEngine],
+) -> None:
+    a = cache("a")
+    kv = KeyValueStore(a, "ns", user_id="u")
+    kv.set("old", "v")
+    kv.set("old", "w")  # an upsert: one update, no delete
+    with a.transaction() as tx:
+        tx.execute("UPDATE {kv} SET key = 'new' WHERE user_id = 'u'")
+        ops = tx.fetchall("SELECT op, pk FROM {sync_outbox} ORDER BY seq")
+    assert [op for op, _ in ops[:2]] == ["i", "u"]
+    assert sorted((op, json.loads(pk)[-1]) for op, pk in ops[2:]) == [("d", "old"), ("u", "new")]
+    a.sync()
+    with a.remote.transaction(readonly=True) as tx:
+        assert tx.fetchall("SELECT key FROM {kv} WHERE user_id = 'u'") == [("new",)]
+    assert_same(a)
+
+
 def test_filters_leave_the_rest_queued(cache: Callable[..., HybridEngine]) -> None:
     a = cache("a")
     ChatMessageHistory(a, "s1", user_id="u").add_messages([HumanMessage("one")])

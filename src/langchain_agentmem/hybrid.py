@@ -671,7 +671,13 @@ class HybridEngine(Engine):
             "SELECT last_batch FROM {sync_sources} WHERE source = ? FOR UPDATE", [source]
         )
         record = json.loads(row[0]) if row else []
-        if isinstance(record, dict) and _in_ranges(batch.ops[0].seq, record.get("seqs", [])):
+        first = [batch.ops[0].seq, batch.ops[0].version]
+        if (
+            isinstance(record, dict)
+            and _in_ranges(first[0], record.get("seqs", []))
+            # an outbox seq can come back once the outbox was empty, its version cannot
+            and record.get("first", first) == first
+        ):
             # Delivered by a run that died before its local commit: finish it locally only.
             record["recovered"] = True
             return record
@@ -703,6 +709,7 @@ class HybridEngine(Engine):
         refresh = yield from self._refresh_losers(batch, ref_ids)
         done = {
             "seqs": _ranges([o.seq for o in batch.ops]),
+            "first": first,
             "assigned": assigned,
             "orphans": orphans,
             "clock": max(o.version for o in batch.ops),
@@ -1049,8 +1056,10 @@ class HybridEngine(Engine):
     def _finish(
         self, batch: _Batch, done: dict[str, Any], source: str, report: SyncReport
     ) -> Body[None]:
-        first = batch.ops[0].seq
-        still = yield One("SELECT 1 FROM {sync_outbox} WHERE seq = ?", [first])
+        first = batch.ops[0]
+        still = yield One(
+            "SELECT 1 FROM {sync_outbox} WHERE seq = ? AND version = ?", [first.seq, first.version]
+        )
         if still is None:
             return  # another run of this cache finished it
         # The run's counts so far, committed with the batch (true even if the run dies).
