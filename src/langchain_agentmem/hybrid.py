@@ -866,6 +866,21 @@ class HybridEngine(Engine):
         self._losers.extend((t, key) for key, _ in items if key not in won)
         return won
 
+    def _winners(
+        self,
+        t: Table,
+        items: list[tuple[tuple[Any, ...], _Op]],
+        deleted: bool,
+        batch: _Batch,
+        source: str,
+    ) -> Body[list[tuple[Any, ...]]]:
+        """The keys of ``items`` to write: those whose version won (:meth:`_won`), or all
+        of them in a sequence table (Postgres numbers its rows: no two writers collide)."""
+        if t.seq_counter is not None:
+            return [k for k, _ in items]
+        won = yield from self._won(t, items, deleted, batch, source)
+        return [k for k, _ in items if k in won]
+
     def _key_relation(
         self, t: Table, keys: list[tuple[Any, ...]], ref_ids: dict[str, dict[Any, Any]]
     ) -> tuple[str, list[Any]]:
@@ -898,11 +913,7 @@ class HybridEngine(Engine):
         ref_ids: dict[str, dict[Any, Any]],
         source: str,
     ) -> Body[None]:
-        if t.seq_counter is None:
-            won = yield from self._won(t, items, True, batch, source)
-            keys = [k for k, _ in items if k in won]
-        else:
-            keys = [k for k, _ in items]
+        keys = yield from self._winners(t, items, True, batch, source)
         if not keys:
             return
         cond, params = self._key_relation(t, keys, ref_ids)
@@ -921,11 +932,7 @@ class HybridEngine(Engine):
         ref_ids: dict[str, dict[Any, Any]],
         source: str,
     ) -> Body[None]:
-        if t.seq_counter is None:
-            won = yield from self._won(t, items, False, batch, source)
-            keys = [k for k, _ in items if k in won]
-        else:
-            keys = [k for k, _ in items]
+        keys = yield from self._winners(t, items, False, batch, source)
         if not keys:
             return
         rows = [batch.rows[t.name][k] for k in sorted(keys)]
@@ -1579,8 +1586,15 @@ class HybridEngine(Engine):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-        with contextlib.suppress(Exception):
-            self.sync()
+        # A last sync; twice, since the first use of a connection that died while
+        # Postgres was away fails once (the pool is checked then). Queued writes that do
+        # not get through wait in the outbox for the next run.
+        for _ in range(2):
+            try:
+                self.sync()
+                break
+            except Exception:  # noqa: S112 (logged in memory_sync_log)
+                continue
         self.close()
 
     async def __aenter__(self) -> HybridEngine:
@@ -1589,8 +1603,12 @@ class HybridEngine(Engine):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.astop()
-        with contextlib.suppress(Exception):
-            await self.async_sync()
+        for _ in range(2):  # as in __exit__
+            try:
+                await self.async_sync()
+                break
+            except Exception:  # noqa: S112 (logged in memory_sync_log)
+                continue
         await self.aclose()
 
 
