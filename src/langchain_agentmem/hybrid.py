@@ -52,14 +52,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any
 
 from ._backends.base import PoolConfig, redact, scrub
+from ._checkpoint.serde import paused_gc
 from ._core.catalog import TABLES, Sync, Table, synced_tables
 from ._core.migrations import migrate_plan
 from ._core.plan import Atomic, Plan, Sql, dual, run, statements
 from ._encoding.json import dumps
-from .dialects import Body, Many, One, Stmt, check_identifier
+from .dialects import Body, Copy, Many, One, Stmt, check_identifier
 from .dialects.base import sync_kind
 from .engine import Engine
 
@@ -176,7 +178,7 @@ def _in_ranges(seq: int, ranges: Sequence[Sequence[int]]) -> bool:
     return any(a <= seq <= b for a, b in ranges)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Op:
     seq: int
     table: str
@@ -435,18 +437,23 @@ class HybridEngine(Engine):
             cursor = 0
             kept_keys: set[tuple[str, tuple[Any, ...]]] = set()
             while max_batches is None or report.batches < max_batches:
-                batch = yield Atomic(
-                    self._read_batch(cursor, session_id, since, threshold, kept_keys),
-                    readonly=True,
-                    user_id=None,
-                )
-                if batch is None:
-                    break
-                cursor = batch.last
-                if not batch.ops:
-                    continue
-                done = yield Atomic(self._deliver(source, batch), engine=self.remote, user_id=None)
-                yield Atomic(self._finish(batch, done, source, report), user_id=None)
+                # A batch's rows all live until it is finished: collecting garbage while
+                # they are built would find nothing to free, over and over.
+                with paused_gc():
+                    batch = yield Atomic(
+                        self._read_batch(cursor, session_id, since, threshold, kept_keys),
+                        readonly=True,
+                        user_id=None,
+                    )
+                    if batch is None:
+                        break
+                    cursor = batch.last
+                    if not batch.ops:
+                        continue
+                    done = yield Atomic(
+                        self._deliver(source, batch), engine=self.remote, user_id=None
+                    )
+                    yield Atomic(self._finish(batch, done, source, report), user_id=None)
                 report.batches += 1
                 report.rows_synced += len(batch.ops)
                 report.events_synced += done["events"]
@@ -561,38 +568,52 @@ class HybridEngine(Engine):
         kept_keys: set[tuple[str, tuple[Any, ...]]],
     ) -> Body[_Batch | None]:
         synced = [t.name for t in self.tables]
-        query = (
-            "SELECT seq, table_name, op, user_id, pk, version FROM {sync_outbox} WHERE seq > ? "
-            "AND table_name IN (SELECT value FROM json_each(?))"
-        )
+        where = "o.seq > ? AND o.table_name IN (SELECT value FROM json_each(?))"
         params: list[Any] = [cursor, json.dumps(synced)]
         if session_id is not None:
-            query += " AND session_id = ?"
+            where += " AND o.session_id = ?"
             params.append(session_id)
         if since is not None:
-            query += " AND created_at >= ?"
+            where += " AND o.created_at >= ?"
             params.append(self.dialect.from_datetime(since))
-        rows = yield Stmt(query + " ORDER BY seq LIMIT ?", [*params, self.batch_size], fetch=True)
-        if not rows:
+        # The batch: the next batch_size outbox rows; its last seq and the tables it names.
+        head = yield Stmt(
+            "SELECT table_name, max(seq) FROM (SELECT o.seq, o.table_name FROM {sync_outbox} o "  # noqa: S608 (fixed text)
+            f"WHERE {where} ORDER BY o.seq LIMIT ?) GROUP BY table_name",
+            [*params, self.batch_size],
+            fetch=True,
+        )
+        if not head:
             return None
-        ops = [_Op(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), r[5]) for r in rows]
-        first, last = ops[0].seq, ops[-1].seq
+        last = max(int(r[1]) for r in head)
+        ops: list[_Op] = []
         current: dict[str, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
-        for name in sorted({o.table for o in ops}):
+        for name in sorted(r[0] for r in head):
+            # Each op with its key (decoded by SQLite) and the row it names as it is now.
             t = TABLES[name]
             cols = self._cols(name)
+            width = len(t.primary_key)
+            keys = ", ".join(f"json_extract(o.pk, '$[{i}]')" for i in range(width))
             join = " AND ".join(
                 f"t.{_q(c)} = json_extract(o.pk, '$[{i}]')" for i, c in enumerate(t.primary_key)
             )
             select = ", ".join(f"t.{_q(c)}" for c in cols.names)
             found = yield Stmt(
-                f"SELECT {select} FROM {{sync_outbox}} o JOIN {{{name}}} t ON {join} "  # noqa: S608 (catalog names)
-                "WHERE o.table_name = ? AND o.op <> 'd' AND o.seq BETWEEN ? AND ?",
-                [name, first, last],
+                f"SELECT o.seq, o.op, o.user_id, o.version, {keys}, {select} "  # noqa: S608 (catalog names)
+                f"FROM {{sync_outbox}} o LEFT JOIN {{{name}}} t ON o.op <> 'd' AND {join} "
+                f"WHERE o.table_name = ? AND {where} AND o.seq <= ?",
+                [name, *params, last],
                 fetch=True,
             )
-            idx = [cols.names.index(c) for c in t.primary_key]
-            current[name] = {tuple(r[i] for i in idx): tuple(r) for r in found}
+            present = 4 + width + cols.names.index(t.primary_key[0])
+            rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+            for r in found:
+                key = tuple(r[4 : 4 + width])
+                ops.append(_Op(r[0], name, r[1], r[2], key, r[3]))
+                if r[present] is not None:
+                    rows[key] = tuple(r[4 + width :])
+            current[name] = rows
+        ops.sort(key=lambda o: o.seq)
         kept: list[int] = []
         if threshold is not None:
             for o in ops:
@@ -650,7 +671,13 @@ class HybridEngine(Engine):
             "SELECT last_batch FROM {sync_sources} WHERE source = ? FOR UPDATE", [source]
         )
         record = json.loads(row[0]) if row else []
-        if isinstance(record, dict) and _in_ranges(batch.ops[0].seq, record.get("seqs", [])):
+        first = [batch.ops[0].seq, batch.ops[0].version]
+        if (
+            isinstance(record, dict)
+            and _in_ranges(first[0], record.get("seqs", []))
+            # an outbox seq can come back once the outbox was empty, its version cannot
+            and record.get("first", first) == first
+        ):
             # Delivered by a run that died before its local commit: finish it locally only.
             record["recovered"] = True
             return record
@@ -678,10 +705,11 @@ class HybridEngine(Engine):
             if inserts:
                 got = yield from self._remote_append(t, inserts, batch, ref_ids)
                 assigned.extend(got)
-                events += len(got)
+                events += len(inserts)
         refresh = yield from self._refresh_losers(batch, ref_ids)
         done = {
             "seqs": _ranges([o.seq for o in batch.ops]),
+            "first": first,
             "assigned": assigned,
             "orphans": orphans,
             "clock": max(o.version for o in batch.ops),
@@ -730,10 +758,17 @@ class HybridEngine(Engine):
         upserts: list[tuple[Any, ...]] = []
         deletes: list[tuple[Any, ...]] = []
         inserts: list[_Op] = []
+        sequenced = t.seq_counter is not None
         for key, key_ops in by_key.items():
             last = key_ops[-1]
             exists = key in rows
-            if t.seq_counter is None:
+            if sequenced and len(key_ops) == 1 and last.op == "i":  # the common case
+                if exists:
+                    inserts.append(last)
+                else:
+                    orphans.append([t.name, list(key)])
+                continue
+            if not sequenced:
                 if last.op == "d":
                     deletes.append((key, last))
                 elif exists:
@@ -831,6 +866,21 @@ class HybridEngine(Engine):
         self._losers.extend((t, key) for key, _ in items if key not in won)
         return won
 
+    def _winners(
+        self,
+        t: Table,
+        items: list[tuple[tuple[Any, ...], _Op]],
+        deleted: bool,
+        batch: _Batch,
+        source: str,
+    ) -> Body[list[tuple[Any, ...]]]:
+        """The keys of ``items`` to write: those whose version won (:meth:`_won`), or all
+        of them in a sequence table (Postgres numbers its rows: no two writers collide)."""
+        if t.seq_counter is not None:
+            return [k for k, _ in items]
+        won = yield from self._won(t, items, deleted, batch, source)
+        return [k for k, _ in items if k in won]
+
     def _key_relation(
         self, t: Table, keys: list[tuple[Any, ...]], ref_ids: dict[str, dict[Any, Any]]
     ) -> tuple[str, list[Any]]:
@@ -863,11 +913,7 @@ class HybridEngine(Engine):
         ref_ids: dict[str, dict[Any, Any]],
         source: str,
     ) -> Body[None]:
-        if t.seq_counter is None:
-            won = yield from self._won(t, items, True, batch, source)
-            keys = [k for k, _ in items if k in won]
-        else:
-            keys = [k for k, _ in items]
+        keys = yield from self._winners(t, items, True, batch, source)
         if not keys:
             return
         cond, params = self._key_relation(t, keys, ref_ids)
@@ -886,11 +932,7 @@ class HybridEngine(Engine):
         ref_ids: dict[str, dict[Any, Any]],
         source: str,
     ) -> Body[None]:
-        if t.seq_counter is None:
-            won = yield from self._won(t, items, False, batch, source)
-            keys = [k for k, _ in items if k in won]
-        else:
-            keys = [k for k, _ in items]
+        keys = yield from self._winners(t, items, False, batch, source)
         if not keys:
             return
         rows = [batch.rows[t.name][k] for k in sorted(keys)]
@@ -904,17 +946,20 @@ class HybridEngine(Engine):
     def _write_rows(
         self,
         t: Table,
-        rows: list[tuple[Any, ...]],
+        rows: Sequence[Sequence[Any]],
         ref_ids: dict[str, dict[Any, Any]],
         *,
         conflict: str,
     ) -> Body[None]:
+        """Write ``rows`` (cache values) to Postgres by text ``COPY``: straight into the
+        table (``conflict="none"``: appends, whose keys are new), else into a staging
+        table, then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` in key order."""
         cols = self._cols(t.name)
         counters = self._counter_columns(t)
         refs = dict(t.refs)
         kinds = cols.kinds
         dialect = self.remote.dialect
-        unnest_cols = [(c, dialect.sync_param_type(kinds[c])) for c in cols.names]
+        params = [dialect.sync_param_type(kinds[c]) for c in cols.names]
         columns: list[list[Any]] = [list(col) for col in zip(*rows, strict=True)]
         for i, c in enumerate(cols.names):
             if c in refs:
@@ -926,28 +971,33 @@ class HybridEngine(Engine):
             if convert is not None:
                 columns[i] = [convert(v) for v in columns[i]]
         values = list(zip(*columns, strict=True))
+        types = dialect.sync_copy_types(params)
+        if conflict == "none":
+            values.sort(key=itemgetter(*[cols.names.index(c) for c in t.primary_key]))
+            yield Copy(dialect.sync_copy(f"{{{t.name}}}", cols.names), types, values)
+            return
+        stage, create = dialect.sync_stage(t.name, list(zip(cols.names, params, strict=True)))
+        yield create
+        yield Copy(dialect.sync_copy(stage, cols.names), types, values)
         names = ", ".join(_q(c) for c in cols.names)
         casts = ", ".join(f"CAST(m.{_q(c)} AS {cols.types[c]})" for c in cols.names)
         order = ", ".join(f"m.{_q(c)}" for c in t.primary_key)
-        sql = (
-            f"INSERT INTO {{{t.name}}} AS t ({names}) SELECT {casts} FROM "  # noqa: S608 (catalog names)
-            f"{self.remote.dialect.unnest(unnest_cols)} ORDER BY {order}"
+        update = [c for c in cols.names if c not in t.primary_key and c not in counters]
+        target = ", ".join(_q(c) for c in t.primary_key)
+        sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in update)
+        yield Stmt(
+            f"INSERT INTO {{{t.name}}} AS t ({names}) SELECT {casts} FROM {stage} m "  # noqa: S608 (catalog names)
+            f"ORDER BY {order} ON CONFLICT ({target}) DO "
+            + (f"UPDATE SET {sets}" if update else "NOTHING")
         )
-        if conflict == "update":
-            update = [c for c in cols.names if c not in t.primary_key and c not in counters]
-            target = ", ".join(_q(c) for c in t.primary_key)
-            if update:
-                sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in update)
-                sql += f" ON CONFLICT ({target}) DO UPDATE SET {sets}"
-            else:
-                sql += f" ON CONFLICT ({target}) DO NOTHING"
-        yield Stmt(sql, self.remote.dialect.unnest_params(unnest_cols, values))
+        yield Stmt(f"TRUNCATE {stage}")
 
     def _remote_append(
         self, t: Table, inserts: list[_Op], batch: _Batch, ref_ids: dict[str, dict[Any, Any]]
     ) -> Body[list[list[Any]]]:
         """Reserve seqs on each parent row (Postgres's counter), in the cache's order, then
-        insert the rows under them; ``[table, parent key, local seq, new seq]`` each."""
+        insert the rows under them; the seqs handed out as runs ``[table, parent key,
+        first local seq, first new seq, count]`` (local and new seqs both step by one)."""
         assert t.seq_counter is not None
         parent_name, counter = t.seq_counter
         parent = TABLES[parent_name]
@@ -985,24 +1035,38 @@ class HybridEngine(Engine):
         nxt = {k: top[k] - counts[k] for k in counts}
         cols_t = self._cols(t.name)
         seq_i = cols_t.names.index(t.primary_key[-1])
-        rows = []
-        assigned = []
+        current = batch.rows[t.name]
+        rows: list[list[Any]] = []
+        runs: list[list[Any]] = []  # [table, parent key, first local seq, first new seq, count]
         for o in inserts:
             parent_key = o.pk[:width]
-            nxt[parent_key] += 1
-            row = list(batch.rows[t.name][o.pk])
-            row[seq_i] = nxt[parent_key]
-            rows.append(tuple(row))
-            assigned.append([t.name, list(parent_key), o.pk[-1], nxt[parent_key]])
+            new = nxt[parent_key] + 1
+            nxt[parent_key] = new
+            row = list(current[o.pk])
+            row[seq_i] = new
+            rows.append(row)
+            old = o.pk[-1]
+            run_ = runs[-1] if runs else None
+            if (
+                run_ is not None
+                and run_[1] == parent_key
+                and run_[2] + run_[4] == old
+                and run_[3] + run_[4] == new
+            ):
+                run_[4] += 1
+            else:
+                runs.append([t.name, parent_key, old, new, 1])
         yield from self._write_rows(t, rows, ref_ids, conflict="none")
-        return assigned
+        return [[name, list(parent), old, new, n] for name, parent, old, new, n in runs]
 
     # finishing a batch (local) --------------------------------------------------------------
     def _finish(
         self, batch: _Batch, done: dict[str, Any], source: str, report: SyncReport
     ) -> Body[None]:
-        first = batch.ops[0].seq
-        still = yield One("SELECT 1 FROM {sync_outbox} WHERE seq = ?", [first])
+        first = batch.ops[0]
+        still = yield One(
+            "SELECT 1 FROM {sync_outbox} WHERE seq = ? AND version = ?", [first.seq, first.version]
+        )
         if still is None:
             return  # another run of this cache finished it
         # The run's counts so far, committed with the batch (true even if the run dies).
@@ -1018,8 +1082,12 @@ class HybridEngine(Engine):
             [json.dumps(seqs)],
         )
         groups: dict[tuple[str, tuple[Any, ...]], list[tuple[int, int]]] = {}
-        for name, parent, old, new in done.get("assigned", []):
-            groups.setdefault((name, tuple(parent)), []).append((old, new))
+        for name, parent, old, new, *count in done.get("assigned", []):
+            # [.., count] runs; a record written before runs has one seq per entry.
+            n = count[0] if count else 1
+            groups.setdefault((name, tuple(parent)), []).extend(
+                (old + i, new + i) for i in range(n)
+            )
         for (name, parent), moves in groups.items():
             yield from self._renumber(TABLES[name], parent, moves)
         for name, key in done.get("orphans", []):
@@ -1518,8 +1586,15 @@ class HybridEngine(Engine):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-        with contextlib.suppress(Exception):
-            self.sync()
+        # A last sync; twice, since the first use of a connection that died while
+        # Postgres was away fails once (the pool is checked then). Queued writes that do
+        # not get through wait in the outbox for the next run.
+        for _ in range(2):
+            try:
+                self.sync()
+                break
+            except Exception:  # noqa: S112 (logged in memory_sync_log)
+                continue
         self.close()
 
     async def __aenter__(self) -> HybridEngine:
@@ -1528,8 +1603,12 @@ class HybridEngine(Engine):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.astop()
-        with contextlib.suppress(Exception):
-            await self.async_sync()
+        for _ in range(2):  # as in __exit__
+            try:
+                await self.async_sync()
+                break
+            except Exception:  # noqa: S112 (logged in memory_sync_log)
+                continue
         await self.aclose()
 
 

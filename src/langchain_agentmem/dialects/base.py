@@ -460,6 +460,20 @@ class Dialect:
         """How a pull reads a column of sync ``kind``."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
 
+    def sync_copy(self, relation: str, columns: Sequence[str]) -> str:
+        """A text ``COPY`` of ``columns`` into ``relation`` (a template), for
+        :class:`~.statements.Copy` with :meth:`sync_copy_types`."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
+
+    def sync_copy_types(self, params: Sequence[str]) -> list[str]:
+        """The ``Copy`` types of values sent as the :meth:`unnest` types ``params``."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
+
+    def sync_stage(self, name: str, columns: Sequence[tuple[str, str]]) -> tuple[str, Stmt]:
+        """A staging table for rows of table ``name``: its name and the statement
+        creating it (``columns``: ``(name, unnest type)``)."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
+
     # -- tenant isolation (see langchain_agentmem.tenancy) -----------------------------
     #: Tables can carry row-level security policies and roles can be granted privileges
     #: (Postgres). Without it (SQLite: one file, one user) tenants are kept apart by the

@@ -579,6 +579,44 @@ class PostgresDialect(Dialect):
             return f"CAST(to_json(t.{name}) AS text)"
         return f"t.{name}"
 
+    _COPY_PARAM = {"text": "text", "bigint": "int8", "double": "float8", "bytes": "bytea"}
+
+    def sync_copy(self, relation: str, columns: Sequence[str]) -> str:
+        """A text-format ``COPY`` into ``relation`` (a template: ``{events}``, or a
+        staging table's name): Postgres parses each value as its column's type, so the
+        text :meth:`sync_input` makes goes as it is.
+
+        Example:
+            >>> PostgresDialect().sync_copy("{kv}", ["user_id", "key"])
+            'COPY {kv} ("user_id", "key") FROM STDIN'
+        """
+        names = ", ".join('"' + check_identifier(c, "column") + '"' for c in columns)
+        return f"COPY {relation} ({names}) FROM STDIN"
+
+    def sync_copy_types(self, params: Sequence[str]) -> list[str]:
+        return [self._COPY_PARAM[p] for p in params]
+
+    def sync_stage(self, name: str, columns: Sequence[tuple[str, str]]) -> tuple[str, Stmt]:
+        """A temporary table (emptied at commit) holding a batch's rows of table
+        ``name`` before one ``INSERT ... SELECT ... ON CONFLICT``; named for its columns,
+        so a migration that adds one gets a new table.
+
+        Example:
+            >>> PostgresDialect().sync_stage("kv", [("user_id", "text")])[0].startswith("agentmem_sync_kv_")
+            True
+        """
+        import hashlib
+
+        table = check_identifier(name, "table")
+        defs = ", ".join(
+            '"' + check_identifier(c, "column") + '" ' + self._PG_TYPES[t].removesuffix("[]")
+            for c, t in columns
+        )
+        stage = f"agentmem_sync_{table}_" + hashlib.sha1(defs.encode()).hexdigest()[:8]
+        return stage, Stmt(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({defs}) ON COMMIT DELETE ROWS"
+        )
+
     # -- tenant isolation ----------------------------------------------------------------
     supports_row_security = True
 

@@ -361,7 +361,7 @@ class SQLiteDialect(Dialect):
         table = check_identifier(name, "table")
         pk = [check_identifier(c, "column") for c in primary_key]
         session = "{r}.session_id" if "session_id" in columns else "NULL"
-        out = [Raw(f'DROP TRIGGER IF EXISTS "sync_{table}_{op}"') for op in ("i", "u", "d")]
+        out = [Raw(f'DROP TRIGGER IF EXISTS "sync_{table}_{op}"') for op in ("i", "u", "k", "d")]
         if not install:
             return out
 
@@ -374,17 +374,21 @@ class SQLiteDialect(Dialect):
 
         muted = "(SELECT value FROM sync_state WHERE key = 'muted') = 0"
         same = " AND ".join(f'OLD."{c}" IS NEW."{c}"' for c in pk)
-        old_key = "json_array(" + ", ".join(f'OLD."{c}"' for c in pk) + ")"
+        key_columns = ", ".join(f'"{c}"' for c in pk)
         out += [
             Raw(
                 f'CREATE TRIGGER "sync_{table}_i" AFTER INSERT ON "{table}" WHEN {muted} '
                 f"BEGIN {row('i', 'NEW')} END"
             ),
+            # An update that changes the key also deletes the old key: a trigger of its
+            # own, which updates that set no key column (upserts) never run.
             Raw(
-                f'CREATE TRIGGER "sync_{table}_u" AFTER UPDATE ON "{table}" WHEN {muted} BEGIN '
-                f"INSERT INTO sync_outbox (table_name, op, user_id, session_id, pk, version) "
-                f"SELECT '{table}', 'd', OLD.user_id, {session.format(r='OLD')}, {old_key}, {self._VERSION} "
-                f"WHERE NOT ({same}); {row('u', 'NEW')} END"
+                f'CREATE TRIGGER "sync_{table}_k" AFTER UPDATE OF {key_columns} '
+                f'ON "{table}" WHEN {muted} AND NOT ({same}) BEGIN {row("d", "OLD")} END'
+            ),
+            Raw(
+                f'CREATE TRIGGER "sync_{table}_u" AFTER UPDATE ON "{table}" WHEN {muted} '
+                f"BEGIN {row('u', 'NEW')} END"
             ),
             Raw(
                 f'CREATE TRIGGER "sync_{table}_d" AFTER DELETE ON "{table}" WHEN {muted} '
