@@ -86,7 +86,10 @@ class RecallSettings(TypedDict, total=False):
     """How :class:`MemoryRetriever` ranks turns. A weight of 0 switches its signal off."""
 
     dense: float
-    """Weight of the embedding similarity (default 0.2)."""
+    """Weight of the embedding similarity (default 0: off; with a static embedder such as
+    :class:`~langchain_agentmem.LocalEmbeddings` it adds no recall on LoCoMo and costs the
+    query's embedding and a scan of the tenant's vectors; with a contextual embedder try
+    0.2 to 0.5)."""
     lexical: float
     """Weight of BM25 (default 1.0)."""
     fusion: Literal["score", "rrf"]
@@ -118,7 +121,7 @@ class RecallSettings(TypedDict, total=False):
 
 
 DEFAULT_SETTINGS: RecallSettings = {
-    "dense": 0.2,
+    "dense": 0.0,
     "lexical": 1.0,
     "fusion": "score",
     "rrf_k": 60,
