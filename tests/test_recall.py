@@ -320,3 +320,37 @@ def test_local_embeddings() -> None:
     assert len(LocalEmbeddings(dims=64).embed_query("x")) == 64
     with pytest.raises(ValueError, match="dims must be"):
         LocalEmbeddings(dims=100)
+
+
+class _CountingEmbeddings(LocalEmbeddings):
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries = 0
+
+    def embed_query(self, text: str) -> list[float]:
+        self.queries += 1
+        return super().embed_query(text)
+
+
+def test_defaults_embed_no_query(shared: Any, mode: str) -> None:
+    """The dense signal is off by default (it adds no recall with a static embedder, see
+    benchmarks/RESULTS.md): a search embeds nothing; switched on, it embeds the query."""
+    engine, turns = shared
+    emb = _CountingEmbeddings()
+    retriever = MemoryRetriever(engine, emb, user_id="nadia")
+    assert ids(search(retriever, "Who bought a ukulele?", mode))[0] == turns["Busy. I finally"]
+    assert emb.queries == 0
+    search(retriever, "Who bought a ukulele?", mode, dense=0.2)
+    assert emb.queries == 1
+
+
+def test_neighbours_reach_past_a_widened_turn(recall: Any, mode: str) -> None:
+    """The turn after a hit is a candidate through BM25's widening alone; the neighbours
+    signal spreads its score to the turn after it in turn."""
+    retriever, turns = recall
+    settings = {**ONLY_LEXICAL, "context": 0.3, "neighbours": 0.1}
+    found = ids(search(retriever, "ukulele", mode, k=10, **settings))
+    assert found[0] == turns["Busy. I finally"]
+    assert turns["Ha, brave. I"] in found  # seq 3: widened
+    assert turns["I love hiking"] in found  # seq 4: two turns after the only posting
+    assert turns["Did you finish"] not in found

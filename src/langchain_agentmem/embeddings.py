@@ -78,7 +78,8 @@ class LocalEmbeddings(Embeddings):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
         vectors = self._load().embed(list(texts), norm=True, batch_size=self.batch_size)
-        return [[float(x) for x in v] for v in vectors]
+        out: list[list[float]] = vectors.astype(float).tolist()
+        return out
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query."""

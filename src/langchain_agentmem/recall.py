@@ -86,7 +86,10 @@ class RecallSettings(TypedDict, total=False):
     """How :class:`MemoryRetriever` ranks turns. A weight of 0 switches its signal off."""
 
     dense: float
-    """Weight of the embedding similarity (default 0.2)."""
+    """Weight of the embedding similarity (default 0: off; with a static embedder such as
+    :class:`~langchain_agentmem.LocalEmbeddings` it adds no recall on LoCoMo and costs the
+    query's embedding and a scan of the tenant's vectors; with a contextual embedder try
+    0.2 to 0.5)."""
     lexical: float
     """Weight of BM25 (default 1.0)."""
     fusion: Literal["score", "rrf"]
@@ -118,7 +121,7 @@ class RecallSettings(TypedDict, total=False):
 
 
 DEFAULT_SETTINGS: RecallSettings = {
-    "dense": 0.2,
+    "dense": 0.0,
     "lexical": 1.0,
     "fusion": "score",
     "rrf_k": 60,
@@ -217,19 +220,6 @@ def _missing_body(uid: str, limit: int) -> Body[list[tuple[Any, ...]]]:
     return [tuple(r) for r in rows]
 
 
-def _behind_body(uid: str) -> Body[bool]:
-    """Whether a session of the tenant holds events past its last indexed one: one probe
-    of the index's primary key per session, the cheap test before :func:`_missing_body`."""
-    row = yield Stmt(
-        "SELECT 1 FROM {sessions} s WHERE s.user_id = ? AND s.last_seq > coalesce((SELECT "
-        "max(r.seq) FROM {recall_events} r WHERE r.user_id = s.user_id AND r.session_id = "
-        "s.session_id), 0) LIMIT 1",
-        [uid],
-        fetch=True,
-    )
-    return bool(row)
-
-
 def _write_body(
     dialect: Dialect,
     uid: str,
@@ -262,6 +252,29 @@ def _write_body(
 
 
 # -- the search -----------------------------------------------------------------------------
+
+# The tenant's statistics for BM25 (turns with text, their total length); the checked form
+# also says whether a session holds events past its last indexed one (one probe of the
+# index's primary key per session), when the index must first catch up.
+_STATS = "SELECT NULL, count(*), sum(length) FROM {recall_events} WHERE user_id = ? AND length > 0"
+_STATS_CHECKED = (
+    "SELECT (SELECT 1 FROM {sessions} s WHERE s.user_id = ? AND s.last_seq > coalesce((SELECT "
+    "max(r.seq) FROM {recall_events} r WHERE r.user_id = s.user_id AND r.session_id = "
+    "s.session_id), 0) LIMIT 1), count(*), sum(length) FROM {recall_events} "
+    "WHERE user_id = ? AND length > 0"
+)
+# The postings of the query's terms ({terms}: a relation of one column, term) with the
+# lengths of the posted turn and of the turns before and after it (NULL: no such turn).
+_POSTINGS = (
+    "SELECT t.term, t.session_id, t.seq, t.tf, p.length, r.length, n.length "
+    "FROM {recall_terms} t JOIN {recall_events} r ON r.user_id = t.user_id "
+    "AND r.session_id = t.session_id AND r.seq = t.seq "
+    "LEFT JOIN {recall_events} p ON p.user_id = t.user_id AND p.session_id = t.session_id "
+    "AND p.seq = t.seq - 1 "
+    "LEFT JOIN {recall_events} n ON n.user_id = t.user_id AND n.session_id = t.session_id "
+    "AND n.seq = t.seq + 1 "
+    "WHERE t.user_id = ? AND t.term IN (SELECT m.term FROM {terms})"
+)
 
 
 def _keys_param(dialect: Dialect, keys: Sequence[Key]) -> tuple[str, list[Any]]:
@@ -427,15 +440,28 @@ class MemoryRetriever(BaseRetriever):
     def _search_body(
         self, query: str, vector: np.ndarray | None, k: int, cfg: RecallSettings, check: bool
     ) -> Body[list[Document] | None]:
-        """The search; ``None`` when ``check`` and the index is behind the history."""
+        """The search; ``None`` when ``check`` and the index is behind the history.
+
+        Statements: the tenant's statistics (with the up-to-date probe), the entities the
+        query names (when it names any), the dense candidates, the postings of the query's
+        terms with the lengths of their turns and of the turns around them, then the
+        speakers and times of the fused candidates and their neighbours, and the
+        documents. Every one reads one tenant's rows only.
+        """
         dialect: Dialect = self.engine.dialect
         uid = self._uid
-        if check and (yield from _behind_body(uid)):
+        stats = yield Stmt(
+            _STATS_CHECKED if check else _STATS, [uid, uid] if check else [uid], fetch=True
+        )
+        if check and stats[0][0] is not None:
             return None
+        n_docs, total = int(stats[0][1]), float(stats[0][2] or 0.0)
         fetch_k = max(cfg["fetch_k"], k)
-        # Names the query mentions: speakers of the tenant's turns, known entities.
+        # Names the query mentions: a turn whose speaker is one of them is lifted (the
+        # speakers are stored normalized, as candidate names are), and so are the names
+        # and aliases of the known entities it mentions.
         names = [clean_text(n) for n in candidate_names(query)]
-        named: set[str] = set()
+        named: set[str] = set(names) if cfg["names"] else set()
         lexical_query: dict[str, float] = dict.fromkeys(terms(query), 1.0)
         if names and (cfg["names"] or cfg["entities"]):
             entities = yield from _relevant_body(dialect, uid, self.entity_system, query, None)
@@ -446,15 +472,6 @@ class MemoryRetriever(BaseRetriever):
                     for alias in aliases:
                         for t in terms(alias):
                             lexical_query.setdefault(t, float(cfg["entities"]))
-            if cfg["names"]:
-                cols = [("name", "text")]
-                rows = yield Stmt(
-                    "SELECT DISTINCT r.speaker FROM {recall_events} r WHERE r.user_id = ? "
-                    "AND r.speaker IN (SELECT m.name FROM " + dialect.unnest(cols) + ")",
-                    [uid, *dialect.unnest_params(cols, [[n] for n in names])],
-                    fetch=True,
-                )
-                named.update(r[0] for r in rows)
         # Dense candidates.
         dense: dict[Key, float] = {}
         if vector is not None:
@@ -468,50 +485,32 @@ class MemoryRetriever(BaseRetriever):
             )
             found = yield from index.search_small(search)
             dense = {(r[0], int(r[1])): 1.0 - float(r[2]) for r in found or []}
-        # Lexical candidates: the postings of the query's terms.
-        postings: list[tuple[str, Key, float]] = []
-        if cfg["lexical"] and lexical_query:
+        # Lexical candidates: the postings of the query's terms, each with the lengths of
+        # its turn and of the turns before and after it (BM25 and its widening need them).
+        lexical: dict[Key, float] = {}
+        if cfg["lexical"] and lexical_query and n_docs:
             cols = [("term", "text")]
             rows = yield Stmt(
-                "SELECT t.term, t.session_id, t.seq, t.tf FROM {recall_terms} t "
-                "WHERE t.user_id = ? AND t.term IN (SELECT m.term FROM "
-                + dialect.unnest(cols)
-                + ")",
+                _POSTINGS.replace("{terms}", dialect.unnest(cols)),
                 [uid, *dialect.unnest_params(cols, [[t] for t in lexical_query])],
                 fetch=True,
             )
-            postings = [(r[0], (r[1], int(r[2])), float(r[3])) for r in rows]
-        keys = set(dense) | {p[1] for p in postings}
-        if not keys:
-            return []
-        # The candidates and the turns around them: length, speaker, time.
-        relation, params = _keys_param(dialect, list(keys))
-        rows = yield Stmt(
-            # The keys drive the join (CROSS JOIN keeps that order on SQLite): one
-            # primary-key range read per key.
-            "SELECT DISTINCT r.session_id, r.seq, r.length, r.speaker, r.created_at FROM "
-            + relation
-            + " CROSS JOIN {recall_events} r WHERE r.user_id = ? AND r.session_id = m.session_id "
-            "AND r.seq BETWEEN m.seq - 1 AND m.seq + 1",
-            [*params, uid],
-            fetch=True,
-        )
-        meta = {(r[0], int(r[1])): (float(r[2]), r[3], r[4]) for r in rows}
-        lengths = {key: m[0] for key, m in meta.items()}
-        lexical: dict[Key, float] = {}
-        if postings:
-            stats = yield Stmt(
-                "SELECT count(*), sum(length) FROM {recall_events} WHERE user_id = ? AND length > 0",
-                [uid],
-                fetch=True,
-            )
-            n_docs, total = int(stats[0][0]), float(stats[0][1] or 0.0)
+            postings = []
+            lengths: dict[Key, float] = {}
+            for term, session, seq, tf, before, own, after in rows:
+                seq = int(seq)
+                postings.append((term, (session, seq), float(tf)))
+                lengths[(session, seq)] = float(own)
+                if before is not None:
+                    lengths[(session, seq - 1)] = float(before)
+                if after is not None:
+                    lengths[(session, seq + 1)] = float(after)
             lexical = bm25(
                 lexical_query,
                 postings,
                 lengths,
-                n_docs=max(n_docs, 1),
-                avg_length=total / max(n_docs, 1),
+                n_docs=n_docs,
+                avg_length=total / n_docs,
                 k1=float(cfg["k1"]),
                 b=float(cfg["b"]),
                 context=float(cfg["context"]),
@@ -520,6 +519,21 @@ class MemoryRetriever(BaseRetriever):
                 heapq.nsmallest(fetch_k, lexical.items(), key=lambda kv: (-kv[1], kv[0]))
             )
         scores = _fuse(dense, lexical, cfg)
+        if not scores:
+            return []
+        # The fused candidates and the turns around them: speaker, time.
+        relation, params = _keys_param(dialect, list(scores))
+        rows = yield Stmt(
+            # The keys drive the join (CROSS JOIN keeps that order on SQLite): one
+            # primary-key range read per key.
+            "SELECT DISTINCT r.session_id, r.seq, r.speaker, r.created_at FROM "
+            + relation
+            + " CROSS JOIN {recall_events} r WHERE r.user_id = ? AND r.session_id = m.session_id "
+            "AND r.seq BETWEEN m.seq - 1 AND m.seq + 1",
+            [*params, uid],
+            fetch=True,
+        )
+        meta = {(r[0], int(r[1])): (r[2], r[3]) for r in rows}
         scores = fusion.spread(
             scores,
             lambda key: ((key[0], key[1] - 1), (key[0], key[1] + 1)),
@@ -528,14 +542,14 @@ class MemoryRetriever(BaseRetriever):
         )
         scores = fusion.group_boost(scores, lambda key: key[0], float(cfg["session"]))
         if named and cfg["names"]:
-            speakers = {key for key, m in meta.items() if m[1] in named}
+            speakers = {key for key, m in meta.items() if m[0] in named}
             scores = fusion.boost(scores, speakers, float(cfg["names"]))
         window = period(query) if cfg["time"] else None
         if window is not None:
             start, end = window
             inside = set()
             for key, m in meta.items():
-                at = dialect.to_datetime(m[2])
+                at = dialect.to_datetime(m[1])
                 if at is not None and start <= at.astimezone(timezone.utc) < end:
                     inside.add(key)
             scores = fusion.boost(scores, inside, float(cfg["time"]))

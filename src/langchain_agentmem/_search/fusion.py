@@ -99,11 +99,12 @@ def group_boost(
     session that holds several hits lifts all of its turns)."""
     if not weight:
         return dict(scores)
+    groups = {item: group(item) for item in scores}
     members: dict[Hashable, list[float]] = defaultdict(list)
     for item, score in scores.items():
-        members[group(item)].append(score)
-    means = {g: sum(heapq.nlargest(top, v)) / top for g, v in members.items()}
-    return {item: score + weight * means[group(item)] for item, score in scores.items()}
+        members[groups[item]].append(score)
+    means = {g: sum(sorted(v, reverse=True)[:top]) / top for g, v in members.items()}
+    return {item: score + weight * means[groups[item]] for item, score in scores.items()}
 
 
 def boost(scores: Mapping[K, float], chosen: Container[K], weight: float) -> dict[K, float]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping
 
 __all__ = ["MAX_TERM", "STOPWORDS", "Key", "bm25", "stem", "term_counts", "terms"]
@@ -134,26 +134,34 @@ def bm25(
         context: an event also holds the terms of the event before it in its session
             (``seq - 1``) at this weight (0: off).
     """
-    tf: dict[str, dict[Key, float]] = defaultdict(dict)
+    tf: dict[str, dict[Key, float]] = {}
     for term, key, freq in postings:
         if term in query:
-            tf[term][key] = tf[term].get(key, 0.0) + float(freq)
+            own = tf.setdefault(term, {})
+            own[key] = own.get(key, 0.0) + float(freq)
     avg = max(avg_length * (1.0 + context), 1e-9)
+    # BM25's length normalization of each event, computed once (not once per term).
+    norms: dict[Key, float] = {}
+    scale = k1 * b / avg
+    base = k1 * (1.0 - b)
     scores: dict[Key, float] = {}
     for term, own in tf.items():
-        widened: dict[Key, float] = dict(own)
+        widened: dict[Key, float] = own
         if context > 0:
+            widened = dict(own)
             for (session, seq), freq in own.items():
                 after = (session, seq + 1)
                 if after in lengths:
                     widened[after] = widened.get(after, 0.0) + context * freq
         df = len(widened)
         idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-        weight = idf * query[term]
+        weight = idf * query[term] * (k1 + 1.0)
         for key, freq in widened.items():
-            length = lengths.get(key, avg_length)
-            if context > 0:
-                length += context * lengths.get((key[0], key[1] - 1), 0.0)
-            norm = freq * (k1 + 1.0) / (freq + k1 * (1.0 - b + b * length / avg))
-            scores[key] = scores.get(key, 0.0) + weight * norm
+            norm = norms.get(key)
+            if norm is None:
+                length = lengths.get(key, avg_length)
+                if context > 0:
+                    length += context * lengths.get((key[0], key[1] - 1), 0.0)
+                norm = norms[key] = base + scale * length
+            scores[key] = scores.get(key, 0.0) + weight * freq / (freq + norm)
     return scores
