@@ -146,4 +146,4 @@ def exercise(engine: Engine, user: str) -> None:
         engine.metrics = metrics
 
     retriever = MemoryRetriever(engine, Hashed(), user_id=user)
-    assert retriever.search("hello", k=1)  # indexes the chat turns first
+    assert retriever.search(user, k=1)  # indexes the chat turns first ("hello" is a stopword)

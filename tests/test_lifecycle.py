@@ -165,7 +165,7 @@ def snapshot(engine: Engine, user: str) -> dict[str, Any]:
             (e.perception, e.reasoning, e.action, e.outcome, e.outcome_quality, e.tags, e.metadata)
             for e in EpisodicMemory(engine, embeddings(), user_id=user, project="ops").list()
         ],
-        "recall": [d.page_content for d in MemoryRetriever(engine, embeddings(), user_id=user).search("hello", k=2)],
+        "recall": [d.page_content for d in MemoryRetriever(engine, embeddings(), user_id=user).search("nul", k=2)],
         "skills": [
             (b.skill_name, b.priority, b.config) for b in SkillRegistry(engine, user_id=user).skills_for("agent")
         ],
