@@ -334,6 +334,55 @@ class SQLiteDialect(Dialect):
             fetch=True,
         )
 
+    # -- monitoring ----------------------------------------------------------------------
+    def storage_probe(self) -> One | None:
+        return One(
+            "SELECT count(*) > 0 FROM pragma_compile_options "
+            "WHERE compile_options = 'ENABLE_DBSTAT_VTAB'"
+        )
+
+    def table_sizes(self, tables: Sequence[str], measured: bool) -> Stmt:
+        # A virtual (FTS5) table's pages are its shadow tables' (name_data, name_idx, ...).
+        own = (
+            "(SELECT sum(d.pgsize) FROM dbstat d WHERE d.aggregate = 1 AND (d.name = t.name "
+            "OR (t.sql LIKE 'CREATE VIRTUAL TABLE%' AND d.name IN (t.name || '_data', "
+            "t.name || '_idx', t.name || '_content', t.name || '_docsize', t.name || '_config'))))"
+        )
+        own = f"coalesce({own}, 0)" if measured else "NULL"
+        indexes = (
+            "(SELECT coalesce(sum(d.pgsize), 0) FROM sqlite_master i JOIN dbstat d "
+            "ON d.name = i.name AND d.aggregate = 1 WHERE i.type = 'index' AND i.tbl_name = t.name)"
+            if measured
+            else "NULL"
+        )
+        return Stmt(
+            f"SELECT name, own, idx, own + idx FROM (SELECT t.name AS name, {own} "  # noqa: S608 (code only)
+            f"AS own, {indexes} AS idx FROM sqlite_master t WHERE t.type = 'table' "
+            "AND t.name IN (SELECT value FROM json_each(?))) ORDER BY own + idx DESC, name",
+            [self.text_array_param(tables)],
+            fetch=True,
+        )
+
+    def index_usage(self, tables: Sequence[str], measured: bool) -> Stmt:
+        size = (
+            "(SELECT sum(d.pgsize) FROM dbstat d WHERE d.name = i.name AND d.aggregate = 1)"
+            if measured
+            else "NULL"
+        )
+        return Stmt(
+            f"SELECT i.tbl_name, i.name, NULL, NULL, NULL, {size} FROM sqlite_master i "  # noqa: S608 (code only)
+            "WHERE i.type = 'index' AND i.tbl_name IN (SELECT value FROM json_each(?)) "
+            "ORDER BY i.tbl_name, i.name",
+            [self.text_array_param(tables)],
+            fetch=True,
+        )
+
+    def database_size(self) -> One:
+        return One("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+
+    def seconds_between(self, start: str, end: str) -> str:
+        return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
     # -- hybrid mode (see langchain_agentmem.hybrid) -------------------------------------
     def sync_columns(self, name: str) -> Stmt:
         """Column names of table ``name``, in order."""
