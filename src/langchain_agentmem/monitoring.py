@@ -312,7 +312,7 @@ class Monitor:
         """Per memory type and operation (sorted): ``calls``, ``errors``, ``results``
         (summed results counts), ``latency_seconds`` (summed) and ``buckets``: ``(upper
         bound in seconds, calls at most that slow)`` pairs, cumulative like a Prometheus
-        histogram. Everything recorded so far (a retention policy ages the rows out)."""
+        histogram. Everything recorded so far (every row of the table)."""
         return (yield self._operations_step())
 
     aoperations = operations.async_
@@ -458,8 +458,8 @@ class MemoryCollector:
     ``agentmem_sync_last_success_timestamp_seconds`` (label ``source``) and, on a hybrid
     cache, ``agentmem_sync_outbox_depth`` and ``agentmem_sync_lag_seconds``.
 
-    The operation counters count the rows of ``agent_memory_metrics``: when a retention
-    policy deletes old rows they go down, which Prometheus reads as a counter reset.
+    The operation counters count the rows of ``agent_memory_metrics``: when old rows are
+    deleted they go down, which Prometheus reads as a counter reset.
 
     Args:
         engine: as :class:`Monitor` takes it.
