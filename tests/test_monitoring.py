@@ -191,6 +191,10 @@ def test_sync_health_of_a_cache_and_of_postgres(postgres_url: str, tmp_path: Pat
     assert remote["outbox"] is None  # Postgres has no outbox
     (seen,) = remote["sources"]
     assert seen["source"] == source["source"] and seen["delivered_seq"] == 2
+    result = CliRunner().invoke(main, ["monitor", "sync-health", "--url", cache.url])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("outbox: 0 writes queued, lag 0.0 s\n")
+    assert re.search(source["source"] + r"\s+1\s+1\s+0\s+0\s+2\s", result.output)
     families = scrape(MemoryCollector(cache))
     assert samples(families["agentmem_sync_outbox_depth"], "agentmem_sync_outbox_depth") == [0.0]
     runs = families["agentmem_sync_runs"]
