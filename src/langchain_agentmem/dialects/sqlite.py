@@ -342,38 +342,46 @@ class SQLiteDialect(Dialect):
         )
 
     def table_sizes(self, tables: Sequence[str], measured: bool) -> Stmt:
-        # A virtual (FTS5) table's pages are its shadow tables' (name_data, name_idx, ...).
-        own = (
-            "(SELECT sum(d.pgsize) FROM dbstat d WHERE d.aggregate = 1 AND (d.name = t.name "
-            "OR (t.sql LIKE 'CREATE VIRTUAL TABLE%' AND d.name IN (t.name || '_data', "
-            "t.name || '_idx', t.name || '_content', t.name || '_docsize', t.name || '_config'))))"
-        )
-        own = f"coalesce({own}, 0)" if measured else "NULL"
-        indexes = (
-            "(SELECT coalesce(sum(d.pgsize), 0) FROM sqlite_master i JOIN dbstat d "
-            "ON d.name = i.name AND d.aggregate = 1 WHERE i.type = 'index' AND i.tbl_name = t.name)"
-            if measured
-            else "NULL"
-        )
+        names = [self.text_array_param(tables)]
+        if not measured:
+            return Stmt(
+                "SELECT name, NULL, NULL, NULL FROM sqlite_master WHERE type = 'table' "
+                "AND name IN (SELECT value FROM json_each(?)) ORDER BY name",
+                names,
+                fetch=True,
+            )
+        # One pass over the file (dbstat outermost: CROSS JOIN keeps that order), each
+        # b-tree given to its table; a virtual (FTS5) table owns its shadow tables' pages.
         return Stmt(
-            f"SELECT name, own, idx, own + idx FROM (SELECT t.name AS name, {own} "  # noqa: S608 (code only)
-            f"AS own, {indexes} AS idx FROM sqlite_master t WHERE t.type = 'table' "
-            "AND t.name IN (SELECT value FROM json_each(?))) ORDER BY own + idx DESC, name",
-            [self.text_array_param(tables)],
+            "SELECT owner, sum(CASE WHEN kind = 'index' THEN 0 ELSE bytes END), "
+            "sum(CASE WHEN kind = 'index' THEN bytes ELSE 0 END), sum(bytes) FROM ("
+            "SELECT coalesce((SELECT v.name FROM sqlite_master v WHERE v.type = 'table' "
+            "AND v.sql LIKE 'CREATE VIRTUAL TABLE%' AND m.tbl_name IN (v.name || '_data', "
+            "v.name || '_idx', v.name || '_content', v.name || '_docsize', v.name || '_config')), "
+            "m.tbl_name) AS owner, m.type AS kind, d.pgsize AS bytes "
+            "FROM dbstat d CROSS JOIN sqlite_master m ON m.name = d.name WHERE d.aggregate = 1"
+            ") WHERE owner IN (SELECT value FROM json_each(?)) "
+            "GROUP BY owner ORDER BY sum(bytes) DESC, owner",
+            names,
             fetch=True,
         )
 
     def index_usage(self, tables: Sequence[str], measured: bool) -> Stmt:
-        size = (
-            "(SELECT sum(d.pgsize) FROM dbstat d WHERE d.name = i.name AND d.aggregate = 1)"
-            if measured
-            else "NULL"
-        )
+        names = [self.text_array_param(tables)]
+        if not measured:
+            return Stmt(
+                "SELECT tbl_name, name, NULL, NULL, NULL, NULL FROM sqlite_master "
+                "WHERE type = 'index' AND tbl_name IN (SELECT value FROM json_each(?)) "
+                "ORDER BY tbl_name, name",
+                names,
+                fetch=True,
+            )
         return Stmt(
-            f"SELECT i.tbl_name, i.name, NULL, NULL, NULL, {size} FROM sqlite_master i "  # noqa: S608 (code only)
-            "WHERE i.type = 'index' AND i.tbl_name IN (SELECT value FROM json_each(?)) "
-            "ORDER BY i.tbl_name, i.name",
-            [self.text_array_param(tables)],
+            "SELECT m.tbl_name, m.name, NULL, NULL, NULL, d.pgsize "
+            "FROM dbstat d CROSS JOIN sqlite_master m ON m.name = d.name "
+            "WHERE d.aggregate = 1 AND m.type = 'index' "
+            "AND m.tbl_name IN (SELECT value FROM json_each(?)) ORDER BY m.tbl_name, m.name",
+            names,
             fetch=True,
         )
 
