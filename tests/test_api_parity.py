@@ -33,6 +33,7 @@ PURE = {
     "transaction",
     "raw_backend",
     "for_user",
+    "describe",
 }
 
 #: LangChain's own pairs whose sync form is a property.

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -142,8 +143,10 @@ def test_the_ops_agent_learns_from_its_outcomes_across_restarts(tmp_path: Path) 
     assert "(a strategy learned before)" in third
 
 
-def test_the_memory_notebook_draws_the_graph_timeline_neighbours_and_history() -> None:
-    notebook = nbformat.read(ROOT / "notebooks" / "02_memories.ipynb", as_version=4)
+def run_committed_notebook(name: str) -> tuple[list[Any], str]:
+    """Execute ``notebooks/<name>`` from scratch (in its folder, as Jupyter runs it) after
+    checking it is committed with its figures; its outputs and their plain text."""
+    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     # Committed with its outputs (so that it reads on GitHub) ...
     assert any(
         o.get("data", {}).get("image/png") for c in notebook.cells for o in c.get("outputs", [])
@@ -151,11 +154,32 @@ def test_the_memory_notebook_draws_the_graph_timeline_neighbours_and_history() -
     for cell in notebook.cells:
         cell["outputs"] = []
     # ... and it runs again from scratch here.
-    NotebookClient(notebook, timeout=180, kernel_name="python3").execute()
+    NotebookClient(
+        notebook,
+        timeout=180,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT / "notebooks")}},
+    ).execute()
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    return outputs, text
+
+
+def test_the_memory_notebook_draws_the_graph_timeline_neighbours_and_history() -> None:
+    outputs, text = run_committed_notebook("02_memories.ipynb")
     figures = [o for o in outputs if o.get("data", {}).get("image/png")]
-    text = "\n".join(o.get("data", {}).get("text/plain", "") for o in outputs)
     assert len(figures) == 4  # graph, timeline, neighbours, checkpoint history
     assert re.search(r"Alice lives in Lyon\s+2019-03-01.*2022-09-01", text)  # closed, kept
     assert "Caro" in text and "cosine distance" in text
     assert re.search(r"\n0\s+13\s+loop", text)  # the newest checkpoint first
+
+
+def test_the_agents_notebook_draws_activity_skills_importance_and_a_timeline() -> None:
+    outputs, text = run_committed_notebook("02_agents.ipynb")
+    figures = [o for o in outputs if o.get("data", {}).get("image/png")]
+    assert len(figures) == 4  # sessions per hour, agents x skills, importance, timeline
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert "8 skills, 13 bindings" in text
+    assert "calls outside a binding: 0" in text  # agents call only their bound skills
+    assert "590 scored events, 25 of importance >= 0.8" in text
+    assert re.search(r"decision\s+60\n", text)  # one decision per session

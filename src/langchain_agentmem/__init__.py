@@ -34,6 +34,7 @@ from .knowledge import (
     knowledge_tools,
 )
 from .kv import KeyValueStore
+from .monitoring import MemoryCollector, Monitor
 from .recall import MemoryRetriever, RecallSettings
 from .retention import Retention, RetentionPolicy
 from .skills import Binding, Skill, SkillRegistry
@@ -77,10 +78,12 @@ __all__ = [
     "KnowledgeTriple",
     "LangGraphStore",
     "LocalEmbeddings",
+    "MemoryCollector",
     "MemoryMiddleware",
     "MemoryRetriever",
     "MemoryVectorStore",
     "MissingSourceError",
+    "Monitor",
     "Node",
     "PoolConfig",
     "Ranking",

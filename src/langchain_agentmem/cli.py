@@ -1526,5 +1526,210 @@ def import_langgraph_postgres(
     _run_imports(source, to, schema, user_id, source_schema, dry_run, as_json, steps)
 
 
+# --- monitoring: Prometheus metrics and the operators' queries ---
+
+
+def _prometheus() -> Any:
+    try:
+        import prometheus_client
+    except ImportError as exc:
+        raise click.ClickException(
+            "`agentmem metrics` needs prometheus_client: pip install 'langchain-agentmem[monitoring]'"
+        ) from exc
+    return prometheus_client
+
+
+def _tenant_errors(action: Callable[[], Any]) -> Any:
+    from ._core.tenancy import TenantRequiredError
+
+    try:
+        return run(action)
+    except TenantRequiredError as exc:
+        raise click.ClickException(f"{exc} (or pass --user)") from exc
+
+
+@main.command("metrics")
+@database_options
+@click.option(
+    "--user",
+    "user_id",
+    default=None,
+    help="Only this tenant's operation metrics (default: every tenant, aggregated).",
+)
+@click.option(
+    "--serve",
+    "port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /metrics on this port until interrupted (0: any free port).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+def metrics_command(
+    url: str | None, schema: str, user_id: str | None, port: int | None, host: str
+) -> None:
+    """Print the Prometheus metrics once (operation latency, errors and results per
+    memory type, table and index sizes, sync health), or serve them with --serve.
+
+    Operation metrics are what an engine connected with metrics=True recorded.
+
+    Example:
+
+        agentmem metrics --serve 9464 --url postgresql://monitor@db/app
+    """
+    prometheus = _prometheus()
+    from .monitoring import MemoryCollector
+
+    engine = open_engine(url, schema)
+    registry = prometheus.CollectorRegistry()
+    registry.register(MemoryCollector(engine, user_id=user_id))
+    if port is None:
+        with engine:
+            text = _tenant_errors(lambda: prometheus.generate_latest(registry))
+        click.echo(text.decode(), nl=False)
+        return
+    _tenant_errors(lambda: MemoryCollector(engine, user_id=user_id).collect())  # fail early
+    server, thread = prometheus.start_http_server(port, addr=host, registry=registry)
+    click.echo(f"serving http://{host}:{server.server_port}/metrics (Ctrl-C stops)", err=True)
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        engine.close()
+
+
+@main.group()
+def monitor() -> None:
+    """The operators' queries: sync health, database size, index usage.
+
+    Example:
+
+        agentmem monitor db-size --url postgresql://monitor@db/app
+    """
+
+
+def _monitor(url: str | None, schema: str) -> tuple[Engine, Any]:
+    from .monitoring import Monitor
+
+    engine = open_engine(url, schema)
+    return engine, Monitor(engine)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "n/a"
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(n)  # pragma: no cover
+
+
+@monitor.command("sync-health")
+@database_options
+@click.option(
+    "--hours",
+    default=24.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Window of the run counts.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def monitor_sync_health(url: str | None, schema: str, hours: float, as_json: bool) -> None:
+    """Hybrid sync per cache (source): runs by status in the last --hours, the last run
+    and the last success; on a SQLite cache the outbox depth and lag, on Postgres each
+    cache's last delivery.
+
+    Example:
+
+        agentmem monitor sync-health --hours 1 --url sqlite:///cache.db
+    """
+    engine, mon = _monitor(url, schema)
+    with engine:
+        health = run(lambda: mon.sync_health(hours=hours))
+    if as_json:
+        click.echo(json.dumps(health, indent=2, default=str))
+        return
+    if health["outbox"] is not None:
+        click.echo(f"outbox: {health['outbox']} writes queued, lag {health['lag_seconds']} s")
+    columns = ("source", "runs", "ok", "failed", "interrupted", "rows_synced", "avg_seconds")
+    rows = [
+        {
+            **{c: s[c] for c in columns},
+            "last_status": s["last_status"],
+            "last_ok_at": s["last_ok_at"],
+        }
+        for s in health["sources"]
+    ]
+    click.echo(format_table(rows) if rows else "no sync runs logged")
+
+
+@monitor.command("db-size")
+@database_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def monitor_db_size(url: str | None, schema: str, as_json: bool) -> None:
+    """Bytes of the database and of each table of the catalog (data, indexes, total),
+    largest first. SQLite measures pages with its dbstat table (n/a without it).
+
+    Example:
+
+        agentmem monitor db-size --json
+    """
+    engine, mon = _monitor(url, schema)
+    with engine:
+        size = run(mon.db_size)
+    if as_json:
+        click.echo(json.dumps(size, indent=2))
+        return
+    click.echo(f"database: {_size(size['database_bytes'])}")
+    rows = [
+        {
+            "table": t["table"],
+            "data": _size(t["table_bytes"]),
+            "indexes": _size(t["index_bytes"]),
+            "total": _size(t["total_bytes"]),
+        }
+        for t in size["tables"]
+    ]
+    click.echo(format_table(rows))
+
+
+@monitor.command("index-usage")
+@database_options
+@click.option("--unused", is_flag=True, help="Only indexes never scanned (Postgres).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def monitor_index_usage(url: str | None, schema: str, unused: bool, as_json: bool) -> None:
+    """Every index of the catalog's tables with its size and, on Postgres, scans and
+    tuples read and fetched since the statistics were reset (SQLite keeps no counters:
+    n/a there).
+
+    Example:
+
+        agentmem monitor index-usage --unused --url postgresql://monitor@db/app
+    """
+    engine, mon = _monitor(url, schema)
+    with engine:
+        indexes = run(mon.index_usage)
+    if unused:
+        indexes = [i for i in indexes if i["scans"] == 0]
+    if as_json:
+        click.echo(json.dumps(indexes, indent=2))
+        return
+    rows = [
+        {
+            **{k: i[k] for k in ("table", "index")},
+            **{
+                k: "n/a" if i[k] is None else i[k]
+                for k in ("scans", "tuples_read", "tuples_fetched")
+            },
+            "size": _size(i["bytes"]),
+        }
+        for i in indexes
+    ]
+    click.echo(format_table(rows))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

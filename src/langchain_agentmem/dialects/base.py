@@ -329,6 +329,36 @@ class Dialect:
         internal tables left out."""
         raise NotImplementedError
 
+    # -- monitoring (see langchain_agentmem.monitoring) ----------------------------------
+    #: Index usage counters (scans, tuples read) are kept by the database (Postgres's
+    #: ``pg_stat_user_indexes``); SQLite keeps none.
+    supports_index_stats: bool = False
+
+    def storage_probe(self) -> One | None:
+        """A query of one row, true when :meth:`table_sizes` and :meth:`index_usage` can
+        measure bytes (SQLite: built with the ``dbstat`` table); ``None``: always."""
+        return None
+
+    def table_sizes(self, tables: Sequence[str], measured: bool) -> Stmt:
+        """Rows ``(table, table bytes, index bytes, total bytes)`` of the schema's tables
+        named in ``tables`` (a parameter, never SQL text); bytes ``NULL`` unless
+        ``measured``."""
+        raise NotImplementedError
+
+    def index_usage(self, tables: Sequence[str], measured: bool) -> Stmt:
+        """Rows ``(table, index, scans, tuples read, tuples fetched, bytes)`` of the
+        indexes of ``tables``; the counters ``NULL`` without :attr:`supports_index_stats`,
+        bytes ``NULL`` unless ``measured``."""
+        raise NotImplementedError
+
+    def database_size(self) -> One:
+        """A query of one row: the whole database's size in bytes."""
+        raise NotImplementedError
+
+    def seconds_between(self, start: str, end: str) -> str:
+        """A SQL expression: seconds from timestamp column ``start`` to ``end`` (code)."""
+        raise NotImplementedError
+
     # -- data lifecycle (export, import, forget; see langchain_agentmem._core.lifecycle) --
     def columns(self, name: str) -> Stmt:
         """A query listing the columns of table ``name`` in their order, one row each, in

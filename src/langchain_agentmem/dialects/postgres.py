@@ -326,6 +326,35 @@ class PostgresDialect(Dialect):
             fetch=True,
         )
 
+    # -- monitoring ----------------------------------------------------------------------
+    supports_index_stats = True
+
+    def table_sizes(self, tables: Sequence[str], measured: bool) -> Stmt:
+        return Stmt(
+            "SELECT c.relname::text, pg_table_size(c.oid), pg_indexes_size(c.oid), "
+            "pg_total_relation_size(c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ? "
+            "AND c.relkind IN ('r', 'p') AND c.relname::text = ANY(?::text[]) "
+            "ORDER BY pg_total_relation_size(c.oid) DESC, c.relname",
+            [self.schema, list(tables)],
+            fetch=True,
+        )
+
+    def index_usage(self, tables: Sequence[str], measured: bool) -> Stmt:
+        return Stmt(
+            "SELECT relname::text, indexrelname::text, idx_scan, idx_tup_read, idx_tup_fetch, "
+            "pg_relation_size(indexrelid) FROM pg_stat_user_indexes WHERE schemaname = ? "
+            "AND relname::text = ANY(?::text[]) ORDER BY relname, indexrelname",
+            [self.schema, list(tables)],
+            fetch=True,
+        )
+
+    def database_size(self) -> One:
+        return One("SELECT pg_database_size(current_database())")
+
+    def seconds_between(self, start: str, end: str) -> str:
+        return f"extract(epoch FROM ({end} - {start}))"
+
     # -- data lifecycle ------------------------------------------------------------------
     def columns(self, name: str) -> Stmt:
         return Stmt(

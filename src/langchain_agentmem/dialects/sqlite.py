@@ -334,6 +334,63 @@ class SQLiteDialect(Dialect):
             fetch=True,
         )
 
+    # -- monitoring ----------------------------------------------------------------------
+    def storage_probe(self) -> One | None:
+        return One(
+            "SELECT count(*) > 0 FROM pragma_compile_options "
+            "WHERE compile_options = 'ENABLE_DBSTAT_VTAB'"
+        )
+
+    def table_sizes(self, tables: Sequence[str], measured: bool) -> Stmt:
+        names = [self.text_array_param(tables)]
+        if not measured:
+            return Stmt(
+                "SELECT name, NULL, NULL, NULL FROM sqlite_master WHERE type = 'table' "
+                "AND name IN (SELECT value FROM json_each(?)) ORDER BY name",
+                names,
+                fetch=True,
+            )
+        # One pass over the file (dbstat outermost: CROSS JOIN keeps that order), each
+        # b-tree given to its table; a virtual (FTS5) table owns its shadow tables' pages.
+        return Stmt(
+            "SELECT owner, sum(CASE WHEN kind = 'index' THEN 0 ELSE bytes END), "
+            "sum(CASE WHEN kind = 'index' THEN bytes ELSE 0 END), sum(bytes) FROM ("
+            "SELECT coalesce((SELECT v.name FROM sqlite_master v WHERE v.type = 'table' "
+            "AND v.sql LIKE 'CREATE VIRTUAL TABLE%' AND m.tbl_name IN (v.name || '_data', "
+            "v.name || '_idx', v.name || '_content', v.name || '_docsize', v.name || '_config')), "
+            "m.tbl_name) AS owner, m.type AS kind, d.pgsize AS bytes "
+            "FROM dbstat d CROSS JOIN sqlite_master m ON m.name = d.name WHERE d.aggregate = 1"
+            ") WHERE owner IN (SELECT value FROM json_each(?)) "
+            "GROUP BY owner ORDER BY sum(bytes) DESC, owner",
+            names,
+            fetch=True,
+        )
+
+    def index_usage(self, tables: Sequence[str], measured: bool) -> Stmt:
+        names = [self.text_array_param(tables)]
+        if not measured:
+            return Stmt(
+                "SELECT tbl_name, name, NULL, NULL, NULL, NULL FROM sqlite_master "
+                "WHERE type = 'index' AND tbl_name IN (SELECT value FROM json_each(?)) "
+                "ORDER BY tbl_name, name",
+                names,
+                fetch=True,
+            )
+        return Stmt(
+            "SELECT m.tbl_name, m.name, NULL, NULL, NULL, d.pgsize "
+            "FROM dbstat d CROSS JOIN sqlite_master m ON m.name = d.name "
+            "WHERE d.aggregate = 1 AND m.type = 'index' "
+            "AND m.tbl_name IN (SELECT value FROM json_each(?)) ORDER BY m.tbl_name, m.name",
+            names,
+            fetch=True,
+        )
+
+    def database_size(self) -> One:
+        return One("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+
+    def seconds_between(self, start: str, end: str) -> str:
+        return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
     # -- hybrid mode (see langchain_agentmem.hybrid) -------------------------------------
     def sync_columns(self, name: str) -> Stmt:
         """Column names of table ``name``, in order."""
