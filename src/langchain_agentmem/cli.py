@@ -1564,8 +1564,9 @@ def _tenant_errors(action: Callable[[], Any]) -> Any:
     help="Serve /metrics on this port until interrupted (0: any free port).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@json_option
 def metrics_command(
-    url: str | None, schema: str, user_id: str | None, port: int | None, host: str
+    url: str | None, schema: str, user_id: str | None, port: int | None, host: str, as_json: bool
 ) -> None:
     """Print the Prometheus metrics once (operation latency, errors and results per
     memory type, table and index sizes, sync health), or serve them with --serve.
@@ -1576,6 +1577,15 @@ def metrics_command(
 
         agentmem metrics --serve 9464 --url postgresql://monitor@db/app
     """
+    if as_json:  # what the collector would expose, as one JSON object; no prometheus_client
+        if port is not None:
+            raise click.UsageError("--json prints once; it does not go with --serve")
+        from .monitoring import Monitor
+
+        with open_engine(url, schema) as engine:
+            snap = _tenant_errors(lambda: Monitor(engine, user_id=user_id).snapshot())
+        click.echo(json.dumps(snap, default=str))
+        return
     prometheus = _prometheus()
     from .monitoring import MemoryCollector
 
