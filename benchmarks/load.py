@@ -263,7 +263,8 @@ def report(label: str, users: int, think_s: float, r: Run) -> dict[str, tuple[fl
         f"  CPU per operation: {r.cpu_client / max(ops, 1) * 1000:.1f} ms client + "
         f"{r.cpu_server / max(ops, 1) * 1000:.1f} ms server = {cpu_op:.1f} ms; "
         f"the offered load needs {ideal * cpu_op / 1000:,.1f} cores at zero latency, "
-        f"used {(r.cpu_client + r.cpu_server) / r.elapsed:.2f} cores"
+        f"used {r.cpu_client / r.elapsed:.2f} (this process, one thread: at most 1) + "
+        f"{r.cpu_server / r.elapsed:.2f} (server) cores"
     )
     print(f"  {'operation':<28} {'n':>6} {'p50 ms':>8} {'p99 ms':>8}")
     out = {}
