@@ -332,9 +332,9 @@ class PostgresBackend(Backend):
                     # transaction that ends (commits) at its Sync (fetches only flush),
                     # so the tenant is set for those statements alone, in one round trip
                     # more instead of three (BEGIN with set_config, COMMIT).
-                    with conn.pipeline():
+                    with conn.pipeline() as pipe:
                         conn.execute(*prologue)
-                        yield Transaction(conn, dialect, user_id)
+                        yield Transaction(conn, dialect, user_id, sync=pipe.sync if write else None)
                     return
                 if prologue is not None and not (pipeline or not durable):
                     with _begun(conn, prologue):
@@ -376,9 +376,15 @@ class PostgresBackend(Backend):
                     yield AsyncTransaction(conn, dialect, user_id, threaded=False)
                     return
                 if implicit and prologue is not None:  # see transaction()
-                    async with conn.pipeline():
+                    async with conn.pipeline() as apipe:
                         await conn.execute(*prologue)
-                        yield AsyncTransaction(conn, dialect, user_id, threaded=False)
+                        yield AsyncTransaction(
+                            conn,
+                            dialect,
+                            user_id,
+                            threaded=False,
+                            sync=apipe.sync if write else None,
+                        )
                     return
                 if prologue is not None and not (pipeline or not durable):
                     async with _abegun(conn, prologue):
