@@ -311,6 +311,46 @@ def test_a_refused_or_failed_write_rolls_back_and_the_connection_is_reusable(
         asyncio.run(async_form(app))
 
 
+def test_a_one_statement_write_commits_alone_and_leaves_no_tenant(
+    rls_db: tuple[Engine, str, str],
+) -> None:
+    """A ``single`` write under row-level security (the tenant and the statement in one
+    pipeline, one implicit transaction): committed when it succeeds, nothing when the
+    policy refuses it, and the connection carries no tenant afterwards."""
+    owner, _, app_url = rls_db
+    insert = "INSERT INTO {kv} (user_id, namespace, key, value) VALUES (?, 's', ?, '1')"
+    keys = "SELECT key FROM {kv} WHERE namespace = 's' ORDER BY key"
+    tenant = "SELECT current_setting('agent_mem.user_id', true)"
+
+    async def async_form(app: Engine) -> None:
+        async with app.atransaction("alice", single=True) as tx:
+            assert await tx.execute(insert, ["alice", "s2"]) == 1
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            async with app.atransaction("alice", single=True) as tx:
+                await tx.execute(insert, ["bob", "b2"])
+        async with app.atransaction(None) as tx:
+            assert await tx.fetchone(tenant) in [(None,), ("",)]
+        async with app.atransaction("alice", readonly=True) as tx:
+            assert await tx.fetchall(keys) == [("s1",), ("s2",)]
+
+    with connect(app_url, schema=owner.schema, row_level_security=True, max_size=1) as app:
+        with app.transaction("alice", single=True) as tx:
+            assert tx.execute(insert, ["alice", "s1"]) == 1
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            with app.transaction("alice", single=True) as tx:
+                tx.execute(insert, ["bob", "b1"])
+        with app.transaction(None) as tx:
+            assert tx.fetchone(tenant) in [(None,), ("",)]
+        with app.transaction("alice", readonly=True) as tx:
+            assert tx.fetchall(keys) == [("s1",)]
+        asyncio.run(async_form(app))
+    with owner.transaction(None, readonly=True) as tx:
+        assert tx.fetchall("SELECT user_id, key FROM {kv} WHERE namespace = 's' ORDER BY key") == [
+            ("alice", "s1"),
+            ("alice", "s2"),
+        ]
+
+
 # -- through PgBouncer in transaction mode --------------------------------------------
 
 
