@@ -11,8 +11,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+import pytest
+from test_store import HashedEmbeddings
 
-from langchain_agentmem import Engine, EventLog, SessionLog
+from langchain_agentmem import Engine, Event, EventLog, SessionLog, SkillRegistry
 
 SQL = Path(__file__).resolve().parents[1] / "sql"
 REWRITTEN = ("agent_activity_hourly", "importance_distribution")
@@ -102,3 +104,81 @@ def test_filtered_reads_keep_their_order(engine: Engine) -> None:
             assert all(
                 e.importance is not None and e.importance >= kw["min_importance"] for e in newest
             )  # type: ignore[operator]
+
+
+WORDS = "disk pool cache deploy rollback queue latency error timeout shard replica lock".split()
+
+
+def _embedded(engine: Engine, emb: HashedEmbeddings) -> None:
+    for s in range(3):
+        SessionLog(engine, f"e{s}", user_id="acme", embeddings=emb).log_many(
+            [
+                {
+                    "event_type": ("observation", "decision")[i % 2],
+                    "content": " ".join(WORDS[(i * k + s) % len(WORDS)] for k in (1, 3, 5))
+                    + f" w{s}x{i}",  # no two alike: no ties to order
+                    "importance": round((i % 10) / 10, 1),
+                    "tags": ["even" if i % 2 == 0 else "odd"],
+                }
+                for i in range(40)
+            ]
+        )
+    SessionLog(engine, "x", user_id="intruder", embeddings=emb).log("observation", "disk pool")
+
+
+def _ranked(events: list[Event]) -> list[tuple[float, tuple[str, int]]]:
+    """(score, key) best first, ties by key (the index orders ties as it finds them)."""
+    out = [(round(e.score or 0.0, 6), (e.session_id, e.seq)) for e in events]
+    return sorted(out, key=lambda r: (-r[0], r[1]))
+
+
+def test_event_search_through_the_hnsw_index_finds_what_exact_search_does(engine: Engine) -> None:
+    emb = HashedEmbeddings(16)
+    _embedded(engine, emb)
+    exact = EventLog(engine, user_id="acme", embeddings=emb)
+    # A scope of more than one row goes through the index (where there is one).
+    indexed = EventLog(
+        engine,
+        user_id="acme",
+        embeddings=emb,
+        search={"exact_search_threshold": 1, "hnsw_min_share": 0.0},
+    )
+    built = indexed.create_index(16)
+    assert built is engine.dialect.supports_ann
+    assert indexed.create_index(16) is built  # exists already: no error, same answer
+    if built:
+        with engine.transaction(None, readonly=True) as tx:
+            row = tx.fetchone(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'events_d16_hnsw' "
+                "AND schemaname = ?",
+                [engine.dialect.schema],
+            )
+        assert row is not None and "hnsw" in row[0] and "vector_dims(embedding) = 16" in row[0]
+    for query, kw in (
+        ("disk pool latency", {}),
+        ("deploy rollback", {"event_type": "decision"}),
+        ("queue timeout", {"tags": ["even"], "min_importance": 0.3}),
+    ):
+        want = _ranked(exact.search(query, k=5, **kw))  # type: ignore[arg-type]
+        got = _ranked(indexed.search(query, k=5, **kw))  # type: ignore[arg-type]
+        # The same scores; the same events but where a tie at the 5th score leaves a choice.
+        assert [s for s, _ in got] == [s for s, _ in want] and len(want) == 5
+        assert [i for s, i in got if s != got[-1][0]] == [i for s, i in want if s != want[-1][0]]
+        assert all(e.session_id != "x" for e in indexed.search(query, k=200, **kw))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="dims must be a positive int"):
+        indexed.create_index(0)
+
+
+async def test_create_index_async_and_skills(aengine: Engine) -> None:
+    emb = HashedEmbeddings(8)
+    log = SessionLog(aengine, "a", user_id="u", embeddings=emb)
+    await log.alog("observation", "disk pool")
+    assert await log.acreate_index(8) is aengine.dialect.supports_ann
+    assert [e.content for e in await log.asearch("disk", k=1)] == ["disk pool"]
+    reg = SkillRegistry(aengine, user_id="u", embeddings=emb)
+    spec = {"name": "deploy", "description": "d", "inputSchema": {"type": "object"}}
+    await reg.aregister("deploy", description="deploy a service", spec=spec)
+    assert await reg.acreate_index(8) is aengine.dialect.supports_ann
+    assert reg.create_index(8) is aengine.dialect.supports_ann
+    [(skill, score)] = await reg.asearch("deploy", k=1)
+    assert skill.name == "deploy" and score > 0.5
