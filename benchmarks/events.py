@@ -2,21 +2,36 @@
 and SQLite.
 
 Measures, per backend:
-* batch ingest rate (``SessionLog.log_many``, one batch of N/S events per session), beside
-  the anchor langchain-postgres ``PostgresChatMessageHistory.add_messages`` writing the same
-  batches of messages (on at most --anchor-n events; Postgres only: it has no SQLite form);
+* batch ingest rate (``SessionLog.log_many``, one batch of N/S events per session, each
+  event embedded by a fast fake model of --dims dimensions), beside the anchor
+  langchain-postgres ``PostgresChatMessageHistory.add_messages`` writing the same batches
+  as messages (no embeddings; on the first --anchor-n events, its batches alternating with
+  ours; Postgres only: it has no SQLite form);
 * filtered reads (event type + tag + minimum importance, newest 20) p50 / p95 over 200
   random filters (no anchor: langchain-postgres has no such read);
-* each analytics view's run time (median of 5, all rows), and on Postgres its
-  ``EXPLAIN ANALYZE`` (written to --explain, default benchmarks/events_explain.txt).
+* each analytics view's run time (median of 5, all rows, every tenant), and on Postgres its
+  ``EXPLAIN (ANALYZE, BUFFERS)`` (written to --explain);
+* semantic search over the user's events (``EventLog.search``, k=10): exact before the
+  HNSW index exists, then through the cost-based choice once ``EventLog.create_index``
+  built it (Postgres): p50 and recall@10 against the exact answers, for no filter, a type
+  filter and type + tag + importance; the index build time.
 
-Timestamps are spread over 90 days after ingest (one UPDATE), importance is skewed low
-(u**3: about 7% of events at 0.8 or more), 1-3 tags of 20 per event, 5 event types,
-10 agents. Goals (issue 14): every view under 100 ms on Postgres at 1,000,000 events,
-filtered reads p50 under 5 ms.
+Timestamps are spread over 90 days after ingest (one UPDATE, then VACUUM ANALYZE as
+autovacuum would), importance is skewed low (u**3: about 7% of events at 0.8 or more),
+1-3 tags of 20 per event, 5 event types, 10 agents. Goals (issue 14): every view under
+100 ms on Postgres at 1,000,000 events, filtered reads p50 under 5 ms.
 
-    PYTHONPATH=src python benchmarks/events.py --n 100000
+    PYTHONPATH=src python benchmarks/events.py --quick      # 100,000 events, about 3 min
+    PYTHONPATH=src python benchmarks/events.py              # 1,000,000 events
+
+``--api-events K`` ingests only the first K events through ``SessionLog`` (the rate is
+measured on those) and writes the rest with one plain INSERT per session batch (same
+generator, same distribution): a 1,000,000-event database in a few minutes when the
+ingest rate is not what is being measured.
 """
+
+# Queries are composed of constants and dialect fragments; every value is a parameter.
+# ruff: noqa: S608
 
 from __future__ import annotations
 
@@ -27,10 +42,15 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
 
 from _server import server_url  # noqa: E402
 
@@ -42,6 +62,26 @@ TAGS = [f"tag{i}" for i in range(20)]
 AGENTS = [f"agent_{i}" for i in range(10)]
 STATUSES = ["completed", "completed", "completed", "failed", "abandoned", None]
 USER = "bench"
+K = 10
+
+
+class FastEmbeddings(Embeddings):
+    """Unit vectors of ``dims`` dimensions from a seeded generator: a stand-in model that
+    costs microseconds (documents in call order; a query by its text)."""
+
+    def __init__(self, dims: int, seed: int = 3) -> None:
+        self.dims = dims
+        self.rng = np.random.default_rng(seed)
+
+    def _unit(self, m: np.ndarray) -> list[list[float]]:
+        return (m / np.linalg.norm(m, axis=1, keepdims=True)).tolist()  # type: ignore[no-any-return]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._unit(self.rng.standard_normal((len(texts), self.dims)))
+
+    def embed_query(self, text: str) -> list[float]:
+        rng = np.random.default_rng(zlib.crc32(text.encode()))
+        return self._unit(rng.standard_normal((1, self.dims)))[0]
 
 
 def batch(rng: random.Random, n: int) -> list[dict[str, Any]]:
@@ -57,22 +97,118 @@ def batch(rng: random.Random, n: int) -> list[dict[str, Any]]:
     ]
 
 
-def ingest(engine: Any, n: int, sessions: int, seed: int = 1) -> float:
-    rng = random.Random(seed)
-    per = n // sessions
-    total = 0.0
-    for s in range(sessions):
-        rows = batch(rng, per)
-        log = SessionLog(
-            engine, f"s{s:05d}", user_id=USER, agent_name=AGENTS[s % len(AGENTS)], source="bench"
+def _raw_insert(engine: Any, sid: str, rows: list[dict[str, Any]], emb: Any, s: int) -> None:
+    """One session's batch by plain INSERTs (the --api-events fill): what ``log_many``
+    stores, without its per-event checks."""
+    import json
+
+    d = engine.dialect
+    vectors = emb.embed_documents([r["content"] for r in rows]) if emb else [None] * len(rows)
+    imps = [float(np.float32(r["importance"])) for r in rows]
+    status = STATUSES[s % len(STATUSES)]
+    with engine.transaction(USER) as tx:
+        tx.executemany(
+            "INSERT INTO {events} (user_id, session_id, seq, kind, role, content, payload, "
+            "importance, tags, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                [
+                    USER,
+                    sid,
+                    i + 1,
+                    r["event_type"],
+                    "agent",
+                    r["content"],
+                    json.dumps({"content": r["content"], "data": r["data"]}),
+                    imp,
+                    d.text_array_param(r["tags"]),
+                    None if v is None else d.vector_param(np.asarray(v, dtype=np.float32)),
+                ]
+                for i, (r, imp, v) in enumerate(zip(rows, imps, vectors, strict=True))
+            ],
         )
+        tx.execute(
+            "INSERT INTO {sessions} (user_id, session_id, agent_name, source, status, ended_at, "
+            "last_seq, importance_sum, importance_count) VALUES (?, ?, ?, 'bench', ?, "
+            + ("NULL" if status is None else "{now}")
+            + ", ?, ?, ?)",
+            [
+                USER,
+                sid,
+                AGENTS[s % len(AGENTS)],
+                status or "active",
+                len(rows),
+                float(sum(float(str(np.float32(x))) for x in imps)),
+                len(rows),
+            ],
+        )
+
+
+def ingest(
+    engine: Any, url: str | None, n: int, sessions: int, api_events: int, anchor_n: int, dims: int
+) -> tuple[float, float | None, int]:
+    """Ingest; (events/s through SessionLog, anchor messages/s or None, events ingested
+    through SessionLog). Our batch and the anchor's same batch alternate."""
+    rng = random.Random(1)
+    per = n // sessions
+    emb = FastEmbeddings(dims) if dims else None
+    ours, theirs, done, anchor_done = 0.0, 0.0, 0, 0
+    anchor = _Anchor(url) if url is not None and anchor_n > 0 else None
+    try:
+        for s in range(sessions):
+            rows = batch(rng, per)
+            sid = f"s{s:05d}"
+            if done + per > api_events:
+                _raw_insert(engine, sid, rows, emb, s)
+                continue
+            log = SessionLog(
+                engine,
+                sid,
+                user_id=USER,
+                agent_name=AGENTS[s % len(AGENTS)],
+                source="bench",
+                embeddings=emb,
+            )
+            t = time.perf_counter()
+            log.log_many(rows)
+            status = STATUSES[s % len(STATUSES)]
+            if status:
+                log.end(status)
+            ours += time.perf_counter() - t
+            done += per
+            if anchor is not None and anchor_done < anchor_n:
+                theirs += anchor.add(rows)
+                anchor_done += per
+    finally:
+        if anchor is not None:
+            anchor.close()
+    return done / ours, (anchor_done / theirs if theirs else None), done
+
+
+class _Anchor:
+    """langchain-postgres chat history on the same server, one new session per batch."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+        from langchain_postgres import PostgresChatMessageHistory
+
+        self.table = "bench_chat_" + uuid.uuid4().hex[:8]
+        self.conn = psycopg.connect(url)
+        PostgresChatMessageHistory.create_tables(self.conn, self.table)
+        self.cls = PostgresChatMessageHistory
+
+    def add(self, rows: list[dict[str, Any]]) -> float:
+        from langchain_core.messages import AIMessage
+
+        history = self.cls(self.table, str(uuid.uuid4()), sync_connection=self.conn)
+        messages = [AIMessage(r["content"]) for r in rows]
         t = time.perf_counter()
-        log.log_many(rows)
-        status = STATUSES[s % len(STATUSES)]
-        if status:
-            log.end(status)
-        total += time.perf_counter() - t
-    return per * sessions / total
+        history.add_messages(messages)
+        return time.perf_counter() - t
+
+    def close(self) -> None:
+        self.conn.execute(f"DROP TABLE {self.table}")  # noqa: S608 (generated name)
+        self.conn.commit()
+        self.conn.close()
 
 
 def spread_times(engine: Any, url: str) -> None:
@@ -120,16 +256,41 @@ def filtered_reads(engine: Any, rounds: int = 200) -> tuple[float, float]:
     return statistics.median(times), times[int(len(times) * 0.95)]
 
 
-def views(engine: Any) -> dict[str, tuple[float, int]]:
+#: The views 0015 rewrote (on Postgres; SQLite keeps 0012's): their 0012 form is the
+#: anchor (alternated, same data).
+REWRITTEN = ("agent_activity_hourly", "importance_distribution")
+
+
+def released(dialect: str, view: str) -> str:
+    """The SELECT of ``view`` as migration 0012 released it, its tables as templates."""
+    import re
+
+    text = (ROOT / "sql" / dialect / "0012_skills_events.sql").read_text("utf-8")
+    found = re.search(rf"CREATE VIEW {view}\b[^\n]*? AS\n(.*?);\n", text, re.S)
+    assert found is not None, view
+    body = re.sub(r"--[^\n]*", "", found.group(1))
+    return re.sub(r"\b(FROM|JOIN) (events|sessions)\b", r"\1 {\2}", body)
+
+
+def views(engine: Any) -> dict[str, tuple[float, int, float | None]]:
+    """Per view: median ms of 5 reads (all rows, every tenant) through Analytics, rows,
+    and for a rewritten view the median ms of its 0012 form, alternating with it."""
     analytics = Analytics(engine, user_id=None)
-    out = {}
+    out: dict[str, tuple[float, int, float | None]] = {}
     for name in VIEWS:
-        runs, rows = [], 0
+        runs, old, rows = [], [], 0
+        rewritten = name in REWRITTEN and engine.dialect.name == "postgres"
+        query = released(engine.dialect.name, name) if rewritten else None
         for _ in range(5):
             t = time.perf_counter()
             rows = len(analytics.view(name))
             runs.append((time.perf_counter() - t) * 1000)
-        out[name] = (statistics.median(runs), rows)
+            if query is not None:
+                with engine.transaction(None, readonly=True) as tx:
+                    t = time.perf_counter()
+                    tx.fetchall(query)
+                    old.append((time.perf_counter() - t) * 1000)
+        out[name] = (statistics.median(runs), rows, statistics.median(old) if old else None)
     return out
 
 
@@ -140,63 +301,132 @@ def explain(engine: Any) -> str:
             query, params = view_query(name, None, None)
             rows = tx.fetchall("EXPLAIN (ANALYZE, BUFFERS) " + query, params)
             parts.append(f"-- {name}\n" + "\n".join(r[0] for r in rows))
+        # The filtered read of the benchmark, as EventLog.events sends it.
+        rows = tx.fetchall(
+            "EXPLAIN (ANALYZE, BUFFERS) SELECT e.session_id, e.seq, e.kind, e.role, e.content, "
+            "e.payload, e.importance, e.tags, e.created_at FROM {events} e WHERE e.user_id = ? "
+            "AND e.kind IN (?) AND " + engine.dialect.text_array_contains("e.tags") + " AND "
+            "e.importance >= ? ORDER BY e.created_at DESC, e.session_id DESC, e.seq DESC LIMIT 20",
+            [USER, "decision", engine.dialect.text_array_param(["tag3"]), float(np.float32(0.5))],
+        )
+        parts.append(
+            "-- filtered read (decision, tag3, importance >= 0.5)\n" + "\n".join(r[0] for r in rows)
+        )
     return "\n\n".join(parts)
 
 
-def anchor_ingest(url: str, n: int, per: int) -> float:
-    import psycopg
-    from langchain_core.messages import AIMessage
-    from langchain_postgres import PostgresChatMessageHistory
+SEARCHES: dict[str, dict[str, Any]] = {
+    "no filter": {},
+    "type": {"event_type": "decision"},
+    "type + tag + importance": {"event_type": "decision", "tags": ["tag3"], "min_importance": 0.5},
+}
 
-    table = "bench_chat_" + uuid.uuid4().hex[:8]
-    rng = random.Random(1)
-    with psycopg.connect(url) as conn:
-        PostgresChatMessageHistory.create_tables(conn, table)
-        total = 0.0
-        for _ in range(max(1, n // per)):
-            history = PostgresChatMessageHistory(table, str(uuid.uuid4()), sync_connection=conn)
-            messages = [AIMessage(r["content"]) for r in batch(rng, per)]
+
+def search_runs(
+    log: EventLog, queries: int, kinds: list[str]
+) -> dict[str, tuple[float, list[list[tuple[str, int]]]]]:
+    """Per filter kind: p50 ms and each query's top-K keys."""
+    out = {}
+    for kind in kinds:
+        times, found = [], []
+        for i in range(queries):
             t = time.perf_counter()
-            history.add_messages(messages)
-            total += time.perf_counter() - t
-        conn.execute(f"DROP TABLE {table}")  # noqa: S608 (generated name)
-        conn.commit()
-    return (n // per) * per / total
+            hits = log.search(f"query {i}", k=K, **SEARCHES[kind])
+            times.append((time.perf_counter() - t) * 1000)
+            found.append([(h.session_id, h.seq) for h in hits])
+        out[kind] = (statistics.median(times), found)
+    return out
+
+
+def recall(got: list[list[tuple[str, int]]], want: list[list[tuple[str, int]]]) -> float:
+    hits = sum(len(set(g) & set(w)) for g, w in zip(got, want, strict=True))
+    return hits / max(1, sum(len(w) for w in want))
+
+
+def semantic(engine: Any, dims: int, queries: int, exact_queries: int) -> None:
+    name = engine.dialect.name
+    emb = FastEmbeddings(dims)
+    kinds = list(SEARCHES)
+    exact = search_runs(EventLog(engine, user_id=USER, embeddings=emb), exact_queries, kinds)
+    for kind, (ms, _) in exact.items():
+        print(f"{name}: search k={K} ({kind}), exact: p50 {ms:.1f} ms", flush=True)
+    indexed = EventLog(engine, user_id=USER, embeddings=emb)
+    t = time.perf_counter()
+    built = indexed.create_index(dims, maintenance_work_mem="1GB")
+    if not built:
+        print(f"{name}: no HNSW index on this backend: search stays exact", flush=True)
+        return
+    print(f"{name}: HNSW index over {dims}-dim events built in {time.perf_counter() - t:.1f} s")
+    got = search_runs(indexed, max(queries, exact_queries), kinds)
+    for kind, (ms, found) in got.items():
+        r = recall(found[:exact_queries], exact[kind][1])
+        print(
+            f"{name}: search k={K} ({kind}), cost-based (HNSW when large): p50 {ms:.1f} ms, "
+            f"recall@{K} {r:.3f} over {exact_queries} queries ({exact[kind][0] / ms:.1f}x faster "
+            "than exact)",
+            flush=True,
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=1_000_000)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="100,000 events (about 3 min)")
+    parser.add_argument("--n", type=int, default=None, help="events (default 1,000,000)")
     parser.add_argument("--sessions", type=int, default=1_000)
-    parser.add_argument("--anchor-n", type=int, default=100_000)
+    parser.add_argument("--anchor-n", type=int, default=None, help="anchor events (100,000)")
+    parser.add_argument("--api-events", type=int, default=None, help="see the module doc")
+    parser.add_argument("--dims", type=int, default=32, help="event embedding size (0: none)")
+    parser.add_argument("--queries", type=int, default=20, help="semantic searches per kind")
     parser.add_argument("--backend", choices=["postgres", "sqlite", "both"], default="both")
     parser.add_argument("--explain", default=str(Path(__file__).with_name("events_explain.txt")))
     args = parser.parse_args()
-    per = args.n // args.sessions
+    n = args.n or (100_000 if args.quick else 1_000_000)
+    anchor_n = (
+        args.anchor_n if args.anchor_n is not None else min(n, 20_000 if args.quick else 100_000)
+    )
+    api_events = n if args.api_events is None else args.api_events
     backends = ["postgres", "sqlite"] if args.backend == "both" else [args.backend]
     for backend in backends:
         if backend == "postgres":
-            url = server_url()
+            url: str | None = server_url()
             engine = connect(url, schema="bench_events_" + uuid.uuid4().hex[:6])
         else:
-            url = f"sqlite:///{tempfile.mkdtemp(prefix='agentmem-events-')}/events.sqlite3"
-            engine = connect(url)
+            url = None
+            engine = connect(
+                f"sqlite:///{tempfile.mkdtemp(prefix='agentmem-events-')}/events.sqlite3"
+            )
         with engine:
             engine.migrate()
-            rate = ingest(engine, args.n, args.sessions)
-            line = f"{backend}: ingest {rate:,.0f} events/s ({args.n:,} events, {args.sessions:,} sessions)"
-            if backend == "postgres":
-                anchor = anchor_ingest(url, min(args.n, args.anchor_n), per)
+            t = time.perf_counter()
+            rate, anchor, through = ingest(
+                engine, url, n, args.sessions, api_events, anchor_n, args.dims
+            )
+            line = (
+                f"{backend}: ingest {rate:,.0f} events/s ({through:,} of {n:,} events through "
+                f"SessionLog.log_many, {n // args.sessions:,} a batch, {args.dims}-dim embeddings)"
+            )
+            if anchor:
                 line += f"; anchor PostgresChatMessageHistory {anchor:,.0f} messages/s ({rate / anchor:.2f}x)"
-            print(line, flush=True)
-            spread_times(engine, url)
+            print(line + f"; {time.perf_counter() - t:.0f} s in all", flush=True)
+            t = time.perf_counter()
+            spread_times(engine, url or "")
+            print(
+                f"{backend}: times spread and vacuumed in {time.perf_counter() - t:.0f} s",
+                flush=True,
+            )
             p50, p95 = filtered_reads(engine)
             print(f"{backend}: filtered reads p50 {p50:.2f} ms, p95 {p95:.2f} ms", flush=True)
-            for name, (ms, rows) in views(engine).items():
-                print(f"{backend}: view {name}: {ms:.1f} ms ({rows:,} rows)", flush=True)
+            for name, (ms, rows, old) in views(engine).items():
+                then = "" if old is None else f"; 0012's form {old:.1f} ms ({ms / old:.2f}x)"
+                print(f"{backend}: view {name}: {ms:.1f} ms ({rows:,} rows){then}", flush=True)
             if backend == "postgres":
                 Path(args.explain).write_text(explain(engine) + "\n", "utf-8")
                 print(f"postgres: EXPLAIN ANALYZE written to {args.explain}", flush=True)
+            if args.dims:
+                # SQLite's exact search reads every vector of the scope: fewer queries.
+                exact_q = args.queries if backend == "postgres" else max(1, args.queries // 5)
+                semantic(engine, args.dims, args.queries, exact_q)
+            if backend == "postgres":
                 with engine.transaction(None) as tx:
                     tx.execute_raw(f"DROP SCHEMA {engine.dialect.schema} CASCADE")
 

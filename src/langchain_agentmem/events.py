@@ -50,7 +50,15 @@ from ._core.plain import plain, plain_list
 from ._core.plan import Atomic, Embed, Plan, dual
 from ._encoding.json import clean_text, dumps, dumps_exact, loads
 from ._encoding.keys import decode_key, encode_key
-from ._search.vector_index import SearchQuery, VectorIndex, search_settings
+from ._search.vector_index import (
+    SearchQuery,
+    SearchSettings,
+    create_sized,
+    describe,
+    search_settings,
+    sized_index,
+    sized_index_name,
+)
 from .dialects import Body, Dialect, Many, One, Stmt
 from .engine import EngineLike, as_engine
 
@@ -325,15 +333,25 @@ class EventLog:
         engine: from :func:`langchain_agentmem.connect`, migrated.
         user_id: the tenant; another tenant's events are never read.
         embeddings: embeds search queries (and, in :class:`SessionLog`, events).
+        search: how :meth:`search` chooses between an exact scan and the HNSW index that
+            :meth:`create_index` builds (see
+            :class:`~langchain_agentmem._search.vector_index.SearchSettings`).
     """
 
     def __init__(
-        self, engine: EngineLike, *, user_id: str = "default", embeddings: Embeddings | None = None
+        self,
+        engine: EngineLike,
+        *,
+        user_id: str = "default",
+        embeddings: Embeddings | None = None,
+        search: SearchSettings | None = None,
     ) -> None:
         self.engine = as_engine(engine)
         self.user_id = user_id
         self._uid = encode_key(user_id)
         self._embeddings = embeddings
+        self._search = search_settings(search)
+        self._ann: dict[int, tuple[tuple[int, ...], bool]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(user_id={self.user_id!r})"
@@ -381,7 +399,12 @@ class EventLog:
     ) -> Plan[list[Event]]:
         """The ``k`` embedded events (of the user, or of this session for a
         :class:`SessionLog`) nearest to ``query`` that pass the filters of :meth:`events`,
-        best first, each with its ``score`` (cosine similarity). Needs ``embeddings``."""
+        best first, each with its ``score`` (cosine similarity). Needs ``embeddings``.
+
+        Exact while the filters leave few events (up to ``exact_search_threshold``, or a
+        tenth of the events the HNSW index holds); a larger scope goes through the HNSW
+        index of the query's size when :meth:`create_index` built one (Postgres), with
+        iterative scans, and exactly otherwise."""
         if self._embeddings is None:
             raise ValueError(f"search needs embeddings: {type(self).__name__}(..., embeddings=...)")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -393,7 +416,11 @@ class EventLog:
         q = np.asarray(vector, dtype=np.float32)
         dialect = self.engine.dialect
         where, params = flt.where(dialect, self._uid, "v")
-        index = VectorIndex(dialect, "events", dims=len(q), distance="cosine")
+        dims = len(q)
+        if dims not in self._ann:
+            found = yield Atomic(describe(dialect, sized_index_name("events", dims)), readonly=True)
+            self._ann[dims] = found
+        index = sized_index(dialect, "events", dims, self._ann[dims])
         search = SearchQuery(
             q,
             k,
@@ -405,12 +432,50 @@ class EventLog:
                 params,
             ),
             order=["v.session_id", "v.seq"],
-            settings=search_settings(),
+            settings=self._search,
         )
         rows = yield Atomic(index.search_small(search), readonly=True)
-        return [_event(dialect, r[:-1], 1.0 - float(r[-1])) for r in rows or []]
+        if rows is None:
+            rows = yield Atomic(index.search_large(search), pipeline=True)
+        return [_event(dialect, r[:-1], 1.0 - float(r[-1])) for r in rows]
 
     asearch = search.async_
+
+    @dual
+    def create_index(
+        self,
+        dims: int,
+        *,
+        m: int = 16,
+        ef_construction: int = 64,
+        maintenance_work_mem: str | None = None,
+    ) -> Plan[bool]:
+        """Build the HNSW index over the events embedded with ``dims`` dimensions (every
+        user's: one partial index per size, ``events_d<dims>_hnsw``) if it does not
+        exist; whether one exists afterwards. Postgres with pgvector only: on SQLite the
+        search is exact and this returns ``False``. ``m`` and ``ef_construction`` are
+        pgvector's; ``maintenance_work_mem`` (e.g. ``"1GB"``) for a large build.
+
+        Example:
+            >>> from langchain_agentmem import connect
+            >>> engine = connect("sqlite://"); _ = engine.migrate()
+            >>> EventLog(engine, user_id="acme").create_index(384)
+            False
+        """
+        found = yield Atomic(
+            create_sized(
+                self.engine.dialect,
+                "events",
+                dims,
+                m=m,
+                ef_construction=ef_construction,
+                maintenance_work_mem=maintenance_work_mem,
+            )
+        )
+        self._ann[int(dims)] = found
+        return found[1]
+
+    acreate_index = create_index.async_
 
     @dual
     def sessions(
@@ -457,6 +522,7 @@ class SessionLog(EventLog):
         agent_name: recorded on the session (the first one given stays).
         source: where the session came from (``"cli"``, ``"api"``, ``"slack"``, ...).
         embeddings: embeds each event's content (unless ``embed=False``) and search queries.
+        search: see :class:`EventLog`.
     """
 
     def __init__(
@@ -468,8 +534,9 @@ class SessionLog(EventLog):
         agent_name: str | None = None,
         source: str | None = None,
         embeddings: Embeddings | None = None,
+        search: SearchSettings | None = None,
     ) -> None:
-        super().__init__(engine, user_id=user_id, embeddings=embeddings)
+        super().__init__(engine, user_id=user_id, embeddings=embeddings, search=search)
         self.session_id = session_id
         self._sid = encode_key(session_id)
         self.agent_name = plain(agent_name, "agent name", optional=True)

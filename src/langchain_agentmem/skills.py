@@ -59,7 +59,14 @@ from ._core.plain import plain, plain_list
 from ._core.plan import Atomic, Embed, Plan, dual
 from ._encoding.json import dumps_exact, loads
 from ._encoding.keys import encode_key
-from ._search.vector_index import SearchQuery, VectorIndex, search_settings
+from ._search.vector_index import (
+    SearchQuery,
+    create_sized,
+    describe,
+    search_settings,
+    sized_index,
+    sized_index_name,
+)
 from .dialects import Body, Dialect, One, Stmt
 from .engine import EngineLike, as_engine
 
@@ -363,6 +370,7 @@ class SkillRegistry:
         self.user_id = user_id
         self._uid = encode_key(user_id)
         self._embeddings = embeddings
+        self._ann: dict[int, tuple[tuple[int, ...], bool]] = {}
 
     def __repr__(self) -> str:
         return f"SkillRegistry(user_id={self.user_id!r})"
@@ -502,7 +510,11 @@ class SkillRegistry:
         )
         q = np.asarray(vector, dtype=np.float32)
         dialect = self.engine.dialect
-        index = VectorIndex(dialect, "skills", dims=len(q), distance="cosine")
+        dims = len(q)
+        if dims not in self._ann:
+            found = yield Atomic(describe(dialect, sized_index_name("skills", dims)), readonly=True)
+            self._ann[dims] = found
+        index = sized_index(dialect, "skills", dims, self._ann[dims])
         search = SearchQuery(
             q,
             k,
@@ -518,9 +530,25 @@ class SkillRegistry:
             settings=search_settings(),
         )
         rows = yield Atomic(index.search_small(search), readonly=True)
-        return [(_skill(dialect, r[:-1]), 1.0 - float(r[-1])) for r in rows or []]
+        if rows is None:
+            rows = yield Atomic(index.search_large(search), pipeline=True)
+        return [(_skill(dialect, r[:-1]), 1.0 - float(r[-1])) for r in rows]
 
     asearch = search.async_
+
+    @dual
+    def create_index(self, dims: int, *, m: int = 16, ef_construction: int = 64) -> Plan[bool]:
+        """Build the HNSW index over skill descriptions embedded with ``dims`` dimensions
+        (every user's: ``skills_d<dims>_hnsw``) if it does not exist; whether one exists
+        afterwards (Postgres with pgvector; ``False`` on SQLite, whose search is exact).
+        Registries of up to a few thousand skills are searched exactly either way."""
+        found = yield Atomic(
+            create_sized(self.engine.dialect, "skills", dims, m=m, ef_construction=ef_construction)
+        )
+        self._ann[int(dims)] = found
+        return found[1]
+
+    acreate_index = create_index.async_
 
     # -- bindings --------------------------------------------------------------------------
     @dual

@@ -21,6 +21,9 @@ async:
   key order (:func:`~langchain_agentmem.dialects.statements.in_key_order`), so concurrent
   loads of the same keys cannot deadlock.
 * :meth:`VectorIndex.create` builds the HNSW index (``CREATE INDEX IF NOT EXISTS``).
+* :func:`sized_index` / :func:`create_sized`: the index of a column that holds vectors of
+  any size (events, skills): one partial HNSW index per size, ``<table>_d<dims>_hnsw``,
+  over ``(embedding::vector(dims)) WHERE vector_dims(embedding) = dims``.
 
 Example:
     >>> import numpy as np
@@ -61,9 +64,12 @@ __all__ = [
     "VectorIndex",
     "ann_version",
     "describe",
+    "create_sized",
     "distances",
     "ingest",
     "search_settings",
+    "sized_index",
+    "sized_index_name",
 ]
 
 #: hnsw.ef_search when none is given: pgvector's default of 40 misses about 1% of the true
@@ -540,3 +546,74 @@ def describe(dialect: Dialect, index: str | None) -> Body[tuple[tuple[int, ...],
         found = yield One("SELECT to_regclass(?) IS NOT NULL", [dialect.qualified(index)])
         exists = bool(found and found[0])
     return ann_version(row[0] if row else None), exists
+
+
+# -- one partial index per size ------------------------------------------------------------
+
+
+def sized_index_name(table: str, dims: int) -> str:
+    """The name of the partial HNSW index over ``table``'s vectors of ``dims`` dimensions.
+
+    Example:
+        >>> sized_index_name("events", 384)
+        'events_d384_hnsw'
+    """
+    return f"{table}_d{int(dims)}_hnsw"
+
+
+def sized_index(
+    dialect: Dialect,
+    table: str,
+    dims: int,
+    described: tuple[tuple[int, ...], bool] | None = None,
+    *,
+    distance: str = "cosine",
+) -> VectorIndex:
+    """The :class:`VectorIndex` of ``table``'s vectors of ``dims`` dimensions; with its
+    HNSW index when ``described`` (from :func:`describe`) says the index exists."""
+    version, exists = described or ((0, 0, 0), False)
+    return VectorIndex(
+        dialect,
+        table,
+        dims=dims,
+        distance=distance,
+        index=sized_index_name(table, dims) if exists else None,
+        where=dialect.vector_dims_is("embedding", dims),
+        version=version,
+    )
+
+
+def create_sized(
+    dialect: Dialect,
+    table: str,
+    dims: int,
+    *,
+    m: int = 16,
+    ef_construction: int = 64,
+    maintenance_work_mem: str | None = None,
+    distance: str = "cosine",
+) -> Body[tuple[tuple[int, ...], bool]]:
+    """Build the partial HNSW index over ``table``'s vectors of ``dims`` dimensions if it
+    does not exist (under a lock: two builders wait for each other); what
+    :func:`describe` says afterwards (no index where the backend has no ANN, or the size
+    is too large for one)."""
+    for name, value in (("dims", dims), ("m", m), ("ef_construction", ef_construction)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    name = sized_index_name(table, dims)
+    lock = dialect.lock_keys([(table, name)])
+    if lock is not None:
+        yield lock
+    version, exists = yield from describe(dialect, name)
+    if not exists:
+        index = VectorIndex(
+            dialect,
+            table,
+            dims=dims,
+            distance=distance,
+            index=name,
+            where=dialect.vector_dims_is("embedding", dims),
+            version=version,
+        )
+        exists = yield from index.create(m, ef_construction, maintenance_work_mem)
+    return version, exists
