@@ -177,26 +177,14 @@ class Transaction:
     """Statements of one tenant transaction. Queries are templates (see
     :mod:`~.dialects`); rows come back as tuples."""
 
-    def __init__(
-        self,
-        conn: Any,
-        dialect: Dialect,
-        user_id: str | None,
-        *,
-        sync: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, conn: Any, dialect: Dialect, user_id: str | None) -> None:
         self.conn = conn
         self.dialect = dialect
         self.user_id = user_id
-        # Postgres, a one-statement write in pipeline mode: the Sync that ends (commits)
-        # its implicit transaction, sent before the row count is read (none before).
-        self._sync = sync
 
     def execute(self, query: str, params: Params = ()) -> int:
         """Run one statement; return the number of rows it changed."""
         cur = self.conn.execute(self.dialect.render(query), params)
-        if self._sync is not None:
-            self._sync()
         return cur.rowcount
 
     def fetchall(self, query: str, params: Params = ()) -> list[tuple[Any, ...]]:
@@ -248,20 +236,11 @@ class Transaction:
 class AsyncTransaction:
     """Async form of :class:`Transaction`."""
 
-    def __init__(
-        self,
-        conn: Any,
-        dialect: Dialect,
-        user_id: str | None,
-        *,
-        threaded: bool,
-        sync: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
+    def __init__(self, conn: Any, dialect: Dialect, user_id: str | None, *, threaded: bool) -> None:
         self.conn = conn
         self.dialect = dialect
         self.user_id = user_id
         self._threaded = threaded  # SQLite: run each call in a worker thread
-        self._sync = sync  # see Transaction
 
     def _run(self, fn: Callable[[], T]) -> Awaitable[T]:
         return run_to_end(fn, self.conn.interrupt)
@@ -271,8 +250,6 @@ class AsyncTransaction:
         if self._threaded:
             return await self._run(lambda: self.conn.execute(text, params).rowcount)
         cur = await self.conn.execute(text, params)
-        if self._sync is not None:
-            await self._sync()
         return cur.rowcount
 
     async def execute_raw(self, sql: str) -> None:

@@ -326,15 +326,14 @@ class PostgresBackend(Backend):
                 if implicit and prologue is None:
                     yield Transaction(conn, dialect, user_id)
                     return
-                if implicit and prologue is not None:
-                    # A read, or a write of one statement, under row-level security: the
-                    # tenant and the statements go in one pipeline, one implicit
-                    # transaction that ends (commits) at its Sync (fetches only flush),
-                    # so the tenant is set for those statements alone, in one round trip
-                    # more instead of three (BEGIN with set_config, COMMIT).
-                    with conn.pipeline() as pipe:
+                if implicit and not write and prologue is not None:
+                    # A read under row-level security: the tenant and the reads go in one
+                    # pipeline, one implicit transaction that ends at its Sync (fetches
+                    # only flush), so the tenant is set for those reads alone, in one
+                    # round trip more instead of three (BEGIN, set_config, COMMIT).
+                    with conn.pipeline():
                         conn.execute(*prologue)
-                        yield Transaction(conn, dialect, user_id, sync=pipe.sync if write else None)
+                        yield Transaction(conn, dialect, user_id)
                     return
                 if prologue is not None and not (pipeline or not durable):
                     with _begun(conn, prologue):
@@ -375,16 +374,10 @@ class PostgresBackend(Backend):
                 if implicit and prologue is None:
                     yield AsyncTransaction(conn, dialect, user_id, threaded=False)
                     return
-                if implicit and prologue is not None:  # see transaction()
-                    async with conn.pipeline() as apipe:
+                if implicit and not write and prologue is not None:  # see transaction()
+                    async with conn.pipeline():
                         await conn.execute(*prologue)
-                        yield AsyncTransaction(
-                            conn,
-                            dialect,
-                            user_id,
-                            threaded=False,
-                            sync=apipe.sync if write else None,
-                        )
+                        yield AsyncTransaction(conn, dialect, user_id, threaded=False)
                     return
                 if prologue is not None and not (pipeline or not durable):
                     async with _abegun(conn, prologue):
