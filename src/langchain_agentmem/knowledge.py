@@ -65,7 +65,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, Final, TypedDict
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -1064,26 +1064,39 @@ class KnowledgeBase:
     @dual
     def set_rule_active(self, rule_id: str, active: bool) -> Plan[bool]:
         """Turn a rule on or off; whether it exists."""
-        if not isinstance(active, bool):
-            raise TypeError(f"active must be True or False, got {active!r}")
-        stmt = Stmt(
-            "UPDATE {knowledge_rules} SET is_active = ?, updated_at = {now} WHERE user_id = ? AND id = ?",
-            [active, self._uid, encode_key(_text(rule_id, "rule_id"))],
-        )
-        return bool((yield Atomic(_one(stmt), single=True)))
+        return (yield from self._set_active("knowledge_rules", rule_id, "rule_id", active))
 
     aset_rule_active = set_rule_active.async_
 
     @dual
     def delete_rule(self, rule_id: str) -> Plan[bool]:
         """Delete a rule; whether it existed."""
-        stmt = Stmt(
-            "DELETE FROM {knowledge_rules} WHERE user_id = ? AND id = ?",
-            [self._uid, encode_key(_text(rule_id, "rule_id"))],
-        )
-        return bool((yield Atomic(_one(stmt), single=True)))
+        return (yield from self._delete("knowledge_rules", rule_id, "rule_id"))
 
     adelete_rule = delete_rule.async_
+
+    # The two tables of items that can be switched off or deleted by id; the statements are
+    # fixed texts, the table chosen from them (never a name from the caller).
+    _SET_ACTIVE: Final = {
+        "knowledge_rules": "UPDATE {knowledge_rules} SET is_active = ?, updated_at = {now} "
+        "WHERE user_id = ? AND id = ?",
+        "knowledge": "UPDATE {knowledge} SET is_active = ?, updated_at = {now} "
+        "WHERE user_id = ? AND id = ?",
+    }
+    _DELETE: Final = {
+        "knowledge_rules": "DELETE FROM {knowledge_rules} WHERE user_id = ? AND id = ?",
+        "knowledge": "DELETE FROM {knowledge} WHERE user_id = ? AND id = ?",
+    }
+
+    def _set_active(self, table: str, item_id: str, name: str, active: bool) -> Plan[bool]:
+        if not isinstance(active, bool):
+            raise TypeError(f"active must be True or False, got {active!r}")
+        stmt = Stmt(self._SET_ACTIVE[table], [active, self._uid, encode_key(_text(item_id, name))])
+        return bool((yield Atomic(_one(stmt), single=True)))
+
+    def _delete(self, table: str, item_id: str, name: str) -> Plan[bool]:
+        stmt = Stmt(self._DELETE[table], [self._uid, encode_key(_text(item_id, name))])
+        return bool((yield Atomic(_one(stmt), single=True)))
 
     # -- knowledge ---------------------------------------------------------------------
     def _vectors(self, texts: Sequence[str]) -> Plan[builtins.list[Any]]:
@@ -1219,24 +1232,14 @@ class KnowledgeBase:
     def set_active(self, knowledge_id: str, active: bool) -> Plan[bool]:
         """Retire (``False``) or restore a knowledge item; whether it exists. Inactive
         items are not ranked by :meth:`best_strategies`."""
-        if not isinstance(active, bool):
-            raise TypeError(f"active must be True or False, got {active!r}")
-        stmt = Stmt(
-            "UPDATE {knowledge} SET is_active = ?, updated_at = {now} WHERE user_id = ? AND id = ?",
-            [active, self._uid, encode_key(_text(knowledge_id, "knowledge_id"))],
-        )
-        return bool((yield Atomic(_one(stmt), single=True)))
+        return (yield from self._set_active("knowledge", knowledge_id, "knowledge_id", active))
 
     aset_active = set_active.async_
 
     @dual
     def delete_knowledge(self, knowledge_id: str) -> Plan[bool]:
         """Delete a knowledge item; whether it existed."""
-        stmt = Stmt(
-            "DELETE FROM {knowledge} WHERE user_id = ? AND id = ?",
-            [self._uid, encode_key(_text(knowledge_id, "knowledge_id"))],
-        )
-        return bool((yield Atomic(_one(stmt), single=True)))
+        return (yield from self._delete("knowledge", knowledge_id, "knowledge_id"))
 
     adelete_knowledge = delete_knowledge.async_
 
