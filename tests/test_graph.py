@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from _fakes import ScriptedChatModel
+from _threads import run_threads
 from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_agentmem import ChatMessageHistory, Engine, GraphMemory, KnowledgeTriple
@@ -313,26 +312,6 @@ def test_graph_through_openai_cassette(engine: Engine) -> None:
 # -- concurrent writers ---------------------------------------------------------------
 
 CITIES = ["Paris", "Rome", "Oslo", "Berlin", "Madrid", "Vienna", "Prague", "Lisbon"]
-
-
-def run_threads(n: int, work: Callable[[int], object]) -> None:
-    """Start ``n`` threads that call ``work(i)`` at the same moment; re-raise any error."""
-    barrier = threading.Barrier(n)
-    errors: list[BaseException] = []
-
-    def target(i: int) -> None:
-        try:
-            barrier.wait()
-            work(i)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
 
 
 def check_one_open_edge(kg: GraphMemory, subject: str, writers: int, moves: list[str]) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from _fakes import ScriptedChatModel
+from _threads import run_threads
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
@@ -33,26 +33,6 @@ class WordEmbeddings(Embeddings):
 
 def kb_for(engine: Engine, user: str = "alice", **kw: Any) -> KnowledgeBase:
     return KnowledgeBase(engine, WordEmbeddings(), user_id=user, single_valued=["lives_in"], **kw)
-
-
-def run_threads(n: int, work: Callable[[int], object]) -> None:
-    """``n`` threads call ``work(i)`` at the same moment; any error is re-raised."""
-    barrier = threading.Barrier(n)
-    errors: list[BaseException] = []
-
-    def target(i: int) -> None:
-        try:
-            barrier.wait()
-            work(i)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
 
 
 EPISODES = ["ep-1", "ep-2", "ep-3"]
