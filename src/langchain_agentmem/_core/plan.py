@@ -228,33 +228,39 @@ def _atomic(step: Atomic[Any] | Sql, user_id: str | None) -> tuple[Atomic[Any], 
 # -- drivers -------------------------------------------------------------------------
 
 
+# The transactions' methods are annotated ``str``; they hand the SQL to
+# ``Dialect.render``, which takes template text and compositions alike (``Template``).
+
+
 def _op(tx: Transaction, op: Op) -> Any:
+    sql: str = op.sql  # type: ignore[assignment]
     if isinstance(op, Stmt):
-        return tx.fetchall(op.sql, op.params) if op.fetch else tx.execute(op.sql, op.params)
+        return tx.fetchall(sql, op.params) if op.fetch else tx.execute(sql, op.params)
     if isinstance(op, One):
-        return tx.fetchone(op.sql, op.params)
+        return tx.fetchone(sql, op.params)
     if isinstance(op, Many):
-        return tx.executemany(op.sql, op.rows)
+        return tx.executemany(sql, op.rows)
     if isinstance(op, Copy):
-        return tx.copy_rows(op.sql, op.types, op.rows)
+        return tx.copy_rows(sql, op.types, op.rows)
     if isinstance(op, Raw):
-        return tx.execute_raw(op.sql)
+        return tx.execute_raw(sql)
     raise TypeError(f"a transaction body yields Stmt, One, Many, Copy or Raw, not {op!r}")
 
 
 async def _aop(tx: AsyncTransaction, op: Op) -> Any:
+    sql: str = op.sql  # type: ignore[assignment]
     if isinstance(op, Stmt):
         if op.fetch:
-            return await tx.fetchall(op.sql, op.params)
-        return await tx.execute(op.sql, op.params)
+            return await tx.fetchall(sql, op.params)
+        return await tx.execute(sql, op.params)
     if isinstance(op, One):
-        return await tx.fetchone(op.sql, op.params)
+        return await tx.fetchone(sql, op.params)
     if isinstance(op, Many):
-        return await tx.executemany(op.sql, op.rows)
+        return await tx.executemany(sql, op.rows)
     if isinstance(op, Copy):
-        return await tx.copy_rows(op.sql, op.types, op.rows)
+        return await tx.copy_rows(sql, op.types, op.rows)
     if isinstance(op, Raw):
-        return await tx.execute_raw(op.sql)
+        return await tx.execute_raw(sql)
     raise TypeError(f"a transaction body yields Stmt, One, Many, Copy or Raw, not {op!r}")
 
 
@@ -315,7 +321,7 @@ def _record(
     stmt = metrics.record(user_id, names, (time.perf_counter() - start) * 1000, value, error)
     try:
         with engine.transaction(user_id, single=True) as tx:
-            tx.execute(stmt.sql, stmt.params)
+            tx.execute(stmt.sql, stmt.params)  # type: ignore[arg-type]
     except Exception as exc:
         _metric_failed(names, exc, error)
 
@@ -392,7 +398,7 @@ async def _arecord(
     stmt = metrics.record(user_id, names, (time.perf_counter() - start) * 1000, value, error)
     try:
         async with engine.atransaction(user_id, single=True) as tx:
-            await tx.execute(stmt.sql, stmt.params)
+            await tx.execute(stmt.sql, stmt.params)  # type: ignore[arg-type]
     except Exception as exc:
         _metric_failed(names, exc, error)
 

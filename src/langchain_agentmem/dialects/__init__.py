@@ -15,7 +15,9 @@ Queries in this package are written once, in a neutral form:
 
 :meth:`Dialect.render` turns such a template into the SQL text of one backend. Table names
 are checked against :data:`IDENTIFIER` and quoted (``psycopg.sql.Identifier`` on Postgres);
-nothing a user typed is ever formatted into SQL.
+nothing a user typed is ever formatted into SQL. A query whose shape code chooses (columns,
+a catalog table, a dialect fragment) is composed with :mod:`.compose` (``SQL``, ``Ident``,
+``Table``, ``Unnest``, ``RowLock``), never with f-strings.
 
 Example:
     >>> PostgresDialect("agent_mem").render("SELECT seq FROM {events} WHERE user_id = ?")
@@ -27,12 +29,21 @@ Example:
 from __future__ import annotations
 
 from .base import IDENTIFIER, Dialect, check_identifier
+from .compose import SQL, Composable, Composed, Ident, RowLock, Table, Template, Unnest
 from .postgres import PostgresDialect
 from .sqlite import SQLiteDialect
 from .statements import Body, Copy, Many, One, Op, Raw, Stmt
 
 __all__ = [
     "IDENTIFIER",
+    "SQL",
+    "Composable",
+    "Composed",
+    "Ident",
+    "RowLock",
+    "Table",
+    "Template",
+    "Unnest",
     "Body",
     "Copy",
     "Dialect",

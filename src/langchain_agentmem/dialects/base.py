@@ -7,9 +7,12 @@ import re
 import string
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .statements import One, Raw, Stmt
+
+if TYPE_CHECKING:
+    from .compose import Template
 
 __all__ = ["IDENTIFIER", "Dialect", "Fragment", "JsonSQL", "check_identifier"]
 
@@ -139,7 +142,7 @@ class Dialect:
 
     def __init__(self, schema: str = "agent_mem") -> None:
         self.schema = check_identifier(schema, "schema")
-        self._cache: dict[str, str] = {}
+        self._cache: dict[Template, str] = {}
 
     # -- identifiers ---------------------------------------------------------------
     def table(self, name: str) -> str:
@@ -150,12 +153,18 @@ class Dialect:
         """Quote one identifier (already checked) for this backend."""
         raise NotImplementedError
 
-    def render(self, template: str) -> str:
-        """Turn a neutral query template into this backend's SQL text (cached)."""
+    def render(self, template: Template) -> str:
+        """Turn a neutral query template, or a composition of
+        :mod:`~langchain_agentmem.dialects.compose`, into this backend's SQL text (cached
+        on the text, or on the composition's structure)."""
         try:
             return self._cache[template]
         except KeyError:
             pass
+        if not isinstance(template, str):
+            text = self.render(template.template(self))
+            self._cache[template] = text
+            return text
         out: list[str] = []
         for literal, field, spec, conv in _FORMATTER.parse(template):
             out.append(self._literal(literal))

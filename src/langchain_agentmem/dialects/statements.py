@@ -2,7 +2,9 @@
 
 A query builder returns statements, or a *body*: a generator that yields statements and
 receives each one's result, so that it can choose the next statement from the rows of the
-last. The plan driver (:mod:`langchain_agentmem._core.plan`) runs a body in one
+last. A statement's SQL is template text or a composition of
+:mod:`~langchain_agentmem.dialects.compose` (identifiers composed, never f-strings). The
+plan driver (:mod:`langchain_agentmem._core.plan`) runs a body in one
 transaction, sync or async. Templates use the neutral syntax of
 :meth:`~langchain_agentmem.dialects.Dialect.render`.
 
@@ -14,7 +16,10 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+
+if TYPE_CHECKING:
+    from .compose import Template
 
 __all__ = ["Body", "Copy", "Many", "One", "Op", "Raw", "Stmt", "in_key_order"]
 
@@ -25,7 +30,7 @@ class Stmt(NamedTuple):
     """One statement template (see :mod:`~langchain_agentmem.dialects`): its rows when
     ``fetch``, else the number of rows it changed."""
 
-    sql: str
+    sql: Template
     params: Sequence[Any] = ()
     fetch: bool = False
 
@@ -33,14 +38,14 @@ class Stmt(NamedTuple):
 class One(NamedTuple):
     """One statement; its first row (a tuple) or ``None``."""
 
-    sql: str
+    sql: Template
     params: Sequence[Any] = ()
 
 
 class Many(NamedTuple):
     """One statement run once per parameter row (``executemany``); ``None``."""
 
-    sql: str
+    sql: Template
     rows: Sequence[Sequence[Any]]
 
 
@@ -48,7 +53,7 @@ class Copy(NamedTuple):
     """A binary ``COPY ... FROM STDIN`` of ``rows`` whose columns have the Postgres
     ``types`` (only where ``dialect.supports_copy``); ``None``."""
 
-    sql: str
+    sql: Template
     types: Sequence[str]
     rows: Iterable[Sequence[Any]]
 
