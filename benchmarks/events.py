@@ -272,20 +272,21 @@ def released(dialect: str, view: str) -> str:
     return re.sub(r"\b(FROM|JOIN) (events|sessions)\b", r"\1 {\2}", body)
 
 
-def views(engine: Any) -> dict[str, tuple[float, int, float | None]]:
-    """Per view: median ms of 5 reads (all rows, every tenant) through Analytics, rows,
-    and for a rewritten view the median ms of its 0012 form, alternating with it."""
+def views(engine: Any, rounds: int = 5) -> dict[str, tuple[float, int, float | None, float | None]]:
+    """Per view: median ms of ``rounds`` reads (all rows, every tenant) through Analytics,
+    rows, and for a rewritten view the median ms of fetching its rows without Analytics'
+    conversion, now and in its 0012 form (the anchor), alternating."""
     analytics = Analytics(engine, user_id=None)
-    out: dict[str, tuple[float, int, float | None]] = {}
+    out: dict[str, tuple[float, int, float | None, float | None]] = {}
     for name in VIEWS:
-        runs, old, rows = [], [], 0
+        runs, old, raw, rows = [], [], [], 0
         rewritten = name in REWRITTEN and engine.dialect.name == "postgres"
         query = (
             f"SELECT * FROM ({released(engine.dialect.name, name)}) v ORDER BY {_ORDER[name]}"
             if rewritten
             else None
         )
-        for _ in range(5):
+        for _ in range(rounds):
             t = time.perf_counter()
             rows = len(analytics.view(name))
             runs.append((time.perf_counter() - t) * 1000)
@@ -294,7 +295,11 @@ def views(engine: Any) -> dict[str, tuple[float, int, float | None]]:
                     t = time.perf_counter()
                     tx.fetchall(query)
                     old.append((time.perf_counter() - t) * 1000)
-        out[name] = (statistics.median(runs), rows, statistics.median(old) if old else None)
+                    t = time.perf_counter()
+                    tx.fetchall(view_query(name, None, None)[0])
+                    raw.append((time.perf_counter() - t) * 1000)
+        med = [statistics.median(x) if x else None for x in (old, raw)]
+        out[name] = (statistics.median(runs), rows, med[0], med[1])
     return out
 
 
@@ -409,6 +414,7 @@ def main() -> None:
         help="Postgres schema to keep between runs: filled on the first run (not dropped), "
         "reused as it is by later runs (ingest and time spread skipped)",
     )
+    parser.add_argument("--view-rounds", type=int, default=5, help="reads per view (median)")
     parser.add_argument(
         "--views-only", action="store_true", help="only the views and their EXPLAIN"
     )
@@ -440,8 +446,13 @@ def main() -> None:
             if not args.views_only:
                 p50, p95 = filtered_reads(engine)
                 print(f"{backend}: filtered reads p50 {p50:.2f} ms, p95 {p95:.2f} ms", flush=True)
-            for name, (ms, rows, old) in views(engine).items():
-                then = "" if old is None else f"; 0012's form {old:.1f} ms ({ms / old:.2f}x)"
+            for name, (ms, rows, old, raw) in views(engine, args.view_rounds).items():
+                then = (
+                    ""
+                    if old is None or raw is None
+                    else f"; rows fetched without conversion {raw:.1f} ms, 0012's form "
+                    f"{old:.1f} ms ({raw / old:.2f}x)"
+                )
                 print(f"{backend}: view {name}: {ms:.1f} ms ({rows:,} rows){then}", flush=True)
             if backend == "postgres":
                 Path(args.explain).write_text(explain(engine) + "\n", "utf-8")

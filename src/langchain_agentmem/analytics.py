@@ -30,7 +30,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from ._core.plan import Atomic, Plan, dual
@@ -131,28 +132,30 @@ def _converter(dialect: Dialect, column: str) -> Callable[[Any], Any] | None:
 def _rows(dialect: Dialect, view: str, query: str, params: list[Any]) -> Body[list[dict[str, Any]]]:
     rows = yield Stmt(query, params, fetch=True)
     cols = VIEWS[view]
-    if not rows:
-        return []
-    # Column by column (a view of thousands of rows spent most of its client time in
-    # per-value dispatch): a column is converted only when some value needs it.
-    columns = list(zip(*rows, strict=True))
-    for i, c in enumerate(cols):
-        f = _converter(dialect, c)
-        if f is not None:
-            columns[i] = _convert(columns[i], f)
-    return [dict(zip(cols, r, strict=True)) for r in zip(*columns, strict=True)]
+    # Only the columns whose values need it are converted (a view of thousands of rows
+    # spent most of its client time converting values that were already right).
+    plan = [(i, f) for i, c in enumerate(cols) if (f := _converter(dialect, c)) is not None]
+    plan = [(i, f) for i, f in plan if _needs(rows, i, f)]
+    if not plan:
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+    out = []
+    for r in rows:
+        values = list(r)
+        for i, f in plan:
+            v = values[i]
+            if v is not None:
+                values[i] = f(v)
+        out.append(dict(zip(cols, values, strict=True)))
+    return out
 
 
-def _convert(values: tuple[Any, ...], f: Callable[[Any], Any]) -> tuple[Any, ...]:
-    """``f`` of each non-NULL value; ``values`` as they are when ``f`` would change none
-    (the driver's type already, or keys without an escape)."""
+def _needs(rows: Sequence[Sequence[Any]], i: int, f: Callable[[Any], Any]) -> bool:
+    """Whether ``f`` would change some value of column ``i``: a key with an escape, a value
+    not yet of the converter's type (``to_datetime``: a ``datetime``)."""
     if f is decode_key:
-        if "\\" not in "".join(v for v in values if v is not None):
-            return values
-    elif isinstance(f, type):
-        if all(type(v) is f or v is None for v in values):
-            return values
-    return tuple(None if v is None else f(v) for v in values)
+        return any(r[i] is not None and "\\" in r[i] for r in rows)
+    kind = f if isinstance(f, type) else datetime
+    return any(type(r[i]) is not kind and r[i] is not None for r in rows)
 
 
 class Analytics:
