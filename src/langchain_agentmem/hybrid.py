@@ -198,6 +198,9 @@ class _Batch:
     kept: list[int]
     """Outbox seqs left queued (below min_importance, or after such a row)."""
     last: int
+    parents: dict[str, dict[tuple[Any, ...], Any]] = field(default_factory=dict)
+    """Per sequence parent table, the local activity time of each parent the batch
+    appends rows under (its quiet updates queue nothing: see :meth:`HybridEngine._quiet`)."""
 
 
 class HybridEngine(Engine):
@@ -268,8 +271,17 @@ class HybridEngine(Engine):
             if not names:  # not migrated yet on this database
                 continue
             yield from self.dialect.sync_triggers(
-                table.name, table.primary_key, names, install=install
+                table.name, table.primary_key, names, install=install, quiet=self._quiet(table)
             )
+
+    def _quiet(self, table: Table) -> list[str]:
+        """The columns of a sequence parent (``sessions``) that every append of a synced
+        child moves: its counter and its activity time. An update of only these queues
+        nothing; the delivery of the appended rows carries them (:meth:`_remote_append`)."""
+        counters = sorted(self._counter_columns(table))
+        if not counters:
+            return []
+        return counters + ([table.time_column] if table.time_column else [])
 
     def _migrate_plan(self) -> Plan[list[int]]:
         applied = yield from migrate_plan(self.dialect)
@@ -639,7 +651,29 @@ class HybridEngine(Engine):
                     if o.table == name and column in TABLES[name].primary_key
                 }
                 refs.setdefault(ref, {}).update((yield from self._read_refs(ref, ids)))
-        return _Batch(ops, current, refs, kept, last)
+        parents: dict[str, dict[tuple[Any, ...], Any]] = {}
+        for name in {o.table for o in ops if o.op == "i"}:
+            t = TABLES[name]
+            if t.seq_counter is None:
+                continue
+            parent = TABLES[t.seq_counter[0]]
+            width = len(parent.primary_key)
+            keys = sorted({o.pk[:width] for o in ops if o.table == name and o.op == "i"})
+            parents[parent.name] = {k: None for k in keys}
+            if parent.time_column is None or parent.time_column not in self._cols(parent.name).names:
+                continue
+            pk_names = ", ".join(_q(c) for c in parent.primary_key)
+            found = yield Stmt(
+                f"SELECT {pk_names}, {_q(parent.time_column)} FROM {{{parent.name}}} "  # noqa: S608 (catalog names)
+                f"WHERE ({pk_names}) IN (SELECT "
+                + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
+                + " FROM json_each(?))",
+                [dumps([list(k) for k in keys])],
+                fetch=True,
+            )
+            for r in found:
+                parents[parent.name][tuple(r[:width])] = r[width]
+        return _Batch(ops, current, refs, kept, last, parents)
 
     def _read_refs(self, ref: str, ids: set[Any]) -> Body[dict[Any, tuple[Any, ...]]]:
         """Local reference rows by primary key: natural key columns first, then the other
@@ -703,7 +737,7 @@ class HybridEngine(Engine):
             if upserts:
                 yield from self._remote_upsert(t, upserts, batch, ref_ids, source)
             if inserts:
-                got = yield from self._remote_append(t, inserts, batch, ref_ids)
+                got = yield from self._remote_append(t, inserts, batch, ref_ids, source)
                 assigned.extend(got)
                 events += len(inserts)
         refresh = yield from self._refresh_losers(batch, ref_ids)
@@ -993,23 +1027,39 @@ class HybridEngine(Engine):
         yield Stmt(f"TRUNCATE {stage}")
 
     def _remote_append(
-        self, t: Table, inserts: list[_Op], batch: _Batch, ref_ids: dict[str, dict[Any, Any]]
+        self,
+        t: Table,
+        inserts: list[_Op],
+        batch: _Batch,
+        ref_ids: dict[str, dict[Any, Any]],
+        source: str,
     ) -> Body[list[list[Any]]]:
-        """Reserve seqs on each parent row (Postgres's counter), in the cache's order, then
-        insert the rows under them; the seqs handed out as runs ``[table, parent key,
-        first local seq, first new seq, count]`` (local and new seqs both step by one)."""
+        """Reserve seqs on each parent row (Postgres's counter), in the cache's order, and
+        bring its activity time forward (never back) to the cache's, then insert the rows
+        under them; the seqs handed out as runs ``[table, parent key, first local seq,
+        first new seq, count]`` (local and new seqs both step by one).
+
+        The parent's row version is recorded as written by the newest appended row (so
+        incremental pulls of other caches see it, and last writer wins as when every
+        append queued an update of the parent)."""
         assert t.seq_counter is not None
         parent_name, counter = t.seq_counter
         parent = TABLES[parent_name]
         width = len(parent.primary_key)
         inserts = sorted(inserts, key=lambda o: o.seq)
         counts: dict[tuple[Any, ...], int] = {}
+        newest: dict[tuple[Any, ...], _Op] = {}
         for o in inserts:
             counts[o.pk[:width]] = counts.get(o.pk[:width], 0) + 1
+            newest[o.pk[:width]] = o
+        if parent_name in {p.name for p in self.tables}:
+            yield from self._won(parent, sorted(newest.items()), False, batch, source)
         types = self._remote_columns[parent_name].types
         kinds = self._remote_columns[parent_name].kinds
+        times = batch.parents.get(parent_name, {})
+        time_col = parent.time_column if parent.time_column in types else None
         pcols = [(c, self.remote.dialect.sync_param_type(kinds[c])) for c in parent.primary_key]
-        cols = [*pcols, ("n", "bigint")]
+        cols = [*pcols, ("n", "bigint"), ("t", "text")]
         keys = sorted(counts)
         values = [
             (
@@ -1018,15 +1068,22 @@ class HybridEngine(Engine):
                     for c, v in zip(parent.primary_key, k, strict=True)
                 ),
                 counts[k],
+                times.get(k) if time_col else None,
             )
             for k in keys
         ]
         names = ", ".join(_q(c) for c in parent.primary_key)
         casts = ", ".join(f"CAST(m.{_q(c)} AS {types[c]})" for c in parent.primary_key)
+        insert_cols, select, sets = f"{names}, {_q(counter)}", f"{casts}, m.n", ""
+        if time_col is not None:
+            tc = _q(time_col)
+            insert_cols += f", {tc}"
+            select += f", coalesce(CAST(m.t AS {types[time_col]}), now())"
+            sets = f", {tc} = greatest(p.{tc}, excluded.{tc})"
         reserved = yield Stmt(
-            f"INSERT INTO {{{parent_name}}} AS p ({names}, {_q(counter)}) SELECT {casts}, m.n FROM "  # noqa: S608 (catalog names)
+            f"INSERT INTO {{{parent_name}}} AS p ({insert_cols}) SELECT {select} FROM "  # noqa: S608 (catalog names)
             f"{self.remote.dialect.unnest(cols)} ORDER BY {', '.join('m.' + _q(c) for c in parent.primary_key)} "
-            f"ON CONFLICT ({names}) DO UPDATE SET {_q(counter)} = p.{_q(counter)} + excluded.{_q(counter)} "
+            f"ON CONFLICT ({names}) DO UPDATE SET {_q(counter)} = p.{_q(counter)} + excluded.{_q(counter)}{sets} "
             f"RETURNING {names}, {_q(counter)}",
             self.remote.dialect.unnest_params(cols, values),
             fetch=True,

@@ -474,9 +474,16 @@ class Dialect:
         raise NotImplementedError
 
     def sync_triggers(
-        self, name: str, primary_key: Sequence[str], columns: Sequence[str], *, install: bool
+        self,
+        name: str,
+        primary_key: Sequence[str],
+        columns: Sequence[str],
+        *,
+        install: bool,
+        quiet: Sequence[str] = (),
     ) -> list[Raw]:
-        """Statements (re)installing the outbox triggers of a cache's table."""
+        """Statements (re)installing the outbox triggers of a cache's table (an update
+        that changes only ``quiet`` columns queues nothing)."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode cache")
 
     def sync_local(self, value: Any, kind: str) -> Any:
