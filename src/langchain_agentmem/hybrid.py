@@ -660,7 +660,10 @@ class HybridEngine(Engine):
             width = len(parent.primary_key)
             keys = sorted({o.pk[:width] for o in ops if o.table == name and o.op == "i"})
             parents[parent.name] = {k: None for k in keys}
-            if parent.time_column is None or parent.time_column not in self._cols(parent.name).names:
+            if (
+                parent.time_column is None
+                or parent.time_column not in self._cols(parent.name).names
+            ):
                 continue
             pk_names = ", ".join(_q(c) for c in parent.primary_key)
             found = yield Stmt(
