@@ -605,25 +605,31 @@ class HybridEngine(Engine):
             t = TABLES[name]
             cols = self._cols(name)
             width = len(t.primary_key)
-            keys = ", ".join(f"json_extract(o.pk, '$[{i}]')" for i in range(width))
             join = " AND ".join(
                 f"t.{_q(c)} = json_extract(o.pk, '$[{i}]')" for i, c in enumerate(t.primary_key)
             )
             select = ", ".join(f"t.{_q(c)}" for c in cols.names)
             found = yield Stmt(
-                f"SELECT o.seq, o.op, o.user_id, o.version, {keys}, {select} "  # noqa: S608 (catalog names)
+                f"SELECT o.seq, o.op, o.user_id, o.version, o.pk, {select} "  # noqa: S608 (catalog names)
                 f"FROM {{sync_outbox}} o LEFT JOIN {{{name}}} t ON o.op <> 'd' AND {join} "
                 f"WHERE o.table_name = ? AND {where} AND o.seq <= ?",
                 [name, *params, last],
                 fetch=True,
             )
-            present = 4 + width + cols.names.index(t.primary_key[0])
+            # The key: the row's own key columns where it is there (equal to the outbox's
+            # by the join), else decoded from the outbox's JSON.
+            at = [5 + cols.names.index(c) for c in t.primary_key]
+            key_of = itemgetter(*at)
+            present = at[0]
             rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+            append = ops.append
             for r in found:
-                key = tuple(r[4 : 4 + width])
-                ops.append(_Op(r[0], name, r[1], r[2], key, r[3]))
                 if r[present] is not None:
-                    rows[key] = tuple(r[4 + width :])
+                    key = key_of(r) if width > 1 else (r[present],)
+                    rows[key] = r[5:]
+                else:
+                    key = tuple(json.loads(r[4]))
+                append(_Op(r[0], name, r[1], r[2], key, r[3]))
             current[name] = rows
         ops.sort(key=lambda o: o.seq)
         kept: list[int] = []
@@ -1004,6 +1010,8 @@ class HybridEngine(Engine):
                 columns[i] = [ids[v] for v in columns[i]]
             elif c in counters:
                 columns[i] = [0] * len(rows)  # Postgres's own counter: raised by its rows
+            if set(map(type, columns[i])) <= dialect.sync_passes(kinds[c]):
+                continue  # already as Postgres reads it (the common case: text, numbers)
             convert = dialect.sync_converter(kinds[c])
             if convert is not None:
                 columns[i] = [convert(v) for v in columns[i]]

@@ -498,6 +498,10 @@ class Dialect:
         """A function turning cache values into the parameters of a sync ``kind``."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
 
+    def sync_passes(self, kind: str) -> frozenset[type]:
+        """The Python types of cache values :meth:`sync_converter` leaves as they are."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode remote")
+
     def sync_input(self, value: Any, kind: str) -> Any:
         """A cache value as Postgres reads it into a column of sync ``kind``."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
