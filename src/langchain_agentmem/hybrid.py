@@ -10,6 +10,9 @@ for Postgres) that also knows a Postgres engine. What moves between the two:
   <HybridEngine.sync>` (or the worker: :meth:`~HybridEngine.start`, ``with engine:``)
   delivers the outbox in batches, each batch in one Postgres transaction together with
   the source's delivery record (``sync_sources``), then deletes the delivered outbox rows.
+  An append's update of its parent's counter and activity time (``sessions.last_seq``,
+  ``last_activity_at``) queues nothing: the delivery of the appended rows raises them on
+  Postgres (never back) and records the parent's version, so a message costs one outbox row.
   A crash between the two commits leaves the record naming the batch, and the next run
   finishes it locally instead of delivering it again: every write arrives exactly once.
 * **Down** (Postgres to cache): :meth:`~HybridEngine.load_user` copies a user's rows into
