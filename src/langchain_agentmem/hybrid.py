@@ -10,6 +10,9 @@ for Postgres) that also knows a Postgres engine. What moves between the two:
   <HybridEngine.sync>` (or the worker: :meth:`~HybridEngine.start`, ``with engine:``)
   delivers the outbox in batches, each batch in one Postgres transaction together with
   the source's delivery record (``sync_sources``), then deletes the delivered outbox rows.
+  An append's update of its parent's counter and activity time (``sessions.last_seq``,
+  ``last_activity_at``) queues nothing: the delivery of the appended rows raises them on
+  Postgres (never back) and records the parent's version, so a message costs one outbox row.
   A crash between the two commits leaves the record naming the batch, and the next run
   finishes it locally instead of delivering it again: every write arrives exactly once.
 * **Down** (Postgres to cache): :meth:`~HybridEngine.load_user` copies a user's rows into
@@ -198,6 +201,9 @@ class _Batch:
     kept: list[int]
     """Outbox seqs left queued (below min_importance, or after such a row)."""
     last: int
+    parents: dict[str, dict[tuple[Any, ...], Any]] = field(default_factory=dict)
+    """Per sequence parent table, the local activity time of each parent the batch
+    appends rows under (its quiet updates queue nothing: see :meth:`HybridEngine._quiet`)."""
 
 
 class HybridEngine(Engine):
@@ -268,8 +274,17 @@ class HybridEngine(Engine):
             if not names:  # not migrated yet on this database
                 continue
             yield from self.dialect.sync_triggers(
-                table.name, table.primary_key, names, install=install
+                table.name, table.primary_key, names, install=install, quiet=self._quiet(table)
             )
+
+    def _quiet(self, table: Table) -> list[str]:
+        """The columns of a sequence parent (``sessions``) that every append of a synced
+        child moves: its counter and its activity time. An update of only these queues
+        nothing; the delivery of the appended rows carries them (:meth:`_remote_append`)."""
+        counters = sorted(self._counter_columns(table))
+        if not counters:
+            return []
+        return counters + ([table.time_column] if table.time_column else [])
 
     def _migrate_plan(self) -> Plan[list[int]]:
         applied = yield from migrate_plan(self.dialect)
@@ -593,25 +608,31 @@ class HybridEngine(Engine):
             t = TABLES[name]
             cols = self._cols(name)
             width = len(t.primary_key)
-            keys = ", ".join(f"json_extract(o.pk, '$[{i}]')" for i in range(width))
             join = " AND ".join(
                 f"t.{_q(c)} = json_extract(o.pk, '$[{i}]')" for i, c in enumerate(t.primary_key)
             )
             select = ", ".join(f"t.{_q(c)}" for c in cols.names)
             found = yield Stmt(
-                f"SELECT o.seq, o.op, o.user_id, o.version, {keys}, {select} "  # noqa: S608 (catalog names)
+                f"SELECT o.seq, o.op, o.user_id, o.version, o.pk, {select} "  # noqa: S608 (catalog names)
                 f"FROM {{sync_outbox}} o LEFT JOIN {{{name}}} t ON o.op <> 'd' AND {join} "
                 f"WHERE o.table_name = ? AND {where} AND o.seq <= ?",
                 [name, *params, last],
                 fetch=True,
             )
-            present = 4 + width + cols.names.index(t.primary_key[0])
+            # The key: the row's own key columns where it is there (equal to the outbox's
+            # by the join), else decoded from the outbox's JSON.
+            at = [5 + cols.names.index(c) for c in t.primary_key]
+            key_of = itemgetter(*at)
+            present = at[0]
             rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+            append = ops.append
             for r in found:
-                key = tuple(r[4 : 4 + width])
-                ops.append(_Op(r[0], name, r[1], r[2], key, r[3]))
                 if r[present] is not None:
-                    rows[key] = tuple(r[4 + width :])
+                    key = key_of(r) if width > 1 else (r[present],)
+                    rows[key] = r[5:]
+                else:
+                    key = tuple(json.loads(r[4]))
+                append(_Op(r[0], name, r[1], r[2], key, r[3]))
             current[name] = rows
         ops.sort(key=lambda o: o.seq)
         kept: list[int] = []
@@ -639,7 +660,32 @@ class HybridEngine(Engine):
                     if o.table == name and column in TABLES[name].primary_key
                 }
                 refs.setdefault(ref, {}).update((yield from self._read_refs(ref, ids)))
-        return _Batch(ops, current, refs, kept, last)
+        parents: dict[str, dict[tuple[Any, ...], Any]] = {}
+        for name in {o.table for o in ops if o.op == "i"}:
+            t = TABLES[name]
+            if t.seq_counter is None:
+                continue
+            parent = TABLES[t.seq_counter[0]]
+            width = len(parent.primary_key)
+            keys = sorted({o.pk[:width] for o in ops if o.table == name and o.op == "i"})
+            parents[parent.name] = {k: None for k in keys}
+            if (
+                parent.time_column is None
+                or parent.time_column not in self._cols(parent.name).names
+            ):
+                continue
+            pk_names = ", ".join(_q(c) for c in parent.primary_key)
+            found = yield Stmt(
+                f"SELECT {pk_names}, {_q(parent.time_column)} FROM {{{parent.name}}} "  # noqa: S608 (catalog names)
+                f"WHERE ({pk_names}) IN (SELECT "
+                + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
+                + " FROM json_each(?))",
+                [dumps([list(k) for k in keys])],
+                fetch=True,
+            )
+            for r in found:
+                parents[parent.name][tuple(r[:width])] = r[width]
+        return _Batch(ops, current, refs, kept, last, parents)
 
     def _read_refs(self, ref: str, ids: set[Any]) -> Body[dict[Any, tuple[Any, ...]]]:
         """Local reference rows by primary key: natural key columns first, then the other
@@ -703,7 +749,7 @@ class HybridEngine(Engine):
             if upserts:
                 yield from self._remote_upsert(t, upserts, batch, ref_ids, source)
             if inserts:
-                got = yield from self._remote_append(t, inserts, batch, ref_ids)
+                got = yield from self._remote_append(t, inserts, batch, ref_ids, source)
                 assigned.extend(got)
                 events += len(inserts)
         refresh = yield from self._refresh_losers(batch, ref_ids)
@@ -967,6 +1013,8 @@ class HybridEngine(Engine):
                 columns[i] = [ids[v] for v in columns[i]]
             elif c in counters:
                 columns[i] = [0] * len(rows)  # Postgres's own counter: raised by its rows
+            if set(map(type, columns[i])) <= dialect.sync_passes(kinds[c]):
+                continue  # already as Postgres reads it (the common case: text, numbers)
             convert = dialect.sync_converter(kinds[c])
             if convert is not None:
                 columns[i] = [convert(v) for v in columns[i]]
@@ -993,23 +1041,39 @@ class HybridEngine(Engine):
         yield Stmt(f"TRUNCATE {stage}")
 
     def _remote_append(
-        self, t: Table, inserts: list[_Op], batch: _Batch, ref_ids: dict[str, dict[Any, Any]]
+        self,
+        t: Table,
+        inserts: list[_Op],
+        batch: _Batch,
+        ref_ids: dict[str, dict[Any, Any]],
+        source: str,
     ) -> Body[list[list[Any]]]:
-        """Reserve seqs on each parent row (Postgres's counter), in the cache's order, then
-        insert the rows under them; the seqs handed out as runs ``[table, parent key,
-        first local seq, first new seq, count]`` (local and new seqs both step by one)."""
+        """Reserve seqs on each parent row (Postgres's counter), in the cache's order, and
+        bring its activity time forward (never back) to the cache's, then insert the rows
+        under them; the seqs handed out as runs ``[table, parent key, first local seq,
+        first new seq, count]`` (local and new seqs both step by one).
+
+        The parent's row version is recorded as written by the newest appended row (so
+        incremental pulls of other caches see it, and last writer wins as when every
+        append queued an update of the parent)."""
         assert t.seq_counter is not None
         parent_name, counter = t.seq_counter
         parent = TABLES[parent_name]
         width = len(parent.primary_key)
         inserts = sorted(inserts, key=lambda o: o.seq)
         counts: dict[tuple[Any, ...], int] = {}
+        newest: dict[tuple[Any, ...], _Op] = {}
         for o in inserts:
             counts[o.pk[:width]] = counts.get(o.pk[:width], 0) + 1
+            newest[o.pk[:width]] = o
+        if parent_name in {p.name for p in self.tables}:
+            yield from self._won(parent, sorted(newest.items()), False, batch, source)
         types = self._remote_columns[parent_name].types
         kinds = self._remote_columns[parent_name].kinds
+        times = batch.parents.get(parent_name, {})
+        time_col = parent.time_column if parent.time_column in types else None
         pcols = [(c, self.remote.dialect.sync_param_type(kinds[c])) for c in parent.primary_key]
-        cols = [*pcols, ("n", "bigint")]
+        cols = [*pcols, ("n", "bigint"), ("t", "text")]
         keys = sorted(counts)
         values = [
             (
@@ -1018,15 +1082,22 @@ class HybridEngine(Engine):
                     for c, v in zip(parent.primary_key, k, strict=True)
                 ),
                 counts[k],
+                times.get(k) if time_col else None,
             )
             for k in keys
         ]
         names = ", ".join(_q(c) for c in parent.primary_key)
         casts = ", ".join(f"CAST(m.{_q(c)} AS {types[c]})" for c in parent.primary_key)
+        insert_cols, select, sets = f"{names}, {_q(counter)}", f"{casts}, m.n", ""
+        if time_col is not None:
+            tc = _q(time_col)
+            insert_cols += f", {tc}"
+            select += f", coalesce(CAST(m.t AS {types[time_col]}), now())"
+            sets = f", {tc} = greatest(p.{tc}, excluded.{tc})"
         reserved = yield Stmt(
-            f"INSERT INTO {{{parent_name}}} AS p ({names}, {_q(counter)}) SELECT {casts}, m.n FROM "  # noqa: S608 (catalog names)
+            f"INSERT INTO {{{parent_name}}} AS p ({insert_cols}) SELECT {select} FROM "  # noqa: S608 (catalog names)
             f"{self.remote.dialect.unnest(cols)} ORDER BY {', '.join('m.' + _q(c) for c in parent.primary_key)} "
-            f"ON CONFLICT ({names}) DO UPDATE SET {_q(counter)} = p.{_q(counter)} + excluded.{_q(counter)} "
+            f"ON CONFLICT ({names}) DO UPDATE SET {_q(counter)} = p.{_q(counter)} + excluded.{_q(counter)}{sets} "
             f"RETURNING {names}, {_q(counter)}",
             self.remote.dialect.unnest_params(cols, values),
             fetch=True,

@@ -474,9 +474,16 @@ class Dialect:
         raise NotImplementedError
 
     def sync_triggers(
-        self, name: str, primary_key: Sequence[str], columns: Sequence[str], *, install: bool
+        self,
+        name: str,
+        primary_key: Sequence[str],
+        columns: Sequence[str],
+        *,
+        install: bool,
+        quiet: Sequence[str] = (),
     ) -> list[Raw]:
-        """Statements (re)installing the outbox triggers of a cache's table."""
+        """Statements (re)installing the outbox triggers of a cache's table (an update
+        that changes only ``quiet`` columns queues nothing)."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode cache")
 
     def sync_local(self, value: Any, kind: str) -> Any:
@@ -490,6 +497,10 @@ class Dialect:
     def sync_converter(self, kind: str) -> Any:
         """A function turning cache values into the parameters of a sync ``kind``."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
+
+    def sync_passes(self, kind: str) -> frozenset[type]:
+        """The Python types of cache values :meth:`sync_converter` leaves as they are."""
+        raise NotImplementedError(f"{self.name} is not a hybrid-mode remote")
 
     def sync_input(self, value: Any, kind: str) -> Any:
         """A cache value as Postgres reads it into a column of sync ``kind``."""

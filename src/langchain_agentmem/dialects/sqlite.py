@@ -409,14 +409,33 @@ class SQLiteDialect(Dialect):
     )
 
     def sync_triggers(
-        self, name: str, primary_key: Sequence[str], columns: Sequence[str], *, install: bool
+        self,
+        name: str,
+        primary_key: Sequence[str],
+        columns: Sequence[str],
+        *,
+        install: bool,
+        quiet: Sequence[str] = (),
     ) -> list[Raw]:
         """Drop, then (with ``install``) create the outbox triggers of table ``name``:
         after every insert, update and delete, one ``sync_outbox`` row (the table, the op,
         the tenant, the session if the table has one, the primary key as a JSON array and
-        a version) in the writer's transaction; nothing while ``sync_state.muted`` is 1."""
+        a version) in the writer's transaction; nothing while ``sync_state.muted`` is 1.
+
+        An update that changes only ``quiet`` columns queues nothing (a sequence parent's
+        counter and activity time, which every append moves: the sync delivers them with
+        the rows appended).
+
+        Example:
+            >>> raws = SQLiteDialect().sync_triggers(
+            ...     "sessions", ["user_id", "session_id"], ["user_id", "session_id", "last_seq"],
+            ...     install=True, quiet=["last_seq"])
+            >>> 'NOT (OLD."user_id" IS NEW."user_id" AND OLD."session_id" IS NEW."session_id")' in raws[-2].sql
+            True
+        """
         table = check_identifier(name, "table")
         pk = [check_identifier(c, "column") for c in primary_key]
+        loud = [check_identifier(c, "column") for c in columns if c not in set(quiet)]
         session = "{r}.session_id" if "session_id" in columns else "NULL"
         out = [Raw(f'DROP TRIGGER IF EXISTS "sync_{table}_{op}"') for op in ("i", "u", "k", "d")]
         if not install:
@@ -432,6 +451,9 @@ class SQLiteDialect(Dialect):
         muted = "(SELECT value FROM sync_state WHERE key = 'muted') = 0"
         same = " AND ".join(f'OLD."{c}" IS NEW."{c}"' for c in pk)
         key_columns = ", ".join(f'"{c}"' for c in pk)
+        changed = ""
+        if quiet and loud:
+            changed = " AND NOT (" + " AND ".join(f'OLD."{c}" IS NEW."{c}"' for c in loud) + ")"
         out += [
             Raw(
                 f'CREATE TRIGGER "sync_{table}_i" AFTER INSERT ON "{table}" WHEN {muted} '
@@ -444,7 +466,7 @@ class SQLiteDialect(Dialect):
                 f'ON "{table}" WHEN {muted} AND NOT ({same}) BEGIN {row("d", "OLD")} END'
             ),
             Raw(
-                f'CREATE TRIGGER "sync_{table}_u" AFTER UPDATE ON "{table}" WHEN {muted} '
+                f'CREATE TRIGGER "sync_{table}_u" AFTER UPDATE ON "{table}" WHEN {muted}{changed} '
                 f"BEGIN {row('u', 'NEW')} END"
             ),
             Raw(
