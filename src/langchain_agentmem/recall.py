@@ -263,17 +263,29 @@ _STATS_CHECKED = (
     "s.session_id), 0) LIMIT 1), count(*), sum(length) FROM {recall_events} "
     "WHERE user_id = ? AND length > 0"
 )
-# The postings of the query's terms ({terms}: a relation of one column, term) with the
-# lengths of the posted turn and of the turns before and after it (NULL: no such turn).
+# The postings of the query's terms ({terms}: a relation of one column, term), then (term
+# NULL) the turns around each posted one, from the turn before it to the second after it:
+# their lengths (BM25 and its widening), speakers and times ({at}: created_at, or NULL when
+# the query names no period). A lexical candidate is a posted turn or the turn after one,
+# so these rows are every turn the candidates and their neighbours need, read in one
+# statement: one range of the covering index (0017) per posted turn.
 _POSTINGS = (
-    "SELECT t.term, t.session_id, t.seq, t.tf, p.length, r.length, n.length "
-    "FROM {recall_terms} t JOIN {recall_events} r ON r.user_id = t.user_id "
-    "AND r.session_id = t.session_id AND r.seq = t.seq "
-    "LEFT JOIN {recall_events} p ON p.user_id = t.user_id AND p.session_id = t.session_id "
-    "AND p.seq = t.seq - 1 "
-    "LEFT JOIN {recall_events} n ON n.user_id = t.user_id AND n.session_id = t.session_id "
-    "AND n.seq = t.seq + 1 "
-    "WHERE t.user_id = ? AND t.term IN (SELECT m.term FROM {terms})"
+    "WITH p AS (SELECT t.term, t.session_id, t.seq, t.tf FROM {recall_terms} t "
+    "WHERE t.user_id = ? AND t.term IN (SELECT m.term FROM {terms})) "
+    "SELECT p.term, p.session_id, p.seq, p.tf, NULL, NULL FROM p UNION ALL "
+    "SELECT NULL, r.session_id, r.seq, r.length, r.speaker, {at} FROM (SELECT DISTINCT "
+    "p.session_id, p.seq + d.column1 AS seq FROM p CROSS JOIN (VALUES (-1), (0), (1), (2)) d) k "
+    "CROSS JOIN {recall_events} r WHERE r.user_id = ? AND r.session_id = k.session_id "
+    "AND r.seq = k.seq"
+)
+# The speakers and times of the turns around the given keys (candidates that the postings
+# did not bring: dense ones, or all when the lexical signal is off).
+_AROUND = (
+    # The keys drive the join (CROSS JOIN keeps that order on SQLite): one primary-key
+    # range read per key.
+    "SELECT DISTINCT r.session_id, r.seq, r.speaker, r.created_at FROM {keys} "
+    "CROSS JOIN {recall_events} r WHERE r.user_id = ? AND r.session_id = m.session_id "
+    "AND r.seq BETWEEN m.seq - 1 AND m.seq + 1"
 )
 
 
@@ -485,26 +497,32 @@ class MemoryRetriever(BaseRetriever):
             )
             found = yield from index.search_small(search)
             dense = {(r[0], int(r[1])): 1.0 - float(r[2]) for r in found or []}
-        # Lexical candidates: the postings of the query's terms, each with the lengths of
-        # its turn and of the turns before and after it (BM25 and its widening need them).
+        window = period(query) if cfg["time"] else None
+        # Lexical candidates: the postings of the query's terms, and the turns around the
+        # posted ones (lengths for BM25 and its widening; speakers and times).
         lexical: dict[Key, float] = {}
+        meta: dict[Key, tuple[Any, Any]] = {}
+        covered: set[Key] = set()  # turns whose row (or absence) the meta rows tell
         if cfg["lexical"] and lexical_query and n_docs:
             cols = [("term", "text")]
             rows = yield Stmt(
-                _POSTINGS.replace("{terms}", dialect.unnest(cols)),
-                [uid, *dialect.unnest_params(cols, [[t] for t in lexical_query])],
+                _POSTINGS.replace("{terms}", dialect.unnest(cols)).replace(
+                    "{at}", "r.created_at" if window is not None else "NULL"
+                ),
+                [uid, *dialect.unnest_params(cols, [[t] for t in lexical_query]), uid],
                 fetch=True,
             )
             postings = []
             lengths: dict[Key, float] = {}
-            for term, session, seq, tf, before, own, after in rows:
-                seq = int(seq)
-                postings.append((term, (session, seq), float(tf)))
-                lengths[(session, seq)] = float(own)
-                if before is not None:
-                    lengths[(session, seq - 1)] = float(before)
-                if after is not None:
-                    lengths[(session, seq + 1)] = float(after)
+            for term, session, seq, num, speaker, at in rows:
+                key = (session, int(seq))
+                if term is None:
+                    lengths[key] = float(num)
+                    meta[key] = (speaker, at)
+                else:
+                    postings.append((term, key, float(num)))
+            for _, (session, seq), _ in postings:
+                covered.update((session, seq + d) for d in (-1, 0, 1, 2))
             lexical = bm25(
                 lexical_query,
                 postings,
@@ -521,19 +539,17 @@ class MemoryRetriever(BaseRetriever):
         scores = _fuse(dense, lexical, cfg)
         if not scores:
             return []
-        # The fused candidates and the turns around them: speaker, time.
-        relation, params = _keys_param(dialect, list(scores))
-        rows = yield Stmt(
-            # The keys drive the join (CROSS JOIN keeps that order on SQLite): one
-            # primary-key range read per key.
-            "SELECT DISTINCT r.session_id, r.seq, r.speaker, r.created_at FROM "
-            + relation
-            + " CROSS JOIN {recall_events} r WHERE r.user_id = ? AND r.session_id = m.session_id "
-            "AND r.seq BETWEEN m.seq - 1 AND m.seq + 1",
-            [*params, uid],
-            fetch=True,
-        )
-        meta = {(r[0], int(r[1])): (r[2], r[3]) for r in rows}
+        # The speakers and times of the candidates (and of the turns around them) that
+        # the postings did not bring.
+        around = [
+            key
+            for key in scores
+            if any((key[0], key[1] + d) not in covered for d in (-1, 0, 1))
+        ]
+        if around:
+            relation, params = _keys_param(dialect, around)
+            rows = yield Stmt(_AROUND.replace("{keys}", relation), [*params, uid], fetch=True)
+            meta.update(((r[0], int(r[1])), (r[2], r[3])) for r in rows)
         scores = fusion.spread(
             scores,
             lambda key: ((key[0], key[1] - 1), (key[0], key[1] + 1)),
@@ -542,14 +558,13 @@ class MemoryRetriever(BaseRetriever):
         )
         scores = fusion.group_boost(scores, lambda key: key[0], float(cfg["session"]))
         if named and cfg["names"]:
-            speakers = {key for key, m in meta.items() if m[0] in named}
+            speakers = {key for key in scores if key in meta and meta[key][0] in named}
             scores = fusion.boost(scores, speakers, float(cfg["names"]))
-        window = period(query) if cfg["time"] else None
         if window is not None:
             start, end = window
             inside = set()
-            for key, m in meta.items():
-                at = dialect.to_datetime(m[1])
+            for key in scores:
+                at = dialect.to_datetime(meta[key][1]) if key in meta else None
                 if at is not None and start <= at.astimezone(timezone.utc) < end:
                     inside.add(key)
             scores = fusion.boost(scores, inside, float(cfg["time"]))
