@@ -354,3 +354,82 @@ def test_neighbours_reach_past_a_widened_turn(recall: Any, mode: str) -> None:
     assert turns["Ha, brave. I"] in found  # seq 3: widened
     assert turns["I love hiking"] in found  # seq 4: two turns after the only posting
     assert turns["Did you finish"] not in found
+
+
+QUERIES = [
+    "Who bought a ukulele?",
+    "What did Nadia adopt in May 2023?",
+    "Does Tomas love hiking in the hills?",
+    "Where did the sister move for a bakery job?",
+    "pottery teacher",
+    "Does Tommy love hiking on Sunday?",  # an entity's alias: its names join the query
+]
+
+
+def test_both_statement_forms_rank_alike(
+    shared: Any, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server reads the postings with the turns around them in one statement
+    (``round_trips``), SQLite in two smaller ones; both find the same turns, scores and
+    metadata (with the dense signal on too, whose candidates the postings do not bring)."""
+    engine, _ = shared
+    user = f"forms-{mode}"
+    _write(engine, user)
+    EntityMemory(engine, user_id=user).set("Tomas", "Nadia's friend.", aliases=["Tommy"])
+    retriever = MemoryRetriever(engine, EMB, user_id=user)
+    found = {}
+    for form in (True, False):
+        monkeypatch.setattr(engine.dialect, "round_trips", form)
+        found[form] = [
+            [(d.id, round(d.metadata["score"], 9), d.metadata) for d in docs]
+            for dense in (0.0, 0.5)
+            for docs in (search(retriever, q, mode, k=8, dense=dense) for q in QUERIES)
+        ]
+        assert all(found[form])
+    assert found[True] == found[False]
+
+
+def test_told() -> None:
+    """The rows read around the posted turns (seq - 1 to seq + 2) tell a candidate's
+    neighbourhood when it lies within them."""
+    from langchain_agentmem.recall import _told
+
+    posted = {("s", 5)}
+    assert _told(posted, ("s", 5)) and _told(posted, ("s", 6))
+    assert not _told(posted, ("s", 4))  # its turn before (3) was not read
+    assert not _told(posted, ("s", 7))  # its turn after (8) was not read
+    assert _told({("s", 2), ("s", 5)}, ("s", 4))
+    assert not _told(posted, ("t", 5))
+
+
+def test_batch_runs_independent_statements_together(shared: Any, mode: str) -> None:
+    """A Batch gives one result per statement, in order (one pipeline on Postgres); a
+    failing statement fails the body with the driver's error."""
+    import asyncio
+
+    from langchain_agentmem._core.plan import Atomic, arun, run
+    from langchain_agentmem.dialects.statements import Batch, Stmt
+
+    engine, _ = shared
+
+    def body(bad: bool) -> Any:
+        results = yield Batch(
+            [
+                Stmt("SELECT count(*) FROM {events} WHERE user_id = ?", ["nadia"], True),
+                Stmt("SELECT ? || 'b'", ["a"], True),
+                Stmt("SELECT * FROM no_such_table" if bad else "SELECT 2", [], True),
+            ]
+        )
+        return [list(map(tuple, r)) for r in results]
+
+    def plan(bad: bool) -> Any:
+        return (yield Atomic(body(bad), readonly=True))
+
+    def go(bad: bool) -> Any:
+        if mode == "sync":
+            return run(engine, "nadia", plan(bad))
+        return asyncio.run(arun(engine, "nadia", plan(bad)))
+
+    assert go(False) == [[(16,)], [("ab",)], [(2,)]]
+    with pytest.raises(Exception, match="no_such_table"):
+        go(True)

@@ -75,9 +75,9 @@ from ._search import fusion
 from ._search.lexical import Key, bm25, term_counts, terms
 from ._search.vector_index import SearchQuery, VectorIndex
 from .dialects import Dialect
-from .dialects.statements import Body, Many, Stmt
+from .dialects.statements import Batch, Body, Many, Stmt
 from .engine import EngineLike, as_engine
-from .entities import _relevant_body
+from .entities import _entity, mentioned_query
 
 __all__ = ["DEFAULT_SETTINGS", "MemoryRetriever", "RecallSettings"]
 
@@ -263,9 +263,26 @@ _STATS_CHECKED = (
     "s.session_id), 0) LIMIT 1), count(*), sum(length) FROM {recall_events} "
     "WHERE user_id = ? AND length > 0"
 )
-# The postings of the query's terms ({terms}: a relation of one column, term) with the
-# lengths of the posted turn and of the turns before and after it (NULL: no such turn).
+# The postings of the query's terms ({terms}: a relation of one column, term), then (term
+# NULL) the turns around each posted one, from the turn before it to the second after it:
+# their lengths (BM25 and its widening), speakers and times ({at}: created_at, or NULL when
+# the query names no period). A lexical candidate is a posted turn or the turn after one,
+# so these rows are every turn the candidates and their neighbours need, read in one
+# statement (Postgres: 52 buffers where the three joins per posting of _POSTINGS_LENGTHS
+# read 1,192): one probe of the covering index (0017) per distinct turn.
 _POSTINGS = (
+    "WITH p AS (SELECT t.term, t.session_id, t.seq, t.tf FROM {recall_terms} t "
+    "WHERE t.user_id = ? AND t.term IN (SELECT m.term FROM {terms})) "
+    "SELECT p.term, p.session_id, p.seq, p.tf, NULL, NULL FROM p UNION ALL "
+    "SELECT NULL, r.session_id, r.seq, r.length, r.speaker, {at} FROM (SELECT DISTINCT "
+    "p.session_id, p.seq + d.column1 AS seq FROM p CROSS JOIN (VALUES (-1), (0), (1), (2)) d) k "
+    "CROSS JOIN {recall_events} r WHERE r.user_id = ? AND r.session_id = k.session_id "
+    "AND r.seq = k.seq"
+)
+# Without round trips (SQLite) reading less in two statements is faster: the postings with
+# the lengths of the posted turn and of the turns before and after it (NULL: no such
+# turn), then (_AROUND) the speakers and times of the fused candidates.
+_POSTINGS_LENGTHS = (
     "SELECT t.term, t.session_id, t.seq, t.tf, p.length, r.length, n.length "
     "FROM {recall_terms} t JOIN {recall_events} r ON r.user_id = t.user_id "
     "AND r.session_id = t.session_id AND r.seq = t.seq "
@@ -275,6 +292,27 @@ _POSTINGS = (
     "AND n.seq = t.seq + 1 "
     "WHERE t.user_id = ? AND t.term IN (SELECT m.term FROM {terms})"
 )
+# The speakers and times of the turns around the given keys (candidates that the postings
+# did not bring: dense ones, or all when the lexical signal is off).
+_AROUND = (
+    # The keys drive the join (CROSS JOIN keeps that order on SQLite): one primary-key
+    # range read per key.
+    "SELECT DISTINCT r.session_id, r.seq, r.speaker, r.created_at FROM {keys} "
+    "CROSS JOIN {recall_events} r WHERE r.user_id = ? AND r.session_id = m.session_id "
+    "AND r.seq BETWEEN m.seq - 1 AND m.seq + 1"
+)
+
+
+def _told(posted: set[Key], key: Key) -> bool:
+    """Whether the rows read around the ``posted`` turns (each from seq - 1 to seq + 2)
+    tell ``key`` and the turns before and after it (their rows, or that they do not
+    exist): each of those turns lies within 2 before to 1 after a posted turn."""
+    session, seq = key
+    if key in posted or (session, seq - 1) in posted:
+        return True  # a lexical candidate: a posted turn or the turn after one
+    return all(
+        any((session, seq + near - d) in posted for d in (-1, 0, 1, 2)) for near in (-1, 0, 1)
+    )
 
 
 def _keys_param(dialect: Dialect, keys: Sequence[Key]) -> tuple[str, list[Any]]:
@@ -442,36 +480,53 @@ class MemoryRetriever(BaseRetriever):
     ) -> Body[list[Document] | None]:
         """The search; ``None`` when ``check`` and the index is behind the history.
 
-        Statements: the tenant's statistics (with the up-to-date probe), the entities the
-        query names (when it names any), the dense candidates, the postings of the query's
-        terms with the lengths of their turns and of the turns around them, then the
-        speakers and times of the fused candidates and their neighbours, and the
-        documents. Every one reads one tenant's rows only.
+        Statements: one batch (one round trip on Postgres) of the tenant's statistics
+        (with the up-to-date probe), the entities the query names (when it names any) and
+        the postings of the query's terms with the turns around the posted ones (lengths,
+        speakers, times); the postings of the terms the entities add (when they add any);
+        the dense candidates (when ``dense`` is on) and the speakers and times of those
+        the postings did not bring; the documents. Where a statement costs no round trip
+        (``dialect.round_trips`` false: SQLite) the postings bring only lengths, which is
+        faster there, and the speakers and times of every candidate are read after the
+        fusion. Every statement reads one tenant's rows only.
         """
         dialect: Dialect = self.engine.dialect
         uid = self._uid
-        stats = yield Stmt(
-            _STATS_CHECKED if check else _STATS, [uid, uid] if check else [uid], fetch=True
-        )
-        if check and stats[0][0] is not None:
-            return None
-        n_docs, total = int(stats[0][1]), float(stats[0][2] or 0.0)
         fetch_k = max(cfg["fetch_k"], k)
+        window = period(query) if cfg["time"] else None
         # Names the query mentions: a turn whose speaker is one of them is lifted (the
         # speakers are stored normalized, as candidate names are), and so are the names
         # and aliases of the known entities it mentions.
-        names = [clean_text(n) for n in candidate_names(query)]
+        mentioned = candidate_names(query)
+        names = [clean_text(n) for n in mentioned]
         named: set[str] = set(names) if cfg["names"] else set()
         lexical_query: dict[str, float] = dict.fromkeys(terms(query), 1.0)
-        if names and (cfg["names"] or cfg["entities"]):
-            entities = yield from _relevant_body(dialect, uid, self.entity_system, query, None)
-            for ent in entities:
+        batch = [Stmt(_STATS_CHECKED if check else _STATS, [uid, uid] if check else [uid], True)]
+        read_entities = bool(names) and bool(cfg["names"] or cfg["entities"])
+        if read_entities:
+            keys = [encode_key(n) for n in mentioned]
+            batch.append(Stmt(*mentioned_query(dialect, uid, self.entity_system, keys, None), True))
+        if cfg["lexical"] and lexical_query:
+            batch.append(self._postings(list(lexical_query), window))
+        results = yield Batch(batch)
+        stats = results[0]
+        if check and stats[0][0] is not None:
+            return None
+        n_docs, total = int(stats[0][1]), float(stats[0][2] or 0.0)
+        rows = results[-1] if cfg["lexical"] and lexical_query else []
+        if read_entities:
+            added = []
+            for ent in (_entity(dialect, r) for r in results[1]):
                 aliases = [ent.name, *ent.aliases]
                 named.update(clean_text(normalize(a)) for a in aliases if a.strip())
                 if cfg["entities"]:
                     for alias in aliases:
                         for t in terms(alias):
-                            lexical_query.setdefault(t, float(cfg["entities"]))
+                            if t not in lexical_query:
+                                lexical_query[t] = float(cfg["entities"])
+                                added.append(t)
+            if added and cfg["lexical"]:
+                rows = [*rows, *(yield self._postings(added, window))]
         # Dense candidates.
         dense: dict[Key, float] = {}
         if vector is not None:
@@ -485,26 +540,32 @@ class MemoryRetriever(BaseRetriever):
             )
             found = yield from index.search_small(search)
             dense = {(r[0], int(r[1])): 1.0 - float(r[2]) for r in found or []}
-        # Lexical candidates: the postings of the query's terms, each with the lengths of
-        # its turn and of the turns before and after it (BM25 and its widening need them).
+        # Lexical candidates: BM25 over the postings; the turns around the posted ones
+        # give the lengths (BM25 and its widening) and the speakers and times.
         lexical: dict[Key, float] = {}
-        if cfg["lexical"] and lexical_query and n_docs:
-            cols = [("term", "text")]
-            rows = yield Stmt(
-                _POSTINGS.replace("{terms}", dialect.unnest(cols)),
-                [uid, *dialect.unnest_params(cols, [[t] for t in lexical_query])],
-                fetch=True,
-            )
+        meta: dict[Key, tuple[Any, Any]] = {}
+        posted: set[Key] = set()  # the meta rows tell the turns from seq - 1 to seq + 2
+        if rows and n_docs:
             postings = []
             lengths: dict[Key, float] = {}
-            for term, session, seq, tf, before, own, after in rows:
-                seq = int(seq)
-                postings.append((term, (session, seq), float(tf)))
-                lengths[(session, seq)] = float(own)
-                if before is not None:
-                    lengths[(session, seq - 1)] = float(before)
-                if after is not None:
-                    lengths[(session, seq + 1)] = float(after)
+            if dialect.round_trips:
+                for term, session, seq, num, speaker, at in rows:
+                    key = (session, int(seq))
+                    if term is None:
+                        lengths[key] = float(num)
+                        meta[key] = (speaker, at)
+                    else:
+                        postings.append((term, key, float(num)))
+                        posted.add(key)
+            else:
+                for term, session, seq, tf, before, own, after in rows:
+                    seq = int(seq)
+                    postings.append((term, (session, seq), float(tf)))
+                    lengths[(session, seq)] = float(own)
+                    if before is not None:
+                        lengths[(session, seq - 1)] = float(before)
+                    if after is not None:
+                        lengths[(session, seq + 1)] = float(after)
             lexical = bm25(
                 lexical_query,
                 postings,
@@ -521,19 +582,14 @@ class MemoryRetriever(BaseRetriever):
         scores = _fuse(dense, lexical, cfg)
         if not scores:
             return []
-        # The fused candidates and the turns around them: speaker, time.
-        relation, params = _keys_param(dialect, list(scores))
-        rows = yield Stmt(
-            # The keys drive the join (CROSS JOIN keeps that order on SQLite): one
-            # primary-key range read per key.
-            "SELECT DISTINCT r.session_id, r.seq, r.speaker, r.created_at FROM "
-            + relation
-            + " CROSS JOIN {recall_events} r WHERE r.user_id = ? AND r.session_id = m.session_id "
-            "AND r.seq BETWEEN m.seq - 1 AND m.seq + 1",
-            [*params, uid],
-            fetch=True,
-        )
-        meta = {(r[0], int(r[1])): (r[2], r[3]) for r in rows}
+        # The speakers and times of the candidates (and of the turns around them) that
+        # the postings did not bring (all of them on SQLite, where _POSTINGS_LENGTHS
+        # brings lengths only; only dense candidates elsewhere).
+        around = [key for key in scores if not _told(posted, key)]
+        if around:
+            relation, params = _keys_param(dialect, around)
+            rows = yield Stmt(_AROUND.replace("{keys}", relation), [*params, uid], fetch=True)
+            meta.update(((r[0], int(r[1])), (r[2], r[3])) for r in rows)
         scores = fusion.spread(
             scores,
             lambda key: ((key[0], key[1] - 1), (key[0], key[1] + 1)),
@@ -542,19 +598,37 @@ class MemoryRetriever(BaseRetriever):
         )
         scores = fusion.group_boost(scores, lambda key: key[0], float(cfg["session"]))
         if named and cfg["names"]:
-            speakers = {key for key, m in meta.items() if m[0] in named}
+            speakers = {key for key in scores if key in meta and meta[key][0] in named}
             scores = fusion.boost(scores, speakers, float(cfg["names"]))
-        window = period(query) if cfg["time"] else None
         if window is not None:
             start, end = window
             inside = set()
-            for key, m in meta.items():
-                at = dialect.to_datetime(m[1])
+            for key in scores:
+                at = dialect.to_datetime(meta[key][1]) if key in meta else None
                 if at is not None and start <= at.astimezone(timezone.utc) < end:
                     inside.add(key)
             scores = fusion.boost(scores, inside, float(cfg["time"]))
         top = fusion.ranked(scores, limit=k)
         return (yield from self._documents_body(top, scores))
+
+    def _postings(self, query_terms: Sequence[str], window: Any) -> Stmt:
+        """The statement reading the postings of ``query_terms`` and the turns around the
+        posted ones (their times only when the query names a period: ``window``)."""
+        dialect: Dialect = self.engine.dialect
+        cols = [("term", "text")]
+        relation, params = (
+            dialect.unnest(cols),
+            dialect.unnest_params(cols, [[t] for t in query_terms]),
+        )
+        if not dialect.round_trips:
+            return Stmt(_POSTINGS_LENGTHS.replace("{terms}", relation), [self._uid, *params], True)
+        return Stmt(
+            _POSTINGS.replace("{terms}", relation).replace(
+                "{at}", "r.created_at" if window is not None else "NULL"
+            ),
+            [self._uid, *params, self._uid],
+            fetch=True,
+        )
 
     def _documents_body(
         self, top: Sequence[Key], scores: Mapping[Key, float]

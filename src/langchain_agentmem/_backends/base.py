@@ -206,6 +206,21 @@ class Transaction:
             with self.conn.cursor() as cur:
                 cur.executemany(text, rows)
 
+    def batch(self, statements: Sequence[tuple[str, Params, bool]]) -> list[Any]:
+        """Run ``(query, params, fetch)`` statements that do not depend on each other;
+        one result each (rows when ``fetch``, else the rows changed). Postgres sends them
+        in one pipeline: one round trip."""
+        if isinstance(self.dialect, SQLiteDialect):
+            return [
+                self.fetchall(q, p) if fetch else self.execute(q, p) for q, p, fetch in statements
+            ]
+        with self.conn.pipeline():
+            cursors = [self.conn.execute(self.dialect.render(q), p) for q, p, _ in statements]
+        return [
+            list(cur.fetchall()) if fetch else cur.rowcount
+            for cur, (_, _, fetch) in zip(cursors, statements, strict=True)
+        ]
+
     def copy_rows(self, query: str, types: Sequence[str], rows: Iterable[Params]) -> None:
         """Postgres only: a binary ``COPY ... FROM STDIN`` of ``rows``, whose columns have
         the Postgres ``types`` (the fastest way to load many rows)."""
@@ -282,6 +297,20 @@ class AsyncTransaction:
         else:
             async with self.conn.cursor() as cur:
                 await cur.executemany(text, rows)
+
+    async def batch(self, statements: Sequence[tuple[str, Params, bool]]) -> list[Any]:
+        """Async form of :meth:`Transaction.batch`."""
+        if self._threaded:
+            return [
+                await (self.fetchall(q, p) if fetch else self.execute(q, p))
+                for q, p, fetch in statements
+            ]
+        async with self.conn.pipeline():
+            cursors = [await self.conn.execute(self.dialect.render(q), p) for q, p, _ in statements]
+        return [
+            list(await cur.fetchall()) if fetch else cur.rowcount
+            for cur, (_, _, fetch) in zip(cursors, statements, strict=True)
+        ]
 
     async def copy_rows(self, query: str, types: Sequence[str], rows: Iterable[Params]) -> None:
         """Async form of :meth:`Transaction.copy_rows`."""

@@ -78,7 +78,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Protocol
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from ..dialects.statements import Body, Copy, Many, One, Op, Raw, Stmt
+from ..dialects.statements import Batch, Body, Copy, Many, One, Op, Raw, Stmt
 from . import metrics
 
 if TYPE_CHECKING:
@@ -233,6 +233,8 @@ def _atomic(step: Atomic[Any] | Sql, user_id: str | None) -> tuple[Atomic[Any], 
 
 
 def _op(tx: Transaction, op: Op) -> Any:
+    if isinstance(op, Batch):
+        return tx.batch([(s.sql, s.params, s.fetch) for s in op.statements])  # type: ignore[misc]
     sql: str = op.sql  # type: ignore[assignment]
     if isinstance(op, Stmt):
         return tx.fetchall(sql, op.params) if op.fetch else tx.execute(sql, op.params)
@@ -244,10 +246,12 @@ def _op(tx: Transaction, op: Op) -> Any:
         return tx.copy_rows(sql, op.types, op.rows)
     if isinstance(op, Raw):
         return tx.execute_raw(sql)
-    raise TypeError(f"a transaction body yields Stmt, One, Many, Copy or Raw, not {op!r}")
+    raise TypeError(f"a transaction body yields Stmt, One, Many, Copy, Raw or Batch, not {op!r}")
 
 
 async def _aop(tx: AsyncTransaction, op: Op) -> Any:
+    if isinstance(op, Batch):
+        return await tx.batch([(s.sql, s.params, s.fetch) for s in op.statements])  # type: ignore[misc]
     sql: str = op.sql  # type: ignore[assignment]
     if isinstance(op, Stmt):
         if op.fetch:
@@ -261,7 +265,7 @@ async def _aop(tx: AsyncTransaction, op: Op) -> Any:
         return await tx.copy_rows(sql, op.types, op.rows)
     if isinstance(op, Raw):
         return await tx.execute_raw(sql)
-    raise TypeError(f"a transaction body yields Stmt, One, Many, Copy or Raw, not {op!r}")
+    raise TypeError(f"a transaction body yields Stmt, One, Many, Copy, Raw or Batch, not {op!r}")
 
 
 def execute(tx: Transaction, body: Body[T]) -> T:

@@ -134,10 +134,14 @@ def bm25(
         context: an event also holds the terms of the event before it in its session
             (``seq - 1``) at this weight (0: off).
     """
+    # (The loops below are the search's hottest Python: plain dict operations, each
+    # term's sum in the same order as the postings'.)
     tf: dict[str, dict[Key, float]] = {}
     for term, key, freq in postings:
         if term in query:
-            own = tf.setdefault(term, {})
+            own = tf.get(term)
+            if own is None:
+                own = tf[term] = {}
             own[key] = own.get(key, 0.0) + float(freq)
     avg = max(avg_length * (1.0 + context), 1e-9)
     # BM25's length normalization of each event, computed once (not once per term).
@@ -145,6 +149,7 @@ def bm25(
     scale = k1 * b / avg
     base = k1 * (1.0 - b)
     scores: dict[Key, float] = {}
+    get_length = lengths.get
     for term, own in tf.items():
         widened: dict[Key, float] = own
         if context > 0:
@@ -159,9 +164,9 @@ def bm25(
         for key, freq in widened.items():
             norm = norms.get(key)
             if norm is None:
-                length = lengths.get(key, avg_length)
+                length = get_length(key, avg_length)
                 if context > 0:
-                    length += context * lengths.get((key[0], key[1] - 1), 0.0)
+                    length += context * get_length((key[0], key[1] - 1), 0.0)
                 norm = norms[key] = base + scale * length
             scores[key] = scores.get(key, 0.0) + weight * freq / (freq + norm)
     return scores

@@ -130,6 +130,7 @@ class SQLiteDialect(Dialect):
     """SQLite (stdlib ``sqlite3``). One database: the schema name is not used."""
 
     name = "sqlite"
+    round_trips = False  # the database runs in the process
     # One writer at a time (BEGIN IMMEDIATE): a read in a write transaction is locked already.
     fragments = {
         "now": "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 if TYPE_CHECKING:
     from .compose import Template
 
-__all__ = ["Body", "Copy", "Many", "One", "Op", "Raw", "Stmt", "in_key_order"]
+__all__ = ["Batch", "Body", "Copy", "Many", "One", "Op", "Raw", "Stmt", "in_key_order"]
 
 T = TypeVar("T")
 
@@ -65,7 +65,21 @@ class Raw(NamedTuple):
     sql: str
 
 
-Op = Stmt | One | Many | Copy | Raw
+class Batch(NamedTuple):
+    """Statements that do not depend on each other's results, sent together: on Postgres
+    in one pipeline (one round trip), elsewhere one after the other; the body receives
+    one result per statement (as :class:`Stmt` gives it). Use it for independent reads
+    whose round trips would otherwise add up.
+
+    Example:
+        >>> len(Batch([Stmt("SELECT 1", (), True), Stmt("SELECT 2", (), True)]).statements)
+        2
+    """
+
+    statements: Sequence[Stmt]
+
+
+Op = Stmt | One | Many | Copy | Raw | Batch
 Body = Generator[Op, Any, T]
 
 
