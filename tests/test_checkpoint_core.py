@@ -175,3 +175,33 @@ async def test_a_transaction_that_need_not_be_durable_skips_the_disk_flush_alone
 def test_pending_writes_wait_for_the_disk_unless_told_not_to() -> None:
     assert CheckpointSaver(connect("sqlite://")).durable_writes is True
     assert CheckpointSaver(connect("sqlite://"), durable_writes=False).durable_writes is False
+
+
+def test_unnest_arrays_of_str_and_bytes_are_built_directly_and_round_trip(
+    postgres_url: str,
+) -> None:
+    """A checkpoint write sends its blobs and chunk keys as arrays: lists of exactly str
+    (or bytes) and None are encoded without psycopg's per-element list dumper, to the same
+    bytes, and come back unchanged; other values keep psycopg's way."""
+    import psycopg
+    from psycopg.adapt import PyFormat, Transformer
+
+    dialect = PostgresDialect("agent_mem")
+    cols = [("t", "text"), ("b", "bytes")]
+    rows = [("messages", b"\x00\xff" * 3000), ("", None), ("Ω \ud7ff 𝄞", b""), (None, b"x")]
+    texts, blobs = dialect.unnest_params(cols, rows)
+    assert type(texts).__name__ == "_FlatTextList" and type(blobs).__name__ == "_FlatByteaList"
+    for flat, plain in ((texts, [r[0] for r in rows]), (blobs, [r[1] for r in rows])):
+        ours, generic = (
+            bytes(Transformer().dump_sequence([v], [PyFormat.BINARY])[0]) for v in (flat, plain)
+        )
+        assert ours == generic
+    # Other element types (an int in a text column, a bytearray) are not flattened.
+    odd = dialect.unnest_params(cols, [(1, bytearray(b"y"))])
+    assert [type(v) for v in odd] == [list, list]
+    query = "SELECT m.t, m.b FROM " + dialect.unnest(cols) + " ORDER BY m.ord"  # noqa: S608
+    with psycopg.connect(postgres_url) as conn:
+        got = conn.execute(dialect.render(query), [texts, blobs]).fetchall()
+        assert got == [(t, b) for t, b in rows]
+        empty = dialect.unnest_params(cols, [])
+        assert conn.execute(dialect.render(query), empty).fetchall() == []
