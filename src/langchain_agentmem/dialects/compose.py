@@ -49,7 +49,8 @@ _FORMATTER = string.Formatter()
 
 # A composition is a flat tuple of parts, each a tuple of plain values (so that equality
 # and hashing run in C): ("s", text), ("i", names), ("t", table), ("u", columns),
-# ("l", strength). Adjacent text parts are merged.
+# ("l", strength). Texts are not merged on the hot path (``+``, ``join``, ``Composed``):
+# a tuple of the code's own strings hashes and compares fast; ``format`` (memoized) merges.
 _Part = tuple[Any, ...]
 
 
@@ -76,12 +77,7 @@ class Composable:
     def __add__(self, other: Composable) -> Composed:
         if not isinstance(other, Composable):
             return NotImplemented
-        a, b = self._parts, other._parts
-        if a and b and a[-1][0] == "s" and b[0][0] == "s":
-            parts = (*a[:-1], ("s", a[-1][1] + b[0][1]), *b[1:])
-        else:
-            parts = a + b
-        return _composed(parts)
+        return _composed(self._parts + other._parts)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._parts!r})"
@@ -153,7 +149,10 @@ class Composed(Composable):
     __slots__ = ()
 
     def __init__(self, parts: Iterable[Composable]) -> None:
-        self._set(_merge(p for c in parts for p in _composable(c, "Composed")._parts))
+        out: list[_Part] = []
+        for c in parts:
+            out.extend(_composable(c, "Composed")._parts)
+        self._set(tuple(out))
 
 
 def _composed(parts: tuple[_Part, ...]) -> Composed:
@@ -210,7 +209,7 @@ class SQL(Composable):
             if i:
                 parts.extend(self._parts)
             parts.extend(_composable(item, "SQL.join")._parts)
-        return _composed(_merge(parts))
+        return _composed(tuple(parts))
 
 
 @functools.lru_cache(maxsize=1024)
