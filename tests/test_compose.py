@@ -150,3 +150,13 @@ def test_statements_run(engine: Engine) -> None:
 async def test_statements_run_async(aengine: Engine) -> None:
     values = [("q", "x"), ("p", "y")]
     assert await arun(aengine, "u", _plan(aengine.dialect, values)) == [2, ["p", "q"]]
+
+
+def test_template_needs_the_dialect_for_its_fragments() -> None:
+    with pytest.raises(ValueError, match="needs the dialect"):
+        (SQL("SELECT m.k FROM ") + Unnest([("k", "text")])).template()
+    # Doubled braces are literal text, a bare {name} stays a fragment reference.
+    assert SQLiteDialect().render(SQL("SELECT '{{now}}', {now}").format()) == (
+        "SELECT '{now}', strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"
+    )
+    assert "Ident" in repr(Ident("a")) and "'a'" in repr(Ident("a"))

@@ -24,7 +24,7 @@ from ._backends.base import NotMigratedError, redact
 from ._core.catalog import TABLES
 from ._core.plan import Atomic, Plan
 from ._core.plan import run as plan_run
-from .dialects import Body, One
+from .dialects import SQL, Body, One, Table
 from .engine import Engine, connect
 
 __all__ = ["main"]
@@ -156,7 +156,7 @@ def _counts(engine: Engine) -> Body[dict[str, int]]:
     for table in TABLES.values():
         if table.name in present and table.derived_from is None:
             # Names come from the catalog and are quoted by the dialect.
-            row = yield One("SELECT count(*) FROM {" + table.name + "}")  # noqa: S608 (catalog names)
+            row = yield One(SQL("SELECT count(*) FROM {}").format(Table(table.name)))
             counts[table.name] = int(row[0])
     return counts
 

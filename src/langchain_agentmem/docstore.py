@@ -33,13 +33,13 @@ from ._core.plan import Atomic, Page, Plan, Sql, Stmt, dual, paged
 from ._core.scoped import Scope, delete_in_key_order, upsert_in_key_order
 from ._encoding.json import dumps, loads
 from ._encoding.keys import decode_key, encode_key
-from .dialects import Dialect
+from .dialects import SQL, Composed, Dialect, Template, Unnest
 from .engine import EngineLike, as_engine
 
 __all__ = ["ByteStore", "DocumentStore"]
 
 V = TypeVar("V")
-Query = tuple[str, list[Any]]
+Query = tuple[Template, list[Any]]
 
 _KEYS = [("key", "text")]
 #: The rows of one store: a user's namespace of one kind (documents or bytes).
@@ -50,13 +50,17 @@ KEYS_PAGE = 1000
 
 # -- query builders (pure) ------------------------------------------------------------
 
+_GET = SQL(
+    "SELECT d.key, d.value, d.document FROM {documents} d WHERE d.user_id = ? AND d.namespace = ? "
+    "AND d.kind = ? AND d.key IN (SELECT m.key FROM {keys})"
+).format(keys=Unnest(_KEYS))
+
 
 def get_query(
     dialect: Dialect, user_id: str, namespace: str, kind: str, keys: Sequence[str]
 ) -> Query:
     return (
-        "SELECT d.key, d.value, d.document FROM {documents} d WHERE d.user_id = ? AND d.namespace = ? "  # noqa: S608 (dialect fragment)
-        "AND d.kind = ? AND d.key IN (SELECT m.key FROM " + dialect.unnest(_KEYS) + ")",
+        _GET,
         [user_id, namespace, kind, *dialect.unnest_params(_KEYS, [(k,) for k in keys])],
     )
 
@@ -71,15 +75,16 @@ def keys_query(
     limit: int = KEYS_PAGE,
 ) -> Query:
     """Stored keys in order, those starting with ``prefix``, after ``after``, ``limit`` of them."""
-    query = "SELECT key FROM {documents} WHERE user_id = ? AND namespace = ? AND kind = ?"
+    parts = [SQL("SELECT key FROM {documents} WHERE user_id = ? AND namespace = ? AND kind = ?")]
     params: list[Any] = [user_id, namespace, kind]
     if prefix:
-        query += " AND " + dialect.starts_with("key")
+        parts += [SQL(" AND "), SQL(dialect.starts_with("key"))]
         params += dialect.starts_with_params(encode_key(prefix))
     if after is not None:
-        query += " AND key > ?"
+        parts.append(SQL(" AND key > ?"))
         params.append(after)
-    return query + " ORDER BY key LIMIT ?", [*params, limit]
+    parts.append(SQL(" ORDER BY key LIMIT ?"))
+    return Composed(parts), [*params, limit]
 
 
 # -- the stores -----------------------------------------------------------------------

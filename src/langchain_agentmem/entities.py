@@ -44,7 +44,7 @@ from ._core.names import candidate_names, normalize
 from ._core.plan import Atomic, Body, Model, Plan, Sql, Stmt, _AsyncDual, dual
 from ._encoding.json import dumps, loads
 from ._encoding.keys import decode_key, encode_key
-from .dialects import Dialect
+from .dialects import SQL, Dialect, Template, Unnest
 from .engine import EngineLike, as_engine
 
 try:  # langchain-classic is optional: EntityStore subclasses its BaseEntityStore when present.
@@ -54,7 +54,7 @@ except ImportError:  # pragma: no cover - exercised only without langchain-class
 
 __all__ = ["Entity", "EntityMemory", "EntityStore", "format_entities"]
 
-Query = tuple[str, list[Any]]
+Query = tuple[Template, list[Any]]
 
 ENTITY_SYSTEM_PROMPT = (
     "You keep notes about the entities (people, places, organizations, products, pets, "
@@ -115,35 +115,40 @@ def format_entities(entities: Iterable[Entity]) -> str:
 
 
 # -- query builders (pure) ------------------------------------------------------------
-# Templates are literals; the only fragment spliced in is ``dialect.unnest(...)``, built from
-# fixed, checked column names (hence the ``noqa: S608``). Values always go as parameters.
+# Templates are literals composed with dialects.compose; values always go as parameters.
 
-_SELECT = (
+_SELECT = SQL(
     "SELECT e.key, CAST(e.name AS text), e.type, CAST(e.summary AS text), CAST(e.aliases AS text), e.updated_at "
     "FROM {entities} e "
 )
+_UNNEST_ALIAS = Unnest([("alias", "text")])
+_UNNEST_KEY = Unnest([("key", "text")])
 
 
 def resolve_query(
     dialect: Dialect, user_id: str, space: str, names: Sequence[str], kind: str = "entity"
 ) -> Query:
     """``(alias, key)`` for each of ``names`` (normalized, encoded) that is known."""
-    cols = [("alias", "text")]
     return (
-        "SELECT alias, key FROM {entity_aliases} WHERE user_id = ? AND kind = ? AND space = ? "  # noqa: S608
-        "AND alias IN (SELECT m.alias FROM " + dialect.unnest(cols) + ")",
-        [user_id, kind, space, *dialect.unnest_params(cols, [(n,) for n in names])],
+        SQL(
+            "SELECT alias, key FROM {entity_aliases} WHERE user_id = ? AND kind = ? AND space = ? "
+            "AND alias IN (SELECT m.alias FROM {names})"
+        ).format(names=_UNNEST_ALIAS),
+        [
+            user_id,
+            kind,
+            space,
+            *dialect.unnest_params(_UNNEST_ALIAS.columns, [(n,) for n in names]),
+        ],
     )
 
 
 def get_query(dialect: Dialect, user_id: str, system: str, keys: Sequence[str]) -> Query:
-    cols = [("key", "text")]
     return (
-        _SELECT  # noqa: S608
-        + "WHERE e.user_id = ? AND e.entity_system = ? AND e.key IN (SELECT m.key FROM "
-        + dialect.unnest(cols)
-        + ")",
-        [user_id, system, *dialect.unnest_params(cols, [(k,) for k in keys])],
+        SQL(
+            "{select}WHERE e.user_id = ? AND e.entity_system = ? AND e.key IN (SELECT m.key FROM {keys})"
+        ).format(select=_SELECT, keys=_UNNEST_KEY),
+        [user_id, system, *dialect.unnest_params(_UNNEST_KEY.columns, [(k,) for k in keys])],
     )
 
 
@@ -151,28 +156,25 @@ def mentioned_query(
     dialect: Dialect, user_id: str, system: str, names: Sequence[str], limit: int | None
 ) -> Query:
     """Entities any of whose names or aliases is in ``names``, most recently updated first."""
-    cols = [("alias", "text")]
-    query = (
-        _SELECT  # noqa: S608
-        + "WHERE e.user_id = ? AND e.entity_system = ? AND e.key IN (SELECT a.key FROM {entity_aliases} a "
+    query = SQL(
+        "{select}WHERE e.user_id = ? AND e.entity_system = ? AND e.key IN (SELECT a.key FROM {entity_aliases} a "
         "WHERE a.user_id = ? AND a.kind = 'entity' AND a.space = ? AND a.alias IN (SELECT m.alias FROM "
-        + dialect.unnest(cols)
-        + ")) ORDER BY e.updated_at DESC, e.key"
-    )
-    params = [user_id, system, user_id, system, *dialect.unnest_params(cols, [(n,) for n in names])]
+        "{names})) ORDER BY e.updated_at DESC, e.key{limit}"
+    ).format(select=_SELECT, names=_UNNEST_ALIAS, limit=SQL("" if limit is None else " LIMIT ?"))
+    params: list[Any] = [user_id, system, user_id, system]
+    params += dialect.unnest_params(_UNNEST_ALIAS.columns, [(n,) for n in names])
     if limit is not None:
-        query += " LIMIT ?"
         params.append(limit)
     return query, params
 
 
 def list_query(user_id: str, system: str, limit: int | None) -> Query:
-    query = (
-        _SELECT + "WHERE e.user_id = ? AND e.entity_system = ? ORDER BY e.updated_at DESC, e.key"
-    )
+    query = SQL(
+        "{select}WHERE e.user_id = ? AND e.entity_system = ? ORDER BY e.updated_at DESC, e.key"
+    ).format(select=_SELECT)
     if limit is None:
         return query, [user_id, system]
-    return query + " LIMIT ?", [user_id, system, limit]
+    return query + SQL(" LIMIT ?"), [user_id, system, limit]
 
 
 _ENTITY_COLS = [
@@ -183,6 +185,16 @@ _ENTITY_COLS = [
     ("aliases", "json"),
 ]
 _ALIAS_COLS = [("alias", "text"), ("key", "text")]
+_UPSERT = SQL(
+    "INSERT INTO {entities} AS t (user_id, entity_system, key, name, type, summary, aliases) "
+    "SELECT ?, ?, m.key, m.name, m.type, m.summary, m.aliases FROM {rows} "
+    "WHERE true ON CONFLICT (user_id, entity_system, key) DO UPDATE SET type = coalesce(excluded.type, t.type), "
+    "summary = excluded.summary, aliases = excluded.aliases, updated_at = {now}"
+).format(rows=Unnest(_ENTITY_COLS))
+_ALIASES = SQL(
+    "INSERT INTO {entity_aliases} (user_id, kind, space, alias, key) SELECT ?, ?, ?, m.alias, m.key FROM "
+    "{rows} WHERE true ON CONFLICT (user_id, kind, space, alias) DO NOTHING"
+).format(rows=Unnest(_ALIAS_COLS))
 
 
 def upsert_statements(
@@ -201,22 +213,9 @@ def upsert_statements(
         for e in entities
         for alias in {e.key, *(normalize(a) for a in [e.name, *e.aliases])}
     )
-    upsert = (
-        "INSERT INTO {entities} AS t (user_id, entity_system, key, name, type, summary, aliases) "  # noqa: S608
-        "SELECT ?, ?, m.key, m.name, m.type, m.summary, m.aliases FROM "
-        + dialect.unnest(_ENTITY_COLS)
-        + " "
-        "WHERE true ON CONFLICT (user_id, entity_system, key) DO UPDATE SET type = coalesce(excluded.type, t.type), "
-        "summary = excluded.summary, aliases = excluded.aliases, updated_at = {now}"
-    )
-    aliases = (
-        "INSERT INTO {entity_aliases} (user_id, kind, space, alias, key) SELECT ?, ?, ?, m.alias, m.key FROM "  # noqa: S608
-        + dialect.unnest(_ALIAS_COLS)
-        + " WHERE true ON CONFLICT (user_id, kind, space, alias) DO NOTHING"
-    )
     return [
-        Stmt(upsert, [user_id, system, *dialect.unnest_params(_ENTITY_COLS, rows)]),
-        Stmt(aliases, [user_id, kind, system, *dialect.unnest_params(_ALIAS_COLS, alias_rows)]),
+        Stmt(_UPSERT, [user_id, system, *dialect.unnest_params(_ENTITY_COLS, rows)]),
+        Stmt(_ALIASES, [user_id, kind, system, *dialect.unnest_params(_ALIAS_COLS, alias_rows)]),
     ]
 
 
@@ -274,13 +273,14 @@ def _resolve_body(
 
 def named_query(user_id: str, system: str, alias: str) -> Query:
     """The entity a normalized name or alias refers to: one indexed join."""
-    return (
-        _SELECT  # noqa: S608
-        + "JOIN {entity_aliases} a ON a.user_id = e.user_id AND a.kind = 'entity' "
-        "AND a.space = e.entity_system AND a.key = e.key "
-        "WHERE a.user_id = ? AND a.space = ? AND a.alias = ? AND e.user_id = ? AND e.entity_system = ?",
-        [user_id, system, alias, user_id, system],
-    )
+    return _NAMED, [user_id, system, alias, user_id, system]
+
+
+_NAMED = SQL(
+    "{select}JOIN {entity_aliases} a ON a.user_id = e.user_id AND a.kind = 'entity' "
+    "AND a.space = e.entity_system AND a.key = e.key "
+    "WHERE a.user_id = ? AND a.space = ? AND a.alias = ? AND e.user_id = ? AND e.entity_system = ?"
+).format(select=_SELECT)
 
 
 def _get_body(dialect: Dialect, uid: str, system: str, name: str) -> Body[Entity | None]:

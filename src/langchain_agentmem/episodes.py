@@ -42,10 +42,6 @@ Example:
     'sent on retry'
 """
 
-# Queries are composed of constants, dialect fragments and code-only names; every value is
-# a parameter.
-# ruff: noqa: S608
-
 from __future__ import annotations
 
 import math
@@ -81,7 +77,7 @@ from ._search.vector_index import (
     ingest,
     search_settings,
 )
-from .dialects import Body, Dialect, One, Stmt
+from .dialects import SQL, Body, Dialect, Ident, One, Stmt
 from .engine import EngineLike, as_engine
 
 __all__ = [
@@ -334,10 +330,18 @@ _COLUMNS = (
     "created_at",
 )
 # The metadata as its stored text (a driver's JSON parser would not keep it exact).
-_SELECT = [f"CAST(v.{c} AS TEXT)" if c == "metadata" else f"v.{c}" for c in _COLUMNS]
-_SELECT_SQL = ", ".join(_SELECT)
+_AS_TEXT = SQL("CAST({} AS TEXT)")
+_COMMA = SQL(", ")
+#: Joins conditions the code wrote (and the filter compiler's, also code).
+_AND = SQL(" AND ")
+_SELECTED = [_AS_TEXT.format(Ident("v", c)) if c == "metadata" else Ident("v", c) for c in _COLUMNS]
+_SELECT_SQL = _COMMA.join(_SELECTED)
+#: The same expressions as template text, for the vector index's ``select``.
+_SELECT = [e.template() for e in _SELECTED]
 # RETURNING names the table's columns unqualified (SQLite knows no alias there).
-_RETURNING = ", ".join(f"CAST({c} AS TEXT)" if c == "metadata" else c for c in _COLUMNS)
+_RETURNING = _COMMA.join(
+    _AS_TEXT.format(Ident(c)) if c == "metadata" else Ident(c) for c in _COLUMNS
+)
 _INGEST_COLUMNS = [
     ("id", "text"),
     ("project", "text"),
@@ -391,8 +395,10 @@ def _outcome_body(
     uid: str, key: str, outcome: str, quality: float | None, replace: bool, episode_id: str
 ) -> Body[tuple[Any, ...]]:
     row = yield One(
-        "UPDATE {episodes} AS v SET outcome = ?, outcome_quality = ?, outcome_at = {now} "
-        "WHERE v.user_id = ? AND v.id = ? AND (v.outcome IS NULL OR ?) RETURNING " + _RETURNING,
+        SQL(
+            "UPDATE {episodes} AS v SET outcome = ?, outcome_quality = ?, outcome_at = {now} "
+            "WHERE v.user_id = ? AND v.id = ? AND (v.outcome IS NULL OR ?) RETURNING {returning}"
+        ).format(returning=_RETURNING),
         [outcome, quality, uid, key, replace],
     )
     if row is not None:
@@ -684,13 +690,15 @@ class EpisodicMemory:
         found = yield Atomic(
             _one(
                 One(
-                    "INSERT INTO {episodes} AS v (user_id, "
-                    + ", ".join(cols)
-                    + ", outcome_at, embedding) VALUES (?, "
-                    + ", ".join("?" for _ in cols)
-                    + (", {now}" if outcome is not None else ", NULL")
-                    + ", ?) RETURNING "
-                    + _RETURNING,
+                    SQL(
+                        "INSERT INTO {episodes} AS v (user_id, {cols}, outcome_at, embedding) "
+                        "VALUES (?, {values}, {outcome_at}, ?) RETURNING {returning}"
+                    ).format(
+                        cols=_COMMA.join(Ident(c) for c in cols),
+                        values=_COMMA.join(SQL("?") for _ in cols),
+                        outcome_at=SQL("{now}" if outcome is not None else "NULL"),
+                        returning=_RETURNING,
+                    ),
                     [self._uid, *values, self.engine.dialect.vector_param(matrix[0])],
                 )
             ),
@@ -819,7 +827,9 @@ class EpisodicMemory:
         row = yield Atomic(
             _one(
                 One(
-                    "SELECT " + _SELECT_SQL + " FROM {episodes} v WHERE v.user_id = ? AND v.id = ?",
+                    SQL("SELECT {cols} FROM {episodes} v WHERE v.user_id = ? AND v.id = ?").format(
+                        cols=_SELECT_SQL
+                    ),
                     [self._uid, key],
                 )
             ),
@@ -884,11 +894,10 @@ class EpisodicMemory:
         rows = yield Atomic(
             _fetch(
                 Stmt(
-                    "SELECT "
-                    + _SELECT_SQL
-                    + " FROM {episodes} v WHERE "
-                    + " AND ".join([*conds, fsql])
-                    + " ORDER BY v.created_at DESC, v.id LIMIT ? OFFSET ?",
+                    SQL(
+                        "SELECT {cols} FROM {episodes} v WHERE {where} "
+                        "ORDER BY v.created_at DESC, v.id LIMIT ? OFFSET ?"
+                    ).format(cols=_SELECT_SQL, where=_AND.join(SQL(c) for c in [*conds, fsql])),
                     [*params, *fparams, _limit(limit), _limit(offset, "offset")],
                     fetch=True,
                 )
@@ -921,11 +930,10 @@ class EpisodicMemory:
         rows = yield Atomic(
             _fetch(
                 Stmt(
-                    "SELECT "
-                    + _SELECT_SQL
-                    + " FROM {episodes} v WHERE "
-                    + " AND ".join(conds)
-                    + " ORDER BY v.created_at, v.id LIMIT ?",
+                    SQL(
+                        "SELECT {cols} FROM {episodes} v WHERE {where} "
+                        "ORDER BY v.created_at, v.id LIMIT ?"
+                    ).format(cols=_SELECT_SQL, where=_AND.join(SQL(c) for c in conds)),
                     [*params, _limit(limit)],
                     fetch=True,
                 )

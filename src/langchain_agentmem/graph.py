@@ -48,7 +48,7 @@ from ._core.names import candidate_names, normalize, normalize_relation
 from ._core.plan import Atomic, Body, Model, Plan, Sql, Stmt, dual
 from ._encoding.json import dumps, loads
 from ._encoding.keys import decode_key, encode_key
-from .dialects import Dialect
+from .dialects import SQL, Composed, Dialect, Template, Unnest
 from .engine import EngineLike, as_engine
 from .entities import _text_of_turn, resolve_query
 
@@ -61,7 +61,7 @@ __all__ = [
     "Subgraph",
 ]
 
-Query = tuple[str, list[Any]]
+Query = tuple[Template, list[Any]]
 Direction = Literal["out", "in", "both"]
 
 #: Relations a subject has one value of at a time: a new value closes the old edge.
@@ -166,37 +166,39 @@ class Subgraph:
 
 
 # -- query builders (pure) ------------------------------------------------------------
-# Templates are literals; only fixed fragments (dialect.unnest, the direction join) are
-# spliced in (hence ``noqa: S608``); values are always parameters.
+# Templates are literals composed with dialects.compose (the direction join, the valid-time
+# condition, dialect.unnest); values are always parameters.
 
-_VALID = "e.valid_from <= ? AND (e.valid_to IS NULL OR e.valid_to > ?)"
+_VALID = SQL("e.valid_from <= ? AND (e.valid_to IS NULL OR e.valid_to > ?)")
 
-_EDGE_SELECT = (
+_EDGE_SELECT = SQL(
     "SELECT e.id, e.source, e.relation, e.target, CAST(s.name AS text), CAST(t.name AS text), e.weight, "
     "CAST(e.properties AS text), e.valid_from, e.valid_to, e.source_session, e.source_seq "
     "FROM {graph_edges} e "
     "JOIN {graph_nodes} s ON s.user_id = e.user_id AND s.graph = e.graph AND s.key = e.source "
     "JOIN {graph_nodes} t ON t.user_id = e.user_id AND t.graph = e.graph AND t.key = e.target "
 )
+_EDGE_ORDER = SQL("ORDER BY e.valid_from, e.source, e.relation, e.target, e.id")
+_UNNEST_K = Unnest([("k", "text")])
 
 _STEP = {
-    "out": ("e.source = w.node", "e.target"),
-    "in": ("e.target = w.node", "e.source"),
+    "out": (SQL("e.source = w.node"), SQL("e.target")),
+    "in": (SQL("e.target = w.node"), SQL("e.source")),
     "both": (
-        "(e.source = w.node OR e.target = w.node)",
-        "CASE WHEN e.source = w.node THEN e.target ELSE e.source END",
+        SQL("(e.source = w.node OR e.target = w.node)"),
+        SQL("CASE WHEN e.source = w.node THEN e.target ELSE e.source END"),
     ),
 }
 
 
-def _walk_cte(direction: Direction) -> str:
+def _walk_cte(direction: Direction) -> Composed:
     join, nxt = _STEP[direction]
-    return (
-        "WITH RECURSIVE walk(node, depth) AS (SELECT n.key, 0 FROM {graph_nodes} n "  # noqa: S608
+    return SQL(
+        "WITH RECURSIVE walk(node, depth) AS (SELECT n.key, 0 FROM {graph_nodes} n "
         "WHERE n.user_id = ? AND n.graph = ? AND n.key = ? UNION "
-        f"SELECT {nxt}, w.depth + 1 FROM walk w JOIN {{graph_edges}} e ON e.user_id = ? AND e.graph = ? AND {join} "
-        f"WHERE w.depth < ? AND {_VALID}) "
-    )
+        "SELECT {nxt}, w.depth + 1 FROM walk w JOIN {graph_edges} e ON e.user_id = ? AND e.graph = ? AND {join} "
+        "WHERE w.depth < ? AND {valid}) "
+    ).format(nxt=nxt, join=join, valid=_VALID)
 
 
 def neighbors_query(
@@ -206,10 +208,11 @@ def neighbors_query(
     starts from the node row (not a parameter) so that, on Postgres, both terms of the
     recursive query have the ``"C"`` collation of the key columns."""
     return (
-        _walk_cte(direction)  # noqa: S608
-        + "SELECT n.key, CAST(n.name AS text), n.type, CAST(n.properties AS text), d.depth "
-        "FROM (SELECT node, min(depth) AS depth FROM walk GROUP BY node) d "
-        "JOIN {graph_nodes} n ON n.user_id = ? AND n.graph = ? AND n.key = d.node ORDER BY d.depth, n.key",
+        SQL(
+            "{walk}SELECT n.key, CAST(n.name AS text), n.type, CAST(n.properties AS text), d.depth "
+            "FROM (SELECT node, min(depth) AS depth FROM walk GROUP BY node) d "
+            "JOIN {graph_nodes} n ON n.user_id = ? AND n.graph = ? AND n.key = d.node ORDER BY d.depth, n.key"
+        ).format(walk=_walk_cte(direction)),
         [user_id, graph, key, user_id, graph, depth, at, at, user_id, graph],
     )
 
@@ -217,20 +220,27 @@ def neighbors_query(
 def edges_among_query(
     dialect: Dialect, user_id: str, graph: str, keys: Sequence[str], at: Any
 ) -> Query:
-    cols = [("k", "text")]
-    keyset = dialect.unnest(cols)
+    keyset = dialect.unnest_params(_UNNEST_K.columns, [(k,) for k in keys])
     return (
-        _EDGE_SELECT + f"WHERE e.user_id = ? AND e.graph = ? AND {_VALID} "  # noqa: S608
-        f"AND e.source IN (SELECT m.k FROM {keyset}) AND e.target IN (SELECT m.k FROM {keyset}) ORDER BY e.valid_from, e.source, e.relation, e.target, e.id",
-        [
-            user_id,
-            graph,
-            at,
-            at,
-            *dialect.unnest_params(cols, [(k,) for k in keys]),
-            *dialect.unnest_params(cols, [(k,) for k in keys]),
-        ],
+        SQL(
+            "{select}WHERE e.user_id = ? AND e.graph = ? AND {valid} "
+            "AND e.source IN (SELECT m.k FROM {keys}) AND e.target IN (SELECT m.k FROM {keys}) {order}"
+        ).format(select=_EDGE_SELECT, valid=_VALID, keys=_UNNEST_K, order=_EDGE_ORDER),
+        [user_id, graph, at, at, *keyset, *keyset],
     )
+
+
+_PATH = SQL(
+    "WITH RECURSIVE hop(a, nxt) AS ("
+    "SELECT e.source, e.target FROM {graph_edges} e WHERE e.user_id = ? AND e.graph = ? AND {valid} "
+    "UNION ALL SELECT e.target, e.source FROM {graph_edges} e WHERE e.user_id = ? AND e.graph = ? AND {valid}), "
+    "walk(node, depth, path) AS (SELECT n.key, 0, ? || n.key || ? FROM {graph_nodes} n "
+    "WHERE n.user_id = ? AND n.graph = ? AND n.key = ? UNION ALL "
+    "SELECT x.nxt, w.depth + 1, w.path || x.nxt || ? FROM walk w JOIN hop x ON x.a = w.node "
+    "WHERE w.depth < ? AND w.node <> ? AND w.path NOT LIKE '%' || ? || "
+    "replace(replace(replace(x.nxt, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || ? || '%' ESCAPE '\\') "
+    "SELECT path FROM walk WHERE node = ? ORDER BY depth, path LIMIT 1"
+).format(valid=_VALID)
 
 
 def path_query(user_id: str, graph: str, start: str, goal: str, max_depth: int, at: Any) -> Query:
@@ -238,17 +248,8 @@ def path_query(user_id: str, graph: str, start: str, goal: str, max_depth: int, 
     path string ``SEP key SEP key ... SEP``; keys never contain SEP (``\\x1f``, which
     normalization removes as whitespace). Paths do not revisit a node."""
     sep = "\x1f"
-    nxt = "x.nxt"
-    esc = f"replace(replace(replace({nxt}, '\\', '\\\\'), '%', '\\%'), '_', '\\_')"
     return (
-        "WITH RECURSIVE hop(a, nxt) AS ("  # noqa: S608
-        f"SELECT e.source, e.target FROM {{graph_edges}} e WHERE e.user_id = ? AND e.graph = ? AND {_VALID} "
-        f"UNION ALL SELECT e.target, e.source FROM {{graph_edges}} e WHERE e.user_id = ? AND e.graph = ? AND {_VALID}), "
-        "walk(node, depth, path) AS (SELECT n.key, 0, ? || n.key || ? FROM {graph_nodes} n "
-        "WHERE n.user_id = ? AND n.graph = ? AND n.key = ? UNION ALL "
-        f"SELECT {nxt}, w.depth + 1, w.path || {nxt} || ? FROM walk w JOIN hop x ON x.a = w.node "
-        f"WHERE w.depth < ? AND w.node <> ? AND w.path NOT LIKE '%' || ? || {esc} || ? || '%' ESCAPE '\\') "
-        "SELECT path FROM walk WHERE node = ? ORDER BY depth, path LIMIT 1",
+        _PATH,
         [
             user_id,
             graph,
@@ -275,16 +276,27 @@ def path_query(user_id: str, graph: str, start: str, goal: str, max_depth: int, 
 
 def facts_query(user_id: str, graph: str, key: str, at: Any | None, limit: int | None) -> Query:
     """Edges touching ``key``: valid at ``at``, or all of them (history) for ``at=None``."""
-    query = _EDGE_SELECT + "WHERE e.user_id = ? AND e.graph = ? AND (e.source = ? OR e.target = ?) "
+    parts = [
+        _EDGE_SELECT,
+        SQL("WHERE e.user_id = ? AND e.graph = ? AND (e.source = ? OR e.target = ?) "),
+    ]
     params: list[Any] = [user_id, graph, key, key]
     if at is not None:
-        query += f"AND {_VALID} "
+        parts += [SQL("AND "), _VALID, SQL(" ")]
         params += [at, at]
-    query += "ORDER BY e.valid_from, e.source, e.relation, e.target, e.id"
+    parts.append(_EDGE_ORDER)
     if limit is not None:
-        query += " LIMIT ?"
+        parts.append(SQL(" LIMIT ?"))
         params.append(limit)
-    return query, params
+    return Composed(parts), params
+
+
+_MENTIONED_FACTS = SQL(
+    "WITH k AS (SELECT a.key FROM {entity_aliases} a WHERE a.user_id = ? AND a.kind = 'node' "
+    "AND a.space = ? AND a.alias IN (SELECT m.alias FROM {names})) "
+    "{select}WHERE e.user_id = ? AND e.graph = ? AND {valid} "
+    "AND (e.source IN (SELECT key FROM k) OR e.target IN (SELECT key FROM k)) {order}"
+).format(names=Unnest([("alias", "text")]), select=_EDGE_SELECT, valid=_VALID, order=_EDGE_ORDER)
 
 
 def mentioned_facts_query(
@@ -292,16 +304,7 @@ def mentioned_facts_query(
 ) -> Query:
     """Edges valid at ``at`` touching a node any of ``names`` (normalized, encoded) names."""
     cols = [("alias", "text")]
-    query = (
-        "WITH k AS (SELECT a.key FROM {entity_aliases} a WHERE a.user_id = ? AND a.kind = 'node' "  # noqa: S608
-        "AND a.space = ? AND a.alias IN (SELECT m.alias FROM "
-        + dialect.unnest(cols)
-        + ")) "
-        + _EDGE_SELECT
-        + f"WHERE e.user_id = ? AND e.graph = ? AND {_VALID} "  # noqa: S608
-        "AND (e.source IN (SELECT key FROM k) OR e.target IN (SELECT key FROM k)) "
-        "ORDER BY e.valid_from, e.source, e.relation, e.target, e.id"
-    )
+    query: Composed = _MENTIONED_FACTS
     params: list[Any] = [
         user_id,
         graph,
@@ -312,17 +315,18 @@ def mentioned_facts_query(
         at,
     ]
     if limit is not None:
-        query += " LIMIT ?"
+        query += SQL(" LIMIT ?")
         params.append(limit)
     return query, params
 
 
+_ALL_EDGES = SQL("{select}WHERE e.user_id = ? AND e.graph = ? AND {valid} {order}").format(
+    select=_EDGE_SELECT, valid=_VALID, order=_EDGE_ORDER
+)
+
+
 def all_edges_query(user_id: str, graph: str, at: Any) -> Query:
-    return (
-        _EDGE_SELECT
-        + f"WHERE e.user_id = ? AND e.graph = ? AND {_VALID} ORDER BY e.valid_from, e.source, e.relation, e.target, e.id",
-        [user_id, graph, at, at],
-    )
+    return _ALL_EDGES, [user_id, graph, at, at]
 
 
 def all_nodes_query(user_id: str, graph: str) -> Query:
@@ -332,12 +336,16 @@ def all_nodes_query(user_id: str, graph: str) -> Query:
     )
 
 
+_OPEN_EDGES = SQL(
+    "SELECT id, source, relation, target FROM {graph_edges} WHERE user_id = ? AND graph = ? "
+    "AND valid_to IS NULL AND source IN (SELECT m.k FROM {keys})"
+).format(keys=_UNNEST_K)
+
+
 def open_edges_query(dialect: Dialect, user_id: str, graph: str, sources: Sequence[str]) -> Query:
-    cols = [("k", "text")]
     return (
-        "SELECT id, source, relation, target FROM {graph_edges} WHERE user_id = ? AND graph = ? "  # noqa: S608
-        "AND valid_to IS NULL AND source IN (SELECT m.k FROM " + dialect.unnest(cols) + ")",
-        [user_id, graph, *dialect.unnest_params(cols, [(s,) for s in sources])],
+        _OPEN_EDGES,
+        [user_id, graph, *dialect.unnest_params(_UNNEST_K.columns, [(s,) for s in sources])],
     )
 
 
@@ -351,6 +359,23 @@ _EDGE_COLS = [
     ("weight", "double"),
     ("properties", "json"),
 ]
+_UPSERT_NODES = SQL(
+    "INSERT INTO {graph_nodes} AS g (user_id, graph, key, name, type) SELECT ?, ?, m.key, m.name, m.type FROM "
+    "{rows} WHERE true ON CONFLICT (user_id, graph, key) DO UPDATE SET type = coalesce(g.type, excluded.type)"
+).format(rows=Unnest(_NODE_COLS))
+_NODE_ALIASES = SQL(
+    "INSERT INTO {entity_aliases} (user_id, kind, space, alias, key) SELECT ?, 'node', ?, m.alias, m.key FROM "
+    "{rows} WHERE true ON CONFLICT (user_id, kind, space, alias) DO NOTHING"
+).format(rows=Unnest(_ALIAS_COLS))
+_CLOSE_EDGES = SQL(
+    "UPDATE {graph_edges} SET valid_to = ? WHERE user_id = ? AND graph = ? AND valid_to IS NULL "
+    "AND id IN (SELECT m.id FROM {ids})"
+).format(ids=Unnest([("id", "text")]))
+_INSERT_EDGES = SQL(
+    "INSERT INTO {graph_edges} (user_id, graph, id, source, relation, target, weight, properties, "
+    "valid_from, source_session, source_seq) SELECT ?, ?, m.id, m.source, m.relation, m.target, m.weight, "
+    "m.properties, ?, ?, ? FROM {rows}"
+).format(rows=Unnest(_EDGE_COLS))
 
 
 def write_statements(
@@ -368,16 +393,9 @@ def write_statements(
     edges valid from ``at``; all in one transaction. ``WHERE true`` lets SQLite parse
     ``INSERT ... SELECT ... ON CONFLICT``."""
     out = [
+        Stmt(_UPSERT_NODES, [user_id, graph, *dialect.unnest_params(_NODE_COLS, nodes)]),
         Stmt(
-            "INSERT INTO {graph_nodes} AS g (user_id, graph, key, name, type) SELECT ?, ?, m.key, m.name, m.type FROM "  # noqa: S608
-            + dialect.unnest(_NODE_COLS)
-            + " WHERE true ON CONFLICT (user_id, graph, key) DO UPDATE SET type = coalesce(g.type, excluded.type)",
-            [user_id, graph, *dialect.unnest_params(_NODE_COLS, nodes)],
-        ),
-        Stmt(
-            "INSERT INTO {entity_aliases} (user_id, kind, space, alias, key) SELECT ?, 'node', ?, m.alias, m.key FROM "  # noqa: S608
-            + dialect.unnest(_ALIAS_COLS)
-            + " WHERE true ON CONFLICT (user_id, kind, space, alias) DO NOTHING",
+            _NODE_ALIASES,
             [user_id, graph, *dialect.unnest_params(_ALIAS_COLS, [(k, k) for k, _, _ in nodes])],
         ),
     ]
@@ -385,21 +403,24 @@ def write_statements(
         cols = [("id", "text")]
         out.append(
             Stmt(
-                "UPDATE {graph_edges} SET valid_to = ? WHERE user_id = ? AND graph = ? AND valid_to IS NULL "  # noqa: S608
-                "AND id IN (SELECT m.id FROM " + dialect.unnest(cols) + ")",
+                _CLOSE_EDGES,
                 [at, user_id, graph, *dialect.unnest_params(cols, [(i,) for i in close_ids])],
             )
         )
     if edges:
         out.append(
             Stmt(
-                "INSERT INTO {graph_edges} (user_id, graph, id, source, relation, target, weight, properties, "  # noqa: S608
-                "valid_from, source_session, source_seq) SELECT ?, ?, m.id, m.source, m.relation, m.target, m.weight, "
-                "m.properties, ?, ?, ? FROM " + dialect.unnest(_EDGE_COLS),
+                _INSERT_EDGES,
                 [user_id, graph, at, session, seq, *dialect.unnest_params(_EDGE_COLS, edges)],
             )
         )
     return out
+
+
+_NAMES_OF = SQL(
+    "SELECT key, CAST(name AS text) FROM {graph_nodes} WHERE user_id = ? AND graph = ? "
+    "AND key IN (SELECT m.k FROM {keys})"
+).format(keys=_UNNEST_K)
 
 
 def _node(row: tuple[Any, ...]) -> Node:
@@ -533,14 +554,10 @@ class GraphMemory:
         return resolved[normalize(name)]
 
     def _names_of(self, keys: Sequence[str]) -> Body[dict[str, str]]:
-        cols = [("k", "text")]
         d = self._dialect
-        q = (
-            "SELECT key, CAST(name AS text) FROM {graph_nodes} WHERE user_id = ? AND graph = ? "  # noqa: S608
-            "AND key IN (SELECT m.k FROM " + d.unnest(cols) + ")"
-        )
-        params = [self._uid, self._graph, *d.unnest_params(cols, [(encode_key(k),) for k in keys])]
-        rows = yield Stmt(q, params, fetch=True)
+        params = [self._uid, self._graph]
+        params += d.unnest_params(_UNNEST_K.columns, [(encode_key(k),) for k in keys])
+        rows = yield Stmt(_NAMES_OF, params, fetch=True)
         return {decode_key(k): loads(n) for k, n in rows}
 
     def _add(

@@ -54,7 +54,7 @@ from ._core.plan import Atomic, Body, Model, One, Plan, Stmt, dual
 from ._encoding.keys import decode_key, encode_key
 from .chat_history import ChatMessageHistory
 from .checkpoint import CheckpointSaver
-from .dialects import check_identifier
+from .dialects import SQL, Ident, Table, Template, Unnest, check_identifier
 from .engine import Engine, EngineLike, as_engine, connect
 from .store import LangGraphStore
 from .vectorstore import DistanceStrategy, MemoryVectorStore, _hits
@@ -149,12 +149,12 @@ def _source_columns(engine: Engine, table: str) -> Body[list[tuple[str, str]]]:
     return [(str(r[0]), str(r[2])) for r in rows]
 
 
-def _count(sql: str, params: Sequence[Any] = ()) -> Body[int]:
+def _count(sql: Template, params: Sequence[Any] = ()) -> Body[int]:
     row = yield One(sql, list(params))
     return int(row[0]) if row else 0
 
 
-def _fetch(sql: str, params: Sequence[Any]) -> Body[list[tuple[Any, ...]]]:
+def _fetch(sql: Template, params: Sequence[Any]) -> Body[list[tuple[Any, ...]]]:
     return builtins.list((yield Stmt(sql, list(params), True)))
 
 
@@ -165,10 +165,10 @@ def _target_vectors(engine: Engine, uid: str, coll_id: int, ids: list[str]) -> B
     dialect = engine.dialect
     cols = [("id", "text")]
     rows = yield Stmt(
-        "SELECT v.id, v.content, v.metadata, v.exact, v.embedding, 0.0 FROM {vectors} v "  # noqa: S608 (fixed fragments)
-        "WHERE v.user_id = ? AND v.collection_id = ? AND v.id IN (SELECT m.id FROM "
-        + dialect.unnest(cols)
-        + ")",
+        SQL(
+            "SELECT v.id, v.content, v.metadata, v.exact, v.embedding, 0.0 FROM {vectors} v "
+            "WHERE v.user_id = ? AND v.collection_id = ? AND v.id IN (SELECT m.id FROM {ids})"
+        ).format(ids=Unnest(cols)),
         [uid, coll_id, *dialect.unnest_params(cols, [(i,) for i in ids])],
         fetch=True,
     )
@@ -435,7 +435,6 @@ class Importer:
             progress: called with ``(done, total)`` rows after each page.
         """
         src = self.source
-        q = src.dialect.quote
         table = _table(table, "table")
         yield from self._require(
             table, "a PGVectorStore table made by PGEngine.init_vectorstore_table"
@@ -462,17 +461,21 @@ class Importer:
                 raise MissingSourceError(
                     f"table {src.schema}.{table} has no metadata column {unknown[0]!r}"
                 )
-        select = ", ".join(q(check_identifier(c, "column")) for c in fixed + extra)
-        key = q(id_column)
-        total = yield self._read(_count("SELECT count(*) FROM {" + table + "}"))  # noqa: S608 (checked identifier)
+        select = SQL(", ").join(Ident(c) for c in fixed + extra)
+        key = Ident(id_column)
+        total = yield self._read(_count(SQL("SELECT count(*) FROM {}").format(Table(table))))
         store = self._store(collection or table, distance)
         report = {"found": 0, "written": 0}
         last: Any = None
         while True:
-            where, params = ("", []) if last is None else (f" WHERE {key} > ?", [last])
+            where, params = (
+                (SQL(""), []) if last is None else (SQL(" WHERE {} > ?").format(key), [last])
+            )
             rows = yield self._read(
                 _fetch(
-                    f"SELECT {select} FROM {{{table}}}{where} ORDER BY {key} LIMIT ?",  # noqa: S608 (quoted, checked identifiers)
+                    SQL("SELECT {select} FROM {table}{where} ORDER BY {key} LIMIT ?").format(
+                        select=select, table=Table(table), where=where, key=key
+                    ),
                     [*params, self.page_size],
                 )
             )
@@ -556,11 +559,13 @@ class Importer:
             store = self._store(name, distance)
             last: str | None = None
             while True:
-                where, params = ("", []) if last is None else (" AND id > ?", [last])
+                where, params = (SQL(""), []) if last is None else (SQL(" AND id > ?"), [last])
                 rows = yield self._read(
                     _fetch(
-                        "SELECT id, document, cmetadata, embedding FROM {langchain_pg_embedding} "  # noqa: S608 (fixed fragments)
-                        "WHERE collection_id = ?" + where + " ORDER BY id LIMIT ?",
+                        SQL(
+                            "SELECT id, document, cmetadata, embedding FROM {langchain_pg_embedding} "
+                            "WHERE collection_id = ?{where} ORDER BY id LIMIT ?"
+                        ).format(where=where),
                         [coll_uuid, *params, self.page_size],
                     )
                 )
@@ -617,8 +622,9 @@ class Importer:
         yield from self._require(table, "a PostgresChatMessageHistory table made by create_tables")
         sessions = yield self._read(
             _fetch(
-                "SELECT session_id, count(*) FROM {" + table + "} GROUP BY session_id "  # noqa: S608 (checked identifier)
-                "ORDER BY session_id",
+                SQL(
+                    "SELECT session_id, count(*) FROM {} GROUP BY session_id ORDER BY session_id"
+                ).format(Table(table)),
                 [],
             )
         )
@@ -632,7 +638,9 @@ class Importer:
         for sid, _n in sessions:
             rows = yield self._read(
                 _fetch(
-                    "SELECT message FROM {" + table + "} WHERE session_id = ? ORDER BY id",  # noqa: S608 (checked identifier)
+                    SQL("SELECT message FROM {} WHERE session_id = ? ORDER BY id").format(
+                        Table(table)
+                    ),
                     [sid],
                 )
             )
@@ -813,20 +821,21 @@ class Importer:
         table = _table(table, "table")
         yield from self._require(table, "a PostgresStore table made by PostgresStore.setup()")
         store = LangGraphStore(self.engine, user_id=self.user_id, index=index)
-        total = yield self._read(_count("SELECT count(*) FROM {" + table + "}"))  # noqa: S608 (checked identifier)
+        total = yield self._read(_count(SQL("SELECT count(*) FROM {}").format(Table(table))))
         now = datetime.now(timezone.utc)
         done = written = skipped = 0
         namespaces: set[str] = set()
         last: tuple[str, str] | None = None
         while True:
-            where, params = ("", []) if last is None else (" WHERE (prefix, key) > (?, ?)", last)
+            where, params = (
+                (SQL(""), []) if last is None else (SQL(" WHERE (prefix, key) > (?, ?)"), last)
+            )
             rows = yield self._read(
                 _fetch(
-                    "SELECT prefix, key, value, expires_at, ttl_minutes FROM {"  # noqa: S608 (checked identifier)
-                    + table
-                    + "}"
-                    + where
-                    + " ORDER BY prefix, key LIMIT ?",
+                    SQL(
+                        "SELECT prefix, key, value, expires_at, ttl_minutes FROM {table}{where} "
+                        "ORDER BY prefix, key LIMIT ?"
+                    ).format(table=Table(table), where=where),
                     [*params, self.page_size],
                 )
             )

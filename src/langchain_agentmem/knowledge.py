@@ -81,7 +81,7 @@ from ._core.plan_tool import plan_tool
 from ._encoding.json import check_exact, clean_text, dumps, dumps_exact, loads
 from ._encoding.keys import decode_key, encode_key
 from ._search.vector_index import SearchQuery, VectorIndex
-from .dialects import Body, Dialect, One, Stmt
+from .dialects import SQL, Body, Composable, Composed, Dialect, Ident, One, Stmt
 from .engine import EngineLike, as_engine
 
 __all__ = [
@@ -451,11 +451,11 @@ def matches(pattern: Any, value: Any) -> bool:
 
 # -- rows --------------------------------------------------------------------------------
 
-_FACT_COLS = (
+_FACT_COLS = SQL(
     "subject, predicate, object, confidence, source, times_asserted, created_at, updated_at, "
     "contradicted_at"
 )
-_RULE_COLS = "id, condition, action, priority, is_active, description, created_at"
+_RULE_COLS = SQL("id, condition, action, priority, is_active, description, created_at")
 _KNOWLEDGE = (
     "id",
     "kind",
@@ -475,7 +475,7 @@ _KNOWLEDGE = (
     "created_at",
     "updated_at",
 )
-_K_COLS = ", ".join(_KNOWLEDGE)
+_K_COLS = SQL(", ").join(Ident(c) for c in _KNOWLEDGE)
 
 
 def _fact(d: Dialect, r: Sequence[Any]) -> Fact:
@@ -554,24 +554,27 @@ def _assert_body(
             [confidence, uid, s, p, o],
         )
     row = yield One(
-        "INSERT INTO {knowledge_facts} AS f (user_id, subject, predicate, object, confidence, "  # noqa: S608 (fixed columns)
-        "source) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, subject, predicate, object) "
-        "DO UPDATE SET confidence = 1 - (1 - f.confidence) * (1 - excluded.confidence), "
-        "times_asserted = f.times_asserted + 1, source = coalesce(excluded.source, f.source), "
-        "updated_at = {now} RETURNING " + _FACT_COLS,
+        SQL(
+            "INSERT INTO {knowledge_facts} AS f (user_id, subject, predicate, object, confidence, "
+            "source) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, subject, predicate, object) "
+            "DO UPDATE SET confidence = 1 - (1 - f.confidence) * (1 - excluded.confidence), "
+            "times_asserted = f.times_asserted + 1, source = coalesce(excluded.source, f.source), "
+            "updated_at = {now} RETURNING {cols}"
+        ).format(cols=_FACT_COLS),
         [uid, s, p, o, confidence, source],
     )
     assert row is not None
     return _fact(d, row)
 
 
-def _where(uid: str, conds: Sequence[tuple[str, Any]]) -> tuple[str, list[Any]]:
-    sql, params = "user_id = ?", [uid]
+def _where(uid: str, conds: Sequence[tuple[str, Any]]) -> tuple[Composed, list[Any]]:
+    parts: list[Composable] = [SQL("user_id = ?")]
+    params: list[Any] = [uid]
     for col, value in conds:
         if value is not None:
-            sql += f" AND {col} = ?"
+            parts.append(SQL(" AND {} = ?").format(Ident(col)))
             params.append(value)
-    return sql, params
+    return Composed(parts), params
 
 
 def _facts_body(
@@ -583,14 +586,14 @@ def _facts_body(
 ) -> Body[list[Fact]]:
     where, params = _where(uid, conds)
     if min_conf is not None:
-        where += " AND confidence >= ?"
+        where += SQL(" AND confidence >= ?")
         params.append(min_conf)
-    sql = (
-        f"SELECT {_FACT_COLS} FROM {{knowledge_facts}} WHERE {where} "  # noqa: S608 (fixed columns)
+    sql = SQL(
+        "SELECT {cols} FROM {knowledge_facts} WHERE {where} "
         "ORDER BY confidence DESC, updated_at DESC, subject, predicate, object"
-    )
+    ).format(cols=_FACT_COLS, where=where)
     if limit is not None:
-        sql += " LIMIT ?"
+        sql += SQL(" LIMIT ?")
         params.append(limit)
     rows = yield Stmt(sql, params, fetch=True)
     return [_fact(d, r) for r in rows]
@@ -598,19 +601,21 @@ def _facts_body(
 
 def _known_body(d: Dialect, uid: str, limit: int) -> Body[list[Knowledge]]:
     rows = yield Stmt(
-        f"SELECT {_K_COLS} FROM {{knowledge}} WHERE user_id = ? AND is_active "  # noqa: S608 (fixed columns)
-        "ORDER BY confidence DESC, updated_at DESC, id LIMIT ?",
+        SQL(
+            "SELECT {cols} FROM {knowledge} WHERE user_id = ? AND is_active "
+            "ORDER BY confidence DESC, updated_at DESC, id LIMIT ?"
+        ).format(cols=_K_COLS),
         [uid, limit],
         fetch=True,
     )
     return [_knowledge(d, r) for r in rows]
 
 
-_INSERT_KNOWLEDGE = (
-    "INSERT INTO {knowledge} (user_id, id, kind, description, description_exact, content, "  # noqa: S608 (fixed columns)
+_INSERT_KNOWLEDGE = SQL(
+    "INSERT INTO {knowledge} (user_id, id, kind, description, description_exact, content, "
     "confidence, supporting_episodes, contradicting_episodes, embedding) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING " + _K_COLS
-)
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {cols}"
+).format(cols=_K_COLS)
 
 
 @dataclass(frozen=True)
@@ -683,15 +688,16 @@ def _update_body(
         clean, exact = _description(item.description)
         supporting = _union(loads(row[0]), item.supporting)
         contradicting = _union(loads(row[1]), item.contradicting)
-        emb = "" if vec is None else ", embedding = ?"
+        emb = SQL("" if vec is None else ", embedding = ?")
         params: list[Any] = [clean, exact, item.content, item.confidence, dumps(supporting)]
         params += [dumps(contradicting), *([] if vec is None else [d.vector_param(vec)]), uid, key]
         updated = yield One(
-            "UPDATE {knowledge} SET description = ?, description_exact = ?, content = ?, "  # noqa: S608 (fixed columns)
-            "confidence = ?, supporting_episodes = ?, contradicting_episodes = ?"
-            + emb
-            + ", last_validated = {now}, updated_at = {now} WHERE user_id = ? AND id = ? "
-            "RETURNING " + _K_COLS,
+            SQL(
+                "UPDATE {knowledge} SET description = ?, description_exact = ?, content = ?, "
+                "confidence = ?, supporting_episodes = ?, contradicting_episodes = ?{emb}, "
+                "last_validated = {now}, updated_at = {now} WHERE user_id = ? AND id = ? "
+                "RETURNING {cols}"
+            ).format(emb=emb, cols=_K_COLS),
             params,
         )
         if updated is not None:
@@ -979,7 +985,7 @@ class KnowledgeBase:
             ("object", None if object is None else encode_key(_text(object, "object", empty=True))),
         ]
         where, params = _where(self._uid, conds)
-        stmt = Stmt(f"DELETE FROM {{knowledge_facts}} WHERE {where}", params)  # noqa: S608 (fixed columns)
+        stmt = Stmt(SQL("DELETE FROM {knowledge_facts} WHERE {where}").format(where=where), params)
         return int((yield Atomic(_one(stmt), single=True)))
 
     aretract = retract.async_
@@ -1015,12 +1021,13 @@ class KnowledgeBase:
         row = yield Atomic(
             _one(
                 One(
-                    "INSERT INTO {knowledge_rules} (user_id, id, condition, action, priority, "  # noqa: S608 (fixed columns)
-                    "is_active, description) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, id) "
-                    "DO UPDATE SET condition = excluded.condition, action = excluded.action, "
-                    "priority = excluded.priority, is_active = excluded.is_active, "
-                    "description = excluded.description, updated_at = {now} RETURNING "
-                    + _RULE_COLS,
+                    SQL(
+                        "INSERT INTO {knowledge_rules} (user_id, id, condition, action, priority, "
+                        "is_active, description) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, id) "
+                        "DO UPDATE SET condition = excluded.condition, action = excluded.action, "
+                        "priority = excluded.priority, is_active = excluded.is_active, "
+                        "description = excluded.description, updated_at = {now} RETURNING {cols}"
+                    ).format(cols=_RULE_COLS),
                     [self._uid, rid, dumps(condition), act, priority, is_active, desc],
                 )
             ),
@@ -1032,9 +1039,10 @@ class KnowledgeBase:
 
     def _rules(self, active_only: bool) -> Body[builtins.list[Rule]]:
         rows = yield Stmt(
-            f"SELECT {_RULE_COLS} FROM {{knowledge_rules}} WHERE user_id = ?"  # noqa: S608 (fixed columns)
-            + (" AND is_active" if active_only else "")
-            + " ORDER BY priority DESC, created_at, id",
+            SQL(
+                "SELECT {cols} FROM {knowledge_rules} WHERE user_id = ?{active} "
+                "ORDER BY priority DESC, created_at, id"
+            ).format(cols=_RULE_COLS, active=SQL(" AND is_active" if active_only else "")),
             [self._uid],
             fetch=True,
         )
@@ -1196,7 +1204,9 @@ class KnowledgeBase:
         row = yield Atomic(
             _one(
                 One(
-                    f"SELECT {_K_COLS} FROM {{knowledge}} WHERE user_id = ? AND id = ?",  # noqa: S608 (fixed columns)
+                    SQL("SELECT {cols} FROM {knowledge} WHERE user_id = ? AND id = ?").format(
+                        cols=_K_COLS
+                    ),
                     [self._uid, encode_key(_text(knowledge_id, "knowledge_id"))],
                 )
             ),
@@ -1211,17 +1221,17 @@ class KnowledgeBase:
         self, kind: str | None = None, *, active_only: bool = True, limit: int | None = None
     ) -> Plan[list[Knowledge]]:
         """Knowledge items (of one ``kind``), most confident first."""
-        sql = f"SELECT {_K_COLS} FROM {{knowledge}} WHERE user_id = ?"  # noqa: S608 (fixed columns)
+        sql = SQL("SELECT {cols} FROM {knowledge} WHERE user_id = ?").format(cols=_K_COLS)
         params: list[Any] = [self._uid]
         if kind is not None:
-            sql += " AND kind = ?"
+            sql += SQL(" AND kind = ?")
             params.append(_kind(kind))
         if active_only:
-            sql += " AND is_active"
-        sql += " ORDER BY confidence DESC, updated_at DESC, id"
+            sql += SQL(" AND is_active")
+        sql += SQL(" ORDER BY confidence DESC, updated_at DESC, id")
         n = _limit(limit)
         if n is not None:
-            sql += " LIMIT ?"
+            sql += SQL(" LIMIT ?")
             params.append(n)
         rows = yield Atomic(_one(Stmt(sql, params, fetch=True)), readonly=True)
         return [_knowledge(self._d, r) for r in rows]
@@ -1256,10 +1266,12 @@ class KnowledgeBase:
         row = yield Atomic(
             _one(
                 One(
-                    "UPDATE {knowledge} SET times_applied = times_applied + 1, "  # noqa: S608 (fixed columns)
-                    "success_count = success_count + ?, failure_count = failure_count + ?, "
-                    "last_applied = {now}, updated_at = {now} WHERE user_id = ? AND id = ? "
-                    "RETURNING " + _K_COLS,
+                    SQL(
+                        "UPDATE {knowledge} SET times_applied = times_applied + 1, "
+                        "success_count = success_count + ?, failure_count = failure_count + ?, "
+                        "last_applied = {now}, updated_at = {now} WHERE user_id = ? AND id = ? "
+                        "RETURNING {cols}"
+                    ).format(cols=_K_COLS),
                     [s, f, self._uid, key],
                 )
             ),

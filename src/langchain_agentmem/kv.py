@@ -57,7 +57,7 @@ from ._core.durations import ttl_minutes
 from ._core.plan import Atomic, Plan, dual
 from ._encoding.json import check_exact, dumps_exact, loads
 from ._encoding.keys import decode_key, encode_key
-from .dialects import Body, Dialect, Many, One, Stmt
+from .dialects import SQL, Body, Composed, Dialect, Many, One, Stmt, Template, Unnest
 from .engine import EngineLike, as_engine
 
 __all__ = ["MISSING", "KeyValueStore"]
@@ -80,16 +80,16 @@ class _StoreTTL:
 MISSING: Final = _Missing()
 _STORE_TTL: Any = _StoreTTL()
 _KEYS = [("key", "text")]
+_UNNEST_KEYS = Unnest(_KEYS)
 
 
-def _live(alias: str = "") -> str:
-    col = f"{alias}.expires_at" if alias else "expires_at"
-    return f"({col} IS NULL OR {col} > {{now}})"
+_LIVE = SQL("(expires_at IS NULL OR expires_at > {now})")
+_LIVE_K = SQL("(k.expires_at IS NULL OR k.expires_at > {now})")
 
 
-def _expires(dialect: Dialect) -> str:
+def _expires(dialect: Dialect) -> SQL:
     """The expiry of a written key: now plus ``?`` minutes, NULL when the parameter is."""
-    return dialect.now_plus_minutes("CAST(? AS double precision)")
+    return SQL(dialect.now_plus_minutes("CAST(? AS double precision)"))
 
 
 def _canonical(value: Any) -> str:
@@ -100,36 +100,33 @@ def _canonical(value: Any) -> str:
 # -- query builders (pure) ------------------------------------------------------------
 
 
-def upsert_sql(dialect: Dialect) -> str:
+def upsert_sql(dialect: Dialect) -> Composed:
     """Insert or replace one key (``user_id, namespace, key, value, ttl minutes``)."""
-    return (
-        "INSERT INTO {kv} AS k (user_id, namespace, key, value, expires_at) VALUES (?, ?, ?, ?, "  # noqa: S608 (code-owned fragments)
-        + _expires(dialect)
-        + ") ON CONFLICT (user_id, namespace, key) DO UPDATE SET value = excluded.value, "
+    return SQL(
+        "INSERT INTO {kv} AS k (user_id, namespace, key, value, expires_at) VALUES (?, ?, ?, ?, "
+        "{expires}) ON CONFLICT (user_id, namespace, key) DO UPDATE SET value = excluded.value, "
         "expires_at = excluded.expires_at, updated_at = {now}, created_at = CASE WHEN "
         "k.expires_at IS NOT NULL AND k.expires_at <= {now} THEN {now} ELSE k.created_at END"
-    )
+    ).format(expires=_expires(dialect))
 
 
-def insert_if_absent_sql(dialect: Dialect) -> str:
+def insert_if_absent_sql(dialect: Dialect) -> Composed:
     """Like :func:`upsert_sql`, but only where the key is not set or has expired; one row
     (``1``) when it wrote. On Postgres the row is locked either way."""
-    return (
-        "INSERT INTO {kv} AS k (user_id, namespace, key, value, expires_at) VALUES (?, ?, ?, ?, "  # noqa: S608 (code-owned fragments)
-        + _expires(dialect)
-        + ") ON CONFLICT (user_id, namespace, key) DO UPDATE SET value = excluded.value, "
+    return SQL(
+        "INSERT INTO {kv} AS k (user_id, namespace, key, value, expires_at) VALUES (?, ?, ?, ?, "
+        "{expires}) ON CONFLICT (user_id, namespace, key) DO UPDATE SET value = excluded.value, "
         "expires_at = excluded.expires_at, updated_at = {now}, created_at = {now} "
         "WHERE k.expires_at IS NOT NULL AND k.expires_at <= {now} RETURNING 1"
-    )
+    ).format(expires=_expires(dialect))
 
 
 def _get_many(dialect: Dialect, uid: str, ns: str, keys: Sequence[str]) -> Body[list[Any]]:
     rows = yield Stmt(
-        "SELECT k.key, k.value FROM {kv} k WHERE k.user_id = ? AND k.namespace = ? AND "  # noqa: S608 (dialect fragment)
-        + _live("k")
-        + " AND k.key IN (SELECT m.key FROM "
-        + dialect.unnest(_KEYS)
-        + ")",
+        SQL(
+            "SELECT k.key, k.value FROM {kv} k WHERE k.user_id = ? AND k.namespace = ? AND "
+            "{live} AND k.key IN (SELECT m.key FROM {keys})"
+        ).format(live=_LIVE_K, keys=_UNNEST_KEYS),
         [uid, ns, *dialect.unnest_params(_KEYS, [(k,) for k in keys])],
         fetch=True,
     )
@@ -139,30 +136,31 @@ def _get_many(dialect: Dialect, uid: str, ns: str, keys: Sequence[str]) -> Body[
 def _list(
     dialect: Dialect, uid: str, ns: str, prefix: str, limit: int | None, values: bool
 ) -> Body[list[Any]]:
-    query = "SELECT key" + (", value" if values else "") + " FROM {kv} WHERE user_id = ? "  # noqa: S608 (code-owned fragments)
-    query += "AND namespace = ? AND " + _live()
+    parts = [
+        SQL("SELECT key, value" if values else "SELECT key"),
+        SQL(" FROM {kv} WHERE user_id = ? AND namespace = ? AND "),
+        _LIVE,
+    ]
     params: list[Any] = [uid, ns]
     if prefix:
-        query += " AND " + dialect.starts_with("key")
+        parts += [SQL(" AND "), SQL(dialect.starts_with("key"))]
         params += dialect.starts_with_params(encode_key(prefix))
-    query += " ORDER BY key"
+    parts.append(SQL(" ORDER BY key"))
     if limit is not None:
-        query += " LIMIT ?"
+        parts.append(SQL(" LIMIT ?"))
         params.append(limit)
-    return list((yield Stmt(query, params, fetch=True)))
+    return list((yield Stmt(Composed(parts), params, fetch=True)))
 
 
 def _delete_many(dialect: Dialect, uid: str, ns: str, keys: Sequence[str]) -> Body[int]:
-    where = (
-        "WHERE user_id = ? AND namespace = ? AND key IN (SELECT m.key FROM "  # noqa: S608 (code-owned fragments)
-        + dialect.unnest(_KEYS)
-        + ") AND "
-    )
+    where = SQL(
+        "WHERE user_id = ? AND namespace = ? AND key IN (SELECT m.key FROM {keys}) AND "
+    ).format(keys=_UNNEST_KEYS)
     params = [uid, ns, *dialect.unnest_params(_KEYS, [(k,) for k in keys])]
     # Two statements, not one with RETURNING: SQLite 3.40 computes expressions in the
     # RETURNING clause of a DELETE on a WITHOUT ROWID table wrongly.
-    n = yield Stmt("DELETE FROM {kv} " + where + _live(), params)  # noqa: S608 (dialect fragment)
-    yield Stmt("DELETE FROM {kv} " + where + "NOT " + _live(), params)  # noqa: S608 (dialect fragment)
+    n = yield Stmt(SQL("DELETE FROM {kv} ") + where + _LIVE, params)
+    yield Stmt(SQL("DELETE FROM {kv} ") + where + SQL("NOT ") + _LIVE, params)
     return int(n)
 
 
@@ -173,17 +171,19 @@ def _compare_and_set(
         row = yield One(insert_if_absent_sql(dialect), [*scope, new, minutes])
         return row is not None
     row = yield One(
-        "SELECT value FROM {kv} WHERE user_id = ? AND namespace = ? AND key = ? AND "  # noqa: S608 (code-owned fragments)
-        + _live()
-        + " {for_update}",
+        SQL(
+            "SELECT value FROM {kv} WHERE user_id = ? AND namespace = ? AND key = ? AND "
+            "{live} {for_update}"
+        ).format(live=_LIVE),
         scope,
     )
     if row is None or _canonical(loads(row[0])) != _canonical(expected):
         return False
     yield Stmt(
-        "UPDATE {kv} SET value = ?, updated_at = {now}, expires_at = "  # noqa: S608 (code-owned fragments)
-        + _expires(dialect)
-        + " WHERE user_id = ? AND namespace = ? AND key = ?",
+        SQL(
+            "UPDATE {kv} SET value = ?, updated_at = {now}, expires_at = {expires} "
+            "WHERE user_id = ? AND namespace = ? AND key = ?"
+        ).format(expires=_expires(dialect)),
         [new, minutes, *scope],
     )
     return True
@@ -207,11 +207,12 @@ def _increment(
             f"cannot increment {key!r}: its value is {current!r}, not an integer (nothing changed)"
         )
     value = current + amount
-    expiry = "" if keep else ", expires_at = " + _expires(dialect)
+    expiry = SQL("") if keep else SQL(", expires_at = ") + _expires(dialect)
     yield Stmt(
-        "UPDATE {kv} SET value = ?, updated_at = {now}"  # noqa: S608 (code-owned fragments)
-        + expiry
-        + " WHERE user_id = ? AND namespace = ? AND key = ?",
+        SQL(
+            "UPDATE {kv} SET value = ?, updated_at = {now}{expiry} "
+            "WHERE user_id = ? AND namespace = ? AND key = ?"
+        ).format(expiry=expiry),
         [dumps_exact(value), *([] if keep else [minutes]), *scope],
     )
     return value
@@ -219,10 +220,10 @@ def _increment(
 
 def _expire(dialect: Dialect, scope: list[str], minutes: float | None) -> Body[bool]:
     n = yield Stmt(
-        "UPDATE {kv} SET expires_at = "  # noqa: S608 (code-owned fragments)
-        + _expires(dialect)
-        + ", updated_at = {now} WHERE user_id = ? AND namespace = ? AND key = ? AND "
-        + _live(),
+        SQL(
+            "UPDATE {kv} SET expires_at = {expires}, updated_at = {now} "
+            "WHERE user_id = ? AND namespace = ? AND key = ? AND {live}"
+        ).format(expires=_expires(dialect), live=_LIVE),
         [minutes, *scope],
     )
     return bool(n)
@@ -230,17 +231,16 @@ def _expire(dialect: Dialect, scope: list[str], minutes: float | None) -> Body[b
 
 def delete_expired_batch(uid: str, namespace: str | None, size: int) -> Body[int]:
     """Delete up to ``size`` expired keys of a user (of one stored ``namespace``, or all)."""
-    where = "user_id = ? AND expires_at <= {now}"
+    where = SQL("user_id = ? AND expires_at <= {now}")
     scope = [uid]
     if namespace is not None:
-        where += " AND namespace = ?"
+        where = SQL("user_id = ? AND expires_at <= {now} AND namespace = ?")
         scope.append(namespace)
     n = yield Stmt(
-        "DELETE FROM {kv} WHERE "  # noqa: S608 (code-owned fragments)
-        + where
-        + " AND (namespace, key) IN (SELECT namespace, key FROM {kv} WHERE "
-        + where
-        + " ORDER BY namespace, key LIMIT ?)",
+        SQL(
+            "DELETE FROM {kv} WHERE {where} AND (namespace, key) IN (SELECT namespace, key "
+            "FROM {kv} WHERE {where} ORDER BY namespace, key LIMIT ?)"
+        ).format(where=where),
         [*scope, *scope, size],
     )
     return int(n)
@@ -508,5 +508,5 @@ def _one(stmt: Stmt) -> Body[Any]:
     return (yield stmt)
 
 
-def _many(sql: str, rows: list[list[Any]]) -> Body[None]:
+def _many(sql: Template, rows: list[list[Any]]) -> Body[None]:
     yield Many(sql, rows)

@@ -37,9 +37,6 @@ Example:
     True
 """
 
-# Queries are composed of constants and code-only expressions; every value is a parameter.
-# ruff: noqa: S608
-
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -49,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from ._core.catalog import TABLES
 from ._core.plan import Atomic, Plan, dual
 from ._encoding.keys import encode_key
-from .dialects import Body, Dialect, One, Stmt
+from .dialects import SQL, Body, Dialect, One, Stmt
 from .engine import EngineLike, as_engine
 
 if TYPE_CHECKING:
@@ -99,13 +96,16 @@ def _int(value: Any) -> int | None:
 def _operations(uid: str | None, buckets: tuple[float, ...]) -> Body[list[dict[str, Any]]]:
     # One sum per bound (measured against one CASE per row grouped by bucket: 1.6x faster
     # on Postgres, the same on SQLite).
-    counts = ", ".join("sum(CASE WHEN latency_ms <= ? THEN 1 ELSE 0 END)" for _ in buckets)
-    where, params = ("WHERE user_id = ? ", [uid]) if uid is not None else ("", [])
+    bucket = SQL("sum(CASE WHEN latency_ms <= ? THEN 1 ELSE 0 END)")
+    counts = SQL(", ").join(bucket for _ in buckets)
+    where, params = (SQL("WHERE user_id = ? "), [uid]) if uid is not None else (SQL(""), [])
     rows = yield Stmt(
-        "SELECT memory_type, operation, count(*), "
-        "sum(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END), coalesce(sum(results_count), 0), "
-        f"sum(latency_ms), {counts} FROM {{agent_memory_metrics}} {where}"
-        "GROUP BY memory_type, operation ORDER BY memory_type, operation",
+        SQL(
+            "SELECT memory_type, operation, count(*), "
+            "sum(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END), coalesce(sum(results_count), 0), "
+            "sum(latency_ms), {counts} FROM {agent_memory_metrics} {where}"
+            "GROUP BY memory_type, operation ORDER BY memory_type, operation"
+        ).format(counts=counts, where=where),
         [*(b * 1000.0 for b in buckets), *params],
         fetch=True,
     )
@@ -166,17 +166,19 @@ def _index_usage(dialect: Dialect) -> Body[list[dict[str, Any]]]:
 
 
 def _sync_health(dialect: Dialect, since: datetime | None) -> Body[dict[str, Any]]:
-    seconds = dialect.seconds_between("started_at", "ended_at")
+    seconds = SQL(dialect.seconds_between("started_at", "ended_at"))
     where, params = (
-        ("WHERE started_at >= ? ", [dialect.from_datetime(since)]) if since else ("", [])
+        (SQL("WHERE started_at >= ? "), [dialect.from_datetime(since)]) if since else (SQL(""), [])
     )
     window = yield Stmt(
-        "SELECT source, count(*), sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), "
-        "sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), "
-        "sum(CASE WHEN status = 'interrupted' THEN 1 ELSE 0 END), "
-        "sum(CASE WHEN status = 'running' THEN 1 ELSE 0 END), "
-        f"coalesce(sum(events_synced), 0), coalesce(sum(rows_synced), 0), avg({seconds}) "
-        f"FROM {{memory_sync_log}} {where}GROUP BY source ORDER BY source",
+        SQL(
+            "SELECT source, count(*), sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN status = 'interrupted' THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN status = 'running' THEN 1 ELSE 0 END), "
+            "coalesce(sum(events_synced), 0), coalesce(sum(rows_synced), 0), avg({seconds}) "
+            "FROM {memory_sync_log} {where}GROUP BY source ORDER BY source"
+        ).format(seconds=seconds, where=where),
         params,
         fetch=True,
     )

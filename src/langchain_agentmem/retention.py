@@ -36,7 +36,8 @@ from ._core.catalog import TABLES, Table
 from ._core.plan import Atomic, Plan, dual
 from ._encoding.keys import encode_key
 from .checkpoint import prune_before_steps, users_query
-from .dialects import Body, Dialect, One, Stmt, check_identifier
+from .dialects import SQL, Body, Composable, Composed, Dialect, Ident, One, Stmt
+from .dialects import Table as Relation
 from .engine import EngineLike, as_engine
 from .working_memory import cleanup_plan, users_to_clean_plan
 
@@ -96,37 +97,45 @@ def _children(name: str) -> list[Table]:
     return out
 
 
-def _key_in(dialect: Dialect, cols: Sequence[str], n: int) -> str:
-    one = "(" + ", ".join("?" for _ in cols) + ")"
-    names = ", ".join(dialect.quote(check_identifier(c, "column")) for c in cols)
-    return f"({names}) IN (VALUES {', '.join(one for _ in range(n))})"
+_COMMA = SQL(", ")
+
+
+def _key_in(cols: Sequence[str], n: int) -> Composed:
+    one = SQL("(") + _COMMA.join(SQL("?") for _ in cols) + SQL(")")
+    return SQL("({names}) IN (VALUES {rows})").format(
+        names=_COMMA.join(Ident(c) for c in cols), rows=_COMMA.join(one for _ in range(n))
+    )
+
+
+_TENANT = SQL("user_id = ? AND ")
 
 
 def _delete_batch(
-    dialect: Dialect, table: Table, cond: str, params: list[Any], uid: str, size: int
+    dialect: Dialect, table: Table, cond: Composable, params: list[Any], uid: str, size: int
 ) -> Body[int]:
     # A shared table (no tenant column, e.g. the sync log) is aged as a whole.
     scoped = table.tenant_column is not None
-    tenant, first = ("user_id = ? AND ", [uid]) if scoped else ("", [])
+    tenant, first = (_TENANT, [uid]) if scoped else (SQL(""), [])
     keys = [k for k in table.primary_key if k != "user_id"]
-    quoted = ", ".join(dialect.quote(check_identifier(k, "column")) for k in keys)
+    quoted = _COMMA.join(Ident(k) for k in keys)
     rows = yield Stmt(
-        f"SELECT {quoted} FROM {{{table.name}}} WHERE {tenant}{cond} ORDER BY {quoted} LIMIT ?",  # noqa: S608 (catalog names)
+        SQL("SELECT {keys} FROM {table} WHERE {tenant}{cond} ORDER BY {keys} LIMIT ?").format(
+            keys=quoted, table=Relation(table.name), tenant=tenant, cond=cond
+        ),
         [*first, *params, size],
         fetch=True,
     )
     if not rows:
         return 0
     flat = [v for r in rows for v in r]
-    for child in _children(table.name):  # their rows go with the parent's
+    key_in = _key_in(keys, len(rows))
+    for child in [*_children(table.name), table]:  # the children's rows go with the parent's
         yield Stmt(
-            f"DELETE FROM {{{child.name}}} WHERE {tenant}{_key_in(dialect, keys, len(rows))}",  # noqa: S608 (catalog names)
+            SQL("DELETE FROM {table} WHERE {tenant}{key_in}").format(
+                table=Relation(child.name), tenant=tenant, key_in=key_in
+            ),
             [*first, *flat],
         )
-    yield Stmt(
-        f"DELETE FROM {{{table.name}}} WHERE {tenant}{_key_in(dialect, keys, len(rows))}",  # noqa: S608 (catalog names)
-        [*first, *flat],
-    )
     return len(rows)
 
 
@@ -134,7 +143,7 @@ def _rule_plan(
     dialect: Dialect,
     table: Table,
     needs: set[str],
-    cond: str,
+    cond: Composable,
     params: list[Any],
     size: int,
     dry_run: bool,
@@ -143,9 +152,13 @@ def _rule_plan(
     if columns is None or not needs <= columns:
         return None
     scoped = table.tenant_column is not None
-    users_sql = f"SELECT DISTINCT user_id FROM {{{table.name}}} WHERE {cond} ORDER BY 1"  # noqa: S608 (catalog names)
-    tenant = "user_id = ? AND " if scoped else ""
-    count_sql = f"SELECT count(*) FROM {{{table.name}}} WHERE {tenant}{cond}"  # noqa: S608 (catalog names)
+    relation = Relation(table.name)
+    users_sql = SQL("SELECT DISTINCT user_id FROM {table} WHERE {cond} ORDER BY 1").format(
+        table=relation, cond=cond
+    )
+    count_sql = SQL("SELECT count(*) FROM {table} WHERE {tenant}{cond}").format(
+        table=relation, tenant=_TENANT if scoped else SQL(""), cond=cond
+    )
     users: list[tuple[Any, ...]] = [(None,)]
     if scoped:
         (users,) = yield Atomic(
@@ -214,7 +227,9 @@ class Retention:
         out["sessions"] = None
         if ended is not None:
             statuses = list(p["session_statuses"])
-            cond = f"status IN ({', '.join('?' for _ in statuses)}) AND ended_at < ?"
+            cond = SQL("status IN ({}) AND ended_at < ?").format(
+                _COMMA.join(SQL("?") for _ in statuses)
+            )
             out["sessions"] = yield from _rule_plan(
                 dialect, TABLES["sessions"], {"status", "ended_at"}, cond, [*statuses, at(ended)], size, dry_run
             )  # fmt: skip
@@ -223,7 +238,7 @@ class Retention:
         if old is not None:
             out["events"] = yield from _rule_plan(
                 dialect, TABLES["events"], {"importance", "created_at"},
-                "created_at < ? AND importance < ?", [at(old), p["events_importance_below"]], size, dry_run,
+                SQL("created_at < ? AND importance < ?"), [at(old), p["events_importance_below"]], size, dry_run,
             )  # fmt: skip
         failed = p.get("failed_sync_older_than")
         out["sync_log"] = None
@@ -231,7 +246,7 @@ class Retention:
             table = TABLES.get(SYNC_LOG) or Table(SYNC_LOG, ("user_id", "id"))
             time = table.time_column or "created_at"  # memory_sync_log: started_at
             out["sync_log"] = yield from _rule_plan(
-                dialect, table, {"status", time}, f"status = ? AND {check_identifier(time, 'column')} < ?",
+                dialect, table, {"status", time}, SQL("status = ? AND {} < ?").format(Ident(time)),
                 ["failed", at(failed)], size, dry_run,
             )  # fmt: skip
         ckpt = p.get("checkpoints_older_than")

@@ -39,9 +39,6 @@ Example:
     ('add', 5)
 """
 
-# Queries are composed of constants and code-only names; every value is a parameter.
-# ruff: noqa: S608
-
 from __future__ import annotations
 
 import warnings
@@ -67,7 +64,7 @@ from ._search.vector_index import (
     sized_index,
     sized_index_name,
 )
-from .dialects import Body, Dialect, One, Stmt
+from .dialects import SQL, Body, Composed, Dialect, Ident, One, Stmt, Template
 from .engine import EngineLike, as_engine
 
 __all__ = [
@@ -213,22 +210,32 @@ def read_skills_file(path: str | Path) -> dict[str, Any]:
 
 # -- query builders (pure) ---------------------------------------------------------------
 
-_SKILL_COLUMNS = (
+_SKILL_NAMES = (
+    "name",
+    "version",
+    "description",
+    "category",
+    "spec",
+    "dependencies",
+    "is_active",
+    "revision",
+    "created_at",
+)
+_SKILL_COLUMNS = SQL(
     "name, version, description, category, spec, dependencies, is_active, revision, created_at"
 )
 
 
-def _skill_cols(alias: str) -> list[str]:
-    return [f"{alias}.{c.strip()}" for c in _SKILL_COLUMNS.split(",")]
+def _skill_cols(alias: str) -> Composed:
+    return SQL(", ").join(Ident(alias, c) for c in _SKILL_NAMES)
 
 
-def _latest(alias: str, active_only: bool) -> str:
+def _latest(alias: str, active_only: bool) -> Composed:
     """The condition: row ``alias`` is the latest (active) version of its name."""
-    active = " AND x.is_active = ?" if active_only else ""
-    return (
-        f"{alias}.revision = (SELECT max(x.revision) FROM {{skills}} x WHERE "
-        f"x.user_id = {alias}.user_id AND x.name = {alias}.name{active})"
-    )
+    return SQL(
+        "{a}.revision = (SELECT max(x.revision) FROM {skills} x WHERE "
+        "x.user_id = {a}.user_id AND x.name = {a}.name{active})"
+    ).format(a=Ident(alias), active=SQL(" AND x.is_active = ?" if active_only else ""))
 
 
 def _skill(dialect: Dialect, row: Sequence[Any]) -> Skill:
@@ -255,7 +262,9 @@ def _register(
     if lock is not None:
         yield lock
     row = yield One(
-        f"SELECT {_SKILL_COLUMNS} FROM {{skills}} WHERE user_id = ? AND name = ? AND version = ?",
+        SQL("SELECT {cols} FROM {skills} WHERE user_id = ? AND name = ? AND version = ?").format(
+            cols=_SKILL_COLUMNS
+        ),
         [uid, values["name"], values["version"]],
     )
     if row is not None:
@@ -277,8 +286,10 @@ def _register(
     )
     revision = int(found[0]) + 1
     inserted = yield One(
-        "INSERT INTO {skills} (user_id, name, version, revision, description, category, spec, "
-        "dependencies, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING " + _SKILL_COLUMNS,
+        SQL(
+            "INSERT INTO {skills} (user_id, name, version, revision, description, category, spec, "
+            "dependencies, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {cols}"
+        ).format(cols=_SKILL_COLUMNS),
         [
             uid,
             values["name"],
@@ -310,30 +321,29 @@ def _bind(dialect: Dialect, uid: str, agent: str, skill: str, row: list[Any]) ->
     )
 
 
-def _bindings_query(uid: str, agent: str | None, only_usable: bool) -> tuple[str, list[Any]]:
+def _bindings_query(uid: str, agent: str | None, only_usable: bool) -> tuple[Composed, list[Any]]:
     """Bindings with the latest active version of their skill (``NULL`` columns when it
     has none); with ``only_usable``, enabled bindings of active skills only."""
-    join = "JOIN" if only_usable else "LEFT JOIN"
-    query = (
-        "SELECT b.agent_name, b.skill_name, b.enabled, b.priority, b.config, "
-        + ", ".join(_skill_cols("k"))
-        + " FROM {agent_skill_bindings} b "
-        + join
-        + " {skills} k ON k.user_id = b.user_id AND k.name = b.skill_name AND k.is_active = ? AND "
-        + _latest("k", True)
-        + " WHERE b.user_id = ?"
+    query = SQL(
+        "SELECT b.agent_name, b.skill_name, b.enabled, b.priority, b.config, {cols} "
+        "FROM {agent_skill_bindings} b {join} {skills} k ON k.user_id = b.user_id "
+        "AND k.name = b.skill_name AND k.is_active = ? AND {latest} WHERE b.user_id = ?"
+    ).format(
+        cols=_skill_cols("k"),
+        join=SQL("JOIN" if only_usable else "LEFT JOIN"),
+        latest=_latest("k", True),
     )
     params: list[Any] = [True, True, uid]
     if agent is not None:
-        query += " AND b.agent_name = ?"
+        query += SQL(" AND b.agent_name = ?")
         params.append(agent)
     if only_usable:
-        query += " AND b.enabled = ?"
+        query += SQL(" AND b.enabled = ?")
         params.append(True)
-    return query + " ORDER BY b.agent_name, b.priority DESC, b.skill_name", params
+    return query + SQL(" ORDER BY b.agent_name, b.priority DESC, b.skill_name"), params
 
 
-def _fetch(query: str, params: Sequence[Any]) -> Body[list[Any]]:
+def _fetch(query: Template, params: Sequence[Any]) -> Body[list[Any]]:
     return list((yield Stmt(query, params, fetch=True)))
 
 
@@ -427,11 +437,13 @@ class SkillRegistry:
         """The latest version of skill ``name`` (active or not), or the given ``version``;
         ``None`` when not registered."""
         params: list[Any] = [self._uid, plain(name, "skill name")]
-        query = f"SELECT {', '.join(_skill_cols('k'))} FROM {{skills}} k WHERE k.user_id = ? AND k.name = ?"
+        query = SQL("SELECT {cols} FROM {skills} k WHERE k.user_id = ? AND k.name = ?").format(
+            cols=_skill_cols("k")
+        )
         if version is None:
-            query += " ORDER BY k.revision DESC LIMIT 1"
+            query += SQL(" ORDER BY k.revision DESC LIMIT 1")
         else:
-            query += " AND k.version = ?"
+            query += SQL(" AND k.version = ?")
             params.append(plain(version, "version"))
         rows = yield Atomic(_fetch(query, params), readonly=True)
         return _skill(self.engine.dialect, rows[0]) if rows else None
@@ -441,7 +453,9 @@ class SkillRegistry:
     @dual
     def versions(self, name: str) -> Plan[list[Skill]]:
         """Every version of skill ``name``, oldest first."""
-        query = f"SELECT {', '.join(_skill_cols('k'))} FROM {{skills}} k WHERE k.user_id = ? AND k.name = ? ORDER BY k.revision"
+        query = SQL(
+            "SELECT {cols} FROM {skills} k WHERE k.user_id = ? AND k.name = ? ORDER BY k.revision"
+        ).format(cols=_skill_cols("k"))
         rows = yield Atomic(_fetch(query, [self._uid, plain(name, "skill name")]), readonly=True)
         return [_skill(self.engine.dialect, r) for r in rows]
 
@@ -454,19 +468,17 @@ class SkillRegistry:
         """The latest version of every skill (of ``category``), by name; with
         ``active_only``, the latest active version of skills that have one."""
         # The subquery's parameter comes first in the text.
-        query = (
-            f"SELECT {', '.join(_skill_cols('k'))} FROM {{skills}} k WHERE "
-            + _latest("k", active_only)
-            + " AND k.user_id = ?"
+        query = SQL("SELECT {cols} FROM {skills} k WHERE {latest} AND k.user_id = ?").format(
+            cols=_skill_cols("k"), latest=_latest("k", active_only)
         )
         params: list[Any] = ([True] if active_only else []) + [self._uid]
         if active_only:
-            query += " AND k.is_active = ?"
+            query += SQL(" AND k.is_active = ?")
             params.append(True)
         if category is not None:
-            query += " AND k.category = ?"
+            query += SQL(" AND k.category = ?")
             params.append(plain(category, "category"))
-        rows = yield Atomic(_fetch(query + " ORDER BY k.name", params), readonly=True)
+        rows = yield Atomic(_fetch(query + SQL(" ORDER BY k.name"), params), readonly=True)
         return [_skill(self.engine.dialect, r) for r in rows]
 
     alist_skills = list_skills.async_
@@ -518,12 +530,15 @@ class SkillRegistry:
         search = SearchQuery(
             q,
             k,
-            select=_skill_cols("v"),
+            select=[Ident("v", c).template() for c in _SKILL_NAMES],
             where=(
-                "v.user_id = ? AND v.is_active = ? AND v.embedding IS NOT NULL AND "
-                + dialect.vector_dims_is("embedding", len(q))
-                + " AND "
-                + _latest("v", True),
+                SQL(
+                    "v.user_id = ? AND v.is_active = ? AND v.embedding IS NOT NULL AND {dims} AND {latest}"
+                )
+                .format(
+                    dims=SQL(dialect.vector_dims_is("embedding", len(q))), latest=_latest("v", True)
+                )
+                .template(),
                 [self._uid, True, True],
             ),
             order="v.name",

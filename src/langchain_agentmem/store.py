@@ -33,9 +33,6 @@ Example:
     [('alice', 'memories')]
 """
 
-# Queries are composed of constants and dialect fragments only; every value is a parameter.
-# ruff: noqa: S608
-
 from __future__ import annotations
 
 import asyncio
@@ -80,7 +77,7 @@ from ._search.vector_index import (
     describe,
     search_settings,
 )
-from .dialects import Dialect
+from .dialects import SQL, Dialect, Ident, Template, Unnest
 from .dialects.statements import in_key_order
 from .engine import EngineLike, as_engine
 
@@ -88,13 +85,17 @@ __all__ = ["LangGraphStore"]
 
 logger = logging.getLogger(__name__)
 
-Query = tuple[str, list[Any]]
+Query = tuple[Template, list[Any]]
 
 _ITEM_NAMES = ("namespace", "key", "value", "created_at", "updated_at", "ttl_minutes")
 # The value as its stored text, decoded by the package's codec (a driver's JSON parser
 # would join a surrogate pair written as two code points into one character).
-_ITEM_COLS = ", ".join(f"CAST(i.{c} AS TEXT)" if c == "value" else f"i.{c}" for c in _ITEM_NAMES)
+_ITEM_COLS = SQL(", ").join(
+    SQL("CAST({} AS TEXT)").format(Ident("i", c)) if c == "value" else Ident("i", c)
+    for c in _ITEM_NAMES
+)
 _KEY_COLS = [("ns", "text"), ("k", "text")]
+_KEYS = Unnest(_KEY_COLS)
 
 
 # -- namespaces ------------------------------------------------------------------------
@@ -243,33 +244,36 @@ class _Config:
         self.omit_expired = True if ttl is None else bool(ttl.get("omit_expired", True))
 
 
-def _expiry(dialect: Dialect, alias: str = "i") -> str:
-    return f" AND ({alias}.expires_at IS NULL OR {alias}.expires_at > {{now}})"
+_LIVE = SQL(" AND (i.expires_at IS NULL OR i.expires_at > {now})")
+
+
+def _expiry(omit_expired: bool) -> SQL:
+    return _LIVE if omit_expired else SQL("")
 
 
 def get_query(
     dialect: Dialect, uid: str, keys: Sequence[tuple[str, str]], omit_expired: bool
 ) -> Query:
-    query = (
-        "SELECT " + _ITEM_COLS + " FROM {store_items} i JOIN " + dialect.unnest(_KEY_COLS) + " "
-        "ON i.namespace = m.ns AND i.key = m.k WHERE i.user_id = ?"
-        + (_expiry(dialect) if omit_expired else "")
-    )
+    query = SQL(
+        "SELECT {cols} FROM {store_items} i JOIN {keys} "
+        "ON i.namespace = m.ns AND i.key = m.k WHERE i.user_id = ?{live}"
+    ).format(cols=_ITEM_COLS, keys=_KEYS, live=_expiry(omit_expired))
     return query, [*dialect.unnest_params(_KEY_COLS, keys), uid]
 
 
 def refresh_query(dialect: Dialect, uid: str, keys: Sequence[tuple[str, str]]) -> Query:
     """Restart the TTL clock of the items ``keys`` that have one."""
     return (
-        "UPDATE {store_items} SET expires_at = " + dialect.now_plus_minutes("ttl_minutes") + " "
-        "WHERE user_id = ? AND ttl_minutes IS NOT NULL AND (namespace, key) IN (SELECT ns, k FROM "
-        + dialect.unnest(_KEY_COLS)
-        + ")",
+        SQL(
+            "UPDATE {store_items} SET expires_at = {expires} WHERE user_id = ? AND ttl_minutes "
+            "IS NOT NULL AND (namespace, key) IN (SELECT ns, k FROM {keys})"
+        ).format(expires=SQL(dialect.now_plus_minutes("ttl_minutes")), keys=_KEYS),
         [uid, *dialect.unnest_params(_KEY_COLS, keys)],
     )
 
 
 _PUT_COLS = [("ns", "text"), ("k", "text"), ("value", "json"), ("ttl", "double")]
+_PUT_ROWS = Unnest(_PUT_COLS)
 
 
 def put_queries(
@@ -297,33 +301,33 @@ def put_queries(
     if written:
         queries.append(
             (
-                "INSERT INTO {store_items} (user_id, namespace, key, value, expires_at, ttl_minutes) "
-                "SELECT ?, m.ns, m.k, m.value, "
-                + dialect.now_plus_minutes("m.ttl")
-                + ", m.ttl FROM "
-                + dialect.unnest(_PUT_COLS)
-                + " WHERE true ORDER BY m.ord ON CONFLICT (user_id, namespace, key) DO UPDATE SET value = excluded.value, "
-                "updated_at = {now}, expires_at = excluded.expires_at, ttl_minutes = excluded.ttl_minutes",
+                SQL(
+                    "INSERT INTO {store_items} (user_id, namespace, key, value, expires_at, ttl_minutes) "
+                    "SELECT ?, m.ns, m.k, m.value, {expires}, m.ttl FROM {rows} "
+                    "WHERE true ORDER BY m.ord ON CONFLICT (user_id, namespace, key) DO UPDATE SET value = excluded.value, "
+                    "updated_at = {now}, expires_at = excluded.expires_at, ttl_minutes = excluded.ttl_minutes"
+                ).format(expires=SQL(dialect.now_plus_minutes("m.ttl")), rows=_PUT_ROWS),
                 [uid, *dialect.unnest_params(_PUT_COLS, written)],
             )
         )
     if deletes:
         queries.append(
             (
-                "DELETE FROM {store_items} WHERE user_id = ? AND (namespace, key) IN (SELECT s.namespace, "
-                "s.key FROM {store_items} s JOIN "
-                + dialect.unnest(_KEY_COLS)
-                + " ON s.namespace = m.ns AND s.key = m.k WHERE s.user_id = ? "
-                "ORDER BY s.namespace, s.key {for_update})",
+                SQL(
+                    "DELETE FROM {store_items} WHERE user_id = ? AND (namespace, key) IN (SELECT s.namespace, "
+                    "s.key FROM {store_items} s JOIN {keys} ON s.namespace = m.ns AND s.key = m.k "
+                    "WHERE s.user_id = ? ORDER BY s.namespace, s.key {for_update})"
+                ).format(keys=_KEYS),
                 [uid, *dialect.unnest_params(_KEY_COLS, deletes), uid],
             )
         )
     if reindex:
         queries.append(
             (
-                "DELETE FROM {store_vectors} WHERE user_id = ? AND (namespace, key) IN (SELECT ns, k FROM "
-                + dialect.unnest(_KEY_COLS)
-                + ")",
+                SQL(
+                    "DELETE FROM {store_vectors} WHERE user_id = ? AND (namespace, key) IN "
+                    "(SELECT ns, k FROM {keys})"
+                ).format(keys=_KEYS),
                 [uid, *dialect.unnest_params(_KEY_COLS, reindex)],
             )
         )
@@ -369,16 +373,10 @@ def search_query(
     """Items under ``prefix`` that pass the compiled filter ``where``, most recently
     updated first."""
     cond, params = prefix_condition("i.namespace", prefix)
-    query = (
-        "SELECT "
-        + _ITEM_COLS
-        + " FROM {store_items} i WHERE i.user_id = ? AND "
-        + cond
-        + (_expiry(dialect) if omit_expired else "")
-        + " AND "
-        + where[0]
-        + " ORDER BY i.updated_at DESC, i.namespace, i.key LIMIT ? OFFSET ?"
-    )
+    query = SQL(
+        "SELECT {cols} FROM {store_items} i WHERE i.user_id = ? AND {cond}{live} AND {where} "
+        "ORDER BY i.updated_at DESC, i.namespace, i.key LIMIT ? OFFSET ?"
+    ).format(cols=_ITEM_COLS, cond=SQL(cond), live=_expiry(omit_expired), where=SQL(where[0]))
     return query, [uid, *params, *where[1], limit, offset]
 
 
@@ -403,13 +401,11 @@ def vector_query(
         limit,
         select=[f"i.{c}" for c in _ITEM_NAMES],
         where=(
-            "v.user_id = ? AND "
-            + cond
-            + " AND i.user_id = ? AND "
-            + icond
-            + (_expiry(dialect) if omit_expired else "")
-            + " AND "
-            + where[0],
+            SQL("v.user_id = ? AND {cond} AND i.user_id = ? AND {icond}{live} AND {where}")
+            .format(
+                cond=SQL(cond), icond=SQL(icond), live=_expiry(omit_expired), where=SQL(where[0])
+            )
+            .template(),
             [uid, *params, uid, *iparams, *where[1]],
         ),
         order=["v.namespace", "v.key"],
@@ -433,11 +429,9 @@ def namespaces_query(dialect: Dialect, uid: str, op: ListNamespacesOp, omit_expi
             if len(literal) > len(head):
                 head = tuple(literal)
     cond_sql, params = prefix_condition("i.namespace", head)
-    query = (
-        "SELECT DISTINCT i.namespace FROM {store_items} i WHERE i.user_id = ? AND "
-        + cond_sql
-        + (_expiry(dialect) if omit_expired else "")
-    )
+    query = SQL(
+        "SELECT DISTINCT i.namespace FROM {store_items} i WHERE i.user_id = ? AND {cond}{live}"
+    ).format(cond=SQL(cond_sql), live=_expiry(omit_expired))
     return query, [uid, *params]
 
 

@@ -63,7 +63,7 @@ from ._search.vector_index import (
     ingest,
     search_settings,
 )
-from .dialects import Dialect
+from .dialects import SQL, Dialect, Unnest
 from .engine import EngineLike, as_engine
 
 __all__ = ["MemoryVectorStore", "DistanceStrategy"]
@@ -71,6 +71,8 @@ __all__ = ["MemoryVectorStore", "DistanceStrategy"]
 DistanceStrategy = Literal["cosine", "l2", "inner_product"]
 _DISTANCES = ("cosine", "l2", "inner_product")
 _COPY_BATCH = 5000
+_ID_COLS = [("id", "text")]
+_IDS = Unnest(_ID_COLS)
 
 
 @dataclass(frozen=True)
@@ -595,19 +597,21 @@ class MemoryVectorStore(VectorStore):
         self, coll: _Collection, ids: list[str] | None, fsql: str, fparams: list[Any]
     ) -> Body[int]:
         dialect = self.engine.dialect
-        where = "v.user_id = ? AND v.collection_id = ? AND " + fsql
+        where = SQL("v.user_id = ? AND v.collection_id = ? AND ") + SQL(fsql)
         params: list[Any] = [self._uid, coll.collection_id, *fparams]
-        cols = [("id", "text")]
-        by_ids = " AND v.id IN (SELECT m.id FROM " + dialect.unnest(cols) + ")"  # noqa: S608
+        cols = _ID_COLS
+        by_ids = SQL(" AND v.id IN (SELECT m.id FROM {ids})").format(ids=_IDS)
         if ids is None:
-            return (yield Stmt("DELETE FROM {vectors} AS v WHERE " + where, params))  # noqa: S608 (fixed fragments; values are parameters)
+            return (yield Stmt(SQL("DELETE FROM {vectors} AS v WHERE ") + where, params))
         ordered = sorted(set(ids))
         lock = dialect.lock_in_order("id")
         if lock is not None:
             # Lock the rows in id order first (as the scoped writer does), then delete
             # exactly those: concurrent deletes of overlapping ids cannot deadlock.
             rows = yield Stmt(
-                "SELECT v.id FROM {vectors} v WHERE " + where + by_ids + " " + lock,  # noqa: S608
+                SQL("SELECT v.id FROM {vectors} v WHERE {where}{by_ids} {lock}").format(
+                    where=where, by_ids=by_ids, lock=SQL(lock)
+                ),
                 [*params, *dialect.unnest_params(cols, [(i,) for i in ordered])],
                 fetch=True,
             )
@@ -616,7 +620,9 @@ class MemoryVectorStore(VectorStore):
                 return 0
         return (
             yield Stmt(
-                "DELETE FROM {vectors} AS v WHERE " + where + by_ids,  # noqa: S608
+                SQL("DELETE FROM {vectors} AS v WHERE {where}{by_ids}").format(
+                    where=where, by_ids=by_ids
+                ),
                 [*params, *dialect.unnest_params(cols, [(i,) for i in ordered])],
             )
         )
@@ -650,11 +656,12 @@ class MemoryVectorStore(VectorStore):
 
     def _get_body(self, coll: _Collection, ids: list[str]) -> Body[list[_Hit]]:
         dialect = self.engine.dialect
-        cols = [("id", "text")]
         rows = yield Stmt(
-            "SELECT v.id, v.content, v.metadata, v.exact FROM {vectors} v WHERE v.user_id = ? AND "  # noqa: S608 (fixed fragments; values are parameters)
-            "v.collection_id = ? AND v.id IN (SELECT m.id FROM " + dialect.unnest(cols) + ")",
-            [self._uid, coll.collection_id, *dialect.unnest_params(cols, [(i,) for i in ids])],
+            SQL(
+                "SELECT v.id, v.content, v.metadata, v.exact FROM {vectors} v WHERE v.user_id = ? AND "
+                "v.collection_id = ? AND v.id IN (SELECT m.id FROM {ids})"
+            ).format(ids=_IDS),
+            [self._uid, coll.collection_id, *dialect.unnest_params(_ID_COLS, [(i,) for i in ids])],
             fetch=True,
         )
         return [_Hit(r[0], r[1], r[2], r[3], 0.0) for r in rows]
@@ -874,9 +881,17 @@ class MemoryVectorStore(VectorStore):
         joins, jparams, cond, cparams, rank, desc = self.engine.dialect.text_search(tokens)
         fsql, fparams = where
         rows = yield Stmt(
-            f"SELECT v.id, v.content, v.metadata, v.exact, {rank} AS r FROM {{vectors}} v{joins} "  # noqa: S608 (fixed fragments; values are parameters)
-            f"WHERE {cond} AND v.user_id = ? AND v.collection_id = ? AND {fsql} "
-            f"ORDER BY r{' DESC' if desc else ''}, v.id LIMIT ?",
+            SQL(
+                "SELECT v.id, v.content, v.metadata, v.exact, {rank} AS r FROM {vectors} v{joins} "
+                "WHERE {cond} AND v.user_id = ? AND v.collection_id = ? AND {where} "
+                "ORDER BY r{desc}, v.id LIMIT ?"
+            ).format(
+                rank=SQL(rank),
+                joins=SQL(joins),
+                cond=SQL(cond),
+                where=SQL(fsql),
+                desc=SQL(" DESC" if desc else ""),
+            ),
             [*jparams, *cparams, self._uid, coll.collection_id, *fparams, k],
             fetch=True,
         )

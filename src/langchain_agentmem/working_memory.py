@@ -47,7 +47,7 @@ from ._core.durations import ttl_minutes
 from ._core.plan import Atomic, Plan, dual
 from ._encoding.json import check_exact, dumps, dumps_exact, loads
 from ._encoding.keys import decode_key, encode_key
-from .dialects import Body, Dialect, Many, One, Stmt
+from .dialects import SQL, Body, Composed, Dialect, Ident, Many, One, Stmt
 from .engine import EngineLike, as_engine
 
 __all__ = ["Thought", "WorkingMemory", "WorkingState"]
@@ -82,19 +82,39 @@ class WorkingState:
 
 _STATE = ("current_goal", "context", "related_episodes", "thought_count")
 _FRESH = {
-    "current_goal": "NULL",
-    "context": "'{{}}'",
-    "related_episodes": "'[]'",
-    "thought_count": "0",
+    "current_goal": SQL("NULL"),
+    "context": SQL("'{{}}'"),
+    "related_episodes": SQL("'[]'"),
+    "thought_count": SQL("0"),
 }
-_STALE = "(NOT w.is_active OR w.expires_at <= {now})"
-_ACTIVE = "w.is_active AND w.expires_at > {now}"
-_RETURNING = (
+_STALE = SQL("(NOT w.is_active OR w.expires_at <= {now})")
+_ACTIVE = SQL("w.is_active AND w.expires_at > {now}")
+_RETURNING = SQL(
     "current_goal, context, related_episodes, thought_count, created_at, last_updated, expires_at"
 )
+#: Per column of ``_STATE``: its SET clause when replaced, when added to, when kept.
+_SETS = {
+    col: (
+        SQL("{c} = excluded.{c}").format(c=Ident(col)),
+        SQL("{c} = CASE WHEN {stale} THEN excluded.{c} ELSE w.{c} + excluded.{c} END").format(
+            c=Ident(col), stale=_STALE
+        ),
+        SQL("{c} = CASE WHEN {stale} THEN excluded.{c} ELSE w.{c} END").format(
+            c=Ident(col), stale=_STALE
+        ),
+    )
+    for col in _STATE
+}
+_TOUCHED = SQL(
+    "created_at = CASE WHEN {stale} THEN {now} ELSE w.created_at END, is_active = TRUE, "
+    "last_updated = {now}, expires_at = excluded.expires_at"
+).format(stale=_STALE)
+_COMMA = SQL(", ")
 
 
-def touch_sql(dialect: Dialect, replace: Sequence[str] = (), add_thoughts: bool = False) -> str:
+def touch_sql(
+    dialect: Dialect, replace: Sequence[str] = (), add_thoughts: bool = False
+) -> Composed:
     """Create, refresh or restart one session and lock its row; return its state.
 
     Parameters: ``user_id, session_id``, then the new value of each column in ``replace``
@@ -103,34 +123,23 @@ def touch_sql(dialect: Dialect, replace: Sequence[str] = (), add_thoughts: bool 
     or was ended starts afresh (other columns reset); ``thought_count`` comes back as the
     seq of the last thought, counting those added.
     """
-    values, sets = ["?", "?"], []
+    values, sets = [SQL("?"), SQL("?")], []
     for col in _STATE:
         given = col in replace or (col == "thought_count" and add_thoughts)
-        values.append("?" if given else _FRESH[col])
-        if col in replace:
-            sets.append(f"{col} = excluded.{col}")
-        elif given:
-            sets.append(
-                f"{col} = CASE WHEN {_STALE} THEN excluded.{col} ELSE w.{col} + excluded.{col} END"
-            )
-        else:
-            sets.append(f"{col} = CASE WHEN {_STALE} THEN excluded.{col} ELSE w.{col} END")
-    values.append(dialect.now_plus_minutes("CAST(? AS double precision)"))
-    sets += [
-        f"created_at = CASE WHEN {_STALE} THEN {{now}} ELSE w.created_at END",
-        "is_active = TRUE",
-        "last_updated = {now}",
-        "expires_at = excluded.expires_at",
-    ]
-    return (
-        "INSERT INTO {working_memory} AS w (user_id, session_id, "  # noqa: S608 (code-owned fragments)
-        + ", ".join(_STATE)
-        + ", expires_at) VALUES ("
-        + ", ".join(values)
-        + ") ON CONFLICT (user_id, session_id) DO UPDATE SET "
-        + ", ".join(sets)
-        + " RETURNING "
-        + _RETURNING
+        values.append(SQL("?") if given else _FRESH[col])
+        replaced, added, kept = _SETS[col]
+        sets.append(replaced if col in replace else added if given else kept)
+    values.append(SQL(dialect.now_plus_minutes("CAST(? AS double precision)")))
+    sets.append(_TOUCHED)
+    return SQL(
+        "INSERT INTO {working_memory} AS w (user_id, session_id, {cols}, expires_at) "
+        "VALUES ({values}) ON CONFLICT (user_id, session_id) DO UPDATE SET {sets} "
+        "RETURNING {returning}"
+    ).format(
+        cols=_COMMA.join(Ident(c) for c in _STATE),
+        values=_COMMA.join(values),
+        sets=_COMMA.join(sets),
+        returning=_RETURNING,
     )
 
 
@@ -195,10 +204,13 @@ def _merge_related(
 
 def _read_state(dialect: Dialect, scope: list[str]) -> Body[WorkingState | None]:
     rows = yield Stmt(
-        "SELECT w.current_goal, w.context, w.related_episodes, w.created_at, w.last_updated, "  # noqa: S608 (code-owned fragments)
-        "w.expires_at, t.seq, t.thought, t.created_at FROM {working_memory} w "
-        "LEFT JOIN {working_memory_thoughts} t ON t.user_id = w.user_id AND t.session_id = w.session_id "
-        "WHERE w.user_id = ? AND w.session_id = ? AND " + _ACTIVE + " ORDER BY t.seq",
+        SQL(
+            "SELECT w.current_goal, w.context, w.related_episodes, w.created_at, w.last_updated, "
+            "w.expires_at, t.seq, t.thought, t.created_at FROM {working_memory} w "
+            "LEFT JOIN {working_memory_thoughts} t ON t.user_id = w.user_id "
+            "AND t.session_id = w.session_id "
+            "WHERE w.user_id = ? AND w.session_id = ? AND {active} ORDER BY t.seq"
+        ).format(active=_ACTIVE),
         scope,
         fetch=True,
     )
@@ -219,25 +231,27 @@ def _read_state(dialect: Dialect, scope: list[str]) -> Body[WorkingState | None]
 
 def _read_column(column: str, scope: list[str]) -> Body[Any]:
     row = yield One(
-        "SELECT w." + column + " FROM {working_memory} w "  # noqa: S608 (a code-owned column)
-        "WHERE w.user_id = ? AND w.session_id = ? AND " + _ACTIVE,
+        SQL(
+            "SELECT {column} FROM {working_memory} w "
+            "WHERE w.user_id = ? AND w.session_id = ? AND {active}"
+        ).format(column=Ident("w", column), active=_ACTIVE),
         scope,
     )
     return None if row is None else row[0]
 
 
 def _read_thoughts(dialect: Dialect, scope: list[str], last: int | None) -> Body[list[Thought]]:
-    query = (
-        "SELECT t.seq, t.thought, t.created_at FROM {working_memory_thoughts} t "  # noqa: S608 (code-owned fragments)
-        "JOIN {working_memory} w ON w.user_id = t.user_id AND w.session_id = t.session_id "
-        "WHERE t.user_id = ? AND t.session_id = ? AND " + _ACTIVE
-    )
     params: list[Any] = list(scope)
     if last is not None:
-        query += " ORDER BY t.seq DESC LIMIT ?"
+        order = SQL(" ORDER BY t.seq DESC LIMIT ?")
         params.append(last)
     else:
-        query += " ORDER BY t.seq"
+        order = SQL(" ORDER BY t.seq")
+    query = SQL(
+        "SELECT t.seq, t.thought, t.created_at FROM {working_memory_thoughts} t "
+        "JOIN {working_memory} w ON w.user_id = t.user_id AND w.session_id = t.session_id "
+        "WHERE t.user_id = ? AND t.session_id = ? AND {active}{order}"
+    ).format(active=_ACTIVE, order=order)
     rows = yield Stmt(query, params, fetch=True)
     thoughts = [_thought(dialect, r) for r in rows]
     return thoughts[::-1] if last is not None else thoughts
@@ -257,18 +271,17 @@ def cleanup_batch(uid: str, delete: bool, size: int) -> Body[int]:
     """Deactivate (or delete, with the sessions already inactive) up to ``size`` expired
     sessions of a user; how many."""
     if delete:
-        cond = "user_id = ? AND (NOT is_active OR expires_at <= {now})"
-        head = "DELETE FROM {working_memory} WHERE "
+        cond = SQL("user_id = ? AND (NOT is_active OR expires_at <= {now})")
+        head = SQL("DELETE FROM {working_memory} WHERE ")
     else:
-        cond = "user_id = ? AND is_active AND expires_at <= {now}"
-        head = "UPDATE {working_memory} SET is_active = FALSE WHERE "
+        cond = SQL("user_id = ? AND is_active AND expires_at <= {now}")
+        head = SQL("UPDATE {working_memory} SET is_active = FALSE WHERE ")
     # The outer condition is checked again on rows a concurrent write has just refreshed.
     n = yield Stmt(
-        head  # noqa: S608 (code-owned fragments)
-        + cond
-        + " AND session_id IN (SELECT session_id FROM {working_memory} WHERE "
-        + cond
-        + " ORDER BY session_id LIMIT ?)",
+        SQL(
+            "{head}{cond} AND session_id IN (SELECT session_id FROM {working_memory} WHERE "
+            "{cond} ORDER BY session_id LIMIT ?)"
+        ).format(head=head, cond=cond),
         [uid, uid, size],
     )
     return int(n)
@@ -285,9 +298,14 @@ def cleanup_plan(uid: str, delete: bool, size: int) -> Plan[int]:
 
 
 def _users(delete: bool) -> Body[list[str]]:
-    cond = "NOT is_active OR expires_at <= {now}" if delete else "is_active AND expires_at <= {now}"
+    if delete:
+        cond = SQL("NOT is_active OR expires_at <= {now}")
+    else:
+        cond = SQL("is_active AND expires_at <= {now}")
     rows = yield Stmt(
-        "SELECT DISTINCT user_id FROM {working_memory} WHERE " + cond + " ORDER BY user_id",  # noqa: S608 (code-owned fragments)
+        SQL("SELECT DISTINCT user_id FROM {working_memory} WHERE {cond} ORDER BY user_id").format(
+            cond=cond
+        ),
         fetch=True,
     )
     return [decode_key(r[0]) for r in rows]

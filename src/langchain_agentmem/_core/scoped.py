@@ -9,8 +9,8 @@ columns, the tenant (``user_id``) first.
 
 Example:
     >>> docs = Scope("documents", ("user_id", "namespace", "kind"), "key")
-    >>> upsert_sql(docs, ["value"])
-    'INSERT INTO {documents} (user_id, namespace, kind, key, value) VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, namespace, kind, key) DO UPDATE SET value = excluded.value'
+    >>> upsert_sql(docs, ["value"]).template()
+    'INSERT INTO {documents} ("user_id", "namespace", "kind", "key", "value") VALUES (?, ?, ?, ?, ?) ON CONFLICT ("user_id", "namespace", "kind", "key") DO UPDATE SET "value" = excluded."value"'
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..dialects import Dialect, check_identifier
+from ..dialects import SQL, Composed, Dialect, Ident, Table, Unnest, check_identifier
 from ..dialects.statements import Body, Many, Stmt, in_key_order
 
 __all__ = ["Scope", "delete_in_key_order", "upsert_in_key_order", "upsert_sql"]
@@ -27,6 +27,7 @@ __all__ = ["Scope", "delete_in_key_order", "upsert_in_key_order", "upsert_sql"]
 R = TypeVar("R")
 
 _KEYS = [("key", "text")]
+_UNNEST_KEYS = Unnest(_KEYS)
 
 
 @dataclass(frozen=True)
@@ -45,26 +46,31 @@ class Scope:
         for name in (*self.columns, self.key):
             check_identifier(name, "column")
 
-    def where(self, alias: str = "") -> str:
+    def where(self) -> Composed:
         """``col = ? AND ...`` over the scope's columns (parameters in their order)."""
-        prefix = alias + "." if alias else ""
-        return " AND ".join(f"{prefix}{c} = ?" for c in self.columns)
+        return SQL(" AND ").join(SQL("{} = ?").format(Ident(c)) for c in self.columns)
 
 
-def upsert_sql(scope: Scope, values: Sequence[str], *, touch: str | None = None) -> str:
+_COMMA = SQL(", ")
+
+
+def upsert_sql(scope: Scope, values: Sequence[str], *, touch: str | None = None) -> Composed:
     """One row's ``INSERT ... ON CONFLICT DO UPDATE`` of the scope's table: parameters are
     the scope's columns, the key, then ``values``; ``touch`` names a timestamp column set to
     now on update."""
-    for name in values:
-        check_identifier(name, "column")
-    columns = [*scope.columns, scope.key, *values]
-    sets = [f"{v} = excluded.{v}" for v in values]
+    columns = [Ident(c) for c in (*scope.columns, scope.key, *values)]
+    sets = [SQL("{v} = excluded.{v}").format(v=Ident(v)) for v in values]
     if touch is not None:
-        sets.append(f"{check_identifier(touch, 'column')} = {{now}}")
-    return (
-        f"INSERT INTO {{{scope.table}}} ({', '.join(columns)}) "  # noqa: S608 (checked names)
-        f"VALUES ({', '.join('?' for _ in columns)}) "
-        f"ON CONFLICT ({', '.join([*scope.columns, scope.key])}) DO UPDATE SET {', '.join(sets)}"
+        sets.append(SQL("{} = {now}").format(Ident(touch)))
+    return SQL(
+        "INSERT INTO {table} ({columns}) VALUES ({values}) "
+        "ON CONFLICT ({primary_key}) DO UPDATE SET {sets}"
+    ).format(
+        table=Table(scope.table),
+        columns=_COMMA.join(columns),
+        values=_COMMA.join(SQL("?") for _ in columns),
+        primary_key=_COMMA.join(columns[: len(scope.columns) + 1]),
+        sets=_COMMA.join(sets),
     )
 
 
@@ -101,8 +107,11 @@ def delete_in_key_order(
     ordered = sorted(set(keys))
     if not ordered:
         return 0
-    table = "{" + scope.table + "}"
-    cond = f"{scope.where()} AND {scope.key} IN (SELECT m.key FROM {dialect.unnest(_KEYS)})"  # noqa: S608 (checked names)
+    table = Table(scope.table)
+    key = Ident(scope.key)
+    cond = SQL("{where} AND {key} IN (SELECT m.key FROM {keys})").format(
+        where=scope.where(), key=key, keys=_UNNEST_KEYS
+    )
 
     def params(keys: list[str]) -> list[Any]:
         return [*scope_values, *dialect.unnest_params(_KEYS, [(k,) for k in keys])]
@@ -110,12 +119,16 @@ def delete_in_key_order(
     lock = dialect.lock_in_order(scope.key)
     if lock is not None:
         rows = yield Stmt(
-            f"SELECT {scope.key} FROM {table} WHERE {cond} {lock}",  # noqa: S608 (checked names)
+            SQL("SELECT {key} FROM {table} WHERE {cond} {lock}").format(
+                key=key, table=table, cond=cond, lock=SQL(lock)
+            ),
             params(ordered),
             fetch=True,
         )
         ordered = [row[0] for row in rows]
         if not ordered:
             return 0
-    deleted: int = yield Stmt(f"DELETE FROM {table} WHERE {cond}", params(ordered))  # noqa: S608
+    deleted: int = yield Stmt(
+        SQL("DELETE FROM {table} WHERE {cond}").format(table=table, cond=cond), params(ordered)
+    )
     return deleted

@@ -49,7 +49,8 @@ _FORMATTER = string.Formatter()
 
 # A composition is a flat tuple of parts, each a tuple of plain values (so that equality
 # and hashing run in C): ("s", text), ("i", names), ("t", table), ("u", columns),
-# ("l", strength). Adjacent text parts are merged.
+# ("l", strength). Texts are not merged on the hot path (``+``, ``join``, ``Composed``):
+# a tuple of the code's own strings hashes and compares fast; ``format`` (memoized) merges.
 _Part = tuple[Any, ...]
 
 
@@ -76,20 +77,17 @@ class Composable:
     def __add__(self, other: Composable) -> Composed:
         if not isinstance(other, Composable):
             return NotImplemented
-        a, b = self._parts, other._parts
-        if a and b and a[-1][0] == "s" and b[0][0] == "s":
-            parts = (*a[:-1], ("s", a[-1][1] + b[0][1]), *b[1:])
-        else:
-            parts = a + b
-        return _composed(parts)
+        return _composed(self._parts + other._parts)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.template()!r})"
+        return f"{type(self).__name__}({self._parts!r})"
 
     def template(self, dialect: Dialect | None = None) -> str:
         """The neutral template text (``?``, ``{table}``) of this composition, with its
-        identifiers quoted and its fragments supplied by ``dialect`` (``"..."`` quoting and
-        placeholder fragments without one).
+        identifiers quoted and its fragments supplied by ``dialect`` (without one,
+        identifiers are quoted ``"name"``, as both backends do, and a dialect fragment
+        (:class:`Unnest`, :class:`RowLock`) is refused). Use it where an API still takes
+        template text (e.g. the vector index's ``select`` and ``where``).
 
         Example:
             >>> (SQL("SELECT ") + Ident("w", "goal") + SQL(" FROM ") + Table("kv")).template()
@@ -105,10 +103,12 @@ class Composable:
                 out.append(".".join(quote(n) for n in part[1]))
             elif kind == "t":
                 out.append("{" + part[1] + "}")
+            elif dialect is None:
+                raise ValueError(f"{part!r} is a dialect fragment: template() needs the dialect")
             elif kind == "u":
-                out.append("{unnest}" if dialect is None else dialect.unnest(part[1]))
+                out.append(dialect.unnest(part[1]))
             else:
-                out.append("{row_lock}" if dialect is None else dialect.row_lock(part[1]))
+                out.append(dialect.row_lock(part[1]))
         return "".join(out)
 
 
@@ -149,7 +149,10 @@ class Composed(Composable):
     __slots__ = ()
 
     def __init__(self, parts: Iterable[Composable]) -> None:
-        self._set(_merge(p for c in parts for p in _composable(c, "Composed")._parts))
+        out: list[_Part] = []
+        for c in parts:
+            out.extend(_composable(c, "Composed")._parts)
+        self._set(tuple(out))
 
 
 def _composed(parts: tuple[_Part, ...]) -> Composed:
@@ -159,7 +162,9 @@ def _composed(parts: tuple[_Part, ...]) -> Composed:
 
 
 class SQL(Composable):
-    """Template text written in the code (never user input): passed on as it is.
+    """Template text written in the code (never user input): passed on as it is. Also
+    wraps the template text a dialect method returns (``dialect.now_plus_minutes(...)``)
+    and conditions the filter compiler built.
 
     Example:
         >>> SQL("SELECT count(*) FROM {events} WHERE user_id = ?").template()
@@ -178,7 +183,8 @@ class SQL(Composable):
         """Replace the fields ``{}``, ``{0}`` and ``{name}`` given as arguments by them.
 
         A named field without an argument stays as it is: a table (``{kv}``) or fragment
-        (``{now}``) reference. Every argument must be used.
+        (``{now}``) reference. Every argument must be used. ``{{`` and ``}}`` are literal
+        braces (so ``{{now}}`` is the text ``{now}``, not the fragment).
 
         Example:
             >>> SQL("DELETE FROM {kv} WHERE {} = ?").format(Ident("key")).template()
@@ -203,7 +209,7 @@ class SQL(Composable):
             if i:
                 parts.extend(self._parts)
             parts.extend(_composable(item, "SQL.join")._parts)
-        return _composed(_merge(parts))
+        return _composed(tuple(parts))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -293,8 +299,8 @@ class Unnest(Composable):
 
     Example:
         >>> from langchain_agentmem.dialects import SQLiteDialect
-        >>> SQLiteDialect().render(SQL("SELECT m.k FROM ") + Unnest([("k", "text")]))
-        "SELECT m.k FROM (SELECT key + 1 AS ord, json_extract(value, '$[0]') AS k FROM json_each(?)) AS m"
+        >>> print(SQLiteDialect().render(SQL("SELECT m.k FROM ") + Unnest([("k", "text")])))
+        SELECT m.k FROM (SELECT key + 1 AS ord, json_extract(value, '$[0]') AS "k" FROM json_each(?)) AS m
     """
 
     __slots__ = ("columns",)

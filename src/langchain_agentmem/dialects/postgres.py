@@ -15,7 +15,13 @@ from psycopg.pq import Format
 from psycopg.types.array import ListBinaryDumper
 
 from .base import Dialect, Fragment, JsonPath, JsonSQL, TextSearch, check_identifier
+from .compose import SQL, Unnest
 from .statements import One, Raw, Stmt
+
+_LOCK_KEYS = SQL(
+    "SELECT pg_advisory_xact_lock(s.h) FROM (SELECT DISTINCT hashtextextended(m.k, 0) AS h "
+    "FROM {keys}) s ORDER BY s.h"
+).format(keys=Unnest([("k", "text")]))
 
 __all__ = ["PostgresDialect", "PostgresJson"]
 
@@ -102,11 +108,11 @@ class PostgresJson(JsonSQL):
     def length(self, p: Any) -> Fragment:
         fn = "json" if self.exact else "jsonb"
         at = self._at()
-        return (
-            f"(CASE {fn}_typeof({at}) WHEN 'array' THEN {fn}_array_length({at}) "  # noqa: S608 (code only)
-            f"WHEN 'object' THEN (SELECT count(*) FROM {fn}_object_keys({at})) END)",
-            [p, p, p],
-        )
+        length = SQL(
+            "(CASE {fn}_typeof({at}) WHEN 'array' THEN {fn}_array_length({at}) "
+            "WHEN 'object' THEN (SELECT count(*) FROM {fn}_object_keys({at})) END)"
+        ).format(fn=SQL(fn), at=SQL(at))
+        return length.template(), [p, p, p]
 
     def compare_number(self, p: Any, op: str, value: int | float) -> Fragment:
         # The operand goes as text: numeric parses it exactly (a float8 parameter would be
@@ -303,11 +309,7 @@ class PostgresDialect(Dialect):
 
         cols = [("k", "text")]
         texts = sorted({dumps([self.schema, *key]) for key in keys})
-        return Stmt(
-            "SELECT pg_advisory_xact_lock(s.h) FROM (SELECT DISTINCT hashtextextended(m.k, 0) AS h "  # noqa: S608 (fixed text)
-            "FROM " + self.unnest(cols) + ") s ORDER BY s.h",
-            self.unnest_params(cols, [(t,) for t in texts]),
-        )
+        return Stmt(_LOCK_KEYS, self.unnest_params(cols, [(t,) for t in texts]))
 
     def json_entries(self, expr: str, key: str, alias: str) -> str:
         check_identifier(key, "JSON key")

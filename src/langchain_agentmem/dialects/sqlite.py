@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
@@ -9,7 +10,26 @@ from decimal import Decimal
 from typing import Any
 
 from .base import Dialect, Fragment, JsonPath, JsonSQL, TextSearch, check_identifier
+from .compose import SQL, Ident
 from .statements import One, Raw, Stmt
+
+_UNNEST = SQL("(SELECT key + 1 AS ord, {} FROM json_each(?)) AS m")
+
+
+@functools.lru_cache(maxsize=256)
+def _unnest(columns: tuple[tuple[str, str], ...]) -> str:
+    # Memoized: a pure function of code-owned column lists, built on every batch write.
+    parts = []
+    for i, (name, type_) in enumerate(columns):
+        if type_ == "bytes":
+            raise ValueError(
+                f"SQLite cannot unnest bytes (column {name!r}): JSON holds no bytes; "
+                "insert such rows with VALUES"
+            )
+        # json_extract returns SQL values: text, integer, real, NULL.
+        parts.append(SQL("json_extract(value, '$[" + str(i) + "]') AS ") + Ident(name))
+    return _UNNEST.format(SQL(", ").join(parts)).template()
+
 
 __all__ = ["SQLiteDialect", "SQLiteJson", "split_script"]
 
@@ -58,7 +78,9 @@ class SQLiteJson(JsonSQL):
         return f"{self._type()} IS NOT NULL", [p]
 
     def length(self, p: Any) -> Fragment:
-        return f"(SELECT count(*) FROM json_each({self.column}, ?))", [p]  # noqa: S608 (code only)
+        return SQL("(SELECT count(*) FROM json_each({}, ?))").format(SQL(self.column)).template(), [
+            p
+        ]
 
     def compare_number(self, p: Any, op: str, value: int | float) -> Fragment:
         # SQLite reads an integer beyond 64 bits as the nearest REAL (json_type still
@@ -145,17 +167,7 @@ class SQLiteDialect(Dialect):
         return '"' + name.replace('"', '""') + '"'
 
     def unnest(self, columns: Sequence[tuple[str, str]]) -> str:
-        parts = []
-        for i, (name, type_) in enumerate(columns):
-            if type_ == "bytes":
-                raise ValueError(
-                    f"SQLite cannot unnest bytes (column {name!r}): JSON holds no bytes; "
-                    "insert such rows with VALUES"
-                )
-            check_identifier(name, "column")
-            # json_extract returns SQL values: text, integer, real, NULL.
-            parts.append(f"json_extract(value, '$[{i}]') AS {name}")
-        return "(SELECT key + 1 AS ord, " + ", ".join(parts) + " FROM json_each(?)) AS m"  # noqa: S608 (checked names)
+        return _unnest(tuple(columns))
 
     def unnest_params(
         self, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
@@ -229,8 +241,8 @@ class SQLiteDialect(Dialect):
 
     def purge_derived(self, derived: str) -> list[Raw]:
         # An FTS5 index keeps deleted terms in older segments until they are merged.
-        name = self.quote(check_identifier(derived, "table"))
-        return [Raw(f"INSERT INTO {name} ({name}) VALUES ('optimize')")]  # noqa: S608 (checked name)
+        optimize = SQL("INSERT INTO {t} ({t}) VALUES ('optimize')").format(t=Ident(derived))
+        return [Raw(optimize.template(self))]
 
     def json_sql(self, column: str, *, exact: bool = False) -> JsonSQL:
         return SQLiteJson(column, exact=exact)
@@ -295,12 +307,20 @@ class SQLiteDialect(Dialect):
 
     def text_array_contains(self, column: str) -> str:
         return (
-            "NOT EXISTS (SELECT 1 FROM json_each(?) w WHERE w.value NOT IN "  # noqa: S608 (code)
-            f"(SELECT t.value FROM json_each({column}) t))"
+            SQL(
+                "NOT EXISTS (SELECT 1 FROM json_each(?) w WHERE w.value NOT IN "
+                "(SELECT t.value FROM json_each({}) t))"
+            )
+            .format(SQL(column))
+            .template()
         )
 
     def text_array_text(self, column: str) -> str:
-        return f"(SELECT group_concat(t.value, ', ') FROM json_each({column}) t)"  # noqa: S608
+        return (
+            SQL("(SELECT group_concat(t.value, ', ') FROM json_each({}) t)")
+            .format(SQL(column))
+            .template()
+        )
 
     def migration_prologue(self) -> list[Raw]:
         # BEGIN IMMEDIATE (the write transaction) already serializes migrate() calls.
