@@ -144,12 +144,15 @@ SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) FROM (
 
 
 class SchemaPool:
-    """Migrated, empty schemas of one Postgres server for the ``engine`` fixtures."""
+    """Migrated, empty schemas of one Postgres server for the ``engine`` fixtures, of two
+    kinds: ``"owner"`` (migrated) and ``"rls"`` (migrated, then granted to the session's
+    application role by ``grant_app_role``)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, app_role: str | None = None) -> None:
         self.url = url
-        self.free: list[str] = []
-        self.pristine: str | None = None
+        self.app_role = app_role
+        self.free: dict[str, list[str]] = {"owner": [], "rls": []}
+        self.pristine: dict[str, str] = {}
         self.admin = psycopg.connect(url, autocommit=True)
 
     def _signature(self, schema: str) -> str:
@@ -159,19 +162,34 @@ class SchemaPool:
 
     def take(self) -> str:
         """A schema to migrate: a handed-on one when there is one, else a new name."""
-        return self.free.pop() if self.free else fresh_schema()
+        return self.free["owner"].pop() if self.free["owner"] else fresh_schema()
 
-    def give_back(self, schema: str) -> None:
+    def take_rls(self) -> str:
+        """A migrated schema granted to the application role: a handed-on one when there
+        is one, else a new one migrated by its owner and granted."""
+        return self.free["rls"].pop() if self.free["rls"] else self._granted_schema()
+
+    def _granted_schema(self) -> str:
+        from langchain_agentmem.tenancy import grant_app_role
+
+        assert self.app_role is not None
+        with connect(self.url, schema=fresh_schema()) as owner:
+            owner.migrate()
+            grant_app_role(owner, self.app_role, password=APP_ROLE_PASSWORD)
+            return owner.schema
+
+    def give_back(self, schema: str, kind: str = "owner") -> None:
         """Empty ``schema`` for a later test, if its definition is still pristine."""
         from psycopg import sql
 
         try:
             signature = self._signature(schema)
-            if self.pristine is None:  # the first schema back sets the standard
-                with connect(self.url, schema=fresh_schema()) as reference:
-                    reference.migrate()
-                    self.pristine = self._signature(reference.schema)
-            if signature != self.pristine:
+            if kind not in self.pristine:  # a reference of the kind sets the standard
+                reference = self._granted_schema() if kind == "rls" else fresh_schema()
+                with connect(self.url, schema=reference) as ref:
+                    ref.migrate()
+                    self.pristine[kind] = self._signature(ref.schema)
+            if signature != self.pristine[kind]:
                 return
             tables = self.admin.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = %s"
@@ -194,25 +212,30 @@ class SchemaPool:
                     )
         except psycopg.Error:
             return  # e.g. the test dropped the schema: a fresh one will do
-        self.free.append(schema)
+        self.free[kind].append(schema)
 
     def close(self) -> None:
         self.admin.close()
 
 
 @pytest.fixture(scope="session")
-def schema_pool(postgres_url: str) -> Iterator[SchemaPool]:
-    pool = SchemaPool(postgres_url)
+def schema_pool(postgres_url: str, app_role: str) -> Iterator[SchemaPool]:
+    pool = SchemaPool(postgres_url, app_role)
     yield pool
     pool.close()
 
 
 def _engine_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    pool: SchemaPool
     if backend == POSTGRES_RLS:
-        url = request.getfixturevalue("postgres_url")
-        return make_rls_engine(url, request.getfixturevalue("app_role"))
+        pool = request.getfixturevalue("schema_pool")
+        schema = pool.take_rls()
+        url = role_url(pool.url, str(pool.app_role), APP_ROLE_PASSWORD)
+        rls = connect(url, schema=schema, row_level_security=True)
+        request.addfinalizer(lambda: pool.give_back(schema, "rls"))
+        return rls
     if backend == "postgres":
-        pool: SchemaPool = request.getfixturevalue("schema_pool")
+        pool = request.getfixturevalue("schema_pool")
         engine = connect(pool.url, schema=pool.take())
         request.addfinalizer(lambda: pool.give_back(engine.schema))
         return engine

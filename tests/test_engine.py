@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -214,15 +215,31 @@ async def test_amigrate_is_idempotent(aengine: Engine) -> None:
 
 
 _MIGRATE_SCRIPT = """
-import json, os, sys, time
+import json, os, sys, time, traceback
 from pathlib import Path
 from langchain_agentmem import connect
-go = Path(sys.argv[3])
-while not go.exists():
-    time.sleep(0.005)
-engine = connect(sys.argv[1], schema=sys.argv[2])
-print(json.dumps(engine.migrate()))
-engine.close()
+url, schema, go, out = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+# The imports are paid once; each migrator is a process of its own (forked before any
+# connection is opened), started together on the same go signal.
+children = []
+for i in range(4):
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            while not go.exists():
+                time.sleep(0.005)
+            engine = connect(url, schema=schema)
+            (out / f"{i}.json").write_text(json.dumps(engine.migrate()))
+            engine.close()
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stderr.flush()
+        os._exit(code)
+    children.append(pid)
+(out / "ready").touch()
+sys.exit(max(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0 for pid in children))
 """
 
 
@@ -237,22 +254,22 @@ def test_four_processes_migrate_one_empty_database(
     schema = fresh_schema()
     go = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _MIGRATE_SCRIPT, url, schema, str(go)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(4)
-    ]
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _MIGRATE_SCRIPT, url, schema, str(go), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "ready").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     go.touch()
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    results = [json.loads((out / f"{i}.json").read_text()) for i in range(4)]
     versions = [m.version for m in load_migrations(backend)]
     applied = sorted(v for r in results for v in r)
     assert applied == versions  # every file applied exactly once, by some process

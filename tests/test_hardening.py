@@ -104,7 +104,7 @@ import asyncio, os, sys, time, uuid
 from langchain_core.messages import HumanMessage
 from langchain_agentmem import ChatMessageHistory, connect
 
-url, schema, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+url, schema, batches, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
 async def one(engine, i):
     history = ChatMessageHistory(engine, f"s{i}-{uuid.uuid4().hex}", user_id="u")
@@ -114,16 +114,16 @@ async def main(engine):
     await asyncio.gather(*(one(engine, i) for i in range(16)))
 
 # The imports are paid once; each run is a child process of its own that runs the
-# program below and then exits as any Python program does.
-children = []
-for _ in range(runs):
-    pid = os.fork()
-    if pid == 0:
-        engine = connect(url, schema=schema)  # never closed
-        asyncio.run(main(engine))
-        break
-    children.append(pid)
-else:
+# program below and then exits as any Python program does, ``runs`` at once per batch.
+def batch():
+    children = []
+    for _ in range(runs):
+        pid = os.fork()
+        if pid == 0:
+            engine = connect(url, schema=schema)  # never closed
+            asyncio.run(main(engine))
+            return None
+        children.append(pid)
     deadline = time.monotonic() + 60
     hung = 0
     for pid in children:
@@ -134,7 +134,13 @@ else:
                 hung += 1
                 break
             time.sleep(0.05)
-    print(f"hung {hung}")
+    return hung
+
+for _ in range(batches):
+    hung = batch()
+    if hung is None:  # a child: done, it exits by itself like any program
+        break
+    print(f"hung {hung}", flush=True)
 """
 
 
@@ -150,16 +156,15 @@ def test_async_program_that_never_closes_the_engine_exits(
     script = tmp_path / "never_closed.py"
     script.write_text(_NEVER_CLOSED)
     env = {**os.environ, "PYTHONPATH": str(Path(langchain_agentmem.__file__).parents[1])}
-    for _batch in range(2):
-        done = subprocess.run(
-            [sys.executable, str(script), postgres_url, schema, "10"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=True,
-        )
-        assert done.stdout.strip() == "hung 0", done.stdout + done.stderr
+    done = subprocess.run(
+        [sys.executable, str(script), postgres_url, schema, "2", "10"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=360,
+        check=True,
+    )
+    assert done.stdout.split() == ["hung", "0", "hung", "0"], done.stdout + done.stderr
     with connect(postgres_url, schema=schema) as engine, engine.transaction() as tx:
         assert tx.fetchone("SELECT count(*) FROM {events}") == (320,)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -69,7 +71,7 @@ class SQLiteBackend(Backend):
             target, check_same_thread=False, isolation_level=None, timeout=self.timeout, uri=uri
         )
         if self.path is not None and not self.readonly:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _set_wal(conn, self.timeout)
             conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
@@ -239,3 +241,18 @@ class SQLiteBackend(Backend):
                 self._born.pop(id(conn), None)
         for conn in idle:
             conn.close()
+
+
+def _set_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting up to ``timeout`` seconds for other processes:
+    SQLite answers "database is locked" at once, without its busy handler, when several
+    processes switch a new file to WAL at the same moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
