@@ -500,3 +500,28 @@ def test_an_implicit_transaction_costs_one_round_trip_a_statement_as_without_the
             ("alice", "m1"),
             ("alice", "m2"),
         ]
+
+
+def test_export_and_import_through_the_application_role(
+    rls_db: tuple[Engine, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import under row-level security: COPY into a temporary table, then INSERT ...
+    SELECT, which the tenant policy checks row by row."""
+    from langchain_core.messages import HumanMessage
+
+    from langchain_agentmem import ChatMessageHistory
+    from langchain_agentmem._core import lifecycle
+
+    monkeypatch.setattr(lifecycle, "COPY_MIN_ROWS", 1)
+    owner, _, app_url = rls_db
+    register_collection(owner)
+    with connect(app_url, schema=owner.schema, row_level_security=True) as app:
+        exercise(app, "alice")
+        ChatMessageHistory(app, "s", user_id="alice").add_messages(
+            [HumanMessage(f"m{i}\x00") for i in range(40)]
+        )
+        counts = app.export_user("alice", tmp_path / "alice.zip")
+        assert app.import_user(tmp_path / "alice.zip", user_id="carol") == counts
+        assert app.count_user("carol") == app.count_user("alice")
+        messages = ChatMessageHistory(app, "s", user_id="carol").messages
+        assert [m.content for m in messages][-1] == "m39\x00"
