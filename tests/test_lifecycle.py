@@ -42,6 +42,7 @@ from langchain_agentmem import (
     WorkingMemory,
     connect,
 )
+from langchain_agentmem._core import lifecycle
 from langchain_agentmem._core.catalog import TABLES
 from langchain_agentmem.cli import main, table_counts
 from langchain_agentmem.dialects import Stmt
@@ -207,7 +208,12 @@ def sqlite_engine(tmp_path: Path, name: str) -> Engine:
 # -- export and import ------------------------------------------------------------------
 
 
-def test_round_trip_sqlite_postgres_sqlite_is_exact(postgres_url: str, tmp_path: Path) -> None:
+def test_round_trip_sqlite_postgres_sqlite_is_exact(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every table's rows into Postgres by COPY (a batch of any size; by default batches of
+    # fewer than COPY_MIN_ROWS go by executemany, which the other tests cover).
+    monkeypatch.setattr(lifecycle, "COPY_MIN_ROWS", 1)
     a = sqlite_engine(tmp_path, "a.db")
     b = connect(postgres_url, schema=fresh_schema())
     b.migrate()

@@ -9,9 +9,11 @@ mode: tenants interleaved on few server connections read only their own rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -412,3 +414,114 @@ def test_tenants_interleaved_through_pgbouncer_read_only_their_rows(
         assert errors == []
         assert {t: s for t, s in seen.items() if s != {t}} == {}, "rows of another tenant"
         assert 1 <= len(server_pids) <= 4, server_pids
+
+
+# -- round trips ------------------------------------------------------------------------
+
+
+def _round_trips(trace: str) -> int:
+    """How many times the client sent and then waited for the server, in a libpq trace
+    (each line: direction ``F`` or ``B``, length, message)."""
+    trips, last = 0, "B"
+    for line in trace.splitlines():
+        direction = line.split("\t", 1)[0]
+        if direction == "F" and last == "B":
+            trips += 1
+        last = direction
+    return trips
+
+
+@contextlib.contextmanager
+def _traced(conn: Any, path: Path) -> Iterator[list[str]]:
+    """Trace the libpq messages of ``conn`` into ``path``; the list gets the trace text."""
+    out: list[str] = []
+    with path.open("w") as f:
+        conn.pgconn.trace(f.fileno())
+        conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            yield out
+        finally:
+            conn.pgconn.untrace()
+    out.append(path.read_text())
+
+
+def test_an_implicit_transaction_costs_one_round_trip_a_statement_as_without_the_tenant(
+    rls_db: tuple[Engine, str, str], tmp_path: Path
+) -> None:
+    """Under row-level security a read, and a one-statement write, send the tenant with the
+    statement (one pipeline, one implicit transaction): one round trip each, as with no
+    tenant, instead of BEGIN with the tenant, the statement and COMMIT."""
+    owner, _, app_url = rls_db
+    insert = "INSERT INTO {kv} (user_id, namespace, key, value) VALUES (?, 'r', ?, '1')"
+    many = "INSERT INTO {kv} (user_id, namespace, key, value) VALUES (?, 'm', ?, '1')"
+    keys = "SELECT key FROM {kv} ORDER BY key"
+    trace = tmp_path / "trace.txt"
+
+    async def async_form(app: Engine) -> None:
+        async with app.atransaction(None, readonly=True) as tx:
+            conn = tx.conn  # the pool's one connection
+        with _traced(conn, trace) as out:
+            async with app.atransaction("alice", single=True) as tx:
+                assert await tx.execute(insert, ["alice", "a2"]) == 1
+        assert _round_trips(out[0]) == 1, out[0]
+        with _traced(conn, trace) as out:
+            async with app.atransaction("alice", readonly=True) as tx:
+                assert await tx.fetchall(keys) == [("a1",), ("a2",), ("m1",), ("m2",)]
+                assert await tx.fetchone(keys) == ("a1",)
+                assert [r async for r in tx.iterate(keys)][-1] == ("m2",)
+        assert _round_trips(out[0]) == 3, out[0]
+
+    with connect(app_url, schema=owner.schema, row_level_security=True, max_size=1) as app:
+        with app.transaction(None, readonly=True) as tx:
+            conn = tx.conn  # the pool's one connection
+        with _traced(conn, trace) as out:
+            with app.transaction("alice", single=True) as tx:
+                assert tx.execute(insert, ["alice", "a1"]) == 1
+        assert _round_trips(out[0]) == 1, out[0]
+        with _traced(conn, trace) as out:
+            with app.transaction("alice", single=True) as tx:
+                tx.executemany(many, [["alice", "m1"], ["alice", "m2"]])
+        assert _round_trips(out[0]) == 1, out[0]
+        with _traced(conn, trace) as out:
+            with app.transaction("alice", readonly=True) as tx:
+                assert tx.fetchall(keys) == [("a1",), ("m1",), ("m2",)]
+                assert tx.fetchone(keys) == ("a1",)
+                assert list(tx.iterate(keys))[-1] == ("m2",)
+        assert _round_trips(out[0]) == 3, out[0]
+        # A refused statement of many rows commits none of them.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            with app.transaction("alice", single=True) as tx:
+                tx.executemany(many, [["alice", "m3"], ["bob", "m4"]])
+        asyncio.run(async_form(app))
+    with owner.transaction(None, readonly=True) as tx:
+        assert tx.fetchall("SELECT user_id, key FROM {kv} ORDER BY key") == [
+            ("alice", "a1"),
+            ("alice", "a2"),
+            ("alice", "m1"),
+            ("alice", "m2"),
+        ]
+
+
+def test_export_and_import_through_the_application_role(
+    rls_db: tuple[Engine, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import under row-level security: COPY into a temporary table, then INSERT ...
+    SELECT, which the tenant policy checks row by row."""
+    from langchain_core.messages import HumanMessage
+
+    from langchain_agentmem import ChatMessageHistory
+    from langchain_agentmem._core import lifecycle
+
+    monkeypatch.setattr(lifecycle, "COPY_MIN_ROWS", 1)
+    owner, _, app_url = rls_db
+    register_collection(owner)
+    with connect(app_url, schema=owner.schema, row_level_security=True) as app:
+        exercise(app, "alice")
+        ChatMessageHistory(app, "s", user_id="alice").add_messages(
+            [HumanMessage(f"m{i}\x00") for i in range(40)]
+        )
+        counts = app.export_user("alice", tmp_path / "alice.zip")
+        assert app.import_user(tmp_path / "alice.zip", user_id="carol") == counts
+        assert app.count_user("carol") == app.count_user("alice")
+        messages = ChatMessageHistory(app, "s", user_id="carol").messages
+        assert [m.content for m in messages][-1] == "m39\x00"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..dialects import Dialect
@@ -41,13 +41,15 @@ from .base import (
 
 __all__ = ["PostgresBackend"]
 
+Params = Sequence[Any]
+
 
 def _reason(exc: BaseException) -> str:
     return str(exc).strip() or type(exc).__name__
 
 
 @contextlib.contextmanager
-def _begun(conn: Any, prologue: tuple[str, tuple[Any, ...]]) -> Iterator[None]:
+def _begun(conn: Any, prologue: tuple[str, Params]) -> Iterator[None]:
     """A transaction whose ``BEGIN`` and prologue (the tenant) go in one round trip (a
     pipeline around them alone), its body then run outside pipeline mode."""
     import psycopg
@@ -73,7 +75,7 @@ def _begun(conn: Any, prologue: tuple[str, tuple[Any, ...]]) -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def _abegun(conn: Any, prologue: tuple[str, tuple[Any, ...]]) -> AsyncIterator[None]:
+async def _abegun(conn: Any, prologue: tuple[str, Params]) -> AsyncIterator[None]:
     """Async form of :func:`_begun`."""
     import psycopg
 
@@ -93,6 +95,107 @@ async def _abegun(conn: Any, prologue: tuple[str, tuple[Any, ...]]) -> AsyncIter
             raise
     else:
         await txn.__aexit__(None, None, None)
+
+
+class _Implicit(Transaction):
+    """An implicit transaction (reads, or one atomic statement) with a prologue (the
+    tenant for row-level security, or ``synchronous_commit``).
+
+    Each statement goes in a pipeline of its own after the prologue, the pair ending at
+    one Sync: one implicit transaction, one round trip (as the statement alone costs
+    without a prologue), and the setting is local to it (``SET LOCAL`` semantics: it never
+    reaches the connection's next user, behind PgBouncer in transaction mode maybe another
+    client). The pipeline is entered and left inside each call: no statement of the body,
+    no fetch and no cancellation ever meets a connection left in pipeline mode.
+    """
+
+    def __init__(
+        self, conn: Any, dialect: Dialect, user_id: str | None, prologue: tuple[str, Params]
+    ) -> None:
+        super().__init__(conn, dialect, user_id)
+        self._prologue = prologue
+
+    def _one(self, query: str, params: Params) -> Any:
+        with self.conn.pipeline():
+            self.conn.execute(*self._prologue)
+            cur = self.conn.execute(self.dialect.render(query), params)
+        return cur  # its results arrived with the Sync that left the pipeline
+
+    def execute(self, query: str, params: Params = ()) -> int:
+        return int(self._one(query, params).rowcount)
+
+    def fetchall(self, query: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        return list(self._one(query, params).fetchall())
+
+    def fetchone(self, query: str, params: Params = ()) -> tuple[Any, ...] | None:
+        row = self._one(query, params).fetchone()
+        return tuple(row) if row is not None else None
+
+    def iterate(
+        self, query: str, params: Params = (), *, size: int = 200
+    ) -> Iterator[tuple[Any, ...]]:
+        # A client-side cursor holds the whole result anyway.
+        yield from self.fetchall(query, params)
+
+    def executemany(self, query: str, rows: Sequence[Params]) -> None:
+        text = self.dialect.render(query)
+        with self.conn.pipeline(), self.conn.cursor() as cur:
+            self.conn.execute(*self._prologue)
+            cur.executemany(text, rows)  # rides this pipeline: one implicit transaction
+
+    def execute_raw(self, sql: str) -> None:
+        with _begun(self.conn, self._prologue):
+            super().execute_raw(sql)
+
+    def copy_rows(self, query: str, types: Sequence[str], rows: Iterable[Params]) -> None:
+        with _begun(self.conn, self._prologue):  # COPY cannot be pipelined
+            super().copy_rows(query, types, rows)
+
+
+class _AsyncImplicit(AsyncTransaction):
+    """Async form of :class:`_Implicit`."""
+
+    def __init__(
+        self, conn: Any, dialect: Dialect, user_id: str | None, prologue: tuple[str, Params]
+    ) -> None:
+        super().__init__(conn, dialect, user_id, threaded=False)
+        self._prologue = prologue
+
+    async def _one(self, query: str, params: Params) -> Any:
+        async with self.conn.pipeline():
+            await self.conn.execute(*self._prologue)
+            cur = await self.conn.execute(self.dialect.render(query), params)
+        return cur
+
+    async def execute(self, query: str, params: Params = ()) -> int:
+        return int((await self._one(query, params)).rowcount)
+
+    async def fetchall(self, query: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        return list(await (await self._one(query, params)).fetchall())
+
+    async def fetchone(self, query: str, params: Params = ()) -> tuple[Any, ...] | None:
+        row = await (await self._one(query, params)).fetchone()
+        return tuple(row) if row is not None else None
+
+    async def iterate(
+        self, query: str, params: Params = (), *, size: int = 200
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        for row in await self.fetchall(query, params):
+            yield row
+
+    async def executemany(self, query: str, rows: Sequence[Params]) -> None:
+        text = self.dialect.render(query)
+        async with self.conn.pipeline(), self.conn.cursor() as cur:
+            await self.conn.execute(*self._prologue)
+            await cur.executemany(text, rows)
+
+    async def execute_raw(self, sql: str) -> None:
+        async with _abegun(self.conn, self._prologue):
+            await super().execute_raw(sql)
+
+    async def copy_rows(self, query: str, types: Sequence[str], rows: Iterable[Params]) -> None:
+        async with _abegun(self.conn, self._prologue):
+            await super().copy_rows(query, types, rows)
 
 
 class PostgresBackend(Backend):
@@ -293,7 +396,7 @@ class PostgresBackend(Backend):
             await pool.check()
         return self._error("lost the connection to", exc)
 
-    def _prologue(self, user_id: str | None, durable: bool) -> tuple[str, tuple[Any, ...]] | None:
+    def _prologue(self, user_id: str | None, durable: bool) -> tuple[str, Params] | None:
         # Settings local to the transaction, in one statement (pipelined with the rest).
         # The tenant for row-level security has SET LOCAL semantics (``true``): it ends
         # with the transaction and never reaches the connection's next user (behind
@@ -326,14 +429,9 @@ class PostgresBackend(Backend):
                 if implicit and prologue is None:
                     yield Transaction(conn, dialect, user_id)
                     return
-                if implicit and not write and prologue is not None:
-                    # A read under row-level security: the tenant and the reads go in one
-                    # pipeline, one implicit transaction that ends at its Sync (fetches
-                    # only flush), so the tenant is set for those reads alone, in one
-                    # round trip more instead of three (BEGIN, set_config, COMMIT).
-                    with conn.pipeline():
-                        conn.execute(*prologue)
-                        yield Transaction(conn, dialect, user_id)
+                if implicit:  # and a prologue: each statement with it, one round trip
+                    assert prologue is not None
+                    yield _Implicit(conn, dialect, user_id, prologue)
                     return
                 if prologue is not None and not (pipeline or not durable):
                     with _begun(conn, prologue):
@@ -374,10 +472,9 @@ class PostgresBackend(Backend):
                 if implicit and prologue is None:
                     yield AsyncTransaction(conn, dialect, user_id, threaded=False)
                     return
-                if implicit and not write and prologue is not None:  # see transaction()
-                    async with conn.pipeline():
-                        await conn.execute(*prologue)
-                        yield AsyncTransaction(conn, dialect, user_id, threaded=False)
+                if implicit:  # see transaction()
+                    assert prologue is not None
+                    yield _AsyncImplicit(conn, dialect, user_id, prologue)
                     return
                 if prologue is not None and not (pipeline or not durable):
                     async with _abegun(conn, prologue):

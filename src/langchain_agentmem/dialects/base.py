@@ -7,14 +7,40 @@ import re
 import string
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .statements import One, Raw, Stmt
 
 if TYPE_CHECKING:
     from .compose import Template
 
-__all__ = ["IDENTIFIER", "Dialect", "Fragment", "JsonSQL", "check_identifier"]
+__all__ = ["IDENTIFIER", "Dialect", "Fragment", "ImportStage", "JsonSQL", "check_identifier"]
+
+
+class ImportStage(NamedTuple):
+    """Rows of one table loaded by ``COPY`` into a temporary table, then moved by one
+    ``INSERT ... SELECT`` a batch (see :meth:`Dialect.import_stage`)."""
+
+    create: Stmt
+    """Creates the temporary table (dropped at commit)."""
+    copy: str
+    """``COPY ... FROM STDIN`` of the archive's columns, in their order."""
+    types: list[str]
+    """The ``COPY`` types of those columns."""
+    move: Stmt
+    """Inserts the staged rows into the table (the policies and constraints apply)."""
+    empty: Stmt
+    """Empties the temporary table for the next batch."""
+    text_kinds: frozenset[str]
+    """Kinds whose values go as their text form (see :meth:`param`)."""
+
+    def param(self, kind: str, value: Any) -> Any:
+        """A decoded archive value of a column of ``kind`` as ``COPY`` takes it: a vector
+        in ``text_kinds`` as ``[x,y,...]`` (``repr`` of each float: exact)."""
+        if value is None or kind not in self.text_kinds:
+            return value
+        return "[" + ",".join(repr(float(v)) for v in value) + "]"
+
 
 #: A SQL fragment (with ``?`` placeholders) and its parameters.
 Fragment = tuple[str, list[Any]]
@@ -407,6 +433,11 @@ class Dialect:
         """An archive value, already in the Python form of ``kind`` (``datetime`` for a
         timestamp, a list of floats for a vector, ``bytes``), as a parameter."""
         return value
+
+    def import_stage(self, name: str, columns: Sequence[tuple[str, str, str]]) -> ImportStage:
+        """How rows of table ``name`` load by ``COPY`` (only where ``supports_copy``):
+        ``columns`` are ``(name, kind, sql type)`` as :meth:`column_kinds` gives them."""
+        raise NotImplementedError
 
     def purge_derived(self, derived: str) -> list[Raw]:
         """Statements that drop deleted rows' traces from the derived table ``derived``

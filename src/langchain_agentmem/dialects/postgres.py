@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 from datetime import timezone
@@ -14,7 +15,15 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types.array import ListBinaryDumper
 
-from .base import Dialect, Fragment, JsonPath, JsonSQL, TextSearch, check_identifier
+from .base import (
+    Dialect,
+    Fragment,
+    ImportStage,
+    JsonPath,
+    JsonSQL,
+    TextSearch,
+    check_identifier,
+)
 from .compose import SQL, Unnest
 from .statements import One, Raw, Stmt
 
@@ -238,6 +247,20 @@ _FLAT_LISTS: dict[str, tuple[tuple[type, ...], type[list[Any]]]] = {
 }
 
 
+@functools.cache
+def _vector_class() -> Any:
+    """pgvector-python's ``Vector``, looked up once (a failed import is not cached by
+    Python: trying it on every vector cost half a millisecond each)."""
+    try:
+        from pgvector import Vector  # pgvector-python 0.4+
+
+        return Vector
+    except ImportError:  # 0.2 and 0.3 (langchain-postgres pins pgvector < 0.4)
+        from pgvector.utils import Vector as Old
+
+        return Old
+
+
 class PostgresDialect(Dialect):
     """PostgreSQL (psycopg 3). Placeholders become ``%s`` and tables ``"schema"."table"``."""
 
@@ -328,12 +351,7 @@ class PostgresDialect(Dialect):
         return f"(now() + {expr} * interval '1 minute')"
 
     def vector_param(self, values: Any) -> Any:
-        try:
-            from pgvector import Vector  # pgvector-python 0.4+
-        except ImportError:  # 0.2 and 0.3 (langchain-postgres pins pgvector < 0.4)
-            from pgvector.utils import Vector  # type: ignore[no-redef]
-
-        return Vector(list(values))
+        return _vector_class()(list(values))
 
     def cosine_distance(self, column: str) -> str | None:
         return f"({column} <=> ?)"
@@ -486,6 +504,44 @@ class PostgresDialect(Dialect):
         if value is not None and kind == "vector":
             return self.vector_param(value)
         return value
+
+    def import_stage(self, name: str, columns: Sequence[tuple[str, str, str]]) -> ImportStage:
+        """Example:
+        >>> st = PostgresDialect("m").import_stage("kv", [("user_id", "text", "text"),
+        ...     ("value", "json", "jsonb"), ("tags", "text[]", "_text")])
+        >>> st.copy, st.types
+        ('COPY agentmem_import_kv ("user_id", "value", "tags") FROM STDIN', ['text', 'text', 'text[]'])
+        >>> st.move.sql
+        'INSERT INTO {kv} ("user_id", "value", "tags") SELECT s."user_id", CAST(s."value" AS jsonb), s."tags" FROM agentmem_import_kv s'
+        """
+        table = check_identifier(name, "table")
+        stage = "agentmem_import_" + table
+        defs, types, values = [], [], []
+        for column, kind, udt in columns:
+            col = self.quote(check_identifier(column, "column"))
+            if kind in ("json", "vector"):  # their text, cast on the way in
+                cast = "public.vector" if kind == "vector" else check_identifier(udt, "type")
+                kind_type, value = "text", f"CAST(s.{col} AS {cast})"
+            else:
+                kind_type = check_identifier(udt.removeprefix("_"), "type")
+                kind_type += "[]" if udt.startswith("_") else ""
+                value = f"s.{col}"
+            defs.append(f"{col} {kind_type}")
+            types.append(kind_type)
+            values.append(value)
+        names = ", ".join(self.quote(check_identifier(c, "column")) for c, _, _ in columns)
+        return ImportStage(
+            create=Stmt(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({', '.join(defs)}) ON COMMIT DROP"
+            ),
+            copy=f"COPY {stage} ({names}) FROM STDIN",
+            types=types,
+            move=Stmt(
+                f"INSERT INTO {{{table}}} ({names}) SELECT {', '.join(values)} FROM {stage} s"  # noqa: S608 (checked names)
+            ),
+            empty=Stmt(f"TRUNCATE {stage}"),
+            text_kinds=frozenset({"vector"}),
+        )
 
     def views(self) -> Stmt:
         return Stmt(
