@@ -88,8 +88,8 @@ def test_citus_ddl_names_every_catalog_table_once(pg: Engine) -> None:
 # -- every statement of a workload is bound to one tenant ------------------------------
 
 _PLACEHOLDER = re.compile(r"%%|%[sb]")
-_TENANT_EQ = re.compile(r"(?<![\w.])(?:\w+\.)?user_id\s*=\s*(%[sb])")
-_INSERT = re.compile(r'INSERT INTO "[^"]+"\."[^"]+"(?: AS \w+)? \(user_id\b')
+_TENANT_EQ = re.compile(r'(?<![\w."])(?:"?\w+"?\.)?"?user_id"?\s*=\s*(%[sb])')
+_INSERT = re.compile(r'INSERT INTO "[^"]+"\."[^"]+"(?: AS \w+)? \("?user_id\b')
 
 
 def _placeholders(sql: str) -> list[int]:
