@@ -177,6 +177,10 @@ class Transaction:
     """Statements of one tenant transaction. Queries are templates (see
     :mod:`~.dialects`); rows come back as tuples."""
 
+    #: A statement that must open every pipeline of this transaction (an implicit
+    #: transaction's tenant, see ``_backends.postgres``); ``None`` for none.
+    _prologue: tuple[str, Params] | None = None
+
     def __init__(self, conn: Any, dialect: Dialect, user_id: str | None) -> None:
         self.conn = conn
         self.dialect = dialect
@@ -215,6 +219,8 @@ class Transaction:
                 self.fetchall(q, p) if fetch else self.execute(q, p) for q, p, fetch in statements
             ]
         with self.conn.pipeline():
+            if self._prologue is not None:
+                self.conn.execute(*self._prologue)
             cursors = [self.conn.execute(self.dialect.render(q), p) for q, p, _ in statements]
         return [
             list(cur.fetchall()) if fetch else cur.rowcount
@@ -250,6 +256,8 @@ class Transaction:
 
 class AsyncTransaction:
     """Async form of :class:`Transaction`."""
+
+    _prologue: tuple[str, Params] | None = None
 
     def __init__(self, conn: Any, dialect: Dialect, user_id: str | None, *, threaded: bool) -> None:
         self.conn = conn
@@ -306,6 +314,8 @@ class AsyncTransaction:
                 for q, p, fetch in statements
             ]
         async with self.conn.pipeline():
+            if self._prologue is not None:
+                await self.conn.execute(*self._prologue)
             cursors = [await self.conn.execute(self.dialect.render(q), p) for q, p, _ in statements]
         return [
             list(await cur.fetchall()) if fetch else cur.rowcount

@@ -109,6 +109,8 @@ class _Implicit(Transaction):
     no fetch and no cancellation ever meets a connection left in pipeline mode.
     """
 
+    _prologue: tuple[str, Params]
+
     def __init__(
         self, conn: Any, dialect: Dialect, user_id: str | None, prologue: tuple[str, Params]
     ) -> None:
@@ -154,6 +156,8 @@ class _Implicit(Transaction):
 
 class _AsyncImplicit(AsyncTransaction):
     """Async form of :class:`_Implicit`."""
+
+    _prologue: tuple[str, Params]
 
     def __init__(
         self, conn: Any, dialect: Dialect, user_id: str | None, prologue: tuple[str, Params]
