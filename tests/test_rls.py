@@ -84,12 +84,44 @@ def test_every_tenant_table_has_forced_row_security_and_the_policy(
     for name in tenant:
         enabled, forced, qual, check = state[name]
         assert enabled and forced, name
-        assert qual == check == "(user_id = current_setting('agent_mem.user_id'::text, true))", name
+        assert (
+            qual
+            == check
+            == "(user_id = ( SELECT current_setting('agent_mem.user_id'::text, true) AS current_setting))"
+        ), name
     for table in TABLES.values():
         if table.reference and "postgres" in table.dialects:
             assert not state[table.name][0], f"{table.name} is shared: no policy"
     # Idempotent: a second migrate() changes nothing and applies nothing.
     assert owner.migrate() == []
+
+
+def test_migrate_brings_a_policy_of_the_first_form_to_the_current_one(
+    rls_db: tuple[Engine, str, str], postgres_url: str
+) -> None:
+    """A schema secured by an older version (the tenant read once a row, no comment) gets
+    the current policy from ``migrate()``."""
+    owner, _, _ = rls_db
+    target = pgsql.Identifier(owner.schema, "events")
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            pgsql.SQL(
+                "ALTER POLICY agentmem_tenant ON {} USING "
+                "(user_id = current_setting('agent_mem.user_id', true)) "
+                "WITH CHECK (user_id = current_setting('agent_mem.user_id', true))"
+            ).format(target)
+        )
+        conn.execute(pgsql.SQL("COMMENT ON POLICY agentmem_tenant ON {} IS NULL").format(target))
+    owner.migrate()
+    with owner.transaction(readonly=True) as tx:
+        qual, comment = tx.fetchone(
+            "SELECT p.qual, obj_description(q.oid, 'pg_policy') FROM pg_policies p JOIN "
+            "pg_policy q ON q.polname = p.policyname AND q.polrelid = CAST(? AS regclass) "
+            "WHERE p.schemaname = ? AND p.tablename = 'events'",
+            [owner.dialect.table("events"), owner.schema],
+        )
+    assert "SELECT current_setting" in qual
+    assert comment == owner.dialect.TENANT_POLICY_FORM
 
 
 def test_tenant_a_sees_and_writes_nothing_of_tenant_b(rls_db: tuple[Engine, str, str]) -> None:

@@ -55,15 +55,21 @@ def row_security_body(dialect: Dialect) -> Body[list[str]]:
         return []
     yield dialect.migration_prologue()[0]  # the migrations' lock
     rows = yield dialect.row_security_state()
-    state = {r[0]: (bool(r[1]), bool(r[2]), bool(r[3])) for r in rows}
+    state = {r[0]: (bool(r[1]), bool(r[2]), bool(r[3]), r[4]) for r in rows}
     changes: list[tuple[str, str, list[str]]] = []
     for table in distributed_tables(dialect.name):
         if table.name not in state:
             continue  # created by a migration not applied yet
-        enabled, forced, policy = state[table.name]
+        enabled, forced, policy, form = state[table.name]
+        current = not policy or form == dialect.TENANT_POLICY_FORM
         missing = [
             what
-            for what, there in (("enable", enabled), ("force", forced), ("policy", policy))
+            for what, there in (
+                ("enable", enabled),
+                ("force", forced),
+                ("policy", policy),
+                ("policy form", current),
+            )
             if not there
         ]
         if missing:

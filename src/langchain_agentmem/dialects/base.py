@@ -568,16 +568,20 @@ class Dialect:
     TENANT_SETTING = "agent_mem.user_id"
     #: The name of the one policy on every tenant table.
     TENANT_POLICY = "agentmem_tenant"
+    #: The comment on the policy naming its current form: a policy without it (made by an
+    #: older version) is altered to the current form by ``migrate()``.
+    TENANT_POLICY_FORM = "agentmem tenant policy, form 2: the tenant read once a statement"
 
     def row_security_state(self) -> Stmt:
-        """A query of the schema's tables: ``(name, enabled, forced, has the policy)``."""
+        """A query of the schema's tables: ``(name, enabled, forced, has the policy,
+        the policy's comment)``."""
         raise NotImplementedError
 
     def row_security_ddl(self, changes: Sequence[tuple[str, str, Sequence[str]]]) -> Raw:
         """One script giving each ``(table, tenant column, missing)`` what it lacks of
-        ``missing`` (``enable``, ``force``, ``policy``): row-level security enabled,
-        forced on the owner too, and the policy keeping the rows whose tenant column is
-        the transaction's tenant."""
+        ``missing`` (``enable``, ``force``, ``policy``, ``policy form``): row-level security
+        enabled, forced on the owner too, and the policy keeping the rows whose tenant
+        column is the transaction's tenant (created, or altered to its current form)."""
         raise NotImplementedError
 
     def role_state(self, role: str) -> One:

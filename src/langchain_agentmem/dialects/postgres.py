@@ -784,9 +784,10 @@ class PostgresDialect(Dialect):
 
     def row_security_state(self) -> Stmt:
         return Stmt(
-            "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, EXISTS (SELECT 1 FROM "
-            "pg_policy p WHERE p.polrelid = c.oid AND p.polname = ?) FROM pg_class c JOIN "
-            "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ? AND c.relkind IN ('r', 'p')",
+            "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, p.oid IS NOT NULL, "
+            "obj_description(p.oid, 'pg_policy') FROM pg_class c JOIN pg_namespace n ON n.oid = "
+            "c.relnamespace LEFT JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = ? "
+            "WHERE n.nspname = ? AND c.relkind IN ('r', 'p')",
             [self.TENANT_POLICY, self.schema],
             fetch=True,
         )
@@ -807,15 +808,24 @@ class PostgresDialect(Dialect):
                 parts.append(
                     pgsql.SQL("ALTER TABLE {} {}").format(target, pgsql.SQL(", ").join(actions))
                 )
-            if "policy" in missing:
-                # current_setting(..., true) is NULL with no tenant set: no row matches.
-                same = pgsql.SQL("{} = current_setting({}, true)").format(
+            if "policy" in missing or "policy form" in missing:
+                # current_setting(..., true) is NULL with no tenant set: no row matches. As a
+                # sub-select it is read once a statement (an InitPlan), not once a row.
+                same = pgsql.SQL("{} = (SELECT current_setting({}, true))").format(
                     pgsql.Identifier(check_identifier(column, "column")),
                     pgsql.Literal(self.TENANT_SETTING),
                 )
+                verb = pgsql.SQL("CREATE" if "policy" in missing else "ALTER")
                 parts.append(
-                    pgsql.SQL("CREATE POLICY {} ON {} USING ({}) WITH CHECK ({})").format(
-                        pgsql.Identifier(self.TENANT_POLICY), target, same, same
+                    pgsql.SQL("{} POLICY {} ON {} USING ({}) WITH CHECK ({})").format(
+                        verb, pgsql.Identifier(self.TENANT_POLICY), target, same, same
+                    )
+                )
+                parts.append(
+                    pgsql.SQL("COMMENT ON POLICY {} ON {} IS {}").format(
+                        pgsql.Identifier(self.TENANT_POLICY),
+                        target,
+                        pgsql.Literal(self.TENANT_POLICY_FORM),
                     )
                 )
         return Raw(pgsql.SQL("; ").join(parts).as_string(None))
