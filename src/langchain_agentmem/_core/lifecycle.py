@@ -49,7 +49,8 @@ from datetime import datetime
 from typing import Any
 
 from .._encoding.json import dumps, loads
-from ..dialects import Body, Copy, Dialect, Many, One, Stmt, check_identifier
+from ..dialects import SQL, Body, Composed, Copy, Dialect, Ident, Many, One, Stmt
+from ..dialects import Table as Relation
 from ..dialects.base import ImportStage
 from .catalog import TABLES, Table, derived_tables, tenant_tables
 from .migrations import version_plan
@@ -147,8 +148,35 @@ def _describe(dialect: Dialect) -> Body[_Schema]:
     return schema
 
 
-def _quoted(dialect: Dialect, names: Sequence[str]) -> str:
-    return ", ".join(dialect.quote(check_identifier(n, "column")) for n in names)
+_COMMA = SQL(", ")
+_AND = SQL(" AND ")
+
+
+def _idents(names: Sequence[str]) -> Composed:
+    """``"a", "b"``: checked, quoted column names."""
+    return _COMMA.join(Ident(n) for n in names)
+
+
+def _marks(n: int) -> Composed:
+    return _COMMA.join(SQL("?") for _ in range(n))
+
+
+def _exports(dialect: Dialect, columns: Sequence[tuple[str, str]]) -> Composed:
+    """The select list reading ``(name, kind)`` columns in their archive form (the
+    dialect's expressions over checked names)."""
+    return _COMMA.join(SQL(dialect.export_expr(name, kind)) for name, kind in columns)
+
+
+def _placeholders(dialect: Dialect, columns: Sequence[Column]) -> Composed:
+    """The ``VALUES`` placeholders of ``columns`` (with the dialect's casts)."""
+    return _COMMA.join(SQL(dialect.import_placeholder(c[1], c[2])) for c in columns)
+
+
+def _tenant_is(table: Table) -> Composed:
+    """``FROM <table> WHERE <tenant column> = ?``."""
+    return SQL("FROM {t} WHERE {tenant} = ?").format(
+        t=Relation(table.name), tenant=Ident(str(table.tenant_column))
+    )
 
 
 def _encode(kind: str, value: Any) -> Any:
@@ -208,8 +236,7 @@ def _count_body(dialect: Dialect, uid: str) -> Body[dict[str, int]]:
     present = {row[0] for row in (yield dialect.tables())}
     counts: dict[str, int] = {}
     for table in ordered_tables(dialect.name, present):
-        tenant = dialect.quote(check_identifier(str(table.tenant_column), "column"))
-        row = yield One(f"SELECT count(*) FROM {{{table.name}}} WHERE {tenant} = ?", [uid])  # noqa: S608 (catalog names)
+        row = yield One(SQL("SELECT count(*) ") + _tenant_is(table), [uid])
         counts[table.name] = int(row[0]) if row else 0
     return counts
 
@@ -232,15 +259,16 @@ def _page_body(
 ) -> Body[list[tuple[Any, ...]]]:
     tenant = str(table.tenant_column)
     keys = [k for k in table.primary_key if k != tenant]
-    select = ", ".join(dialect.export_expr(name, kind) for name, kind, _ in columns)
-    sql = f"SELECT {select} FROM {{{table.name}}} WHERE {dialect.quote(check_identifier(tenant, 'column'))} = ?"  # noqa: S608 (checked names)
+    select = _exports(dialect, [(name, kind) for name, kind, _ in columns])
+    sql = SQL("SELECT {select} ").format(select=select) + _tenant_is(table)
     params: list[Any] = [uid]
     if keys:
         if after is not None:
-            marks = ", ".join("?" for _ in keys)
-            sql += f" AND ({_quoted(dialect, keys)}) > ({marks})"
+            sql += SQL(" AND ({keys}) > ({marks})").format(
+                keys=_idents(keys), marks=_marks(len(keys))
+            )
             params.extend(after)
-        sql += f" ORDER BY {_quoted(dialect, keys)} LIMIT ?"
+        sql += SQL(" ORDER BY {keys} LIMIT ?").format(keys=_idents(keys))
         params.append(size)
     rows = yield Stmt(sql, params, fetch=True)
     return [tuple(r) for r in rows]
@@ -250,18 +278,19 @@ def _reference_body(
     dialect: Dialect, schema: _Schema, ref: Table, uid: str
 ) -> Body[list[tuple[Any, ...]]]:
     columns = schema.columns[ref.name]
-    select = ", ".join(dialect.export_expr(name, kind) for name, kind, _ in columns)
+    select = _exports(dialect, [(name, kind) for name, kind, _ in columns])
     out: dict[Any, tuple[Any, ...]] = {}
     names = [c[0] for c in columns]
     for table in schema.tables:
-        tenant = dialect.quote(check_identifier(str(table.tenant_column), "column"))
         for col, rt, rc in schema.refs[table.name]:
             if rt != ref.name:
                 continue
-            q_col, q_rc = _quoted(dialect, [col]), _quoted(dialect, [rc])
             rows = yield Stmt(
-                f"SELECT {select} FROM {{{ref.name}}} WHERE {q_rc} IN "  # noqa: S608 (checked names)
-                f"(SELECT {q_col} FROM {{{table.name}}} WHERE {tenant} = ?) ORDER BY {q_rc}",
+                SQL("SELECT {select} FROM {ref} WHERE {rc} IN (SELECT {col} ").format(
+                    select=select, ref=Relation(ref.name), rc=Ident(rc), col=Ident(col)
+                )
+                + _tenant_is(table)
+                + SQL(") ORDER BY {rc}").format(rc=Ident(rc)),
                 [uid],
                 fetch=True,
             )
@@ -414,14 +443,16 @@ def _reference_import(
     cols = _target_columns(schema, ref.name, archive_cols)
     compare = [(i, c) for i, c in cols if c[0] not in ref.primary_key and c[0] != ref.time_column]
     insert = [(i, c) for i, c in cols if c[0] not in ref.primary_key]
-    match = " AND ".join(f"{_quoted(dialect, [m])} = ?" for m in (ref.natural_key or ()))
-    select = ", ".join(dialect.export_expr(c[0], c[1]) for _, c in compare)
+    match = _AND.join(SQL("{} = ?").format(Ident(m)) for m in (ref.natural_key or ()))
+    select = _exports(dialect, [(c[0], c[1]) for _, c in compare])
     for values in _lines(zf, f"reference/{ref.name}.jsonl"):
         natural = [values[names.index(m)] for m in (ref.natural_key or ())]
         lock = dialect.lock_keys([(ref.name, *map(str, natural))])
         if lock is not None:
             yield lock
-        find = f"SELECT {_quoted(dialect, [key])}, {select} FROM {{{ref.name}}} WHERE {match}"  # noqa: S608 (checked names)
+        find = SQL("SELECT {key}, {select} FROM {ref} WHERE {match}").format(
+            key=Ident(key), select=select, ref=Relation(ref.name), match=match
+        )
         row = yield One(find, natural)
         if row is None:
             params = [
@@ -434,10 +465,13 @@ def _reference_import(
                 )
                 for i, c in insert
             ]
-            marks = ", ".join(dialect.import_placeholder(c[1], c[2]) for _, c in insert)
             row = yield One(
-                f"INSERT INTO {{{ref.name}}} ({_quoted(dialect, [c[0] for _, c in insert])}) "  # noqa: S608 (checked names)
-                f"VALUES ({marks}) RETURNING {_quoted(dialect, [key])}",
+                SQL("INSERT INTO {ref} ({cols}) VALUES ({marks}) RETURNING {key}").format(
+                    ref=Relation(ref.name),
+                    cols=_idents([c[0] for _, c in insert]),
+                    marks=_placeholders(dialect, [c for _, c in insert]),
+                    key=Ident(key),
+                ),
                 params,
             )
             assert row is not None
@@ -471,8 +505,7 @@ def _import_body(
                 "database of the same or a newer schema version (run migrate())"
             )
     for table in schema.tables:
-        tenant = dialect.quote(check_identifier(str(table.tenant_column), "column"))
-        row = yield One(f"SELECT count(*) FROM {{{table.name}}} WHERE {tenant} = ?", [uid])  # noqa: S608 (catalog names)
+        row = yield One(SQL("SELECT count(*) ") + _tenant_is(table), [uid])
         if row and row[0]:
             raise ValueError(
                 f"user {uid!r} already has {row[0]} row(s) in {table.name}: import into a user "
@@ -487,9 +520,10 @@ def _import_body(
         archive_cols = entry["columns"]
         cols = _target_columns(schema, table.name, archive_cols)
         remap = {col: mappings.get(rt, {}) for col, rt, _ in schema.refs[table.name]}
-        sql = (
-            f"INSERT INTO {{{table.name}}} ({_quoted(dialect, [c[0] for _, c in cols])}) "  # noqa: S608 (checked names)
-            f"VALUES ({', '.join(dialect.import_placeholder(c[1], c[2]) for _, c in cols)})"
+        sql = SQL("INSERT INTO {t} ({cols}) VALUES ({marks})").format(
+            t=Relation(table.name),
+            cols=_idents([c[0] for _, c in cols]),
+            marks=_placeholders(dialect, [c for _, c in cols]),
         )
         # Postgres: each batch by COPY into a temporary table, then one INSERT ... SELECT
         # (a statement a batch instead of one a row); elsewhere one executemany a batch.
@@ -535,7 +569,7 @@ def _import_body(
 COPY_MIN_ROWS = 32
 
 
-def _insert_batch(sql: str, stage: ImportStage | None, batch: list[list[Any]]) -> Body[None]:
+def _insert_batch(sql: Composed, stage: ImportStage | None, batch: list[list[Any]]) -> Body[None]:
     if stage is None or len(batch) < COPY_MIN_ROWS:
         yield Many(sql, batch)
         return
@@ -578,8 +612,7 @@ def _forget_body(dialect: Dialect, uid: str) -> Body[dict[str, int]]:
     counts: dict[str, int] = {}
     # Children first; the package's bookkeeping about the user goes too, uncounted.
     for table in reversed(ordered_tables(dialect.name, present, bookkeeping=True)):
-        tenant = dialect.quote(check_identifier(str(table.tenant_column), "column"))
-        n = yield Stmt(f"DELETE FROM {{{table.name}}} WHERE {tenant} = ?", [uid])  # noqa: S608 (catalog names)
+        n = yield Stmt(SQL("DELETE ") + _tenant_is(table), [uid])
         counts[table.name] = int(n)
     for derived in derived_tables(dialect.name):
         if derived.name in present and counts.get(str(derived.derived_from)):
