@@ -25,9 +25,6 @@ Example:
     ('ops', 1, 1.0, 0.9)
 """
 
-# Queries are composed of constants and code-only names; every value is a parameter.
-# ruff: noqa: S608
-
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -36,7 +33,7 @@ from typing import Any
 
 from ._core.plan import Atomic, Plan, dual
 from ._encoding.keys import decode_key, encode_key
-from .dialects import Body, Dialect, Stmt
+from .dialects import SQL, Body, Composable, Dialect, Ident, Stmt, Table
 from .engine import EngineLike, as_engine
 
 __all__ = ["VIEWS", "Analytics"]
@@ -95,22 +92,35 @@ _INTS |= {"bound_agents", "active_bindings"}
 _FLOATS = {"completion_rate", "avg_importance", "importance", "bucket"}
 
 
-def view_query(view: str, uid: str | None, limit: int | None) -> tuple[str, list[Any]]:
+def view_query(view: str, uid: str | None, limit: int | None) -> tuple[Composable, list[Any]]:
     """The statement reading ``view`` (one tenant's rows, or all when ``uid`` is None)."""
     if view not in VIEWS:
         raise ValueError(f"unknown view {view!r}: expected one of {', '.join(VIEWS)}")
-    query = "SELECT " + ", ".join(VIEWS[view]) + " FROM {" + view + "}"
     params: list[Any] = []
+    scope = SQL("")
     if uid is not None:
-        query += " WHERE user_id = ?"
+        scope = _BY_USER
         params.append(uid)
-    query += " ORDER BY " + _ORDER[view]
+    bound = SQL("")
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a positive int or None, got {limit!r}")
-        query += " LIMIT ?"
+        bound = _LIMIT
         params.append(limit)
+    query = _VIEW.format(
+        cols=_COMMA.join(Ident(c) for c in VIEWS[view]),
+        view=Table(view),
+        scope=scope,
+        order=SQL(_ORDER[view]),
+        limit=bound,
+    )
     return query, params
+
+
+_COMMA = SQL(", ")
+_BY_USER = SQL(" WHERE user_id = ?")
+_LIMIT = SQL(" LIMIT ?")
+_VIEW = SQL("SELECT {cols} FROM {view}{scope} ORDER BY {order}{limit}")
 
 
 def _converter(dialect: Dialect, column: str) -> Callable[[Any], Any] | None:
@@ -129,7 +139,9 @@ def _converter(dialect: Dialect, column: str) -> Callable[[Any], Any] | None:
     return None
 
 
-def _rows(dialect: Dialect, view: str, query: str, params: list[Any]) -> Body[list[dict[str, Any]]]:
+def _rows(
+    dialect: Dialect, view: str, query: Composable, params: list[Any]
+) -> Body[list[dict[str, Any]]]:
     rows = yield Stmt(query, params, fetch=True)
     cols = VIEWS[view]
     # Only the columns whose values need it are converted (a view of thousands of rows

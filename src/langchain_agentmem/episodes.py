@@ -336,8 +336,6 @@ _COMMA = SQL(", ")
 _AND = SQL(" AND ")
 _SELECTED = [_AS_TEXT.format(Ident("v", c)) if c == "metadata" else Ident("v", c) for c in _COLUMNS]
 _SELECT_SQL = _COMMA.join(_SELECTED)
-#: The same expressions as template text, for the vector index's ``select``.
-_SELECT = [e.template() for e in _SELECTED]
 # RETURNING names the table's columns unqualified (SQLite knows no alias there).
 _RETURNING = _COMMA.join(
     _AS_TEXT.format(Ident(c)) if c == "metadata" else Ident(c) for c in _COLUMNS
@@ -985,7 +983,7 @@ class EpisodicMemory:
         query = SearchQuery(
             q,
             pool,
-            select=_SELECT,
+            select=_SELECTED,
             where=(
                 " AND ".join([*conds, dialect.vector_dims_is("embedding", dims), fsql]),
                 [*params, *fparams],

@@ -33,7 +33,6 @@ Example:
 """
 
 # Queries are composed of constants and code-only names; every value is a parameter.
-# ruff: noqa: S608
 
 from __future__ import annotations
 
@@ -59,7 +58,7 @@ from ._search.vector_index import (
     sized_index,
     sized_index_name,
 )
-from .dialects import Body, Dialect, Many, One, Stmt
+from .dialects import SQL, Body, Composable, Dialect, Ident, Many, One, Stmt, Template
 from .engine import EngineLike, as_engine
 
 __all__ = ["STATUSES", "AgentSession", "Event", "EventLog", "SessionLog"]
@@ -107,7 +106,7 @@ class AgentSession:
 
 # -- query builders (pure) -------------------------------------------------------------
 
-_SESSION_COLUMNS = (
+_SESSION_COLUMNS = SQL(
     "session_id, agent_name, source, status, metadata, created_at, last_activity_at, "
     "ended_at, last_seq, importance_sum, importance_count"
 )
@@ -122,6 +121,32 @@ _EVENT_COLUMNS = [
     "tags",
     "created_at",
 ]
+_EVENT_SELECT = [Ident("e", c) for c in _EVENT_COLUMNS]
+_VECTOR_SELECT = [Ident("v", c) for c in _EVENT_COLUMNS]
+_VECTOR_ORDER = [Ident("v", "session_id"), Ident("v", "seq")]
+_AND = SQL(" AND ")
+_MARKS = SQL(", ")
+_START_SESSION = SQL(
+    "INSERT INTO {sessions} AS s (user_id, session_id, agent_name, source, metadata) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, session_id) DO UPDATE SET "
+    "agent_name = coalesce(excluded.agent_name, s.agent_name), "
+    "source = coalesce(excluded.source, s.source), "
+    "{keep}status = 'active', ended_at = NULL, last_activity_at = {now} RETURNING {columns}"
+)
+_KEEP_METADATA = SQL("metadata = excluded.metadata, ")
+_END_SESSION = SQL(
+    "UPDATE {sessions} SET status = ?, ended_at = CASE WHEN ? = 'active' THEN NULL ELSE {now} END, "
+    "last_activity_at = {now} WHERE user_id = ? AND session_id = ? RETURNING {}"
+).format(_SESSION_COLUMNS)
+_READ = SQL(
+    "SELECT {cols} FROM {events} e WHERE {where} "
+    "ORDER BY e.created_at {order}, e.session_id {order}, e.seq {order} LIMIT ?"
+)
+_DIRECTIONS = {True: SQL("DESC"), False: SQL("ASC")}
+_SESSIONS = SQL("SELECT {} FROM {sessions} WHERE {} ORDER BY created_at DESC, session_id LIMIT ?")
+_SESSION = SQL("SELECT {} FROM {sessions} WHERE user_id = ? AND session_id = ?").format(
+    _SESSION_COLUMNS
+)
 
 
 def _session(dialect: Dialect, row: Sequence[Any]) -> AgentSession:
@@ -169,15 +194,9 @@ def _start(
     uid: str, sid: str, agent: str | None, source: str | None, meta: str | None
 ) -> Body[tuple[Any, ...]]:
     # metadata is jsonb on Postgres: the text parameter takes the column's type.
-    keep = "" if meta is None else "metadata = excluded.metadata, "
+    keep = SQL("") if meta is None else _KEEP_METADATA
     row = yield One(
-        "INSERT INTO {sessions} AS s (user_id, session_id, agent_name, source, metadata) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, session_id) DO UPDATE SET "
-        "agent_name = coalesce(excluded.agent_name, s.agent_name), "
-        "source = coalesce(excluded.source, s.source), "
-        + keep
-        + "status = 'active', ended_at = NULL, last_activity_at = {now} RETURNING "
-        + _SESSION_COLUMNS,
+        _START_SESSION.format(keep=keep, columns=_SESSION_COLUMNS),
         [uid, sid, agent, source, "{}" if meta is None else meta],
     )
     return tuple(row)
@@ -187,9 +206,7 @@ def end_session(uid: str, sid: str, status: str) -> Body[tuple[Any, ...] | None]
     """Set a session's status (ending it unless ``active``); its row, ``None`` when there
     is no such session."""
     row = yield One(
-        "UPDATE {sessions} SET status = ?, ended_at = CASE WHEN ? = 'active' THEN NULL ELSE {now} END, "
-        "last_activity_at = {now} WHERE user_id = ? AND session_id = ? RETURNING "
-        + _SESSION_COLUMNS,
+        _END_SESSION,
         [status, status, uid, sid],
     )
     return None if row is None else tuple(row)
@@ -242,30 +259,31 @@ class _Filter:
     since: datetime | None = None
     until: datetime | None = None
 
-    def where(self, dialect: Dialect, uid: str, alias: str) -> tuple[str, list[Any]]:
-        a = alias + "."
-        conds: list[str] = [a + "user_id = ?"]
+    def where(self, dialect: Dialect, uid: str, alias: str) -> tuple[Composable, list[Any]]:
+        conds: list[Composable] = [SQL("{} = ?").format(Ident(alias, "user_id"))]
         params: list[Any] = [uid]
         if self.session is not None:
-            conds.append(a + "session_id = ?")
+            conds.append(SQL("{} = ?").format(Ident(alias, "session_id")))
             params.append(self.session)
         if self.types is not None:
-            conds.append(a + "kind IN (" + ", ".join("?" for _ in self.types) + ")")
+            marks = _MARKS.join(SQL("?") for _ in self.types)
+            conds.append(SQL("{} IN ({})").format(Ident(alias, "kind"), marks))
             params += self.types
         if self.tags:
-            conds.append(dialect.text_array_contains(a + "tags"))
+            column = Ident(alias, "tags").template(dialect)
+            conds.append(SQL(dialect.text_array_contains(column)))
             params.append(dialect.text_array_param(list(self.tags)))
         if self.min_importance is not None:
             # Importance is stored as float32: compare with the float32 value.
-            conds.append(a + "importance >= ?")
+            conds.append(SQL("{} >= ?").format(Ident(alias, "importance")))
             params.append(float(np.float32(self.min_importance)))
         if self.since is not None:
-            conds.append(a + "created_at >= ?")
+            conds.append(SQL("{} >= ?").format(Ident(alias, "created_at")))
             params.append(dialect.from_datetime(self.since))
         if self.until is not None:
-            conds.append(a + "created_at < ?")
+            conds.append(SQL("{} < ?").format(Ident(alias, "created_at")))
             params.append(dialect.from_datetime(self.until))
-        return " AND ".join(conds), params
+        return _AND.join(conds), params
 
 
 def _filter(
@@ -306,13 +324,8 @@ def _read(
     dialect: Dialect, uid: str, flt: _Filter, limit: int, newest_first: bool
 ) -> Body[list[Event]]:
     where, params = flt.where(dialect, uid, "e")
-    order = "DESC" if newest_first else "ASC"
     rows = yield Stmt(
-        "SELECT "
-        + ", ".join("e." + c for c in _EVENT_COLUMNS)
-        + " FROM {events} e WHERE "
-        + where
-        + f" ORDER BY e.created_at {order}, e.session_id {order}, e.seq {order} LIMIT ?",
+        _READ.format(cols=_MARKS.join(_EVENT_SELECT), where=where, order=_DIRECTIONS[newest_first]),
         [*params, limit],
         fetch=True,
     )
@@ -424,14 +437,14 @@ class EventLog:
         search = SearchQuery(
             q,
             k,
-            select=["v." + c for c in _EVENT_COLUMNS],
+            select=_VECTOR_SELECT,
             where=(
-                where
-                + " AND v.embedding IS NOT NULL AND "
-                + dialect.vector_dims_is("embedding", len(q)),
+                SQL("{} AND v.embedding IS NOT NULL AND {}").format(
+                    where, SQL(dialect.vector_dims_is("embedding", len(q)))
+                ),
                 params,
             ),
-            order=["v.session_id", "v.seq"],
+            order=_VECTOR_ORDER,
             settings=self._search,
         )
         rows = yield Atomic(index.search_small(search), readonly=True)
@@ -487,21 +500,18 @@ class EventLog:
         limit: int = 100,
     ) -> Plan[list[AgentSession]]:
         """The user's sessions (of ``agent_name``, ``status``, ``source``), newest first."""
-        conds, params = ["user_id = ?"], [self._uid]
+        conds: list[Composable] = [SQL("user_id = ?")]
+        params: list[Any] = [self._uid]
         for column, value in (("agent_name", agent_name), ("source", source)):
             if value is not None:
-                conds.append(column + " = ?")
+                conds.append(SQL("{} = ?").format(Ident(column)))
                 params.append(plain(value, column.replace("_", " ")))
         if status is not None:
-            conds.append("status = ?")
+            conds.append(SQL("status = ?"))
             params.append(check_status(status))
         rows = yield Atomic(
             _fetch_all(
-                "SELECT "
-                + _SESSION_COLUMNS
-                + " FROM {sessions} WHERE "
-                + " AND ".join(conds)
-                + " ORDER BY created_at DESC, session_id LIMIT ?",
+                _SESSIONS.format(_SESSION_COLUMNS, _AND.join(conds)),
                 [*params, _limit(limit)],
             ),
             readonly=True,
@@ -578,14 +588,7 @@ class SessionLog(EventLog):
     def info(self) -> Plan[AgentSession | None]:
         """The session, ``None`` before anything created it."""
         row = yield Atomic(
-            _fetch_one(
-                One(
-                    "SELECT "
-                    + _SESSION_COLUMNS
-                    + " FROM {sessions} WHERE user_id = ? AND session_id = ?",
-                    [self._uid, self._sid],
-                )
-            ),
+            _fetch_one(One(_SESSION, [self._uid, self._sid])),
             readonly=True,
         )
         return None if row is None else _session(self.engine.dialect, row)
@@ -727,5 +730,5 @@ def _has_unstorable(value: Any) -> bool:
     return False
 
 
-def _fetch_all(query: str, params: Sequence[Any]) -> Body[list[Any]]:
+def _fetch_all(query: Template, params: Sequence[Any]) -> Body[list[Any]]:
     return list((yield Stmt(query, params, fetch=True)))

@@ -45,9 +45,6 @@ Example:
     3
 """
 
-# Queries are composed of constants and code-only names; every value is a parameter.
-# ruff: noqa: S608
-
 from __future__ import annotations
 
 import calendar
@@ -74,7 +71,7 @@ from ._encoding.keys import decode_key, encode_key
 from ._search import fusion
 from ._search.lexical import Key, bm25, term_counts, terms
 from ._search.vector_index import SearchQuery, VectorIndex
-from .dialects import Dialect
+from .dialects import SQL, Dialect, Ident, Unnest
 from .dialects.statements import Batch, Body, Many, Stmt
 from .engine import EngineLike, as_engine
 from .entities import _entity, mentioned_query
@@ -237,19 +234,19 @@ def _write_body(
             for s, q, spk, n, e, at in sorted(rows, key=lambda r: (r[0], r[1]))
         ],
     )
-    cols = [("term", "text"), ("session_id", "text"), ("seq", "bigint"), ("tf", "double")]
     ordered = sorted(postings)
     for start in range(0, len(ordered), 5000):
         batch = ordered[start : start + 5000]
-        yield Stmt(
-            "INSERT INTO {recall_terms} (user_id, term, session_id, seq, tf) "
-            "SELECT ?, m.term, m.session_id, m.seq, m.tf FROM "
-            + dialect.unnest(cols)
-            + " WHERE true ON CONFLICT (user_id, term, session_id, seq) DO NOTHING",
-            [uid, *dialect.unnest_params(cols, batch)],
-        )
+        yield Stmt(_INSERT_POSTINGS, [uid, *dialect.unnest_params(_POSTING_COLS, batch)])
     return len(rows)
 
+
+_POSTING_COLS = [("term", "text"), ("session_id", "text"), ("seq", "bigint"), ("tf", "double")]
+_INSERT_POSTINGS = SQL(
+    "INSERT INTO {recall_terms} (user_id, term, session_id, seq, tf) "
+    "SELECT ?, m.term, m.session_id, m.seq, m.tf FROM {postings} "
+    "WHERE true ON CONFLICT (user_id, term, session_id, seq) DO NOTHING"
+).format(postings=Unnest(_POSTING_COLS))
 
 # -- the search -----------------------------------------------------------------------------
 
@@ -270,7 +267,7 @@ _STATS_CHECKED = (
 # so these rows are every turn the candidates and their neighbours need, read in one
 # statement (Postgres: 52 buffers where the three joins per posting of _POSTINGS_LENGTHS
 # read 1,192): one probe of the covering index (0017) per distinct turn.
-_POSTINGS = (
+_POSTINGS = SQL(
     "WITH p AS (SELECT t.term, t.session_id, t.seq, t.tf FROM {recall_terms} t "
     "WHERE t.user_id = ? AND t.term IN (SELECT m.term FROM {terms})) "
     "SELECT p.term, p.session_id, p.seq, p.tf, NULL, NULL FROM p UNION ALL "
@@ -282,7 +279,7 @@ _POSTINGS = (
 # Without round trips (SQLite) reading less in two statements is faster: the postings with
 # the lengths of the posted turn and of the turns before and after it (NULL: no such
 # turn), then (_AROUND) the speakers and times of the fused candidates.
-_POSTINGS_LENGTHS = (
+_POSTINGS_LENGTHS = SQL(
     "SELECT t.term, t.session_id, t.seq, t.tf, p.length, r.length, n.length "
     "FROM {recall_terms} t JOIN {recall_events} r ON r.user_id = t.user_id "
     "AND r.session_id = t.session_id AND r.seq = t.seq "
@@ -294,13 +291,30 @@ _POSTINGS_LENGTHS = (
 )
 # The speakers and times of the turns around the given keys (candidates that the postings
 # did not bring: dense ones, or all when the lexical signal is off).
-_AROUND = (
+_AROUND = SQL(
     # The keys drive the join (CROSS JOIN keeps that order on SQLite): one primary-key
     # range read per key.
     "SELECT DISTINCT r.session_id, r.seq, r.speaker, r.created_at FROM {keys} "
     "CROSS JOIN {recall_events} r WHERE r.user_id = ? AND r.session_id = m.session_id "
     "AND r.seq BETWEEN m.seq - 1 AND m.seq + 1"
 )
+_TERM_COLS = [("term", "text")]
+_TERMS = Unnest(_TERM_COLS)
+_KEY_COLS = [("session_id", "text"), ("seq", "bigint")]
+_KEYS = Unnest(_KEY_COLS)
+_POSTINGS_LENGTHS_OF_TERMS = _POSTINGS_LENGTHS.format(terms=_TERMS)
+_POSTINGS_AT = {
+    True: _POSTINGS.format(terms=_TERMS, at=Ident("r", "created_at")),
+    False: _POSTINGS.format(terms=_TERMS, at=SQL("NULL")),
+}
+_AROUND_KEYS = _AROUND.format(keys=_KEYS)
+_DENSE_KEY = [Ident("v", "session_id"), Ident("v", "seq")]
+_DENSE_SCOPE = SQL("v.user_id = ? AND v.embedding IS NOT NULL")
+_DOCUMENTS = SQL(
+    "SELECT e.session_id, e.seq, e.role, e.content, e.created_at, e.payload FROM {keys} "
+    "CROSS JOIN {events} e WHERE e.user_id = ? AND e.session_id = m.session_id "
+    "AND e.seq = m.seq"
+).format(keys=_KEYS)
 
 
 def _told(posted: set[Key], key: Key) -> bool:
@@ -315,9 +329,9 @@ def _told(posted: set[Key], key: Key) -> bool:
     )
 
 
-def _keys_param(dialect: Dialect, keys: Sequence[Key]) -> tuple[str, list[Any]]:
-    cols = [("session_id", "text"), ("seq", "bigint")]
-    return dialect.unnest(cols), dialect.unnest_params(cols, [list(k) for k in keys])
+def _keys_param(dialect: Dialect, keys: Sequence[Key]) -> list[Any]:
+    """The parameters of :data:`_KEYS` (the relation ``m(ord, session_id, seq)``)."""
+    return dialect.unnest_params(_KEY_COLS, [list(k) for k in keys])
 
 
 class MemoryRetriever(BaseRetriever):
@@ -534,9 +548,9 @@ class MemoryRetriever(BaseRetriever):
             search = SearchQuery(
                 vector,
                 fetch_k,
-                select=["v.session_id", "v.seq"],
-                where=("v.user_id = ? AND v.embedding IS NOT NULL", [uid]),
-                order=["v.session_id", "v.seq"],
+                select=_DENSE_KEY,
+                where=(_DENSE_SCOPE, [uid]),
+                order=_DENSE_KEY,
             )
             found = yield from index.search_small(search)
             dense = {(r[0], int(r[1])): 1.0 - float(r[2]) for r in found or []}
@@ -587,8 +601,8 @@ class MemoryRetriever(BaseRetriever):
         # brings lengths only; only dense candidates elsewhere).
         around = [key for key in scores if not _told(posted, key)]
         if around:
-            relation, params = _keys_param(dialect, around)
-            rows = yield Stmt(_AROUND.replace("{keys}", relation), [*params, uid], fetch=True)
+            params = _keys_param(dialect, around)
+            rows = yield Stmt(_AROUND_KEYS, [*params, uid], fetch=True)
             meta.update(((r[0], int(r[1])), (r[2], r[3])) for r in rows)
         scores = fusion.spread(
             scores,
@@ -615,17 +629,11 @@ class MemoryRetriever(BaseRetriever):
         """The statement reading the postings of ``query_terms`` and the turns around the
         posted ones (their times only when the query names a period: ``window``)."""
         dialect: Dialect = self.engine.dialect
-        cols = [("term", "text")]
-        relation, params = (
-            dialect.unnest(cols),
-            dialect.unnest_params(cols, [[t] for t in query_terms]),
-        )
+        params = dialect.unnest_params(_TERM_COLS, [[t] for t in query_terms])
         if not dialect.round_trips:
-            return Stmt(_POSTINGS_LENGTHS.replace("{terms}", relation), [self._uid, *params], True)
+            return Stmt(_POSTINGS_LENGTHS_OF_TERMS, [self._uid, *params], True)
         return Stmt(
-            _POSTINGS.replace("{terms}", relation).replace(
-                "{at}", "r.created_at" if window is not None else "NULL"
-            ),
+            _POSTINGS_AT[window is not None],
             [self._uid, *params, self._uid],
             fetch=True,
         )
@@ -636,12 +644,9 @@ class MemoryRetriever(BaseRetriever):
         if not top:
             return []
         dialect: Dialect = self.engine.dialect
-        relation, params = _keys_param(dialect, top)
+        params = _keys_param(dialect, top)
         rows = yield Stmt(
-            "SELECT e.session_id, e.seq, e.role, e.content, e.created_at, e.payload FROM "
-            + relation
-            + " CROSS JOIN {events} e WHERE e.user_id = ? AND e.session_id = m.session_id "
-            "AND e.seq = m.seq",
+            _DOCUMENTS,
             [*params, self._uid],
             fetch=True,
         )

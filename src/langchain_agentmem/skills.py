@@ -530,15 +530,13 @@ class SkillRegistry:
         search = SearchQuery(
             q,
             k,
-            select=[Ident("v", c).template() for c in _SKILL_NAMES],
+            select=[Ident("v", c) for c in _SKILL_NAMES],
             where=(
                 SQL(
                     "v.user_id = ? AND v.is_active = ? AND v.embedding IS NOT NULL AND {dims} AND {latest}"
-                )
-                .format(
+                ).format(
                     dims=SQL(dialect.vector_dims_is("embedding", len(q))), latest=_latest("v", True)
-                )
-                .template(),
+                ),
                 [self._uid, True, True],
             ),
             order="v.name",

@@ -401,11 +401,9 @@ def vector_query(
         limit,
         select=[f"i.{c}" for c in _ITEM_NAMES],
         where=(
-            SQL("v.user_id = ? AND {cond} AND i.user_id = ? AND {icond}{live} AND {where}")
-            .format(
+            SQL("v.user_id = ? AND {cond} AND i.user_id = ? AND {icond}{live} AND {where}").format(
                 cond=SQL(cond), icond=SQL(icond), live=_expiry(omit_expired), where=SQL(where[0])
-            )
-            .template(),
+            ),
             [uid, *params, uid, *iparams, *where[1]],
         ),
         order=["v.namespace", "v.key"],

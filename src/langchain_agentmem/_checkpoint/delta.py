@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..dialects import Dialect
+from ..dialects import SQL, Composable, Dialect
 from ..dialects.statements import Body, Stmt
 
 __all__ = ["FIRST_PAGE", "PAGE", "chain_query", "delta_walk_steps", "writes_query"]
@@ -48,7 +48,7 @@ def chain_query(
     start_id: str,
     channels: Sequence[str],
     depth: int,
-) -> tuple[str, list[Any]]:
+) -> tuple[Composable, list[Any]]:
     """Up to ``depth`` ancestors of checkpoint ``start_id`` (its parent is depth 1).
 
     Rows are ``(kind, depth, checkpoint_id, a, b, c)``: kind 0 an ancestor (a = its
@@ -56,25 +56,10 @@ def chain_query(
     type of the stored blob, NULL when none, c = the version). Every step of the walk is a primary-key lookup
     (correlated subqueries), whatever the planner believes about the table's size.
     """
-    marks = ", ".join("?" for _ in channels)
-    entries = dialect.json_entries("ch.cp", "channel_versions", "j")
-    lookup = "FROM {checkpoints} c WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ? AND c.checkpoint_id = ch.parent"
-    query = (
-        "WITH RECURSIVE chain(cid, parent, cp, depth) AS ("  # noqa: S608 (fixed fragments; values are parameters)
-        "SELECT c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint, 1 FROM {checkpoints} c "
-        "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ? AND c.checkpoint_id = "
-        "(SELECT s.parent_checkpoint_id FROM {checkpoints} s WHERE s.user_id = ? AND s.thread_id = ? "
-        "AND s.checkpoint_ns = ? AND s.checkpoint_id = ?) "
-        "UNION ALL SELECT ch.parent, (SELECT c.parent_checkpoint_id " + lookup + "), "
-        "(SELECT c.checkpoint "
-        + lookup
-        + "), ch.depth + 1 FROM chain ch WHERE ch.parent IS NOT NULL AND ch.depth < ?) "
-        # Typed columns first: the NULLs of the other part take their types on Postgres.
-        "SELECT 2, ch.depth, ch.cid, j.key, (SELECT b.type FROM {checkpoint_blobs} b WHERE b.user_id = ? "
-        "AND b.thread_id = ? AND b.checkpoint_ns = ? AND b.channel = j.key AND b.version = CAST(j.value AS TEXT)), "
-        "CAST(j.value AS TEXT) "
-        "FROM chain ch, " + entries + " WHERE ch.cp IS NOT NULL AND j.key IN (" + marks + ") "
-        "UNION ALL SELECT 0, ch.depth, ch.cid, ch.parent, NULL, NULL FROM chain ch WHERE ch.cp IS NOT NULL"
+    query = _CHAIN.format(
+        lookup=_LOOKUP,
+        entries=SQL(dialect.json_entries("ch.cp", "channel_versions", "j")),
+        marks=_marks(len(channels)),
     )
     s = [uid, tid, ns]
     return query, [*s, *s, start_id, *s, *s, depth, *s, *channels]
@@ -82,16 +67,47 @@ def chain_query(
 
 def writes_query(
     uid: str, tid: str, ns: str, checkpoint_ids: Sequence[str], channels: Sequence[str]
-) -> tuple[str, list[Any]]:
+) -> tuple[Composable, list[Any]]:
     """The writes of ``checkpoint_ids`` to ``channels``: ``(checkpoint_id, channel, type,
     task_path, task_id, idx, blob)``."""
     return (
-        "SELECT checkpoint_id, channel, type, task_path, task_id, idx, blob FROM {checkpoint_writes} "  # noqa: S608 (fixed fragments; values are parameters)
-        "WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? "
-        "AND checkpoint_id IN (" + ", ".join("?" for _ in checkpoint_ids) + ") "
-        "AND channel IN (" + ", ".join("?" for _ in channels) + ")",
+        _WRITES.format(ids=_marks(len(checkpoint_ids)), channels=_marks(len(channels))),
         [uid, tid, ns, *checkpoint_ids, *channels],
     )
+
+
+def _marks(n: int) -> Composable:
+    """``n`` parameter marks, comma separated."""
+    return _COMMA.join(_MARK for _ in range(n))
+
+
+_MARK = SQL("?")
+_COMMA = SQL(", ")
+_LOOKUP = SQL(
+    "FROM {checkpoints} c WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ? "
+    "AND c.checkpoint_id = ch.parent"
+)
+_CHAIN = SQL(
+    "WITH RECURSIVE chain(cid, parent, cp, depth) AS ("
+    "SELECT c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint, 1 FROM {checkpoints} c "
+    "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ? AND c.checkpoint_id = "
+    "(SELECT s.parent_checkpoint_id FROM {checkpoints} s WHERE s.user_id = ? AND s.thread_id = ? "
+    "AND s.checkpoint_ns = ? AND s.checkpoint_id = ?) "
+    "UNION ALL SELECT ch.parent, (SELECT c.parent_checkpoint_id {lookup}), "
+    "(SELECT c.checkpoint {lookup}), ch.depth + 1 FROM chain ch "
+    "WHERE ch.parent IS NOT NULL AND ch.depth < ?) "
+    # Typed columns first: the NULLs of the other part take their types on Postgres.
+    "SELECT 2, ch.depth, ch.cid, j.key, (SELECT b.type FROM {checkpoint_blobs} b WHERE b.user_id = ? "
+    "AND b.thread_id = ? AND b.checkpoint_ns = ? AND b.channel = j.key AND b.version = CAST(j.value AS TEXT)), "
+    "CAST(j.value AS TEXT) "
+    "FROM chain ch, {entries} WHERE ch.cp IS NOT NULL AND j.key IN ({marks}) "
+    "UNION ALL SELECT 0, ch.depth, ch.cid, ch.parent, NULL, NULL FROM chain ch WHERE ch.cp IS NOT NULL"
+)
+_WRITES = SQL(
+    "SELECT checkpoint_id, channel, type, task_path, task_id, idx, blob FROM {checkpoint_writes} "
+    "WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? "
+    "AND checkpoint_id IN ({ids}) AND channel IN ({channels})"
+)
 
 
 def delta_walk_steps(

@@ -32,19 +32,16 @@ Example:
     >>> engine = connect("sqlite://"); _ = engine.migrate()
     >>> index = VectorIndex(engine.dialect, "vectors", dims=2, distance="cosine")
     >>> def plan():
-    ...     query = SearchQuery(np.array([1.0, 0.0]), 3, select=["v.id"],
-    ...                         where=("v.user_id = ?", ["u"]), order="v.id")
+    ...     query = SearchQuery(np.array([1.0, 0.0]), 3, select=[Ident("v", "id")],
+    ...                         where=(SQL("v.user_id = ?"), ["u"]), order=Ident("v", "id"))
     ...     return (yield Atomic(index.search_small(query), readonly=True))
     >>> run(engine, "u", plan())
     []
 """
 
-# Queries are composed of constants, dialect fragments and code-only names (tables,
-# columns); every value is a parameter.
-# ruff: noqa: S608
-
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -53,7 +50,8 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 
-from ..dialects.base import Dialect, Fragment
+from ..dialects.base import Dialect
+from ..dialects.compose import SQL, Composable, Ident, Table, Template, Unnest
 from ..dialects.statements import Body, Copy, Many, One, Stmt, in_key_order
 
 __all__ = [
@@ -156,6 +154,26 @@ def distances(matrix: np.ndarray, q: np.ndarray, distance: str) -> np.ndarray:
         return np.asarray(1.0 - dots / (np.linalg.norm(m, axis=1) * np.linalg.norm(qv)))
 
 
+_COMMA = SQL(", ")
+_ROW_IDS = [("h", "bigint")]
+_HANDLES = Unnest(_ROW_IDS)
+
+
+def _sql(part: Template) -> Composable:
+    """``part`` as a composition (template text written in the code becomes :class:`SQL`)."""
+    return part if isinstance(part, Composable) else _text(part)
+
+
+@functools.lru_cache(maxsize=1024)
+def _text(text: str) -> SQL:
+    return SQL(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _alias(*names: str) -> Ident:
+    return Ident(*names)
+
+
 def _order(dist: np.ndarray) -> list[int]:
     key = np.where(np.isnan(dist), np.inf, dist)
     return [int(i) for i in np.lexsort((np.arange(len(dist)), key))]
@@ -170,22 +188,30 @@ class SearchQuery:
     tie-breaker (one expression or several); ``group``: positions in ``select`` naming an item that may have several
     vectors (each item then appears once, at its nearest vector); ``fanout``: how many
     vectors an item usually has (the indexed path reads ``k * fanout`` candidates);
-    ``settings``: see :class:`SearchSettings`.
+    ``settings``: see :class:`SearchSettings`. Expressions, ``where``'s condition and
+    ``joins`` are compositions (:mod:`~langchain_agentmem.dialects.compose`) or template
+    text written in the code.
     """
 
     q: np.ndarray
     k: int
-    select: Sequence[str]
-    where: Fragment
-    order: str | Sequence[str]
-    joins: str = ""
+    select: Sequence[Template]
+    where: tuple[Template, list[Any]]
+    order: Template | Sequence[Template]
+    joins: Template = ""
     group: Sequence[int] | None = None
     fanout: int = 1
     settings: SearchSettings = field(default_factory=lambda: search_settings())
 
     @property
-    def orders(self) -> list[str]:
-        return [self.order] if isinstance(self.order, str) else list(self.order)
+    def orders(self) -> list[Composable]:
+        if isinstance(self.order, (str, Composable)):
+            return [_sql(self.order)]
+        return [_sql(o) for o in self.order]
+
+    @property
+    def selected(self) -> list[Composable]:
+        return [_sql(e) for e in self.select]
 
 
 @dataclass(frozen=True)
@@ -240,6 +266,27 @@ class VectorIndex:
         return True
 
     # -- search -----------------------------------------------------------------------
+    @functools.cached_property
+    def _dist(self) -> Composable | None:
+        dist = self.dialect.vector_distance(self._column_text, self.distance)
+        return None if dist is None else SQL(dist)
+
+    @functools.cached_property
+    def _table(self) -> Table:
+        return Table(self.table)
+
+    @functools.cached_property
+    def _column(self) -> Ident:
+        return Ident("v", self.column)
+
+    @functools.cached_property
+    def _column_text(self) -> str:
+        return self._column.template(self.dialect)
+
+    @functools.cached_property
+    def _handle(self) -> SQL:
+        return SQL(self.dialect.row_handle("v"))
+
     def search_small(self, query: SearchQuery) -> Body[list[tuple[Any, ...]] | None]:
         """The exact answer when the scope (with its filter) is small, else ``None`` (then
         run :meth:`search_large`, in a transaction of its own). One statement where the
@@ -248,7 +295,7 @@ class VectorIndex:
 
         Rows are tuples of the ``select`` expressions and the distance, nearest first.
         """
-        dist = self.dialect.vector_distance(f"v.{self.column}", self.distance)
+        dist = self._dist
         if dist is None:
             return (yield from self._python_exact(query))
         if self.cast is None:
@@ -257,28 +304,24 @@ class VectorIndex:
         cfg = query.settings
         # The scope's rows are read once: their handles (up to the bound) are counted,
         # and when few enough, the exact search reads just those rows again by handle.
-        handle = self.dialect.row_handle("v")
+        handle = self._handle
         sql, params = self._exact(
-            dist, query, gate="c.small", where=(f"{handle} = ANY(ARRAY(SELECT h FROM s))", [])
+            dist,
+            query,
+            gate=SQL("c.small"),
+            where=(_IN_SCOPE.format(handle), []),
         )
         wsql, wparams = query.where
         counted = yield Stmt(
-            "WITH l AS (SELECT CAST(greatest(?, ceil("
-            + self.dialect.relation_rows()
-            + " * ?)) AS bigint) AS n), s AS MATERIALIZED (SELECT "
-            + handle
-            + " AS h FROM {"
-            + self.table
-            + "} v"
-            + query.joins
-            + " WHERE "
-            + wsql
-            + " LIMIT (SELECT n FROM l) + 1), "
-            "c AS MATERIALIZED (SELECT (SELECT count(*) FROM s) <= (SELECT n FROM l) AS small) "
-            "SELECT c.small, e.* FROM c LEFT JOIN LATERAL ("
-            + sql
-            + ") e ON TRUE ORDER BY e.d, "
-            + ", ".join(f"e.o{i}" for i in range(len(query.orders))),
+            _COUNTED.format(
+                rows=SQL(self.dialect.relation_rows()),
+                handle=handle,
+                table=self._table,
+                joins=_sql(query.joins),
+                where=_sql(wsql),
+                exact=sql,
+                orders=_COMMA.join(_alias("e", f"o{i}") for i in range(len(query.orders))),
+            ),
             [
                 int(cfg["exact_search_threshold"]),
                 self.dialect.qualified(self.index or self.table),
@@ -297,7 +340,7 @@ class VectorIndex:
         """Search through the HNSW index (iterative scans on pgvector 0.8+, else a wide
         ``ef_search``), exactly when the index leaves fewer than ``k`` rows. Needs a
         transaction (the index's settings last until its end)."""
-        dist = self.dialect.vector_distance(f"v.{self.column}", self.distance)
+        dist = self._dist
         cast = self.cast
         if dist is None or cast is None:
             rows = yield from self.search_small(query)
@@ -329,83 +372,63 @@ class VectorIndex:
 
     def _exact(
         self,
-        dist: str,
+        dist: Composable,
         query: SearchQuery,
-        gate: str | None = None,
-        where: Fragment | None = None,
-    ) -> tuple[str, list[Any]]:
-        q, k, select, joins = query.q, query.k, query.select, query.joins
-        where = query.where if where is None else where
-        group = query.group
-        # Ordering by the plain column (not the indexed cast expression) cannot use the
-        # HNSW index: this plan is exact. Columns are named c0.., d (distance), o (order).
-        cols = ", ".join(f"{expr} AS c{i}" for i, expr in enumerate(select))
-        wsql, wparams = where
-        cond = (gate + " AND " if gate else "") + wsql
-        vector = self.dialect.vector_param(q)
-        orders = query.orders
-        named = ", ".join(f"{o} AS o{i}" for i, o in enumerate(orders))
-        by = ", ".join(f"o{i}" for i in range(len(orders)))
-        base = f"SELECT {cols}, {dist} AS d, {named}"
-        if group is None:
-            sql = (
-                base
-                + " FROM {"
-                + self.table
-                + "} v"
-                + joins
-                + " WHERE "
-                + cond
-                + f" ORDER BY d, {by} LIMIT ?"
-            )
-            return sql, [vector, *wparams, k]
-        part = ", ".join(select[i] for i in group)
-        inner = (
-            base
-            + f", row_number() OVER (PARTITION BY {part} ORDER BY {dist}, {', '.join(orders)}) AS rn"
-            " FROM {" + self.table + "} v" + joins + " WHERE " + cond
+        gate: Composable | None = None,
+        where: tuple[Template, list[Any]] | None = None,
+    ) -> tuple[Composable, list[Any]]:
+        wsql, wparams = query.where if where is None else where
+        cond = _sql(wsql) if gate is None else _AND.format(gate, _sql(wsql))
+        sql = _exact_sql(
+            dist,
+            self._table,
+            tuple(query.selected),
+            tuple(query.orders),
+            cond,
+            _sql(query.joins),
+            None if query.group is None else tuple(query.group),
         )
-        outer_cols = ", ".join(f"g.c{i}" for i in range(len(select)))
-        outer_by = ", ".join(f"g.o{i}" for i in range(len(orders)))
-        sql = (
-            f"SELECT {outer_cols}, g.d, {outer_by} FROM ({inner}) g WHERE g.rn = 1 "
-            f"ORDER BY g.d, {outer_by} LIMIT ?"
-        )
-        return sql, [vector, vector, *wparams, k]
+        vector = self.dialect.vector_param(query.q)
+        if query.group is None:
+            return sql, [vector, *wparams, query.k]
+        return sql, [vector, vector, *wparams, query.k]
 
-    def indexed(self, query: SearchQuery, k: int) -> tuple[str, list[Any]]:
+    def indexed(self, query: SearchQuery, k: int) -> tuple[Composable, list[Any]]:
         """The statement of the indexed search for the ``k`` nearest (an HNSW index scan
         when the planner takes it)."""
-        dist = self.dialect.vector_distance(f"v.{self.column}", self.distance)
+        dist = self._dist
         cast = self.cast
         assert dist is not None and cast is not None, "no HNSW index"
-        q, select, where, joins = query.q, query.select, query.where, query.joins
-        cols = ", ".join(select)
-        wsql, wparams = where
-        vector = self.dialect.vector_param(q)
-        order = self.dialect.ann_order(f"v.{self.column}", cast, self.distance)
-        sql = (
-            f"SELECT {cols}, {dist} AS d FROM {{{self.table}}} v{joins} WHERE {self.where} AND {wsql}"
-            f" ORDER BY {order} LIMIT ?"
+        wsql, wparams = query.where
+        vector = self.dialect.vector_param(query.q)
+        sql = _indexed_sql(
+            tuple(query.selected),
+            dist,
+            self._table,
+            _sql(query.joins),
+            _text(self.where),
+            _sql(wsql),
+            _text(self.dialect.ann_order(self._column_text, cast, self.distance)),
         )
         return sql, [vector, *wparams, vector, k]
 
     def _python_exact(self, query: SearchQuery) -> Body[list[tuple[Any, ...]]]:
         """Exact search with distances computed here: the scope's vectors (and group
         keys), then the chosen rows' columns by row handle."""
-        q, k, select, where, joins, group = (
-            query.q,
-            query.k,
-            query.select,
-            query.where,
-            query.joins,
-            query.group,
-        )
-        handle = self.dialect.row_handle("v")
+        q, k, where, joins, group = query.q, query.k, query.where, query.joins, query.group
+        handle = self._handle
         wsql, wparams = where
-        keys = "".join(f", {select[i]}" for i in group or ())
+        select_c = query.selected
+        table, joins_c = self._table, _sql(joins)
         cand = yield Stmt(
-            f"SELECT {handle}, v.{self.column}{keys} FROM {{{self.table}}} v{joins} WHERE {wsql}",
+            _CANDIDATES.format(
+                handle=handle,
+                column=self._column,
+                keys=SQL("").join(_COMMA + select_c[i] for i in group or ()),
+                table=table,
+                joins=joins_c,
+                where=_sql(wsql),
+            ),
             wparams,
             fetch=True,
         )
@@ -433,15 +456,99 @@ class VectorIndex:
                 chosen.append(i)
                 if len(chosen) >= k:
                     break
-        cols = [("h", "bigint")]
         rows = yield Stmt(
-            f"SELECT {handle}, {', '.join(select)} FROM {{{self.table}}} v{joins} "
-            f"WHERE {handle} IN (SELECT m.h FROM {self.dialect.unnest(cols)})",
-            self.dialect.unnest_params(cols, [(cand[i][0],) for i in chosen]),
+            _CHOSEN.format(
+                handle=handle, cols=_COMMA.join(select_c), table=table, joins=joins_c, ids=_HANDLES
+            ),
+            self.dialect.unnest_params(_ROW_IDS, [(cand[i][0],) for i in chosen]),
             fetch=True,
         )
         by_handle = {r[0]: r[1:] for r in rows}
         return [(*by_handle[cand[i][0]], float(dist[i])) for i in chosen if cand[i][0] in by_handle]
+
+
+@functools.lru_cache(maxsize=512)
+def _exact_sql(
+    dist: Composable,
+    table: Table,
+    select: tuple[Composable, ...],
+    orders: tuple[Composable, ...],
+    cond: Composable,
+    joins: Composable,
+    group: tuple[int, ...] | None,
+) -> Composable:
+    # Memoized on the query's shape (a search composes the same query on every call).
+    # Ordering by the plain column (not the indexed cast expression) cannot use the
+    # HNSW index: this plan is exact. Columns are named c0.., d (distance), o (order).
+    parts = {
+        "cols": _COMMA.join(_AS.format(e, _alias(f"c{i}")) for i, e in enumerate(select)),
+        "dist": dist,
+        "named": _COMMA.join(_AS.format(o, _alias(f"o{i}")) for i, o in enumerate(orders)),
+        "table": table,
+        "joins": joins,
+        "cond": cond,
+    }
+    if group is None:
+        return _EXACT.format(by=_COMMA.join(_alias(f"o{i}") for i in range(len(orders))), **parts)
+    return _EXACT_GROUPED.format(
+        part=_COMMA.join(select[i] for i in group),
+        orders=_COMMA.join(orders),
+        outer_cols=_COMMA.join(_alias("g", f"c{i}") for i in range(len(select))),
+        outer_by=_COMMA.join(_alias("g", f"o{i}") for i in range(len(orders))),
+        **parts,
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _indexed_sql(
+    select: tuple[Composable, ...],
+    dist: Composable,
+    table: Table,
+    joins: Composable,
+    index_where: Composable,
+    where: Composable,
+    order: Composable,
+) -> Composable:
+    return _INDEXED.format(
+        cols=_COMMA.join(select),
+        dist=dist,
+        table=table,
+        joins=joins,
+        index_where=index_where,
+        where=where,
+        order=order,
+    )
+
+
+_AS = SQL("{} AS {}")
+_AND = SQL("{} AND {}")
+_IN_SCOPE = SQL("{} = ANY(ARRAY(SELECT h FROM s))")
+_COUNTED = SQL(
+    "WITH l AS (SELECT CAST(greatest(?, ceil({rows} * ?)) AS bigint) AS n), "
+    "s AS MATERIALIZED (SELECT {handle} AS h FROM {table} v{joins} WHERE {where} "
+    "LIMIT (SELECT n FROM l) + 1), "
+    "c AS MATERIALIZED (SELECT (SELECT count(*) FROM s) <= (SELECT n FROM l) AS small) "
+    "SELECT c.small, e.* FROM c LEFT JOIN LATERAL ({exact}) e ON TRUE ORDER BY e.d, {orders}"
+)
+_EXACT = SQL(
+    "SELECT {cols}, {dist} AS d, {named} FROM {table} v{joins} WHERE {cond} "
+    "ORDER BY d, {by} LIMIT ?"
+)
+_EXACT_GROUPED = SQL(
+    "SELECT {outer_cols}, g.d, {outer_by} FROM ("
+    "SELECT {cols}, {dist} AS d, {named}, "
+    "row_number() OVER (PARTITION BY {part} ORDER BY {dist}, {orders}) AS rn "
+    "FROM {table} v{joins} WHERE {cond}"
+    ") g WHERE g.rn = 1 ORDER BY g.d, {outer_by} LIMIT ?"
+)
+_INDEXED = SQL(
+    "SELECT {cols}, {dist} AS d FROM {table} v{joins} WHERE {index_where} AND {where} "
+    "ORDER BY {order} LIMIT ?"
+)
+_CANDIDATES = SQL("SELECT {handle}, {column}{keys} FROM {table} v{joins} WHERE {where}")
+_CHOSEN = SQL(
+    "SELECT {handle}, {cols} FROM {table} v{joins} WHERE {handle} IN (SELECT m.h FROM {ids})"
+)
 
 
 def _first_per_group(rows: list[tuple[Any, ...]], group: Sequence[int]) -> list[tuple[Any, ...]]:
@@ -482,36 +589,35 @@ def ingest(
     fixed_names = [n for n, _ in fixed]
     positions = [names.index(k) for k in key if k in names]
     ordered = in_key_order(rows, key=lambda r: tuple(r[i] for i in positions))
-    keys = ", ".join(key)
-    updates = ", ".join(f"{n} = excluded.{n}" for n in names if n not in key)
+    keys = _COMMA.join(Ident(k) for k in key)
+    updates = _COMMA.join(_EXCLUDED.format(Ident(n), Ident(n)) for n in names if n not in key)
     if touch is not None:
-        updates += f", {touch} = {{now}}"
-    conflict = f" ON CONFLICT ({keys}) DO UPDATE SET {updates}"
-    target = f"INSERT INTO {{{table}}} AS t ({', '.join([*fixed_names, *names])}) "
+        updates += _TOUCH.format(Ident(touch))
+    conflict = _CONFLICT.format(keys, updates)
+    target = _TARGET.format(Table(table), _COMMA.join(Ident(n) for n in [*fixed_names, *names]))
     if dialect.supports_copy:
-        stage = f"agentmem_{table}_stage"
-        defs = ", ".join(f"{n} {_STAGE_TYPES.get(t, 'text')}" for n, t in columns)
+        stage = Ident(f"agentmem_{table}_stage")
+        defs = _COMMA.join(Ident(n) + _STAGE_TYPES.get(t, _TEXT) for n, t in columns)
         yield Stmt("SET LOCAL client_min_messages = warning")
-        yield Stmt(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({defs}) ON COMMIT DELETE ROWS")
-        casts = ", ".join(f"s.{n}::{t}" if t in ("json", "jsonb") else f"s.{n}" for n, t in columns)
-        order = ", ".join(f"s.{k}" for k in key if k in names)
+        yield Stmt(_CREATE_STAGE.format(stage, defs))
+        casts = _COMMA.join(Ident("s", n) + _CASTS.get(t, _NO_CAST) for n, t in columns)
+        order = _COMMA.join(Ident("s", k) for k in key if k in names)
         merge = (
             target
-            + "SELECT "
-            + ", ".join("?" for _ in fixed)
-            + f", {casts} FROM {stage} s ORDER BY {order}"
+            + _FROM_STAGE.format(
+                marks=_COMMA.join(_MARK for _ in fixed), casts=casts, stage=stage, order=order
+            )
             + conflict
         )
         types = [_COPY_TYPES.get(t, "text") for _, t in columns]
+        copy = _COPY.format(stage, _COMMA.join(Ident(n) for n in names))
         for start in range(0, len(ordered), batch_size):
             batch = ordered[start : start + batch_size]
-            yield Copy(
-                f"COPY {stage} ({', '.join(names)}) FROM STDIN WITH (FORMAT BINARY)", types, batch
-            )
+            yield Copy(copy, types, batch)
             yield Stmt(merge, [v for _, v in fixed])
-            yield Stmt(f"TRUNCATE {stage}")
+            yield Stmt(_TRUNCATE.format(stage))
         return len(ordered)
-    values = ", ".join("?" for _ in [*fixed, *columns])
+    values = _COMMA.join(_MARK for _ in [*fixed, *columns])
     fixed_values = [v for _, v in fixed]
     times = [i for i, (_, t) in enumerate(columns[:-1]) if t == "timestamptz"]
 
@@ -522,16 +628,30 @@ def ingest(
                 out[len(fixed_values) + i] = dialect.from_datetime(r[i])
         return out
 
-    yield Many(target + f"VALUES ({values})" + conflict, [param_row(r) for r in ordered])
+    yield Many(target + _VALUES.format(values) + conflict, [param_row(r) for r in ordered])
     return len(ordered)
 
 
-#: Staging column types (COPY) of the column types :func:`ingest` takes, text otherwise.
+_MARK = SQL("?")
+_EXCLUDED = SQL("{} = excluded.{}")
+_TOUCH = SQL(", {} = {now}")
+_CONFLICT = SQL(" ON CONFLICT ({}) DO UPDATE SET {}")
+_TARGET = SQL("INSERT INTO {} AS t ({}) ")
+_CREATE_STAGE = SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS")
+_FROM_STAGE = SQL("SELECT {marks}, {casts} FROM {stage} s ORDER BY {order}")
+_COPY = SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)")
+_TRUNCATE = SQL("TRUNCATE {}")
+_VALUES = SQL("VALUES ({})")
+#: Staging column types (COPY) of the column types :func:`ingest` takes, text otherwise
+#: (Postgres type names from this fixed mapping only).
 _STAGE_TYPES = {
-    "vector": "public.vector",
-    "double": "double precision",
-    "timestamptz": "timestamptz",
+    "vector": SQL(" public.vector"),
+    "double": SQL(" double precision"),
+    "timestamptz": SQL(" timestamptz"),
 }
+_TEXT = SQL(" text")
+_CASTS = {"json": SQL("::json"), "jsonb": SQL("::jsonb")}
+_NO_CAST = SQL("")
 _COPY_TYPES = {"vector": "vector", "double": "float8", "timestamptz": "timestamptz"}
 
 
