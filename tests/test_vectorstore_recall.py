@@ -31,6 +31,7 @@ import pytest
 
 from langchain_agentmem import Engine, MemoryVectorStore
 from langchain_agentmem._search.vector_index import SearchQuery
+from langchain_agentmem.dialects import SQL
 from langchain_agentmem.vectorstore import _distances
 
 from conftest import make_engine
@@ -212,7 +213,7 @@ def test_postgres_uses_the_hnsw_index_for_large_scopes(loaded: dict[str, Engine]
     sql, params = store._index(coll).indexed(query, K)
     with engine.transaction() as tx:
         tx.execute("SET LOCAL enable_seqscan = off")
-        plan = tx.fetchall("EXPLAIN " + sql, params)
+        plan = tx.fetchall(SQL("EXPLAIN ") + sql, params)
     assert f"vectors_c{coll.collection_id}_hnsw" in "\n".join(r[0] for r in plan)
 
 
