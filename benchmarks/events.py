@@ -56,6 +56,7 @@ from _server import server_url  # noqa: E402
 
 from langchain_agentmem import Analytics, EventLog, SessionLog, connect  # noqa: E402
 from langchain_agentmem.analytics import _ORDER, VIEWS, view_query  # noqa: E402
+from langchain_agentmem.dialects import SQL  # noqa: E402
 
 TYPES = ["tool_call", "tool_result", "observation", "decision", "plan"]
 TAGS = [f"tag{i}" for i in range(20)]
@@ -308,7 +309,7 @@ def explain(engine: Any) -> str:
     with engine.transaction(None, readonly=True) as tx:
         for name in VIEWS:
             query, params = view_query(name, None, None)
-            rows = tx.fetchall("EXPLAIN (ANALYZE, BUFFERS) " + query, params)
+            rows = tx.fetchall(SQL("EXPLAIN (ANALYZE, BUFFERS) ") + query, params)
             parts.append(f"-- {name}\n" + "\n".join(r[0] for r in rows))
         # The filtered read of the benchmark, as EventLog.events sends it.
         rows = tx.fetchall(

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from langchain_agentmem import MemoryVectorStore, connect  # noqa: E402
 from langchain_agentmem._search.vector_index import SearchQuery  # noqa: E402
+from langchain_agentmem.dialects import SQL  # noqa: E402
 
 
 class NoEmbeddings:
@@ -219,7 +220,7 @@ def explain(engine: Any, store: MemoryVectorStore, q: np.ndarray) -> None:
                 "SELECT set_config('hnsw.ef_search', '80', true), set_config('plan_cache_mode', 'force_custom_plan', true)"
             )
             tx.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
-            rows = tx.fetchall("EXPLAIN (ANALYZE, BUFFERS) " + step[1], step[2])
+            rows = tx.fetchall(SQL("EXPLAIN (ANALYZE, BUFFERS) ") + step[1], step[2])
         print("\n".join(r[0][:120] for r in rows), file=sys.stderr)
 
 
