@@ -27,6 +27,7 @@ from langchain_agentmem import (
     connect,
 )
 from langchain_agentmem._core.plan import run
+from langchain_agentmem.dialects import SQL, Ident, Table
 from langchain_agentmem.hybrid import HybridEngine, connect_hybrid
 
 
@@ -75,12 +76,16 @@ def contents(engine: HybridEngine, user: str = "u") -> tuple[dict[str, Any], dic
     ids = {"vector_collections": {v: k for k, v in names.items()}}
     for t in engine.tables:
         cols = engine._cols(t.name)
-        select = ", ".join(f'"{c}"' for c in cols.names)
+        select = SQL(", ").join(Ident(c) for c in cols.names)
         with engine.transaction(readonly=True) as tx:
-            rows = tx.fetchall(f"SELECT {select} FROM {{{t.name}}} WHERE user_id = ?", [user])  # noqa: S608
+            rows = tx.fetchall(
+                SQL("SELECT {} FROM {} WHERE user_id = ?").format(select, Table(t.name)), [user]
+            )
         with engine.remote.transaction(readonly=True) as tx:
             got = tx.fetchall(
-                f"SELECT {engine._select(t)} FROM {{{t.name}}} t WHERE t.user_id = ?",  # noqa: S608
+                SQL("SELECT {} FROM {} t WHERE t.user_id = ?").format(
+                    engine._select(t), Table(t.name)
+                ),
                 [user],
             )
 

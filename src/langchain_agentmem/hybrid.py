@@ -64,7 +64,8 @@ from ._core.catalog import TABLES, Sync, Table, synced_tables
 from ._core.migrations import migrate_plan
 from ._core.plan import Atomic, Plan, Sql, dual, run, statements
 from ._encoding.json import dumps
-from .dialects import Body, Copy, Many, One, Stmt, check_identifier
+from .dialects import SQL, Body, Composable, Composed, Copy, Ident, Many, One, Stmt, Unnest
+from .dialects import Table as TableRef
 from .dialects.base import sync_kind
 from .engine import Engine
 
@@ -162,8 +163,49 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _q(name: str) -> str:
-    return '"' + check_identifier(name, "column") + '"'
+_COMMA = SQL(", ")
+_AND = SQL(" AND ")
+_CAST_M = SQL("CAST(m.{} AS {})")
+_SET_EXCLUDED = SQL("{0} = excluded.{0}")
+_MARK = SQL("?")
+
+
+def _marks(n: int) -> Composed:
+    """``n`` parameter marks, comma separated."""
+    return _COMMA.join(_MARK for _ in range(n))
+
+
+def _do_update(columns: Sequence[str]) -> Composable:
+    """The action of an upsert: ``UPDATE SET`` each column from ``excluded``, or
+    ``NOTHING`` without columns."""
+    if not columns:
+        return SQL("NOTHING")
+    return SQL("UPDATE SET ") + _COMMA.join(_SET_EXCLUDED.format(Ident(c)) for c in columns)
+
+
+_DELETE_WHERE = SQL("DELETE FROM {} WHERE {}")
+_EQUAL_MARK = SQL("{} = ?")
+_REF_NAME = SQL("(SELECT r.{nk} FROM {table} r WHERE r.{pk} = t.{col})")
+_SELECT_WHERE_USER = SQL("SELECT {} FROM {} t WHERE t.user_id = ?")
+
+
+def _equal_marks(names: Sequence[str]) -> Composed:
+    """``<column> = ?`` for each column, joined by ``AND``."""
+    return _AND.join(_EQUAL_MARK.format(Ident(c)) for c in names)
+
+
+def _idents(names: Sequence[str], prefix: str = "") -> Composed:
+    """Column identifiers, comma separated, each after ``prefix`` (an alias and a dot,
+    written in the code)."""
+    head = SQL(prefix)
+    return _COMMA.join(head + Ident(c) for c in names)
+
+
+def _casts(names: Sequence[str], types: dict[str, str]) -> Composed:
+    """``CAST(m.<column> AS <type>)`` for each column of the unnest relation ``m``; the
+    types are Postgres's own (``format_type`` of the catalog's columns, read by
+    ``sync_columns``), trusted as text the dialect returns."""
+    return _COMMA.join(_CAST_M.format(Ident(c), SQL(types[c])) for c in names)
 
 
 def _ranges(seqs: Sequence[int]) -> list[list[int]]:
@@ -563,13 +605,15 @@ class HybridEngine(Engine):
             ("error", "text"),
         ]
         yield Stmt(
-            "INSERT INTO {memory_sync_log} (source, run_id, session_id, started_at, ended_at, "  # noqa: S608 (catalog names, checked)
-            "events_synced, rows_synced, status, error) SELECT m.source, m.run_id, m.session_id, "
-            "CAST(m.started_at AS timestamptz), CAST(m.ended_at AS timestamptz), m.events_synced, "
-            "m.rows_synced, m.status, m.error FROM " + self.remote.dialect.unnest(cols) + " "
-            "ON CONFLICT (source, run_id) DO UPDATE SET ended_at = excluded.ended_at, "
-            "events_synced = excluded.events_synced, rows_synced = excluded.rows_synced, "
-            "status = excluded.status, error = excluded.error",
+            SQL(
+                "INSERT INTO {memory_sync_log} (source, run_id, session_id, started_at, ended_at, "
+                "events_synced, rows_synced, status, error) SELECT m.source, m.run_id, m.session_id, "
+                "CAST(m.started_at AS timestamptz), CAST(m.ended_at AS timestamptz), m.events_synced, "
+                "m.rows_synced, m.status, m.error FROM {} "
+                "ON CONFLICT (source, run_id) DO UPDATE SET ended_at = excluded.ended_at, "
+                "events_synced = excluded.events_synced, rows_synced = excluded.rows_synced, "
+                "status = excluded.status, error = excluded.error"
+            ).format(Unnest(cols)),
             self.remote.dialect.unnest_params(cols, rows),
         )
 
@@ -583,18 +627,20 @@ class HybridEngine(Engine):
         kept_keys: set[tuple[str, tuple[Any, ...]]],
     ) -> Body[_Batch | None]:
         synced = [t.name for t in self.tables]
-        where = "o.seq > ? AND o.table_name IN (SELECT value FROM json_each(?))"
+        where: Composable = SQL("o.seq > ? AND o.table_name IN (SELECT value FROM json_each(?))")
         params: list[Any] = [cursor, json.dumps(synced)]
         if session_id is not None:
-            where += " AND o.session_id = ?"
+            where += SQL(" AND o.session_id = ?")
             params.append(session_id)
         if since is not None:
-            where += " AND o.created_at >= ?"
+            where += SQL(" AND o.created_at >= ?")
             params.append(self.dialect.from_datetime(since))
         # The batch: the next batch_size outbox rows; its last seq and the tables it names.
         head = yield Stmt(
-            "SELECT table_name, max(seq) FROM (SELECT o.seq, o.table_name FROM {sync_outbox} o "  # noqa: S608 (fixed text)
-            f"WHERE {where} ORDER BY o.seq LIMIT ?) GROUP BY table_name",
+            SQL(
+                "SELECT table_name, max(seq) FROM (SELECT o.seq, o.table_name FROM {sync_outbox} o "
+                "WHERE {where} ORDER BY o.seq LIMIT ?) GROUP BY table_name"
+            ).format(where=where),
             [*params, self.batch_size],
             fetch=True,
         )
@@ -608,14 +654,21 @@ class HybridEngine(Engine):
             t = TABLES[name]
             cols = self._cols(name)
             width = len(t.primary_key)
-            join = " AND ".join(
-                f"t.{_q(c)} = json_extract(o.pk, '$[{i}]')" for i, c in enumerate(t.primary_key)
+            join = _AND.join(
+                SQL("t.{} = json_extract(o.pk, '$[" + str(i) + "]')").format(Ident(c))
+                for i, c in enumerate(t.primary_key)
             )
-            select = ", ".join(f"t.{_q(c)}" for c in cols.names)
             found = yield Stmt(
-                f"SELECT o.seq, o.op, o.user_id, o.version, o.pk, {select} "  # noqa: S608 (catalog names)
-                f"FROM {{sync_outbox}} o LEFT JOIN {{{name}}} t ON o.op <> 'd' AND {join} "
-                f"WHERE o.table_name = ? AND {where} AND o.seq <= ?",
+                SQL(
+                    "SELECT o.seq, o.op, o.user_id, o.version, o.pk, {select} "
+                    "FROM {sync_outbox} o LEFT JOIN {table} t ON o.op <> 'd' AND {join} "
+                    "WHERE o.table_name = ? AND {where} AND o.seq <= ?"
+                ).format(
+                    select=_idents(cols.names, "t."),
+                    table=TableRef(name),
+                    join=join,
+                    where=where,
+                ),
                 [name, *params, last],
                 fetch=True,
             )
@@ -674,12 +727,19 @@ class HybridEngine(Engine):
                 or parent.time_column not in self._cols(parent.name).names
             ):
                 continue
-            pk_names = ", ".join(_q(c) for c in parent.primary_key)
+            pk_names = _idents(parent.primary_key)
             found = yield Stmt(
-                f"SELECT {pk_names}, {_q(parent.time_column)} FROM {{{parent.name}}} "  # noqa: S608 (catalog names)
-                f"WHERE ({pk_names}) IN (SELECT "
-                + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
-                + " FROM json_each(?))",
+                SQL(
+                    "SELECT {pk}, {time} FROM {table} WHERE ({pk}) IN (SELECT {items} "
+                    "FROM json_each(?))"
+                ).format(
+                    pk=pk_names,
+                    time=Ident(parent.time_column),
+                    table=TableRef(parent.name),
+                    items=_COMMA.join(
+                        SQL("json_extract(value, '$[" + str(i) + "]')") for i in range(width)
+                    ),
+                ),
                 [dumps([list(k) for k in keys])],
                 fetch=True,
             )
@@ -694,8 +754,9 @@ class HybridEngine(Engine):
         cols = self._ref_columns(ref)
         (pk,) = t.primary_key
         rows = yield Stmt(
-            f"SELECT {_q(pk)}, {', '.join(_q(c) for c in cols)} FROM {{{ref}}} "  # noqa: S608 (catalog names)
-            f"WHERE {_q(pk)} IN (SELECT value FROM json_each(?))",
+            SQL(
+                "SELECT {pk}, {cols} FROM {table} WHERE {pk} IN (SELECT value FROM json_each(?))"
+            ).format(pk=Ident(pk), cols=_idents(cols), table=TableRef(ref)),
             [json.dumps(sorted(ids))],
             fetch=True,
         )
@@ -855,17 +916,25 @@ class HybridEngine(Engine):
                 )
                 for row in local_rows.values()
             ]
-            casts = ", ".join(f"CAST(m.{_q(c)} AS {types[c]})" for c in cols)
-            natural = ", ".join(_q(c) for c in t.natural_key or ())
             yield Stmt(
-                f"INSERT INTO {{{ref}}} ({', '.join(_q(c) for c in cols)}) SELECT {casts} "  # noqa: S608 (catalog names)
-                f"FROM {self.remote.dialect.unnest(unnest_cols)} ON CONFLICT ({natural}) DO NOTHING",
+                SQL(
+                    "INSERT INTO {table} ({cols}) SELECT {casts} FROM {rel} "
+                    "ON CONFLICT ({natural}) DO NOTHING"
+                ).format(
+                    table=TableRef(ref),
+                    cols=_idents(cols),
+                    casts=_casts(cols, types),
+                    rel=Unnest(unnest_cols),
+                    natural=_idents(t.natural_key or ()),
+                ),
                 self.remote.dialect.unnest_params(unnest_cols, values),
             )
             (pk,) = t.primary_key
             nk = (t.natural_key or ())[0]
             found = yield Stmt(
-                f"SELECT {_q(nk)}, {_q(pk)} FROM {{{ref}}} WHERE {_q(nk)} = ANY(?)",  # noqa: S608
+                SQL("SELECT {nk}, {pk} FROM {table} WHERE {nk} = ANY(?)").format(
+                    nk=Ident(nk), pk=Ident(pk), table=TableRef(ref)
+                ),
                 [[row[0] for row in local_rows.values()]],
                 fetch=True,
             )
@@ -899,12 +968,14 @@ class HybridEngine(Engine):
         cols = [("u", "text"), ("k", "text"), ("v", "bigint")]
         rows = [(o.user_id, self._natural_pk(t, key, refs), o.version) for key, o in items]
         won_rows = yield Stmt(
-            "INSERT INTO {sync_versions} AS s (user_id, table_name, pk, version, source, deleted) "  # noqa: S608 (catalog names, checked)
-            "SELECT m.u, ?, m.k, m.v, ?, ? FROM " + self.remote.dialect.unnest(cols) + " "
-            "ORDER BY m.u, m.k ON CONFLICT (user_id, table_name, pk) DO UPDATE SET "
-            "version = excluded.version, source = excluded.source, deleted = excluded.deleted, "
-            "xid = pg_current_xact_id() WHERE (s.version, s.source) < (excluded.version, excluded.source) "
-            "RETURNING pk",
+            SQL(
+                "INSERT INTO {sync_versions} AS s (user_id, table_name, pk, version, source, deleted) "
+                "SELECT m.u, ?, m.k, m.v, ?, ? FROM {} "
+                "ORDER BY m.u, m.k ON CONFLICT (user_id, table_name, pk) DO UPDATE SET "
+                "version = excluded.version, source = excluded.source, deleted = excluded.deleted, "
+                "xid = pg_current_xact_id() WHERE (s.version, s.source) < (excluded.version, excluded.source) "
+                "RETURNING pk"
+            ).format(Unnest(cols)),
             [t.name, source, deleted, *self.remote.dialect.unnest_params(cols, rows)],
             fetch=True,
         )
@@ -929,7 +1000,7 @@ class HybridEngine(Engine):
 
     def _key_relation(
         self, t: Table, keys: list[tuple[Any, ...]], ref_ids: dict[str, dict[Any, Any]]
-    ) -> tuple[str, list[Any]]:
+    ) -> tuple[Composable, list[Any]]:
         """``(pk columns) IN (SELECT ...)`` over ``keys`` (reference ids translated)."""
         types = self._remote_columns[t.name].types
         kinds = self._remote_columns[t.name].kinds
@@ -944,10 +1015,10 @@ class HybridEngine(Engine):
                     v = ref_ids[refs[c]][v]
                 row.append(self.remote.dialect.sync_input(v, kinds[c]))
             values.append(tuple(row))
-        casts = ", ".join(f"CAST(m.{_q(c)} AS {types[c]})" for c in pk)
-        names = ", ".join(_q(c) for c in pk)
         return (
-            f"({names}) IN (SELECT {casts} FROM {self.remote.dialect.unnest(cols)})",  # noqa: S608 (catalog names, checked)
+            SQL("({names}) IN (SELECT {casts} FROM {rel})").format(
+                names=_idents(pk), casts=_casts(pk, types), rel=Unnest(cols)
+            ),
             self.remote.dialect.unnest_params(cols, values),
         )
 
@@ -963,12 +1034,12 @@ class HybridEngine(Engine):
         if not keys:
             return
         cond, params = self._key_relation(t, keys, ref_ids)
-        yield Stmt(f"DELETE FROM {{{t.name}}} WHERE {cond}", params)  # noqa: S608 (catalog names)
+        yield Stmt(_DELETE_WHERE.format(TableRef(t.name), cond), params)
         # A deleted sequence parent takes its rows with it (as the cache's clear() does), so
         # its sequence can start again without colliding.
         for child in self.tables:
             if child.seq_counter and child.seq_counter[0] == t.name:
-                yield Stmt(f"DELETE FROM {{{child.name}}} WHERE {cond}", params)  # noqa: S608
+                yield Stmt(_DELETE_WHERE.format(TableRef(child.name), cond), params)
 
     def _remote_upsert(
         self,
@@ -1022,23 +1093,27 @@ class HybridEngine(Engine):
         types = dialect.sync_copy_types(params)
         if conflict == "none":
             values.sort(key=itemgetter(*[cols.names.index(c) for c in t.primary_key]))
-            yield Copy(dialect.sync_copy(f"{{{t.name}}}", cols.names), types, values)
+            yield Copy(SQL(dialect.sync_copy("{" + t.name + "}", cols.names)), types, values)
             return
         stage, create = dialect.sync_stage(t.name, list(zip(cols.names, params, strict=True)))
         yield create
-        yield Copy(dialect.sync_copy(stage, cols.names), types, values)
-        names = ", ".join(_q(c) for c in cols.names)
-        casts = ", ".join(f"CAST(m.{_q(c)} AS {cols.types[c]})" for c in cols.names)
-        order = ", ".join(f"m.{_q(c)}" for c in t.primary_key)
+        yield Copy(SQL(dialect.sync_copy(stage, cols.names)), types, values)
         update = [c for c in cols.names if c not in t.primary_key and c not in counters]
-        target = ", ".join(_q(c) for c in t.primary_key)
-        sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in update)
         yield Stmt(
-            f"INSERT INTO {{{t.name}}} AS t ({names}) SELECT {casts} FROM {stage} m "  # noqa: S608 (catalog names)
-            f"ORDER BY {order} ON CONFLICT ({target}) DO "
-            + (f"UPDATE SET {sets}" if update else "NOTHING")
+            SQL(
+                "INSERT INTO {table} AS t ({names}) SELECT {casts} FROM {stage} m "
+                "ORDER BY {order} ON CONFLICT ({target}) DO {action}"
+            ).format(
+                table=TableRef(t.name),
+                names=_idents(cols.names),
+                casts=_casts(cols.names, cols.types),
+                stage=SQL(stage),  # the dialect's staging table name (checked names)
+                order=_idents(t.primary_key, "m."),
+                target=_idents(t.primary_key),
+                action=_do_update(update),
+            )
         )
-        yield Stmt(f"TRUNCATE {stage}")
+        yield Stmt(SQL("TRUNCATE {}").format(SQL(stage)))
 
     def _remote_append(
         self,
@@ -1086,19 +1161,31 @@ class HybridEngine(Engine):
             )
             for k in keys
         ]
-        names = ", ".join(_q(c) for c in parent.primary_key)
-        casts = ", ".join(f"CAST(m.{_q(c)} AS {types[c]})" for c in parent.primary_key)
-        insert_cols, select, sets = f"{names}, {_q(counter)}", f"{casts}, m.n", ""
+        names = _idents(parent.primary_key)
+        ctr = Ident(counter)
+        insert_cols: Composable = SQL("{}, {}").format(names, ctr)
+        select: Composable = _casts(parent.primary_key, types) + SQL(", m.n")
+        sets: Composable = SQL("")
         if time_col is not None:
-            tc = _q(time_col)
-            insert_cols += f", {tc}"
-            select += f", coalesce(CAST(m.t AS {types[time_col]}), now())"
-            sets = f", {tc} = greatest(p.{tc}, excluded.{tc})"
+            tc = Ident(time_col)
+            insert_cols += SQL(", ") + tc
+            select += SQL(", coalesce(CAST(m.t AS {}), now())").format(SQL(types[time_col]))
+            sets = SQL(", {tc} = greatest(p.{tc}, excluded.{tc})").format(tc=tc)
         reserved = yield Stmt(
-            f"INSERT INTO {{{parent_name}}} AS p ({insert_cols}) SELECT {select} FROM "  # noqa: S608 (catalog names)
-            f"{self.remote.dialect.unnest(cols)} ORDER BY {', '.join('m.' + _q(c) for c in parent.primary_key)} "
-            f"ON CONFLICT ({names}) DO UPDATE SET {_q(counter)} = p.{_q(counter)} + excluded.{_q(counter)}{sets} "
-            f"RETURNING {names}, {_q(counter)}",
+            SQL(
+                "INSERT INTO {table} AS p ({insert_cols}) SELECT {select} FROM {rel} ORDER BY {order} "
+                "ON CONFLICT ({names}) DO UPDATE SET {ctr} = p.{ctr} + excluded.{ctr}{sets} "
+                "RETURNING {names}, {ctr}"
+            ).format(
+                table=TableRef(parent_name),
+                insert_cols=insert_cols,
+                select=select,
+                rel=Unnest(cols),
+                order=_idents(parent.primary_key, "m."),
+                names=names,
+                ctr=ctr,
+                sets=sets,
+            ),
             self.remote.dialect.unnest_params(cols, values),
             fetch=True,
         )
@@ -1235,15 +1322,16 @@ class HybridEngine(Engine):
                 moving[local] = top + 1 + i
         if not moving:
             return
-        seq_col = _q(t.primary_key[-1])
-        where = " AND ".join(f"{_q(c)} = ?" for c in t.primary_key[:-1])
+        fields: dict[str, Composable] = {
+            "table": TableRef(t.name),
+            "seq": Ident(t.primary_key[-1]),
+            "where": _equal_marks(t.primary_key[:-1]),
+        }
+        move = SQL("UPDATE {table} SET {seq} = ? WHERE {where} AND {seq} = ?").format(**fields)
         for old, new in moving.items():
-            yield Stmt(
-                f"UPDATE {{{t.name}}} SET {seq_col} = ? WHERE {where} AND {seq_col} = ?",  # noqa: S608 (catalog names)
-                [-new, *parent, old],
-            )
+            yield Stmt(move, [-new, *parent, old])
         yield Stmt(
-            f"UPDATE {{{t.name}}} SET {seq_col} = -{seq_col} WHERE {where} AND {seq_col} < 0",  # noqa: S608
+            SQL("UPDATE {table} SET {seq} = -{seq} WHERE {where} AND {seq} < 0").format(**fields),
             list(parent),
         )
         for seq, local in pending:
@@ -1253,9 +1341,12 @@ class HybridEngine(Engine):
                     [json.dumps([*parent, moving[local]]), seq],
                 )
         parent_t, counter = t.seq_counter
-        pwhere = " AND ".join(f"{_q(c)} = ?" for c in TABLES[parent_t].primary_key)
         yield Stmt(
-            f"UPDATE {{{parent_t}}} SET {_q(counter)} = max({_q(counter)}, ?) WHERE {pwhere}",  # noqa: S608
+            SQL("UPDATE {table} SET {ctr} = max({ctr}, ?) WHERE {where}").format(
+                table=TableRef(parent_t),
+                ctr=Ident(counter),
+                where=_equal_marks(TABLES[parent_t].primary_key),
+            ),
             [max(moving.values()), *parent],
         )
 
@@ -1293,22 +1384,24 @@ class HybridEngine(Engine):
         )
         return (row[0] if row else None), {(r[0], r[1]): int(r[2]) for r in cursors}
 
-    def _select(self, t: Table) -> str:
+    def _select(self, t: Table) -> Composed:
         """The columns a pull reads from ``t`` (alias ``t``), reference ids as names."""
         cols = self._cols(t.name)
         refs = dict(t.refs)
-        out = []
+        out: list[Composable] = []
         for c in cols.names:
             if c in refs:
                 ref = TABLES[refs[c]]
                 (pk,) = ref.primary_key
                 nk = (ref.natural_key or ())[0]
                 out.append(
-                    f"(SELECT r.{_q(nk)} FROM {{{ref.name}}} r WHERE r.{_q(pk)} = t.{_q(c)})"  # noqa: S608 (catalog names, checked)
+                    _REF_NAME.format(
+                        nk=Ident(nk), table=TableRef(ref.name), pk=Ident(pk), col=Ident(c)
+                    )
                 )
             else:
-                out.append(self.remote.dialect.sync_select(c, cols.kinds[c]))
-        return ", ".join(out)
+                out.append(SQL(self.remote.dialect.sync_select(c, cols.kinds[c])))
+        return _COMMA.join(out)
 
     def _read_ref_tables(self) -> Body[dict[str, list[tuple[Any, ...]]]]:
         out: dict[str, list[tuple[Any, ...]]] = {}
@@ -1318,9 +1411,9 @@ class HybridEngine(Engine):
             cols = self._ref_columns(t.name)
             (pk,) = t.primary_key
             kinds = self._remote_columns[t.name].kinds
-            select = ", ".join(self.remote.dialect.sync_select(c, kinds[c]) for c in cols)
+            select = _COMMA.join(SQL(self.remote.dialect.sync_select(c, kinds[c])) for c in cols)
             rows = yield Stmt(
-                f"SELECT t.{_q(pk)}, {select} FROM {{{t.name}}} t",  # noqa: S608 (catalog names)
+                SQL("SELECT t.{}, {} FROM {} t").format(Ident(pk), select, TableRef(t.name)),
                 fetch=True,
             )
             out[t.name] = [tuple(r) for r in rows]
@@ -1335,7 +1428,7 @@ class HybridEngine(Engine):
         ref_ids = {name: {row[1]: row[0] for row in rows} for name, rows in refs.items()}
         cond, params = self._key_relation(t, [tuple(k) for k in keys], ref_ids)
         rows = yield Stmt(
-            f"SELECT {self._select(t)} FROM {{{t.name}}} t WHERE t.user_id = ? AND {cond}",  # noqa: S608
+            _SELECT_WHERE_USER.format(self._select(t), TableRef(t.name)) + SQL(" AND ") + cond,
             [user_id, *params],
             fetch=True,
         )
@@ -1362,7 +1455,7 @@ class HybridEngine(Engine):
         for t in self.tables:
             if full:
                 rows = yield Stmt(
-                    f"SELECT {self._select(t)} FROM {{{t.name}}} t WHERE t.user_id = ?",  # noqa: S608
+                    _SELECT_WHERE_USER.format(self._select(t), TableRef(t.name)),
                     [user_id],
                     fetch=True,
                 )
@@ -1381,13 +1474,21 @@ class HybridEngine(Engine):
                     if name == t.name
                 ]
                 cols = [(f"c{i}", "text") for i in range(len(rest))] + [("s", "bigint")]
-                on = " AND ".join(
-                    f"CAST(m.c{i} AS text) = CAST(t.{_q(c)} AS text)" for i, c in enumerate(rest)
+                on = _AND.join(
+                    SQL("CAST(m.{} AS text) = CAST(t.{} AS text)").format(Ident(f"c{i}"), Ident(c))
+                    for i, c in enumerate(rest)
                 )
                 rows = yield Stmt(
-                    f"SELECT {self._select(t)} FROM {{{t.name}}} t LEFT JOIN "  # noqa: S608
-                    f"{self.remote.dialect.unnest(cols)} ON {on} WHERE t.user_id = ? "
-                    f"AND t.{_q(t.primary_key[-1])} > coalesce(m.s, 0)",
+                    SQL(
+                        "SELECT {select} FROM {table} t LEFT JOIN {rel} ON {on} "
+                        "WHERE t.user_id = ? AND t.{seq} > coalesce(m.s, 0)"
+                    ).format(
+                        select=self._select(t),
+                        table=TableRef(t.name),
+                        rel=Unnest(cols),
+                        on=on,
+                        seq=Ident(t.primary_key[-1]),
+                    ),
                     [*self.remote.dialect.unnest_params(cols, cursors), user_id],
                     fetch=True,
                 )
@@ -1408,11 +1509,17 @@ class HybridEngine(Engine):
             t = TABLES[name]
             cols = self._ref_columns(name)
             kinds = self._remote_columns[name].kinds
-            natural = ", ".join(_q(c) for c in t.natural_key or ())
             if rows:
                 yield Many(
-                    f"INSERT INTO {{{name}}} ({', '.join(_q(c) for c in cols)}) VALUES "  # noqa: S608
-                    f"({', '.join('?' for _ in cols)}) ON CONFLICT ({natural}) DO NOTHING",
+                    SQL(
+                        "INSERT INTO {table} ({cols}) VALUES ({marks}) "
+                        "ON CONFLICT ({natural}) DO NOTHING"
+                    ).format(
+                        table=TableRef(name),
+                        cols=_idents(cols),
+                        marks=_marks(len(cols)),
+                        natural=_idents(t.natural_key or ()),
+                    ),
                     [
                         tuple(
                             self.dialect.sync_local(v, kinds[c])
@@ -1423,7 +1530,10 @@ class HybridEngine(Engine):
                 )
             (pk,) = t.primary_key
             nk = (t.natural_key or ())[0]
-            found = yield Stmt(f"SELECT {_q(nk)}, {_q(pk)} FROM {{{name}}}", fetch=True)  # noqa: S608
+            found = yield Stmt(
+                SQL("SELECT {}, {} FROM {}").format(Ident(nk), Ident(pk), TableRef(name)),
+                fetch=True,
+            )
             out[name] = {r[0]: r[1] for r in found}
         return out
 
@@ -1467,11 +1577,18 @@ class HybridEngine(Engine):
                 continue
             parent_t, counter = t.seq_counter
             pk = TABLES[parent_t].primary_key
-            match = " AND ".join(f"c.{_q(c)} = p.{_q(c)}" for c in pk)
+            match = _AND.join(SQL("c.{0} = p.{0}").format(Ident(c)) for c in pk)
             yield Stmt(
-                f"UPDATE {{{parent_t}}} AS p SET {_q(counter)} = max({_q(counter)}, coalesce("  # noqa: S608
-                f"(SELECT max(c.{_q(t.primary_key[-1])}) FROM {{{t.name}}} c WHERE {match}), 0)) "
-                "WHERE p.user_id = ?",
+                SQL(
+                    "UPDATE {parent} AS p SET {ctr} = max({ctr}, coalesce("
+                    "(SELECT max(c.{seq}) FROM {table} c WHERE {match}), 0)) WHERE p.user_id = ?"
+                ).format(
+                    parent=TableRef(parent_t),
+                    ctr=Ident(counter),
+                    seq=Ident(t.primary_key[-1]),
+                    table=TableRef(t.name),
+                    match=match,
+                ),
                 [user_id],
             )
         yield Stmt(
@@ -1498,12 +1615,12 @@ class HybridEngine(Engine):
         queued writes alone; with ``full``, rows Postgres lacks go."""
         cols = self._cols(t.name)
         idx = [cols.names.index(c) for c in t.primary_key]
-        pk_names = ", ".join(_q(c) for c in t.primary_key)
-        where = " AND ".join(f"{_q(c)} = ?" for c in t.primary_key)
+        table = TableRef(t.name)
+        pk_names = _idents(t.primary_key)
         removed = 0
         if full:
             local = yield Stmt(
-                f"SELECT {pk_names} FROM {{{t.name}}} WHERE user_id = ?",  # noqa: S608 (catalog names, checked)
+                SQL("SELECT {} FROM {} WHERE user_id = ?").format(pk_names, table),
                 [user_id],
                 fetch=True,
             )
@@ -1511,7 +1628,7 @@ class HybridEngine(Engine):
             deleted = [tuple(k) for k in local if tuple(k) not in remote_keys]
         gone = [k for k in deleted if (t.name, k) not in pending and None not in k]
         if gone:
-            yield Many(f"DELETE FROM {{{t.name}}} WHERE {where}", gone)  # noqa: S608
+            yield Many(_DELETE_WHERE.format(table, _equal_marks(t.primary_key)), gone)
             removed = len(gone)
         if t.seq_counter is not None and rows:
             width = len(TABLES[t.seq_counter[0]].primary_key)
@@ -1535,12 +1652,17 @@ class HybridEngine(Engine):
             pending = pending | {(t.name, tuple(json.loads(q[0]))) for q in queued}
         keep = [r for r in rows if (t.name, tuple(r[i] for i in idx)) not in pending]
         if keep:
-            names = ", ".join(_q(c) for c in cols.names)
             update = [c for c in cols.names if c not in t.primary_key]
-            sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in update)
             yield Many(
-                f"INSERT INTO {{{t.name}}} ({names}) VALUES ({', '.join('?' for _ in cols.names)}) "  # noqa: S608
-                f"ON CONFLICT ({pk_names}) DO " + (f"UPDATE SET {sets}" if update else "NOTHING"),
+                SQL(
+                    "INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({pk}) DO {action}"
+                ).format(
+                    table=table,
+                    names=_idents(cols.names),
+                    marks=_marks(len(cols.names)),
+                    pk=pk_names,
+                    action=_do_update(update),
+                ),
                 keep,
             )
         return len(keep), removed
