@@ -1093,11 +1093,11 @@ class HybridEngine(Engine):
         types = dialect.sync_copy_types(params)
         if conflict == "none":
             values.sort(key=itemgetter(*[cols.names.index(c) for c in t.primary_key]))
-            yield Copy(SQL(dialect.sync_copy("{" + t.name + "}", cols.names)), types, values)
+            yield Copy(dialect.sync_copy(TableRef(t.name), cols.names), types, values)
             return
         stage, create = dialect.sync_stage(t.name, list(zip(cols.names, params, strict=True)))
         yield create
-        yield Copy(SQL(dialect.sync_copy(stage, cols.names)), types, values)
+        yield Copy(dialect.sync_copy(stage, cols.names), types, values)
         update = [c for c in cols.names if c not in t.primary_key and c not in counters]
         yield Stmt(
             SQL(
@@ -1107,13 +1107,13 @@ class HybridEngine(Engine):
                 table=TableRef(t.name),
                 names=_idents(cols.names),
                 casts=_casts(cols.names, cols.types),
-                stage=SQL(stage),  # the dialect's staging table name (checked names)
+                stage=stage,
                 order=_idents(t.primary_key, "m."),
                 target=_idents(t.primary_key),
                 action=_do_update(update),
             )
         )
-        yield Stmt(SQL("TRUNCATE {}").format(SQL(stage)))
+        yield Stmt(SQL("TRUNCATE {}").format(stage))
 
     def _remote_append(
         self,
@@ -1400,7 +1400,7 @@ class HybridEngine(Engine):
                     )
                 )
             else:
-                out.append(SQL(self.remote.dialect.sync_select(c, cols.kinds[c])))
+                out.append(self.remote.dialect.sync_select(c, cols.kinds[c]))
         return _COMMA.join(out)
 
     def _read_ref_tables(self) -> Body[dict[str, list[tuple[Any, ...]]]]:
@@ -1411,7 +1411,7 @@ class HybridEngine(Engine):
             cols = self._ref_columns(t.name)
             (pk,) = t.primary_key
             kinds = self._remote_columns[t.name].kinds
-            select = _COMMA.join(SQL(self.remote.dialect.sync_select(c, kinds[c])) for c in cols)
+            select = _COMMA.join(self.remote.dialect.sync_select(c, kinds[c]) for c in cols)
             rows = yield Stmt(
                 SQL("SELECT t.{}, {} FROM {} t").format(Ident(pk), select, TableRef(t.name)),
                 fetch=True,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .statements import One, Raw, Stmt
 
 if TYPE_CHECKING:
-    from .compose import Template
+    from .compose import Composable, Template
 
 __all__ = ["IDENTIFIER", "Dialect", "Fragment", "ImportStage", "JsonSQL", "check_identifier"]
 
@@ -540,12 +540,13 @@ class Dialect:
         """A cache value as Postgres reads it into a column of sync ``kind``."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
 
-    def sync_select(self, column: str, kind: str) -> str:
+    def sync_select(self, column: str, kind: str) -> Composable:
         """How a pull reads a column of sync ``kind``."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
 
-    def sync_copy(self, relation: str, columns: Sequence[str]) -> str:
-        """A text ``COPY`` of ``columns`` into ``relation`` (a template), for
+    def sync_copy(self, relation: Composable, columns: Sequence[str]) -> Composable:
+        """A text ``COPY`` of ``columns`` into ``relation`` (a :class:`~.compose.Table`
+        or the staging table :meth:`sync_stage` names), for
         :class:`~.statements.Copy` with :meth:`sync_copy_types`."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
 
@@ -553,7 +554,7 @@ class Dialect:
         """The ``Copy`` types of values sent as the :meth:`unnest` types ``params``."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode store")
 
-    def sync_stage(self, name: str, columns: Sequence[tuple[str, str]]) -> tuple[str, Stmt]:
+    def sync_stage(self, name: str, columns: Sequence[tuple[str, str]]) -> tuple[Composable, Stmt]:
         """A staging table for rows of table ``name``: its name and the statement
         creating it (``columns``: ``(name, unnest type)``)."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode store")

@@ -24,7 +24,7 @@ from .base import (
     TextSearch,
     check_identifier,
 )
-from .compose import SQL, Unnest
+from .compose import SQL, Composable, Ident, Unnest
 from .statements import One, Raw, Stmt
 
 _LOCK_KEYS = SQL(
@@ -731,53 +731,64 @@ class PostgresDialect(Dialect):
             return repr(value)
         return str(value)
 
-    def sync_select(self, column: str, kind: str) -> str:
+    def sync_select(self, column: str, kind: str) -> Composable:
         """The expression a pull reads column ``column`` of sync ``kind`` with: JSON,
-        vectors and arrays as text (arrays as JSON), the rest as they are."""
-        name = check_identifier(column, "column")
+        vectors and arrays as text (arrays as JSON), the rest as they are.
+
+        Example:
+            >>> d = PostgresDialect()
+            >>> d.render(d.sync_select("tags", "array"))
+            'CAST(to_json(t."tags") AS text)'
+        """
         if kind in ("json", "vector"):
-            return f"CAST(t.{name} AS text)"
+            return _SYNC_TEXT.format(Ident(column))
         if kind == "array":
-            return f"CAST(to_json(t.{name}) AS text)"
-        return f"t.{name}"
+            return _SYNC_ARRAY.format(Ident(column))
+        return _SYNC_PLAIN.format(Ident(column))
 
     _COPY_PARAM = {"text": "text", "bigint": "int8", "double": "float8", "bytes": "bytea"}
 
-    def sync_copy(self, relation: str, columns: Sequence[str]) -> str:
-        """A text-format ``COPY`` into ``relation`` (a template: ``{events}``, or a
-        staging table's name): Postgres parses each value as its column's type, so the
-        text :meth:`sync_input` makes goes as it is.
+    def sync_copy(self, relation: Composable, columns: Sequence[str]) -> Composable:
+        """A text-format ``COPY`` into ``relation`` (a :class:`~.compose.Table`, or the
+        staging table :meth:`sync_stage` names): Postgres parses each value as its
+        column's type, so the text :meth:`sync_input` makes goes as it is.
 
         Example:
-            >>> PostgresDialect().sync_copy("{kv}", ["user_id", "key"])
-            'COPY {kv} ("user_id", "key") FROM STDIN'
+            >>> from langchain_agentmem.dialects import Table
+            >>> d = PostgresDialect()
+            >>> d.render(d.sync_copy(Table("kv"), ["user_id", "key"]))
+            'COPY "agent_mem"."kv" ("user_id", "key") FROM STDIN'
         """
-        names = ", ".join('"' + check_identifier(c, "column") + '"' for c in columns)
-        return f"COPY {relation} ({names}) FROM STDIN"
+        return _SYNC_COPY.format(relation, SQL(", ").join(Ident(c) for c in columns))
 
     def sync_copy_types(self, params: Sequence[str]) -> list[str]:
         return [self._COPY_PARAM[p] for p in params]
 
-    def sync_stage(self, name: str, columns: Sequence[tuple[str, str]]) -> tuple[str, Stmt]:
+    def sync_stage(self, name: str, columns: Sequence[tuple[str, str]]) -> tuple[Composable, Stmt]:
         """A temporary table (emptied at commit) holding a batch's rows of table
         ``name`` before one ``INSERT ... SELECT ... ON CONFLICT``; named for its columns,
         so a migration that adds one gets a new table.
 
         Example:
-            >>> PostgresDialect().sync_stage("kv", [("user_id", "text")])[0].startswith("agentmem_sync_kv_")
-            True
+            >>> d = PostgresDialect()
+            >>> stage, create = d.sync_stage("kv", [("user_id", "text")])
+            >>> d.render(stage)
+            '"agentmem_sync_kv_0c093d17"'
+            >>> d.render(create.sql)
+            'CREATE TEMP TABLE IF NOT EXISTS "agentmem_sync_kv_0c093d17" ("user_id" text) ON COMMIT DELETE ROWS'
         """
         import hashlib
 
         table = check_identifier(name, "table")
-        defs = ", ".join(
-            '"' + check_identifier(c, "column") + '" ' + self._PG_TYPES[t].removesuffix("[]")
+        checked = [
+            (check_identifier(c, "column"), self._PG_TYPES[t].removesuffix("[]"))
             for c, t in columns
-        )
-        stage = f"agentmem_sync_{table}_" + hashlib.sha1(defs.encode()).hexdigest()[:8]
-        return stage, Stmt(
-            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({defs}) ON COMMIT DELETE ROWS"
-        )
+        ]
+        # The name hashes the column definitions' text (as it always has).
+        text = ", ".join(f'"{c}" {t}' for c, t in checked)
+        stage = Ident(f"agentmem_sync_{table}_" + hashlib.sha1(text.encode()).hexdigest()[:8])
+        defs = SQL(", ").join(Ident(c) + SQL(" " + t) for c, t in checked)
+        return stage, Stmt(_SYNC_STAGE.format(stage, defs))
 
     # -- tenant isolation ----------------------------------------------------------------
     supports_row_security = True
@@ -872,3 +883,10 @@ class PostgresDialect(Dialect):
                 )
             )
         return Raw(pgsql.SQL("; ").join(parts).as_string(None))
+
+
+_SYNC_TEXT = SQL("CAST(t.{} AS text)")
+_SYNC_ARRAY = SQL("CAST(to_json(t.{}) AS text)")
+_SYNC_PLAIN = SQL("t.{}")
+_SYNC_COPY = SQL("COPY {} ({}) FROM STDIN")
+_SYNC_STAGE = SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS")
