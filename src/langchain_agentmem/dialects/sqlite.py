@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from .base import Dialect, Fragment, JsonPath, JsonSQL, TextSearch, check_identifier
-from .compose import SQL, Ident
+from .compose import SQL, Composable, Ident
 from .statements import One, Raw, Stmt
 
 _UNNEST = SQL("(SELECT key + 1 AS ord, {} FROM json_each(?)) AS m")
@@ -455,46 +455,54 @@ class SQLiteDialect(Dialect):
             True
         """
         table = check_identifier(name, "table")
-        pk = [check_identifier(c, "column") for c in primary_key]
-        loud = [check_identifier(c, "column") for c in columns if c not in set(quiet)]
-        session = "{r}.session_id" if "session_id" in columns else "NULL"
-        out = [Raw(f'DROP TRIGGER IF EXISTS "sync_{table}_{op}"') for op in ("i", "u", "k", "d")]
+        pk = [Ident(c) for c in primary_key]
+        loud = [Ident(c) for c in columns if c not in set(quiet)]
+        out = [
+            Raw(self.render(_DROP_TRIGGER.format(Ident(f"sync_{table}_{op}"))))
+            for op in ("i", "u", "k", "d")
+        ]
         if not install:
             return out
+        # The table's name as a string literal: a checked identifier (lower-case letters,
+        # digits, underscores) cannot hold a quote.
+        name_literal = SQL("'" + table + "'")
+        has_session = "session_id" in columns
 
-        def row(op: str, r: str) -> str:
-            key = "json_array(" + ", ".join(f'{r}."{c}"' for c in pk) + ")"
-            return (
-                f"INSERT INTO sync_outbox (table_name, op, user_id, session_id, pk, version) "  # noqa: S608 (catalog names, checked)
-                f"VALUES ('{table}', '{op}', {r}.user_id, {session.format(r=r)}, {key}, {self._VERSION});"
+        def row(op: str, r: str) -> Composable:
+            ref = SQL(r)
+            return _OUTBOX_ROW.format(
+                table=name_literal,
+                op=SQL("'" + op + "'"),  # one of i, u, d (the code's own)
+                r=ref,
+                session=ref + SQL(".session_id") if has_session else SQL("NULL"),
+                key=_COMMA.join(ref + SQL(".") + c for c in pk),
+                version=SQL(self._VERSION),
             )
 
-        muted = "(SELECT value FROM sync_state WHERE key = 'muted') = 0"
-        same = " AND ".join(f'OLD."{c}" IS NEW."{c}"' for c in pk)
-        key_columns = ", ".join(f'"{c}"' for c in pk)
-        changed = ""
+        def same(cols: Sequence[Ident]) -> Composable:
+            return SQL(" AND ").join(SQL("OLD.{0} IS NEW.{0}").format(c) for c in cols)
+
+        changed: Composable = SQL("")
         if quiet and loud:
-            changed = " AND NOT (" + " AND ".join(f'OLD."{c}" IS NEW."{c}"' for c in loud) + ")"
-        out += [
-            Raw(
-                f'CREATE TRIGGER "sync_{table}_i" AFTER INSERT ON "{table}" WHEN {muted} '
-                f"BEGIN {row('i', 'NEW')} END"
-            ),
+            changed = SQL(" AND NOT ({})").format(same(loud))
+        fields: dict[str, Composable] = {"table": Ident(table), "muted": _MUTED}
+        creates = [
+            _TRIGGER_INSERT.format(trigger=Ident(f"sync_{table}_i"), row=row("i", "NEW"), **fields),
             # An update that changes the key also deletes the old key: a trigger of its
             # own, which updates that set no key column (upserts) never run.
-            Raw(
-                f'CREATE TRIGGER "sync_{table}_k" AFTER UPDATE OF {key_columns} '
-                f'ON "{table}" WHEN {muted} AND NOT ({same}) BEGIN {row("d", "OLD")} END'
+            _TRIGGER_KEY.format(
+                trigger=Ident(f"sync_{table}_k"),
+                key_columns=_COMMA.join(pk),
+                same=same(pk),
+                row=row("d", "OLD"),
+                **fields,
             ),
-            Raw(
-                f'CREATE TRIGGER "sync_{table}_u" AFTER UPDATE ON "{table}" WHEN {muted}{changed} '
-                f"BEGIN {row('u', 'NEW')} END"
+            _TRIGGER_UPDATE.format(
+                trigger=Ident(f"sync_{table}_u"), changed=changed, row=row("u", "NEW"), **fields
             ),
-            Raw(
-                f'CREATE TRIGGER "sync_{table}_d" AFTER DELETE ON "{table}" WHEN {muted} '
-                f"BEGIN {row('d', 'OLD')} END"
-            ),
+            _TRIGGER_DELETE.format(trigger=Ident(f"sync_{table}_d"), row=row("d", "OLD"), **fields),
         ]
+        out += [Raw(self.render(c)) for c in creates]
         return out
 
     def sync_local(self, value: Any, kind: str) -> Any:
@@ -556,3 +564,25 @@ def _split_line_statements(text: str) -> list[str]:
     if text[start:].strip():
         out.append(text[start:])
     return out
+
+
+_COMMA = SQL(", ")
+_DROP_TRIGGER = SQL("DROP TRIGGER IF EXISTS {}")
+_MUTED = SQL("(SELECT value FROM sync_state WHERE key = 'muted') = 0")
+_OUTBOX_ROW = SQL(
+    "INSERT INTO sync_outbox (table_name, op, user_id, session_id, pk, version) "
+    "VALUES ({table}, {op}, {r}.user_id, {session}, json_array({key}), {version});"
+)
+_TRIGGER_INSERT = SQL(
+    "CREATE TRIGGER {trigger} AFTER INSERT ON {table} WHEN {muted} BEGIN {row} END"
+)
+_TRIGGER_KEY = SQL(
+    "CREATE TRIGGER {trigger} AFTER UPDATE OF {key_columns} ON {table} WHEN {muted} "
+    "AND NOT ({same}) BEGIN {row} END"
+)
+_TRIGGER_UPDATE = SQL(
+    "CREATE TRIGGER {trigger} AFTER UPDATE ON {table} WHEN {muted}{changed} BEGIN {row} END"
+)
+_TRIGGER_DELETE = SQL(
+    "CREATE TRIGGER {trigger} AFTER DELETE ON {table} WHEN {muted} BEGIN {row} END"
+)
