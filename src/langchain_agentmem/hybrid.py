@@ -289,6 +289,7 @@ class HybridEngine(Engine):
         self._policy = dict(policy or {})
         self._local_columns: dict[str, list[str]] = {}
         self._remote_columns: dict[str, _Columns] = {}
+        self._selects: dict[tuple[str, tuple[str, ...]], Composed] = {}
         self._remote_ready = False
         self._run_lock = threading.Lock()
         self._lock_file: Any = None
@@ -1385,8 +1386,13 @@ class HybridEngine(Engine):
         return (row[0] if row else None), {(r[0], r[1]): int(r[2]) for r in cursors}
 
     def _select(self, t: Table) -> Composed:
-        """The columns a pull reads from ``t`` (alias ``t``), reference ids as names."""
+        """The columns a pull reads from ``t`` (alias ``t``), reference ids as names
+        (composed once per table and column list)."""
         cols = self._cols(t.name)
+        key = (t.name, tuple(cols.kinds[c] + " " + c for c in cols.names))
+        found = self._selects.get(key)
+        if found is not None:
+            return found
         refs = dict(t.refs)
         out: list[Composable] = []
         for c in cols.names:
@@ -1401,7 +1407,8 @@ class HybridEngine(Engine):
                 )
             else:
                 out.append(self.remote.dialect.sync_select(c, cols.kinds[c]))
-        return _COMMA.join(out)
+        self._selects[key] = select = _COMMA.join(out)
+        return select
 
     def _read_ref_tables(self) -> Body[dict[str, list[tuple[Any, ...]]]]:
         out: dict[str, list[tuple[Any, ...]]] = {}
