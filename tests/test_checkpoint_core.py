@@ -49,7 +49,8 @@ def test_put_is_one_statement_text_whatever_the_number_of_blobs() -> None:
     scope = _Scope({"configurable": {"thread_id": "t"}}, "u")
 
     def first(blobs: list[tuple[str, str, str, bytes | None]], earlier: list[Any]) -> Any:
-        return next(put_steps(dialect, scope, None, {"id": "c"}, {}, blobs, earlier))
+        stmt = next(put_steps(dialect, scope, None, {"id": "c"}, {}, blobs, earlier))
+        return stmt._replace(sql=dialect.render(stmt.sql))
 
     texts = {
         first([], []).sql,

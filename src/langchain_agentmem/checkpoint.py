@@ -28,9 +28,6 @@ Example:
     {'count': 2}
 """
 
-# Queries are composed of constants and dialect fragments only; every value is a parameter.
-# ruff: noqa: S608
-
 from __future__ import annotations
 
 import builtins
@@ -71,12 +68,12 @@ from ._core.users import check_user_key
 from ._encoding.json import clean_text, dumps, loads
 from ._encoding.keys import decode_key, encode_key
 from ._entry import ConnStringEntry
-from .dialects import Dialect
+from .dialects import SQL, Composable, Composed, Dialect, RowLock, Table, Template, Unnest
 from .engine import EngineLike, as_engine
 
 __all__ = ["CheckpointSaver"]
 
-Query = tuple[str, list[Any]]
+Query = tuple[Template, list[Any]]
 
 #: Checkpoints read per round trip by ``list``.
 PAGE_SIZE = 100
@@ -171,18 +168,57 @@ class _Scope:
 
 
 # -- query builders (pure) -------------------------------------------------------------
+# Statements are compositions (see ``dialects/compose.py``): fixed ones are built once,
+# here; those whose shape varies are memoized on it.
 
+_COMMA = SQL(", ")
+_MARK = SQL("?")
+_NOTHING = SQL("")
 
-_BLOB_MATCH = (
+_BLOB_MATCH = SQL(
     "b.user_id = ? AND b.thread_id = r.thread_id AND b.checkpoint_ns = r.checkpoint_ns "
     "AND b.channel = r.channel AND b.version = r.version"
 )
+_SELECT = SQL(
+    "WITH page AS (SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, "
+    "metadata, metadata_exact FROM {checkpoints} WHERE user_id = ?{conditions} "
+    "ORDER BY checkpoint_id DESC, thread_id DESC, checkpoint_ns DESC LIMIT ?) "
+    # The writes come first: every column of theirs has a type, which the NULLs of
+    # the other two parts take on Postgres.
+    "SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.channel, w.type, "
+    "w.task_path, w.idx, w.blob FROM page p JOIN {checkpoint_writes} w ON w.user_id = ? {thread}"
+    "AND w.thread_id = p.thread_id AND w.checkpoint_ns = p.checkpoint_ns AND w.checkpoint_id = p.checkpoint_id "
+    "UNION ALL SELECT 0, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, CAST(checkpoint AS TEXT), "
+    "coalesce(CAST(metadata_exact AS TEXT), CAST(metadata AS TEXT)), NULL, NULL, NULL FROM page "
+    # Blobs by primary key, one lookup per reference (correlated subqueries: a join
+    # may be planned as a scan of every blob of the tenant).
+    "UNION ALL SELECT 1, r.thread_id, r.checkpoint_ns, r.channel, r.version, "
+    "(SELECT b.type FROM {checkpoint_blobs} b WHERE {match}), NULL, NULL, NULL, "
+    "(SELECT b.blob FROM {checkpoint_blobs} b WHERE {match}) "
+    "FROM (SELECT p.thread_id, p.checkpoint_ns, j.key AS channel, CAST(j.value AS TEXT) AS version "
+    "FROM page p, {entries} UNION SELECT p.thread_id, p.checkpoint_ns, CAST(k.value AS TEXT), k.key "
+    "FROM page p, {chunks}) r"
+)
+_WRITES_OF_THREAD = SQL("AND w.thread_id = ? AND w.checkpoint_ns = ? ")
+_AND_ = SQL(" AND ")
+
+
+@functools.lru_cache(maxsize=256)
+def _select_sql(dialect: Dialect, where: tuple[Composable, ...], thread: bool) -> Composed:
+    # Memoized: a listing or a get composes the same few shapes over and over.
+    return _SELECT.format(
+        conditions=SQL("").join(_AND_ + w for w in where),
+        thread=_WRITES_OF_THREAD if thread else _NOTHING,
+        match=_BLOB_MATCH,
+        entries=SQL(dialect.json_entries("p.checkpoint", "channel_versions", "j")),
+        chunks=SQL(dialect.json_entries("p.checkpoint", CHUNKS_KEY, "k")),
+    )
 
 
 def select_query(
     dialect: Dialect,
     uid: str,
-    where: Sequence[str],
+    where: Sequence[Composable],
     params: Sequence[Any],
     limit: int,
     thread: tuple[str, str] | None = None,
@@ -197,32 +233,7 @@ def select_query(
     every checkpoint listed is of that one: the writes are then looked up by it (with no
     statistics yet, a planner may scan every write of the tenant for the join instead).
     """
-    entries = dialect.json_entries("p.checkpoint", "channel_versions", "j")
-    chunks = dialect.json_entries("p.checkpoint", CHUNKS_KEY, "k")
-    conditions = "".join(" AND " + w for w in where)
-    query = (
-        "WITH page AS (SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, "
-        "metadata, metadata_exact FROM {checkpoints} WHERE user_id = ?" + conditions + " "
-        "ORDER BY checkpoint_id DESC, thread_id DESC, checkpoint_ns DESC LIMIT ?) "
-        # The writes come first: every column of theirs has a type, which the NULLs of
-        # the other two parts take on Postgres.
-        "SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.channel, w.type, "
-        "w.task_path, w.idx, w.blob FROM page p JOIN {checkpoint_writes} w ON w.user_id = ? "
-        + ("AND w.thread_id = ? AND w.checkpoint_ns = ? " if thread else "")
-        + "AND w.thread_id = p.thread_id AND w.checkpoint_ns = p.checkpoint_ns AND w.checkpoint_id = p.checkpoint_id "
-        "UNION ALL SELECT 0, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, CAST(checkpoint AS TEXT), "
-        "coalesce(CAST(metadata_exact AS TEXT), CAST(metadata AS TEXT)), NULL, NULL, NULL FROM page "
-        # Blobs by primary key, one lookup per reference (correlated subqueries: a join
-        # may be planned as a scan of every blob of the tenant).
-        "UNION ALL SELECT 1, r.thread_id, r.checkpoint_ns, r.channel, r.version, "
-        "(SELECT b.type FROM {checkpoint_blobs} b WHERE " + _BLOB_MATCH + "), NULL, NULL, NULL, "
-        "(SELECT b.blob FROM {checkpoint_blobs} b WHERE " + _BLOB_MATCH + ") "
-        "FROM (SELECT p.thread_id, p.checkpoint_ns, j.key AS channel, CAST(j.value AS TEXT) AS version "
-        "FROM page p, "
-        + entries
-        + " UNION SELECT p.thread_id, p.checkpoint_ns, CAST(k.value AS TEXT), k.key "
-        "FROM page p, " + chunks + ") r"
-    )
+    query = _select_sql(dialect, tuple(where), thread is not None)
     return query, [uid, *params, limit, uid, *(thread or ()), uid, uid]
 
 
@@ -235,12 +246,20 @@ def read_steps(dialect: Dialect, uid: str, query: Query) -> Body[list[tuple[Any,
     return rows
 
 
+_THREAD_IS = SQL("thread_id = ?")
+_NS_IS = SQL("checkpoint_ns = ?")
+_ID_IS = SQL("checkpoint_id = ?")
+_ID_BEFORE = SQL("checkpoint_id < ?")
+_KEY_BEFORE = SQL("(checkpoint_id, thread_id, checkpoint_ns) < (?, ?, ?)")
+_LATEST = (_THREAD_IS, _NS_IS)
+_ONE = (_THREAD_IS, _NS_IS, _ID_IS)
+
+
 def get_query(dialect: Dialect, scope: _Scope, checkpoint_id: str | None) -> Query:
-    where = ["thread_id = ?", "checkpoint_ns = ?"]
     params: list[Any] = [scope.thread(), scope.ns or ""]
     if checkpoint_id:
-        where.append("checkpoint_id = ?")
         params.append(checkpoint_id)
+    where = _ONE if checkpoint_id else _LATEST
     return select_query(dialect, scope.uid, where, params, 1, (params[0], params[1]))
 
 
@@ -259,21 +278,21 @@ def missing_chunks(rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, str, str,
 
 
 _BLOB_KEY_COLS = [("tid", "text"), ("ns", "text"), ("ch", "text"), ("v", "text")]
+_CHUNKS = SQL(
+    "SELECT 1, m.tid, m.ns, m.ch, m.v, (SELECT b.type FROM {checkpoint_blobs} b WHERE {match}), "
+    "NULL, NULL, NULL, (SELECT b.blob FROM {checkpoint_blobs} b WHERE {match}) FROM {keys}"
+).format(
+    match=SQL(
+        "b.user_id = ? AND b.thread_id = m.tid AND b.checkpoint_ns = m.ns AND b.channel = m.ch "
+        "AND b.version = m.v"
+    ),
+    keys=Unnest(_BLOB_KEY_COLS),
+)
 
 
 def chunks_query(dialect: Dialect, uid: str, keys: Sequence[tuple[str, str, str, str]]) -> Query:
     """The blobs ``keys``, as kind-1 rows of :func:`select_query`."""
-    match = "b.user_id = ? AND b.thread_id = m.tid AND b.checkpoint_ns = m.ns AND b.channel = m.ch AND b.version = m.v"
-    return (
-        "SELECT 1, m.tid, m.ns, m.ch, m.v, (SELECT b.type FROM {checkpoint_blobs} b WHERE "
-        + match
-        + "), NULL, NULL, "
-        "NULL, (SELECT b.blob FROM {checkpoint_blobs} b WHERE "
-        + match
-        + ") FROM "
-        + dialect.unnest(_BLOB_KEY_COLS),
-        [uid, uid, *dialect.unnest_params(_BLOB_KEY_COLS, keys)],
-    )
+    return _CHUNKS, [uid, uid, *dialect.unnest_params(_BLOB_KEY_COLS, keys)]
 
 
 def delta_history_steps(
@@ -303,55 +322,95 @@ def list_conditions(
     config: RunnableConfig | None,
     filter: dict[str, Any] | None,
     before: RunnableConfig | None,
-) -> tuple[list[str], list[Any], bool]:
+) -> tuple[list[Composable], list[Any], bool]:
     """WHERE conditions of ``list`` (without paging) and whether one namespace of one
     thread is listed."""
-    where: list[str] = []
+    where: list[Composable] = []
     params: list[Any] = []
     if scope.tid is not None:
-        where.append("thread_id = ?")
+        where.append(_THREAD_IS)
         params.append(scope.tid)
     if scope.ns is not None:
-        where.append("checkpoint_ns = ?")
+        where.append(_NS_IS)
         params.append(scope.ns)
     if config is not None and (checkpoint_id := get_checkpoint_id(config)):
-        where.append("checkpoint_id = ?")
+        where.append(_ID_IS)
         params.append(checkpoint_id)
     if before is not None and (before_id := get_checkpoint_id(before)):
-        where.append("checkpoint_id < ?")
+        where.append(_ID_BEFORE)
         params.append(before_id)
     for key, value in (filter or {}).items():
         if not isinstance(key, str):
             raise TypeError(f"metadata filter keys must be str, got {type(key).__name__}: {key!r}")
         predicate = dialect.json_field_equals("metadata", clean_text(key), clean_json(value))
         if predicate is not None:
-            where.append(predicate[0])
+            where.append(SQL(predicate[0]))  # the dialect's text (trusted code)
             params.extend(predicate[1])
     return where, params, scope.tid is not None and scope.ns is not None
 
 
-def after_condition(single: bool, last: tuple[str, str, str]) -> tuple[str, list[Any]]:
+def after_condition(single: bool, last: tuple[str, str, str]) -> tuple[Composable, list[Any]]:
     """Keyset paging: rows after ``last`` = (checkpoint_id, thread_id, checkpoint_ns)."""
     if single:
-        return "checkpoint_id < ?", [last[0]]
-    return "(checkpoint_id, thread_id, checkpoint_ns) < (?, ?, ?)", list(last)
+        return _ID_BEFORE, [last[0]]
+    return _KEY_BEFORE, list(last)
 
 
-def _values(n: int, width: int) -> str:
-    row = "(" + ", ".join("?" * width) + ")"
-    return ", ".join([row] * n)
+def _values(n: int, width: int) -> Composed:
+    """``n`` rows of ``width`` parameter marks: ``(?, ?), (?, ?)``."""
+    row = SQL("({})").format(_COMMA.join([_MARK] * width))
+    return _COMMA.join([row] * n)
 
 
-_CHECKPOINT_COLS = "user_id, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, checkpoint, metadata, metadata_exact"
-_CHECKPOINT_UPSERT = (
+_CHECKPOINT_COLS = SQL(
+    "user_id, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, checkpoint, "
+    "metadata, metadata_exact"
+)
+_CHECKPOINT_UPSERT = SQL(
     " ON CONFLICT (user_id, thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET "
     "parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, "
     "checkpoint = excluded.checkpoint, metadata = excluded.metadata, metadata_exact = excluded.metadata_exact"
 )
-_BLOB_COLS = "user_id, thread_id, checkpoint_ns, channel, version, type, blob"
-_BLOB_KEEP = " ON CONFLICT (user_id, thread_id, checkpoint_ns, channel, version) DO NOTHING"
+_BLOB_COLS = SQL("user_id, thread_id, checkpoint_ns, channel, version, type, blob")
+_BLOB_KEEP = SQL(" ON CONFLICT (user_id, thread_id, checkpoint_ns, channel, version) DO NOTHING")
 _CHUNK_COLS = [("ch", "text"), ("v", "text")]
 _NEW_BLOB_COLS = [("ch", "text"), ("v", "text"), ("t", "text"), ("b", "bytes")]
+# Each chunk by its primary key (a join may be planned as a scan of the thread's blobs).
+_CHUNK_LOOKUP = SQL(
+    "SELECT 1 FROM {checkpoint_blobs} b WHERE b.user_id = ? AND b.thread_id = ? AND b.checkpoint_ns = ? "
+    "AND b.channel = m.ch AND b.version = m.v"
+) + RowLock("key share")
+_FIND_CHUNKS = SQL("SELECT m.ch FROM {chunks} WHERE EXISTS ({lookup})").format(
+    chunks=Unnest(_CHUNK_COLS), lookup=_CHUNK_LOOKUP
+)
+_INSERT_CHECKPOINT = SQL("INSERT INTO {checkpoints} ({cols}) VALUES {row}{upsert}").format(
+    cols=_CHECKPOINT_COLS, row=_values(1, 9), upsert=_CHECKPOINT_UPSERT
+)
+# A delete of a chunk found waits for this statement to commit, or this statement
+# waits for the delete and then does not find it.
+_PUT = SQL(
+    "WITH found AS (SELECT 1 FROM {chunks} CROSS JOIN LATERAL ({lookup}) k), "
+    "ok AS (SELECT count(*) = ? AS ok FROM found), "
+    "b AS (INSERT INTO {checkpoint_blobs} ({blob_cols}) SELECT ?, ?, ?, m.ch, m.v, m.t, m.b FROM {blobs} "
+    "WHERE (SELECT ok FROM ok){keep}) INSERT INTO {checkpoints} ({cols}) "
+    "SELECT ?, ?, ?, ?, ?, ?, CAST(? AS json), CAST(? AS jsonb), "
+    "CAST(? AS json) WHERE (SELECT ok FROM ok){upsert} RETURNING 1"
+).format(
+    chunks=Unnest(_CHUNK_COLS),
+    lookup=_CHUNK_LOOKUP,
+    blob_cols=_BLOB_COLS,
+    blobs=Unnest(_NEW_BLOB_COLS),
+    keep=_BLOB_KEEP,
+    cols=_CHECKPOINT_COLS,
+    upsert=_CHECKPOINT_UPSERT,
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_blobs(n: int) -> Composed:
+    return SQL("INSERT INTO {checkpoint_blobs} ({cols}) VALUES {rows}{keep}").format(
+        cols=_BLOB_COLS, rows=_values(n, 7), keep=_BLOB_KEEP
+    )
 
 
 def put_steps(
@@ -390,65 +449,19 @@ def put_steps(
         None if cleaned == exact else exact,
     ]
     wanted = sorted(set(earlier))
-    # Each chunk by its primary key (a join may be planned as a scan of the thread's blobs).
-    lookup = (
-        "SELECT 1 FROM {checkpoint_blobs} b WHERE b.user_id = ? AND b.thread_id = ? AND b.checkpoint_ns = ? "
-        "AND b.channel = m.ch AND b.version = m.v" + dialect.row_lock("key share")
-    )
     chunk_params = [*dialect.unnest_params(_CHUNK_COLS, wanted), uid, tid, ns]
     if not dialect.supports_dml_cte:
         if wanted:
-            found = yield Stmt(
-                "SELECT m.ch FROM "
-                + dialect.unnest(_CHUNK_COLS)
-                + " WHERE EXISTS ("
-                + lookup
-                + ")",
-                chunk_params,
-                True,
-            )
+            found = yield Stmt(_FIND_CHUNKS, chunk_params, True)
             if len(found) != len(wanted):
                 return False
         if blobs:
             blob_params: list[Any] = []
             for channel, version, type_, data in blobs:
                 blob_params.extend((uid, tid, ns, channel, version, type_, data))
-            yield Stmt(
-                "INSERT INTO {checkpoint_blobs} ("
-                + _BLOB_COLS
-                + ") VALUES "
-                + _values(len(blobs), 7)
-                + _BLOB_KEEP,
-                blob_params,
-            )
-        yield Stmt(
-            "INSERT INTO {checkpoints} ("
-            + _CHECKPOINT_COLS
-            + ") VALUES "
-            + _values(1, 9)
-            + _CHECKPOINT_UPSERT,
-            cp_params,
-        )
+            yield Stmt(_insert_blobs(len(blobs)), blob_params)
+        yield Stmt(_INSERT_CHECKPOINT, cp_params)
         return True
-    # A delete of a chunk found waits for this statement to commit, or this statement
-    # waits for the delete and then does not find it.
-    query = (
-        "WITH found AS (SELECT 1 FROM "
-        + dialect.unnest(_CHUNK_COLS)
-        + " CROSS JOIN LATERAL ("
-        + lookup
-        + ") k), ok AS (SELECT count(*) = ? AS ok FROM found), "
-        "b AS (INSERT INTO {checkpoint_blobs} ("
-        + _BLOB_COLS
-        + ") SELECT ?, ?, ?, m.ch, m.v, m.t, m.b FROM "
-        + dialect.unnest(_NEW_BLOB_COLS)
-        + " WHERE (SELECT ok FROM ok)"
-        + _BLOB_KEEP
-        + ") INSERT INTO {checkpoints} ("
-        + _CHECKPOINT_COLS
-        + ") SELECT ?, ?, ?, ?, ?, ?, CAST(? AS json), CAST(? AS jsonb), "
-        "CAST(? AS json) WHERE (SELECT ok FROM ok)" + _CHECKPOINT_UPSERT + " RETURNING 1"
-    )
     params = [
         *chunk_params,
         len(wanted),
@@ -458,7 +471,22 @@ def put_steps(
         *dialect.unnest_params(_NEW_BLOB_COLS, blobs),
         *cp_params,
     ]
-    return bool((yield Stmt(query, params, True)))
+    return bool((yield Stmt(_PUT, params, True)))
+
+
+_WRITES_REPLACE = SQL(
+    "DO UPDATE SET channel = excluded.channel, type = excluded.type, blob = excluded.blob, "
+    "task_path = excluded.task_path"
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_writes(n: int, upsert: bool) -> Composed:
+    return SQL(
+        "INSERT INTO {checkpoint_writes} (user_id, thread_id, checkpoint_ns, checkpoint_id, task_id, idx, "
+        "channel, type, blob, task_path) VALUES {rows} "
+        "ON CONFLICT (user_id, thread_id, checkpoint_ns, checkpoint_id, task_id, idx) {conflict}"
+    ).format(rows=_values(n, 10), conflict=_WRITES_REPLACE if upsert else SQL("DO NOTHING"))
 
 
 def put_writes_query(
@@ -475,62 +503,79 @@ def put_writes_query(
     for idx, channel, type_, data in rows:
         params.extend((uid, tid, ns, checkpoint_id, task_id, idx, channel, type_, data, task_path))
     upsert = all(channel in WRITES_IDX_MAP for _, channel, _, _ in rows)
-    conflict = (
-        "DO UPDATE SET channel = excluded.channel, type = excluded.type, blob = excluded.blob, task_path = excluded.task_path"
-        if upsert
-        else "DO NOTHING"
-    )
-    return (
-        "INSERT INTO {checkpoint_writes} (user_id, thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, "
-        "blob, task_path) VALUES " + _values(len(rows), 10) + " "
-        "ON CONFLICT (user_id, thread_id, checkpoint_ns, checkpoint_id, task_id, idx) " + conflict,
-        params,
-    )
+    return _insert_writes(len(rows), upsert), params
 
 
 _T = TypeVar("_T")
 
 _TABLES = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
+_DELETE_THREAD = [
+    SQL("DELETE FROM {t} WHERE user_id = ? AND thread_id = ?").format(t=Table(t)) for t in _TABLES
+]
 
 
 def delete_thread_queries(uid: str, tid: str) -> list[Query]:
-    return [
-        ("DELETE FROM {" + t + "} WHERE user_id = ? AND thread_id = ?", [uid, tid]) for t in _TABLES
-    ]
+    return [(q, [uid, tid]) for q in _DELETE_THREAD]
+
+
+_COPY_THREAD = [
+    SQL(
+        "INSERT INTO {checkpoints} (user_id, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, "
+        "checkpoint, metadata, metadata_exact, created_at) SELECT user_id, ?, checkpoint_ns, checkpoint_id, "
+        "parent_checkpoint_id, run_id, checkpoint, metadata, metadata_exact, created_at FROM {checkpoints} "
+        "WHERE user_id = ? AND thread_id = ? ON CONFLICT DO NOTHING"
+    ),
+    SQL(
+        "INSERT INTO {checkpoint_blobs} (user_id, thread_id, checkpoint_ns, channel, version, type, blob) "
+        "SELECT user_id, ?, checkpoint_ns, channel, version, type, blob FROM {checkpoint_blobs} "
+        "WHERE user_id = ? AND thread_id = ? ON CONFLICT DO NOTHING"
+    ),
+    SQL(
+        "INSERT INTO {checkpoint_writes} (user_id, thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, "
+        "type, blob, task_path) SELECT user_id, ?, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, "
+        "task_path FROM {checkpoint_writes} WHERE user_id = ? AND thread_id = ? ON CONFLICT DO NOTHING"
+    ),
+]
 
 
 def copy_thread_queries(uid: str, source: str, target: str) -> list[Query]:
     """Copy every checkpoint, blob and write of ``source`` to ``target`` (rows the
     target already has are kept)."""
-    return [
-        (
-            "INSERT INTO {checkpoints} (user_id, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, "
-            "checkpoint, metadata, metadata_exact, created_at) SELECT user_id, ?, checkpoint_ns, checkpoint_id, "
-            "parent_checkpoint_id, run_id, checkpoint, metadata, metadata_exact, created_at FROM {checkpoints} "
-            "WHERE user_id = ? AND thread_id = ? ON CONFLICT DO NOTHING",
-            [target, uid, source],
-        ),
-        (
-            "INSERT INTO {checkpoint_blobs} (user_id, thread_id, checkpoint_ns, channel, version, type, blob) "
-            "SELECT user_id, ?, checkpoint_ns, channel, version, type, blob FROM {checkpoint_blobs} "
-            "WHERE user_id = ? AND thread_id = ? ON CONFLICT DO NOTHING",
-            [target, uid, source],
-        ),
-        (
-            "INSERT INTO {checkpoint_writes} (user_id, thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, "
-            "type, blob, task_path) SELECT user_id, ?, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, "
-            "task_path FROM {checkpoint_writes} WHERE user_id = ? AND thread_id = ? ON CONFLICT DO NOTHING",
-            [target, uid, source],
-        ),
-    ]
+    return [(q, [target, uid, source]) for q in _COPY_THREAD]
 
 
 _TABLE_COLS = {
-    "checkpoints": "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, checkpoint, "
-    "metadata, metadata_exact, created_at",
-    "checkpoint_blobs": "thread_id, checkpoint_ns, channel, version, type, blob",
-    "checkpoint_writes": "thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path",
+    "checkpoints": SQL(
+        "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, checkpoint, "
+        "metadata, metadata_exact, created_at"
+    ),
+    "checkpoint_blobs": SQL("thread_id, checkpoint_ns, channel, version, type, blob"),
+    "checkpoint_writes": SQL(
+        "thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path"
+    ),
 }
+_TID_COLS = [("tid", "text")]
+_IN_THREADS = SQL(" AND thread_id IN (SELECT tid FROM {})").format(Unnest(_TID_COLS))
+
+
+@functools.lru_cache(maxsize=4)
+def _move_sql(some: bool) -> tuple[Composed, list[Composed], list[Composed]]:
+    """The count, copy and delete statements of :func:`move_threads_steps` (``some``:
+    of the threads given)."""
+    where = _IN_THREADS if some else _NOTHING
+    count = SQL("SELECT count(*) FROM {checkpoints} WHERE user_id = ?{where}").format(where=where)
+    copies = [
+        SQL(
+            "INSERT INTO {t} (user_id, {cols}) SELECT ?, {cols} FROM {t} WHERE user_id = ?{where} "
+            "ON CONFLICT DO NOTHING"
+        ).format(t=Table(table), cols=_TABLE_COLS[table], where=where)
+        for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+    ]
+    deletes = [
+        SQL("DELETE FROM {t} WHERE user_id = ?{where}").format(t=Table(table), where=where)
+        for table in _TABLES
+    ]
+    return count, copies, deletes
 
 
 def move_threads_steps(
@@ -538,81 +583,72 @@ def move_threads_steps(
 ) -> Body[Any]:
     """Copy the rows of ``source``'s threads (all, or ``thread_ids``) to ``target`` (rows
     it has are kept), delete them from ``source``; return the checkpoints moved."""
-    cols = [("tid", "text")]
-    where, extra = "", []
+    extra: list[Any] = []
     if thread_ids is not None:
         if not thread_ids:
             return 0
-        where = " AND thread_id IN (SELECT tid FROM " + dialect.unnest(cols) + ")"
-        extra = dialect.unnest_params(cols, [(t,) for t in thread_ids])
-    rows = yield Stmt(
-        "SELECT count(*) FROM {checkpoints} WHERE user_id = ?" + where, [source, *extra], True
-    )
-    for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
-        names = _TABLE_COLS[table]
-        yield Stmt(
-            "INSERT INTO {"
-            + table
-            + "} (user_id, "
-            + names
-            + ") SELECT ?, "
-            + names
-            + " FROM {"
-            + table
-            + "} WHERE user_id = ?"
-            + where
-            + " ON CONFLICT DO NOTHING",
-            [target, source, *extra],
-        )
-    for table in _TABLES:
-        yield Stmt("DELETE FROM {" + table + "} WHERE user_id = ?" + where, [source, *extra])
+        extra = dialect.unnest_params(_TID_COLS, [(t,) for t in thread_ids])
+    count, copies, deletes = _move_sql(thread_ids is not None)
+    rows = yield Stmt(count, [source, *extra], True)
+    for copy in copies:
+        yield Stmt(copy, [target, source, *extra])
+    for delete in deletes:
+        yield Stmt(delete, [source, *extra])
     return int(rows[0][0])
 
 
 # -- multi-step operations (run by _steps.run / arun) ----------------------------------
 
+_USED_BLOBS = SQL(
+    "SELECT j.key, CAST(j.value AS TEXT) FROM {checkpoints} c, {entries} "
+    "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ? UNION "
+    "SELECT CAST(k.value AS TEXT), k.key FROM {checkpoints} c, {chunks} "
+    "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ?"
+)
+
 
 def used_blobs_query(dialect: Dialect, uid: str, tid: str, ns: str) -> Query:
     """(channel, version) of every blob the checkpoints of one thread namespace use:
     their channel versions and the earlier chunks they list."""
-    entries = dialect.json_entries("c.checkpoint", "channel_versions", "j")
-    chunks = dialect.json_entries("c.checkpoint", CHUNKS_KEY, "k")
     return (
-        "SELECT j.key, CAST(j.value AS TEXT) FROM {checkpoints} c, " + entries + " "
-        "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ? UNION "
-        "SELECT CAST(k.value AS TEXT), k.key FROM {checkpoints} c, " + chunks + " "
-        "WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ?",
+        _USED_BLOBS.format(
+            entries=SQL(dialect.json_entries("c.checkpoint", "channel_versions", "j")),
+            chunks=SQL(dialect.json_entries("c.checkpoint", CHUNKS_KEY, "k")),
+        ),
         [uid, tid, ns, uid, tid, ns],
     )
+
+
+_GC_COLS = [("channel", "text"), ("version", "text")]
+_OF_NAMESPACE = SQL(
+    "FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ?"
+)
+_IN_GARBAGE = SQL(" AND (channel, version) IN (SELECT channel, version FROM {})").format(
+    Unnest(_GC_COLS)
+)
+_STORED_BLOBS = SQL("SELECT channel, version, type ") + _OF_NAMESPACE
+_LOCK_GARBAGE = SQL("SELECT 1 ") + _OF_NAMESPACE + _IN_GARBAGE + RowLock("update")
+_DELETE_GARBAGE = SQL("DELETE ") + _OF_NAMESPACE + _IN_GARBAGE
 
 
 def gc_blobs_steps(dialect: Dialect, uid: str, tid: str, ns: str) -> Body[Any]:
     """Delete the blobs of one thread namespace that no remaining checkpoint uses."""
     used = yield Stmt(*used_blobs_query(dialect, uid, tid, ns), True)
-    stored = yield Stmt(
-        "SELECT channel, version, type FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ?",
-        [uid, tid, ns],
-        True,
-    )
+    stored = yield Stmt(_STORED_BLOBS, [uid, tid, ns], True)
     keep = {(r[0], r[1]) for r in used}
     # A chunk keeps the chunks before it.
     for channel, version, type_ in stored:
         if (channel, version) in keep and is_chunk(type_):
             keep.update((channel, v) for v in parse_chunk_type(type_)[2])
     garbage = [(r[0], r[1]) for r in stored if (r[0], r[1]) not in keep]
-    cols = [("channel", "text"), ("version", "text")]
     if garbage and dialect.supports_row_locks:
         # Writers run concurrently: a put running now may build on one of these (it
         # holds it locked until it commits, see put_steps). Lock them, then look again at
         # what the checkpoints use, the chunks they list included: that sees such a put's
         # checkpoint.
         yield Stmt(
-            "SELECT 1 FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? "
-            "AND (channel, version) IN (SELECT channel, version FROM "
-            + dialect.unnest(cols)
-            + ")"
-            + dialect.row_lock("update"),
-            [uid, tid, ns, *dialect.unnest_params(cols, garbage)],
+            _LOCK_GARBAGE,
+            [uid, tid, ns, *dialect.unnest_params(_GC_COLS, garbage)],
             True,
         )
         now_used = yield Stmt(*used_blobs_query(dialect, uid, tid, ns), True)
@@ -620,12 +656,21 @@ def gc_blobs_steps(dialect: Dialect, uid: str, tid: str, ns: str) -> Body[Any]:
         garbage = [g for g in garbage if g not in still]
     if garbage:
         yield Stmt(
-            "DELETE FROM {checkpoint_blobs} WHERE user_id = ? AND thread_id = ? AND checkpoint_ns = ? "
-            "AND (channel, version) IN (SELECT channel, version FROM " + dialect.unnest(cols) + ")",
-            [uid, tid, ns, *dialect.unnest_params(cols, garbage)],
+            _DELETE_GARBAGE,
+            [uid, tid, ns, *dialect.unnest_params(_GC_COLS, garbage)],
             False,
         )
     return len(garbage)
+
+
+_KEY_COLS = [("tid", "text"), ("ns", "text"), ("cid", "text")]
+_DELETE_CHECKPOINTS = [
+    SQL(
+        "DELETE FROM {t} WHERE user_id = ? AND (thread_id, checkpoint_ns, checkpoint_id) IN "
+        "(SELECT tid, ns, cid FROM {keys})"
+    ).format(t=Table(table), keys=Unnest(_KEY_COLS))
+    for table in ("checkpoint_writes", "checkpoints")
+]
 
 
 def delete_checkpoints_steps(
@@ -635,27 +680,24 @@ def delete_checkpoints_steps(
     writes, and the blobs no remaining checkpoint uses. Returns how many were deleted."""
     if not keys:
         return 0
-    cols = [("tid", "text"), ("ns", "text"), ("cid", "text")]
-    for table in ("checkpoint_writes", "checkpoints"):
-        yield Stmt(
-            "DELETE FROM {"
-            + table
-            + "} WHERE user_id = ? AND (thread_id, checkpoint_ns, checkpoint_id) IN "
-            "(SELECT tid, ns, cid FROM " + dialect.unnest(cols) + ")",
-            [uid, *dialect.unnest_params(cols, list(keys))],
-            False,
-        )
+    for delete in _DELETE_CHECKPOINTS:
+        yield Stmt(delete, [uid, *dialect.unnest_params(_KEY_COLS, list(keys))], False)
     for tid, ns in sorted({(k[0], k[1]) for k in keys}):
         yield from gc_blobs_steps(dialect, uid, tid, ns)
     return len(keys)
 
 
+_RUN_COLS = [("run_id", "text")]
+_OF_RUNS = SQL(
+    "SELECT thread_id, checkpoint_ns, checkpoint_id FROM {checkpoints} WHERE user_id = ? AND run_id IN "
+    "(SELECT run_id FROM {runs})"
+).format(runs=Unnest(_RUN_COLS))
+
+
 def delete_for_runs_steps(dialect: Dialect, uid: str, run_ids: Sequence[str]) -> Body[Any]:
-    cols = [("run_id", "text")]
     rows = yield Stmt(
-        "SELECT thread_id, checkpoint_ns, checkpoint_id FROM {checkpoints} WHERE user_id = ? AND run_id IN "
-        "(SELECT run_id FROM " + dialect.unnest(cols) + ")",
-        [uid, *dialect.unnest_params(cols, [(clean_text(r),) for r in run_ids])],
+        _OF_RUNS,
+        [uid, *dialect.unnest_params(_RUN_COLS, [(clean_text(r),) for r in run_ids])],
         True,
     )
     return (yield from delete_checkpoints_steps(dialect, uid, [tuple(r) for r in rows]))  # type: ignore[misc]
@@ -720,10 +762,19 @@ def prune_steps(dialect: Dialect, uid: str, thread_ids: Sequence[str], strategy:
     return deleted
 
 
-_NEWER_EXISTS = (
+_NEWER_EXISTS = SQL(
     " AND EXISTS (SELECT 1 FROM {checkpoints} n WHERE n.user_id = c.user_id AND n.thread_id = c.thread_id "
     "AND n.checkpoint_ns = c.checkpoint_ns AND n.checkpoint_id > c.checkpoint_id)"
 )
+_SAVED_BEFORE = SQL(
+    "SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id FROM {checkpoints} c "
+    "WHERE c.user_id = ? AND c.created_at < ?"
+)
+_SAVED_BEFORE_NOT_LATEST = _SAVED_BEFORE + _NEWER_EXISTS
+_COUNT_OF_THREAD = SQL(
+    "SELECT count(*) FROM {checkpoints} c WHERE c.user_id = ? AND c.thread_id = ?"
+)
+_COUNT_NOT_LATEST = _COUNT_OF_THREAD + _NEWER_EXISTS
 
 
 def prune_before_steps(
@@ -731,9 +782,7 @@ def prune_before_steps(
 ) -> Body[Any]:
     """Delete the checkpoints created before ``cutoff``; with ``keep_latest`` never the
     newest checkpoint of a thread namespace. ``dry_run``: only count them."""
-    query = "SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id FROM {checkpoints} c WHERE c.user_id = ? AND c.created_at < ?"
-    if keep_latest:
-        query += _NEWER_EXISTS
+    query = _SAVED_BEFORE_NOT_LATEST if keep_latest else _SAVED_BEFORE
     rows = yield Stmt(query, [uid, dialect.from_datetime(cutoff)], True)
     if dry_run:
         return len(rows)
@@ -743,10 +792,8 @@ def prune_before_steps(
 def prune_count_steps(uid: str, thread_ids: Sequence[str], strategy: str) -> Body[int]:
     """How many checkpoints :func:`prune_steps` would delete."""
     total = 0
+    query = _COUNT_NOT_LATEST if strategy == "keep_latest" else _COUNT_OF_THREAD
     for tid in thread_ids:
-        query = "SELECT count(*) FROM {checkpoints} c WHERE c.user_id = ? AND c.thread_id = ?"
-        if strategy == "keep_latest":
-            query += _NEWER_EXISTS
         rows = yield Stmt(query, [uid, tid], True)
         total += int(rows[0][0])
     return total
@@ -889,7 +936,7 @@ class _Listing:
     def __init__(
         self,
         scope: _Scope,
-        where: Sequence[str],
+        where: Sequence[Composable],
         params: Sequence[Any],
         single: bool,
         filter: dict[str, Any] | None,

@@ -23,7 +23,7 @@ class ImportStage(NamedTuple):
 
     create: Stmt
     """Creates the temporary table (dropped at commit)."""
-    copy: str
+    copy: Template
     """``COPY ... FROM STDIN`` of the archive's columns, in their order."""
     types: list[str]
     """The ``COPY`` types of those columns."""

@@ -24,8 +24,12 @@ from .base import (
     TextSearch,
     check_identifier,
 )
-from .compose import SQL, Composable, Ident, Unnest
+from .compose import SQL, Composable, Ident, Table, Unnest
 from .statements import One, Raw, Stmt
+
+_COMMA = SQL(", ")
+_ARRAY = SQL("[]")
+_VECTOR_TYPE = SQL("public.vector")
 
 _LOCK_KEYS = SQL(
     "SELECT pg_advisory_xact_lock(s.h) FROM (SELECT DISTINCT hashtextextended(m.k, 0) AS h "
@@ -507,39 +511,52 @@ class PostgresDialect(Dialect):
 
     def import_stage(self, name: str, columns: Sequence[tuple[str, str, str]]) -> ImportStage:
         """Example:
-        >>> st = PostgresDialect("m").import_stage("kv", [("user_id", "text", "text"),
+        >>> d = PostgresDialect("m")
+        >>> st = d.import_stage("kv", [("user_id", "text", "text"),
         ...     ("value", "json", "jsonb"), ("tags", "text[]", "_text")])
-        >>> st.copy, st.types
-        ('COPY agentmem_import_kv ("user_id", "value", "tags") FROM STDIN', ['text', 'text', 'text[]'])
-        >>> st.move.sql
-        'INSERT INTO {kv} ("user_id", "value", "tags") SELECT s."user_id", CAST(s."value" AS jsonb), s."tags" FROM agentmem_import_kv s'
+        >>> d.render(st.copy), st.types
+        ('COPY "agentmem_import_kv" ("user_id", "value", "tags") FROM STDIN', ['text', 'text', 'text[]'])
+        >>> d.render(st.move.sql)
+        'INSERT INTO "m"."kv" ("user_id", "value", "tags") SELECT s."user_id", CAST(s."value" AS "jsonb"), s."tags" FROM "agentmem_import_kv" s'
+        >>> d.render(st.create.sql)
+        'CREATE TEMP TABLE IF NOT EXISTS "agentmem_import_kv" ("user_id" "text", "value" "text", "tags" "text"[]) ON COMMIT DROP'
         """
         table = check_identifier(name, "table")
-        stage = "agentmem_import_" + table
-        defs, types, values = [], [], []
+        stage = Ident("agentmem_import_" + table)
+        defs: list[Composable] = []
+        types: list[str] = []
+        values: list[Composable] = []
         for column, kind, udt in columns:
-            col = self.quote(check_identifier(column, "column"))
+            col = Ident(column)
+            sql_type: Composable
             if kind in ("json", "vector"):  # their text, cast on the way in
-                cast = "public.vector" if kind == "vector" else check_identifier(udt, "type")
-                kind_type, value = "text", f"CAST(s.{col} AS {cast})"
+                cast = _VECTOR_TYPE if kind == "vector" else Ident(udt)
+                kind_type, sql_type = "text", Ident("text")
+                value = SQL("CAST(s.{} AS {})").format(col, cast)
             else:
-                kind_type = check_identifier(udt.removeprefix("_"), "type")
-                kind_type += "[]" if udt.startswith("_") else ""
-                value = f"s.{col}"
-            defs.append(f"{col} {kind_type}")
+                base = udt.removeprefix("_")
+                array = udt.startswith("_")
+                sql_type = Ident(base) + _ARRAY if array else Ident(base)
+                kind_type = check_identifier(base, "type") + ("[]" if array else "")
+                value = SQL("s.") + col
+            defs.append(SQL("{} {}").format(col, sql_type))
             types.append(kind_type)
             values.append(value)
-        names = ", ".join(self.quote(check_identifier(c, "column")) for c, _, _ in columns)
+        names = _COMMA.join(Ident(c) for c, _, _ in columns)
         return ImportStage(
             create=Stmt(
-                f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({', '.join(defs)}) ON COMMIT DROP"
+                SQL("CREATE TEMP TABLE IF NOT EXISTS {stage} ({defs}) ON COMMIT DROP").format(
+                    stage=stage, defs=_COMMA.join(defs)
+                )
             ),
-            copy=f"COPY {stage} ({names}) FROM STDIN",
+            copy=SQL("COPY {stage} ({names}) FROM STDIN").format(stage=stage, names=names),
             types=types,
             move=Stmt(
-                f"INSERT INTO {{{table}}} ({names}) SELECT {', '.join(values)} FROM {stage} s"  # noqa: S608 (checked names)
+                SQL("INSERT INTO {table} ({names}) SELECT {values} FROM {stage} s").format(
+                    table=Table(table), names=names, values=_COMMA.join(values), stage=stage
+                )
             ),
-            empty=Stmt(f"TRUNCATE {stage}"),
+            empty=Stmt(SQL("TRUNCATE {}").format(stage)),
             text_kinds=frozenset({"vector"}),
         )
 
