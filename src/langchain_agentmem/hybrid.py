@@ -67,6 +67,7 @@ from ._encoding.json import dumps
 from .dialects import SQL, Body, Composable, Composed, Copy, Ident, Many, One, Stmt, Unnest
 from .dialects import Table as TableRef
 from .dialects.base import sync_kind
+from .dialects.compose import marks
 from .engine import Engine
 
 __all__ = ["HybridEngine", "SyncReport", "connect_hybrid"]
@@ -167,12 +168,6 @@ _COMMA = SQL(", ")
 _AND = SQL(" AND ")
 _CAST_M = SQL("CAST(m.{} AS {})")
 _SET_EXCLUDED = SQL("{0} = excluded.{0}")
-_MARK = SQL("?")
-
-
-def _marks(n: int) -> Composed:
-    """``n`` parameter marks, comma separated."""
-    return _COMMA.join(_MARK for _ in range(n))
 
 
 def _do_update(columns: Sequence[str]) -> Composable:
@@ -1524,7 +1519,7 @@ class HybridEngine(Engine):
                     ).format(
                         table=TableRef(name),
                         cols=_idents(cols),
-                        marks=_marks(len(cols)),
+                        marks=marks(len(cols)),
                         natural=_idents(t.natural_key or ()),
                     ),
                     [
@@ -1666,7 +1661,7 @@ class HybridEngine(Engine):
                 ).format(
                     table=table,
                     names=_idents(cols.names),
-                    marks=_marks(len(cols.names)),
+                    marks=marks(len(cols.names)),
                     pk=pk_names,
                     action=_do_update(update),
                 ),

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..dialects import SQL, Composable, Dialect
+from ..dialects.compose import marks
 from ..dialects.statements import Body, Stmt
 
 __all__ = ["FIRST_PAGE", "PAGE", "chain_query", "delta_walk_steps", "writes_query"]
@@ -59,7 +60,7 @@ def chain_query(
     query = _CHAIN.format(
         lookup=_LOOKUP,
         entries=SQL(dialect.json_entries("ch.cp", "channel_versions", "j")),
-        marks=_marks(len(channels)),
+        marks=marks(len(channels)),
     )
     s = [uid, tid, ns]
     return query, [*s, *s, start_id, *s, *s, depth, *s, *channels]
@@ -71,18 +72,11 @@ def writes_query(
     """The writes of ``checkpoint_ids`` to ``channels``: ``(checkpoint_id, channel, type,
     task_path, task_id, idx, blob)``."""
     return (
-        _WRITES.format(ids=_marks(len(checkpoint_ids)), channels=_marks(len(channels))),
+        _WRITES.format(ids=marks(len(checkpoint_ids)), channels=marks(len(channels))),
         [uid, tid, ns, *checkpoint_ids, *channels],
     )
 
 
-def _marks(n: int) -> Composable:
-    """``n`` parameter marks, comma separated."""
-    return _COMMA.join(_MARK for _ in range(n))
-
-
-_MARK = SQL("?")
-_COMMA = SQL(", ")
 _LOOKUP = SQL(
     "FROM {checkpoints} c WHERE c.user_id = ? AND c.thread_id = ? AND c.checkpoint_ns = ? "
     "AND c.checkpoint_id = ch.parent"

@@ -52,6 +52,7 @@ from .._encoding.json import dumps, loads
 from ..dialects import SQL, Body, Composed, Copy, Dialect, Ident, Many, One, Stmt
 from ..dialects import Table as Relation
 from ..dialects.base import ImportStage
+from ..dialects.compose import idents, marks
 from .catalog import TABLES, Table, derived_tables, tenant_tables
 from .migrations import version_plan
 from .plan import Atomic, Plan
@@ -150,15 +151,6 @@ def _describe(dialect: Dialect) -> Body[_Schema]:
 
 _COMMA = SQL(", ")
 _AND = SQL(" AND ")
-
-
-def _idents(names: Sequence[str]) -> Composed:
-    """``"a", "b"``: checked, quoted column names."""
-    return _COMMA.join(Ident(n) for n in names)
-
-
-def _marks(n: int) -> Composed:
-    return _COMMA.join(SQL("?") for _ in range(n))
 
 
 def _exports(dialect: Dialect, columns: Sequence[tuple[str, str]]) -> Composed:
@@ -265,10 +257,10 @@ def _page_body(
     if keys:
         if after is not None:
             sql += SQL(" AND ({keys}) > ({marks})").format(
-                keys=_idents(keys), marks=_marks(len(keys))
+                keys=idents(keys), marks=marks(len(keys))
             )
             params.extend(after)
-        sql += SQL(" ORDER BY {keys} LIMIT ?").format(keys=_idents(keys))
+        sql += SQL(" ORDER BY {keys} LIMIT ?").format(keys=idents(keys))
         params.append(size)
     rows = yield Stmt(sql, params, fetch=True)
     return [tuple(r) for r in rows]
@@ -468,7 +460,7 @@ def _reference_import(
             row = yield One(
                 SQL("INSERT INTO {ref} ({cols}) VALUES ({marks}) RETURNING {key}").format(
                     ref=Relation(ref.name),
-                    cols=_idents([c[0] for _, c in insert]),
+                    cols=idents([c[0] for _, c in insert]),
                     marks=_placeholders(dialect, [c for _, c in insert]),
                     key=Ident(key),
                 ),
@@ -522,7 +514,7 @@ def _import_body(
         remap = {col: mappings.get(rt, {}) for col, rt, _ in schema.refs[table.name]}
         sql = SQL("INSERT INTO {t} ({cols}) VALUES ({marks})").format(
             t=Relation(table.name),
-            cols=_idents([c[0] for _, c in cols]),
+            cols=idents([c[0] for _, c in cols]),
             marks=_placeholders(dialect, [c for _, c in cols]),
         )
         # Postgres: each batch by COPY into a temporary table, then one INSERT ... SELECT

@@ -43,7 +43,18 @@ from .base import check_identifier
 if TYPE_CHECKING:
     from .base import Dialect
 
-__all__ = ["SQL", "Composable", "Composed", "Ident", "RowLock", "Table", "Template", "Unnest"]
+__all__ = [
+    "SQL",
+    "Composable",
+    "Composed",
+    "Ident",
+    "RowLock",
+    "Table",
+    "Template",
+    "Unnest",
+    "idents",
+    "marks",
+]
 
 _FORMATTER = string.Formatter()
 
@@ -331,3 +342,27 @@ class RowLock(Composable):
 
 #: What a statement takes as its SQL: template text or a composition.
 Template = str | Composable
+
+
+_COMMA = SQL(", ")
+_MARK = SQL("?")
+
+
+def marks(n: int) -> Composed:
+    """``n`` parameter marks, comma separated.
+
+    Example:
+        >>> marks(3).template()
+        '?, ?, ?'
+    """
+    return _COMMA.join(_MARK for _ in range(n))
+
+
+def idents(names: Iterable[str]) -> Composed:
+    """Checked, quoted column names, comma separated.
+
+    Example:
+        >>> idents(["user_id", "key"]).template()
+        '"user_id", "key"'
+    """
+    return _COMMA.join(Ident(n) for n in names)
