@@ -109,8 +109,13 @@ def append_queries(
     reserve = (
         "INSERT INTO {sessions} AS s (user_id, session_id, agent_name, last_seq) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (user_id, session_id) DO UPDATE SET last_seq = s.last_seq + excluded.last_seq, "
-        "last_activity_at = {now}, agent_name = coalesce(excluded.agent_name, s.agent_name)"
+        "last_activity_at = {now}"
     )
+    if agent_name is not None:
+        # Without a name the row keeps its own: setting nothing more leaves the update to
+        # the session's counter and activity time (a hybrid cache's outbox trigger on the
+        # other columns then does not even run).
+        reserve += ", agent_name = coalesce(excluded.agent_name, s.agent_name)"
     reserve_params: list[Any] = [user_id, session_id, agent_name, n]
     insert = (
         "INSERT INTO {events} (user_id, session_id, seq, role, kind, content, payload) "

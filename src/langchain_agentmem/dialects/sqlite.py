@@ -483,7 +483,13 @@ class SQLiteDialect(Dialect):
             return SQL(" AND ").join(SQL("OLD.{0} IS NEW.{0}").format(c) for c in cols)
 
         changed: Composable = SQL("")
+        columns_of: Composable = SQL("")
         if quiet and loud:
+            # Only an update that sets a loud column can change one: naming them keeps
+            # SQLite from running the trigger at all for an update of quiet columns only
+            # (every append's counter update), the WHEN then drops a loud column set to
+            # its own value.
+            columns_of = SQL(" OF ") + _COMMA.join(loud)
             changed = SQL(" AND NOT ({})").format(same(loud))
         fields: dict[str, Composable] = {"table": Ident(table), "muted": _MUTED}
         creates = [
@@ -498,7 +504,11 @@ class SQLiteDialect(Dialect):
                 **fields,
             ),
             _TRIGGER_UPDATE.format(
-                trigger=Ident(f"sync_{table}_u"), changed=changed, row=row("u", "NEW"), **fields
+                trigger=Ident(f"sync_{table}_u"),
+                of=columns_of,
+                changed=changed,
+                row=row("u", "NEW"),
+                **fields,
             ),
             _TRIGGER_DELETE.format(trigger=Ident(f"sync_{table}_d"), row=row("d", "OLD"), **fields),
         ]
@@ -581,7 +591,7 @@ _TRIGGER_KEY = SQL(
     "AND NOT ({same}) BEGIN {row} END"
 )
 _TRIGGER_UPDATE = SQL(
-    "CREATE TRIGGER {trigger} AFTER UPDATE ON {table} WHEN {muted}{changed} BEGIN {row} END"
+    "CREATE TRIGGER {trigger} AFTER UPDATE{of} ON {table} WHEN {muted}{changed} BEGIN {row} END"
 )
 _TRIGGER_DELETE = SQL(
     "CREATE TRIGGER {trigger} AFTER DELETE ON {table} WHEN {muted} BEGIN {row} END"
