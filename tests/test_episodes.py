@@ -91,7 +91,11 @@ async def test_async_forms(aengine: Engine) -> None:
     later = await mem.arecord("disk full again", "logs grew", "rotate logs")
     await mem.arecord_outcome(later.id, "freed 10 GB", 0.4)
     ids = await mem.arecord_many([{"perception": "cpu hot", "reasoning": "r", "action": "a"}])
-    assert [e.id for e in await mem.alist()] == [ids[0], later.id, ep.id]
+    # Newest first, ties (the same stored instant, on a fast machine) by id.
+    eps = [await mem.aget(i) for i in (ids[0], later.id, ep.id)]
+    by_id = sorted(eps, key=lambda e: e.id)  # type: ignore[union-attr]
+    newest = sorted(by_id, key=lambda e: e.created_at, reverse=True)  # type: ignore[union-attr]
+    assert [e.id for e in await mem.alist()] == [e.id for e in newest]  # type: ignore[union-attr]
     found = await mem.arecall_similar("disk full", k=1, min_quality=0.5)
     assert [r.episode.id for r in found] == [ep.id]
     assert await mem.adelete([ep.id, later.id]) == 2
