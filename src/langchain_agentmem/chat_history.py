@@ -115,7 +115,7 @@ def append_queries(
         # Without a name the row keeps its own: setting nothing more leaves the update to
         # the session's counter and activity time (a hybrid cache's outbox trigger on the
         # other columns then does not even run).
-        reserve += ", agent_name = coalesce(excluded.agent_name, s.agent_name)"
+        reserve += ", agent_name = excluded.agent_name"
     reserve_params: list[Any] = [user_id, session_id, agent_name, n]
     insert = (
         "INSERT INTO {events} (user_id, session_id, seq, role, kind, content, payload) "
