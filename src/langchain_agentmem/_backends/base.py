@@ -301,7 +301,10 @@ class AsyncTransaction:
     async def executemany(self, query: str, rows: Sequence[Params]) -> None:
         text = self.dialect.render(query)
         if self._threaded:
-            await self._run(lambda: self.conn.executemany(text, rows))
+            # The cursor is closed in the worker thread: returned, it would be freed later
+            # in another thread and reset its cached statement while the connection's
+            # next statement runs (CPython's sqlite3: "bad parameter or other API misuse").
+            await self._run(lambda: self.conn.executemany(text, rows).close())
         else:
             async with self.conn.cursor() as cur:
                 await cur.executemany(text, rows)
