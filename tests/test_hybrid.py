@@ -519,6 +519,23 @@ def test_an_update_of_the_key_queues_a_delete_of_the_old_key(
     assert_same(a)
 
 
+def test_an_update_that_changes_nothing_queues_nothing(
+    cache: Callable[..., HybridEngine],
+) -> None:
+    a = cache("a")
+    KeyValueStore(a, "ns", user_id="u").set("k", "v")
+    a.sync()
+    with a.transaction() as tx:
+        # An upsert of the row's own values (the same value again within one millisecond).
+        tx.execute("UPDATE {kv} SET value = value, updated_at = updated_at WHERE user_id = 'u'")
+        assert tx.fetchall("SELECT op FROM {sync_outbox}") == []
+        tx.execute("UPDATE {kv} SET value = '\"w\"' WHERE user_id = 'u'")
+        assert tx.fetchall("SELECT op FROM {sync_outbox}") == [("u",)]
+    assert a.sync().rows_synced == 1
+    assert KeyValueStore(a.remote, "ns", user_id="u").get("k") == "w"
+    assert_same(a)
+
+
 def test_filters_leave_the_rest_queued(cache: Callable[..., HybridEngine]) -> None:
     a = cache("a")
     ChatMessageHistory(a, "s1", user_id="u").add_messages([HumanMessage("one")])
