@@ -401,6 +401,33 @@ def test_sigkill_mid_sync(
     ]
 
 
+def test_writes_after_a_killed_batch_are_delivered(
+    cache: Callable[..., HybridEngine], tmp_path: Path, proxy: Proxy, schema: str
+) -> None:
+    """A batch delivered by a run killed before its local commit is finished locally by
+    the next run; writes queued since (read into that run's first batch) still go up."""
+    path = tmp_path / "a.db"
+
+    def child() -> None:
+        a = connect_hybrid(f"sqlite:///{path}", proxy.url, schema=schema)
+        a.migrate()
+        ChatMessageHistory(a, "s", user_id="u").add_messages([HumanMessage("before")])
+        KeyValueStore(a, "ns", user_id="u").set("k1", 1)
+        _kill_on(HybridEngine, "_finish", nth=1, after=False)
+        a.sync()
+
+    status = _fork(child)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    a = cache("a")
+    ChatMessageHistory(a, "s", user_id="u").add_messages([HumanMessage("after")])
+    KeyValueStore(a, "ns", user_id="u").set("k2", 2)
+    assert a.sync().status == "ok"
+    assert a.outbox_depth() == 0
+    assert messages(a.remote, "s") == ["before", "after"]
+    assert KeyValueStore(a.remote, "ns", user_id="u").get("k2") == 2
+    assert_same(a)
+
+
 def test_two_caches_write_one_session_at_once(
     tmp_path: Path, proxy: Proxy, schema: str, cache: Callable[..., HybridEngine]
 ) -> None:

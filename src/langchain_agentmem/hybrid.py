@@ -243,6 +243,14 @@ class _Batch:
     appends rows under (its quiet updates queue nothing: see :meth:`HybridEngine._quiet`)."""
 
 
+def _delivered_part(batch: _Batch, ranges: Sequence[Sequence[int]]) -> _Batch:
+    """The ops of ``batch`` that a delivery record's outbox ``ranges`` name: a batch read
+    again after a run died between the Postgres commit and the local one also holds the
+    rows queued since (they come after it), which still have to be delivered."""
+    ops = [o for o in batch.ops if _in_ranges(o.seq, ranges)]
+    return replace(batch, ops=ops, last=max(b for _, b in ranges))
+
+
 class HybridEngine(Engine):
     """A SQLite engine whose writes are also delivered to Postgres. See :func:`connect_hybrid`.
 
@@ -506,6 +514,9 @@ class HybridEngine(Engine):
                     done = yield Atomic(
                         self._deliver(source, batch), engine=self.remote, user_id=None
                     )
+                    if done.get("recovered"):
+                        batch = _delivered_part(batch, done["seqs"])
+                        cursor = batch.last
                     yield Atomic(self._finish(batch, done, source, report), user_id=None)
                 report.batches += 1
                 report.rows_synced += len(batch.ops)
