@@ -401,31 +401,49 @@ def test_sigkill_mid_sync(
     ]
 
 
-def test_writes_after_a_killed_batch_are_delivered(
-    cache: Callable[..., HybridEngine], tmp_path: Path, proxy: Proxy, schema: str
+@pytest.mark.parametrize(
+    ("killed", "next_run"),
+    [
+        ({}, {}),
+        ({"batch_size": 3}, {"batch_size": 1}),  # the next run reads smaller batches
+        ({"session_id": "s"}, {}),  # the killed run delivered one session's rows only
+    ],
+)
+def test_a_batch_killed_before_its_local_commit_is_finished_once(
+    cache: Callable[..., HybridEngine],
+    tmp_path: Path,
+    proxy: Proxy,
+    schema: str,
+    killed: dict[str, Any],
+    next_run: dict[str, Any],
 ) -> None:
-    """A batch delivered by a run killed before its local commit is finished locally by
-    the next run; writes queued since (read into that run's first batch) still go up."""
+    """The next run finishes locally, once, the batch a run killed between the Postgres
+    commit and the local one delivered; the writes queued beside it or since go up."""
     path = tmp_path / "a.db"
+    size = killed.get("batch_size", 5000)
 
     def child() -> None:
-        a = connect_hybrid(f"sqlite:///{path}", proxy.url, schema=schema)
+        a = connect_hybrid(f"sqlite:///{path}", proxy.url, schema=schema, batch_size=size)
         a.migrate()
-        ChatMessageHistory(a, "s", user_id="u").add_messages([HumanMessage("before")])
-        KeyValueStore(a, "ns", user_id="u").set("k1", 1)
+        KeyValueStore(a, "ns", user_id="u").set("k0", 0)
+        history = ChatMessageHistory(a, "s", user_id="u")
+        for i in range(2):
+            history.add_messages([HumanMessage(f"before {i}")])
         _kill_on(HybridEngine, "_finish", nth=1, after=False)
-        a.sync()
+        a.sync(session_id=killed.get("session_id"))
 
     status = _fork(child)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-    a = cache("a")
+    a = cache("a", batch_size=next_run.get("batch_size", 5000))
     ChatMessageHistory(a, "s", user_id="u").add_messages([HumanMessage("after")])
-    KeyValueStore(a, "ns", user_id="u").set("k2", 2)
+    KeyValueStore(a, "ns", user_id="u").set("k1", 1)
     assert a.sync().status == "ok"
     assert a.outbox_depth() == 0
-    assert messages(a.remote, "s") == ["before", "after"]
-    assert KeyValueStore(a.remote, "ns", user_id="u").get("k2") == 2
+    assert messages(a.remote, "s") == ["before 0", "before 1", "after"]
+    assert seqs(a.remote, "s") == [1, 2, 3]
+    assert [KeyValueStore(a.remote, "ns", user_id="u").get(k) for k in ("k0", "k1")] == [0, 1]
     assert_same(a)
+    assert sum(r[2] for r in log(a)) == 3  # each event counted once
 
 
 def test_two_caches_write_one_session_at_once(
