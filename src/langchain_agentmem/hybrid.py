@@ -6,7 +6,8 @@ for Postgres) that also knows a Postgres engine. What moves between the two:
 
 * **Up** (cache to Postgres): every write to a table whose catalog sync policy is ``up``
   (:func:`~._core.catalog.synced_tables`) also writes one ``sync_outbox`` row, by a trigger
-  the package generates from the catalog, in the writer's own transaction. :meth:`sync
+  the package generates from the catalog, in the writer's own transaction (an update
+  that changes no column writes none). :meth:`sync
   <HybridEngine.sync>` (or the worker: :meth:`~HybridEngine.start`, ``with engine:``)
   delivers the outbox in batches, each batch in one Postgres transaction together with
   the source's delivery record (``sync_sources``), then deletes the delivered outbox rows.
