@@ -86,8 +86,8 @@ def main() -> None:
     h, p = alternate(lambda: hk.set("k", {"v": 1}), lambda: pk.set("k", {"v": 1}), rounds, repeat)
     rows.append(("kv set p50 (ms)", f"{h:.3f}", f"{p:.3f}", f"{h / p:.2f}x"))
     # The same value again within a millisecond rewrites no page on plain SQLite (the row's
-    # bytes do not change), while the cache always queues an outbox row: a new value each
-    # call makes both engines write, as an agent does.
+    # bytes do not change), nor queues an outbox row in the cache (an update that changes
+    # nothing); a new value each call makes both engines write, as an agent does.
     counter = iter(range(10**9))
     h, p = alternate(
         lambda: hk.set("k", {"v": next(counter)}),

@@ -401,6 +401,51 @@ def test_sigkill_mid_sync(
     ]
 
 
+@pytest.mark.parametrize(
+    ("killed", "next_run"),
+    [
+        ({}, {}),
+        ({"batch_size": 3}, {"batch_size": 1}),  # the next run reads smaller batches
+        ({"session_id": "s"}, {}),  # the killed run delivered one session's rows only
+    ],
+)
+def test_a_batch_killed_before_its_local_commit_is_finished_once(
+    cache: Callable[..., HybridEngine],
+    tmp_path: Path,
+    proxy: Proxy,
+    schema: str,
+    killed: dict[str, Any],
+    next_run: dict[str, Any],
+) -> None:
+    """The next run finishes locally, once, the batch a run killed between the Postgres
+    commit and the local one delivered; the writes queued beside it or since go up."""
+    path = tmp_path / "a.db"
+    size = killed.get("batch_size", 5000)
+
+    def child() -> None:
+        a = connect_hybrid(f"sqlite:///{path}", proxy.url, schema=schema, batch_size=size)
+        a.migrate()
+        KeyValueStore(a, "ns", user_id="u").set("k0", 0)
+        history = ChatMessageHistory(a, "s", user_id="u")
+        for i in range(2):
+            history.add_messages([HumanMessage(f"before {i}")])
+        _kill_on(HybridEngine, "_finish", nth=1, after=False)
+        a.sync(session_id=killed.get("session_id"))
+
+    status = _fork(child)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    a = cache("a", batch_size=next_run.get("batch_size", 5000))
+    ChatMessageHistory(a, "s", user_id="u").add_messages([HumanMessage("after")])
+    KeyValueStore(a, "ns", user_id="u").set("k1", 1)
+    assert a.sync().status == "ok"
+    assert a.outbox_depth() == 0
+    assert messages(a.remote, "s") == ["before 0", "before 1", "after"]
+    assert seqs(a.remote, "s") == [1, 2, 3]
+    assert [KeyValueStore(a.remote, "ns", user_id="u").get(k) for k in ("k0", "k1")] == [0, 1]
+    assert_same(a)
+    assert sum(r[2] for r in log(a)) == 3  # each event counted once
+
+
 def test_two_caches_write_one_session_at_once(
     tmp_path: Path, proxy: Proxy, schema: str, cache: Callable[..., HybridEngine]
 ) -> None:
@@ -516,6 +561,23 @@ def test_an_update_of_the_key_queues_a_delete_of_the_old_key(
     a.sync()
     with a.remote.transaction(readonly=True) as tx:
         assert tx.fetchall("SELECT key FROM {kv} WHERE user_id = 'u'") == [("new",)]
+    assert_same(a)
+
+
+def test_an_update_that_changes_nothing_queues_nothing(
+    cache: Callable[..., HybridEngine],
+) -> None:
+    a = cache("a")
+    KeyValueStore(a, "ns", user_id="u").set("k", "v")
+    a.sync()
+    with a.transaction() as tx:
+        # An upsert of the row's own values (the same value again within one millisecond).
+        tx.execute("UPDATE {kv} SET value = value, updated_at = updated_at WHERE user_id = 'u'")
+        assert tx.fetchall("SELECT op FROM {sync_outbox}") == []
+        tx.execute("UPDATE {kv} SET value = '\"w\"' WHERE user_id = 'u'")
+        assert tx.fetchall("SELECT op FROM {sync_outbox}") == [("u",)]
+    assert a.sync().rows_synced == 1
+    assert KeyValueStore(a.remote, "ns", user_id="u").get("k") == "w"
     assert_same(a)
 
 

@@ -6,7 +6,8 @@ for Postgres) that also knows a Postgres engine. What moves between the two:
 
 * **Up** (cache to Postgres): every write to a table whose catalog sync policy is ``up``
   (:func:`~._core.catalog.synced_tables`) also writes one ``sync_outbox`` row, by a trigger
-  the package generates from the catalog, in the writer's own transaction. :meth:`sync
+  the package generates from the catalog, in the writer's own transaction (an update
+  that changes no column writes none). :meth:`sync
   <HybridEngine.sync>` (or the worker: :meth:`~HybridEngine.start`, ``with engine:``)
   delivers the outbox in batches, each batch in one Postgres transaction together with
   the source's delivery record (``sync_sources``), then deletes the delivered outbox rows.
@@ -241,6 +242,14 @@ class _Batch:
     parents: dict[str, dict[tuple[Any, ...], Any]] = field(default_factory=dict)
     """Per sequence parent table, the local activity time of each parent the batch
     appends rows under (its quiet updates queue nothing: see :meth:`HybridEngine._quiet`)."""
+
+
+def _delivered_part(batch: _Batch, ranges: Sequence[Sequence[int]]) -> _Batch:
+    """The ops of ``batch`` that a delivery record's outbox ``ranges`` name: a batch read
+    again after a run died between the Postgres commit and the local one also holds the
+    rows queued since (they come after it), which still have to be delivered."""
+    ops = [o for o in batch.ops if _in_ranges(o.seq, ranges)]
+    return replace(batch, ops=ops, last=max(b for _, b in ranges))
 
 
 class HybridEngine(Engine):
@@ -487,6 +496,7 @@ class HybridEngine(Engine):
         report = SyncReport(run_id=run_id)
         try:
             yield from self._prepare()
+            yield from self._recover(source, report)
             cursor = 0
             kept_keys: set[tuple[str, tuple[Any, ...]]] = set()
             while max_batches is None or report.batches < max_batches:
@@ -506,6 +516,9 @@ class HybridEngine(Engine):
                     done = yield Atomic(
                         self._deliver(source, batch), engine=self.remote, user_id=None
                     )
+                    if done.get("recovered"):
+                        batch = _delivered_part(batch, done["seqs"])
+                        cursor = batch.last
                     yield Atomic(self._finish(batch, done, source, report), user_id=None)
                 report.batches += 1
                 report.rows_synced += len(batch.ops)
@@ -521,6 +534,47 @@ class HybridEngine(Engine):
         yield Atomic(self._end_run(source, report), user_id=None)
         yield from self._upload_log()
         return report
+
+    def _recover(self, source: str, report: SyncReport) -> Plan[None]:
+        """Finish locally the batch of the last delivery record when this cache still
+        queues it (a run died between the Postgres commit and the local one): exactly the
+        outbox rows the record names, whatever this run's batch size and filters."""
+        row = yield Atomic(
+            statements_one(One("SELECT last_batch FROM {sync_sources} WHERE source = ?", [source])),
+            engine=self.remote,
+            readonly=True,
+            user_id=None,
+        )
+        record = json.loads(row[0]) if row else None
+        if not isinstance(record, dict) or "first" not in record:
+            return  # nothing delivered yet, or a record older than its first row's version
+        batch = yield Atomic(self._read_recorded(record), readonly=True, user_id=None)
+        if batch is None:
+            return
+        record["recovered"] = True
+        yield Atomic(self._finish(batch, record, source, report), user_id=None)
+        report.batches += 1
+        report.rows_synced += len(batch.ops)
+        report.events_synced += int(record.get("events", 0))
+
+    def _read_recorded(self, record: dict[str, Any]) -> Body[_Batch | None]:
+        """The queued outbox rows a delivery record names, if its first row is still
+        queued (the same seq and version: a seq can come back, a version cannot)."""
+        seq, version = record["first"]
+        still = yield One(
+            "SELECT 1 FROM {sync_outbox} WHERE seq = ? AND version = ?", [seq, version]
+        )
+        if still is None:
+            return None
+        seqs = [s for a, b in record["seqs"] for s in range(a, b + 1)]
+        rows = yield Stmt(
+            "SELECT seq, table_name, op, user_id, pk, version FROM {sync_outbox} "
+            "WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq",
+            [json.dumps(seqs)],
+            fetch=True,
+        )
+        ops = [_Op(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), r[5]) for r in rows]
+        return _Batch(ops, {}, {}, [], max(seqs))
 
     def _start_run(self, session_id: str | None) -> Body[tuple[str, int]]:
         row = yield One("SELECT value FROM {sync_state} WHERE key = 'source'")
@@ -781,7 +835,8 @@ class HybridEngine(Engine):
             # an outbox seq can come back once the outbox was empty, its version cannot
             and record.get("first", first) == first
         ):
-            # Delivered by a run that died before its local commit: finish it locally only.
+            # Delivered by a run that died before its local commit (which _recover, at the
+            # start of the run, finishes first): finish it locally only.
             record["recovered"] = True
             return record
         ref_ids = yield from self._remote_refs(batch)

@@ -443,7 +443,8 @@ class SQLiteDialect(Dialect):
         the tenant, the session if the table has one, the primary key as a JSON array and
         a version) in the writer's transaction; nothing while ``sync_state.muted`` is 1.
 
-        An update that changes only ``quiet`` columns queues nothing (a sequence parent's
+        An update that changes no column queues nothing (an upsert of the value a row
+        already has), nor does one that changes only ``quiet`` columns (a sequence parent's
         counter and activity time, which every append moves: the sync delivers them with
         the rows appended).
 
@@ -482,15 +483,15 @@ class SQLiteDialect(Dialect):
         def same(cols: Sequence[Ident]) -> Composable:
             return SQL(" AND ").join(SQL("OLD.{0} IS NEW.{0}").format(c) for c in cols)
 
-        changed: Composable = SQL("")
+        # An update that leaves every loud column as it was (an upsert of the value a row
+        # already has) changes nothing Postgres needs: it queues nothing.
+        changed: Composable = SQL(" AND NOT ({})").format(same(loud)) if loud else SQL("")
         columns_of: Composable = SQL("")
         if quiet and loud:
             # Only an update that sets a loud column can change one: naming them keeps
             # SQLite from running the trigger at all for an update of quiet columns only
-            # (every append's counter update), the WHEN then drops a loud column set to
-            # its own value.
+            # (every append's counter update).
             columns_of = SQL(" OF ") + _COMMA.join(loud)
-            changed = SQL(" AND NOT ({})").format(same(loud))
         fields: dict[str, Composable] = {"table": Ident(table), "muted": _MUTED}
         creates = [
             _TRIGGER_INSERT.format(trigger=Ident(f"sync_{table}_i"), row=row("i", "NEW"), **fields),
