@@ -13,7 +13,7 @@ from test_checkpoint import put_chain
 from langchain_agentmem import ChatMessageHistory, CheckpointSaver, Engine, connect
 from langchain_agentmem._core.plan import Atomic, One, Plan, apages, pages
 from langchain_agentmem.checkpoint import _Scope, put_steps
-from langchain_agentmem.dialects import PostgresDialect, SQLiteDialect
+from langchain_agentmem.dialects import SQL, PostgresDialect, SQLiteDialect
 
 from conftest import fresh_schema
 
@@ -206,3 +206,31 @@ def test_unnest_arrays_of_str_and_bytes_are_built_directly_and_round_trip(
         assert got == [(t, b) for t, b in rows]
         empty = dialect.unnest_params(cols, [])
         assert conn.execute(dialect.render(query), empty).fetchall() == []
+
+
+def test_get_tuple_reads_the_writes_of_its_checkpoint_only(engine: Engine) -> None:
+    """The writes of the checkpoint read are found by its id in the primary key, not by
+    filtering every write of the thread (what a planner without statistics chose)."""
+    from langchain_agentmem.checkpoint import get_query
+
+    saver = CheckpointSaver(engine)
+    configs = put_chain(saver, "w", 20)
+    for i, config in enumerate(configs):
+        saver.put_writes(config, [("a", i), ("b", -i)], f"task-{i}")
+    middle = configs[10]
+    got = saver.get_tuple(middle)
+    assert got is not None and [(c, v) for _, c, v in got.pending_writes] == [("a", 10), ("b", -10)]
+    scope = _Scope({"configurable": {"thread_id": "w", "checkpoint_ns": ""}}, "default")
+    query, params = get_query(engine.dialect, scope, None)
+    with engine.transaction(readonly=True) as tx:
+        if engine.dialect.name == "postgres":
+            plan = tx.fetchall(SQL("EXPLAIN (ANALYZE, COSTS OFF) ") + query, params)
+            lines = [r[0] for r in plan]
+            writes = next(i for i, line in enumerate(lines) if "checkpoint_writes_pkey" in line)
+            assert "checkpoint_id" in lines[writes + 1], lines
+            assert not any("Rows Removed by Join Filter" in line for line in lines), lines
+        else:
+            plan = " ".join(
+                str(r[-1]) for r in tx.fetchall(SQL("EXPLAIN QUERY PLAN ") + query, params)
+            )
+            assert "checkpoint_id=?" in plan or "checkpoint_id=" in plan, plan

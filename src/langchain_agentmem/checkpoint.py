@@ -200,15 +200,22 @@ _SELECT = SQL(
     "FROM page p, {chunks}) r"
 )
 _WRITES_OF_THREAD = SQL("AND w.thread_id = ? AND w.checkpoint_ns = ? ")
+# One checkpoint (a page of at most one): its writes by their primary key's prefix, whatever
+# the planner estimates (without statistics it joined on the thread alone and filtered
+# every write of the thread, a cost growing with the thread).
+_WRITES_OF_ONE = _WRITES_OF_THREAD + SQL("AND w.checkpoint_id = (SELECT checkpoint_id FROM page) ")
 _AND_ = SQL(" AND ")
 
 
 @functools.lru_cache(maxsize=256)
-def _select_sql(dialect: Dialect, where: tuple[Composable, ...], thread: bool) -> Composed:
+def _select_sql(
+    dialect: Dialect, where: tuple[Composable, ...], thread: bool, one: bool = False
+) -> Composed:
     # Memoized: a listing or a get composes the same few shapes over and over.
+    writes = (_WRITES_OF_ONE if one else _WRITES_OF_THREAD) if thread else _NOTHING
     return _SELECT.format(
         conditions=SQL("").join(_AND_ + w for w in where),
-        thread=_WRITES_OF_THREAD if thread else _NOTHING,
+        thread=writes,
         match=_BLOB_MATCH,
         entries=SQL(dialect.json_entries("p.checkpoint", "channel_versions", "j")),
         chunks=SQL(dialect.json_entries("p.checkpoint", CHUNKS_KEY, "k")),
@@ -231,9 +238,12 @@ def select_query(
     (a=channel, b=version, c=type), kind 2 a write (a=checkpoint id, b=task id,
     c=channel, d=type, e=task path, n=index). ``thread`` (thread id, namespace) when
     every checkpoint listed is of that one: the writes are then looked up by it (with no
-    statistics yet, a planner may scan every write of the tenant for the join instead).
+    statistics yet, a planner may scan every write of the tenant for the join instead),
+    and with ``limit`` 1 by the checkpoint's id too.
     """
-    query = _select_sql(dialect, tuple(where), thread is not None)
+    query = _select_sql(
+        dialect, tuple(where), thread is not None, thread is not None and limit == 1
+    )
     return query, [uid, *params, limit, uid, *(thread or ()), uid, uid]
 
 
