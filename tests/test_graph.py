@@ -327,22 +327,6 @@ def check_one_open_edge(kg: GraphMemory, subject: str, writers: int, moves: list
     assert sorted(closed) == sorted(e.valid_from for e in later)  # type: ignore[type-var]
 
 
-async def test_now_never_ties_nor_precedes_the_fact_it_replaces(aengine: Engine) -> None:
-    # A fact stated "now" starts after the one it replaces, even when that one starts later
-    # than the clock (a clock stepped back, or two writes in one stored millisecond on
-    # SQLite): the history stays a chain in time.
-    kg = GraphMemory(aengine)
-    ahead = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1)
-    kg.add_triple("Bob", "lives_in", "Lyon", at=ahead)
-    await kg.aadd_triple("Bob", "lives_in", "Rome")
-    history = [e for e in await kg.afacts("Bob", history=True) if e.relation == "lives_in"]
-    assert [(e.target_name, e.valid_to) for e in history] == [
-        ("Lyon", ahead + timedelta(milliseconds=1)),
-        ("Rome", None),
-    ]
-    assert history[1].valid_from == ahead + timedelta(milliseconds=1)
-
-
 def test_concurrent_writers_of_a_single_valued_relation_leave_one_open_edge(
     engine: Engine,
 ) -> None:

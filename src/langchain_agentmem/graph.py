@@ -16,7 +16,7 @@
   behave like the legacy ones (one model call each).
 
 Example:
-    >>> from datetime import datetime, timedelta, timezone
+    >>> from datetime import datetime, timezone
     >>> from langchain_agentmem import connect
     >>> engine = connect("sqlite://"); _ = engine.migrate()
     >>> kg = GraphMemory(engine, user_id="alice")
@@ -34,7 +34,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Literal, NamedTuple
 
 from langchain_core.chat_history import BaseChatMessageHistory
@@ -337,8 +337,8 @@ def all_nodes_query(user_id: str, graph: str) -> Query:
 
 
 _OPEN_EDGES = SQL(
-    "SELECT id, source, relation, target, valid_from FROM {graph_edges} WHERE user_id = ? "
-    "AND graph = ? AND valid_to IS NULL AND source IN (SELECT m.k FROM {keys})"
+    "SELECT id, source, relation, target FROM {graph_edges} WHERE user_id = ? AND graph = ? "
+    "AND valid_to IS NULL AND source IN (SELECT m.k FROM {keys})"
 ).format(keys=_UNNEST_K)
 
 
@@ -452,23 +452,6 @@ def _check_time(value: datetime | None, what: str) -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise ValueError(f"{what} must be a timezone-aware datetime, got {value!r}")
     return value
-
-
-def _after(when: datetime, replaced: Sequence[datetime | None]) -> datetime:
-    """``when``, or one millisecond (SQLite's precision) after the latest of the ``replaced``
-    edges' starts if it is not later: "now" never precedes nor ties the fact it replaces,
-    so a history stays a chain even when two writes share a stored instant or the clock
-    steps back.
-
-    Example:
-        >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
-        >>> _after(t, [t]).isoformat()
-        '2026-01-01T00:00:00.001000+00:00'
-    """
-    latest = max((t for t in replaced if t is not None), default=None)
-    if latest is None or when > latest:
-        return when
-    return latest + timedelta(milliseconds=1)
 
 
 def _check_int(value: Any, what: str, low: int = 0) -> int:
@@ -644,7 +627,6 @@ class GraphMemory:
         open_edges = [
             (r[0], decode_key(r[1]), decode_key(r[2]), decode_key(r[3])) for r in open_rows
         ]
-        opened = {r[0]: d.to_datetime(r[4]) for r in open_rows}
         close: list[str] = []
         new: dict[tuple[str, str, str], str] = {}
         props = dumps(properties or {})
@@ -658,8 +640,6 @@ class GraphMemory:
                 for triple in [t for t in new if t[0] == sk and t[1] == r]:
                     del new[triple]  # a later fact in the same batch wins
             new[(sk, r, ok)] = uuid.uuid4().hex
-        if at is None and close:  # compared as stored (SQLite keeps milliseconds)
-            when = _after(d.to_datetime(d.from_datetime(when)) or when, [opened[i] for i in close])
         # Rows in key order: concurrent writers of overlapping nodes lock them in one order.
         node_rows = sorted((encode_key(k), dumps(n), None) for k, n in names.items())
         edge_rows = [
