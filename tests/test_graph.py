@@ -327,6 +327,25 @@ def check_one_open_edge(kg: GraphMemory, subject: str, writers: int, moves: list
     assert sorted(closed) == sorted(e.valid_from for e in later)  # type: ignore[type-var]
 
 
+async def test_a_fact_replaced_within_its_own_instant_comes_first_in_the_history(
+    aengine: Engine,
+) -> None:
+    # Two writes in one stored instant (SQLite keeps milliseconds): the replaced edge is
+    # empty, [t, t), and the history still lists it before the edge that replaced it.
+    kg = GraphMemory(aengine)
+    t = day(3)
+    for city in ("Lyon", "Berlin"):  # in an order their names would not give
+        await kg.aadd_triple("Bob", "lives_in", city, at=t)
+    kg.add_triple("Bob", "lives_in", "Zurich", at=t + timedelta(days=1))
+    history = [e for e in await kg.afacts("Bob", history=True) if e.relation == "lives_in"]
+    assert [(e.target_name, e.valid_from, e.valid_to) for e in history] == [
+        ("Lyon", t, t),
+        ("Berlin", t, t + timedelta(days=1)),
+        ("Zurich", t + timedelta(days=1), None),
+    ]
+    assert kg.facts_text("Bob") == "Bob lives in Zurich"
+
+
 def test_concurrent_writers_of_a_single_valued_relation_leave_one_open_edge(
     engine: Engine,
 ) -> None:

@@ -178,7 +178,12 @@ _EDGE_SELECT = SQL(
     "JOIN {graph_nodes} s ON s.user_id = e.user_id AND s.graph = e.graph AND s.key = e.source "
     "JOIN {graph_nodes} t ON t.user_id = e.user_id AND t.graph = e.graph AND t.key = e.target "
 )
-_EDGE_ORDER = SQL("ORDER BY e.valid_from, e.source, e.relation, e.target, e.id")
+#: Edges in time: by start, then (equal starts: two writes in one stored millisecond on
+#: SQLite) the closed before the open and the earlier closed first, so that a history
+#: reads as the chain it is.
+_EDGE_ORDER = SQL(
+    "ORDER BY e.valid_from, e.valid_to IS NULL, e.valid_to, e.source, e.relation, e.target, e.id"
+)
 _UNNEST_K = Unnest([("k", "text")])
 
 _STEP = {
