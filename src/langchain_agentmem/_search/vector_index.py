@@ -522,6 +522,11 @@ def _indexed_sql(
 
 _AS = SQL("{} AS {}")
 _AND = SQL("{} AND {}")
+#: The exact search's rows by handle: a TID scan. Under a tenant policy the planner may
+#: instead scan the tenant's rows by the policy's index with this as a filter (linear in
+#: the handles, per row) when the tenant looks small, as before a table's first ANALYZE;
+#: with statistics it keeps the TID scan. A join with ``s`` (one TID lookup a row) took
+#: 2.5x as long, with the policy or without.
 _IN_SCOPE = SQL("{} = ANY(ARRAY(SELECT h FROM s))")
 _COUNTED = SQL(
     "WITH l AS (SELECT CAST(greatest(?, ceil({rows} * ?)) AS bigint) AS n), "
