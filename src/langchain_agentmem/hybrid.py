@@ -166,6 +166,8 @@ def _now() -> str:
 
 
 _COMMA = SQL(", ")
+_NOW_US = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
+_NOW_TEXT = "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"
 _AND = SQL(" AND ")
 _CAST_M = SQL("CAST(m.{} AS {})")
 _SET_EXCLUDED = SQL("{0} = excluded.{0}")
@@ -320,9 +322,23 @@ class HybridEngine(Engine):
             names = [c[0] for c in cols]
             if not names:  # not migrated yet on this database
                 continue
+            mark = TABLES[table.seq_counter[0]].primary_key if table.seq_counter else ()
             yield from self.dialect.sync_triggers(
-                table.name, table.primary_key, names, install=install, quiet=self._quiet(table)
+                table.name,
+                table.primary_key,
+                names,
+                install=install,
+                quiet=self._quiet(table),
+                mark=mark,
             )
+        first = yield One("SELECT 1 FROM {sync_state} WHERE key = 'marks'")
+        if first is None:
+            # A cache migrated before the marks: every row of its sessions is queued or
+            # delivered, so each session's mark is its counter (once: a later migrate()
+            # would drop the appends queued by the marks since).
+            for t, _, _ in self._marked(synced_only=False):
+                yield from self._raise_marks(t, None)
+            yield Stmt("INSERT INTO {sync_state} (key, value) VALUES ('marks', 1)")
 
     def _quiet(self, table: Table) -> list[str]:
         """The columns of a sequence parent (``sessions``) that every append of a synced
@@ -332,6 +348,18 @@ class HybridEngine(Engine):
         if not counters:
             return []
         return counters + ([table.time_column] if table.time_column else [])
+
+    def _marked(self, *, synced_only: bool = True) -> list[tuple[Table, Table, str]]:
+        """The sequence tables whose appends queue nothing above their parent's mark
+        (``sync_marks``): each with its parent table and counter column."""
+        names = {t.name for t in self.tables}
+        return [
+            (t, TABLES[t.seq_counter[0]], t.seq_counter[1])
+            for t in TABLES.values()
+            if t.seq_counter is not None
+            and "sqlite" in t.dialects
+            and (t.name in names or not synced_only)
+        ]
 
     def _migrate_plan(self) -> Plan[list[int]]:
         applied = yield from migrate_plan(self.dialect)
@@ -577,6 +605,7 @@ class HybridEngine(Engine):
         return _Batch(ops, {}, {}, [], max(seqs))
 
     def _start_run(self, session_id: str | None) -> Body[tuple[str, int]]:
+        yield from self._queue_appends(None)
         row = yield One("SELECT value FROM {sync_state} WHERE key = 'source'")
         source = str(row[0]) if row else "unknown"
         last = yield One("SELECT max(run_id) FROM {memory_sync_log} WHERE source = ?", [source])
@@ -1278,6 +1307,9 @@ class HybridEngine(Engine):
         )
         if still is None:
             return  # another run of this cache finished it
+        # Appends made since the batch was read: queued before the renumbering, which
+        # moves the queued rows that would collide with the seqs Postgres handed out.
+        yield from self._queue_appends(None)
         # The run's counts so far, committed with the batch (true even if the run dies).
         yield Stmt(
             "UPDATE {memory_sync_log} SET events_synced = events_synced + ?, "
@@ -1320,7 +1352,108 @@ class HybridEngine(Engine):
             "UPDATE {sync_state} SET value = max(value, ?) WHERE key = 'clock'",
             [int(done.get("clock", 0))],
         )
+        for t, _, _ in self._marked():  # the renumbered rows are delivered or queued
+            yield from self._raise_marks(t, None)
         yield Stmt("UPDATE {sync_state} SET value = 0 WHERE key = 'muted'")
+
+    # appends above the marks -----------------------------------------------------------
+    def _above_marks(self, t: Table, user_id: str | None) -> tuple[Composable, list[Any]]:
+        """``FROM``-``WHERE`` of the rows of sequence table ``t`` (alias ``e``, parent
+        ``p``, mark ``m``) above their parent's mark: appends no outbox row names yet."""
+        parent_t, counter = t.seq_counter or ("", "")
+        keys = TABLES[parent_t].primary_key
+        on_mark = _AND.join(SQL("m.{0} = p.{0}").format(Ident(c)) for c in keys)
+        on_row = _AND.join(SQL("e.{0} = p.{0}").format(Ident(c)) for c in keys)
+        where: Composable = SQL("p.{} > coalesce(m.seq, 0)").format(Ident(counter))
+        params: list[Any] = []
+        if user_id is not None:
+            where += SQL(" AND p.user_id = ?")
+            params.append(user_id)
+        return (
+            SQL(
+                "{parent} p LEFT JOIN {sync_marks} m ON {on_mark} JOIN {table} e ON {on_row} "
+                "AND e.{seq} > coalesce(m.seq, 0) WHERE {where}"
+            ).format(
+                parent=TableRef(parent_t),
+                sync_marks=TableRef("sync_marks"),
+                on_mark=on_mark,
+                table=TableRef(t.name),
+                on_row=on_row,
+                seq=Ident(t.primary_key[-1]),
+                where=where,
+            ),
+            params,
+        )
+
+    def _raise_marks(self, t: Table, user_id: str | None) -> Body[None]:
+        """Set the mark of every parent (of ``user_id``) whose counter is above it to the
+        counter: for when every row up to it is queued or delivered."""
+        _, parent, counter = next(m for m in self._marked(synced_only=False) if m[0] is t)
+        keys = _idents(parent.primary_key)
+        on_mark = _AND.join(SQL("m.{0} = p.{0}").format(Ident(c)) for c in parent.primary_key)
+        where: Composable = SQL("p.{} > coalesce(m.seq, 0)").format(Ident(counter))
+        params: list[Any] = []
+        if user_id is not None:
+            where += SQL(" AND p.user_id = ?")
+            params.append(user_id)
+        yield Stmt(
+            SQL(
+                "INSERT INTO {sync_marks} ({keys}, seq) SELECT {p_keys}, p.{ctr} FROM {parent} p "
+                "LEFT JOIN {sync_marks} m ON {on_mark} WHERE {where} "
+                "ON CONFLICT ({keys}) DO UPDATE SET seq = excluded.seq"
+            ).format(
+                sync_marks=TableRef("sync_marks"),
+                keys=keys,
+                p_keys=_idents(parent.primary_key, "p."),
+                ctr=Ident(counter),
+                parent=TableRef(parent.name),
+                on_mark=on_mark,
+                where=where,
+            ),
+            params,
+        )
+
+    def _queue_appends(self, user_id: str | None) -> Body[None]:
+        """Turn the appends above the marks (of ``user_id``) into ordinary outbox ``i``
+        rows, in each parent's seq order, and raise the marks over them: every write
+        transaction of the sync machinery starts here, so netting, renumbering, the
+        delivery record, orphans and filters see the outbox they always saw.
+
+        A row's version is its creation time (not the sync's: an old append must not win
+        over another cache's later write of the parent), made unique and newer than every
+        version handed out (the clock and the outbox's last row), as a trigger's is."""
+        base = yield One(
+            "SELECT max((SELECT value FROM {sync_state} WHERE key = 'clock'), "
+            "coalesce((SELECT version FROM {sync_outbox} ORDER BY seq DESC LIMIT 1), 0))"
+        )
+        for t, _, _ in self._marked():
+            source, params = self._above_marks(t, user_id)
+            key = _idents(t.primary_key, "e.")
+            created = Ident(t.time_column) if t.time_column else None
+            session = SQL("e.session_id") if "session_id" in t.primary_key else SQL("NULL")
+            # Microseconds since 1970 of the row's time, never after now.
+            at: Composable = SQL(_NOW_US)
+            if created is not None:
+                at = SQL(
+                    "coalesce(min(CAST((julianday(e.{}) - 2440587.5) * 86400000000.0 AS INTEGER), {}), {})"
+                ).format(created, SQL(_NOW_US), SQL(_NOW_US))
+            stamp: Composable = SQL(_NOW_TEXT)
+            if created is not None:
+                stamp = SQL("coalesce(e.{}, {})").format(created, SQL(_NOW_TEXT))
+            # v(n) = n + max(base, max over k <= n of (at(k) - k)): above base, at least
+            # each row's own time, one more than the row before.
+            yield Stmt(
+                SQL(
+                    "INSERT INTO {sync_outbox} (table_name, op, user_id, session_id, pk, version, "
+                    "created_at) SELECT ?, 'i', user_id, session_id, pk, "
+                    "n + max(?, max(at - n) OVER (ORDER BY n ROWS UNBOUNDED PRECEDING)), stamp "
+                    "FROM (SELECT e.user_id AS user_id, {session} AS session_id, "
+                    "json_array({key}) AS pk, {at} AS at, {stamp} AS stamp, "
+                    "row_number() OVER (ORDER BY {key}) AS n FROM {source}) ORDER BY n"
+                ).format(session=session, key=key, at=at, stamp=stamp, source=source),
+                [t.name, int((base[0] if base else None) or 0), *params],
+            )
+            yield from self._raise_marks(t, user_id)
 
     def _drop_orphan(self, t: Table, key: tuple[Any, ...], after: int) -> Body[None]:
         rows = yield Stmt(
@@ -1606,6 +1739,8 @@ class HybridEngine(Engine):
 
     def _apply_pull(self, user_id: str, full: bool, data: dict[str, Any]) -> Body[PullReport]:
         report = PullReport(user_id, full)
+        # Unqueued appends first become outbox rows: a full pull keeps queued rows only.
+        yield from self._queue_appends(user_id)
         yield Stmt("UPDATE {sync_state} SET value = 1 WHERE key = 'muted'")
         ids = yield from self._local_refs(data["refs"])
         queued = yield Stmt(
@@ -1656,6 +1791,8 @@ class HybridEngine(Engine):
             "ON CONFLICT (user_id) DO UPDATE SET xmin = excluded.xmin, pulled_at = excluded.pulled_at",
             [user_id, data["xmin"], _now()],
         )
+        for t, _, _ in self._marked():  # pulled rows are delivered: above them, new appends
+            yield from self._raise_marks(t, user_id)
         yield Stmt("UPDATE {sync_state} SET value = 0 WHERE key = 'muted'")
         return report
 
@@ -1725,13 +1862,28 @@ class HybridEngine(Engine):
         return len(keep), removed
 
     # -- status -------------------------------------------------------------------------
+    def _queued(self) -> Body[tuple[int, str | None]]:
+        """Writes not delivered yet (outbox rows and appends above the marks) and the
+        time of the oldest."""
+        row = yield One("SELECT count(*), min(created_at) FROM {sync_outbox}")
+        count, oldest = (int(row[0]), row[1]) if row else (0, None)
+        for t, _, _ in self._marked():
+            source, params = self._above_marks(t, None)
+            time_of = (
+                SQL("min(e.{})").format(Ident(t.time_column)) if t.time_column else SQL("NULL")
+            )
+            got = yield One(SQL("SELECT count(*), {} FROM ").format(time_of) + source, params)
+            if got and got[0]:
+                count += int(got[0])
+                if got[1] is not None and (oldest is None or got[1] < oldest):
+                    oldest = got[1]
+        return count, oldest
+
     @dual
     def outbox_depth(self) -> Plan[int]:
-        """Outbox rows not delivered yet."""
-        row = yield Atomic(
-            statements_one(One("SELECT count(*) FROM {sync_outbox}")), readonly=True, user_id=None
-        )
-        return int(row[0]) if row else 0
+        """Writes not delivered yet: outbox rows, and appends that the next sync queues."""
+        depth = yield Atomic(self._queued(), readonly=True, user_id=None)
+        return int(depth[0])
 
     aoutbox_depth = outbox_depth.async_
 
@@ -1739,7 +1891,7 @@ class HybridEngine(Engine):
     def status(self, runs: int = 5) -> Plan[dict[str, Any]]:
         """Outbox depth, lag (age of the oldest queued write, seconds) and the last runs
         of the sync log (newest first)."""
-        depth, last = yield Atomic(_status_body(runs), readonly=True, user_id=None)
+        depth, last = yield Atomic(self._status_body(runs), readonly=True, user_id=None)
         lag = 0.0
         if depth and depth[1]:
             lag = (datetime.now(timezone.utc) - datetime.fromisoformat(depth[1])).total_seconds()
@@ -1759,6 +1911,16 @@ class HybridEngine(Engine):
         }
 
     astatus = status.async_
+
+    def _status_body(self, runs: int) -> Body[tuple[Any, Any]]:
+        depth = yield from self._queued()
+        last = yield Stmt(
+            "SELECT run_id, started_at, ended_at, events_synced, rows_synced, status, error "
+            "FROM {memory_sync_log} ORDER BY run_id DESC LIMIT ?",
+            [runs],
+            fetch=True,
+        )
+        return depth, last
 
     # -- the worker ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -1860,17 +2022,6 @@ class HybridEngine(Engine):
             except Exception:  # noqa: S112 (logged in memory_sync_log)
                 continue
         await self.aclose()
-
-
-def _status_body(runs: int) -> Body[tuple[Any, Any]]:
-    depth = yield One("SELECT count(*), min(created_at) FROM {sync_outbox}")
-    last = yield Stmt(
-        "SELECT run_id, started_at, ended_at, events_synced, rows_synced, status, error "
-        "FROM {memory_sync_log} ORDER BY run_id DESC LIMIT ?",
-        [runs],
-        fetch=True,
-    )
-    return depth, last
 
 
 def statements_one(stmt: Stmt | One) -> Body[Any]:
