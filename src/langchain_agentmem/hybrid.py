@@ -13,7 +13,12 @@ for Postgres) that also knows a Postgres engine. What moves between the two:
   the source's delivery record (``sync_sources``), then deletes the delivered outbox rows.
   An append's update of its parent's counter and activity time (``sessions.last_seq``,
   ``last_activity_at``) queues nothing: the delivery of the appended rows raises them on
-  Postgres (never back) and records the parent's version, so a message costs one outbox row.
+  Postgres (never back) and records the parent's version. Nor does the append itself when
+  its seq is above its session's mark (``sync_marks``: every row up to it is queued or
+  delivered), so a message costs no outbox row: every write transaction of the sync (a
+  run's start, each batch's local finish, a pull) first turns the rows above the marks
+  into ordinary outbox rows and raises the marks; an update or delete of such a row queues
+  nothing either (the queued insert carries the row as it is when it is delivered).
   A crash between the two commits leaves the record naming the batch, and the next run
   finishes it locally instead of delivering it again: every write arrives exactly once.
 * **Down** (Postgres to cache): :meth:`~HybridEngine.load_user` copies a user's rows into
@@ -62,6 +67,7 @@ from typing import Any
 from ._backends.base import PoolConfig, redact, scrub
 from ._checkpoint.serde import paused_gc
 from ._core.catalog import TABLES, Sync, Table, synced_tables
+from ._core.marks import above_marks, marked_tables, queued
 from ._core.migrations import migrate_plan
 from ._core.plan import Atomic, Plan, Sql, dual, run, statements
 from ._encoding.json import dumps
@@ -336,7 +342,7 @@ class HybridEngine(Engine):
             # A cache migrated before the marks: every row of its sessions is queued or
             # delivered, so each session's mark is its counter (once: a later migrate()
             # would drop the appends queued by the marks since).
-            for t, _, _ in self._marked(synced_only=False):
+            for t, _, _ in marked_tables():
                 yield from self._raise_marks(t, None)
             yield Stmt("INSERT INTO {sync_state} (key, value) VALUES ('marks', 1)")
 
@@ -349,17 +355,14 @@ class HybridEngine(Engine):
             return []
         return counters + ([table.time_column] if table.time_column else [])
 
-    def _marked(self, *, synced_only: bool = True) -> list[tuple[Table, Table, str]]:
-        """The sequence tables whose appends queue nothing above their parent's mark
-        (``sync_marks``): each with its parent table and counter column."""
-        names = {t.name for t in self.tables}
-        return [
-            (t, TABLES[t.seq_counter[0]], t.seq_counter[1])
-            for t in TABLES.values()
-            if t.seq_counter is not None
-            and "sqlite" in t.dialects
-            and (t.name in names or not synced_only)
-        ]
+    @property
+    def _synced(self) -> list[str]:
+        return [t.name for t in self.tables]
+
+    def _marked(self) -> list[tuple[Table, Table, str]]:
+        """The synced sequence tables, whose appends above their parent's mark queue no
+        outbox row (see :mod:`._core.marks`)."""
+        return marked_tables(self._synced)
 
     def _migrate_plan(self) -> Plan[list[int]]:
         applied = yield from migrate_plan(self.dialect)
@@ -1357,38 +1360,10 @@ class HybridEngine(Engine):
         yield Stmt("UPDATE {sync_state} SET value = 0 WHERE key = 'muted'")
 
     # appends above the marks -----------------------------------------------------------
-    def _above_marks(self, t: Table, user_id: str | None) -> tuple[Composable, list[Any]]:
-        """``FROM``-``WHERE`` of the rows of sequence table ``t`` (alias ``e``, parent
-        ``p``, mark ``m``) above their parent's mark: appends no outbox row names yet."""
-        parent_t, counter = t.seq_counter or ("", "")
-        keys = TABLES[parent_t].primary_key
-        on_mark = _AND.join(SQL("m.{0} = p.{0}").format(Ident(c)) for c in keys)
-        on_row = _AND.join(SQL("e.{0} = p.{0}").format(Ident(c)) for c in keys)
-        where: Composable = SQL("p.{} > coalesce(m.seq, 0)").format(Ident(counter))
-        params: list[Any] = []
-        if user_id is not None:
-            where += SQL(" AND p.user_id = ?")
-            params.append(user_id)
-        return (
-            SQL(
-                "{parent} p LEFT JOIN {sync_marks} m ON {on_mark} JOIN {table} e ON {on_row} "
-                "AND e.{seq} > coalesce(m.seq, 0) WHERE {where}"
-            ).format(
-                parent=TableRef(parent_t),
-                sync_marks=TableRef("sync_marks"),
-                on_mark=on_mark,
-                table=TableRef(t.name),
-                on_row=on_row,
-                seq=Ident(t.primary_key[-1]),
-                where=where,
-            ),
-            params,
-        )
-
     def _raise_marks(self, t: Table, user_id: str | None) -> Body[None]:
         """Set the mark of every parent (of ``user_id``) whose counter is above it to the
         counter: for when every row up to it is queued or delivered."""
-        _, parent, counter = next(m for m in self._marked(synced_only=False) if m[0] is t)
+        _, parent, counter = marked_tables([t.name])[0]
         keys = _idents(parent.primary_key)
         on_mark = _AND.join(SQL("m.{0} = p.{0}").format(Ident(c)) for c in parent.primary_key)
         where: Composable = SQL("p.{} > coalesce(m.seq, 0)").format(Ident(counter))
@@ -1419,41 +1394,52 @@ class HybridEngine(Engine):
         transaction of the sync machinery starts here, so netting, renumbering, the
         delivery record, orphans and filters see the outbox they always saw.
 
-        A row's version is its creation time (not the sync's: an old append must not win
-        over another cache's later write of the parent), made unique and newer than every
-        version handed out (the clock and the outbox's last row), as a trigger's is."""
-        base = yield One(
+        A row's version is its own time (not the sync's: an old append must not win over
+        another cache's later write of its parent; never after now), or the last version
+        handed out (the clock, the outbox's last row) if that is later, plus its distance
+        above the mark: newer than every version handed out (never one a delivered batch
+        was recorded by), and growing along each parent's rows (the parent's version a
+        batch records never goes back). The clock then covers them (the triggers' next
+        versions are newer). Its queued time is the row's (``sync(since=...)``)."""
+        row = yield One(
             "SELECT max((SELECT value FROM {sync_state} WHERE key = 'clock'), "
-            "coalesce((SELECT version FROM {sync_outbox} ORDER BY seq DESC LIMIT 1), 0))"
+            "coalesce((SELECT version FROM {sync_outbox} ORDER BY seq DESC LIMIT 1), 0)), "
+            "coalesce((SELECT max(seq) FROM {sync_outbox}), 0)"
         )
+        base, top = (int(row[0] or 0), int(row[1])) if row else (0, 0)
         for t, _, _ in self._marked():
-            source, params = self._above_marks(t, user_id)
+            source, params = above_marks(t, user_id)
             key = _idents(t.primary_key, "e.")
-            created = Ident(t.time_column) if t.time_column else None
             session = SQL("e.session_id") if "session_id" in t.primary_key else SQL("NULL")
-            # Microseconds since 1970 of the row's time, never after now.
-            at: Composable = SQL(_NOW_US)
-            if created is not None:
-                at = SQL(
-                    "coalesce(min(CAST((julianday(e.{}) - 2440587.5) * 86400000000.0 AS INTEGER), {}), {})"
-                ).format(created, SQL(_NOW_US), SQL(_NOW_US))
+            at: Composable = SQL("?")
             stamp: Composable = SQL(_NOW_TEXT)
-            if created is not None:
-                stamp = SQL("coalesce(e.{}, {})").format(created, SQL(_NOW_TEXT))
-            # v(n) = n + max(base, max over k <= n of (at(k) - k)): above base, at least
-            # each row's own time, one more than the row before.
+            if t.time_column is not None:
+                at = SQL(
+                    "max(coalesce(min(CAST((julianday(e.{0}) - 2440587.5) * 86400000000.0 "
+                    "AS INTEGER), {1}), {1}), ?)"
+                ).format(Ident(t.time_column), SQL(_NOW_US))
+                stamp = SQL("coalesce(e.{}, {})").format(Ident(t.time_column), SQL(_NOW_TEXT))
             yield Stmt(
                 SQL(
                     "INSERT INTO {sync_outbox} (table_name, op, user_id, session_id, pk, version, "
-                    "created_at) SELECT ?, 'i', user_id, session_id, pk, "
-                    "n + max(?, max(at - n) OVER (ORDER BY n ROWS UNBOUNDED PRECEDING)), stamp "
-                    "FROM (SELECT e.user_id AS user_id, {session} AS session_id, "
-                    "json_array({key}) AS pk, {at} AS at, {stamp} AS stamp, "
-                    "row_number() OVER (ORDER BY {key}) AS n FROM {source}) ORDER BY n"
-                ).format(session=session, key=key, at=at, stamp=stamp, source=source),
-                [t.name, int((base[0] if base else None) or 0), *params],
+                    "created_at) SELECT ?, 'i', e.user_id, {session}, json_array({key}), "
+                    "{at} + e.{seq} - coalesce(m.seq, 0), {stamp} FROM {source} ORDER BY {key}"
+                ).format(
+                    session=session,
+                    key=key,
+                    at=at,
+                    seq=Ident(t.primary_key[-1]),
+                    stamp=stamp,
+                    source=source,
+                ),
+                [t.name, base, *params],
             )
             yield from self._raise_marks(t, user_id)
+        yield Stmt(
+            "UPDATE {sync_state} SET value = max(value, coalesce("
+            "(SELECT max(version) FROM {sync_outbox} WHERE seq > ?), 0)) WHERE key = 'clock'",
+            [top],
+        )
 
     def _drop_orphan(self, t: Table, key: tuple[Any, ...], after: int) -> Body[None]:
         rows = yield Stmt(
@@ -1862,27 +1848,10 @@ class HybridEngine(Engine):
         return len(keep), removed
 
     # -- status -------------------------------------------------------------------------
-    def _queued(self) -> Body[tuple[int, str | None]]:
-        """Writes not delivered yet (outbox rows and appends above the marks) and the
-        time of the oldest."""
-        row = yield One("SELECT count(*), min(created_at) FROM {sync_outbox}")
-        count, oldest = (int(row[0]), row[1]) if row else (0, None)
-        for t, _, _ in self._marked():
-            source, params = self._above_marks(t, None)
-            time_of = (
-                SQL("min(e.{})").format(Ident(t.time_column)) if t.time_column else SQL("NULL")
-            )
-            got = yield One(SQL("SELECT count(*), {} FROM ").format(time_of) + source, params)
-            if got and got[0]:
-                count += int(got[0])
-                if got[1] is not None and (oldest is None or got[1] < oldest):
-                    oldest = got[1]
-        return count, oldest
-
     @dual
     def outbox_depth(self) -> Plan[int]:
         """Writes not delivered yet: outbox rows, and appends that the next sync queues."""
-        depth = yield Atomic(self._queued(), readonly=True, user_id=None)
+        depth = yield Atomic(queued(self._synced), readonly=True, user_id=None)
         return int(depth[0])
 
     aoutbox_depth = outbox_depth.async_
@@ -1913,7 +1882,7 @@ class HybridEngine(Engine):
     astatus = status.async_
 
     def _status_body(self, runs: int) -> Body[tuple[Any, Any]]:
-        depth = yield from self._queued()
+        depth = yield from queued(self._synced)
         last = yield Stmt(
             "SELECT run_id, started_at, ended_at, events_synced, rows_synced, status, error "
             "FROM {memory_sync_log} ORDER BY run_id DESC LIMIT ?",
