@@ -839,3 +839,24 @@ def test_a_cache_migrated_before_the_marks_delivers_its_queued_appends_once(
     assert seqs(a.remote, "s") == [1, 2, 3]
     assert a.sync().rows_synced == 0
     assert_same(a)
+
+
+def test_a_parent_whose_version_lost_keeps_its_counter_above_the_queued_rows(
+    cache: Callable[..., HybridEngine],
+) -> None:
+    """Another cache wrote the session later and delivered first: the cache takes
+    Postgres's session row, but its counter stays above the rows it still queues."""
+    a, b = cache("a", batch_size=2), cache("b")
+    history = ChatMessageHistory(a, "s", user_id="u")
+    history.add_messages([HumanMessage(f"a{i}") for i in range(4)])
+    time.sleep(0.005)  # b's write is the later one
+    ChatMessageHistory(b, "s", user_id="u").add_messages([HumanMessage("b0")])
+    b.sync()
+    assert a.sync(max_batches=1).status == "ok"  # the session and a0: its version loses
+    history.add_messages([HumanMessage("a4")])  # numbered above every row a holds
+    a.sync()
+    assert messages(a.remote, "s") == ["b0", "a0", "a1", "a2", "a3", "a4"]
+    assert seqs(a.remote, "s") == list(range(1, 7))
+    a.load_user("u")
+    assert messages(a, "s") == messages(a.remote, "s")
+    assert_same(a)

@@ -1351,6 +1351,9 @@ class HybridEngine(Engine):
             pending = {(name, tuple(json.loads(q[0]))) for q in queued}
             gone = [tuple(k) for k in got["keys"] if tuple(k) not in found]
             yield from self._apply_rows(t, "", rows, gone, pending, False)
+        # A parent whose version lost took Postgres's row: its counter as Postgres left it
+        # after this batch, below the rows still queued above the batch's.
+        yield from self._cover_rows(None, list(done.get("refresh", {})))
         yield Stmt(
             "UPDATE {sync_state} SET value = max(value, ?) WHERE key = 'clock'",
             [int(done.get("clock", 0))],
@@ -1749,26 +1752,7 @@ class HybridEngine(Engine):
             n, d = yield from self._apply_rows(t, user_id, rows, deleted, pending, full)
             report.rows += n
             report.deleted += d
-        # Counters never below the rows they numbered (queued rows included).
-        for t in self.tables:
-            if t.seq_counter is None:
-                continue
-            parent_t, counter = t.seq_counter
-            pk = TABLES[parent_t].primary_key
-            match = _AND.join(SQL("c.{0} = p.{0}").format(Ident(c)) for c in pk)
-            yield Stmt(
-                SQL(
-                    "UPDATE {parent} AS p SET {ctr} = max({ctr}, coalesce("
-                    "(SELECT max(c.{seq}) FROM {table} c WHERE {match}), 0)) WHERE p.user_id = ?"
-                ).format(
-                    parent=TableRef(parent_t),
-                    ctr=Ident(counter),
-                    seq=Ident(t.primary_key[-1]),
-                    table=TableRef(t.name),
-                    match=match,
-                ),
-                [user_id],
-            )
+        yield from self._cover_rows(user_id, [p.name for _, p, _ in self._marked()])
         yield Stmt(
             "UPDATE {sync_state} SET value = max(value, ?) WHERE key = 'clock'", [data["version"]]
         )
@@ -1781,6 +1765,29 @@ class HybridEngine(Engine):
             yield from self._raise_marks(t, user_id)
         yield Stmt("UPDATE {sync_state} SET value = 0 WHERE key = 'muted'")
         return report
+
+    def _cover_rows(self, user_id: str | None, parents: Sequence[str]) -> Body[None]:
+        """Counters of the parent tables ``parents`` (of ``user_id``, else all) never below
+        the rows they numbered (queued rows included), once rows pulled from Postgres
+        replaced the cache's parent rows."""
+        for t, parent, counter in self._marked():
+            if parent.name not in parents:
+                continue
+            match = _AND.join(SQL("c.{0} = p.{0}").format(Ident(c)) for c in parent.primary_key)
+            stmt = SQL(
+                "UPDATE {parent} AS p SET {ctr} = max({ctr}, coalesce("
+                "(SELECT max(c.{seq}) FROM {table} c WHERE {match}), 0))"
+            ).format(
+                parent=TableRef(parent.name),
+                ctr=Ident(counter),
+                seq=Ident(t.primary_key[-1]),
+                table=TableRef(t.name),
+                match=match,
+            )
+            if user_id is None:
+                yield Stmt(stmt)
+            else:
+                yield Stmt(stmt + SQL(" WHERE p.user_id = ?"), [user_id])
 
     def _apply_rows(
         self,
