@@ -614,18 +614,19 @@ _OUTBOX_ROW = SQL(
     "INSERT INTO sync_outbox (table_name, op, user_id, session_id, pk, version) "
     "VALUES ({table}, {op}, {r}.user_id, {session}, json_array({key}), {version});"
 )
-_MARKED = SQL(" AND {seq} <= (SELECT m.seq FROM sync_marks m WHERE {where})")
+# First in a trigger's WHEN: false for every append (SQLite then skips the muted lookup).
+_MARKED = SQL("{seq} <= (SELECT m.seq FROM sync_marks m WHERE {where}) AND ")
 _TRIGGER_INSERT = SQL(
-    "CREATE TRIGGER {trigger} AFTER INSERT ON {table} WHEN {muted}{marked} BEGIN {row} END"
+    "CREATE TRIGGER {trigger} AFTER INSERT ON {table} WHEN {marked}{muted} BEGIN {row} END"
 )
 _TRIGGER_KEY = SQL(
-    "CREATE TRIGGER {trigger} AFTER UPDATE OF {key_columns} ON {table} WHEN {muted} "
-    "AND NOT ({same}){marked} BEGIN {row} END"
+    "CREATE TRIGGER {trigger} AFTER UPDATE OF {key_columns} ON {table} WHEN {marked}{muted} "
+    "AND NOT ({same}) BEGIN {row} END"
 )
 _TRIGGER_UPDATE = SQL(
-    "CREATE TRIGGER {trigger} AFTER UPDATE{of} ON {table} WHEN {muted}{changed}{marked} "
+    "CREATE TRIGGER {trigger} AFTER UPDATE{of} ON {table} WHEN {marked}{muted}{changed} "
     "BEGIN {row} END"
 )
 _TRIGGER_DELETE = SQL(
-    "CREATE TRIGGER {trigger} AFTER DELETE ON {table} WHEN {muted}{marked} BEGIN {row} END"
+    "CREATE TRIGGER {trigger} AFTER DELETE ON {table} WHEN {marked}{muted} BEGIN {row} END"
 )
