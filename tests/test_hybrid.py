@@ -707,3 +707,156 @@ def test_example_agent_while_postgres_stops_and_starts(
     assert "failed" in [r[1] for r in runs]
     assert sum(r[2] for r in runs) == 20  # every event counted once, by the run that sent it
     watcher.close()
+
+
+# -- appends queue no outbox row (per-session marks) -----------------------------------------
+
+
+def outbox(engine: HybridEngine) -> list[tuple[str, str, list[Any]]]:
+    with engine.transaction(readonly=True) as tx:
+        rows = tx.fetchall("SELECT table_name, op, pk FROM {sync_outbox} ORDER BY seq")
+    return [(r[0], r[1], json.loads(r[2])) for r in rows]
+
+
+def test_an_append_queues_no_outbox_row_and_the_sync_delivers_it(
+    cache: Callable[..., HybridEngine],
+) -> None:
+    a = cache("a")
+    history = ChatMessageHistory(a, "s", user_id="u")
+    history.add_messages([HumanMessage("m0"), HumanMessage("m1")])
+    assert outbox(a) == [("sessions", "i", ["u", "s"])]  # the new session only
+    assert a.outbox_depth() == 3  # the appends count as queued
+    report = a.sync()
+    assert (report.events_synced, report.rows_synced) == (2, 3)
+    history.add_messages([HumanMessage("m2")])
+    assert outbox(a) == [] and a.outbox_depth() == 1
+    with a.transaction() as tx:
+        # A delivered row's update queues as before; an undelivered one's queues nothing
+        # (its delivery carries the row as it is then).
+        tx.execute("UPDATE {events} SET importance = 0.5 WHERE user_id = 'u' AND seq IN (1, 3)")
+    assert outbox(a) == [("events", "u", ["u", "s", 1])]
+    report = a.sync()
+    assert (report.events_synced, report.rows_synced) == (1, 2)
+    assert a.outbox_depth() == 0
+    assert messages(a.remote, "s") == ["m0", "m1", "m2"]
+    with a.remote.transaction(readonly=True) as tx:
+        got = tx.fetchall("SELECT seq, importance FROM {events} WHERE user_id = 'u' ORDER BY seq")
+    assert got == [(1, 0.5), (2, None), (3, 0.5)]
+    # A full pull keeps the appends not queued yet (it drops local rows Postgres lacks
+    # unless they are queued), and pulled rows are not delivered again.
+    history.add_messages([HumanMessage("m3")])
+    a.load_user("u", full=True)
+    assert messages(a, "s") == ["m0", "m1", "m2", "m3"]
+    assert a.sync().events_synced == 1
+    assert a.sync().rows_synced == 0
+    assert messages(a.remote, "s") == ["m0", "m1", "m2", "m3"]
+    assert_same(a)
+
+
+@pytest.mark.parametrize("delivered_first", [True, False])
+def test_append_clear_then_sync(cache: Callable[..., HybridEngine], delivered_first: bool) -> None:
+    a = cache("a")
+    history = ChatMessageHistory(a, "s", user_id="u")
+    history.add_messages([HumanMessage("old0"), HumanMessage("old1")])
+    if delivered_first:
+        a.sync()
+    history.add_messages([HumanMessage("old2")])  # never delivered
+    history.clear()
+    history.add_messages([HumanMessage("new0"), HumanMessage("new1")])
+    assert a.sync().status == "ok"
+    assert a.outbox_depth() == 0
+    assert messages(a.remote, "s") == ["new0", "new1"]
+    history.add_messages([HumanMessage("new2")])
+    a.sync()
+    assert messages(a.remote, "s") == messages(a, "s") == ["new0", "new1", "new2"]
+    assert_same(a)
+
+
+def test_append_while_a_sync_runs(
+    cache: Callable[..., HybridEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append made while a batch is on its way is queued before the batch's rows are
+    renumbered (Postgres handed out other seqs: another cache wrote first), and goes up in
+    the same run."""
+    b = cache("b")
+    ChatMessageHistory(b, "s", user_id="u").add_messages([HumanMessage("b0"), HumanMessage("b1")])
+    b.sync()
+    a = cache("a", batch_size=2)
+    history = ChatMessageHistory(a, "s", user_id="u")
+    history.add_messages([HumanMessage(f"a{i}") for i in range(3)])
+    original = HybridEngine._deliver
+    calls = {"n": 0}
+
+    def deliver(self: HybridEngine, source: str, batch: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:  # between the batch's read and its local finish
+            history.add_messages([HumanMessage("during")])
+        return (yield from original(self, source, batch))
+
+    monkeypatch.setattr(HybridEngine, "_deliver", deliver)
+    report = a.sync()
+    assert (report.status, report.events_synced) == ("ok", 4)
+    assert a.outbox_depth() == 0
+    assert messages(a.remote, "s") == ["b0", "b1", "a0", "a1", "a2", "during"]
+    assert seqs(a.remote, "s") == list(range(1, 7))
+    assert messages(a, "s") == ["a0", "a1", "a2", "during"]
+    assert seqs(a, "s") == [3, 4, 5, 6]
+    assert sum(r[2] for r in log(a)) == 4
+    a.load_user("u")
+    assert messages(a, "s") == messages(a.remote, "s")
+    assert_same(a)
+
+
+def test_a_cache_migrated_before_the_marks_delivers_its_queued_appends_once(
+    tmp_path: Path, cache: Callable[..., HybridEngine]
+) -> None:
+    a = cache("a")
+    # The cache as the release before the marks left it: no sync_marks, triggers that
+    # queue every append.
+    with a.transaction() as tx:
+        tx.execute("DROP TABLE {sync_marks}")
+        tx.execute("DELETE FROM {schema_version} WHERE version = 20")
+        tx.execute("DELETE FROM {sync_state} WHERE key = 'marks'")
+        names = [r[0] for r in tx.fetchall("SELECT name FROM pragma_table_info('events')")]
+        for raw in a.dialect.sync_triggers(
+            "events", ["user_id", "session_id", "seq"], names, install=True
+        ):
+            tx.execute(raw.sql)
+    history = ChatMessageHistory(a, "s", user_id="u")
+    history.add_messages([HumanMessage("q0"), HumanMessage("q1")])
+    assert [op for _, op, _ in outbox(a)] == ["i", "i", "i"]  # the session, two events
+    a.close()
+    a = cache("a")  # migrated again: 0020, and the marks set over the queued rows
+    with a.transaction(readonly=True) as tx:
+        assert tx.fetchall("SELECT user_id, session_id, seq FROM {sync_marks}") == [("u", "s", 2)]
+    history = ChatMessageHistory(a, "s", user_id="u")
+    history.add_messages([HumanMessage("n0")])
+    assert len(outbox(a)) == 3 and a.outbox_depth() == 4
+    a.migrate()  # the marks are set once: this append stays pending
+    report = a.sync()
+    assert (report.status, report.events_synced, report.rows_synced) == ("ok", 3, 4)
+    assert messages(a.remote, "s") == ["q0", "q1", "n0"]
+    assert seqs(a.remote, "s") == [1, 2, 3]
+    assert a.sync().rows_synced == 0
+    assert_same(a)
+
+
+def test_a_parent_whose_version_lost_keeps_its_counter_above_the_queued_rows(
+    cache: Callable[..., HybridEngine],
+) -> None:
+    """Another cache wrote the session later and delivered first: the cache takes
+    Postgres's session row, but its counter stays above the rows it still queues."""
+    a, b = cache("a", batch_size=2), cache("b")
+    history = ChatMessageHistory(a, "s", user_id="u")
+    history.add_messages([HumanMessage(f"a{i}") for i in range(4)])
+    time.sleep(0.005)  # b's write is the later one
+    ChatMessageHistory(b, "s", user_id="u").add_messages([HumanMessage("b0")])
+    b.sync()
+    assert a.sync(max_batches=1).status == "ok"  # the session and a0: its version loses
+    history.add_messages([HumanMessage("a4")])  # numbered above every row a holds
+    a.sync()
+    assert messages(a.remote, "s") == ["b0", "a0", "a1", "a2", "a3", "a4"]
+    assert seqs(a.remote, "s") == list(range(1, 7))
+    a.load_user("u")
+    assert messages(a, "s") == messages(a.remote, "s")
+    assert_same(a)

@@ -13,7 +13,12 @@ for Postgres) that also knows a Postgres engine. What moves between the two:
   the source's delivery record (``sync_sources``), then deletes the delivered outbox rows.
   An append's update of its parent's counter and activity time (``sessions.last_seq``,
   ``last_activity_at``) queues nothing: the delivery of the appended rows raises them on
-  Postgres (never back) and records the parent's version, so a message costs one outbox row.
+  Postgres (never back) and records the parent's version. Nor does the append itself when
+  its seq is above its session's mark (``sync_marks``: every row up to it is queued or
+  delivered), so a message costs no outbox row: every write transaction of the sync (a
+  run's start, each batch's local finish, a pull) first turns the rows above the marks
+  into ordinary outbox rows and raises the marks; an update or delete of such a row queues
+  nothing either (the queued insert carries the row as it is when it is delivered).
   A crash between the two commits leaves the record naming the batch, and the next run
   finishes it locally instead of delivering it again: every write arrives exactly once.
 * **Down** (Postgres to cache): :meth:`~HybridEngine.load_user` copies a user's rows into
@@ -62,6 +67,7 @@ from typing import Any
 from ._backends.base import PoolConfig, redact, scrub
 from ._checkpoint.serde import paused_gc
 from ._core.catalog import TABLES, Sync, Table, synced_tables
+from ._core.marks import above_marks, marked_tables, queued
 from ._core.migrations import migrate_plan
 from ._core.plan import Atomic, Plan, Sql, dual, run, statements
 from ._encoding.json import dumps
@@ -166,6 +172,8 @@ def _now() -> str:
 
 
 _COMMA = SQL(", ")
+_NOW_US = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
+_NOW_TEXT = "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"
 _AND = SQL(" AND ")
 _CAST_M = SQL("CAST(m.{} AS {})")
 _SET_EXCLUDED = SQL("{0} = excluded.{0}")
@@ -320,9 +328,23 @@ class HybridEngine(Engine):
             names = [c[0] for c in cols]
             if not names:  # not migrated yet on this database
                 continue
+            mark = TABLES[table.seq_counter[0]].primary_key if table.seq_counter else ()
             yield from self.dialect.sync_triggers(
-                table.name, table.primary_key, names, install=install, quiet=self._quiet(table)
+                table.name,
+                table.primary_key,
+                names,
+                install=install,
+                quiet=self._quiet(table),
+                mark=mark,
             )
+        first = yield One("SELECT 1 FROM {sync_state} WHERE key = 'marks'")
+        if first is None:
+            # A cache migrated before the marks: every row of its sessions is queued or
+            # delivered, so each session's mark is its counter (once: a later migrate()
+            # would drop the appends queued by the marks since).
+            for t, _, _ in marked_tables():
+                yield from self._raise_marks(t, None)
+            yield Stmt("INSERT INTO {sync_state} (key, value) VALUES ('marks', 1)")
 
     def _quiet(self, table: Table) -> list[str]:
         """The columns of a sequence parent (``sessions``) that every append of a synced
@@ -332,6 +354,15 @@ class HybridEngine(Engine):
         if not counters:
             return []
         return counters + ([table.time_column] if table.time_column else [])
+
+    @property
+    def _synced(self) -> list[str]:
+        return [t.name for t in self.tables]
+
+    def _marked(self) -> list[tuple[Table, Table, str]]:
+        """The synced sequence tables, whose appends above their parent's mark queue no
+        outbox row (see :mod:`._core.marks`)."""
+        return marked_tables(self._synced)
 
     def _migrate_plan(self) -> Plan[list[int]]:
         applied = yield from migrate_plan(self.dialect)
@@ -577,6 +608,7 @@ class HybridEngine(Engine):
         return _Batch(ops, {}, {}, [], max(seqs))
 
     def _start_run(self, session_id: str | None) -> Body[tuple[str, int]]:
+        yield from self._queue_appends(None)
         row = yield One("SELECT value FROM {sync_state} WHERE key = 'source'")
         source = str(row[0]) if row else "unknown"
         last = yield One("SELECT max(run_id) FROM {memory_sync_log} WHERE source = ?", [source])
@@ -1278,6 +1310,9 @@ class HybridEngine(Engine):
         )
         if still is None:
             return  # another run of this cache finished it
+        # Appends made since the batch was read: queued before the renumbering, which
+        # moves the queued rows that would collide with the seqs Postgres handed out.
+        yield from self._queue_appends(None)
         # The run's counts so far, committed with the batch (true even if the run dies).
         yield Stmt(
             "UPDATE {memory_sync_log} SET events_synced = events_synced + ?, "
@@ -1316,11 +1351,98 @@ class HybridEngine(Engine):
             pending = {(name, tuple(json.loads(q[0]))) for q in queued}
             gone = [tuple(k) for k in got["keys"] if tuple(k) not in found]
             yield from self._apply_rows(t, "", rows, gone, pending, False)
+        # A parent whose version lost took Postgres's row: its counter as Postgres left it
+        # after this batch, below the rows still queued above the batch's.
+        yield from self._cover_rows(None, list(done.get("refresh", {})))
         yield Stmt(
             "UPDATE {sync_state} SET value = max(value, ?) WHERE key = 'clock'",
             [int(done.get("clock", 0))],
         )
+        for t, _, _ in self._marked():  # the renumbered rows are delivered or queued
+            yield from self._raise_marks(t, None)
         yield Stmt("UPDATE {sync_state} SET value = 0 WHERE key = 'muted'")
+
+    # appends above the marks -----------------------------------------------------------
+    def _raise_marks(self, t: Table, user_id: str | None) -> Body[None]:
+        """Set the mark of every parent (of ``user_id``) whose counter is above it to the
+        counter: for when every row up to it is queued or delivered."""
+        _, parent, counter = marked_tables([t.name])[0]
+        keys = _idents(parent.primary_key)
+        on_mark = _AND.join(SQL("m.{0} = p.{0}").format(Ident(c)) for c in parent.primary_key)
+        where: Composable = SQL("p.{} > coalesce(m.seq, 0)").format(Ident(counter))
+        params: list[Any] = []
+        if user_id is not None:
+            where += SQL(" AND p.user_id = ?")
+            params.append(user_id)
+        yield Stmt(
+            SQL(
+                "INSERT INTO {sync_marks} ({keys}, seq) SELECT {p_keys}, p.{ctr} FROM {parent} p "
+                "LEFT JOIN {sync_marks} m ON {on_mark} WHERE {where} "
+                "ON CONFLICT ({keys}) DO UPDATE SET seq = excluded.seq"
+            ).format(
+                sync_marks=TableRef("sync_marks"),
+                keys=keys,
+                p_keys=_idents(parent.primary_key, "p."),
+                ctr=Ident(counter),
+                parent=TableRef(parent.name),
+                on_mark=on_mark,
+                where=where,
+            ),
+            params,
+        )
+
+    def _queue_appends(self, user_id: str | None) -> Body[None]:
+        """Turn the appends above the marks (of ``user_id``) into ordinary outbox ``i``
+        rows, in each parent's seq order, and raise the marks over them: every write
+        transaction of the sync machinery starts here, so netting, renumbering, the
+        delivery record, orphans and filters see the outbox they always saw.
+
+        A row's version is its own time (not the sync's: an old append must not win over
+        another cache's later write of its parent; never after now), or the last version
+        handed out (the clock, the outbox's last row) if that is later, plus its distance
+        above the mark: newer than every version handed out (never one a delivered batch
+        was recorded by), and growing along each parent's rows (the parent's version a
+        batch records never goes back). The clock then covers them (the triggers' next
+        versions are newer). Its queued time is the row's (``sync(since=...)``)."""
+        row = yield One(
+            "SELECT max((SELECT value FROM {sync_state} WHERE key = 'clock'), "
+            "coalesce((SELECT version FROM {sync_outbox} ORDER BY seq DESC LIMIT 1), 0)), "
+            "coalesce((SELECT max(seq) FROM {sync_outbox}), 0)"
+        )
+        base, top = (int(row[0] or 0), int(row[1])) if row else (0, 0)
+        for t, _, _ in self._marked():
+            source, params = above_marks(t, user_id)
+            key = _idents(t.primary_key, "e.")
+            session = SQL("e.session_id") if "session_id" in t.primary_key else SQL("NULL")
+            at: Composable = SQL("?")
+            stamp: Composable = SQL(_NOW_TEXT)
+            if t.time_column is not None:
+                at = SQL(
+                    "max(coalesce(min(CAST((julianday(e.{0}) - 2440587.5) * 86400000000.0 "
+                    "AS INTEGER), {1}), {1}), ?)"
+                ).format(Ident(t.time_column), SQL(_NOW_US))
+                stamp = SQL("coalesce(e.{}, {})").format(Ident(t.time_column), SQL(_NOW_TEXT))
+            yield Stmt(
+                SQL(
+                    "INSERT INTO {sync_outbox} (table_name, op, user_id, session_id, pk, version, "
+                    "created_at) SELECT ?, 'i', e.user_id, {session}, json_array({key}), "
+                    "{at} + e.{seq} - coalesce(m.seq, 0), {stamp} FROM {source} ORDER BY {key}"
+                ).format(
+                    session=session,
+                    key=key,
+                    at=at,
+                    seq=Ident(t.primary_key[-1]),
+                    stamp=stamp,
+                    source=source,
+                ),
+                [t.name, base, *params],
+            )
+            yield from self._raise_marks(t, user_id)
+        yield Stmt(
+            "UPDATE {sync_state} SET value = max(value, coalesce("
+            "(SELECT max(version) FROM {sync_outbox} WHERE seq > ?), 0)) WHERE key = 'clock'",
+            [top],
+        )
 
     def _drop_orphan(self, t: Table, key: tuple[Any, ...], after: int) -> Body[None]:
         rows = yield Stmt(
@@ -1606,6 +1728,8 @@ class HybridEngine(Engine):
 
     def _apply_pull(self, user_id: str, full: bool, data: dict[str, Any]) -> Body[PullReport]:
         report = PullReport(user_id, full)
+        # Unqueued appends first become outbox rows: a full pull keeps queued rows only.
+        yield from self._queue_appends(user_id)
         yield Stmt("UPDATE {sync_state} SET value = 1 WHERE key = 'muted'")
         ids = yield from self._local_refs(data["refs"])
         queued = yield Stmt(
@@ -1628,26 +1752,7 @@ class HybridEngine(Engine):
             n, d = yield from self._apply_rows(t, user_id, rows, deleted, pending, full)
             report.rows += n
             report.deleted += d
-        # Counters never below the rows they numbered (queued rows included).
-        for t in self.tables:
-            if t.seq_counter is None:
-                continue
-            parent_t, counter = t.seq_counter
-            pk = TABLES[parent_t].primary_key
-            match = _AND.join(SQL("c.{0} = p.{0}").format(Ident(c)) for c in pk)
-            yield Stmt(
-                SQL(
-                    "UPDATE {parent} AS p SET {ctr} = max({ctr}, coalesce("
-                    "(SELECT max(c.{seq}) FROM {table} c WHERE {match}), 0)) WHERE p.user_id = ?"
-                ).format(
-                    parent=TableRef(parent_t),
-                    ctr=Ident(counter),
-                    seq=Ident(t.primary_key[-1]),
-                    table=TableRef(t.name),
-                    match=match,
-                ),
-                [user_id],
-            )
+        yield from self._cover_rows(user_id, [p.name for _, p, _ in self._marked()])
         yield Stmt(
             "UPDATE {sync_state} SET value = max(value, ?) WHERE key = 'clock'", [data["version"]]
         )
@@ -1656,8 +1761,33 @@ class HybridEngine(Engine):
             "ON CONFLICT (user_id) DO UPDATE SET xmin = excluded.xmin, pulled_at = excluded.pulled_at",
             [user_id, data["xmin"], _now()],
         )
+        for t, _, _ in self._marked():  # pulled rows are delivered: above them, new appends
+            yield from self._raise_marks(t, user_id)
         yield Stmt("UPDATE {sync_state} SET value = 0 WHERE key = 'muted'")
         return report
+
+    def _cover_rows(self, user_id: str | None, parents: Sequence[str]) -> Body[None]:
+        """Counters of the parent tables ``parents`` (of ``user_id``, else all) never below
+        the rows they numbered (queued rows included), once rows pulled from Postgres
+        replaced the cache's parent rows."""
+        for t, parent, counter in self._marked():
+            if parent.name not in parents:
+                continue
+            match = _AND.join(SQL("c.{0} = p.{0}").format(Ident(c)) for c in parent.primary_key)
+            stmt = SQL(
+                "UPDATE {parent} AS p SET {ctr} = max({ctr}, coalesce("
+                "(SELECT max(c.{seq}) FROM {table} c WHERE {match}), 0))"
+            ).format(
+                parent=TableRef(parent.name),
+                ctr=Ident(counter),
+                seq=Ident(t.primary_key[-1]),
+                table=TableRef(t.name),
+                match=match,
+            )
+            if user_id is None:
+                yield Stmt(stmt)
+            else:
+                yield Stmt(stmt + SQL(" WHERE p.user_id = ?"), [user_id])
 
     def _apply_rows(
         self,
@@ -1727,11 +1857,9 @@ class HybridEngine(Engine):
     # -- status -------------------------------------------------------------------------
     @dual
     def outbox_depth(self) -> Plan[int]:
-        """Outbox rows not delivered yet."""
-        row = yield Atomic(
-            statements_one(One("SELECT count(*) FROM {sync_outbox}")), readonly=True, user_id=None
-        )
-        return int(row[0]) if row else 0
+        """Writes not delivered yet: outbox rows, and appends that the next sync queues."""
+        depth = yield Atomic(queued(self._synced), readonly=True, user_id=None)
+        return int(depth[0])
 
     aoutbox_depth = outbox_depth.async_
 
@@ -1739,7 +1867,7 @@ class HybridEngine(Engine):
     def status(self, runs: int = 5) -> Plan[dict[str, Any]]:
         """Outbox depth, lag (age of the oldest queued write, seconds) and the last runs
         of the sync log (newest first)."""
-        depth, last = yield Atomic(_status_body(runs), readonly=True, user_id=None)
+        depth, last = yield Atomic(self._status_body(runs), readonly=True, user_id=None)
         lag = 0.0
         if depth and depth[1]:
             lag = (datetime.now(timezone.utc) - datetime.fromisoformat(depth[1])).total_seconds()
@@ -1759,6 +1887,16 @@ class HybridEngine(Engine):
         }
 
     astatus = status.async_
+
+    def _status_body(self, runs: int) -> Body[tuple[Any, Any]]:
+        depth = yield from queued(self._synced)
+        last = yield Stmt(
+            "SELECT run_id, started_at, ended_at, events_synced, rows_synced, status, error "
+            "FROM {memory_sync_log} ORDER BY run_id DESC LIMIT ?",
+            [runs],
+            fetch=True,
+        )
+        return depth, last
 
     # -- the worker ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -1860,17 +1998,6 @@ class HybridEngine(Engine):
             except Exception:  # noqa: S112 (logged in memory_sync_log)
                 continue
         await self.aclose()
-
-
-def _status_body(runs: int) -> Body[tuple[Any, Any]]:
-    depth = yield One("SELECT count(*), min(created_at) FROM {sync_outbox}")
-    last = yield Stmt(
-        "SELECT run_id, started_at, ended_at, events_synced, rows_synced, status, error "
-        "FROM {memory_sync_log} ORDER BY run_id DESC LIMIT ?",
-        [runs],
-        fetch=True,
-    )
-    return depth, last
 
 
 def statements_one(stmt: Stmt | One) -> Body[Any]:

@@ -44,9 +44,10 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from ._core.catalog import TABLES
+from ._core.marks import queued
 from ._core.plan import Atomic, Plan, dual
 from ._encoding.keys import encode_key
-from .dialects import SQL, Body, Dialect, One, Stmt
+from .dialects import SQL, Body, Dialect, Stmt
 from .engine import EngineLike, as_engine
 
 if TYPE_CHECKING:
@@ -202,7 +203,8 @@ def _sync_health(dialect: Dialect, since: datetime | None) -> Body[dict[str, Any
         delivered = {r[0]: (r[1], r[2]) for r in rows}
     outbox: tuple[Any, Any] | None = None
     if _has(dialect, "sync_outbox"):
-        outbox = yield One("SELECT count(*), min(created_at) FROM {sync_outbox}")
+        # The cache's outbox rows, and its appends above the marks (queued by the sync).
+        outbox = yield from queued()
     return _health(dialect, window, last, ok, delivered, outbox)
 
 

@@ -150,6 +150,8 @@ _ALL: tuple[Table, ...] = (
     Table("memory_sync_log", ("source", "run_id"), tenant_column=None, time_column="started_at", sync="local", retention_key="started_at"),
     Table("sync_sources", ("source",), tenant_column=None, time_column="updated_at", sync="local", dialects=("postgres",)),
     Table("sync_versions", ("user_id", "table_name", "pk"), sync="local", dialects=("postgres",), bookkeeping=True),
+    # hybrid mode (0020): per session, the seq up to which the cache's events are queued or delivered
+    Table("sync_marks", ("user_id", "session_id"), sync="local", dialects=("sqlite",), bookkeeping=True),
     # bookkeeping
     Table("schema_version", ("version",), tenant_column=None, time_column="applied_at", reference=True, sync="local"),
 )  # fmt: skip

@@ -602,8 +602,10 @@ def import_plan(
 def _forget_body(dialect: Dialect, uid: str) -> Body[dict[str, int]]:
     present = {row[0] for row in (yield dialect.tables())}
     counts: dict[str, int] = {}
-    # Children first; the package's bookkeeping about the user goes too, uncounted.
-    for table in reversed(ordered_tables(dialect.name, present, bookkeeping=True)):
+    # Children first; the package's bookkeeping about the user goes too, uncounted, and
+    # last: a hybrid cache's outbox triggers read it (sync_marks) while the rows go.
+    tables = reversed(ordered_tables(dialect.name, present, bookkeeping=True))
+    for table in sorted(tables, key=lambda t: t.bookkeeping):
         n = yield Stmt(SQL("DELETE ") + _tenant_is(table), [uid])
         counts[table.name] = int(n)
     for derived in derived_tables(dialect.name):

@@ -515,9 +515,11 @@ class Dialect:
         *,
         install: bool,
         quiet: Sequence[str] = (),
+        mark: Sequence[str] = (),
     ) -> list[Raw]:
         """Statements (re)installing the outbox triggers of a cache's table (an update
-        that changes only ``quiet`` columns queues nothing)."""
+        that changes only ``quiet`` columns queues nothing; with ``mark``, the parent key
+        of a sequence table, rows above the parent's mark queue nothing)."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode cache")
 
     def sync_local(self, value: Any, kind: str) -> Any:

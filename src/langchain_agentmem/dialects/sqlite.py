@@ -437,6 +437,7 @@ class SQLiteDialect(Dialect):
         *,
         install: bool,
         quiet: Sequence[str] = (),
+        mark: Sequence[str] = (),
     ) -> list[Raw]:
         """Drop, then (with ``install``) create the outbox triggers of table ``name``:
         after every insert, update and delete, one ``sync_outbox`` row (the table, the op,
@@ -447,6 +448,10 @@ class SQLiteDialect(Dialect):
         already has), nor does one that changes only ``quiet`` columns (a sequence parent's
         counter and activity time, which every append moves: the sync delivers them with
         the rows appended).
+
+        With ``mark`` (a sequence table: the key columns of its parent), a row whose seq
+        (the last key column) is above its parent's ``sync_marks`` row queues nothing at
+        all: the sync turns such rows into outbox rows itself (see ``hybrid.py``).
 
         Example:
             >>> raws = SQLiteDialect().sync_triggers(
@@ -492,9 +497,27 @@ class SQLiteDialect(Dialect):
             # SQLite from running the trigger at all for an update of quiet columns only
             # (every append's counter update).
             columns_of = SQL(" OF ") + _COMMA.join(loud)
+
+        def marked(r: str) -> Composable:
+            """The row is at or below its parent's mark (never true without a mark)."""
+            if not mark:
+                return SQL("")
+            ref = SQL(r)
+            return _MARKED.format(
+                seq=ref + SQL(".") + pk[-1],
+                where=SQL(" AND ").join(
+                    SQL("m.{0} = ").format(Ident(c)) + ref + SQL(".") + Ident(c) for c in mark
+                ),
+            )
+
         fields: dict[str, Composable] = {"table": Ident(table), "muted": _MUTED}
         creates = [
-            _TRIGGER_INSERT.format(trigger=Ident(f"sync_{table}_i"), row=row("i", "NEW"), **fields),
+            _TRIGGER_INSERT.format(
+                trigger=Ident(f"sync_{table}_i"),
+                row=row("i", "NEW"),
+                marked=marked("NEW"),
+                **fields,
+            ),
             # An update that changes the key also deletes the old key: a trigger of its
             # own, which updates that set no key column (upserts) never run.
             _TRIGGER_KEY.format(
@@ -502,6 +525,7 @@ class SQLiteDialect(Dialect):
                 key_columns=_COMMA.join(pk),
                 same=same(pk),
                 row=row("d", "OLD"),
+                marked=marked("OLD"),
                 **fields,
             ),
             _TRIGGER_UPDATE.format(
@@ -509,9 +533,15 @@ class SQLiteDialect(Dialect):
                 of=columns_of,
                 changed=changed,
                 row=row("u", "NEW"),
+                marked=marked("NEW"),
                 **fields,
             ),
-            _TRIGGER_DELETE.format(trigger=Ident(f"sync_{table}_d"), row=row("d", "OLD"), **fields),
+            _TRIGGER_DELETE.format(
+                trigger=Ident(f"sync_{table}_d"),
+                row=row("d", "OLD"),
+                marked=marked("OLD"),
+                **fields,
+            ),
         ]
         out += [Raw(self.render(c)) for c in creates]
         return out
@@ -584,16 +614,19 @@ _OUTBOX_ROW = SQL(
     "INSERT INTO sync_outbox (table_name, op, user_id, session_id, pk, version) "
     "VALUES ({table}, {op}, {r}.user_id, {session}, json_array({key}), {version});"
 )
+# First in a trigger's WHEN: false for every append (SQLite then skips the muted lookup).
+_MARKED = SQL("{seq} <= (SELECT m.seq FROM sync_marks m WHERE {where}) AND ")
 _TRIGGER_INSERT = SQL(
-    "CREATE TRIGGER {trigger} AFTER INSERT ON {table} WHEN {muted} BEGIN {row} END"
+    "CREATE TRIGGER {trigger} AFTER INSERT ON {table} WHEN {marked}{muted} BEGIN {row} END"
 )
 _TRIGGER_KEY = SQL(
-    "CREATE TRIGGER {trigger} AFTER UPDATE OF {key_columns} ON {table} WHEN {muted} "
+    "CREATE TRIGGER {trigger} AFTER UPDATE OF {key_columns} ON {table} WHEN {marked}{muted} "
     "AND NOT ({same}) BEGIN {row} END"
 )
 _TRIGGER_UPDATE = SQL(
-    "CREATE TRIGGER {trigger} AFTER UPDATE{of} ON {table} WHEN {muted}{changed} BEGIN {row} END"
+    "CREATE TRIGGER {trigger} AFTER UPDATE{of} ON {table} WHEN {marked}{muted}{changed} "
+    "BEGIN {row} END"
 )
 _TRIGGER_DELETE = SQL(
-    "CREATE TRIGGER {trigger} AFTER DELETE ON {table} WHEN {muted} BEGIN {row} END"
+    "CREATE TRIGGER {trigger} AFTER DELETE ON {table} WHEN {marked}{muted} BEGIN {row} END"
 )
