@@ -67,7 +67,7 @@ from typing import Any
 from ._backends.base import PoolConfig, redact, scrub
 from ._checkpoint.serde import paused_gc
 from ._core.catalog import TABLES, Sync, Table, synced_tables
-from ._core.marks import above_marks, marked_tables, queued
+from ._core.marks import above_marks, marked_tables, queued, raise_marks
 from ._core.migrations import migrate_plan
 from ._core.plan import Atomic, Plan, Sql, dual, run, statements
 from ._encoding.json import dumps
@@ -75,6 +75,7 @@ from .dialects import SQL, Body, Composable, Composed, Copy, Ident, Many, One, S
 from .dialects import Table as TableRef
 from .dialects.base import sync_kind
 from .dialects.compose import marks
+from .dialects.sqlite import micros
 from .engine import Engine
 
 __all__ = ["HybridEngine", "SyncReport", "connect_hybrid"]
@@ -172,8 +173,6 @@ def _now() -> str:
 
 
 _COMMA = SQL(", ")
-_NOW_US = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
-_NOW_TEXT = "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"
 _AND = SQL(" AND ")
 _CAST_M = SQL("CAST(m.{} AS {})")
 _SET_EXCLUDED = SQL("{0} = excluded.{0}")
@@ -342,8 +341,7 @@ class HybridEngine(Engine):
             # A cache migrated before the marks: every row of its sessions is queued or
             # delivered, so each session's mark is its counter (once: a later migrate()
             # would drop the appends queued by the marks since).
-            for t, _, _ in marked_tables():
-                yield from self._raise_marks(t, None)
+            yield from raise_marks([t for t, _, _ in marked_tables()], None)
             yield Stmt("INSERT INTO {sync_state} (key, value) VALUES ('marks', 1)")
 
     def _quiet(self, table: Table) -> list[str]:
@@ -1358,39 +1356,11 @@ class HybridEngine(Engine):
             "UPDATE {sync_state} SET value = max(value, ?) WHERE key = 'clock'",
             [int(done.get("clock", 0))],
         )
-        for t, _, _ in self._marked():  # the renumbered rows are delivered or queued
-            yield from self._raise_marks(t, None)
+        # The renumbered rows are delivered or queued.
+        yield from raise_marks([t for t, _, _ in self._marked()], None)
         yield Stmt("UPDATE {sync_state} SET value = 0 WHERE key = 'muted'")
 
     # appends above the marks -----------------------------------------------------------
-    def _raise_marks(self, t: Table, user_id: str | None) -> Body[None]:
-        """Set the mark of every parent (of ``user_id``) whose counter is above it to the
-        counter: for when every row up to it is queued or delivered."""
-        _, parent, counter = marked_tables([t.name])[0]
-        keys = _idents(parent.primary_key)
-        on_mark = _AND.join(SQL("m.{0} = p.{0}").format(Ident(c)) for c in parent.primary_key)
-        where: Composable = SQL("p.{} > coalesce(m.seq, 0)").format(Ident(counter))
-        params: list[Any] = []
-        if user_id is not None:
-            where += SQL(" AND p.user_id = ?")
-            params.append(user_id)
-        yield Stmt(
-            SQL(
-                "INSERT INTO {sync_marks} ({keys}, seq) SELECT {p_keys}, p.{ctr} FROM {parent} p "
-                "LEFT JOIN {sync_marks} m ON {on_mark} WHERE {where} "
-                "ON CONFLICT ({keys}) DO UPDATE SET seq = excluded.seq"
-            ).format(
-                sync_marks=TableRef("sync_marks"),
-                keys=keys,
-                p_keys=_idents(parent.primary_key, "p."),
-                ctr=Ident(counter),
-                parent=TableRef(parent.name),
-                on_mark=on_mark,
-                where=where,
-            ),
-            params,
-        )
-
     def _queue_appends(self, user_id: str | None) -> Body[None]:
         """Turn the appends above the marks (of ``user_id``) into ordinary outbox ``i``
         rows, in each parent's seq order, and raise the marks over them: every write
@@ -1415,13 +1385,13 @@ class HybridEngine(Engine):
             key = _idents(t.primary_key, "e.")
             session = SQL("e.session_id") if "session_id" in t.primary_key else SQL("NULL")
             at: Composable = SQL("?")
-            stamp: Composable = SQL(_NOW_TEXT)
+            stamp: Composable = SQL("{now}")
             if t.time_column is not None:
-                at = SQL(
-                    "max(coalesce(min(CAST((julianday(e.{0}) - 2440587.5) * 86400000000.0 "
-                    "AS INTEGER), {1}), {1}), ?)"
-                ).format(Ident(t.time_column), SQL(_NOW_US))
-                stamp = SQL("coalesce(e.{}, {})").format(Ident(t.time_column), SQL(_NOW_TEXT))
+                column = Ident("e", t.time_column).template(self.dialect)
+                at = SQL("max(coalesce(min({0}, {1}), {1}), ?)").format(
+                    SQL(micros(column)), SQL(micros("'now'"))
+                )
+                stamp = SQL("coalesce(e.{}, {now})").format(Ident(t.time_column))
             yield Stmt(
                 SQL(
                     "INSERT INTO {sync_outbox} (table_name, op, user_id, session_id, pk, version, "
@@ -1437,7 +1407,7 @@ class HybridEngine(Engine):
                 ),
                 [t.name, base, *params],
             )
-            yield from self._raise_marks(t, user_id)
+            yield from raise_marks([t], user_id)
         yield Stmt(
             "UPDATE {sync_state} SET value = max(value, coalesce("
             "(SELECT max(version) FROM {sync_outbox} WHERE seq > ?), 0)) WHERE key = 'clock'",
@@ -1761,8 +1731,8 @@ class HybridEngine(Engine):
             "ON CONFLICT (user_id) DO UPDATE SET xmin = excluded.xmin, pulled_at = excluded.pulled_at",
             [user_id, data["xmin"], _now()],
         )
-        for t, _, _ in self._marked():  # pulled rows are delivered: above them, new appends
-            yield from self._raise_marks(t, user_id)
+        # Pulled rows are delivered: above them, new appends.
+        yield from raise_marks([t for t, _, _ in self._marked()], user_id)
         yield Stmt("UPDATE {sync_state} SET value = 0 WHERE key = 'muted'")
         return report
 

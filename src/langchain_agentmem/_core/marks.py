@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..dialects import SQL, Body, Composable, Ident, One
+from ..dialects import SQL, Body, Composable, Ident, One, Stmt
 from ..dialects import Table as TableRef
 from .catalog import TABLES, Table
 
-__all__ = ["above_marks", "marked_tables", "queued"]
+__all__ = ["above_marks", "marked_tables", "queued", "raise_marks"]
 
 _AND = SQL(" AND ")
+_COMMA = SQL(", ")
 
 
 def marked_tables(names: Iterable[str] | None = None) -> list[tuple[Table, Table, str]]:
@@ -33,32 +34,67 @@ def marked_tables(names: Iterable[str] | None = None) -> list[tuple[Table, Table
     ]
 
 
-def above_marks(t: Table, user_id: str | None) -> tuple[Composable, list[Any]]:
-    """``FROM ... WHERE`` of the rows of sequence table ``t`` (alias ``e``; parent ``p``,
-    mark ``m``) above their parent's mark, of ``user_id`` or every user; its parameters."""
-    assert t.seq_counter is not None, f"{t.name} has no sequence"
-    parent, counter = t.seq_counter
-    keys = TABLES[parent].primary_key
+def _parents_above(
+    parent: Table, counter: str, user_id: str | None
+) -> tuple[Composable, Composable, list[Any]]:
+    """The join of parent ``p`` to its mark ``m``, the condition "the counter is above the
+    mark" (of ``user_id``, or every user), and its parameters."""
+    on_mark = _AND.join(SQL("m.{0} = p.{0}").format(Ident(c)) for c in parent.primary_key)
     where: Composable = SQL("p.{} > coalesce(m.seq, 0)").format(Ident(counter))
     params: list[Any] = []
     if user_id is not None:
         where += SQL(" AND p.user_id = ?")
         params.append(user_id)
+    return on_mark, where, params
+
+
+def above_marks(t: Table, user_id: str | None) -> tuple[Composable, list[Any]]:
+    """``FROM ... WHERE`` of the rows of sequence table ``t`` (alias ``e``; parent ``p``,
+    mark ``m``) above their parent's mark, of ``user_id`` or every user; its parameters."""
+    assert t.seq_counter is not None, f"{t.name} has no sequence"
+    parent, counter = TABLES[t.seq_counter[0]], t.seq_counter[1]
+    on_mark, where, params = _parents_above(parent, counter, user_id)
     # CROSS JOIN keeps the parents outermost (SQLite's planner otherwise scans every
     # row of the sequence table): each parent then looks its rows above the mark up.
     source = SQL(
         "{parent} p LEFT JOIN {sync_marks} m ON {on_mark} CROSS JOIN {table} e ON {on_row} "
         "AND e.{seq} > coalesce(m.seq, 0) WHERE {where}"
     ).format(
-        parent=TableRef(parent),
+        parent=TableRef(parent.name),
         sync_marks=TableRef("sync_marks"),
-        on_mark=_AND.join(SQL("m.{0} = p.{0}").format(Ident(c)) for c in keys),
+        on_mark=on_mark,
         table=TableRef(t.name),
-        on_row=_AND.join(SQL("e.{0} = p.{0}").format(Ident(c)) for c in keys),
+        on_row=_AND.join(SQL("e.{0} = p.{0}").format(Ident(c)) for c in parent.primary_key),
         seq=Ident(t.primary_key[-1]),
         where=where,
     )
     return source, params
+
+
+def raise_marks(tables: Iterable[Table], user_id: str | None) -> Body[None]:
+    """For each sequence table of ``tables``, set the mark of every parent (of
+    ``user_id``, else all) whose counter is above it to the counter: for when every row
+    up to it is queued or delivered."""
+    for t in tables:
+        assert t.seq_counter is not None, f"{t.name} has no sequence"
+        parent, counter = TABLES[t.seq_counter[0]], t.seq_counter[1]
+        on_mark, where, params = _parents_above(parent, counter, user_id)
+        yield Stmt(
+            SQL(
+                "INSERT INTO {sync_marks} ({keys}, seq) SELECT {p_keys}, p.{ctr} FROM {parent} p "
+                "LEFT JOIN {sync_marks} m ON {on_mark} WHERE {where} "
+                "ON CONFLICT ({keys}) DO UPDATE SET seq = excluded.seq"
+            ).format(
+                sync_marks=TableRef("sync_marks"),
+                keys=_COMMA.join(Ident(c) for c in parent.primary_key),
+                p_keys=_COMMA.join(SQL("p.") + Ident(c) for c in parent.primary_key),
+                ctr=Ident(counter),
+                parent=TableRef(parent.name),
+                on_mark=on_mark,
+                where=where,
+            ),
+            params,
+        )
 
 
 def queued(names: Iterable[str] | None = None) -> Body[tuple[int, str | None]]:

@@ -148,6 +148,17 @@ def _glob_literal(ch: str) -> str:
 _KINDS = {"TEXT": "text", "INTEGER": "integer", "REAL": "real", "BLOB": "bytes"}
 
 
+def micros(expr: str) -> str:
+    """SQLite's microseconds since 1970 of the time ``expr`` (a column or ``'now'``), as
+    the outbox versions count them.
+
+    Example:
+        >>> micros("'now'")
+        "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
+    """
+    return f"CAST((julianday({expr}) - 2440587.5) * 86400000000.0 AS INTEGER)"
+
+
 class SQLiteDialect(Dialect):
     """SQLite (stdlib ``sqlite3``). One database: the schema name is not used."""
 
@@ -423,11 +434,10 @@ class SQLiteDialect(Dialect):
 
     #: The version a trigger gives an outbox row: a hybrid logical clock in microseconds
     #: since 1970 that never goes back (the wall clock, else one more than the last).
-    _VERSION = (
-        "max(CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER), "
-        "(SELECT value FROM sync_state WHERE key = 'clock') + 1, "
+    _VERSION = SQL(
+        "max({}, (SELECT value FROM sync_state WHERE key = 'clock') + 1, "
         "coalesce((SELECT version FROM sync_outbox ORDER BY seq DESC LIMIT 1), 0) + 1)"
-    )
+    ).format(SQL(micros("'now'")))
 
     def sync_triggers(
         self,
@@ -482,7 +492,7 @@ class SQLiteDialect(Dialect):
                 r=ref,
                 session=ref + SQL(".session_id") if has_session else SQL("NULL"),
                 key=_COMMA.join(ref + SQL(".") + c for c in pk),
-                version=SQL(self._VERSION),
+                version=self._VERSION,
             )
 
         def same(cols: Sequence[Ident]) -> Composable:
