@@ -538,9 +538,10 @@ def test_outbox_seqs_that_come_back_are_not_taken_for_a_delivered_batch(
     kv = KeyValueStore(a, "ns", user_id="u")
     kv.set("k1", 1)
     a.sync()  # the delivery record now names outbox seq 1
-    kv.set("k2", 2)  # the outbox is empty again: this write gets seq 1 too
+    kv.set("k2", 2)  # the outbox is empty again: the sync queues this write as seq 1 too
     with a.transaction(readonly=True) as tx:
-        assert tx.fetchall("SELECT seq FROM {sync_outbox}") == [(1,)]
+        assert tx.fetchall("SELECT seq FROM {sync_outbox}") == []
+    assert a.outbox_depth() == 1
     assert a.sync().rows_synced == 1
     assert KeyValueStore(a.remote, "ns", user_id="u").get("k2") == 2
     assert_same(a)
@@ -552,12 +553,13 @@ def test_an_update_of_the_key_queues_a_delete_of_the_old_key(
     a = cache("a")
     kv = KeyValueStore(a, "ns", user_id="u")
     kv.set("old", "v")
-    kv.set("old", "w")  # an upsert: one update, no delete
+    kv.set("old", "w")  # an upsert: one update, no delete (kv rows carry their version)
     with a.transaction() as tx:
+        assert tx.fetchall("SELECT op, pk FROM {sync_outbox} ORDER BY seq") == []
         tx.execute("UPDATE {kv} SET key = 'new' WHERE user_id = 'u'")
         ops = tx.fetchall("SELECT op, pk FROM {sync_outbox} ORDER BY seq")
-    assert [op for op, _ in ops[:2]] == ["i", "u"]
-    assert sorted((op, json.loads(pk)[-1]) for op, pk in ops[2:]) == [("d", "old"), ("u", "new")]
+    assert [(op, json.loads(pk)[-1]) for op, pk in ops] == [("d", "old")]
+    assert a.outbox_depth() == 2  # the delete, and the row under its new key
     a.sync()
     with a.remote.transaction(readonly=True) as tx:
         assert tx.fetchall("SELECT key FROM {kv} WHERE user_id = 'u'") == [("new",)]
@@ -574,10 +576,114 @@ def test_an_update_that_changes_nothing_queues_nothing(
         # An upsert of the row's own values (the same value again within one millisecond).
         tx.execute("UPDATE {kv} SET value = value, updated_at = updated_at WHERE user_id = 'u'")
         assert tx.fetchall("SELECT op FROM {sync_outbox}") == []
+    assert a.outbox_depth() == 0
+    with a.transaction() as tx:
         tx.execute("UPDATE {kv} SET value = '\"w\"' WHERE user_id = 'u'")
-        assert tx.fetchall("SELECT op FROM {sync_outbox}") == [("u",)]
+    assert a.outbox_depth() == 1
     assert a.sync().rows_synced == 1
     assert KeyValueStore(a.remote, "ns", user_id="u").get("k") == "w"
+    assert_same(a)
+
+
+def _kv_versions(engine: HybridEngine) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The cache's kv rows (key, version), its outbox rows (op, key) and the kv mark."""
+    with engine.transaction(readonly=True) as tx:
+        rows = tx.fetchall("SELECT key, sync_version FROM {kv} ORDER BY key")
+        ops = tx.fetchall("SELECT op, pk FROM {sync_outbox} ORDER BY seq")
+    return rows, [(op, json.loads(pk)[-1]) for op, pk in ops]
+
+
+def _kv_mark(engine: HybridEngine) -> int:
+    with engine.transaction(readonly=True) as tx:
+        return int(tx.fetchall("SELECT value FROM {sync_state} WHERE key = 'rows:kv'")[0][0])
+
+
+def test_a_kv_write_carries_its_version_and_the_sync_queues_it(
+    cache: Callable[..., HybridEngine],
+) -> None:
+    a = cache("a")
+    kv = KeyValueStore(a, "ns", user_id="u")
+    kv.set("k", 1)
+    ((_, first),) = _kv_versions(a)[0]
+    kv.set("k", 2)  # two writes of one key between syncs
+    kv.set("j", 3)
+    rows, ops = _kv_versions(a)
+    assert ops == []  # no outbox row per write
+    (_, vj), (_, vk) = rows
+    assert vk > first > _kv_mark(a) == 0 and vj > 0  # a key's versions never go back
+    vj = max(vj, vk)
+    assert a.outbox_depth() == 2
+    report = a.sync()
+    assert report.rows_synced == 2  # the last value of each key, once
+    assert [KeyValueStore(a.remote, "ns", user_id="u").get(x) for x in ("k", "j")] == [2, 3]
+    assert _kv_mark(a) == vj
+    assert a.outbox_depth() == 0
+    assert a.sync().rows_synced == 0  # nothing is queued twice
+    kv.set("k", 4)
+    assert _kv_versions(a)[0][1][1] > vj  # above the mark: queued by the next sync
+    assert a.sync().rows_synced == 1
+    assert KeyValueStore(a.remote, "ns", user_id="u").get("k") == 4
+    assert_same(a)
+
+
+def test_a_delete_after_an_unqueued_set_is_delivered(
+    cache: Callable[..., HybridEngine],
+) -> None:
+    a = cache("a")
+    kv = KeyValueStore(a, "ns", user_id="u")
+    kv.set("kept", 0)
+    kv.set("gone", 1)
+    a.sync()
+    kv.set("gone", 2)  # not queued yet
+    kv.set("never", 3)  # never delivered
+    (_, v_gone), _, _ = _kv_versions(a)[0]
+    kv.delete("gone")
+    kv.delete("never")
+    rows, ops = _kv_versions(a)
+    assert [r[0] for r in rows] == ["kept"]
+    assert ops == [("d", "gone"), ("d", "never")]  # the tombstones
+    with a.transaction(readonly=True) as tx:
+        (version,) = tx.fetchall("SELECT version FROM {sync_outbox} ORDER BY seq LIMIT 1")[0]
+    assert version > v_gone  # a delete is newer than the set it removes
+    assert a.sync().status == "ok"
+    assert a.outbox_depth() == 0
+    with a.remote.transaction(readonly=True) as tx:
+        assert tx.fetchall("SELECT key FROM {kv} WHERE user_id = 'u'") == [("kept",)]
+    assert_same(a)
+
+
+def test_kv_writes_killed_between_the_mark_and_the_delivery(
+    cache: Callable[..., HybridEngine], tmp_path: Path, proxy: Proxy, schema: str
+) -> None:
+    """A run killed after the sync queued the kv rows above the mark (and raised it), before
+    Postgres got them: the queued rows wait in the outbox; a later write of the same key
+    is queued again by the next run, which delivers the last value once."""
+    path = tmp_path / "a.db"
+
+    def child() -> None:
+        a = connect_hybrid(f"sqlite:///{path}", proxy.url, schema=schema)
+        a.migrate()
+        kv = KeyValueStore(a, "ns", user_id="u")
+        kv.set("k", "first")
+        kv.set("j", "only")
+        _kill_on(HybridEngine, "_deliver", nth=1, after=False)
+        a.sync()
+
+    status = _fork(child)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    a = cache("a")
+    rows, ops = _kv_versions(a)
+    assert sorted(ops) == [("u", "j"), ("u", "k")]  # queued by the killed run
+    assert _kv_mark(a) == max(v for _, v in rows)
+    assert a.outbox_depth() == 2
+    KeyValueStore(a, "ns", user_id="u").set("k", "second")
+    assert a.outbox_depth() == 3
+    assert a.sync().status == "ok"
+    assert a.outbox_depth() == 0
+    got = [KeyValueStore(a.remote, "ns", user_id="u").get(x) for x in ("k", "j")]
+    assert got == ["second", "only"]
+    with a.remote.transaction(readonly=True) as tx:
+        assert tx.fetchall("SELECT count(*) FROM {kv} WHERE user_id = 'u'") == [(2,)]
     assert_same(a)
 
 

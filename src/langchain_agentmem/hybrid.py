@@ -19,6 +19,11 @@ for Postgres) that also knows a Postgres engine. What moves between the two:
   run's start, each batch's local finish, a pull) first turns the rows above the marks
   into ordinary outbox rows and raises the marks; an update or delete of such a row queues
   nothing either (the queued insert carries the row as it is when it is delivered).
+  Likewise a kv write (catalog tables in :data:`~._core.marks.VERSIONED`) queues no outbox
+  row: it stamps the row's own ``sync_version`` (SQLite migration 0021) with its version,
+  and the same sync transactions turn the rows whose version is above the table's mark
+  (``sync_state`` key ``rows:kv``) into outbox rows carrying that version; a delete still
+  queues its own row (the tombstone), versioned above the row's last version.
   A crash between the two commits leaves the record naming the batch, and the next run
   finishes it locally instead of delivering it again: every write arrives exactly once.
 * **Down** (Postgres to cache): :meth:`~HybridEngine.load_user` copies a user's rows into
@@ -67,7 +72,14 @@ from typing import Any
 from ._backends.base import PoolConfig, redact, scrub
 from ._checkpoint.serde import paused_gc
 from ._core.catalog import TABLES, Sync, Table, synced_tables
-from ._core.marks import above_marks, marked_tables, queued, raise_marks
+from ._core.marks import (
+    VERSIONED,
+    above_marks,
+    marked_tables,
+    queue_versioned,
+    queued,
+    raise_marks,
+)
 from ._core.migrations import migrate_plan
 from ._core.plan import Atomic, Plan, Sql, dual, run, statements
 from ._encoding.json import dumps
@@ -335,6 +347,7 @@ class HybridEngine(Engine):
                 install=install,
                 quiet=self._quiet(table),
                 mark=mark,
+                versioned=VERSIONED.get(table.name) if VERSIONED.get(table.name) in names else None,
             )
         first = yield One("SELECT 1 FROM {sync_state} WHERE key = 'marks'")
         if first is None:
@@ -1380,6 +1393,8 @@ class HybridEngine(Engine):
             "coalesce((SELECT max(seq) FROM {sync_outbox}), 0)"
         )
         base, top = (int(row[0] or 0), int(row[1])) if row else (0, 0)
+        # The versioned rows above their table's mark first (their versions are their own).
+        yield from queue_versioned(self._synced)
         for t, _, _ in self._marked():
             source, params = above_marks(t, user_id)
             key = _idents(t.primary_key, "e.")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "CACHE_COLUMNS",
     "TABLES",
     "VIEWS",
     "Sync",
@@ -158,6 +159,11 @@ _ALL: tuple[Table, ...] = (
 
 #: Every table by name, in the order of the migrations that create them.
 TABLES: dict[str, Table] = {t.name: t for t in _ALL}
+
+#: Columns of a hybrid cache's own bookkeeping in a memory table (SQLite only, NULL outside
+#: a cache): never synced (Postgres lacks them), never in an export archive.
+#: ``kv.sync_version`` (migration 0021): the row's local version, see ``_core/marks.py``.
+CACHE_COLUMNS: dict[str, tuple[str, ...]] = {"kv": ("sync_version",)}
 
 
 @dataclass(frozen=True)

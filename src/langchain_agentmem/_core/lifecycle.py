@@ -53,7 +53,7 @@ from ..dialects import SQL, Body, Composed, Copy, Dialect, Ident, Many, One, Stm
 from ..dialects import Table as Relation
 from ..dialects.base import ImportStage
 from ..dialects.compose import idents, marks
-from .catalog import TABLES, Table, derived_tables, tenant_tables
+from .catalog import CACHE_COLUMNS, TABLES, Table, derived_tables, tenant_tables
 from .migrations import version_plan
 from .plan import Atomic, Plan
 
@@ -138,7 +138,10 @@ def _describe(dialect: Dialect) -> Body[_Schema]:
             wanted.append(ref)
     for table in wanted:
         rows = yield dialect.columns(table.name)
-        schema.columns[table.name] = dialect.column_kinds(rows, table.vector_column)
+        own = CACHE_COLUMNS.get(table.name, ())
+        schema.columns[table.name] = [
+            c for c in dialect.column_kinds(rows, table.vector_column) if c[0] not in own
+        ]
     for table in schema.tables:
         fks = yield dialect.foreign_keys(table.name)
         schema.refs[table.name] = [

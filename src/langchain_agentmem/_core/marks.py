@@ -13,9 +13,23 @@ from typing import Any
 
 from ..dialects import SQL, Body, Composable, Ident, One, Stmt
 from ..dialects import Table as TableRef
-from .catalog import TABLES, Table
+from .catalog import CACHE_COLUMNS, TABLES, Table
 
-__all__ = ["above_marks", "marked_tables", "queued", "raise_marks"]
+__all__ = [
+    "VERSIONED",
+    "above_marks",
+    "marked_tables",
+    "queue_versioned",
+    "queued",
+    "raise_marks",
+    "versioned_tables",
+]
+
+#: Mutable tables whose rows carry their own version in a cache (migration 0021), by
+#: table: the column. A write sets it instead of queuing an outbox row; the sync queues
+#: the rows above the table's mark (``sync_state`` key ``rows:<table>``).
+VERSIONED = {"kv": "sync_version"}
+assert all(c in CACHE_COLUMNS.get(t, ()) for t, c in VERSIONED.items())
 
 _AND = SQL(" AND ")
 _COMMA = SQL(", ")
@@ -32,6 +46,60 @@ def marked_tables(names: Iterable[str] | None = None) -> list[tuple[Table, Table
         and "sqlite" in t.dialects
         and (wanted is None or t.name in wanted)
     ]
+
+
+def versioned_tables(names: Iterable[str] | None = None) -> list[tuple[Table, str]]:
+    """The cache's tables with a row version (of ``names``, else all), each with its
+    column."""
+    wanted = None if names is None else set(names)
+    return [
+        (TABLES[name], column)
+        for name, column in VERSIONED.items()
+        if wanted is None or name in wanted
+    ]
+
+
+def _above_mark(t: Table, column: str) -> Composable:
+    """``FROM ... WHERE`` of the rows of ``t`` (alias ``t``) whose version is above the
+    table's mark (one parameter: the mark's key)."""
+    return SQL("{table} t WHERE t.{col} > (SELECT value FROM {sync_state} WHERE key = ?)").format(
+        table=TableRef(t.name), col=Ident(column), sync_state=TableRef("sync_state")
+    )
+
+
+def queue_versioned(names: Iterable[str] | None = None) -> Body[None]:
+    """Turn the rows whose version is above their table's mark (of the tables ``names``,
+    else all) into outbox ``u`` rows with that version, in version order, and raise the
+    marks over them (in the same transaction: the first step of every write transaction
+    of the sync). The queued time is the row's (``sync(since=...)``)."""
+    for t, column in versioned_tables(names):
+        mark = "rows:" + t.name
+        session = SQL("t.session_id") if "session_id" in t.primary_key else SQL("NULL")
+        stamp: Composable = SQL("{now}")
+        if t.time_column is not None:
+            stamp = SQL("coalesce(t.{}, {now})").format(Ident(t.time_column))
+        yield Stmt(
+            SQL(
+                "INSERT INTO {sync_outbox} (table_name, op, user_id, session_id, pk, version, "
+                "created_at) SELECT ?, 'u', t.{tenant}, {session}, json_array({key}), t.{col}, "
+                "{stamp} FROM {source} ORDER BY t.{col}"
+            ).format(
+                tenant=Ident(t.tenant_column or "user_id"),
+                session=session,
+                key=_COMMA.join(SQL("t.") + Ident(c) for c in t.primary_key),
+                col=Ident(column),
+                stamp=stamp,
+                source=_above_mark(t, column),
+            ),
+            [t.name, mark],
+        )
+        yield Stmt(
+            SQL(
+                "UPDATE {sync_state} SET value = max(value, coalesce("
+                "(SELECT max({col}) FROM {table}), 0)) WHERE key = ?"
+            ).format(col=Ident(column), table=TableRef(t.name)),
+            [mark],
+        )
 
 
 def _parents_above(
@@ -98,14 +166,25 @@ def raise_marks(tables: Iterable[Table], user_id: str | None) -> Body[None]:
 
 
 def queued(names: Iterable[str] | None = None) -> Body[tuple[int, str | None]]:
-    """Writes a cache has not delivered: its outbox rows and the appends above the marks
-    (of the sequence tables ``names``, else all); and the time of the oldest."""
+    """Writes a cache has not delivered: its outbox rows, the appends above the marks and
+    the versioned rows above their table's mark (of the tables ``names``, else all); and
+    the time of the oldest."""
     row = yield One("SELECT count(*), min(created_at) FROM {sync_outbox}")
     count, oldest = (int(row[0]), row[1]) if row else (0, None)
     for t, _, _ in marked_tables(names):
         source, params = above_marks(t, None)
         time_of = SQL("min(e.{})").format(Ident(t.time_column)) if t.time_column else SQL("NULL")
         got = yield One(SQL("SELECT count(*), {} FROM ").format(time_of) + source, params)
+        if got and got[0]:
+            count += int(got[0])
+            if got[1] is not None and (oldest is None or got[1] < oldest):
+                oldest = got[1]
+    for t, column in versioned_tables(names):
+        time_of = SQL("min(t.{})").format(Ident(t.time_column)) if t.time_column else SQL("NULL")
+        got = yield One(
+            SQL("SELECT count(*), {} FROM ").format(time_of) + _above_mark(t, column),
+            ["rows:" + t.name],
+        )
         if got and got[0]:
             count += int(got[0])
             if got[1] is not None and (oldest is None or got[1] < oldest):

@@ -516,10 +516,13 @@ class Dialect:
         install: bool,
         quiet: Sequence[str] = (),
         mark: Sequence[str] = (),
+        versioned: str | None = None,
     ) -> list[Raw]:
         """Statements (re)installing the outbox triggers of a cache's table (an update
         that changes only ``quiet`` columns queues nothing; with ``mark``, the parent key
-        of a sequence table, rows above the parent's mark queue nothing)."""
+        of a sequence table, rows above the parent's mark queue nothing; with
+        ``versioned``, a column, inserts and updates set it to their version instead of
+        queuing)."""
         raise NotImplementedError(f"{self.name} is not a hybrid-mode cache")
 
     def sync_local(self, value: Any, kind: str) -> Any:

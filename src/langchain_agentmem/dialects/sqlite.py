@@ -448,6 +448,7 @@ class SQLiteDialect(Dialect):
         install: bool,
         quiet: Sequence[str] = (),
         mark: Sequence[str] = (),
+        versioned: str | None = None,
     ) -> list[Raw]:
         """Drop, then (with ``install``) create the outbox triggers of table ``name``:
         after every insert, update and delete, one ``sync_outbox`` row (the table, the op,
@@ -463,6 +464,12 @@ class SQLiteDialect(Dialect):
         (the last key column) is above its parent's ``sync_marks`` row queues nothing at
         all: the sync turns such rows into outbox rows itself (see ``hybrid.py``).
 
+        With ``versioned`` (a column of the cache's own, e.g. ``kv.sync_version``), an
+        insert or update queues no outbox row either: it sets the row's ``versioned``
+        column to the version instead (never below the row's last one plus one), and the
+        sync queues the rows whose version is above the table's mark. A delete still
+        queues its row (the tombstone), versioned above the row's last version.
+
         Example:
             >>> raws = SQLiteDialect().sync_triggers(
             ...     "sessions", ["user_id", "session_id"], ["user_id", "session_id", "last_seq"],
@@ -472,7 +479,7 @@ class SQLiteDialect(Dialect):
         """
         table = check_identifier(name, "table")
         pk = [Ident(c) for c in primary_key]
-        loud = [Ident(c) for c in columns if c not in set(quiet)]
+        loud = [Ident(c) for c in columns if c not in set(quiet) and c != versioned]
         out = [
             Raw(self.render(_DROP_TRIGGER.format(Ident(f"sync_{table}_{op}"))))
             for op in ("i", "u", "k", "d")
@@ -502,10 +509,11 @@ class SQLiteDialect(Dialect):
         # already has) changes nothing Postgres needs: it queues nothing.
         changed: Composable = SQL(" AND NOT ({})").format(same(loud)) if loud else SQL("")
         columns_of: Composable = SQL("")
-        if quiet and loud:
+        if (quiet or versioned) and loud:
             # Only an update that sets a loud column can change one: naming them keeps
             # SQLite from running the trigger at all for an update of quiet columns only
-            # (every append's counter update).
+            # (every append's counter update), or of the row's version alone (the update
+            # of ``versioned`` below).
             columns_of = SQL(" OF ") + _COMMA.join(loud)
 
         def marked(r: str) -> Composable:
@@ -520,11 +528,43 @@ class SQLiteDialect(Dialect):
                 ),
             )
 
+        def stamp(floor: str | None) -> Composable:
+            """Set the NEW row's version (in place of an outbox row)."""
+            assert versioned is not None
+            version: Composable = self._VERSION
+            if floor is not None:
+                # An update: above the row's own last version (the versions of this key
+                # never go back, which is all last-writer-wins compares) and the clock
+                # (above every version queued); the outbox's last row is not looked up.
+                version = _ROW_VERSION.format(
+                    SQL(micros("'now'")), SQL(floor) + SQL(".") + Ident(versioned)
+                )
+            return _STAMP_ROW.format(
+                table=Ident(table),
+                column=Ident(versioned),
+                version=version,
+                where=SQL(" AND ").join(SQL("{0} = NEW.{0}").format(c) for c in pk),
+            )
+
+        def tombstone() -> Composable:
+            """The delete's outbox row, versioned above the row's own version."""
+            assert versioned is not None
+            return _OUTBOX_ROW.format(
+                table=name_literal,
+                op=SQL("'d'"),
+                r=SQL("OLD"),
+                session=SQL("OLD.session_id") if has_session else SQL("NULL"),
+                key=_COMMA.join(SQL("OLD.") + c for c in pk),
+                version=SQL("max({}, coalesce(OLD.{}, 0) + 1)").format(
+                    self._VERSION, Ident(versioned)
+                ),
+            )
+
         fields: dict[str, Composable] = {"table": Ident(table), "muted": _MUTED}
         creates = [
             _TRIGGER_INSERT.format(
                 trigger=Ident(f"sync_{table}_i"),
-                row=row("i", "NEW"),
+                row=stamp(None) if versioned else row("i", "NEW"),
                 marked=marked("NEW"),
                 **fields,
             ),
@@ -534,7 +574,7 @@ class SQLiteDialect(Dialect):
                 trigger=Ident(f"sync_{table}_k"),
                 key_columns=_COMMA.join(pk),
                 same=same(pk),
-                row=row("d", "OLD"),
+                row=tombstone() if versioned else row("d", "OLD"),
                 marked=marked("OLD"),
                 **fields,
             ),
@@ -542,13 +582,13 @@ class SQLiteDialect(Dialect):
                 trigger=Ident(f"sync_{table}_u"),
                 of=columns_of,
                 changed=changed,
-                row=row("u", "NEW"),
+                row=stamp("OLD") if versioned else row("u", "NEW"),
                 marked=marked("NEW"),
                 **fields,
             ),
             _TRIGGER_DELETE.format(
                 trigger=Ident(f"sync_{table}_d"),
-                row=row("d", "OLD"),
+                row=tombstone() if versioned else row("d", "OLD"),
                 marked=marked("OLD"),
                 **fields,
             ),
@@ -624,6 +664,10 @@ _OUTBOX_ROW = SQL(
     "INSERT INTO sync_outbox (table_name, op, user_id, session_id, pk, version) "
     "VALUES ({table}, {op}, {r}.user_id, {session}, json_array({key}), {version});"
 )
+_ROW_VERSION = SQL(
+    "max({}, (SELECT value FROM sync_state WHERE key = 'clock') + 1, coalesce({}, 0) + 1)"
+)
+_STAMP_ROW = SQL("UPDATE {table} SET {column} = {version} WHERE {where};")
 # First in a trigger's WHEN: false for every append (SQLite then skips the muted lookup).
 _MARKED = SQL("{seq} <= (SELECT m.seq FROM sync_marks m WHERE {where}) AND ")
 _TRIGGER_INSERT = SQL(
