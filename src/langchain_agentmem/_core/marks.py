@@ -73,6 +73,8 @@ def queue_versioned(names: Iterable[str] | None = None) -> Body[None]:
     marks over them (in the same transaction: the first step of every write transaction
     of the sync). The queued time is the row's (``sync(since=...)``)."""
     for t, column in versioned_tables(names):
+        row = yield One("SELECT coalesce(max(seq), 0) FROM {sync_outbox}")
+        top = int(row[0]) if row else 0
         mark = "rows:" + t.name
         session = SQL("t.session_id") if "session_id" in t.primary_key else SQL("NULL")
         stamp: Composable = SQL("{now}")
@@ -93,12 +95,12 @@ def queue_versioned(names: Iterable[str] | None = None) -> Body[None]:
             ),
             [t.name, mark],
         )
+        # The mark: the highest version just queued (read from the new outbox rows, not
+        # by a second scan of the table).
         yield Stmt(
-            SQL(
-                "UPDATE {sync_state} SET value = max(value, coalesce("
-                "(SELECT max({col}) FROM {table}), 0)) WHERE key = ?"
-            ).format(col=Ident(column), table=TableRef(t.name)),
-            [mark],
+            "UPDATE {sync_state} SET value = max(value, coalesce((SELECT max(version) "
+            "FROM {sync_outbox} WHERE seq > ? AND table_name = ?), 0)) WHERE key = ?",
+            [top, t.name, mark],
         )
 
 
