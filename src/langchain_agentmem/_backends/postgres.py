@@ -118,9 +118,12 @@ class _Implicit(Transaction):
         self._prologue = prologue
 
     def _one(self, query: str, params: Params) -> Any:
+        # One cursor for both (the prologue's result is replaced by the statement's):
+        # a cursor fewer to make, per statement.
         with self.conn.pipeline():
-            self.conn.execute(*self._prologue)
-            cur = self.conn.execute(self.dialect.render(query), params)
+            cur = self.conn.cursor()
+            cur.execute(*self._prologue)
+            cur.execute(self.dialect.render(query), params)
         return cur  # its results arrived with the Sync that left the pipeline
 
     def execute(self, query: str, params: Params = ()) -> int:
@@ -167,8 +170,9 @@ class _AsyncImplicit(AsyncTransaction):
 
     async def _one(self, query: str, params: Params) -> Any:
         async with self.conn.pipeline():
-            await self.conn.execute(*self._prologue)
-            cur = await self.conn.execute(self.dialect.render(query), params)
+            cur = self.conn.cursor()
+            await cur.execute(*self._prologue)
+            await cur.execute(self.dialect.render(query), params)
         return cur
 
     async def execute(self, query: str, params: Params = ()) -> int:
