@@ -76,6 +76,8 @@ from ._core.marks import (
     VERSIONED,
     above_marks,
     marked_tables,
+    outbox_session,
+    outbox_stamp,
     queue_versioned,
     queued,
     raise_marks,
@@ -1398,15 +1400,13 @@ class HybridEngine(Engine):
         for t, _, _ in self._marked():
             source, params = above_marks(t, user_id)
             key = _idents(t.primary_key, "e.")
-            session = SQL("e.session_id") if "session_id" in t.primary_key else SQL("NULL")
+            session, stamp = outbox_session(t, "e"), outbox_stamp(t, "e")
             at: Composable = SQL("?")
-            stamp: Composable = SQL("{now}")
             if t.time_column is not None:
                 column = Ident("e", t.time_column).template(self.dialect)
                 at = SQL("max(coalesce(min({0}, {1}), {1}), ?)").format(
                     SQL(micros(column)), SQL(micros("'now'"))
                 )
-                stamp = SQL("coalesce(e.{}, {now})").format(Ident(t.time_column))
             yield Stmt(
                 SQL(
                     "INSERT INTO {sync_outbox} (table_name, op, user_id, session_id, pk, version, "

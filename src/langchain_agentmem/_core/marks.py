@@ -67,6 +67,19 @@ def _above_mark(t: Table, column: str) -> Composable:
     )
 
 
+def outbox_session(t: Table, alias: str) -> Composable:
+    """The outbox row's ``session_id`` for a row ``alias`` of ``t`` (``NULL`` when ``t``
+    has no session in its key)."""
+    return Ident(alias, "session_id") if "session_id" in t.primary_key else SQL("NULL")
+
+
+def outbox_stamp(t: Table, alias: str) -> Composable:
+    """The outbox row's queued time: the row's own time column, else the dialect's now."""
+    if t.time_column is None:
+        return SQL("{now}")
+    return SQL("coalesce({}, {now})").format(Ident(alias, t.time_column))
+
+
 def queue_versioned(names: Iterable[str] | None = None) -> Body[None]:
     """Turn the rows whose version is above their table's mark (of the tables ``names``,
     else all) into outbox ``u`` rows with that version, in version order, and raise the
@@ -76,10 +89,7 @@ def queue_versioned(names: Iterable[str] | None = None) -> Body[None]:
         row = yield One("SELECT coalesce(max(seq), 0) FROM {sync_outbox}")
         top = int(row[0]) if row else 0
         mark = "rows:" + t.name
-        session = SQL("t.session_id") if "session_id" in t.primary_key else SQL("NULL")
-        stamp: Composable = SQL("{now}")
-        if t.time_column is not None:
-            stamp = SQL("coalesce(t.{}, {now})").format(Ident(t.time_column))
+        session, stamp = outbox_session(t, "t"), outbox_stamp(t, "t")
         yield Stmt(
             SQL(
                 "INSERT INTO {sync_outbox} (table_name, op, user_id, session_id, pk, version, "
